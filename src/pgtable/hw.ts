@@ -1,0 +1,68 @@
+/**
+ * The hardware operations the stage-2 code issues. The page-table code reports each one as an
+ * event and then calls the matching method here; the simulator supplies an implementation that
+ * charges time and updates the vCPUs' TLBs, tests use {@link NULL_HW}.
+ */
+import type { CpuFeatures } from "../arch/cpu.js";
+import type { EventSink } from "../common/events.js";
+import type { PgtableEvent } from "./events.js";
+
+/** TLB and cache maintenance as the CPU performs it. */
+export interface Stage2Hw {
+  /** __kvm_tlb_flush_vmid_ipa: TLBI IPAS2E1IS at `level` + TLBI VMALLE1IS, broadcast. */
+  tlbFlushVmidIpa(ipa: number, level: number): void;
+  /** __kvm_tlb_flush_vmid: TLBI VMALLS12E1IS, broadcast. */
+  tlbFlushVmid(): void;
+  /** DC CIVAC over the linear alias of [pa, pa + size), then DSB. */
+  dcacheCleanInvalPoc(pa: number, size: number): void;
+  /** IC IVAU over the linear alias of [pa, pa + size), then DSB ISH, ISB. */
+  icacheInvalPou(pa: number, size: number): void;
+  /** IC IALLUIS. */
+  icacheInvalAll(): void;
+}
+
+/** Hardware that does nothing beyond the events the model emits. */
+export const NULL_HW: Stage2Hw = {
+  tlbFlushVmidIpa() {},
+  tlbFlushVmid() {},
+  dcacheCleanInvalPoc() {},
+  icacheInvalPou() {},
+  icacheInvalAll() {},
+};
+
+/** What the page-table code needs from its surroundings besides memory. */
+export interface Stage2Env {
+  readonly cpu: CpuFeatures;
+  readonly hw: Stage2Hw;
+  readonly events: EventSink<PgtableEvent>;
+}
+
+/** The kernel's dcache_clean_inval_poc on a linear-map range: always performed. */
+export function dcacheCleanInvalPoc(env: Stage2Env, pa: number, size: number): void {
+  if (env.events.active) env.events.emit({ kind: "cmo", op: "dc-civac", pa, size });
+  env.hw.dcacheCleanInvalPoc(pa, size);
+}
+
+/** __clean_dcache_guest_page: skipped with FWB, otherwise clean+invalidate to the PoC. */
+export function cleanDcacheGuestPage(env: Stage2Env, pa: number, size: number): void {
+  if (env.cpu.fwb) return;
+  dcacheCleanInvalPoc(env, pa, size);
+}
+
+/**
+ * __invalidate_icache_guest_page: whole I-cache if it aliases; by line unless the I-cache is
+ * VPIPT under nVHE (then the TLBI path invalidates it); with DIC only an ISB remains.
+ */
+export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: number): void {
+  const cpu = env.cpu;
+  if (cpu.icache === "vipt") {
+    if (env.events.active) env.events.emit({ kind: "cmo", op: "ic-ialluis", pa, size });
+    env.hw.icacheInvalAll();
+    return;
+  }
+  if (cpu.vhe || cpu.icache !== "vpipt") {
+    if (cpu.dic) return;
+    if (env.events.active) env.events.emit({ kind: "cmo", op: "ic-ivau", pa, size });
+    env.hw.icacheInvalPou(pa, size);
+  }
+}

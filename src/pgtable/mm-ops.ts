@@ -1,0 +1,95 @@
+/**
+ * struct kvm_pgtable_mm_ops: how the page-table code gets, counts and frees table pages and how it
+ * reaches cache maintenance. Table pages are named by their page number in {@link PhysMem}.
+ */
+import type { EventSink } from "../common/events.js";
+import type { PgtableEvent } from "./events.js";
+import { cleanDcacheGuestPage, invalidateIcacheGuestPage, type Stage2Env } from "./hw.js";
+import type { MemoryCache } from "./memcache.js";
+import type { PhysMem } from "./phys-mem.js";
+
+/** The mm_ops callbacks; a null CMO callback means "no CMO" (the kernel tests the pointer). */
+export interface MmOps {
+  /** zalloc_page: a zeroed page from the memcache (or the allocator when `mc` is null); -1 if none. */
+  zallocPage(mc: MemoryCache | null): number;
+  /** zalloc_pages_exact: `count` contiguous zeroed pages; the first page number, or -1. */
+  zallocPagesExact(count: number): number;
+  /** free_pages_exact: drops the reference of each of `count` pages from `first`. */
+  freePagesExact(first: number, count: number): void;
+  /** get_page on a table page. */
+  getPage(page: number): void;
+  /** put_page on a table page; the page is freed when its count reaches 0. */
+  putPage(page: number): void;
+  /** page_count. */
+  pageCount(page: number): number;
+  /** phys_to_virt (the model represents linear-map addresses by the PA they alias). */
+  physToVirt(pa: number): number;
+  /** virt_to_phys. */
+  virtToPhys(va: number): number;
+  /** dcache_clean_inval_poc(va, size), or null. */
+  readonly dcacheCleanInvalPoc: ((va: number, size: number) => void) | null;
+  /** icache_inval_pou(va, size), or null. */
+  readonly icacheInvalPou: ((va: number, size: number) => void) | null;
+}
+
+/** Page bookkeeping shared by every mm_ops: refcounts on {@link PhysMem} with events. */
+class PageOps {
+  constructor(
+    private readonly mem: PhysMem,
+    private readonly events: EventSink<PgtableEvent>,
+  ) {}
+
+  zallocPage(mc: MemoryCache | null): number {
+    return mc !== null ? mc.alloc() : this.mem.allocPage();
+  }
+
+  zallocPagesExact(count: number): number {
+    return this.mem.allocContiguous(count);
+  }
+
+  freePagesExact(first: number, count: number): void {
+    for (let i = 0; i < count; i++) this.putPage(first + i);
+  }
+
+  getPage(page: number): void {
+    const count = ++this.mem.refcount[page]!;
+    if (this.events.active) this.events.emit({ kind: "refcount", pa: this.mem.pa(page), count });
+  }
+
+  putPage(page: number): void {
+    const mem = this.mem;
+    const count = --mem.refcount[page]!;
+    if (this.events.active) this.events.emit({ kind: "refcount", pa: mem.pa(page), count });
+    if (count === 0) {
+      mem.release(page);
+      if (this.events.active) this.events.emit({ kind: "page-free", pa: mem.pa(page) });
+    }
+  }
+
+  pageCount(page: number): number {
+    return this.mem.refcount[page]!;
+  }
+
+  physToVirt(pa: number): number {
+    return pa;
+  }
+
+  virtToPhys(va: number): number {
+    return va;
+  }
+}
+
+/**
+ * kvm_s2_mm_ops as mmu.c wires it for a guest stage 2. With `cmoCallbacks` (v5.14) the CMO
+ * members are clean_dcache_guest_page and invalidate_icache_guest_page; without (v5.12's
+ * pgtable has no such members) they are null.
+ */
+export function kvmS2MmOps(mem: PhysMem, env: Stage2Env, cmoCallbacks: boolean): MmOps {
+  const ops = new PageOps(mem, env.events) as PageOps & {
+    dcacheCleanInvalPoc: MmOps["dcacheCleanInvalPoc"];
+    icacheInvalPou: MmOps["icacheInvalPou"];
+  };
+  ops.dcacheCleanInvalPoc = cmoCallbacks ? (va, size) => cleanDcacheGuestPage(env, va, size) : null;
+  ops.icacheInvalPou = cmoCallbacks ? (va, size) => invalidateIcacheGuestPage(env, va, size) : null;
+  return ops;
+}

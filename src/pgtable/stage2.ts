@@ -1,0 +1,312 @@
+/**
+ * struct kvm_pgtable for a guest stage 2, with the kvm_pgtable_stage2_* entry points. The
+ * operations themselves are small visitors (map.ts, unmap.ts, attr.ts, flush.ts, destroy.ts)
+ * driven by the one generic walker; this file holds the state and the helpers they share.
+ */
+import type { CpuFeatures } from "../arch/cpu.js";
+import {
+  ATTR_LO_AF,
+  ATTR_LO_S2AP_R,
+  ATTR_LO_S2AP_W,
+  ATTR_HI_XN,
+  PTE_VALID,
+  pteBig,
+  pteOa,
+  pteValid,
+} from "../arch/descriptor.js";
+import type { Stage2Geometry } from "../arch/geometry.js";
+import type { Granule } from "../arch/granule.js";
+import { levelSupportsBlock } from "../arch/granule.js";
+import { S2simError } from "../common/error.js";
+import type { EventSink } from "../common/events.js";
+import { AttrVisitor } from "./attr.js";
+import { DestroyVisitor } from "./destroy.js";
+import type { PgtableEvent, PgtableOp } from "./events.js";
+import { FlushVisitor } from "./flush.js";
+import { NULL_HW, type Stage2Env, type Stage2Hw } from "./hw.js";
+import type { PgtableKernel } from "./kernel.js";
+import { MapVisitor } from "./map.js";
+import type { MemoryCache } from "./memcache.js";
+import { kvmS2MmOps, type MmOps } from "./mm-ops.js";
+import type { PhysMem } from "./phys-mem.js";
+import { PROT_R, PROT_W, PROT_X } from "./prot.js";
+import { UnmapVisitor } from "./unmap.js";
+import { LevelSizes, type Visitor, Walker } from "./walker.js";
+
+/** A sink that never listens. */
+const NO_EVENTS: EventSink<PgtableEvent> = { active: false, emit() {} };
+
+/** How to build a {@link Stage2Pgtable}. */
+export interface Stage2PgtableOptions {
+  readonly geometry: Stage2Geometry;
+  readonly kernel: PgtableKernel;
+  readonly cpu: CpuFeatures;
+  readonly mem: PhysMem;
+  readonly hw?: Stage2Hw;
+  readonly events?: EventSink<PgtableEvent>;
+  /** Defaults to kvm_s2_mm_ops for the kernel. */
+  readonly mmOps?: MmOps;
+}
+
+/** A leaf found by {@link Stage2Pgtable.lookup}. */
+export interface LeafLookup {
+  /** Level of the descriptor that ends the walk (a leaf or an invalid entry). */
+  readonly level: number;
+  readonly lo: number;
+  readonly hi: number;
+}
+
+/** A guest stage-2 page table (struct kvm_pgtable plus the kvm_s2_mmu it invalidates). */
+export class Stage2Pgtable implements Stage2Env {
+  readonly geo: Stage2Geometry;
+  readonly granule: Granule;
+  readonly kernel: PgtableKernel;
+  readonly cpu: CpuFeatures;
+  readonly mem: PhysMem;
+  readonly hw: Stage2Hw;
+  readonly events: EventSink<PgtableEvent>;
+  readonly mmOps: MmOps;
+  /** stage2_has_fwb: the guest stage 2 never opts out of FWB. */
+  readonly fwb: boolean;
+  readonly sizes: LevelSizes;
+  /** First concatenated start-level page, or -1 once destroyed. */
+  pgd = -1;
+
+  private readonly walker: Walker;
+  private readonly blockLevel: boolean[];
+  private readonly zeroOnInvalidate: boolean;
+  private readonly countNonZero: boolean;
+  private readonly mapVisitor: MapVisitor;
+  private readonly unmapVisitor: UnmapVisitor;
+  private readonly attrVisitor: AttrVisitor;
+  private readonly flushVisitor: FlushVisitor;
+
+  /** kvm_pgtable_stage2_init: allocates the zeroed, contiguous start-level pages. */
+  constructor(opts: Stage2PgtableOptions) {
+    this.geo = opts.geometry;
+    this.granule = opts.geometry.granule;
+    this.kernel = opts.kernel;
+    this.cpu = opts.cpu;
+    this.mem = opts.mem;
+    this.hw = opts.hw ?? NULL_HW;
+    this.events = opts.events ?? NO_EVENTS;
+    if (this.mem.granule !== this.granule) {
+      throw new S2simError("bad-granule", "table memory and stage-2 geometry use different granules");
+    }
+    this.mmOps = opts.mmOps ?? kvmS2MmOps(this.mem, this, this.kernel.mmOpsCmoCallbacks);
+    this.fwb = this.cpu.fwb;
+    this.sizes = new LevelSizes(this.geo);
+    this.walker = new Walker(this.geo, this.mem, this.sizes);
+    this.blockLevel = [0, 1, 2, 3].map((l) => levelSupportsBlock(this.granule, l));
+    this.zeroOnInvalidate = this.kernel.invalidate === "zero";
+    this.countNonZero = this.kernel.counted === "non-zero";
+    this.mapVisitor = new MapVisitor(this);
+    this.unmapVisitor = new UnmapVisitor(this);
+    this.attrVisitor = new AttrVisitor(this);
+    this.flushVisitor = new FlushVisitor(this);
+
+    this.begin("init", 0, this.geo.ipaLimit);
+    const pgd = this.mmOps.zallocPagesExact(this.geo.pgdPages);
+    if (pgd < 0) {
+      throw new S2simError(
+        "out-of-memory",
+        `cannot allocate ${this.geo.pgdPages} start-level table pages: table memory exhausted`,
+      );
+    }
+    this.pgd = pgd;
+    if (this.events.active) {
+      for (let i = 0; i < this.geo.pgdPages; i++) {
+        this.events.emit({ kind: "table-alloc", pa: this.mem.pa(pgd + i), level: this.geo.startLevel });
+      }
+    }
+    this.done("init", 0);
+  }
+
+  // ---------------------------------------------------------------- entry points
+
+  /** kvm_pgtable_walk. */
+  walk(addr: number, size: number, visitor: Visitor): number {
+    return this.walker.walk(this.pgd, addr, size, visitor);
+  }
+
+  /** kvm_pgtable_stage2_map: map [addr, addr + size) to `phys` with `prot`. */
+  map(addr: number, size: number, phys: number, prot: number, mc: MemoryCache | null): number {
+    this.begin("map", addr, size);
+    return this.done("map", this.mapVisitor.run(addr, size, phys, prot, mc));
+  }
+
+  /** kvm_pgtable_stage2_unmap. */
+  unmap(addr: number, size: number): number {
+    this.begin("unmap", addr, size);
+    return this.done("unmap", this.walk(addr, size, this.unmapVisitor));
+  }
+
+  /** kvm_pgtable_stage2_wrprotect: clear S2AP_W on every valid leaf; no TLBI. */
+  wrprotect(addr: number, size: number): number {
+    this.begin("wrprotect", addr, size);
+    return this.done("wrprotect", this.attrVisitor.run(addr, size, 0, 0, ATTR_LO_S2AP_W, 0));
+  }
+
+  /**
+   * kvm_pgtable_stage2_relax_perms: add R/W/X from `prot` to the leaf covering `addr`, then
+   * always TLBI by IPA at the leaf's level (level 0 if there was no valid leaf).
+   */
+  relaxPerms(addr: number, prot: number): number {
+    this.begin("relax_perms", addr, 1);
+    let setLo = 0;
+    let clrHi = 0;
+    if (prot & PROT_R) setLo |= ATTR_LO_S2AP_R;
+    if (prot & PROT_W) setLo |= ATTR_LO_S2AP_W;
+    if (prot & PROT_X) clrHi |= ATTR_HI_XN;
+    const ret = this.attrVisitor.run(addr, 1, setLo, 0, 0, clrHi);
+    if (ret === 0) this.tlbFlushVmidIpa(addr, this.attrVisitor.level);
+    return this.done("relax_perms", ret);
+  }
+
+  /** kvm_pgtable_stage2_mkyoung: set AF; returns the old descriptor (0 if none). */
+  mkyoung(addr: number): bigint {
+    this.begin("mkyoung", addr, 1);
+    const ret = this.attrVisitor.run(addr, 1, ATTR_LO_AF, 0, 0, 0);
+    this.done("mkyoung", ret);
+    return ret === 0 ? pteBig(this.attrVisitor.oldLo, this.attrVisitor.oldHi) : 0n;
+  }
+
+  /** kvm_pgtable_stage2_mkold: clear AF, no TLBI; returns the old descriptor (0 if none). */
+  mkold(addr: number): bigint {
+    this.begin("mkold", addr, 1);
+    const ret = this.attrVisitor.run(addr, 1, 0, 0, ATTR_LO_AF, 0);
+    this.done("mkold", ret);
+    return ret === 0 ? pteBig(this.attrVisitor.oldLo, this.attrVisitor.oldHi) : 0n;
+  }
+
+  /** kvm_pgtable_stage2_is_young: the AF of the leaf covering `addr`. */
+  isYoung(addr: number): boolean {
+    this.begin("is_young", addr, 1);
+    const ret = this.attrVisitor.run(addr, 1, 0, 0, 0, 0);
+    this.done("is_young", ret);
+    return ret === 0 && (this.attrVisitor.oldLo & ATTR_LO_AF) !== 0;
+  }
+
+  /** kvm_pgtable_stage2_flush: clean+invalidate every valid cacheable leaf; nothing with FWB. */
+  flush(addr: number, size: number): number {
+    this.begin("flush", addr, size);
+    if (this.fwb) return this.done("flush", 0);
+    return this.done("flush", this.walk(addr, size, this.flushVisitor));
+  }
+
+  /** kvm_pgtable_stage2_destroy: drop every table page, then the start-level pages. No TLBI, no CMO. */
+  destroy(): void {
+    this.begin("destroy", 0, this.geo.ipaLimit);
+    if (this.pgd < 0) {
+      this.done("destroy", 0);
+      return;
+    }
+    const ret = this.walk(0, this.geo.ipaLimit, new DestroyVisitor(this));
+    this.mmOps.freePagesExact(this.pgd, this.geo.pgdPages);
+    this.pgd = -1;
+    this.done("destroy", ret);
+  }
+
+  /**
+   * Reads the descriptor that translates `ipa` the way a hardware walk would end: the leaf, or
+   * the invalid entry where the walk stops. Not a kernel function: a model inspection helper.
+   */
+  lookup(ipa: number): LeafLookup {
+    if (this.pgd < 0 || ipa < 0 || ipa >= this.geo.ipaLimit) return { level: -1, lo: 0, hi: 0 };
+    let level = this.geo.startLevel;
+    const sizes = this.sizes;
+    let table = this.pgd + Math.floor(ipa * sizes.inv[level]!);
+    const mask = this.granule.ptrsPerTable - 1;
+    for (;;) {
+      const idx = Math.floor(ipa * sizes.inv[level + 1]!) & mask;
+      const words = this.mem.pages[table]!;
+      const lo = words[2 * idx]!;
+      const hi = words[2 * idx + 1]!;
+      if (level < 3 && (lo & 3) === 3) {
+        table = this.follow(lo, hi);
+        level++;
+        continue;
+      }
+      return { level, lo, hi };
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers for the visitors
+
+  /** Whether the entry holds a reference on its table page (v5.12 valid, v5.14 non-zero). */
+  isCounted(lo: number, hi: number): boolean {
+    return this.countNonZero ? (lo | hi) !== 0 : (lo & PTE_VALID) !== 0;
+  }
+
+  /** kvm_pte_follow: the table page a table descriptor points to. */
+  follow(lo: number, hi: number): number {
+    return this.mem.pageOf(pteOa(this.granule, lo, hi));
+  }
+
+  /** kvm_block_mapping_supported. */
+  blockMappingSupported(addr: number, end: number, phys: number, level: number): boolean {
+    if (!this.blockLevel[level]) return false;
+    if (this.sizes.size[level + 1]! > end - addr) return false;
+    return this.sizes.aligned(addr, level) && this.sizes.aligned(phys, level);
+  }
+
+  /** Stores a descriptor (WRITE_ONCE / smp_store_release), reporting the change. */
+  writePte(table: number, idx: number, lo: number, hi: number, addr: number, level: number): void {
+    const words = this.mem.pages[table]!;
+    if (this.events.active) {
+      this.events.emit({
+        kind: "pte",
+        ipa: this.sizes.alignDown(addr, level),
+        level,
+        table: this.mem.pa(table),
+        index: idx,
+        old: pteBig(words[2 * idx]!, words[2 * idx + 1]!),
+        new: pteBig(lo, hi),
+      });
+    }
+    words[2 * idx] = lo;
+    words[2 * idx + 1] = hi;
+  }
+
+  /** Breaks an entry the kernel's way: kvm_set_invalid_pte (v5.12) or kvm_clear_pte (v5.14). */
+  invalidatePte(table: number, idx: number, addr: number, level: number): void {
+    const words = this.mem.pages[table]!;
+    if (this.zeroOnInvalidate) this.writePte(table, idx, 0, 0, addr, level);
+    else this.writePte(table, idx, (words[2 * idx]! & ~PTE_VALID) >>> 0, words[2 * idx + 1]!, addr, level);
+  }
+
+  /**
+   * stage2_put_pte: if the entry is valid, break it and TLBI by IPA at `level`; then drop the
+   * reference it held on its table page.
+   */
+  putPte(table: number, idx: number, addr: number, level: number): void {
+    if (pteValid(this.mem.pages[table]![2 * idx]!)) {
+      this.invalidatePte(table, idx, addr, level);
+      this.tlbFlushVmidIpa(addr, level);
+    }
+    this.mmOps.putPage(table);
+  }
+
+  /** __kvm_tlb_flush_vmid_ipa. */
+  tlbFlushVmidIpa(ipa: number, level: number): void {
+    if (this.events.active) this.events.emit({ kind: "tlbi", scope: "vmid-ipa", ipa, level });
+    this.hw.tlbFlushVmidIpa(ipa, level);
+  }
+
+  /** __kvm_tlb_flush_vmid. */
+  tlbFlushVmid(): void {
+    if (this.events.active) this.events.emit({ kind: "tlbi", scope: "vmid" });
+    this.hw.tlbFlushVmid();
+  }
+
+  /** Reports the start of an entry point. */
+  private begin(op: PgtableOp, addr: number, size: number): void {
+    if (this.events.active) this.events.emit({ kind: "op", op, addr, size });
+  }
+
+  /** Reports the end of an entry point and passes its return value through. */
+  private done(op: PgtableOp, ret: number): number {
+    if (this.events.active) this.events.emit({ kind: "op-done", op, ret });
+    return ret;
+  }
+}
