@@ -5,3 +5,7 @@ export * from "./common/events.js";
 export * from "./common/format.js";
 export * from "./arch/index.js";
 export * from "./pgtable/index.js";
+export * from "./common/size.js";
+export * from "./common/steps.js";
+export * from "./host/index.js";
+export * from "./kvm/index.js";

@@ -10,3 +10,4 @@ export * from "./stage2.js";
 export * from "./walker.js";
 export * from "./trace-format.js";
 export * from "./invariants.js";
+export * from "./hw-walk.js";

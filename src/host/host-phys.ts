@@ -1,0 +1,104 @@
+/**
+ * Host physical memory that backs guests: page allocation by size class, the shared zero page and
+ * huge zero page, and per-4K state "written by the host and not yet cleaned to the PoC" that the
+ * coherence checker needs.
+ */
+import type { Granule } from "../arch/granule.js";
+import { S2simError } from "../common/error.js";
+import { sizeName } from "../common/format.js";
+
+/** Physical base of guest-backing memory: 512 GiB, clear of the table-page pool. */
+export const HOST_PHYS_BASE = 0x80_0000_0000;
+
+/** Allocator and per-page state for guest-backing host memory. */
+export class HostPhys {
+  readonly granule: Granule;
+  readonly base: number;
+  /** PA of the shared zero page. */
+  readonly zeroPage: number;
+  /** PA of the huge zero page (PMD size). */
+  readonly hugeZeroPage: number;
+  /** Per host page: 1 while the host's writes to it have not been cleaned to the PoC. */
+  readonly unclean: Uint8Array;
+  /** Bytes handed out, per allocation size. */
+  readonly allocatedBytes = new Map<number, number>();
+  private readonly limit: number;
+  private smallNext: number;
+  private largeNext: number;
+  private readonly smallEnd: number;
+
+  /**
+   * Reserves room for `backingBytes` of guest memory (small pages and large pages each get that
+   * much address space). Refuses sizes that would not fit in memory, before allocating anything.
+   */
+  constructor(granule: Granule, backingBytes: number, hugeZeroSize: number, maxHostBytes = 2 ** 46) {
+    this.granule = granule;
+    this.base = HOST_PHYS_BASE;
+    const page = granule.size;
+    const largeAlign = 2 ** 34; // the largest hugetlb size, so any large page aligns naturally
+    const smallBytes = Math.ceil(backingBytes / page) * page + 2 * hugeZeroSize;
+    const span =
+      Math.ceil(smallBytes / largeAlign) * largeAlign + Math.ceil(backingBytes / largeAlign) * largeAlign;
+    if (backingBytes > maxHostBytes || span / page > 2 ** 31) {
+      throw new S2simError(
+        "too-large",
+        `guest memory of ${sizeName(backingBytes)} is more than s2sim can model on this machine`,
+      );
+    }
+    this.unclean = new Uint8Array(span / page);
+    this.limit = this.base + span;
+    this.hugeZeroPage = this.base;
+    this.zeroPage = this.base + hugeZeroSize;
+    this.smallNext = this.zeroPage + page;
+    this.smallEnd = this.base + Math.ceil(smallBytes / largeAlign) * largeAlign;
+    this.largeNext = this.smallEnd;
+    // Both zero pages were zeroed by the host when they were set up.
+    this.markWritten(this.hugeZeroPage, hugeZeroSize);
+    this.markWritten(this.zeroPage, page);
+  }
+
+  /** Allocates `size` bytes (a page, a THP or a hugetlb page), naturally aligned; -1 if full. */
+  alloc(size: number): number {
+    let pa: number;
+    if (size <= this.granule.size) {
+      if (this.smallNext + size > this.smallEnd) return -1;
+      pa = this.smallNext;
+      this.smallNext += size;
+    } else {
+      pa = Math.ceil(this.largeNext / size) * size;
+      if (pa + size > this.limit) return -1;
+      this.largeNext = pa + size;
+    }
+    this.allocatedBytes.set(size, (this.allocatedBytes.get(size) ?? 0) + size);
+    return pa;
+  }
+
+  /** Records that the host CPU wrote [pa, pa + size) (zeroing, copy) through its cacheable alias. */
+  markWritten(pa: number, size: number): void {
+    const first = (pa - this.base) / this.granule.size;
+    this.unclean.fill(1, first, first + size / this.granule.size);
+  }
+
+  /** Records a clean+invalidate to the PoC of [pa, pa + size). */
+  cleanToPoc(pa: number, size: number): void {
+    const page = this.granule.size;
+    const first = Math.max(0, Math.floor((pa - this.base) / page));
+    const end = Math.min(this.unclean.length, Math.ceil((pa + size - this.base) / page));
+    if (end > first) this.unclean.fill(0, first, end);
+  }
+
+  /** Whether any host page in [pa, pa + size) holds host writes not yet cleaned to the PoC. */
+  isUnclean(pa: number, size: number): boolean {
+    const page = this.granule.size;
+    const first = Math.floor((pa - this.base) / page);
+    if (first < 0 || first >= this.unclean.length) return false;
+    const end = Math.min(this.unclean.length, first + Math.max(1, size / page));
+    for (let i = first; i < end; i++) if (this.unclean[i] !== 0) return true;
+    return false;
+  }
+
+  /** Whether `pa` is host memory managed here. */
+  contains(pa: number): boolean {
+    return pa >= this.base && pa < this.limit;
+  }
+}

@@ -1,0 +1,388 @@
+/**
+ * The host process's memory behind a guest: VMAs with their host page tables, page faults
+ * (handle_mm_fault for anonymous, THP, hugetlb and shmem mappings), GUP with KVM's writable rules
+ * (hva_to_pfn, spec section 9.4) and MMU-notifier calls (spec sections 8 and 9.3).
+ */
+import type { Granule } from "../arch/granule.js";
+import { S2simError } from "../common/error.js";
+import type { EventSink } from "../common/events.js";
+import { hex, sizeName } from "../common/format.js";
+import { type Blocking, type LockId, SCHED } from "../common/steps.js";
+import type { BackingSource } from "./backing.js";
+import type { HostEvent, HostFaultResult } from "./events.js";
+import type { HostPhys } from "./host-phys.js";
+import type { MmuNotifier } from "./notifier.js";
+
+/** Host PTE flags, one byte per host page. */
+export const HPTE_PRESENT = 1;
+export const HPTE_WRITE = 2;
+/** Maps the zero page or (with {@link HPTE_THP}) the huge zero page. */
+export const HPTE_ZERO = 4;
+/** Part of a PMD mapping (THP or huge zero page). */
+export const HPTE_THP = 8;
+/** Part of a hugetlb page. */
+export const HPTE_HUGETLB = 16;
+
+/** PMD state of one THP-sized region of a THP VMA. */
+const PMD_NONE = 0;
+const PMD_THP = 1;
+const PMD_HUGE_ZERO = 2;
+/** Split, or populated at PTE level. */
+const PMD_PTE = 3;
+
+/** What GUP returns: the host page for the address and whether it may be mapped writable. */
+export interface GupResult {
+  readonly pa: number;
+  readonly writable: boolean;
+}
+
+/** One mapping of the host process (a vm_area_struct) with its slice of the host page table. */
+export class Vma {
+  readonly end: number;
+  /** Host page size of the mapping's PTEs (PAGE_SIZE). */
+  readonly pageSize: number;
+  /** PA of each host page, valid when its flags say present. */
+  readonly pa: Float64Array;
+  readonly flags: Uint8Array;
+  /** THP VMAs: per THP-sized region, its PMD state. */
+  readonly pmd: Uint8Array;
+  private readonly hugetlbMutexes = new Map<number, LockId>();
+
+  constructor(
+    readonly start: number,
+    readonly size: number,
+    readonly backing: BackingSource,
+    granule: Granule,
+  ) {
+    this.end = start + size;
+    this.pageSize = granule.size;
+    const pages = size / granule.size;
+    this.pa = new Float64Array(pages);
+    this.flags = new Uint8Array(pages);
+    this.pmd = new Uint8Array(backing.kind === "thp" ? size / backing.pageSize : 0);
+  }
+
+  /** Index of the host page holding `hva`. */
+  index(hva: number): number {
+    return Math.floor((hva - this.start) / this.pageSize);
+  }
+
+  /** Whether the VMA is hugetlbfs-backed (is_vm_hugetlb_page). */
+  get hugetlb(): boolean {
+    return this.backing.kind === "hugetlb";
+  }
+
+  /** The hugetlb fault mutex of the huge page holding `hva` (hugetlb_fault_mutex_table). */
+  hugetlbMutex(hva: number): LockId {
+    const h = Math.floor((hva - this.start) / this.backing.pageSize);
+    let lock = this.hugetlbMutexes.get(h);
+    if (lock === undefined) {
+      lock = { name: `hugetlb_fault_mutex[${hex(this.start + h * this.backing.pageSize)}]` };
+      this.hugetlbMutexes.set(h, lock);
+    }
+    return lock;
+  }
+}
+
+/** The host mm (struct mm_struct) of the VMM process. */
+export class HostMm {
+  readonly vmas: Vma[] = [];
+  private readonly notifiers: MmuNotifier[] = [];
+  private readonly thpBases = new Set<number>();
+  private readonly thpSize: number;
+
+  constructor(
+    readonly granule: Granule,
+    readonly phys: HostPhys,
+    readonly events: EventSink<HostEvent>,
+    hugeZeroSize: number,
+  ) {
+    this.thpSize = hugeZeroSize;
+  }
+
+  /** mmap of `size` bytes at `start` with a backing source; misaligned or overlapping is an error. */
+  mmap(start: number, size: number, backing: BackingSource): Vma {
+    const align = backing.pageSize;
+    if (start % align !== 0 || size % align !== 0 || size <= 0) {
+      throw new S2simError(
+        "unaligned",
+        `mapping ${hex(start)}+${sizeName(size)} is not aligned to the ${backing.name} page size ${sizeName(align)}`,
+      );
+    }
+    for (const v of this.vmas) {
+      if (start < v.end && v.start < start + size) {
+        throw new S2simError(
+          "overlap",
+          `mapping ${hex(start)}+${sizeName(size)} overlaps an existing mapping`,
+        );
+      }
+    }
+    const vma = new Vma(start, size, backing, this.granule);
+    this.vmas.push(vma);
+    return vma;
+  }
+
+  /** find_vma / vma_lookup. */
+  findVma(hva: number): Vma | null {
+    for (const v of this.vmas) if (hva >= v.start && hva < v.end) return v;
+    return null;
+  }
+
+  /** mmu_notifier_register. */
+  registerNotifier(n: MmuNotifier): void {
+    this.notifiers.push(n);
+  }
+
+  /** kvm_is_transparent_hugepage's view: a THP page, or the huge zero page. */
+  isTransparentHugepage(pa: number): boolean {
+    const base = Math.floor(pa / this.thpSize) * this.thpSize;
+    return base === this.phys.hugeZeroPage || this.thpBases.has(base);
+  }
+
+  /** Whether `pa` is the zero page or inside the huge zero page. */
+  isZeroPage(pa: number): boolean {
+    return (
+      pa === this.phys.zeroPage ||
+      (pa >= this.phys.hugeZeroPage && pa < this.phys.hugeZeroPage + this.thpSize)
+    );
+  }
+
+  /**
+   * hva_to_pfn for KVM (which always asks whether the page is writable): fast GUP with
+   * FOLL_WRITE; else slow GUP (FOLL_WRITE only for write faults), faulting the page in; for read
+   * faults, fast FOLL_WRITE again. Returns null for an address with no mapping.
+   */
+  *gup(hva: number, writeFault: boolean): Blocking<GupResult | null> {
+    const vma = this.findVma(hva);
+    if (vma === null) return null;
+    const i = vma.index(hva);
+    if ((vma.flags[i]! & (HPTE_PRESENT | HPTE_WRITE)) === (HPTE_PRESENT | HPTE_WRITE)) {
+      return this.gupDone(hva, writeFault, "fast", vma.pa[i]!, true);
+    }
+    for (let tries = 0; ; tries++) {
+      const f = vma.flags[i]!;
+      if ((f & HPTE_PRESENT) !== 0 && (!writeFault || (f & HPTE_WRITE) !== 0)) break;
+      if (tries === 16) throw new Error(`GUP made no progress at ${hex(hva)}`);
+      yield* this.handleMmFault(vma, hva, writeFault);
+    }
+    // A read fault maps writable if the page already is (the second fast FOLL_WRITE attempt).
+    const writable = writeFault || (vma.flags[i]! & HPTE_WRITE) !== 0;
+    return this.gupDone(hva, writeFault, "slow", vma.pa[i]!, writable);
+  }
+
+  /** handle_mm_fault for one host address. */
+  *handleMmFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
+    switch (vma.backing.kind) {
+      case "anonymous":
+        return yield* this.anonFault(vma, hva, write);
+      case "shmem":
+        return yield* this.shmemFault(vma, hva);
+      case "thp":
+        return yield* this.thpFault(vma, hva, write);
+      case "hugetlb":
+        return yield* this.hugetlbFault(vma, hva, write);
+    }
+  }
+
+  /** Ages [start, end) (page reclaim / page_idle): clear_flush_young on every notifier. */
+  *clearFlushYoung(start: number, end: number): Blocking<boolean> {
+    this.notify({ kind: "notifier", op: "clear_flush_young", start, end });
+    let young = false;
+    for (const n of this.notifiers) young = (yield* n.clearFlushYoung(start, end)) || young;
+    return young;
+  }
+
+  /** clear_young on every notifier. */
+  *clearYoung(start: number, end: number): Blocking<boolean> {
+    this.notify({ kind: "notifier", op: "clear_young", start, end });
+    let young = false;
+    for (const n of this.notifiers) young = (yield* n.clearYoung(start, end)) || young;
+    return young;
+  }
+
+  /** test_young on every notifier. */
+  *testYoung(start: number, end: number): Blocking<boolean> {
+    this.notify({ kind: "notifier", op: "test_young", start, end });
+    let young = false;
+    for (const n of this.notifiers) young = (yield* n.testYoung(start, end)) || young;
+    return young;
+  }
+
+  // ---------------------------------------------------------------- faults per backing
+
+  /** do_anonymous_page / do_wp_page for a 4K anonymous PTE. */
+  private *anonFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
+    const i = vma.index(hva);
+    const f = vma.flags[i]!;
+    const page = vma.pageSize;
+    if ((f & HPTE_PRESENT) === 0) {
+      if (!write) {
+        vma.pa[i] = this.phys.zeroPage;
+        vma.flags[i] = HPTE_PRESENT | HPTE_ZERO;
+        this.faulted(hva, write, "zero-page", page);
+        return;
+      }
+      const pa = this.allocZeroed(page);
+      yield SCHED; // the page is cleared before the PTE lock is taken
+      if ((vma.flags[i]! & HPTE_PRESENT) !== 0) return this.dropRaced(hva, write, pa, page);
+      vma.pa[i] = pa;
+      vma.flags[i] = HPTE_PRESENT | HPTE_WRITE;
+      this.faulted(hva, write, "alloc", page);
+      return;
+    }
+    if (!write || (f & HPTE_WRITE) !== 0) return;
+    if ((f & HPTE_ZERO) === 0) {
+      vma.flags[i] = f | HPTE_WRITE; // wp_page_reuse: sole owner
+      this.faulted(hva, write, "reuse", page);
+      return;
+    }
+    // wp_page_copy from the zero page: new zeroed page, then notifier start, swap, change_pte, end.
+    const pa = this.allocZeroed(page);
+    yield SCHED;
+    const start = hva - (hva % page);
+    yield* this.invalidateRangeStart(start, start + page);
+    const same = vma.flags[i] === f && vma.pa[i] === this.phys.zeroPage;
+    if (same) {
+      vma.pa[i] = pa;
+      vma.flags[i] = HPTE_PRESENT | HPTE_WRITE;
+      yield* this.changePte(start, pa);
+    }
+    yield* this.invalidateRangeEnd(start, start + page);
+    if (same) this.faulted(hva, write, "cow", page);
+    else this.dropRaced(hva, write, pa, page);
+  }
+
+  /** shmem_fault: a zeroed page-cache page, mapped writable in a shared writable mapping. */
+  private *shmemFault(vma: Vma, hva: number): Blocking<void> {
+    const i = vma.index(hva);
+    if ((vma.flags[i]! & HPTE_PRESENT) !== 0) {
+      vma.flags[i] = vma.flags[i]! | HPTE_WRITE;
+      return;
+    }
+    const page = vma.pageSize;
+    const pa = this.allocZeroed(page);
+    yield SCHED;
+    if ((vma.flags[i]! & HPTE_PRESENT) !== 0) return this.dropRaced(hva, false, pa, page);
+    vma.pa[i] = pa;
+    vma.flags[i] = HPTE_PRESENT | HPTE_WRITE;
+    this.faulted(hva, false, "alloc", page);
+  }
+
+  /** do_huge_pmd_anonymous_page / do_huge_pmd_wp_page, falling back to PTEs after a split. */
+  private *thpFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
+    const size = vma.backing.pageSize;
+    const h = Math.floor((hva - vma.start) / size);
+    const first = (h * size) / vma.pageSize;
+    const count = size / vma.pageSize;
+    const regionStart = vma.start + h * size;
+    const state = vma.pmd[h]!;
+    if (state === PMD_NONE) {
+      if (!write) {
+        this.fillPmd(vma, first, count, this.phys.hugeZeroPage, HPTE_PRESENT | HPTE_ZERO | HPTE_THP);
+        vma.pmd[h] = PMD_HUGE_ZERO;
+        this.faulted(hva, write, "huge-zero", size);
+        return;
+      }
+      const pa = this.allocZeroed(size);
+      yield SCHED; // clear_huge_page runs before the PMD lock is taken
+      if (vma.pmd[h] !== PMD_NONE) return this.dropRaced(hva, write, pa, size);
+      this.fillPmd(vma, first, count, pa, HPTE_PRESENT | HPTE_WRITE | HPTE_THP);
+      vma.pmd[h] = PMD_THP;
+      this.thpBases.add(pa);
+      this.faulted(hva, write, "thp-alloc", size);
+      return;
+    }
+    if (state === PMD_HUGE_ZERO && write) {
+      // Since v5.8 a write to the huge zero page splits the PMD and falls back to 4K CoW.
+      yield* this.invalidateRangeStart(regionStart, regionStart + size);
+      for (let k = 0; k < count; k++) {
+        vma.pa[first + k] = this.phys.zeroPage;
+        vma.flags[first + k] = HPTE_PRESENT | HPTE_ZERO;
+      }
+      vma.pmd[h] = PMD_PTE;
+      yield* this.invalidateRangeEnd(regionStart, regionStart + size);
+      this.faulted(hva, write, "thp-split", size);
+    }
+    if (vma.pmd[h] === PMD_PTE) yield* this.anonFault(vma, hva, write);
+  }
+
+  /** hugetlb_fault: under the page's fault mutex, hugetlb_no_page or hugetlb_cow (reuse). */
+  private *hugetlbFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
+    const size = vma.backing.pageSize;
+    const h = Math.floor((hva - vma.start) / size);
+    const first = (h * size) / vma.pageSize;
+    const count = size / vma.pageSize;
+    const mutex = vma.hugetlbMutex(hva);
+    yield { kind: "lock", lock: mutex };
+    const f = vma.flags[first]!;
+    if ((f & HPTE_PRESENT) === 0) {
+      const pa = this.allocZeroed(size);
+      yield SCHED;
+      // A private read fault maps read-only; a write takes the page over at once (hugetlb_cow reuse).
+      const w = write || vma.backing.shared ? HPTE_WRITE : 0;
+      this.fillPmd(vma, first, count, pa, HPTE_PRESENT | HPTE_HUGETLB | w);
+      this.faulted(hva, write, "hugetlb-alloc", size);
+    } else if (write && (f & HPTE_WRITE) === 0) {
+      for (let k = 0; k < count; k++) vma.flags[first + k] = vma.flags[first + k]! | HPTE_WRITE;
+      this.faulted(hva, write, "hugetlb-reuse", size);
+    }
+    yield { kind: "unlock", lock: mutex };
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private fillPmd(vma: Vma, first: number, count: number, pa: number, flags: number): void {
+    const page = vma.pageSize;
+    for (let k = 0; k < count; k++) {
+      vma.pa[first + k] = pa + k * page;
+      vma.flags[first + k] = flags;
+    }
+  }
+
+  private allocZeroed(size: number): number {
+    const pa = this.phys.alloc(size);
+    if (pa < 0) throw new S2simError("host-oom", `host memory exhausted allocating ${sizeName(size)}`);
+    this.phys.markWritten(pa, size);
+    if (this.events.active) this.events.emit({ kind: "host-alloc", pa, size });
+    return pa;
+  }
+
+  private dropRaced(hva: number, write: boolean, pa: number, size: number): void {
+    if (this.events.active) this.events.emit({ kind: "host-free", pa, size });
+    this.faulted(hva, write, "raced", size);
+  }
+
+  private faulted(hva: number, write: boolean, result: HostFaultResult, size: number): void {
+    if (this.events.active) this.events.emit({ kind: "host-fault", hva, write, result, size });
+  }
+
+  private gupDone(
+    hva: number,
+    write: boolean,
+    path: "fast" | "slow",
+    pa: number,
+    writable: boolean,
+  ): GupResult {
+    if (this.events.active) this.events.emit({ kind: "gup", hva, write, path, pa, writable });
+    return { pa, writable };
+  }
+
+  private notify(e: HostEvent): void {
+    if (this.events.active) this.events.emit(e);
+  }
+
+  private *invalidateRangeStart(start: number, end: number): Blocking<void> {
+    this.notify({ kind: "notifier", op: "invalidate_range_start", start, end });
+    for (const n of this.notifiers) yield* n.invalidateRangeStart(start, end);
+  }
+
+  private *invalidateRangeEnd(start: number, end: number): Blocking<void> {
+    this.notify({ kind: "notifier", op: "invalidate_range_end", start, end });
+    for (const n of this.notifiers) yield* n.invalidateRangeEnd(start, end);
+  }
+
+  private *changePte(hva: number, pa: number): Blocking<void> {
+    this.notify({ kind: "notifier", op: "change_pte", start: hva, end: hva + this.granule.size, pa });
+    for (const n of this.notifiers) yield* n.changePte(hva, pa);
+  }
+}

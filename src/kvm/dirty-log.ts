@@ -1,0 +1,118 @@
+/** Dirty logging (spec section 7): enable, KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, disable. */
+import type { Blocking } from "../common/steps.js";
+import { KVM_MEM_LOG_DIRTY_PAGES, type Memslot } from "./memslot.js";
+import type { Vm } from "./vm.js";
+
+/** Options of dirty logging (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 and KVM_DIRTY_LOG_INITIALLY_SET). */
+export interface DirtyLogMode {
+  readonly manualProtect: boolean;
+  readonly initiallySet: boolean;
+}
+
+const DEFAULT_MODE: DirtyLogMode = { manualProtect: false, initiallySet: false };
+
+/** stage2_wp_range: wrprotect in top-level chunks (cond_resched_lock never yields here). */
+function stage2WpRange(vm: Vm, gpa: number, size: number): void {
+  const chunk = vm.pgt.sizes.of(vm.geo.startLevel);
+  const end = gpa + size;
+  for (let addr = gpa; addr < end;) {
+    const next = Math.min(end, Math.floor(addr / chunk) * chunk + chunk);
+    vm.pgt.wrprotect(addr, next - addr);
+    addr = next;
+  }
+}
+
+/**
+ * Setting KVM_MEM_LOG_DIRTY_PAGES: a dirty bitmap, then (unless manual protect with initially-set)
+ * kvm_mmu_wp_memory_region: write-protect the slot under mmu_lock, then flush the VMID.
+ */
+export function* enableDirtyLogging(
+  vm: Vm,
+  slot: Memslot,
+  mode: DirtyLogMode = DEFAULT_MODE,
+): Blocking<void> {
+  const words = Math.ceil(slot.npages / 32);
+  slot.dirtyBitmap = new Uint32Array(words);
+  if (mode.manualProtect && mode.initiallySet) slot.dirtyBitmap.fill(0xffffffff);
+  slot.flags |= KVM_MEM_LOG_DIRTY_PAGES;
+  report(vm, "enable", slot);
+  if (mode.manualProtect && mode.initiallySet) return;
+  yield { kind: "lock", lock: vm.mmuLock };
+  stage2WpRange(vm, slot.gpa, slot.size);
+  yield { kind: "unlock", lock: vm.mmuLock };
+  vm.flushRemoteTlbs();
+}
+
+/** Clearing KVM_MEM_LOG_DIRTY_PAGES: arm64 leaves stage 2 alone; blocks come back lazily. */
+export function disableDirtyLogging(vm: Vm, slot: Memslot): void {
+  slot.dirtyBitmap = null;
+  slot.flags &= ~KVM_MEM_LOG_DIRTY_PAGES;
+  report(vm, "disable", slot);
+}
+
+/**
+ * KVM_GET_DIRTY_LOG. Without manual protect each 64-page word is exchanged with 0 and the range
+ * from its first to last set bit is write-protected, then the VMID is flushed; with manual
+ * protect the bitmap is only copied. Returns the copy.
+ */
+export function* getDirtyLog(
+  vm: Vm,
+  slot: Memslot,
+  mode: DirtyLogMode = DEFAULT_MODE,
+): Blocking<Uint32Array> {
+  const bm = slot.dirtyBitmap ?? new Uint32Array(0);
+  const copy = bm.slice();
+  report(vm, "get", slot);
+  if (mode.manualProtect) return copy;
+  let flush = false;
+  yield { kind: "lock", lock: vm.mmuLock };
+  for (let w = 0; w < bm.length; w += 2) {
+    // The kernel works in unsigned longs: 64 pages, two of our 32-bit words.
+    if (bm[w] === 0 && (bm[w + 1] ?? 0) === 0) continue;
+    flush = true;
+    protectWord(vm, slot, w, bm[w]!, bm[w + 1] ?? 0);
+    bm[w] = 0;
+    if (w + 1 < bm.length) bm[w + 1] = 0;
+  }
+  yield { kind: "unlock", lock: vm.mmuLock };
+  if (flush) vm.flushRemoteTlbs();
+  return copy;
+}
+
+/**
+ * KVM_CLEAR_DIRTY_LOG for pages [firstPage, firstPage + 64 * masks.length / 2): clear the given
+ * bits and write-protect what was set, then flush.
+ */
+export function* clearDirtyLog(vm: Vm, slot: Memslot, firstPage: number, mask: Uint32Array): Blocking<void> {
+  const bm = slot.dirtyBitmap;
+  report(vm, "clear", slot);
+  if (bm === null) return;
+  let flush = false;
+  yield { kind: "lock", lock: vm.mmuLock };
+  const base = firstPage >>> 5;
+  for (let w = 0; w < mask.length; w += 2) {
+    const lo = (bm[base + w]! & mask[w]!) >>> 0;
+    const hi = ((bm[base + w + 1] ?? 0) & (mask[w + 1] ?? 0)) >>> 0;
+    if (lo === 0 && hi === 0) continue;
+    flush = true;
+    bm[base + w] = (bm[base + w]! & ~lo) >>> 0;
+    if (base + w + 1 < bm.length) bm[base + w + 1] = (bm[base + w + 1]! & ~hi) >>> 0;
+    protectWord(vm, slot, base + w, lo, hi);
+  }
+  yield { kind: "unlock", lock: vm.mmuLock };
+  if (flush) vm.flushRemoteTlbs();
+}
+
+/** kvm_arch_mmu_enable_log_dirty_pt_masked: wrprotect from the first to the last set bit. */
+function protectWord(vm: Vm, slot: Memslot, word: number, lo: number, hi: number): void {
+  const bits: number[] = [];
+  for (let b = 0; b < 64; b++) if (((b < 32 ? lo : hi) >>> (b & 31)) & 1) bits.push(b);
+  const page = slot.pageSize;
+  const first = word * 32 + bits[0]!;
+  const last = word * 32 + bits[bits.length - 1]!;
+  stage2WpRange(vm, slot.gpa + first * page, (last - first + 1) * page);
+}
+
+function report(vm: Vm, op: "enable" | "get" | "clear" | "disable", slot: Memslot): void {
+  if (vm.events.active) vm.events.emit({ kind: "dirty-log", op, slot: slot.id });
+}

@@ -1,0 +1,44 @@
+/** Kernel profiles of the KVM fault path: where v5.12 and v5.14 differ outside pgtable.c. */
+import { type KernelVersion, type PgtableKernel, pgtableKernel } from "../pgtable/kernel.js";
+
+/** How one kernel's mmu.c and MMU-notifier glue behave where the versions differ. */
+export interface KvmKernel {
+  readonly version: KernelVersion;
+  readonly pgtable: PgtableKernel;
+  /**
+   * Where guest CMOs happen on a fault: in user_mem_abort under mmu_lock for every faulting vCPU
+   * (v5.12), or in the pgtable walkers through mm_ops, only for an installed leaf (v5.14).
+   */
+  readonly faultCmos: "user_mem_abort" | "pgtable";
+  /**
+   * MMU-notifier glue: HVA-based (v5.12: change_pte bumps mmu_notifier_seq and cleans the new page
+   * before mapping it) or gfn-range based (v5.13+: no bump, no clean outside the walker).
+   */
+  readonly notifierApi: "hva" | "gfn";
+}
+
+/** Linux v5.12 (before the series). */
+export const KVM_V5_12: KvmKernel = {
+  version: "v5.12",
+  pgtable: pgtableKernel("v5.12"),
+  faultCmos: "user_mem_abort",
+  notifierApi: "hva",
+};
+
+/** Linux v5.14 (after the series). */
+export const KVM_V5_14: KvmKernel = {
+  version: "v5.14",
+  pgtable: pgtableKernel("v5.14"),
+  faultCmos: "pgtable",
+  notifierApi: "gfn",
+};
+
+/** The KVM profile of a kernel version. */
+export function kvmKernel(version: KernelVersion): KvmKernel {
+  switch (version) {
+    case "v5.12":
+      return KVM_V5_12;
+    case "v5.14":
+      return KVM_V5_14;
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * KVM's MMU-notifier handlers (kvm_main.c + mmu.c, spec section 8) for both kernels: unmap on
+ * invalidate_range_start, sequence bump on end, set_spte on change_pte, ageing.
+ */
+import { pteValid } from "../arch/descriptor.js";
+import { ATTR_LO_AF, pteWords } from "../arch/descriptor.js";
+import type { Blocking } from "../common/steps.js";
+import type { MmuNotifier } from "../host/notifier.js";
+import { cleanDcacheGuestPage } from "../pgtable/hw.js";
+import { PROT_R } from "../pgtable/prot.js";
+import type { Memslot } from "./memslot.js";
+import type { Vm } from "./vm.js";
+
+/** The notifier KVM registers on the VMM's mm. */
+export class KvmMmuNotifier implements MmuNotifier {
+  constructor(private readonly vm: Vm) {}
+
+  /** kvm_mmu_notifier_invalidate_range_start: count++, then unmap every overlapping slot range. */
+  *invalidateRangeStart(start: number, end: number): Blocking<void> {
+    const vm = this.vm;
+    yield { kind: "lock", lock: vm.mmuLock };
+    vm.mmuNotifierCount++;
+    this.forEachRange(start, end, (_slot, gpa, size) => {
+      this.report("unmap", gpa, size);
+      this.unmapStage2Range(gpa, size);
+    });
+    // kvm_unmap_hva_range / kvm_unmap_gfn_range report no flush needed on arm64.
+    yield { kind: "unlock", lock: vm.mmuLock };
+  }
+
+  /** kvm_mmu_notifier_invalidate_range_end: seq++, count--. */
+  *invalidateRangeEnd(_start: number, _end: number): Blocking<void> {
+    const vm = this.vm;
+    yield { kind: "lock", lock: vm.mmuLock };
+    vm.mmuNotifierSeq++;
+    vm.mmuNotifierCount--;
+    yield { kind: "unlock", lock: vm.mmuLock };
+  }
+
+  /**
+   * kvm_mmu_notifier_change_pte → kvm_set_spte_hva (v5.12: seq++ and an unconditional clean of the
+   * new page first) or kvm_set_spte_gfn (v5.14): map the new page read-only with no memcache.
+   */
+  *changePte(hva: number, pa: number): Blocking<void> {
+    const vm = this.vm;
+    const page = vm.geo.granule.size;
+    yield { kind: "lock", lock: vm.mmuLock };
+    if (vm.kernel.notifierApi === "hva") vm.mmuNotifierSeq++;
+    this.forEachRange(hva, hva + page, (_slot, gpa) => {
+      this.report("set_spte", gpa, page);
+      if (vm.kernel.faultCmos === "user_mem_abort") cleanDcacheGuestPage(vm.pgt, pa, page);
+      // -ENOMEM when the tables are missing is ignored: the page will simply fault.
+      vm.pgt.map(gpa, page, pa, PROT_R, null);
+    });
+    yield { kind: "unlock", lock: vm.mmuLock };
+  }
+
+  /** kvm_mmu_notifier_clear_flush_young: mkold each range; flush the VMID if any was young. */
+  *clearFlushYoung(start: number, end: number): Blocking<boolean> {
+    const vm = this.vm;
+    yield { kind: "lock", lock: vm.mmuLock };
+    const young = this.age(start, end, "mkold");
+    if (young) vm.flushRemoteTlbs();
+    yield { kind: "unlock", lock: vm.mmuLock };
+    return young;
+  }
+
+  /** kvm_mmu_notifier_clear_young: mkold without the flush. */
+  *clearYoung(start: number, end: number): Blocking<boolean> {
+    const vm = this.vm;
+    yield { kind: "lock", lock: vm.mmuLock };
+    const young = this.age(start, end, "mkold");
+    yield { kind: "unlock", lock: vm.mmuLock };
+    return young;
+  }
+
+  /** kvm_mmu_notifier_test_young → kvm_test_age_hva/gfn: is_young. */
+  *testYoung(start: number, end: number): Blocking<boolean> {
+    const vm = this.vm;
+    yield { kind: "lock", lock: vm.mmuLock };
+    const young = this.age(start, end, "is_young");
+    yield { kind: "unlock", lock: vm.mmuLock };
+    return young;
+  }
+
+  /** __unmap_stage2_range → stage2_apply_range: unmap one top-level chunk at a time. */
+  private unmapStage2Range(gpa: number, size: number): void {
+    const pgt = this.vm.pgt;
+    const chunk = pgt.sizes.of(this.vm.geo.startLevel);
+    let addr = gpa;
+    const end = gpa + size;
+    while (addr < end) {
+      const next = Math.min(end, Math.floor(addr / chunk) * chunk + chunk);
+      pgt.unmap(addr, next - addr);
+      addr = next;
+    }
+  }
+
+  /** kvm_age_hva_handler / kvm_age_gfn and the test variants: the page at the range's start. */
+  private age(start: number, end: number, op: "mkold" | "is_young"): boolean {
+    const pgt = this.vm.pgt;
+    let young = false;
+    this.forEachRange(start, end, (_slot, gpa, size) => {
+      this.report(op === "mkold" ? "age" : "test_age", gpa, size);
+      if (op === "is_young") {
+        young = pgt.isYoung(gpa) || young;
+      } else {
+        const { lo } = pteWords(pgt.mkold(gpa));
+        young = (pteValid(lo) && (lo & ATTR_LO_AF) !== 0) || young;
+      }
+    });
+    return young;
+  }
+
+  /** handle_hva_to_gpa / __kvm_handle_hva_range: the GPA range of each slot overlapping [start, end). */
+  private forEachRange(
+    start: number,
+    end: number,
+    fn: (slot: Memslot, gpa: number, size: number) => void,
+  ): void {
+    for (const slot of this.vm.memslots.slots) {
+      const s = Math.max(start, slot.hva);
+      const e = Math.min(end, slot.hva + slot.size);
+      if (s >= e) continue;
+      fn(slot, slot.gpaOf(s), e - s);
+    }
+  }
+
+  private report(op: string, gpa: number, size: number): void {
+    const ev = this.vm.events;
+    if (ev.active) ev.emit({ kind: "notifier-handler", op, gpa, size });
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * A VM (struct kvm) with its stage-2 table, memslots, vCPUs, mmu_lock and MMU-notifier state,
+ * and the host process memory behind it.
+ */
+import { type CpuFeatures, KUNPENG_920 } from "../arch/cpu.js";
+import { type Stage2Geometry, stage2Geometry } from "../arch/geometry.js";
+import { granuleOf, levelSize } from "../arch/granule.js";
+import { vtcrEl2 } from "../arch/vtcr.js";
+import { S2simError } from "../common/error.js";
+import { EventBus } from "../common/events.js";
+import { hex, sizeName } from "../common/format.js";
+import type { LockId } from "../common/steps.js";
+import { type BackingSource, backingSource } from "../host/backing.js";
+import { HostPhys } from "../host/host-phys.js";
+import { HostMm } from "../host/mm.js";
+import { NULL_HW, type Stage2Hw } from "../pgtable/hw.js";
+import type { KernelVersion } from "../pgtable/kernel.js";
+import { MemoryCache } from "../pgtable/memcache.js";
+import { PhysMem } from "../pgtable/phys-mem.js";
+import { Stage2Pgtable } from "../pgtable/stage2.js";
+import type { VmEvent } from "./events.js";
+import { type KvmKernel, kvmKernel } from "./kernel.js";
+import { type Memslot, Memslots } from "./memslot.js";
+import { KvmMmuNotifier } from "./mmu-notifier.js";
+
+/** How to build a {@link Vm}. */
+export interface VmOptions {
+  readonly kernel: KernelVersion | KvmKernel;
+  /** Host PAGE_SIZE = stage-2 granule, in bytes (default 4096). */
+  readonly granule?: number;
+  /** IPA bits (default 40, KVM's default). */
+  readonly ipaBits?: number;
+  readonly cpu?: CpuFeatures;
+  readonly vcpus?: number;
+  /** Guest memory the host must be able to back, in bytes (default 1 GiB). */
+  readonly hostBytes?: number;
+  /** Hardware the TLBIs and CMOs go to (the simulator's); events are emitted regardless. */
+  readonly hw?: Stage2Hw;
+  readonly events?: EventBus<VmEvent>;
+}
+
+/** A vCPU as the KVM code sees it: its id and its table-page memcache. */
+export class Vcpu {
+  constructor(
+    readonly id: number,
+    readonly memcache: MemoryCache,
+  ) {}
+}
+
+/** struct kvm for an arm64 guest. */
+export class Vm {
+  readonly kernel: KvmKernel;
+  readonly geo: Stage2Geometry;
+  readonly cpu: CpuFeatures;
+  readonly vtcr: number;
+  readonly events: EventBus<VmEvent>;
+  readonly tableMem: PhysMem;
+  readonly hostPhys: HostPhys;
+  readonly host: HostMm;
+  readonly pgt: Stage2Pgtable;
+  readonly memslots: Memslots;
+  readonly vcpus: Vcpu[];
+  /** kvm->mmu_lock (a spinlock in v5.12 and v5.14). */
+  readonly mmuLock: LockId = { name: "kvm->mmu_lock" };
+  /** kvm->mmu_notifier_seq. */
+  mmuNotifierSeq = 0;
+  /** kvm->mmu_notifier_count. */
+  mmuNotifierCount = 0;
+
+  constructor(opts: VmOptions) {
+    this.kernel = typeof opts.kernel === "string" ? kvmKernel(opts.kernel) : opts.kernel;
+    const granule = granuleOf(opts.granule ?? 4096);
+    this.geo = stage2Geometry(granule, opts.ipaBits ?? 40);
+    this.cpu = opts.cpu ?? KUNPENG_920;
+    this.vtcr = vtcrEl2(this.cpu, this.geo);
+    this.events = opts.events ?? new EventBus<VmEvent>();
+    const vcpus = opts.vcpus ?? 1;
+    if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 512) {
+      throw new S2simError("bad-vcpus", `vCPU count ${vcpus} must be between 1 and 512 (KVM_MAX_VCPUS)`);
+    }
+    const hugeZero = levelSize(granule, 2);
+    this.hostPhys = new HostPhys(granule, opts.hostBytes ?? 2 ** 30, hugeZero);
+    this.host = new HostMm(granule, this.hostPhys, this.events, hugeZero);
+    this.tableMem = new PhysMem(granule);
+    const userHw = opts.hw ?? NULL_HW;
+    const phys = this.hostPhys;
+    // The CPU's cache maintenance also updates the host pages' coherence state.
+    const hw: Stage2Hw = {
+      tlbFlushVmidIpa: (ipa, level) => userHw.tlbFlushVmidIpa(ipa, level),
+      tlbFlushVmid: () => userHw.tlbFlushVmid(),
+      dcacheCleanInvalPoc: (pa, size) => {
+        phys.cleanToPoc(pa, size);
+        userHw.dcacheCleanInvalPoc(pa, size);
+      },
+      icacheInvalPou: (pa, size) => userHw.icacheInvalPou(pa, size),
+      icacheInvalAll: () => userHw.icacheInvalAll(),
+    };
+    this.pgt = new Stage2Pgtable({
+      geometry: this.geo,
+      kernel: this.kernel.pgtable,
+      cpu: this.cpu,
+      mem: this.tableMem,
+      hw,
+      events: this.events,
+    });
+    this.memslots = new Memslots(this.geo.ipaLimit, granule.size);
+    this.vcpus = Array.from({ length: vcpus }, (_, i) => new Vcpu(i, new MemoryCache(this.tableMem)));
+    this.host.registerNotifier(new KvmMmuNotifier(this));
+  }
+
+  /**
+   * The VMM's mmap of `size` bytes at `hva` with a backing source, then
+   * KVM_SET_USER_MEMORY_REGION for slot `id` at `gpa`.
+   */
+  addMemory(
+    id: number,
+    gpa: number,
+    size: number,
+    hva: number,
+    backing: string | BackingSource,
+    flags = 0,
+  ): Memslot {
+    const src = typeof backing === "string" ? backingSource(backing, this.geo.granule) : backing;
+    if (size % src.pageSize !== 0) {
+      throw new S2simError(
+        "unaligned",
+        `memslot ${id}: size ${sizeName(size)} is not a multiple of the ${src.name} page size ${sizeName(src.pageSize)}`,
+      );
+    }
+    if (hva % src.pageSize !== 0) {
+      throw new S2simError(
+        "unaligned",
+        `memslot ${id}: HVA ${hex(hva)} is not ${sizeName(src.pageSize)}-aligned`,
+      );
+    }
+    const slot = this.memslots.add(id, gpa, size, hva, flags);
+    this.host.mmap(hva, size, src);
+    return slot;
+  }
+
+  /** mmu_notifier_retry. */
+  mmuNotifierRetry(mmuSeq: number): boolean {
+    return this.mmuNotifierCount !== 0 || this.mmuNotifierSeq !== mmuSeq;
+  }
+
+  /** kvm_flush_remote_tlbs: TLBI VMALLS12E1IS. */
+  flushRemoteTlbs(): void {
+    this.pgt.tlbFlushVmid();
+  }
+}
