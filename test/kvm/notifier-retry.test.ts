@@ -1,0 +1,55 @@
+/** mmu_notifier_retry (spec 6.2 step 10, 8): a notifier between the seq sample and the lock. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { runToCompletion } from "../../src/common/steps.js";
+import { guestAccess } from "../../src/kvm/fault.js";
+import { Vm } from "../../src/kvm/vm.js";
+import { K4, KERNELS, leaf, summarize } from "./helpers.js";
+
+const HVA = 0x4000_0000_0000;
+const GPA = 0x4000_0000;
+
+for (const kernel of KERNELS) {
+  describe(`${kernel} mmu_notifier_retry`, () => {
+    it("a vCPU whose GUP sleeps across another vCPU's CoW returns without mapping and refaults", () => {
+      const vm = new Vm({ kernel, vcpus: 2, hostBytes: 1 << 20 });
+      vm.addMemory(1, GPA, 4 * K4, HVA, "anonymous");
+      const [v0, v1] = [vm.vcpus[0]!, vm.vcpus[1]!];
+      // vCPU 1 reads page 0: the zero page is mapped RO.
+      runToCompletion(guestAccess(vm, v1, { ipa: GPA, write: false, exec: false, s1ptw: false }));
+      const { events } = vm.events.record(() => {
+        // vCPU 1 writes page 1: samples mmu_notifier_seq, then its GUP sleeps zeroing a new page.
+        const a = guestAccess(vm, v1, { ipa: GPA + K4, write: true, exec: false, s1ptw: false });
+        const first = a.next();
+        assert.equal(first.done, false);
+        assert.deepEqual(first.value, { kind: "sched" });
+        // vCPU 0 writes page 0: host CoW of the zero page runs the notifiers.
+        runToCompletion(guestAccess(vm, v0, { ipa: GPA, write: true, exec: false, s1ptw: false }));
+        // vCPU 1 resumes alone: lock, retry check, unlock, refault.
+        while (!a.next().done);
+      });
+      const s = summarize(events);
+      const acts = events.flatMap((e) => (e.kind === "fault-action" && e.vcpu === 1 ? [e] : []));
+      assert.deepEqual(
+        acts.map((e) => [e.action, e.ret]),
+        [
+          ["retry", 0],
+          ["map", 0],
+        ],
+      );
+      // No CMO between vCPU 1's retry decision and its previous event under the lock.
+      const iRetry = events.findIndex((e) => e.kind === "fault-action" && e.action === "retry");
+      let iLastNotifier = -1;
+      events.forEach((e, i) => {
+        if (e.kind === "notifier") iLastNotifier = i;
+      });
+      assert.ok(iLastNotifier < iRetry);
+      assert.ok(!events.slice(iLastNotifier + 1, iRetry).some((e) => e.kind === "cmo"));
+      const aborts = events.filter((e) => e.kind === "guest-abort" && e.vcpu === 1);
+      assert.equal(aborts.length, 2);
+      assert.equal(s.notifier["invalidate_range_start"], 1);
+      assert.deepEqual(leaf(vm, GPA + K4), { level: 3, perm: "rw", xn: true });
+      assert.deepEqual(leaf(vm, GPA), { level: 3, perm: "rw", xn: true });
+    });
+  });
+}
