@@ -56,6 +56,10 @@ export const MEMATTR_DEVICE_NGNRE = 0x1;
 
 const TWO_32 = 4294967296;
 const TWO_48 = 281474976710656;
+const TWO_53 = 9007199254740992;
+/** Exact reciprocals (powers of two), so dividing becomes a multiplication. */
+const INV_TWO_32 = 1 / TWO_32;
+const INV_TWO_48 = 1 / TWO_48;
 
 /** The MemAttr value KVM uses for Normal memory given whether stage-2 FWB is in use. */
 export function normalMemAttr(fwb: boolean): number {
@@ -81,14 +85,16 @@ export function pteOa(g: Granule, lo: number, hi: number): number {
 
 /** The low word holding `pa`'s address bits (kvm_phys_to_pte, low half). */
 export function oaLo(g: Granule, pa: number): number {
-  let lo = ((pa % TWO_32) & g.addrMaskLo) >>> 0;
-  if (g.size === 65536) lo = (lo | ((Math.floor(pa / TWO_48) & 0xf) << ADDR_51_48_SHIFT)) >>> 0;
+  // `&` takes its operand modulo 2^32 (ToInt32), which is pa % 2^32 for 0 <= pa < 2^53 without
+  // a floating-point modulo; anything else keeps the original arithmetic.
+  let lo = pa >= 0 && pa < TWO_53 ? (pa & g.addrMaskLo) >>> 0 : ((pa % TWO_32) & g.addrMaskLo) >>> 0;
+  if (g.size === 65536) lo = (lo | ((Math.floor(pa * INV_TWO_48) & 0xf) << ADDR_51_48_SHIFT)) >>> 0;
   return lo;
 }
 
 /** The high word holding `pa`'s address bits [47:32] (kvm_phys_to_pte, high half). */
 export function oaHi(pa: number): number {
-  return Math.floor(pa / TWO_32) & ADDR_HI_MASK;
+  return Math.floor(pa * INV_TWO_32) & ADDR_HI_MASK;
 }
 
 /** MemAttr of a descriptor. */

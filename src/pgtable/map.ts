@@ -15,7 +15,14 @@ import { E2BIG, EAGAIN, EINVAL, ENOMEM } from "../common/errno.js";
 import type { MemoryCache } from "./memcache.js";
 import { type LeafAttr, stage2ProtAttr } from "./prot.js";
 import type { Stage2Pgtable } from "./stage2.js";
-import { type VisitFlag, type Visitor, WALK_LEAF, WALK_TABLE_POST, WALK_TABLE_PRE } from "./walker.js";
+import {
+  alignDownExact,
+  type VisitFlag,
+  type Visitor,
+  WALK_LEAF,
+  WALK_TABLE_POST,
+  WALK_TABLE_PRE,
+} from "./walker.js";
 
 /** struct stage2_map_data and the stage2_map_walker callback. */
 export class MapVisitor implements Visitor {
@@ -36,7 +43,7 @@ export class MapVisitor implements Visitor {
     const ret = stage2ProtAttr(prot, this.pgt.fwb, this.attr);
     if (ret !== 0) return ret;
     const page = this.pgt.granule.size;
-    this.phys = phys - (phys % page);
+    this.phys = alignDownExact(phys, page, 1 / page);
     this.memcache = mc;
     this.anchorTable = -1;
     this.anchorIdx = -1;

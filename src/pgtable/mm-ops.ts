@@ -80,16 +80,41 @@ class PageOps {
 }
 
 /**
+ * kvm_s2_mm_ops as mmu.c wires it for a guest stage 2. The CMO members are prototype methods
+ * shared by every instance (not per-table closures), so the map walker's call through them stays
+ * monomorphic; they are always called as members (`mm.dcacheCleanInvalPoc(...)`), as the kernel
+ * calls through mm_ops.
+ */
+class KvmS2MmOps extends PageOps implements MmOps {
+  readonly dcacheCleanInvalPoc: MmOps["dcacheCleanInvalPoc"];
+  readonly icacheInvalPou: MmOps["icacheInvalPou"];
+
+  constructor(
+    mem: PhysMem,
+    private readonly env: Stage2Env,
+    cmoCallbacks: boolean,
+  ) {
+    super(mem, env.events);
+    this.dcacheCleanInvalPoc = cmoCallbacks ? this.cleanDcacheGuestPage : null;
+    this.icacheInvalPou = cmoCallbacks ? this.invalidateIcacheGuestPage : null;
+  }
+
+  /** clean_dcache_guest_page. */
+  private cleanDcacheGuestPage(this: KvmS2MmOps, va: number, size: number): void {
+    cleanDcacheGuestPage(this.env, va, size);
+  }
+
+  /** invalidate_icache_guest_page. */
+  private invalidateIcacheGuestPage(this: KvmS2MmOps, va: number, size: number): void {
+    invalidateIcacheGuestPage(this.env, va, size);
+  }
+}
+
+/**
  * kvm_s2_mm_ops as mmu.c wires it for a guest stage 2. With `cmoCallbacks` (v5.14) the CMO
  * members are clean_dcache_guest_page and invalidate_icache_guest_page; without (v5.12's
  * pgtable has no such members) they are null.
  */
 export function kvmS2MmOps(mem: PhysMem, env: Stage2Env, cmoCallbacks: boolean): MmOps {
-  const ops = new PageOps(mem, env.events) as PageOps & {
-    dcacheCleanInvalPoc: MmOps["dcacheCleanInvalPoc"];
-    icacheInvalPou: MmOps["icacheInvalPou"];
-  };
-  ops.dcacheCleanInvalPoc = cmoCallbacks ? (va, size) => cleanDcacheGuestPage(env, va, size) : null;
-  ops.icacheInvalPou = cmoCallbacks ? (va, size) => invalidateIcacheGuestPage(env, va, size) : null;
-  return ops;
+  return new KvmS2MmOps(mem, env, cmoCallbacks);
 }

@@ -32,6 +32,8 @@ export class PhysMem {
   peakAllocated = 0;
   private freeList: number[] = [];
   private readonly words: number;
+  /** 1 / granule size (exact: a power of two), to divide by multiplying. */
+  private readonly invSize: number;
 
   constructor(granule: Granule, opts: { base?: number; maxBytes?: number } = {}) {
     this.granule = granule;
@@ -42,6 +44,7 @@ export class PhysMem {
     }
     this.maxPages = Math.floor(maxBytes / granule.size);
     this.words = granule.ptrsPerTable * 2;
+    this.invSize = 1 / granule.size;
   }
 
   /** Physical address of page `n`. */
@@ -51,7 +54,7 @@ export class PhysMem {
 
   /** Page number holding physical address `pa`, or -1 if it is outside the pool. */
   pageOf(pa: number): number {
-    const n = Math.floor((pa - this.base) / this.granule.size);
+    const n = Math.floor((pa - this.base) * this.invSize);
     return n >= 0 && n < this.pages.length ? n : -1;
   }
 

@@ -28,6 +28,7 @@ export interface Visitor {
 }
 
 const TWO_30 = 2 ** 30;
+const TWO_53 = 2 ** 53;
 
 /** Precomputed per-level sizes for one geometry (index = level + 1, so level -1 fits). */
 export class LevelSizes {
@@ -76,6 +77,8 @@ export class Walker {
   end = 0;
   private visitor: Visitor | null = null;
   private readonly ptrsMask: number;
+  /** 1 / page size. */
+  private readonly pageInv: number;
 
   constructor(
     private readonly geo: Stage2Geometry,
@@ -83,6 +86,7 @@ export class Walker {
     private readonly sizes: LevelSizes,
   ) {
     this.ptrsMask = geo.granule.ptrsPerTable - 1;
+    this.pageInv = 1 / geo.granule.size;
   }
 
   /**
@@ -91,11 +95,13 @@ export class Walker {
    */
   walk(pgd: number, addr: number, size: number, visitor: Visitor): number {
     const pageSize = this.geo.granule.size;
-    const start = addr - (addr % pageSize);
+    const start = alignDownExact(addr, pageSize, this.pageInv);
     const endRaw = start + size;
-    const end = endRaw % pageSize === 0 ? endRaw : endRaw - (endRaw % pageSize) + pageSize;
+    const endDown = alignDownExact(endRaw, pageSize, this.pageInv);
+    const end = endDown === endRaw ? endRaw : endDown + pageSize;
     const limit = this.geo.ipaLimit;
-    if (start > limit || end > limit) return ERANGE;
+    // The kernel takes u64 addresses: a negative one wraps far above the limit.
+    if (!(start >= 0) || start > limit || end > limit) return ERANGE;
     if (pgd < 0) return EINVAL;
     if (this.visitor !== null) throw new Error("kvm_pgtable_walk: nested walks are not supported");
     this.addr = start;
@@ -105,9 +111,11 @@ export class Walker {
     try {
       const startLevel = this.geo.startLevel;
       // kvm_pgd_page_idx: which concatenated start-level page holds addr.
-      const pgdIdx = Math.floor((start % limit) * this.sizes.inv[startLevel]!);
-      for (let i = pgdIdx; this.addr < this.end; i++) {
-        ret = this.walkTable(pgd + i, startLevel);
+      const pgdIdx = Math.floor(
+        (start - alignDownExact(start, limit, 1 / limit)) * this.sizes.inv[startLevel]!,
+      );
+      for (let i = pgdIdx; this.addr < end; i++) {
+        ret = this.walkTable(pgd + i, startLevel, end, visitor);
         if (ret !== 0) break;
       }
     } finally {
@@ -117,32 +125,40 @@ export class Walker {
   }
 
   /** __kvm_pgtable_walk: the entries of one table page from the one holding `addr`. */
-  private walkTable(table: number, level: number): number {
+  private walkTable(table: number, level: number, end: number, v: Visitor): number {
     const ptrs = this.ptrsMask + 1;
+    // Read once per table page: the descriptor words never move while the walk runs.
+    const words = this.mem.pages[table]!;
     let idx = Math.floor(this.addr * this.sizes.inv[level + 1]!) & this.ptrsMask;
     for (; idx < ptrs; idx++) {
-      if (this.addr >= this.end) break;
-      const ret = this.visitEntry(table, idx, level);
+      if (this.addr >= end) break;
+      const ret = this.visitEntry(words, table, idx, level, end, v);
       if (ret !== 0) return ret;
     }
     return 0;
   }
 
   /** __kvm_pgtable_visit: one entry, with the re-read rules of spec section 3. */
-  private visitEntry(table: number, idx: number, level: number): number {
-    const v = this.visitor!;
+  private visitEntry(
+    words: Uint32Array,
+    table: number,
+    idx: number,
+    level: number,
+    end: number,
+    v: Visitor,
+  ): number {
     const addr = this.addr;
-    const words = this.mem.pages[table]!;
+    const flags = v.flags;
     let lo = words[2 * idx]!;
     let hi = words[2 * idx + 1]!;
     let isTable = pteTable(lo, level);
     let ret = 0;
-    if (isTable && (v.flags & WALK_TABLE_PRE) !== 0) {
+    if (isTable && (flags & WALK_TABLE_PRE) !== 0) {
       // The entry read above is used to descend, whatever PRE did to it.
-      ret = v.visit(addr, this.end, level, table, idx, WALK_TABLE_PRE);
+      ret = v.visit(addr, end, level, table, idx, WALK_TABLE_PRE);
     }
-    if (!isTable && (v.flags & WALK_LEAF) !== 0) {
-      ret = v.visit(addr, this.end, level, table, idx, WALK_LEAF);
+    if (!isTable && (flags & WALK_LEAF) !== 0) {
+      ret = v.visit(addr, end, level, table, idx, WALK_LEAF);
       lo = words[2 * idx]!;
       hi = words[2 * idx + 1]!;
       isTable = pteTable(lo, level);
@@ -154,11 +170,19 @@ export class Walker {
     }
     const child = this.mem.pageOf(pteOa(this.geo.granule, lo, hi));
     if (level + 1 > LAST_LEVEL || child < 0) return EINVAL;
-    ret = this.walkTable(child, level + 1);
+    ret = this.walkTable(child, level + 1, end, v);
     if (ret !== 0) return ret;
-    if ((v.flags & WALK_TABLE_POST) !== 0) {
-      ret = v.visit(addr, this.end, level, table, idx, WALK_TABLE_POST);
+    if ((flags & WALK_TABLE_POST) !== 0) {
+      ret = v.visit(addr, end, level, table, idx, WALK_TABLE_POST);
     }
     return ret;
   }
+}
+
+/**
+ * `x - (x % size)` for a power-of-two `size` with reciprocal `inv`: a truncating multiply for
+ * 0 < x < 2^53 (exact there), the floating-point modulo otherwise (zero, negative or odd inputs).
+ */
+export function alignDownExact(x: number, size: number, inv: number): number {
+  return x > 0 && x < TWO_53 ? Math.floor(x * inv) * size : x - (x % size);
 }

@@ -261,3 +261,12 @@ for (const kernel of KERNEL_VERSIONS) {
     assert.equal(r.pgt.pgd, -1);
   });
 }
+
+test("a negative or out-of-space address is -ERANGE, as a wrapped u64 would be", async () => {
+  const { executePgtableScenario } = await import("../../src/workloads/pgtable-scenarios.js");
+  const { ERANGE } = await import("../../src/common/errno.js");
+  const { pgt } = executePgtableScenario("map-page", "v5.14");
+  assert.equal(pgt.unmap(-4096, 4096), ERANGE);
+  assert.equal(pgt.wrprotect(2 ** 40, 4096), ERANGE);
+  assert.equal(pgt.unmap(2 ** 40 - 4096, 4096), 0);
+});

@@ -1,0 +1,68 @@
+/**
+ * Benchmarks: `npm run bench -- [pgtable|native|all] [--json] [--size 1G] [--kernel v5.14] [--runs 7]`.
+ * With --json, stdout carries exactly one JSON object (use `npm run --silent` to drop npm's banner).
+ */
+import { cpus } from "node:os";
+import { benchNative, formatNative, NativeUnavailable, type NativeResult } from "./native.js";
+import { parseBenchArgs, UsageError, type BenchOptions } from "./options.js";
+import { benchPgtable, formatPgtable, type PgtableResult } from "./pgtable.js";
+
+function ratio(model: number, native: number): number {
+  return Math.round((model / native) * 100) / 100;
+}
+
+function run(opts: BenchOptions): void {
+  const info = cpus();
+  const cpuModel = info[0]?.model.trim() ?? "unknown";
+  let pgtable: PgtableResult | undefined;
+  let native: NativeResult | undefined;
+  if (opts.suite === "pgtable" || opts.suite === "all") pgtable = benchPgtable(opts, cpuModel, info.length);
+  if (opts.suite === "native" || opts.suite === "all") {
+    try {
+      native = benchNative(opts);
+    } catch (e) {
+      if (!(e instanceof NativeUnavailable)) throw e;
+      if (opts.suite === "native") throw e;
+      process.stderr.write(e.message + "\n");
+    }
+  }
+  if (opts.json) {
+    if (pgtable !== undefined && native !== undefined) {
+      const out = {
+        benchmark: "all",
+        pgtable,
+        native,
+        ratio: {
+          map: ratio(pgtable.map_ns_per_page, native.map_ns_per_page),
+          map_per_call: ratio(pgtable.map_per_call_ns_per_page, native.map_per_call_ns_per_page),
+          wrprotect: ratio(pgtable.wrprotect_ns_per_page, native.wrprotect_ns_per_page),
+          unmap: ratio(pgtable.unmap_ns_per_page, native.unmap_ns_per_page),
+        },
+      };
+      process.stdout.write(JSON.stringify(out) + "\n");
+    } else {
+      process.stdout.write(JSON.stringify(pgtable ?? native) + "\n");
+    }
+    return;
+  }
+  if (pgtable !== undefined) process.stdout.write(formatPgtable(pgtable));
+  if (native !== undefined) process.stdout.write(formatNative(native));
+  if (pgtable !== undefined && native !== undefined) {
+    process.stdout.write(
+      `model / native: map ${ratio(pgtable.map_ns_per_page, native.map_ns_per_page)}x, ` +
+        `map per call ${ratio(pgtable.map_per_call_ns_per_page, native.map_per_call_ns_per_page)}x, ` +
+        `wrprotect ${ratio(pgtable.wrprotect_ns_per_page, native.wrprotect_ns_per_page)}x, ` +
+        `unmap ${ratio(pgtable.unmap_ns_per_page, native.unmap_ns_per_page)}x\n`,
+    );
+  }
+}
+
+try {
+  run(parseBenchArgs(process.argv.slice(2)));
+} catch (e) {
+  if (e instanceof UsageError || e instanceof NativeUnavailable) {
+    process.stderr.write(`bench: ${e.message}\n`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  }
+  throw e;
+}
