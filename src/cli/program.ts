@@ -5,7 +5,9 @@
 import { Command, CommanderError, Option } from "commander";
 import { S2simError } from "../common/error.js";
 import { geometryCommand } from "./geometry.js";
-import { reproduceCommand } from "./reproduce.js";
+import { DEFAULT_PROFILE, KERNEL_CHOICES } from "./options.js";
+import { type PageTableTestOptions, pageTableTestCommand } from "./page-table-test.js";
+import { type ReproduceOptions, reproduceCommand } from "./reproduce.js";
 import { traceCommand } from "./trace.js";
 
 /** Builds the program; exported for tests. */
@@ -15,7 +17,12 @@ export function buildProgram(out: (s: string) => void): Command {
     .name("s2sim")
     .description("Executable model of Linux KVM arm64 stage-2 memory management (v5.12 vs v5.14)")
     .exitOverride()
-    .configureOutput({ writeOut: out, writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({
+      writeOut: out,
+      writeErr: (s) => process.stderr.write(s),
+      // Commander's own errors (unknown option, bad choice, ...) in s2sim's one-line form.
+      outputError: (s, write) => write(`s2sim: ${s.replace(/^error: /, "")}`),
+    })
     .showHelpAfterError(false);
 
   program
@@ -41,10 +48,56 @@ export function buildProgram(out: (s: string) => void): Command {
     );
 
   program
+    .command("page-table-test")
+    .description(
+      "run kvm_page_table_test (selftest options -m -b -v -s -p) on the simulated machine of a cost " +
+        "profile; prints the selftest's lines, each stage's simulated time (a model prediction, not a " +
+        "measurement) and what the fault path did",
+    )
+    .addOption(new Option("-m, --mode <mode>", "guest mode; only 4 (PA-bits:40, VA-bits:48, 4K pages)"))
+    .addOption(new Option("-b, --mem <size>", "test memory size, e.g. 64M, 1G, 20G").default("1G"))
+    .addOption(new Option("-v, --vcpus <n>", "number of vCPUs, 1..512").default("1"))
+    .addOption(
+      new Option(
+        "-s, --src <type>",
+        "memory backing: anonymous, anonymous_thp, anonymous_hugetlb[_<size>], shmem, shared_hugetlb",
+      ).default("anonymous"),
+    )
+    .addOption(
+      new Option("-p, --gpa <addr>", "test GPA, hex (0x...) or decimal (default: top of the IPA space)"),
+    )
+    .addOption(new Option("--kernel <version>", "kernel to model").choices(KERNEL_CHOICES).default("v5.14"))
+    .addOption(
+      new Option("--profile <name|path>", "cost profile: bundled name or .json path").default(
+        DEFAULT_PROFILE,
+      ),
+    )
+    .addOption(
+      new Option("--seed <n>", "integer seed (recorded; the simulation is deterministic)").default("1"),
+    )
+    .option("--json", "print one JSON object: the simulation report plus the seed")
+    .action((opts: PageTableTestOptions) => out(pageTableTestCommand(opts)));
+
+  program
     .command("reproduce")
-    .description("the main job: reproduce the series' published comparison (see README)")
-    .option("--json", "print JSON")
-    .action((opts: { json?: boolean }) => out(reproduceCommand(opts)));
+    .description(
+      "the main job: run the cover letter's three command lines on v5.12 (before) and v5.14 (after) " +
+        "in parallel worker threads and compare the simulated stage times (model predictions) with " +
+        "the published measurements",
+    )
+    .addOption(
+      new Option("--profile <name|path>", "cost profile: bundled name or .json path").default(
+        DEFAULT_PROFILE,
+      ),
+    )
+    .option("--json", 'print one JSON object: {"rows": [...], "host_s": ...}')
+    .addOption(
+      new Option(
+        "--mem-scale <f>",
+        "testing only: multiply every -b by f (0 < f <= 1, e.g. 1/1024); results are not comparable",
+      ).hideHelp(),
+    )
+    .action(async (opts: ReproduceOptions) => out(await reproduceCommand(opts)));
 
   return program;
 }

@@ -1,103 +1,331 @@
 /**
- * `s2sim reproduce`. The discrete-event simulator with the Kunpeng 920 cost profile is not built
- * yet, so this runs the best end-to-end demonstration the model supports: the cover letter's three
- * workloads, scaled down, through the real fault path on both kernels, with the vCPUs interleaved
- * round-robin, reporting what each kernel did (faults, maps, TLBIs, bytes cleaned). It prints no
- * times: only the simulator may produce simulated seconds.
+ * `s2sim reproduce`: the series' published comparison. Runs the cover letter's three selftest
+ * command lines on both kernels (v5.12 = before, v5.14 = after) on the simulated machine of a cost
+ * profile, six simulations in parallel on worker threads, and prints the cover letter's table
+ * with the model's predictions, their deviations and the gains next to the published figures.
  */
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import cliProgress from "cli-progress";
+import { S2simError } from "../common/error.js";
 import { sizeName } from "../common/format.js";
-import { KERNEL_VERSIONS } from "../pgtable/kernel.js";
-import { PageTableTest, type StageCounts, TEST_STAGES } from "../workloads/page-table-test.js";
+import type { KernelVersion } from "../pgtable/kernel.js";
+import type { PageTableTestConfig, TestStage } from "../workloads/page-table-test.js";
+import type { SimReport } from "../workloads/page-table-sim.js";
+import {
+  HOST_PAGE,
+  backingPageSize,
+  columns,
+  DEFAULT_PROFILE,
+  parseMemScale,
+  profileOption,
+  seconds,
+} from "./options.js";
+import { PUBLISHED, PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
+import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
 
-/** One cover-letter command line, scaled down for the untimed demonstration. */
-interface DemoConfig {
+/** The command's options as commander hands them over. */
+export interface ReproduceOptions {
+  json?: boolean;
+  profile?: string;
+  memScale?: string;
+}
+
+/** One row of `--json`: one stage of one run on one kernel. */
+export interface ReproduceRow {
   readonly src: string;
-  /** The cover letter's command line. */
-  readonly published: string;
-  readonly memBytes: number;
   readonly vcpus: number;
+  /** `-b` as simulated (scaled by --mem-scale). */
+  readonly mem: string;
+  /** The stage as the selftest names it (the cover letter's KVM_REBUILD_BLOCKS is KVM_ADJUST_MAPPINGS). */
+  readonly stage: TestStage;
+  readonly kernel: KernelVersion;
+  readonly simulated_s: number;
+  readonly published_s: number;
 }
 
-const DEMO: readonly DemoConfig[] = [
-  { src: "anonymous", published: "-m 4 -s anonymous -b 1G -v 80", memBytes: 16 * 2 ** 20, vcpus: 8 },
-  { src: "anonymous_thp", published: "-m 4 -s anonymous_thp -b 20G -v 40", memBytes: 64 * 2 ** 20, vcpus: 8 },
-  {
-    src: "anonymous_hugetlb_1gb",
-    published: "-m 4 -s anonymous_hugetlb_1gb -b 20G -v 40",
-    memBytes: 2 * 2 ** 30,
-    vcpus: 8,
-  },
-];
-
-interface DemoRow {
-  src: string;
-  vcpus: number;
-  mem: string;
-  stage: string;
-  kernel: string;
-  faults: number;
-  maps: number;
-  relaxes: number;
-  eagain: number;
-  tlbi_vmid_ipa: number;
-  tlbi_vmid: number;
-  dcache_bytes: number;
+/** One simulation to run. */
+interface Job {
+  readonly run: PublishedRun;
+  readonly kernel: KernelVersion;
+  readonly config: PageTableTestConfig;
+  /** Estimated guest accesses: the weight of this run in the overall progress. */
+  readonly weight: number;
 }
 
-/** Runs the demonstration and renders it as text or JSON. */
-export function reproduceCommand(opts: { json?: boolean }): string {
-  const rows: DemoRow[] = [];
-  for (const cfg of DEMO) {
-    for (const kernel of KERNEL_VERSIONS) {
-      const test = new PageTableTest({ kernel, backing: cfg.src, memBytes: cfg.memBytes, vcpus: cfg.vcpus });
-      for (const stage of TEST_STAGES) {
-        const c: StageCounts = test.runStage(stage, "round-robin");
-        rows.push({
-          src: cfg.src,
-          vcpus: cfg.vcpus,
-          mem: sizeName(cfg.memBytes),
-          stage,
-          kernel,
-          faults: Object.values(c.faults).reduce((a, b) => a + b, 0),
-          maps: c.maps,
-          relaxes: c.relaxes,
-          eagain: c.eagain,
-          tlbi_vmid_ipa: c.tlbiVmidIpa,
-          tlbi_vmid: c.tlbiVmid,
-          dcache_bytes: c.dcacheBytes,
-        });
-      }
+/** At most this many worker threads (one per simulation). */
+const MAX_WORKERS = 6;
+
+/** Runs the six simulations and renders the comparison as text or JSON. */
+export async function reproduceCommand(opts: ReproduceOptions): Promise<string> {
+  const started = performance.now();
+  const memScale = opts.memScale === undefined ? 1 : parseMemScale(opts.memScale);
+  const profileName = opts.profile ?? DEFAULT_PROFILE;
+  // Load once here so that a bad profile is one error line before any worker starts.
+  const profile = profileOption(profileName);
+  const kernels: KernelVersion[] = [PUBLISHED_SOURCE.before, PUBLISHED_SOURCE.after];
+  const jobs: Job[] = PUBLISHED.flatMap((run) => {
+    const page = backingPageSize(run.src);
+    const memBytes = Math.ceil((run.memBytes * memScale) / page) * page;
+    return kernels.map((kernel) => ({
+      run,
+      kernel,
+      config: { kernel, backing: run.src, memBytes, vcpus: run.vcpus },
+      weight: expectedAccesses(memBytes, page, run.vcpus),
+    }));
+  });
+  const scaledWarning =
+    memScale === 1
+      ? null
+      : `WARNING: --mem-scale ${opts.memScale} multiplies every -b by ${memScale} (rounded up to the backing ` +
+        "page size): the simulated figures are NOT comparable to the published ones.";
+  if (scaledWarning && opts.json) process.stderr.write(`s2sim: ${scaledWarning}\n`);
+
+  const bar = !opts.json && process.stderr.isTTY ? progressBar() : null;
+  const workers = Math.min(availableParallelism(), MAX_WORKERS, jobs.length);
+  let reports: SimReport[];
+  try {
+    reports = await runAll(jobs, profileName, workers, (overall, done) =>
+      bar?.update(Math.round(overall * 1000), { runs: `${done}/${jobs.length} runs` }),
+    );
+  } finally {
+    bar?.stop();
+  }
+  const host_s = (performance.now() - started) / 1000;
+
+  const rows: ReproduceRow[] = [];
+  jobs.forEach((job, i) => {
+    for (const p of job.run.stages) {
+      const stage = reports[i]!.stages.find((s) => s.name === p.stage);
+      if (!stage) throw new Error(`the runner reported no ${p.stage} stage`);
+      rows.push({
+        src: job.run.src,
+        vcpus: job.run.vcpus,
+        mem: sizeName(job.config.memBytes),
+        stage: p.stage,
+        kernel: job.kernel,
+        simulated_s: stage.simulated_s,
+        published_s: job.kernel === PUBLISHED_SOURCE.before ? p.before_s : p.after_s,
+      });
     }
+  });
+  // Rows in the cover letter's order: command line, stage, then before and after.
+  rows.sort((a, b) => order(a) - order(b));
+
+  if (opts.json) {
+    return JSON.stringify({ rows, host_s, ...(memScale === 1 ? {} : { mem_scale: memScale }) }, null, 2);
   }
-  const note =
-    "The simulator and the Kunpeng 920 cost profile are not built yet, so no simulated times are " +
-    "reported. This demonstration runs the cover letter's three workloads scaled down (vCPUs " +
-    "interleaved round-robin, untimed) through the modelled fault path of both kernels and counts " +
-    "what each kernel did.";
-  if (opts.json) return JSON.stringify({ demonstration: true, note, rows }, null, 2);
-  const out = [`s2sim reproduce (demonstration)`, note, ""];
-  const header = ["stage", "kernel", "faults", "maps", "relax", "-EAGAIN", "TLBI ipa", "TLBI vmid", "D-CMO"];
-  for (const cfg of DEMO) {
-    out.push(`${cfg.published}   [demo: -b ${sizeName(cfg.memBytes)} -v ${cfg.vcpus}]`);
-    const table = rows
-      .filter((r) => r.src === cfg.src)
-      .map((r) => [
-        r.stage,
-        r.kernel,
-        String(r.faults),
-        String(r.maps),
-        String(r.relaxes),
-        String(r.eagain),
-        String(r.tlbi_vmid_ipa),
-        String(r.tlbi_vmid),
-        sizeName(r.dcache_bytes),
+  return renderText(rows, {
+    machine: profile.machine,
+    profile: profile.name,
+    scaledWarning,
+    host_s,
+    workers,
+  });
+}
+
+/** Sort key of a row: the cover letter's order, before then after. */
+function order(r: ReproduceRow): number {
+  const run = PUBLISHED.findIndex((p) => p.src === r.src);
+  const stage = PUBLISHED[run]!.stages.findIndex((s) => s.stage === r.stage);
+  return run * 100 + stage * 10 + (r.kernel === PUBLISHED_SOURCE.before ? 0 : 1);
+}
+
+/** Guest accesses all vCPUs make over the three stages (spec 9.2), for progress weights. */
+function expectedAccesses(size: number, large: number, vcpus: number): number {
+  const blocks = size / large;
+  const create = blocks;
+  const update = large === HOST_PAGE ? blocks : blocks * (1 + large / 2 / HOST_PAGE);
+  const adjust = size / HOST_PAGE;
+  return (create + update + adjust) * vcpus;
+}
+
+/** The overall progress bar on stderr. */
+function progressBar(): cliProgress.SingleBar {
+  const bar = new cliProgress.SingleBar({
+    stream: process.stderr,
+    format: "simulating |{bar}| {percentage}% | {runs} | {duration_formatted} elapsed, ETA {eta_formatted}",
+    barCompleteChar: "#",
+    barIncompleteChar: "-",
+    hideCursor: true,
+    clearOnComplete: true,
+    etaBuffer: 50,
+    // The ETA is a string ("0", "INF", "NULL") until progress moves; show "?" then.
+    formatTime: (t, options, round) =>
+      typeof t === "number" ? cliProgress.Format.TimeFormat(t, options, round) : "?",
+  });
+  bar.start(1000, 0, { runs: "0/6 runs" });
+  return bar;
+}
+
+/**
+ * Runs every job on its own worker thread, at most `workers` at a time, the longest (by weight)
+ * first. The runs are deterministic, so scheduling changes only the host time; the reports come
+ * back in job order.
+ */
+function runAll(
+  jobs: readonly Job[],
+  profile: string,
+  workers: number,
+  onProgress: (overall: number, done: number) => void,
+): Promise<SimReport[]> {
+  const total = jobs.reduce((a, j) => a + j.weight, 0);
+  const fractions = jobs.map(() => 0);
+  const reports: Array<SimReport | undefined> = jobs.map(() => undefined);
+  const queue = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.weight - jobs[a]!.weight || a - b);
+  const running = new Set<Worker>();
+  let done = 0;
+  let failed = false;
+  const report = (): void =>
+    onProgress(total > 0 ? jobs.reduce((a, j, i) => a + j.weight * fractions[i]!, 0) / total : 0, done);
+
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error): void => {
+      if (failed) return;
+      failed = true;
+      for (const w of running) void w.terminate();
+      running.clear();
+      reject(err);
+    };
+    const startNext = (): void => {
+      const i = queue.shift();
+      if (i === undefined || failed) return;
+      const job: WorkerJob = { config: jobs[i]!.config, profile };
+      const worker = new Worker(new URL("./reproduce-worker.js", import.meta.url), { workerData: job });
+      running.add(worker);
+      let finished = false;
+      worker.on("message", (m: WorkerMessage) => {
+        if (m.type === "progress") {
+          fractions[i] = m.fraction;
+          report();
+        } else if (m.type === "done") {
+          finished = true;
+          reports[i] = m.report;
+          fractions[i] = 1;
+          done++;
+          report();
+        } else {
+          finished = true;
+          const what = `${jobs[i]!.run.cmdline} on ${jobs[i]!.kernel}`;
+          fail(
+            m.code !== null
+              ? new S2simError(m.code, m.message)
+              : Object.assign(new Error(`simulation of ${what} failed: ${m.message}`), {
+                  stack: m.stack ?? undefined,
+                }),
+          );
+        }
+      });
+      worker.on("error", (err) => fail(err));
+      worker.on("exit", (code) => {
+        running.delete(worker);
+        if (failed) return;
+        if (!finished) {
+          fail(new Error(`the worker simulating ${jobs[i]!.run.cmdline} exited with code ${code}`));
+          return;
+        }
+        if (done === jobs.length) resolve(reports as SimReport[]);
+        else startNext();
+      });
+    };
+    report();
+    for (let k = 0; k < workers; k++) startNext();
+  });
+}
+
+/** A signed number with `digits` decimals; never `-0.00`. */
+function signed(x: number, digits: number): string {
+  if (!Number.isFinite(x)) return "n/a";
+  const t = Math.abs(x).toFixed(digits);
+  return `${x < 0 && Number(t) !== 0 ? "-" : "+"}${t}`;
+}
+
+/** A signed percentage: `+13.35 %`. */
+function pct(x: number, digits = 2): string {
+  return Number.isFinite(x) ? `${signed(x * 100, digits)} %` : "n/a";
+}
+
+/** (before - after) / before */
+function gain(before: number, after: number): number {
+  return before > 0 ? (before - after) / before : NaN;
+}
+
+/** The text report (exported for tests). */
+export function renderText(
+  rows: readonly ReproduceRow[],
+  ctx: { machine: string; profile: string; scaledWarning: string | null; host_s: number; workers: number },
+): string {
+  const src = PUBLISHED_SOURCE;
+  const out: string[] = [
+    "s2sim reproduce: the cover letter's kvm_page_table_test runs, before (v5.12) and after (v5.14) the series",
+    `Simulated seconds are model predictions for the profile's machine, not measurements.`,
+    `  profile ${ctx.profile}: ${ctx.machine}`,
+    `Published seconds: ${src.author}, "${src.title}", ${src.list}, ${src.date};`,
+    `  ${src.note}; measured on a ${src.machine}, host kernel ${src.hostKernel}.`,
+    `  before = ${src.before}, after = ${src.after}.`,
+    "Stages are named as in the cover letter: KVM_REBUILD_BLOCKS = the selftest's KVM_ADJUST_MAPPINGS.",
+    "dev = (simulated - published) / published; gain = (before - after) / before; diff = simulated gain - published gain.",
+  ];
+  if (ctx.scaledWarning) out.push("", ctx.scaledWarning);
+  out.push("");
+
+  const table: string[][] = [
+    [
+      "command line",
+      "stage",
+      "published before",
+      "published after",
+      "simulated before",
+      "dev",
+      "simulated after",
+      "dev",
+      "published gain",
+      "simulated gain",
+      "diff",
+    ],
+  ];
+  const notes: string[] = [];
+  for (const run of PUBLISHED) {
+    run.stages.forEach((p, k) => {
+      const find = (kernel: KernelVersion): ReproduceRow =>
+        rows.find((r) => r.src === run.src && r.stage === p.stage && r.kernel === kernel)!;
+      const before = find(src.before).simulated_s;
+      const after = find(src.after).simulated_s;
+      const pubGain = gain(p.before_s, p.after_s);
+      const simGain = gain(before, after);
+      const scaledMem = find(src.before).mem;
+      const cmd = k > 0 ? "" : run.mem === scaledMem ? run.cmdline : `${run.cmdline} [-b ${scaledMem}]`;
+      const diff = simGain - pubGain;
+      let mark = "";
+      if (Math.abs(pubGain * 100 - p.gain_pct) > 0.015) {
+        mark = "*".repeat(notes.length + 1);
+        notes.push(
+          `${mark} the cover letter prints ${pct(p.gain_pct / 100)} for ${run.src} ${p.label}; ` +
+            `its own times give ${pct(pubGain)}, used here.`,
+        );
+      }
+      table.push([
+        cmd,
+        p.label,
+        `${p.before_s.toFixed(2)} s`,
+        `${p.after_s.toFixed(2)} s`,
+        `${seconds(before)} s`,
+        pct(before / p.before_s - 1, 1),
+        `${seconds(after)} s`,
+        pct(after / p.after_s - 1, 1),
+        pct(pubGain) + mark,
+        pct(simGain),
+        Number.isFinite(diff) ? `${signed(diff * 100, 2)} pp` : "n/a",
       ]);
-    const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
-    const line = (cells: string[]) =>
-      "  " + cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-    out.push(line(header));
-    for (const t of table) out.push(line(t));
-    out.push("");
+    });
   }
+  out.push(...columns(table, [false, false, true, true, true, true, true, true, true, true, true], ""));
+  out.push(
+    "",
+    ...notes,
+    "The anonymous run's KVM_ADJUST_MAPPINGS is simulated too but has no published figure " +
+      "(see s2sim page-table-test -s anonymous).",
+    `host time: ${ctx.host_s.toFixed(1)} s for 6 simulations on ${ctx.workers} worker thread(s)`,
+  );
   return out.join("\n");
 }

@@ -7,6 +7,8 @@
 /** A lock the modelled code takes: identity is the object itself (FIFO spinlock or mutex). */
 export interface LockId {
   readonly name: string;
+  /** A spinlock's waiters spin; a mutex's waiters sleep and must be woken. */
+  readonly kind: "spinlock" | "mutex";
 }
 
 /** One scheduling point. */

@@ -16,6 +16,8 @@ export interface BackingSource {
   readonly kind: BackingKind;
   /** The backing page size ("large page" L of the selftest). */
   readonly pageSize: number;
+  /** log2 of pageSize. */
+  readonly shift: number;
   /** MAP_SHARED (shmem, shared_hugetlb) rather than MAP_PRIVATE. */
   readonly shared: boolean;
 }
@@ -82,17 +84,24 @@ export function backingSource(name: string, g: Granule): BackingSource {
       `backing source ${name} needs ${sizeName(size)} hugetlb pages, which a ${g.name}-page host does not have (it has ${ok})`,
     );
   };
+  const src = (kind: BackingKind, pageSize: number, shared: boolean): BackingSource => ({
+    name,
+    kind,
+    pageSize,
+    shift: Math.log2(pageSize),
+    shared,
+  });
   switch (name) {
     case "anonymous":
-      return { name, kind: "anonymous", pageSize: g.size, shared: false };
+      return src("anonymous", g.size, false);
     case "anonymous_thp":
-      return { name, kind: "thp", pageSize: thpSize(g), shared: false };
+      return src("thp", thpSize(g), false);
     case "anonymous_hugetlb":
-      return { name, kind: "hugetlb", pageSize: defaultHugetlbSize(g), shared: false };
+      return src("hugetlb", defaultHugetlbSize(g), false);
     case "shmem":
-      return { name, kind: "shmem", pageSize: g.size, shared: true };
+      return src("shmem", g.size, true);
     case "shared_hugetlb":
-      return { name, kind: "hugetlb", pageSize: defaultHugetlbSize(g), shared: true };
+      return src("hugetlb", defaultHugetlbSize(g), true);
   }
   const m = /^anonymous_hugetlb_(\w+)$/.exec(name);
   const entry = m ? HUGETLB_SIZES.find(([n]) => n === m[1]) : undefined;
@@ -103,5 +112,5 @@ export function backingSource(name: string, g: Granule): BackingSource {
     );
   }
   if (!hugetlbSizes(g).includes(entry[1])) unsupported(entry[1]);
-  return { name, kind: "hugetlb", pageSize: entry[1], shared: false };
+  return src("hugetlb", entry[1], false);
 }

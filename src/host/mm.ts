@@ -7,7 +7,8 @@ import type { Granule } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import type { EventSink } from "../common/events.js";
 import { hex, sizeName } from "../common/format.js";
-import { type Blocking, type LockId, SCHED } from "../common/steps.js";
+import { type Blocking, type LockId, runToCompletion, SCHED } from "../common/steps.js";
+import { W, WorkMeter } from "../common/work.js";
 import type { BackingSource } from "./backing.js";
 import type { HostEvent, HostFaultResult } from "./events.js";
 import type { HostPhys } from "./host-phys.js";
@@ -77,7 +78,7 @@ export class Vma {
     const h = Math.floor((hva - this.start) / this.backing.pageSize);
     let lock = this.hugetlbMutexes.get(h);
     if (lock === undefined) {
-      lock = { name: `hugetlb_fault_mutex[${hex(this.start + h * this.backing.pageSize)}]` };
+      lock = { name: `hugetlb_fault_mutex[${hex(this.start + h * this.backing.pageSize)}]`, kind: "mutex" };
       this.hugetlbMutexes.set(h, lock);
     }
     return lock;
@@ -90,12 +91,16 @@ export class HostMm {
   private readonly notifiers: MmuNotifier[] = [];
   private readonly thpBases = new Set<number>();
   private readonly thpSize: number;
+  /** Result of the last successful {@link gupFast}. */
+  gupPa = 0;
+  gupWritable = false;
 
   constructor(
     readonly granule: Granule,
     readonly phys: HostPhys,
     readonly events: EventSink<HostEvent>,
     hugeZeroSize: number,
+    readonly meter: WorkMeter = new WorkMeter(),
   ) {
     this.thpSize = hugeZeroSize;
   }
@@ -122,9 +127,26 @@ export class HostMm {
     return vma;
   }
 
+  /**
+   * The VMM writing [start, start + size) before the guest runs (e.g. building the guest's page
+   * tables): every host page is faulted in for write. Untimed set-up.
+   */
+  populate(start: number, size: number): void {
+    const page = this.granule.size;
+    for (let hva = start - (start % page); hva < start + size; hva += page) {
+      const vma = this.findVma(hva);
+      if (vma === null) throw new S2simError("outside-mapping", `cannot populate ${hex(hva)}: not mapped`);
+      runToCompletion(this.gup(hva, true));
+    }
+  }
+
   /** find_vma / vma_lookup. */
   findVma(hva: number): Vma | null {
-    for (const v of this.vmas) if (hva >= v.start && hva < v.end) return v;
+    const vmas = this.vmas;
+    for (let i = 0; i < vmas.length; i++) {
+      const v = vmas[i]!;
+      if (hva >= v.start && hva < v.end) return v;
+    }
     return null;
   }
 
@@ -153,12 +175,31 @@ export class HostMm {
    * faults, fast FOLL_WRITE again. Returns null for an address with no mapping.
    */
   *gup(hva: number, writeFault: boolean): Blocking<GupResult | null> {
+    if (this.gupFast(hva, writeFault)) return { pa: this.gupPa, writable: this.gupWritable };
+    return yield* this.gupSlow(hva, writeFault);
+  }
+
+  /**
+   * hva_to_pfn_fast: lockless GUP with FOLL_WRITE; succeeds (setting gupPa, gupWritable) when the
+   * host PTE is present and writable. Never blocks and allocates nothing.
+   */
+  gupFast(hva: number, writeFault: boolean): boolean {
+    this.meter.charge(W.gup, 1);
+    const vma = this.findVma(hva);
+    if (vma === null) return false;
+    const i = vma.index(hva);
+    if ((vma.flags[i]! & (HPTE_PRESENT | HPTE_WRITE)) !== (HPTE_PRESENT | HPTE_WRITE)) return false;
+    this.gupPa = vma.pa[i]!;
+    this.gupWritable = true;
+    if (this.events.active) this.gupDone(hva, writeFault, "fast", this.gupPa, true);
+    return true;
+  }
+
+  /** hva_to_pfn_slow (after a failed fast GUP): fault the page in; null for an unmapped address. */
+  *gupSlow(hva: number, writeFault: boolean): Blocking<GupResult | null> {
     const vma = this.findVma(hva);
     if (vma === null) return null;
     const i = vma.index(hva);
-    if ((vma.flags[i]! & (HPTE_PRESENT | HPTE_WRITE)) === (HPTE_PRESENT | HPTE_WRITE)) {
-      return this.gupDone(hva, writeFault, "fast", vma.pa[i]!, true);
-    }
     for (let tries = 0; ; tries++) {
       const f = vma.flags[i]!;
       if ((f & HPTE_PRESENT) !== 0 && (!writeFault || (f & HPTE_WRITE) !== 0)) break;
@@ -172,6 +213,7 @@ export class HostMm {
 
   /** handle_mm_fault for one host address. */
   *handleMmFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
+    this.meter.charge(W["host-fault"], 1);
     switch (vma.backing.kind) {
       case "anonymous":
         return yield* this.anonFault(vma, hva, write);
@@ -294,6 +336,7 @@ export class HostMm {
     }
     if (state === PMD_HUGE_ZERO && write) {
       // Since v5.8 a write to the huge zero page splits the PMD and falls back to 4K CoW.
+      this.meter.charge(W["pmd-split"], 1);
       yield* this.invalidateRangeStart(regionStart, regionStart + size);
       for (let k = 0; k < count; k++) {
         vma.pa[first + k] = this.phys.zeroPage;
@@ -343,6 +386,8 @@ export class HostMm {
     const pa = this.phys.alloc(size);
     if (pa < 0) throw new S2simError("host-oom", `host memory exhausted allocating ${sizeName(size)}`);
     this.phys.markWritten(pa, size);
+    this.meter.charge(W["page-alloc"], 1);
+    this.meter.charge(W["zero-byte"], size);
     if (this.events.active) this.events.emit({ kind: "host-alloc", pa, size });
     return pa;
   }

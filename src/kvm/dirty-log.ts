@@ -37,9 +37,9 @@ export function* enableDirtyLogging(
   slot.flags |= KVM_MEM_LOG_DIRTY_PAGES;
   report(vm, "enable", slot);
   if (mode.manualProtect && mode.initiallySet) return;
-  yield { kind: "lock", lock: vm.mmuLock };
+  yield vm.lockStep;
   stage2WpRange(vm, slot.gpa, slot.size);
-  yield { kind: "unlock", lock: vm.mmuLock };
+  yield vm.unlockStep;
   vm.flushRemoteTlbs();
 }
 
@@ -65,7 +65,7 @@ export function* getDirtyLog(
   report(vm, "get", slot);
   if (mode.manualProtect) return copy;
   let flush = false;
-  yield { kind: "lock", lock: vm.mmuLock };
+  yield vm.lockStep;
   for (let w = 0; w < bm.length; w += 2) {
     // The kernel works in unsigned longs: 64 pages, two of our 32-bit words.
     if (bm[w] === 0 && (bm[w + 1] ?? 0) === 0) continue;
@@ -74,7 +74,7 @@ export function* getDirtyLog(
     bm[w] = 0;
     if (w + 1 < bm.length) bm[w + 1] = 0;
   }
-  yield { kind: "unlock", lock: vm.mmuLock };
+  yield vm.unlockStep;
   if (flush) vm.flushRemoteTlbs();
   return copy;
 }
@@ -88,7 +88,7 @@ export function* clearDirtyLog(vm: Vm, slot: Memslot, firstPage: number, mask: U
   report(vm, "clear", slot);
   if (bm === null) return;
   let flush = false;
-  yield { kind: "lock", lock: vm.mmuLock };
+  yield vm.lockStep;
   const base = firstPage >>> 5;
   for (let w = 0; w < mask.length; w += 2) {
     const lo = (bm[base + w]! & mask[w]!) >>> 0;
@@ -99,7 +99,7 @@ export function* clearDirtyLog(vm: Vm, slot: Memslot, firstPage: number, mask: U
     if (base + w + 1 < bm.length) bm[base + w + 1] = (bm[base + w + 1]! & ~hi) >>> 0;
     protectWord(vm, slot, base + w, lo, hi);
   }
-  yield { kind: "unlock", lock: vm.mmuLock };
+  yield vm.unlockStep;
   if (flush) vm.flushRemoteTlbs();
 }
 

@@ -4,11 +4,12 @@
  * between the lock and unlock steps it yields, so a driver can interleave vCPUs exactly there.
  */
 import { pteValid, pteWords } from "../arch/descriptor.js";
-import { levelShift, levelSize } from "../arch/granule.js";
+import { type Granule, levelShift } from "../arch/granule.js";
 import { EAGAIN, EFAULT, ENOEXEC } from "../common/errno.js";
 import { S2simError } from "../common/error.js";
 import { hex } from "../common/format.js";
 import type { Blocking } from "../common/steps.js";
+import { W } from "../common/work.js";
 import { cleanDcacheGuestPage, invalidateIcacheGuestPage } from "../pgtable/hw.js";
 import { type FaultStatus, type GuestAccess, hwWalk } from "../pgtable/hw-walk.js";
 import { PROT_R, PROT_W, PROT_X } from "../pgtable/prot.js";
@@ -35,6 +36,7 @@ export function* guestAccess(vm: Vm, vcpu: Vcpu, access: GuestAccess): Blocking<
   for (let faults = 0; faults < MAX_FAULTS_PER_ACCESS; faults++) {
     const r = hwWalk(vm.pgt, access, vm.cpu.hwAccessFlag);
     if (r.kind === "ok") return faults;
+    vm.meter.charge(W.exit, 1);
     yield* kvmHandleGuestAbort(vm, vcpu, { access, fsc: r.fsc, level: r.level });
   }
   throw new Error(`guest access to ${hex(access.ipa)} by vCPU ${vcpu.id} keeps faulting`);
@@ -47,11 +49,69 @@ function isWriteFault(a: GuestAccess): boolean {
   return a.write;
 }
 
+/** What kvm_handle_guest_abort's first part decided. */
+export const ABORT_USER_MEM = 0;
+export const ABORT_ACCESS_FLAG = 1;
+
+/** A phase finished and the fault continues with the next one. */
+export const CONTINUE = 1;
+
+/**
+ * The state of one stage-2 fault as it moves through the handler's phases (the locals of
+ * kvm_handle_guest_abort and user_mem_abort). Each vCPU owns one and reuses it.
+ */
+export class FaultContext {
+  access: GuestAccess = { ipa: 0, write: false, exec: false, s1ptw: false };
+  fsc: FaultStatus = "translation";
+  level = 0;
+  slot: Memslot | null = null;
+  hva = 0;
+  writeFault = false;
+  execFault = false;
+  faultIpa = 0;
+  faultGranule = 0;
+  logging = false;
+  forcePte = false;
+  vmaPagesize = 0;
+  pmdShift = 0;
+  gpa = 0;
+  mmuSeq = 0;
+  pa = 0;
+  writable = false;
+  device = false;
+  action: FaultAction = "retry";
+  prot = 0;
+  ret = 0;
+}
+
 /** kvm_handle_guest_abort: classify, find the memslot, and handle the fault; returns 1 to resume. */
 export function* kvmHandleGuestAbort(vm: Vm, vcpu: Vcpu, abort: Stage2Abort): Blocking<number> {
-  const { access, fsc, level } = abort;
+  const ctx = vcpu.fault;
+  if (abortBegin(vm, vcpu, ctx, abort.access, abort.fsc, abort.level) === ABORT_ACCESS_FLAG) {
+    yield* handleAccessFault(vm, vcpu, abort.access.ipa);
+    return 1;
+  }
+  const ret = yield* userMemAbort(vm, vcpu, ctx);
+  return ret === 0 ? 1 : ret;
+}
+
+/**
+ * kvm_handle_guest_abort up to the handler call: report the abort, find the memslot (an abort
+ * outside every writable memslot would be MMIO emulation, which is not modelled) and choose the
+ * handler (ABORT_ACCESS_FLAG or ABORT_USER_MEM).
+ */
+export function abortBegin(
+  vm: Vm,
+  vcpu: Vcpu,
+  ctx: FaultContext,
+  access: GuestAccess,
+  fsc: FaultStatus,
+  level: number,
+): number {
   const writeFault = isWriteFault(access);
   const ev = vm.events;
+  vm.meter.charge(W.abort, 1);
+  vm.faultStats.abort(fsc, level, access.s1ptw);
   if (ev.active) {
     ev.emit({
       kind: "guest-abort",
@@ -70,148 +130,218 @@ export function* kvmHandleGuestAbort(vm: Vm, vcpu: Vcpu, abort: Stage2Abort): Bl
       `guest access to ${hex(access.ipa)} is outside every writable memslot (MMIO emulation is not modelled)`,
     );
   }
-  if (fsc === "access") {
-    yield* handleAccessFault(vm, vcpu, access.ipa);
-    return 1;
-  }
-  const ret = yield* userMemAbort(vm, vcpu, abort, slot, slot.hvaOf(access.ipa));
-  return ret === 0 ? 1 : ret;
+  ctx.access = access;
+  ctx.fsc = fsc;
+  ctx.level = level;
+  ctx.slot = slot;
+  ctx.hva = slot.hvaOf(access.ipa);
+  ctx.writeFault = writeFault;
+  return fsc === "access" ? ABORT_ACCESS_FLAG : ABORT_USER_MEM;
 }
 
 /** handle_access_fault: mkyoung under mmu_lock. */
 export function* handleAccessFault(vm: Vm, vcpu: Vcpu, ipa: number): Blocking<void> {
-  yield { kind: "lock", lock: vm.mmuLock };
+  yield vm.lockStep;
   const old = vm.pgt.mkyoung(ipa);
-  yield { kind: "unlock", lock: vm.mmuLock };
+  yield vm.unlockStep;
   report(vm, vcpu, "mkyoung", ipa, 0, 0, pteValid(pteWords(old).lo) ? 0 : EFAULT);
 }
 
 /** fault_supports_stage2_huge_mapping: congruent GPA/HVA and the whole block inside the slot. */
 export function faultSupportsStage2HugeMapping(slot: Memslot, hva: number, mapSize: number): boolean {
-  if (slot.gpa % mapSize !== slot.hva % mapSize) return false;
-  const base = hva - (hva % mapSize);
+  if (modPow2(slot.gpa, mapSize) !== modPow2(slot.hva, mapSize)) return false;
+  const base = hva - modPow2(hva, mapSize);
   return base >= slot.hva && base + mapSize <= slot.hva + slot.size;
 }
 
+/** x mod size for a power-of-two size and 0 <= x < 2^53 (exact; cheaper than a float %). */
+function modPow2(x: number, size: number): number {
+  return x - Math.floor(x / size) * size;
+}
+
 /**
- * user_mem_abort, v5.12 and v5.14 in the spec's step order (sections 6.2 and 6.3). The kernels
- * differ only in where the CMOs happen (`kernel.faultCmos`); the pgtable profile does the rest.
+ * user_mem_abort, v5.12 and v5.14 in the spec's step order (sections 6.2 and 6.3), as the
+ * composition of its phases: before GUP, GUP (hva_to_pfn: fast, else slow, which may block),
+ * after GUP, under mmu_lock, and after. The kernels differ only in where the CMOs happen
+ * (`kernel.faultCmos`); the pgtable profile does the rest. The simulator composes the same phases
+ * without a generator.
  */
-export function* userMemAbort(
-  vm: Vm,
-  vcpu: Vcpu,
-  abort: Stage2Abort,
-  slot: Memslot,
-  hva: number,
-): Blocking<number> {
+export function* userMemAbort(vm: Vm, vcpu: Vcpu, ctx: FaultContext): Blocking<number> {
+  let r = umaBeforeGup(vm, vcpu, ctx);
+  if (r !== CONTINUE) return r;
+  const gupHva = ctx.slot!.hvaOf(ctx.gpa);
+  if (!vm.host.gupFast(gupHva, ctx.writeFault)) {
+    const gup = yield* vm.host.gupSlow(gupHva, ctx.writeFault);
+    if (gup === null) return EFAULT;
+    ctx.pa = gup.pa;
+    ctx.writable = gup.writable;
+  } else {
+    ctx.pa = vm.host.gupPa;
+    ctx.writable = vm.host.gupWritable;
+  }
+  r = umaAfterGup(vm, ctx);
+  if (r !== CONTINUE) return r;
+  yield vm.lockStep;
+  umaLocked(vm, vcpu, ctx);
+  yield vm.unlockStep;
+  return umaDone(vm, vcpu, ctx);
+}
+
+/**
+ * user_mem_abort steps 1-6: sanity check, VMA lookup and mapping size, memcache top-up, and the
+ * mmu_notifier_seq sample. Returns CONTINUE, or the handler's return value.
+ */
+export function umaBeforeGup(vm: Vm, vcpu: Vcpu, ctx: FaultContext): number {
   const g = vm.geo.granule;
   const page = g.size;
-  const { access, fsc } = abort;
+  const { access, fsc } = ctx;
+  const slot = ctx.slot!;
+  const hva = ctx.hva;
   let faultIpa = access.ipa;
-  const faultGranule = levelSize(g, abort.level);
-  const writeFault = isWriteFault(access);
-  const execFault = access.exec && !access.s1ptw;
+  ctx.faultGranule = vm.pgt.sizes.of(ctx.level);
+  const writeFault = ctx.writeFault;
+  ctx.execFault = access.exec && !access.s1ptw;
   // 1. A permission fault that is neither a write nor an exec is unexpected.
-  if (fsc === "permission" && !writeFault && !execFault) return EFAULT;
+  if (fsc === "permission" && !writeFault && !ctx.execFault) return EFAULT;
 
   // 2. VMA lookup under mmap_read_lock; logging forces PAGE_SIZE.
   const vma = vm.host.findVma(hva);
   if (vma === null) return EFAULT;
   const logging = slot.logging;
-  let vmaShift = vma.hugetlb ? Math.log2(vma.backing.pageSize) : g.shift;
+  ctx.logging = logging;
+  let vmaShift = vma.hugetlb ? vma.backing.shift : g.shift;
   let forcePte = false;
   if (logging) {
     forcePte = true;
     vmaShift = g.shift;
   }
   // 3. Size selection: PUD (4K only), CONT_PMD -> PMD, PMD, CONT_PTE -> PAGE with force_pte.
-  const pudShift = levelShift(g, 1);
-  const pmdShift = levelShift(g, 2);
-  const contPmdShift = pmdShift + contShift(g.size, 2);
-  const contPteShift = g.shift + contShift(g.size, 3);
+  const shifts = vm.faultShifts;
+  const pudShift = shifts.pud;
+  const pmdShift = shifts.pmd;
   let sel = vmaShift;
-  if (sel === pudShift && g.size === 4096) {
-    if (!faultSupportsStage2HugeMapping(slot, hva, 2 ** pudShift)) sel = contPmdShift;
+  if (sel === pudShift && page === 4096) {
+    if (!faultSupportsStage2HugeMapping(slot, hva, shifts.pudSize)) sel = shifts.contPmd;
   }
-  if (sel === contPmdShift) sel = pmdShift;
+  if (sel === shifts.contPmd) sel = pmdShift;
   if (sel === pmdShift) {
-    if (!faultSupportsStage2HugeMapping(slot, hva, 2 ** pmdShift)) sel = contPteShift;
+    if (!faultSupportsStage2HugeMapping(slot, hva, shifts.pmdSize)) sel = shifts.contPte;
   }
-  if (sel === contPteShift) {
+  if (sel === shifts.contPte) {
     sel = g.shift;
     forcePte = true;
   }
-  vmaShift = sel;
-  let vmaPagesize = 2 ** vmaShift;
+  const vmaPagesize = sel === g.shift ? page : 2 ** sel;
   // 4. Block-sized mappings start at the block.
-  if (vmaPagesize === 2 ** pmdShift || (g.size === 4096 && vmaPagesize === 2 ** pudShift)) {
-    faultIpa -= faultIpa % vmaPagesize;
+  if (vmaPagesize === shifts.pmdSize || (page === 4096 && vmaPagesize === shifts.pudSize)) {
+    faultIpa -= modPow2(faultIpa, vmaPagesize);
   }
-  const gpa = faultIpa - (faultIpa % page);
+  ctx.forcePte = forcePte;
+  ctx.vmaPagesize = vmaPagesize;
+  ctx.pmdShift = pmdShift;
+  ctx.faultIpa = faultIpa;
+  ctx.gpa = faultIpa - modPow2(faultIpa, page);
 
   // 5. Top up the memcache unless this is a permission fault that cannot need tables.
   if (fsc !== "permission" || (logging && writeFault)) {
     const added = vcpu.memcache.topup(vm.geo.cacheMinPages);
     if (added < 0) return added;
+    vm.meter.charge(W["memcache-page"], added);
     if (added > 0 && vm.events.active)
       vm.events.emit({ kind: "memcache-topup", vcpu: vcpu.id, pages: added });
   }
-  // 6. Sample the notifier sequence before GUP.
-  const mmuSeq = vm.mmuNotifierSeq;
-  // 7. GUP (may fault the page in on the host, allocate, zero, CoW, call notifiers, sleep).
-  const gup = yield* vm.host.gup(slot.hvaOf(gpa), writeFault);
-  if (gup === null) return EFAULT;
-  let pa = gup.pa;
-  let writable = gup.writable;
-  // 8. Reads during dirty logging map read-only (all host memory here is normal memory).
-  if (logging && !writeFault) writable = false;
-  // 9. exec on device memory would be -ENOEXEC; device memory is not modelled.
-  const device = false;
-  if (execFault && device) return ENOEXEC;
+  // 6. Sample the notifier sequence before GUP (7: GUP is the caller's next phase).
+  ctx.mmuSeq = vm.mmuNotifierSeq;
+  return CONTINUE;
+}
 
-  yield { kind: "lock", lock: vm.mmuLock };
-  let ret = 0;
-  let action: FaultAction = "retry";
-  let prot = 0;
+/** user_mem_abort steps 8-9, after GUP set ctx.pa and ctx.writable. */
+export function umaAfterGup(vm: Vm, ctx: FaultContext): number {
+  void vm;
+  // 8. Reads during dirty logging map read-only (all host memory here is normal memory).
+  if (ctx.logging && !ctx.writeFault) ctx.writable = false;
+  // 9. exec on device memory would be -ENOEXEC; device memory is not modelled.
+  ctx.device = false;
+  if (ctx.execFault && ctx.device) return ENOEXEC;
+  return CONTINUE;
+}
+
+/** user_mem_abort steps 10-17, run while holding mmu_lock. */
+export function umaLocked(vm: Vm, vcpu: Vcpu, ctx: FaultContext): void {
+  const page = vm.geo.granule.size;
+  const slot = ctx.slot!;
+  ctx.ret = 0;
+  ctx.action = "retry";
+  ctx.prot = 0;
   // 10. Invalidated since the sample: back to the guest, which refaults.
-  if (!vm.mmuNotifierRetry(mmuSeq)) {
-    // 11. THP: map the whole PMD if the page belongs to one (the huge zero page included).
-    if (vmaPagesize === page && !forcePte) {
-      const pmdSize = 2 ** pmdShift;
-      if (vm.host.isTransparentHugepage(pa) && faultSupportsStage2HugeMapping(slot, hva, pmdSize)) {
-        faultIpa -= faultIpa % pmdSize;
-        pa -= pa % pmdSize;
-        vmaPagesize = pmdSize;
-      }
-    }
-    // 12. Permissions.
-    prot = PROT_R | (writable ? PROT_W : 0);
-    // 13-14. v5.12: every faulting vCPU cleans (and for exec invalidates) the whole mapping here.
-    const cmoHere = vm.kernel.faultCmos === "user_mem_abort";
-    if (cmoHere && fsc !== "permission" && !device) cleanDcacheGuestPage(vm.pgt, pa, vmaPagesize);
-    if (execFault) {
-      prot |= PROT_X;
-      if (cmoHere) invalidateIcacheGuestPage(vm.pgt, pa, vmaPagesize);
-    }
-    // 15. With DIC all normal memory is mapped executable.
-    if (vm.cpu.dic) prot |= PROT_X;
-    // 16. relax_perms when the leaf already has the right size, map otherwise.
-    if (fsc === "permission" && vmaPagesize === faultGranule) {
-      action = "relax";
-      ret = vm.pgt.relaxPerms(faultIpa, prot);
-    } else {
-      action = "map";
-      ret = vm.pgt.map(faultIpa, vmaPagesize, pa, prot, vcpu.memcache);
-    }
-    // 17. Dirty tracking for a successful writable mapping (kvm_set_pfn_dirty + mark_page_dirty).
-    if (writable && ret === 0) {
-      slot.markDirty(gpa);
-      if (vm.events.active) vm.events.emit({ kind: "mark-dirty", gpa });
+  if (vm.mmuNotifierRetry(ctx.mmuSeq)) return;
+  // 11. THP: map the whole PMD if the page belongs to one (the huge zero page included).
+  if (ctx.vmaPagesize === page && !ctx.forcePte) {
+    const pmdSize = 2 ** ctx.pmdShift;
+    if (vm.host.isTransparentHugepage(ctx.pa) && faultSupportsStage2HugeMapping(slot, ctx.hva, pmdSize)) {
+      ctx.faultIpa -= ctx.faultIpa % pmdSize;
+      ctx.pa -= ctx.pa % pmdSize;
+      ctx.vmaPagesize = pmdSize;
     }
   }
-  yield { kind: "unlock", lock: vm.mmuLock };
-  report(vm, vcpu, action, faultIpa, action === "retry" ? 0 : vmaPagesize, prot, ret);
+  // 12. Permissions.
+  let prot = PROT_R | (ctx.writable ? PROT_W : 0);
+  // 13-14. v5.12: every faulting vCPU cleans (and for exec invalidates) the whole mapping here.
+  const cmoHere = vm.kernel.faultCmos === "user_mem_abort";
+  if (cmoHere && ctx.fsc !== "permission" && !ctx.device)
+    cleanDcacheGuestPage(vm.pgt, ctx.pa, ctx.vmaPagesize);
+  if (ctx.execFault) {
+    prot |= PROT_X;
+    if (cmoHere) invalidateIcacheGuestPage(vm.pgt, ctx.pa, ctx.vmaPagesize);
+  }
+  // 15. With DIC all normal memory is mapped executable.
+  if (vm.cpu.dic) prot |= PROT_X;
+  ctx.prot = prot;
+  // 16. relax_perms when the leaf already has the right size, map otherwise.
+  if (ctx.fsc === "permission" && ctx.vmaPagesize === ctx.faultGranule) {
+    ctx.action = "relax";
+    ctx.ret = vm.pgt.relaxPerms(ctx.faultIpa, prot);
+  } else {
+    ctx.action = "map";
+    ctx.ret = vm.pgt.map(ctx.faultIpa, ctx.vmaPagesize, ctx.pa, prot, vcpu.memcache);
+  }
+  // 17. Dirty tracking for a successful writable mapping (kvm_set_pfn_dirty + mark_page_dirty).
+  if (ctx.writable && ctx.ret === 0) {
+    slot.markDirty(ctx.gpa);
+    vm.meter.charge(W["mark-dirty"], 1);
+    if (vm.events.active) vm.events.emit({ kind: "mark-dirty", gpa: ctx.gpa });
+  }
+}
+
+/** user_mem_abort's exit after unlocking: report; -EAGAIN counts as success. */
+export function umaDone(vm: Vm, vcpu: Vcpu, ctx: FaultContext): number {
+  const ret = ctx.ret;
+  report(vm, vcpu, ctx.action, ctx.faultIpa, ctx.action === "retry" ? 0 : ctx.vmaPagesize, ctx.prot, ret);
   return ret === EAGAIN ? 0 : ret;
+}
+
+/** The mapping-size shifts user_mem_abort chooses among, for one granule. */
+export interface FaultShifts {
+  readonly pud: number;
+  readonly pmd: number;
+  readonly pudSize: number;
+  readonly pmdSize: number;
+  readonly contPmd: number;
+  readonly contPte: number;
+}
+
+/** PUD_SHIFT, PMD_SHIFT, CONT_PMD_SHIFT and CONT_PTE_SHIFT of a host granule. */
+export function faultShifts(g: Granule): FaultShifts {
+  const pmd = levelShift(g, 2);
+  const pud = levelShift(g, 1);
+  return {
+    pud,
+    pmd,
+    pudSize: 2 ** pud,
+    pmdSize: 2 ** pmd,
+    contPmd: pmd + contShift(g.size, 2),
+    contPte: g.shift + contShift(g.size, 3),
+  };
 }
 
 /** log2 of entries in a contiguous range (CONT_PTES / CONT_PMDS) for a granule and level. */
@@ -235,5 +365,6 @@ function report(
   prot: number,
   ret: number,
 ): void {
+  vm.faultStats.action(action, ret);
   if (vm.events.active) vm.events.emit({ kind: "fault-action", vcpu: vcpu.id, action, ipa, size, prot, ret });
 }

@@ -5,6 +5,7 @@
 import { pteValid } from "../arch/descriptor.js";
 import { ATTR_LO_AF, pteWords } from "../arch/descriptor.js";
 import type { Blocking } from "../common/steps.js";
+import { W } from "../common/work.js";
 import type { MmuNotifier } from "../host/notifier.js";
 import { cleanDcacheGuestPage } from "../pgtable/hw.js";
 import { PROT_R } from "../pgtable/prot.js";
@@ -18,23 +19,23 @@ export class KvmMmuNotifier implements MmuNotifier {
   /** kvm_mmu_notifier_invalidate_range_start: count++, then unmap every overlapping slot range. */
   *invalidateRangeStart(start: number, end: number): Blocking<void> {
     const vm = this.vm;
-    yield { kind: "lock", lock: vm.mmuLock };
+    yield vm.lockStep;
     vm.mmuNotifierCount++;
     this.forEachRange(start, end, (_slot, gpa, size) => {
       this.report("unmap", gpa, size);
       this.unmapStage2Range(gpa, size);
     });
     // kvm_unmap_hva_range / kvm_unmap_gfn_range report no flush needed on arm64.
-    yield { kind: "unlock", lock: vm.mmuLock };
+    yield vm.unlockStep;
   }
 
   /** kvm_mmu_notifier_invalidate_range_end: seq++, count--. */
   *invalidateRangeEnd(_start: number, _end: number): Blocking<void> {
     const vm = this.vm;
-    yield { kind: "lock", lock: vm.mmuLock };
+    yield vm.lockStep;
     vm.mmuNotifierSeq++;
     vm.mmuNotifierCount--;
-    yield { kind: "unlock", lock: vm.mmuLock };
+    yield vm.unlockStep;
   }
 
   /**
@@ -44,7 +45,7 @@ export class KvmMmuNotifier implements MmuNotifier {
   *changePte(hva: number, pa: number): Blocking<void> {
     const vm = this.vm;
     const page = vm.geo.granule.size;
-    yield { kind: "lock", lock: vm.mmuLock };
+    yield vm.lockStep;
     if (vm.kernel.notifierApi === "hva") vm.mmuNotifierSeq++;
     this.forEachRange(hva, hva + page, (_slot, gpa) => {
       this.report("set_spte", gpa, page);
@@ -52,34 +53,34 @@ export class KvmMmuNotifier implements MmuNotifier {
       // -ENOMEM when the tables are missing is ignored: the page will simply fault.
       vm.pgt.map(gpa, page, pa, PROT_R, null);
     });
-    yield { kind: "unlock", lock: vm.mmuLock };
+    yield vm.unlockStep;
   }
 
   /** kvm_mmu_notifier_clear_flush_young: mkold each range; flush the VMID if any was young. */
   *clearFlushYoung(start: number, end: number): Blocking<boolean> {
     const vm = this.vm;
-    yield { kind: "lock", lock: vm.mmuLock };
+    yield vm.lockStep;
     const young = this.age(start, end, "mkold");
     if (young) vm.flushRemoteTlbs();
-    yield { kind: "unlock", lock: vm.mmuLock };
+    yield vm.unlockStep;
     return young;
   }
 
   /** kvm_mmu_notifier_clear_young: mkold without the flush. */
   *clearYoung(start: number, end: number): Blocking<boolean> {
     const vm = this.vm;
-    yield { kind: "lock", lock: vm.mmuLock };
+    yield vm.lockStep;
     const young = this.age(start, end, "mkold");
-    yield { kind: "unlock", lock: vm.mmuLock };
+    yield vm.unlockStep;
     return young;
   }
 
   /** kvm_mmu_notifier_test_young → kvm_test_age_hva/gfn: is_young. */
   *testYoung(start: number, end: number): Blocking<boolean> {
     const vm = this.vm;
-    yield { kind: "lock", lock: vm.mmuLock };
+    yield vm.lockStep;
     const young = this.age(start, end, "is_young");
-    yield { kind: "unlock", lock: vm.mmuLock };
+    yield vm.unlockStep;
     return young;
   }
 
@@ -127,6 +128,7 @@ export class KvmMmuNotifier implements MmuNotifier {
   }
 
   private report(op: string, gpa: number, size: number): void {
+    this.vm.meter.charge(W["notifier-handler"], 1);
     const ev = this.vm.events;
     if (ev.active) ev.emit({ kind: "notifier-handler", op, gpa, size });
   }

@@ -8,8 +8,9 @@ import { granuleOf, levelSize } from "../arch/granule.js";
 import { vtcrEl2 } from "../arch/vtcr.js";
 import { S2simError } from "../common/error.js";
 import { EventBus } from "../common/events.js";
+import { WorkMeter } from "../common/work.js";
 import { hex, sizeName } from "../common/format.js";
-import type { LockId } from "../common/steps.js";
+import type { LockId, Step } from "../common/steps.js";
 import { type BackingSource, backingSource } from "../host/backing.js";
 import { HostPhys } from "../host/host-phys.js";
 import { HostMm } from "../host/mm.js";
@@ -17,11 +18,13 @@ import { NULL_HW, type Stage2Hw } from "../pgtable/hw.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import { MemoryCache } from "../pgtable/memcache.js";
 import { PhysMem } from "../pgtable/phys-mem.js";
-import { Stage2Pgtable } from "../pgtable/stage2.js";
+import { type PteObserver, Stage2Pgtable } from "../pgtable/stage2.js";
 import type { VmEvent } from "./events.js";
 import { type KvmKernel, kvmKernel } from "./kernel.js";
 import { type Memslot, Memslots } from "./memslot.js";
 import { KvmMmuNotifier } from "./mmu-notifier.js";
+import { FaultStats } from "./stats.js";
+import { FaultContext, type FaultShifts, faultShifts } from "./fault.js";
 
 /** How to build a {@link Vm}. */
 export interface VmOptions {
@@ -37,10 +40,15 @@ export interface VmOptions {
   /** Hardware the TLBIs and CMOs go to (the simulator's); events are emitted regardless. */
   readonly hw?: Stage2Hw;
   readonly events?: EventBus<VmEvent>;
+  readonly meter?: WorkMeter;
+  /** Told of every stage-2 descriptor store (the simulator's visibility model). */
+  readonly pteObserver?: PteObserver;
 }
 
-/** A vCPU as the KVM code sees it: its id and its table-page memcache. */
+/** A vCPU as the KVM code sees it: its id, its table-page memcache and its fault in progress. */
 export class Vcpu {
+  /** The state of the stage-2 fault this vCPU is handling (reused from fault to fault). */
+  readonly fault = new FaultContext();
   constructor(
     readonly id: number,
     readonly memcache: MemoryCache,
@@ -61,7 +69,16 @@ export class Vm {
   readonly memslots: Memslots;
   readonly vcpus: Vcpu[];
   /** kvm->mmu_lock (a spinlock in v5.12 and v5.14). */
-  readonly mmuLock: LockId = { name: "kvm->mmu_lock" };
+  readonly mmuLock: LockId = { name: "kvm->mmu_lock", kind: "spinlock" };
+  /** The steps that take and release mmu_lock (shared, immutable). */
+  readonly lockStep: Step = { kind: "lock", lock: this.mmuLock };
+  readonly unlockStep: Step = { kind: "unlock", lock: this.mmuLock };
+  /** Mapping-size shifts for user_mem_abort. */
+  readonly faultShifts: FaultShifts;
+  /** Fault-path counters. */
+  readonly faultStats = new FaultStats();
+  /** Where every layer counts the work it does (priced by the simulator). */
+  readonly meter: WorkMeter;
   /** kvm->mmu_notifier_seq. */
   mmuNotifierSeq = 0;
   /** kvm->mmu_notifier_count. */
@@ -73,6 +90,7 @@ export class Vm {
     this.geo = stage2Geometry(granule, opts.ipaBits ?? 40);
     this.cpu = opts.cpu ?? KUNPENG_920;
     this.vtcr = vtcrEl2(this.cpu, this.geo);
+    this.faultShifts = faultShifts(granule);
     this.events = opts.events ?? new EventBus<VmEvent>();
     const vcpus = opts.vcpus ?? 1;
     if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 512) {
@@ -80,7 +98,8 @@ export class Vm {
     }
     const hugeZero = levelSize(granule, 2);
     this.hostPhys = new HostPhys(granule, opts.hostBytes ?? 2 ** 30, hugeZero);
-    this.host = new HostMm(granule, this.hostPhys, this.events, hugeZero);
+    this.meter = opts.meter ?? new WorkMeter();
+    this.host = new HostMm(granule, this.hostPhys, this.events, hugeZero, this.meter);
     this.tableMem = new PhysMem(granule);
     const userHw = opts.hw ?? NULL_HW;
     const phys = this.hostPhys;
@@ -102,6 +121,8 @@ export class Vm {
       mem: this.tableMem,
       hw,
       events: this.events,
+      meter: this.meter,
+      ...(opts.pteObserver ? { pteObserver: opts.pteObserver } : {}),
     });
     this.memslots = new Memslots(this.geo.ipaLimit, granule.size);
     this.vcpus = Array.from({ length: vcpus }, (_, i) => new Vcpu(i, new MemoryCache(this.tableMem)));

@@ -5,6 +5,7 @@
  */
 import type { CpuFeatures } from "../arch/cpu.js";
 import type { EventSink } from "../common/events.js";
+import { W, type WorkMeter } from "../common/work.js";
 import type { PgtableEvent } from "./events.js";
 
 /** TLB and cache maintenance as the CPU performs it. */
@@ -35,11 +36,14 @@ export interface Stage2Env {
   readonly cpu: CpuFeatures;
   readonly hw: Stage2Hw;
   readonly events: EventSink<PgtableEvent>;
+  /** Where executed work is counted (and, under the simulator, priced). */
+  readonly meter: WorkMeter;
 }
 
 /** The kernel's dcache_clean_inval_poc on a linear-map range: always performed. */
 export function dcacheCleanInvalPoc(env: Stage2Env, pa: number, size: number): void {
   if (env.events.active) env.events.emit({ kind: "cmo", op: "dc-civac", pa, size });
+  env.meter.charge(W["dc-civac-line"], linesIn(pa, size, env.cpu.dcacheLine));
   env.hw.dcacheCleanInvalPoc(pa, size);
 }
 
@@ -57,12 +61,41 @@ export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: numb
   const cpu = env.cpu;
   if (cpu.icache === "vipt") {
     if (env.events.active) env.events.emit({ kind: "cmo", op: "ic-ialluis", pa, size });
+    env.meter.charge(W["ic-iallu"], 1);
     env.hw.icacheInvalAll();
     return;
   }
   if (cpu.vhe || cpu.icache !== "vpipt") {
     if (cpu.dic) return;
     if (env.events.active) env.events.emit({ kind: "cmo", op: "ic-ivau", pa, size });
+    env.meter.charge(W["ic-ivau-line"], linesIn(pa, size, env.cpu.icacheLine));
     env.hw.icacheInvalPou(pa, size);
   }
+}
+
+const TWO_30 = 2 ** 30;
+const TWO_53 = 2 ** 53;
+
+/** Cache lines a by-VA maintenance loop over [pa, pa + size) touches. */
+function linesIn(pa: number, size: number, line: number): number {
+  // For an integer pa with pa + size below 2^53, an int32 size and a power-of-two line of at most
+  // 1 GiB, every step below is exact and equals the general formula: pa & (line - 1) is pa % line
+  // (ToInt32 keeps pa mod 2^32, a multiple of line), and (off + size + line - 1) >>> log2(line) is
+  // the ceiling of (off + size) / line, below 2^32. This avoids a floating-point modulo per CMO.
+  if (
+    pa >= 0 &&
+    pa + size < TWO_53 &&
+    Math.floor(pa) === pa &&
+    (size | 0) === size &&
+    size >= 0 &&
+    (line | 0) === line &&
+    line > 0 &&
+    line <= TWO_30 &&
+    (line & (line - 1)) === 0
+  ) {
+    const m = line - 1;
+    return ((pa & m) + size + m) >>> (31 - Math.clz32(line));
+  }
+  const first = pa - (pa % line);
+  return Math.ceil((pa + size - first) / line);
 }

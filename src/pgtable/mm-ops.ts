@@ -3,6 +3,7 @@
  * reaches cache maintenance. Table pages are named by their page number in {@link PhysMem}.
  */
 import type { EventSink } from "../common/events.js";
+import { W, type WorkMeter } from "../common/work.js";
 import type { PgtableEvent } from "./events.js";
 import { cleanDcacheGuestPage, invalidateIcacheGuestPage, type Stage2Env } from "./hw.js";
 import type { MemoryCache } from "./memcache.js";
@@ -37,6 +38,7 @@ class PageOps {
   constructor(
     private readonly mem: PhysMem,
     private readonly events: EventSink<PgtableEvent>,
+    private readonly meter: WorkMeter,
   ) {}
 
   zallocPage(mc: MemoryCache | null): number {
@@ -52,15 +54,18 @@ class PageOps {
   }
 
   getPage(page: number): void {
+    this.meter.charge(W["table-refcount"], 1);
     const count = ++this.mem.refcount[page]!;
     if (this.events.active) this.events.emit({ kind: "refcount", pa: this.mem.pa(page), count });
   }
 
   putPage(page: number): void {
     const mem = this.mem;
+    this.meter.charge(W["table-refcount"], 1);
     const count = --mem.refcount[page]!;
     if (this.events.active) this.events.emit({ kind: "refcount", pa: mem.pa(page), count });
     if (count === 0) {
+      this.meter.charge(W["table-free"], 1);
       mem.release(page);
       if (this.events.active) this.events.emit({ kind: "page-free", pa: mem.pa(page) });
     }
@@ -94,7 +99,7 @@ class KvmS2MmOps extends PageOps implements MmOps {
     private readonly env: Stage2Env,
     cmoCallbacks: boolean,
   ) {
-    super(mem, env.events);
+    super(mem, env.events, env.meter);
     this.dcacheCleanInvalPoc = cmoCallbacks ? this.cleanDcacheGuestPage : null;
     this.icacheInvalPou = cmoCallbacks ? this.invalidateIcacheGuestPage : null;
   }

@@ -19,6 +19,7 @@ import type { Granule } from "../arch/granule.js";
 import { levelSupportsBlock } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import type { EventSink } from "../common/events.js";
+import { W, WorkMeter } from "../common/work.js";
 import { AttrVisitor } from "./attr.js";
 import { DestroyVisitor } from "./destroy.js";
 import type { PgtableEvent, PgtableOp } from "./events.js";
@@ -46,6 +47,15 @@ export interface Stage2PgtableOptions {
   readonly events?: EventSink<PgtableEvent>;
   /** Defaults to kvm_s2_mm_ops for the kernel. */
   readonly mmOps?: MmOps;
+  /** Where work is counted; defaults to a private meter. */
+  readonly meter?: WorkMeter;
+  /** Told of every descriptor store before it happens (the simulator's visibility model). */
+  readonly pteObserver?: PteObserver;
+}
+
+/** Sees each descriptor store: the entry's location and the value it had. */
+export interface PteObserver {
+  pteWritten(table: number, index: number, oldLo: number, oldHi: number): void;
 }
 
 /** A leaf found by {@link Stage2Pgtable.lookup}. */
@@ -66,6 +76,7 @@ export class Stage2Pgtable implements Stage2Env {
   readonly hw: Stage2Hw;
   readonly events: EventSink<PgtableEvent>;
   readonly mmOps: MmOps;
+  readonly meter: WorkMeter;
   /** stage2_has_fwb: the guest stage 2 never opts out of FWB. */
   readonly fwb: boolean;
   readonly sizes: LevelSizes;
@@ -73,6 +84,7 @@ export class Stage2Pgtable implements Stage2Env {
   pgd = -1;
 
   private readonly walker: Walker;
+  private readonly pteObserver: PteObserver | null;
   private readonly blockLevel: boolean[];
   private readonly zeroOnInvalidate: boolean;
   private readonly countNonZero: boolean;
@@ -90,6 +102,8 @@ export class Stage2Pgtable implements Stage2Env {
     this.mem = opts.mem;
     this.hw = opts.hw ?? NULL_HW;
     this.events = opts.events ?? NO_EVENTS;
+    this.meter = opts.meter ?? new WorkMeter();
+    this.pteObserver = opts.pteObserver ?? null;
     if (this.mem.granule !== this.granule) {
       throw new S2simError("bad-granule", "table memory and stage-2 geometry use different granules");
     }
@@ -126,7 +140,11 @@ export class Stage2Pgtable implements Stage2Env {
 
   /** kvm_pgtable_walk. */
   walk(addr: number, size: number, visitor: Visitor): number {
-    return this.walker.walk(this.pgd, addr, size, visitor);
+    const walker = this.walker;
+    const before = walker.visits;
+    const ret = walker.walk(this.pgd, addr, size, visitor);
+    this.meter.charge(W["pgt-visit"], walker.visits - before);
+    return ret;
   }
 
   /** kvm_pgtable_stage2_map: map [addr, addr + size) to `phys` with `prot`. */
@@ -253,6 +271,9 @@ export class Stage2Pgtable implements Stage2Env {
   /** Stores a descriptor (WRITE_ONCE / smp_store_release), reporting the change. */
   writePte(table: number, idx: number, lo: number, hi: number, addr: number, level: number): void {
     const words = this.mem.pages[table]!;
+    this.meter.charge(W["pte-write"], 1);
+    if (this.pteObserver !== null)
+      this.pteObserver.pteWritten(table, idx, words[2 * idx]!, words[2 * idx + 1]!);
     if (this.events.active) {
       this.events.emit({
         kind: "pte",
@@ -290,17 +311,20 @@ export class Stage2Pgtable implements Stage2Env {
   /** __kvm_tlb_flush_vmid_ipa. */
   tlbFlushVmidIpa(ipa: number, level: number): void {
     if (this.events.active) this.events.emit({ kind: "tlbi", scope: "vmid-ipa", ipa, level });
+    this.meter.charge(W["tlbi-ipa"], 1);
     this.hw.tlbFlushVmidIpa(ipa, level);
   }
 
   /** __kvm_tlb_flush_vmid. */
   tlbFlushVmid(): void {
     if (this.events.active) this.events.emit({ kind: "tlbi", scope: "vmid" });
+    this.meter.charge(W["tlbi-vmid"], 1);
     this.hw.tlbFlushVmid();
   }
 
   /** Reports the start of an entry point. */
   private begin(op: PgtableOp, addr: number, size: number): void {
+    this.meter.charge(W["pgt-call"], 1);
     if (this.events.active) this.events.emit({ kind: "op", op, addr, size });
   }
 

@@ -4,7 +4,7 @@
  */
 import { LAST_LEVEL, levelShift } from "../arch/granule.js";
 import type { Stage2Geometry } from "../arch/geometry.js";
-import { pteOa, pteTable } from "../arch/descriptor.js";
+import { ADDR_51_48_MASK, ADDR_51_48_SHIFT, ADDR_HI_MASK } from "../arch/descriptor.js";
 import { EINVAL, ERANGE } from "../common/errno.js";
 import type { PhysMem } from "./phys-mem.js";
 
@@ -28,6 +28,8 @@ export interface Visitor {
 }
 
 const TWO_30 = 2 ** 30;
+const TWO_32 = 2 ** 32;
+const TWO_48 = 2 ** 48;
 const TWO_53 = 2 ** 53;
 
 /** Precomputed per-level sizes for one geometry (index = level + 1, so level -1 fits). */
@@ -69,24 +71,62 @@ export class LevelSizes {
   }
 }
 
-/** Walk state (struct kvm_pgtable_walk_data) and the walk itself. */
+/**
+ * Walk state (struct kvm_pgtable_walk_data) and the walk itself.
+ *
+ * The kernel's walk recurses: __kvm_pgtable_walk loops over the entries of one table page and
+ * calls __kvm_pgtable_visit on each, which calls the visitor and, for a table entry, recurses into
+ * __kvm_pgtable_walk on the child. {@link walk} runs the same recursion with an explicit stack (one
+ * slot per level: the parent's table page, entry index and entry address), so a walk is one
+ * JavaScript call whatever its depth. The entries are visited in the same order, with the same
+ * flags, addresses and re-read rules (spec section 3), and an error returns at once from every
+ * level, as the recursive return does.
+ */
 export class Walker {
-  /** The address the walk has reached. */
+  /** The address the walk has reached (updated when a walk returns). */
   addr = 0;
   /** The walk end. */
   end = 0;
+  /** Entries visited by every walk so far (work accounting). */
+  visits = 0;
   private visitor: Visitor | null = null;
+  private readonly ptrs: number;
   private readonly ptrsMask: number;
+  private readonly pageSize: number;
   /** 1 / page size. */
   private readonly pageInv: number;
+  private readonly limit: number;
+  /** 1 / limit. */
+  private readonly limitInv: number;
+  private readonly startLevel: number;
+  /** Output-address bits of a descriptor's low word, and whether bits [15:12] hold PA[51:48]. */
+  private readonly addrMaskLo: number;
+  private readonly pa52: boolean;
+  /** The table pool: its pages, physical base and 1 / page size (PhysMem.pageOf). */
+  private readonly pages: Uint32Array[];
+  private readonly memBase: number;
+  /** The recursion's saved state per level: parent table page, entry index, entry address. */
+  private readonly stackTable = new Int32Array(LAST_LEVEL + 1);
+  private readonly stackIdx = new Int32Array(LAST_LEVEL + 1);
+  private readonly stackAddr = new Float64Array(LAST_LEVEL + 1);
 
   constructor(
-    private readonly geo: Stage2Geometry,
-    private readonly mem: PhysMem,
+    geo: Stage2Geometry,
+    mem: PhysMem,
     private readonly sizes: LevelSizes,
   ) {
-    this.ptrsMask = geo.granule.ptrsPerTable - 1;
-    this.pageInv = 1 / geo.granule.size;
+    const g = geo.granule;
+    this.ptrs = g.ptrsPerTable;
+    this.ptrsMask = g.ptrsPerTable - 1;
+    this.pageSize = g.size;
+    this.pageInv = 1 / g.size;
+    this.limit = geo.ipaLimit;
+    this.limitInv = 1 / geo.ipaLimit;
+    this.startLevel = geo.startLevel;
+    this.addrMaskLo = g.addrMaskLo;
+    this.pa52 = g.size === 65536;
+    this.pages = mem.pages;
+    this.memBase = mem.base;
   }
 
   /**
@@ -94,86 +134,113 @@ export class Walker {
    * start-level pages at `pgd`. Returns 0, -ERANGE, -EINVAL or the visitor's error.
    */
   walk(pgd: number, addr: number, size: number, visitor: Visitor): number {
-    const pageSize = this.geo.granule.size;
-    const start = alignDownExact(addr, pageSize, this.pageInv);
+    const pageSize = this.pageSize;
+    const pageInv = this.pageInv;
+    const start = alignDownExact(addr, pageSize, pageInv);
     const endRaw = start + size;
-    const endDown = alignDownExact(endRaw, pageSize, this.pageInv);
+    const endDown = alignDownExact(endRaw, pageSize, pageInv);
     const end = endDown === endRaw ? endRaw : endDown + pageSize;
-    const limit = this.geo.ipaLimit;
+    const limit = this.limit;
     // The kernel takes u64 addresses: a negative one wraps far above the limit.
     if (!(start >= 0) || start > limit || end > limit) return ERANGE;
     if (pgd < 0) return EINVAL;
     if (this.visitor !== null) throw new Error("kvm_pgtable_walk: nested walks are not supported");
-    this.addr = start;
-    this.end = end;
     this.visitor = visitor;
+    this.end = end;
+    const flags = visitor.flags;
+    const sizes = this.sizes;
+    const startLevel = this.startLevel;
+    // kvm_pgd_page_idx: which concatenated start-level page holds addr.
+    const pgdIdx = Math.floor((start - alignDownExact(start, limit, this.limitInv)) * sizes.inv[startLevel]!);
+    let visits = 0;
     let ret = 0;
+    let at = start;
     try {
-      const startLevel = this.geo.startLevel;
-      // kvm_pgd_page_idx: which concatenated start-level page holds addr.
-      const pgdIdx = Math.floor(
-        (start - alignDownExact(start, limit, 1 / limit)) * this.sizes.inv[startLevel]!,
-      );
-      for (let i = pgdIdx; this.addr < end; i++) {
-        ret = this.walkTable(pgd + i, startLevel, end, visitor);
-        if (ret !== 0) break;
+      const pages = this.pages;
+      const sizeOf = sizes.size;
+      const invOf = sizes.inv;
+      const maskOf = sizes.mask;
+      const ptrs = this.ptrs;
+      const ptrsMask = this.ptrsMask;
+      const stackTable = this.stackTable;
+      const stackIdx = this.stackIdx;
+      const stackAddr = this.stackAddr;
+      let level = startLevel;
+      let table = pgd + pgdIdx;
+      // __kvm_pgtable_walk reads a table page's words once: they never move while the walk runs.
+      let words = pages[table]!;
+      let idx = Math.floor(at * invOf[level + 1]!) & ptrsMask;
+      // kvm_pgtable_walk walks start-level pages while addr < end (never, if end is NaN).
+      for (let more = at < end; more;) {
+        if (idx >= ptrs || at >= end) {
+          // __kvm_pgtable_walk is done with this table page.
+          if (level === startLevel) {
+            // kvm_pgtable_walk: on to the next concatenated start-level page while addr < end.
+            if (!(at < end)) break;
+            table++;
+            words = pages[table]!;
+            idx = Math.floor(at * invOf[level + 1]!) & ptrsMask;
+            continue;
+          }
+          // Back in the parent's __kvm_pgtable_visit, after the child walk returned 0.
+          level--;
+          table = stackTable[level]!;
+          idx = stackIdx[level]!;
+          words = pages[table]!;
+          if ((flags & WALK_TABLE_POST) !== 0) {
+            ret = visitor.visit(stackAddr[level]!, end, level, table, idx, WALK_TABLE_POST);
+            if (ret !== 0) break;
+          }
+          idx++;
+          continue;
+        }
+        // __kvm_pgtable_visit.
+        visits++;
+        let lo = words[2 * idx]!;
+        let hi = words[2 * idx + 1]!;
+        let isTable = level < LAST_LEVEL && (lo & 3) === 3;
+        if (isTable) {
+          // The entry read above is used to descend, whatever PRE did to it.
+          if ((flags & WALK_TABLE_PRE) !== 0) {
+            ret = visitor.visit(at, end, level, table, idx, WALK_TABLE_PRE);
+            if (ret !== 0) break;
+          }
+        } else if ((flags & WALK_LEAF) !== 0) {
+          ret = visitor.visit(at, end, level, table, idx, WALK_LEAF);
+          if (ret !== 0) break;
+          lo = words[2 * idx]!;
+          hi = words[2 * idx + 1]!;
+          isTable = level < LAST_LEVEL && (lo & 3) === 3;
+        }
+        if (!isTable) {
+          // ALIGN_DOWN(addr, size) + size. addr is an integer below 2^53, so masking is exact.
+          const mask = maskOf[level + 1]!;
+          const sz = sizeOf[level + 1]!;
+          at = (mask >= 0 ? at - (at & mask) : Math.floor(at * invOf[level + 1]!) * sz) + sz;
+          idx++;
+          continue;
+        }
+        // kvm_pte_follow (kvm_pte_to_phys, then the table page holding that address).
+        let pa = ((lo & this.addrMaskLo) >>> 0) + (hi & ADDR_HI_MASK) * TWO_32;
+        if (this.pa52) pa += ((lo & ADDR_51_48_MASK) >>> ADDR_51_48_SHIFT) * TWO_48;
+        const child = Math.floor((pa - this.memBase) * pageInv);
+        if (level + 1 > LAST_LEVEL || !(child >= 0 && child < pages.length)) {
+          ret = EINVAL;
+          break;
+        }
+        // Recurse: save this entry, walk the child table from the entry holding addr.
+        stackTable[level] = table;
+        stackIdx[level] = idx;
+        stackAddr[level] = at;
+        level++;
+        table = child;
+        words = pages[table]!;
+        idx = Math.floor(at * invOf[level + 1]!) & ptrsMask;
       }
     } finally {
       this.visitor = null;
-    }
-    return ret;
-  }
-
-  /** __kvm_pgtable_walk: the entries of one table page from the one holding `addr`. */
-  private walkTable(table: number, level: number, end: number, v: Visitor): number {
-    const ptrs = this.ptrsMask + 1;
-    // Read once per table page: the descriptor words never move while the walk runs.
-    const words = this.mem.pages[table]!;
-    let idx = Math.floor(this.addr * this.sizes.inv[level + 1]!) & this.ptrsMask;
-    for (; idx < ptrs; idx++) {
-      if (this.addr >= end) break;
-      const ret = this.visitEntry(words, table, idx, level, end, v);
-      if (ret !== 0) return ret;
-    }
-    return 0;
-  }
-
-  /** __kvm_pgtable_visit: one entry, with the re-read rules of spec section 3. */
-  private visitEntry(
-    words: Uint32Array,
-    table: number,
-    idx: number,
-    level: number,
-    end: number,
-    v: Visitor,
-  ): number {
-    const addr = this.addr;
-    const flags = v.flags;
-    let lo = words[2 * idx]!;
-    let hi = words[2 * idx + 1]!;
-    let isTable = pteTable(lo, level);
-    let ret = 0;
-    if (isTable && (flags & WALK_TABLE_PRE) !== 0) {
-      // The entry read above is used to descend, whatever PRE did to it.
-      ret = v.visit(addr, end, level, table, idx, WALK_TABLE_PRE);
-    }
-    if (!isTable && (flags & WALK_LEAF) !== 0) {
-      ret = v.visit(addr, end, level, table, idx, WALK_LEAF);
-      lo = words[2 * idx]!;
-      hi = words[2 * idx + 1]!;
-      isTable = pteTable(lo, level);
-    }
-    if (ret !== 0) return ret;
-    if (!isTable) {
-      this.addr = this.sizes.alignDown(this.addr, level) + this.sizes.size[level + 1]!;
-      return 0;
-    }
-    const child = this.mem.pageOf(pteOa(this.geo.granule, lo, hi));
-    if (level + 1 > LAST_LEVEL || child < 0) return EINVAL;
-    ret = this.walkTable(child, level + 1, end, v);
-    if (ret !== 0) return ret;
-    if ((flags & WALK_TABLE_POST) !== 0) {
-      ret = v.visit(addr, end, level, table, idx, WALK_TABLE_POST);
+      this.visits += visits;
+      this.addr = at;
     }
     return ret;
   }

@@ -8,7 +8,7 @@ import { type Blocking, type InterleavePolicy, interleave, runToCompletion } fro
 import { backingSource } from "../host/backing.js";
 import { disableDirtyLogging, enableDirtyLogging } from "../kvm/dirty-log.js";
 import type { VmEvent } from "../kvm/events.js";
-import { guestAccess } from "../kvm/fault.js";
+import { DirectGuestMemory, type GuestMemory } from "../kvm/guest-memory.js";
 import type { Memslot } from "../kvm/memslot.js";
 import { type Vcpu, Vm, type VmOptions } from "../kvm/vm.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
@@ -26,6 +26,27 @@ export const TEST_STAGES: readonly TestStage[] = [
 /** Host virtual base of the test region (64 TiB: aligned for every backing size). */
 export const TEST_HVA = 0x4000_0000_0000;
 
+/** Host virtual base of memslot 0 (guest code, stacks and page tables). */
+export const SLOT0_HVA = 0x2000_0000_0000;
+
+/** Guest pages of memslot 0 besides the test region's page tables (DEFAULT_GUEST_PHY_PAGES). */
+const DEFAULT_GUEST_PHY_PAGES = 512;
+
+/** KVM_GUEST_PAGE_TABLE_MIN_PADDR: where the guest's page-table pages are allocated from. */
+const GUEST_PT_MIN_PADDR = 0x180000;
+
+/**
+ * Guest page-table pages allocated before the test region is mapped (the PGD and the tables of
+ * the code, data and stack mappings). An estimate: the selftest does not print it; it only moves
+ * the region's tables within memslot 0.
+ */
+const GUEST_PT_PAGES_BEFORE = 16;
+
+/** Guest page size and stage-1 geometry of mode 4 (VM_MODE_P40V48_4K). */
+const GUEST_PAGE = 4096;
+const GUEST_L3_SPAN = 2 ** 21;
+const GUEST_L2_SPAN = 2 ** 30;
+
 /** A page-table-test configuration (the selftest's -s, -b, -v, -p plus the kernel). */
 export interface PageTableTestConfig {
   readonly kernel: KernelVersion;
@@ -37,6 +58,11 @@ export interface PageTableTestConfig {
   /** Test GPA (`-p`); default: the top of the IPA space minus the region, aligned. */
   readonly gpa?: number;
   readonly vmOptions?: Partial<Omit<VmOptions, "kernel" | "vcpus">>;
+  /**
+   * Model the guest's own stage-1 tables (in memslot 0, as the selftest builds them) so that
+   * first touches take S1PTW faults (spec 9.1). Off for fixed-interleaving tests.
+   */
+  readonly guestTables?: boolean;
 }
 
 /** Counts of what happened in one stage. */
@@ -64,6 +90,10 @@ export class PageTableTest {
   readonly largePage: number;
   readonly hostPage: number;
   readonly size: number;
+  /** Memslot 0 with the guest's page tables, when modelled. */
+  readonly slot0: Memslot | null = null;
+  /** IPA of the first page-table page of the test region (the L2 table of its first GiB). */
+  private readonly tablesIpa: number = -1;
 
   constructor(readonly config: PageTableTestConfig) {
     const granule = config.vmOptions?.granule ?? 4096;
@@ -72,11 +102,16 @@ export class PageTableTest {
     const align = Math.max(src.pageSize, granule);
     this.size = Math.ceil(config.memBytes / align) * align;
     if (this.size <= 0) throw new S2simError("bad-size", "the test region must not be empty");
+    // Memslot 0: the guest's own pages plus one L2 table per GiB and one L3 table per 2 MiB.
+    const tablePages = Math.ceil(this.size / GUEST_L2_SPAN) + Math.ceil(this.size / GUEST_L3_SPAN);
+    const slot0Raw =
+      GUEST_PT_MIN_PADDR + (GUEST_PT_PAGES_BEFORE + tablePages + DEFAULT_GUEST_PHY_PAGES) * GUEST_PAGE;
+    const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
     this.vm = new Vm({
       ...config.vmOptions,
       kernel: config.kernel,
       vcpus: config.vcpus,
-      hostBytes: this.size,
+      hostBytes: this.size + slot0Size,
     });
     const maxGfn = this.vm.geo.ipaLimit / granule - 1;
     let gpa = config.gpa ?? (maxGfn - this.size / granule) * granule;
@@ -84,38 +119,51 @@ export class PageTableTest {
     if (gpa < 0 || gpa + this.size > this.vm.geo.ipaLimit) {
       throw new S2simError("outside-ipa", `a ${this.size}-byte test region does not fit in the IPA space`);
     }
+    if (config.guestTables) {
+      if (gpa < slot0Size) throw new S2simError("outside-ipa", "the test region overlaps memslot 0");
+      this.slot0 = this.vm.addMemory(0, 0, slot0Size, SLOT0_HVA, "anonymous");
+      this.tablesIpa = GUEST_PT_MIN_PADDR + GUEST_PT_PAGES_BEFORE * GUEST_PAGE;
+      // The VMM wrote the guest's page tables before the guest ran: those host pages are present.
+      this.vm.host.populate(SLOT0_HVA + this.tablesIpa, tablePages * GUEST_PAGE);
+    }
     this.slot = this.vm.addMemory(1, gpa, this.size, TEST_HVA, src);
     this.largePage = src.pageSize;
     this.hostPage = granule;
   }
 
-  /** The guest loop of `stage` for one vCPU (even ids write in CREATE, odd ids read). */
-  *vcpuProgram(vcpu: Vcpu, stage: TestStage, onAccess: () => void): Blocking<void> {
-    const { vm, slot, largePage: L, hostPage: P, size } = this;
-    const access = (ipa: number, write: boolean) => {
+  /**
+   * The guest loop of `stage` for one vCPU (even ids write in CREATE, odd ids read), issuing each
+   * access through `mem` (by default the plain fault loop).
+   */
+  *vcpuProgram(vcpu: Vcpu, stage: TestStage, onAccess: () => void, mem?: GuestMemory): Blocking<void> {
+    const port = mem ?? new DirectGuestMemory(this.vm);
+    const c = this.cursor(vcpu, stage);
+    while (c.next()) {
       onAccess();
-      return guestAccess(vm, vcpu, { ipa, write, exec: false, s1ptw: false });
-    };
-    switch (stage) {
-      case "KVM_CREATE_MAPPINGS": {
-        const write = vcpu.id % 2 === 0;
-        for (let off = 0; off < size; off += L) yield* access(slot.gpa + off, write);
-        return;
+      if (!port.tryAccess(vcpu, c.ipa, c.write, c.tables, c.nTables)) {
+        yield* port.access(vcpu, c.ipa, c.write, c.tables, c.nTables);
       }
-      case "KVM_UPDATE_MAPPINGS":
-        if (L === P) {
-          for (let off = 0; off < size; off += P) yield* access(slot.gpa + off, true);
-          return;
-        }
-        for (let off = 0; off < size; off += L) {
-          yield* access(slot.gpa + off, true);
-          for (let p = L / 2; p < L; p += P) yield* access(slot.gpa + off + p, false);
-        }
-        return;
-      case "KVM_ADJUST_MAPPINGS":
-        for (let off = 0; off < size; off += P) yield* access(slot.gpa + off, false);
-        return;
     }
+  }
+
+  /** The accesses of `stage` for one vCPU, one at a time (spec section 9.2). */
+  cursor(vcpu: Vcpu, stage: TestStage): GuestAccessCursor {
+    return new GuestAccessCursor(this, stage, vcpu.id % 2 === 0);
+  }
+
+  /**
+   * The guest page-table pages the stage-1 walk of region offset `off` reads that the earlier
+   * stage (KVM_BEFORE_MAPPINGS) did not: its GiB's L2 table and its 2 MiB's L3 table, allocated in
+   * the order virt_map maps the region (an L2 table, then its L3 tables). Returns how many.
+   */
+  s1Tables(off: number, out: Float64Array): number {
+    if (this.tablesIpa < 0) return 0;
+    const gib = Math.floor(off / GUEST_L2_SPAN);
+    const chunk = Math.floor((off % GUEST_L2_SPAN) / GUEST_L3_SPAN);
+    const first = this.tablesIpa + gib * 513 * GUEST_PAGE;
+    out[0] = first;
+    out[1] = first + (1 + chunk) * GUEST_PAGE;
+    return 2;
   }
 
   /** The untimed step before a stage: dirty logging on before UPDATE, off before ADJUST. */
@@ -200,5 +248,60 @@ export function countEvent(c: StageCounts, e: VmEvent): void {
       return;
     default:
       return;
+  }
+}
+
+/** One vCPU's accesses in one stage, produced one at a time without allocating. */
+export class GuestAccessCursor {
+  /** The current access: guest-physical address and direction. */
+  ipa = 0;
+  write = false;
+  /** The guest table pages its stage-1 walk reads (see {@link PageTableTest.s1Tables}). */
+  readonly tables = new Float64Array(2);
+  nTables = 0;
+  /** Offset of the current large page, and of the current access within the region. */
+  private large = 0;
+  private off = -1;
+
+  constructor(
+    private readonly test: PageTableTest,
+    private readonly stage: TestStage,
+    private readonly writer: boolean,
+  ) {}
+
+  /** Advances to the next access; false when the stage's loop is over. */
+  next(): boolean {
+    const t = this.test;
+    const L = t.largePage;
+    const P = t.hostPage;
+    let off: number;
+    let write: boolean;
+    switch (this.stage) {
+      case "KVM_CREATE_MAPPINGS":
+        // The first 8 bytes of each large page.
+        off = this.off < 0 ? 0 : this.off + L;
+        write = this.writer;
+        break;
+      case "KVM_UPDATE_MAPPINGS":
+        // anonymous: write every page; large pages: write the first host page, read the upper half.
+        if (this.off < 0) off = 0;
+        else if (L === P) off = this.off + P;
+        else if (this.off === this.large) off = this.large + L / 2;
+        else if (this.off + P < this.large + L) off = this.off + P;
+        else off = this.large + L;
+        if (off % L === 0) this.large = off;
+        write = off === this.large;
+        break;
+      case "KVM_ADJUST_MAPPINGS":
+        off = this.off < 0 ? 0 : this.off + P;
+        write = false;
+        break;
+    }
+    if (off >= t.size) return false;
+    this.off = off;
+    this.ipa = t.slot.gpa + off;
+    this.write = write;
+    this.nTables = t.s1Tables(off, this.tables);
+    return true;
   }
 }

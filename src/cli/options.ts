@@ -1,0 +1,126 @@
+/** Option parsing and number formatting shared by the simulating commands (page-table-test, reproduce). */
+import { granuleOf } from "../arch/granule.js";
+import { S2simError } from "../common/error.js";
+import { backingSource } from "../host/backing.js";
+import type { KernelVersion } from "../pgtable/kernel.js";
+import { type CostProfile, loadProfile } from "../sim/profile.js";
+
+/** The model's host (and guest) page size. */
+export const HOST_PAGE = 4096;
+
+/** The profile used when --profile is not given. */
+export const DEFAULT_PROFILE = "kunpeng920";
+
+/** The kernel versions --kernel accepts. */
+export const KERNEL_CHOICES: readonly KernelVersion[] = ["v5.12", "v5.14"];
+
+/** The only guest mode modelled: VM_MODE_P40V48_4K, as vm_guest_mode_string prints it. */
+export const MODE_4 = { id: 4, name: "PA-bits:40,  VA-bits:48,  4K pages" } as const;
+
+/** Checks `-m`: only mode 4 is modelled. */
+export function parseMode(text: string | undefined): typeof MODE_4 {
+  if (text === undefined || /^\s*4\s*$/.test(text)) return MODE_4;
+  throw new S2simError(
+    "bad-mode",
+    `guest mode "${text}" is not supported: only -m 4 (PA-bits:40, VA-bits:48, 4K pages) is modelled`,
+  );
+}
+
+/** The backing page size of `-s <src>` on the model's 4K host; unknown names are S2simErrors. */
+export function backingPageSize(src: string): number {
+  return backingSource(src, granuleOf(HOST_PAGE)).pageSize;
+}
+
+/** Parses a guest physical address, hex (`0x...`) or decimal. */
+export function parseGpa(text: string): number {
+  const t = text.trim();
+  const value = /^0x[0-9a-f]+$/i.test(t)
+    ? Number.parseInt(t.slice(2), 16)
+    : /^\d+$/.test(t)
+      ? Number(t)
+      : NaN;
+  if (!Number.isSafeInteger(value)) {
+    throw new S2simError("bad-gpa", `test GPA "${text}" is not a hex (0x...) or decimal address`);
+  }
+  return value;
+}
+
+/** Parses `--seed`: an integer. */
+export function parseSeed(text: string): number {
+  const t = text.trim();
+  const value = /^-?\d+$/.test(t) ? Number(t) : NaN;
+  if (!Number.isSafeInteger(value)) throw new S2simError("bad-seed", `seed "${text}" is not an integer`);
+  return value;
+}
+
+/** Parses `--mem-scale`: a decimal (`0.001`) or a fraction (`1/1024`), 0 < f <= 1. */
+export function parseMemScale(text: string): number {
+  const t = text.trim();
+  const frac = /^(\d+(?:\.\d+)?)\s*\/\s*(\d+(?:\.\d+)?)$/.exec(t);
+  const value = frac
+    ? Number(frac[1]) / Number(frac[2])
+    : /^(\d+(\.\d*)?|\.\d+)(e-?\d+)?$/i.test(t)
+      ? Number(t)
+      : NaN;
+  if (!Number.isFinite(value) || value <= 0 || value > 1) {
+    throw new S2simError(
+      "bad-scale",
+      `memory scale "${text}" must be a number f with 0 < f <= 1 (e.g. 0.01 or 1/1024)`,
+    );
+  }
+  return value;
+}
+
+/** Loads `--profile` (bundled name or .json path); failures are S2simErrors. */
+export function profileOption(nameOrPath: string | undefined): CostProfile {
+  return loadProfile(nameOrPath ?? DEFAULT_PROFILE);
+}
+
+/** A byte count for people: `4 KiB`, `1.88 GiB`, `0 B`. */
+export function humanBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  if (i === 0) return `${bytes} B`;
+  const digits = v >= 100 || Number.isInteger(v) ? 0 : v >= 10 ? 1 : 2;
+  return `${v.toFixed(digits)} ${units[i]}`;
+}
+
+/** Seconds as the selftest prints a timespec: `104.350000000s`. */
+export function timespec(seconds: number): string {
+  const ns = Math.round(seconds * 1e9);
+  const s = Math.floor(ns / 1e9);
+  return `${s}.${String(ns - s * 1e9).padStart(9, "0")}s`;
+}
+
+/** A whole number with thousands separators (stable across locales). */
+export function count(n: number): string {
+  return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+/** Renders rows as aligned columns; `right[i]` right-aligns column i. */
+export function columns(rows: readonly string[][], right: readonly boolean[], indent = "  "): string[] {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map(
+    (r) =>
+      indent +
+      r
+        .map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+        .join("  ")
+        .trimEnd(),
+  );
+}
+
+/** Seconds with four significant digits, never in exponent form. */
+export function seconds(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  if (x === 0) return "0";
+  if (Math.abs(x) >= 1000) return x.toFixed(0);
+  const digits = Math.max(0, 3 - Math.floor(Math.log10(Math.abs(x))));
+  return x.toFixed(Math.min(digits, 9));
+}

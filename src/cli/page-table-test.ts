@@ -1,0 +1,168 @@
+/**
+ * `s2sim page-table-test`: kvm_page_table_test (spec section 9.1) run on the simulated machine of a
+ * cost profile. Takes the selftest's options, prints its lines, then per timed stage the
+ * simulated time (a model prediction, labelled as such) and what the fault path did.
+ */
+import { hex } from "../common/format.js";
+import { parseCount, parseSize } from "../common/size.js";
+import { S2simError } from "../common/error.js";
+import type { KernelVersion } from "../pgtable/kernel.js";
+import type { PageTableTestConfig } from "../workloads/page-table-test.js";
+import { TEST_HVA } from "../workloads/page-table-test.js";
+import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
+import {
+  backingPageSize,
+  columns,
+  count,
+  humanBytes,
+  parseGpa,
+  parseMode,
+  parseSeed,
+  profileOption,
+  seconds,
+  timespec,
+} from "./options.js";
+
+/** The command's options as commander hands them over (all strings until parsed). */
+export interface PageTableTestOptions {
+  mode?: string;
+  mem: string;
+  vcpus: string;
+  src: string;
+  gpa?: string;
+  kernel: KernelVersion;
+  profile: string;
+  seed: string;
+  json?: boolean;
+}
+
+/** Attribution rows below this share are left out of the text table. */
+const MIN_SHARE = 0.001;
+
+/** Runs the simulated selftest and renders it as text or JSON. */
+export function pageTableTestCommand(opts: PageTableTestOptions): string {
+  const mode = parseMode(opts.mode);
+  const memBytes = parseSize(opts.mem, "test memory size (-b)");
+  if (memBytes === 0) throw new S2simError("bad-size", "test memory size (-b) must not be 0");
+  const vcpus = parseCount(opts.vcpus, "vCPU count (-v)", 1, 512);
+  const pageSize = backingPageSize(opts.src);
+  const gpa = opts.gpa === undefined ? undefined : parseGpa(opts.gpa);
+  const seed = parseSeed(opts.seed);
+  const profile = profileOption(opts.profile);
+  const config: PageTableTestConfig = {
+    kernel: opts.kernel,
+    backing: opts.src,
+    memBytes,
+    vcpus,
+    ...(gpa === undefined ? {} : { gpa }),
+  };
+  const report = simulatePageTableTest(config, profile);
+  if (opts.json) return JSON.stringify({ ...report, seed }, null, 2);
+
+  const out: string[] = [
+    `s2sim page-table-test: kvm_page_table_test on kernel ${report.kernel}, simulated`,
+    `profile ${report.profile}: ${profile.machine}`,
+    `seed ${seed} (the simulation is deterministic)`,
+    "Execution times below are model predictions for the profile's machine, not measurements.",
+    "",
+    `Testing guest mode: ${mode.name}`,
+    `Testing memory backing src type: ${report.backing}`,
+    `Testing memory backing src granularity: ${hex(pageSize)}`,
+    `Testing memory size(aligned): ${hex(report.mem_bytes)}`,
+    `Guest physical test memory offset: ${hex(report.gpa)}`,
+    `Host  virtual  test memory offset: ${hex(TEST_HVA)}`,
+    `Number of testing vCPUs: ${report.vcpus}`,
+    "Started all vCPUs successfully",
+  ];
+  for (const stage of report.stages) {
+    out.push("", ...stageBlock(stage, report));
+  }
+  return out.join("\n");
+}
+
+/** The selftest's timing line and the compact per-stage summary. */
+export function stageBlock(s: SimStageReport, report: SimReport): string[] {
+  const lines = [
+    `${s.name}: total execution time: ${timespec(s.simulated_s)} (simulated, ${report.profile})`,
+  ];
+  const detail: string[][] = [
+    ["faults", `${faultSummary(s.faults)}; S1PTW ${count(s.s1ptw_faults)}`],
+    [
+      "fault path",
+      `maps ${count(s.maps)}, relaxes ${count(s.relaxes)}, -EAGAIN ${count(s.eagain)}, ` +
+        `notifier retries ${count(s.retries)}`,
+    ],
+    [
+      "TLBI",
+      `by IPA (__kvm_tlb_flush_vmid_ipa) ${count(s.tlbi.ipa)}, ` +
+        `whole VMID (__kvm_tlb_flush_vmid) ${count(s.tlbi.vmid)}`,
+    ],
+    [
+      "CMO",
+      `D-cache clean+invalidate ${humanBytes(s.cmo_bytes.dcache)}, ` +
+        `I-cache invalidate ${humanBytes(s.cmo_bytes.icache)}`,
+    ],
+    [
+      "mmu_lock",
+      `${count(s.mmu_lock.acquisitions)} acquisitions, ${count(s.mmu_lock.contended)} contended, ` +
+        `wait ${seconds(s.mmu_lock.wait_s)} s, hold ${seconds(s.mmu_lock.hold_s)} s`,
+    ],
+    [
+      "host",
+      `${count(s.host.faults)} page faults, ${count(s.host.page_allocs)} page allocations, ` +
+        `${humanBytes(s.host.zeroed_bytes)} zeroed; stage-2 table pages +${count(s.table_pages.allocated)} ` +
+        `-${count(s.table_pages.freed)}`,
+    ],
+  ];
+  lines.push(
+    ...columns(
+      detail.map(([label, text]) => [`${label}:`, text!]),
+      [false, false],
+    ),
+  );
+  lines.push(
+    `  where the time went (${report.vcpus} vCPU(s) x ${seconds(s.simulated_s)} s; rows under 0.1 % left out):`,
+  );
+  const shown = s.attribution.filter((a) => a.share >= MIN_SHARE);
+  const fixed = decimalsFor(Math.max(0, ...shown.map((a) => a.vcpu_s)));
+  const rows = shown.map((a) => [a.category, a.vcpu_s.toFixed(fixed), `${(a.share * 100).toFixed(1)} %`]);
+  lines.push(...columns([["category", "vCPU-s", "share"], ...rows], [false, true, true], "    "));
+  return lines;
+}
+
+/** Decimals that show `max` with four significant digits (at most 9). */
+function decimalsFor(max: number): number {
+  if (!(max > 0)) return 3;
+  return Math.min(9, Math.max(0, 3 - Math.floor(Math.log10(max))));
+}
+
+/** Fault kinds in the order they are listed; others follow alphabetically. */
+const KIND_ORDER = ["translation", "permission", "access"];
+
+/** Faults grouped by kind: `translation L1 12, L3 4,096; permission L3 2,048`. */
+function faultSummary(faults: Record<string, number>): string {
+  const byKind = new Map<string, Array<[number, number]>>();
+  for (const [key, n] of Object.entries(faults)) {
+    const m = /^(.*)-L(\d+)$/.exec(key);
+    const kind = m ? m[1]! : key;
+    const level = m ? Number(m[2]) : -1;
+    const list = byKind.get(kind) ?? [];
+    list.push([level, n]);
+    byKind.set(kind, list);
+  }
+  if (byKind.size === 0) return "none";
+  const rank = (k: string): number => {
+    const i = KIND_ORDER.indexOf(k);
+    return i < 0 ? KIND_ORDER.length : i;
+  };
+  return [...byKind.keys()]
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+    .map((kind) => {
+      const levels = byKind
+        .get(kind)!
+        .sort((a, b) => a[0] - b[0])
+        .map(([l, n]) => (l < 0 ? count(n) : `L${l} ${count(n)}`));
+      return `${kind} ${levels.join(", ")}`;
+    })
+    .join("; ");
+}

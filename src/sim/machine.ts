@@ -1,0 +1,106 @@
+/**
+ * The simulated machine around one VM: a priced work meter, the stage-2 store visibility model,
+ * TLBs that TLBIs reach, and an engine per timed run. Build the VM with {@link vmHooks}, then
+ * {@link attach} it.
+ */
+import { WorkMeter } from "../common/work.js";
+import type { Vm } from "../kvm/vm.js";
+import type { Stage2Hw } from "../pgtable/hw.js";
+import { Engine } from "./engine.js";
+import { GuestAccessPath } from "./guest-memory.js";
+import { SimMmu } from "./mmu.js";
+import type { CostProfile } from "./profile.js";
+import { PteVisibility } from "./visibility.js";
+import { type AccessStream, SimVcpu } from "./vcpu.js";
+
+/** What one timed run measured. */
+export interface RunTiming {
+  /** From release of the first vCPU to the last vCPU done (ps). */
+  readonly elapsedPs: number;
+  /** Finish time of each vCPU (ps). */
+  readonly finishPs: number[];
+  /** Steps the engine handled. */
+  readonly steps: number;
+  readonly engine: Engine;
+}
+
+/** A machine priced by a cost profile. */
+export class SimMachine {
+  readonly meter = new WorkMeter();
+  readonly visibility: PteVisibility;
+  private engine: Engine | null = null;
+  private mmuRef: SimMmu | null = null;
+  private pathRef: GuestAccessPath | null = null;
+  private vmRef: Vm | null = null;
+
+  constructor(
+    readonly profile: CostProfile,
+    ptrsPerTable: number,
+  ) {
+    this.meter.cost.set(profile.workCost);
+    this.visibility = new PteVisibility(ptrsPerTable, () =>
+      this.engine !== null && this.engine.current >= 0 ? this.engine.timeNow() : Number.NaN,
+    );
+  }
+
+  /** Options to build the VM with: the meter, the store observer and the TLBI hardware. */
+  vmHooks(): { meter: WorkMeter; pteObserver: PteVisibility; hw: Stage2Hw } {
+    const hw: Stage2Hw = {
+      tlbFlushVmidIpa: (ipa) => this.mmuRef?.log.invalidateIpa(ipa),
+      tlbFlushVmid: () => this.mmuRef?.log.flushVmid(),
+      dcacheCleanInvalPoc: () => {},
+      icacheInvalPou: () => {},
+      icacheInvalAll: () => {},
+    };
+    return { meter: this.meter, pteObserver: this.visibility, hw };
+  }
+
+  /** Connects the VM built with {@link vmHooks}; call after its memslots exist. */
+  attach(vm: Vm): void {
+    this.vmRef = vm;
+    this.mmuRef = new SimMmu(
+      vm.pgt,
+      this.visibility,
+      this.meter,
+      vm.cpu.hwAccessFlag,
+      vm.vcpus.length,
+      this.profile.tlb,
+    );
+    for (const slot of vm.memslots.slots) this.mmuRef.log.track(slot.gpa, slot.size);
+    this.pathRef = new GuestAccessPath(vm.vcpus.length, vm.geo.granule.size, this.mmuRef, this.meter);
+  }
+
+  get mmu(): SimMmu {
+    if (this.mmuRef === null) throw new Error("SimMachine: attach a VM first");
+    return this.mmuRef;
+  }
+
+  /**
+   * Runs one guest program per vCPU from time 0 (vCPU i runs streams[i]): vCPU i is released at
+   * (i + 1) x vcpu-release, as the test's main thread posts each semaphore in turn. `onAccess` is
+   * called at each access. Returns when all have finished.
+   */
+  run(streams: AccessStream[], onAccess: () => void = () => {}): RunTiming {
+    const vm = this.vmRef;
+    const path = this.pathRef;
+    if (vm === null || path === null) throw new Error("SimMachine: attach a VM first");
+    if (streams.length !== vm.vcpus.length) throw new Error("SimMachine: one stream per vCPU");
+    const engine = new Engine(this.meter, this.profile.engine, streams.length + 1);
+    this.engine = engine;
+    this.visibility.clear();
+    path.reset();
+    const ids = streams.map((s, i) =>
+      engine.spawn(
+        new SimVcpu(vm, vm.vcpus[i]!, s, path, this.mmu, this.meter, engine, onAccess),
+        (i + 1) * this.profile.vcpuRelease,
+      ),
+    );
+    try {
+      const elapsedPs = engine.run();
+      return { elapsedPs, finishPs: ids.map((id) => engine.finishedAt(id)), steps: engine.steps, engine };
+    } finally {
+      this.visibility.clear();
+      this.engine = null;
+    }
+  }
+}

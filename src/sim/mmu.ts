@@ -1,0 +1,132 @@
+/**
+ * The MMU side of the simulated machine: each vCPU's stage-2 TLB and the hardware table walk
+ * behind it. A walk reads descriptors as they are visible at the walk's time (see
+ * {@link PteVisibility}) and reports the fault the architecture would (translation, access flag,
+ * permission, with the level), charging one "s2-walk-level" per descriptor read.
+ */
+import { ATTR_HI_XN, ATTR_LO_AF, ATTR_LO_S2AP_R, ATTR_LO_S2AP_W, pteOa } from "../arch/descriptor.js";
+import { LAST_LEVEL, leafLevels, levelSupportsBlock } from "../arch/granule.js";
+import { W, type WorkMeter } from "../common/work.js";
+import type { FaultStatus } from "../pgtable/hw-walk.js";
+import type { Stage2Pgtable } from "../pgtable/stage2.js";
+import { Stage2Tlb, TLB_R, TLB_W, TLB_X } from "./tlb.js";
+import { TlbiLog } from "./tlbi-log.js";
+import type { PteVisibility } from "./visibility.js";
+
+/** TLB shape from the cost profile. */
+export interface TlbShape {
+  readonly entries: number;
+  readonly ways: number;
+}
+
+/** Translation outcome codes. */
+export const XLATE_OK = 0;
+export const XLATE_FAULT = 1;
+
+/** The vCPUs' TLBs and their shared hardware walker. */
+export class SimMmu {
+  readonly log: TlbiLog;
+  readonly tlbs: Stage2Tlb[];
+  /** The fault of the last failed {@link translate}. */
+  faultFsc: FaultStatus = "translation";
+  faultLevel = 0;
+  /** Output address of the last successful translate. */
+  pa = 0;
+  private readonly blockLevel: boolean[];
+  private readonly ptrsMask: number;
+
+  constructor(
+    private readonly pgt: Stage2Pgtable,
+    private readonly visibility: PteVisibility,
+    private readonly meter: WorkMeter,
+    private readonly hwAccessFlag: boolean,
+    vcpus: number,
+    tlb: TlbShape,
+  ) {
+    const levels = leafLevels(pgt.granule);
+    this.log = new TlbiLog(pgt.sizes, levels);
+    this.tlbs = Array.from(
+      { length: vcpus },
+      () => new Stage2Tlb(tlb.entries, tlb.ways, pgt.sizes, levels, this.log),
+    );
+    this.blockLevel = [0, 1, 2, 3].map((l) => levelSupportsBlock(pgt.granule, l));
+    this.ptrsMask = pgt.granule.ptrsPerTable - 1;
+  }
+
+  /**
+   * Translates a data access (or, with `s1ptw`, the guest's own stage-1 table read) by vCPU `cpu`
+   * at time `now`: the TLB, else a walk that fills it. XLATE_OK sets `pa`; XLATE_FAULT sets
+   * faultFsc and faultLevel.
+   */
+  translate(cpu: number, ipa: number, write: boolean, exec: boolean, now: number): number {
+    const tlb = this.tlbs[cpu]!;
+    if (tlb.lookup(ipa, now)) {
+      const p = tlb.hitPerms;
+      if ((exec ? p & TLB_X : write ? p & TLB_W : p & TLB_R) !== 0) {
+        this.pa = tlb.hitPa;
+        return XLATE_OK;
+      }
+      // A permission miss on a cached entry: the MMU reports the fault from a fresh walk.
+    }
+    return this.walk(tlb, ipa, write, exec, now);
+  }
+
+  private walk(tlb: Stage2Tlb, ipa: number, write: boolean, exec: boolean, now: number): number {
+    const pgt = this.pgt;
+    const vis = this.visibility;
+    if (pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return this.fault("translation", 0);
+    vis.settle(now);
+    const overlay = vis.pending;
+    const sizes = pgt.sizes;
+    const pages = pgt.mem.pages;
+    let level = pgt.geo.startLevel;
+    let table = pgt.pgd + Math.floor(ipa * sizes.inv[level]!);
+    let until = Infinity;
+    let reads = 0;
+    let lo: number;
+    let hi: number;
+    for (;;) {
+      const idx = Math.floor(ipa * sizes.inv[level + 1]!) & this.ptrsMask;
+      const words = pages[table]!;
+      lo = words[2 * idx]!;
+      hi = words[2 * idx + 1]!;
+      if (overlay) {
+        vis.read(table, idx, lo, hi);
+        lo = vis.lo;
+        hi = vis.hi;
+        if (vis.until < until) until = vis.until;
+      }
+      reads++;
+      if (level < LAST_LEVEL && (lo & 3) === 3) {
+        table = pgt.mem.pageOf(pteOa(pgt.granule, lo, hi));
+        level++;
+        continue;
+      }
+      break;
+    }
+    this.meter.charge(W["s2-walk-level"], reads);
+    if ((lo & 1) === 0) return this.fault("translation", level);
+    if ((level === LAST_LEVEL && (lo & 2) === 0) || !this.blockLevel[level])
+      return this.fault("translation", level);
+    if ((lo & ATTR_LO_AF) === 0 && !this.hwAccessFlag) return this.fault("access", level);
+    let perms = 0;
+    if ((lo & ATTR_LO_S2AP_R) !== 0) perms |= TLB_R;
+    if ((lo & ATTR_LO_S2AP_W) !== 0) perms |= TLB_W;
+    if ((hi & ATTR_HI_XN) === 0) perms |= TLB_X;
+    const size = sizes.size[level + 1]!;
+    const blockBase = Math.floor(ipa * sizes.inv[level + 1]!) * size;
+    const paBase = pteOa(pgt.granule, lo, hi);
+    tlb.fill(blockBase, level, paBase, perms, until);
+    if ((exec ? perms & TLB_X : write ? perms & TLB_W : perms & TLB_R) === 0) {
+      return this.fault("permission", level);
+    }
+    this.pa = paBase + (ipa - blockBase);
+    return XLATE_OK;
+  }
+
+  private fault(fsc: FaultStatus, level: number): number {
+    this.faultFsc = fsc;
+    this.faultLevel = level;
+    return XLATE_FAULT;
+  }
+}

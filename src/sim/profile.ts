@@ -1,0 +1,138 @@
+/**
+ * Cost profiles: data files (profiles/<name>.json) that price every work item the model reports,
+ * plus the machine's TLB shape and the selftest's vCPU release, each with a unit and a source.
+ * No parameter names a kernel version, a stage or a backing type.
+ */
+import { readFileSync } from "node:fs";
+import { S2simError } from "../common/error.js";
+import { WORK_COUNT, WORK_ITEMS } from "../common/work.js";
+import type { EngineCosts } from "./engine.js";
+import type { TlbShape } from "./mmu.js";
+
+/** One parameter as the file states it. */
+export interface ProfileParameter {
+  readonly value: number;
+  readonly unit: string;
+  readonly source: string;
+}
+
+/** A loaded cost profile, in picoseconds. */
+export interface CostProfile {
+  readonly name: string;
+  readonly machine: string;
+  /** The parameters as written, for reports. */
+  readonly parameters: Readonly<Record<string, ProfileParameter>>;
+  /** Cost of one unit of each work item (ps), in WORK_ITEMS order. */
+  readonly workCost: Float64Array;
+  readonly engine: EngineCosts;
+  readonly tlb: TlbShape;
+  /** Time the test's main thread takes to release one vCPU (sem_post and wake-up), ps. */
+  readonly vcpuRelease: number;
+}
+
+/** Parameters besides the work items, with the units each accepts. */
+const EXTRA: Readonly<Record<string, readonly string[]>> = {
+  "tlb-entries": ["entries"],
+  "tlb-ways": ["ways"],
+  "vcpu-release": ["ns", "us", "ms"],
+};
+
+const TIME_UNITS: Readonly<Record<string, number>> = { ps: 1, ns: 1e3, us: 1e6, ms: 1e9 };
+
+/** Directory holding the bundled profiles. */
+const PROFILE_DIR = new URL("../../../profiles/", import.meta.url);
+
+/** Loads a profile by bundled name (e.g. "kunpeng920") or from a .json path. */
+export function loadProfile(nameOrPath: string): CostProfile {
+  const isPath = nameOrPath.includes("/") || nameOrPath.endsWith(".json");
+  if (!isPath && !/^[a-z0-9-]+$/i.test(nameOrPath)) {
+    throw new S2simError("bad-profile", `profile name '${nameOrPath}' is not a bundled name or a .json path`);
+  }
+  const url = isPath ? nameOrPath : new URL(`${nameOrPath}.json`, PROFILE_DIR);
+  let text: string;
+  try {
+    text = readFileSync(url, "utf8");
+  } catch {
+    throw new S2simError("bad-profile", `cannot read profile '${nameOrPath}'`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new S2simError("bad-profile", `profile '${nameOrPath}' is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseProfile(json, nameOrPath);
+}
+
+/** Validates a parsed profile document. */
+export function parseProfile(doc: unknown, where: string): CostProfile {
+  const fail = (msg: string): never => {
+    throw new S2simError("bad-profile", `profile '${where}': ${msg}`);
+  };
+  if (!isObject(doc)) return fail("must be a JSON object");
+  const name = typeof doc["name"] === "string" ? doc["name"] : fail("needs a string 'name'");
+  const machine = typeof doc["machine"] === "string" ? doc["machine"] : fail("needs a string 'machine'");
+  const raw = doc["parameters"];
+  if (!isObject(raw)) return fail("needs a 'parameters' object");
+  const params: Record<string, ProfileParameter> = {};
+  for (const [key, p] of Object.entries(raw)) {
+    if (!(WORK_ITEMS as readonly string[]).includes(key) && !(key in EXTRA))
+      fail(`unknown parameter '${key}'`);
+    if (!isObject(p)) return fail(`parameter '${key}' must be an object with value, unit and source`);
+    const value = p["value"];
+    const unit = p["unit"];
+    const source = p["source"];
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      fail(`parameter '${key}' needs a finite, non-negative number 'value'`);
+    }
+    if (typeof unit !== "string") return fail(`parameter '${key}' needs a string 'unit'`);
+    if (typeof source !== "string" || source.trim() === "") {
+      return fail(`parameter '${key}' needs a 'source' saying where its value comes from`);
+    }
+    params[key] = { value: value as number, unit, source };
+  }
+  const need = (key: string): ProfileParameter => params[key] ?? fail(`missing parameter '${key}'`);
+  const workCost = new Float64Array(WORK_COUNT);
+  WORK_ITEMS.forEach((item, i) => {
+    workCost[i] = toPicoseconds(need(item), item, fail);
+  });
+  const countOf = (key: string): number => {
+    const p = need(key);
+    if (!EXTRA[key]!.includes(p.unit)) fail(`parameter '${key}' must be in ${EXTRA[key]!.join(" or ")}`);
+    if (!Number.isInteger(p.value) || p.value < 1) fail(`parameter '${key}' must be a positive integer`);
+    return p.value;
+  };
+  const tlb = { entries: countOf("tlb-entries"), ways: countOf("tlb-ways") };
+  if (tlb.entries % tlb.ways !== 0) fail("tlb-entries must be a multiple of tlb-ways");
+  const at = (item: (typeof WORK_ITEMS)[number]): number => workCost[WORK_ITEMS.indexOf(item)]!;
+  return {
+    name,
+    machine,
+    parameters: params,
+    workCost,
+    engine: {
+      lockAcquire: at("lock-acquire"),
+      lockHandoff: at("lock-handoff"),
+      mutexWakeup: at("mutex-wakeup"),
+    },
+    tlb,
+    vcpuRelease: toPicoseconds(need("vcpu-release"), "vcpu-release", fail),
+  };
+}
+
+/** A parameter's cost per unit in picoseconds (a time, or for byte items also a GB/s rate). */
+function toPicoseconds(p: ProfileParameter, key: string, fail: (m: string) => never): number {
+  const scale = TIME_UNITS[p.unit];
+  if (scale !== undefined) return Math.round(p.value * scale * 1000) / 1000;
+  if (p.unit === "GB/s" && key.endsWith("-byte")) {
+    if (p.value === 0) fail(`parameter '${key}' cannot be a rate of 0 GB/s`);
+    return 1000 / p.value;
+  }
+  return fail(
+    `parameter '${key}' has unit '${p.unit}'; use ps, ns, us or ms${key.endsWith("-byte") ? " (per byte) or GB/s" : ""}`,
+  );
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}

@@ -1,0 +1,171 @@
+/**
+ * A simulated vCPU: runs its guest program's accesses and, on a stage-2 abort, the exit and the
+ * KVM fault handler, as a state machine the engine resumes step by step. The handler is the fault
+ * path's own phases (abortBegin, umaBeforeGup, GUP, umaAfterGup, umaLocked, umaDone: the same
+ * functions the generator userMemAbort composes) with mmu_lock taken between them, so the common
+ * fault costs no generator; the rare blocking parts (slow GUP with host faults and notifiers,
+ * access-flag faults) run as generators.
+ */
+import { SCHED, type Step } from "../common/steps.js";
+import { W, type WorkMeter } from "../common/work.js";
+import type { GupResult } from "../host/mm.js";
+import {
+  ABORT_ACCESS_FLAG,
+  abortBegin,
+  CONTINUE,
+  handleAccessFault,
+  umaAfterGup,
+  umaBeforeGup,
+  umaDone,
+  umaLocked,
+} from "../kvm/fault.js";
+import type { Vcpu, Vm } from "../kvm/vm.js";
+import type { Engine, SimCode } from "./engine.js";
+import type { GuestAccessPath, MutableGuestAccess } from "./guest-memory.js";
+import type { SimMmu } from "./mmu.js";
+
+/** A guest program: its accesses, one at a time. */
+export interface AccessStream {
+  /** Advances to the next access; false when the program is done. */
+  next(): boolean;
+  readonly ipa: number;
+  readonly write: boolean;
+  /** Guest stage-1 table pages the access's walk reads. */
+  readonly tables: Float64Array;
+  readonly nTables: number;
+}
+
+/** How many times one access may fault before the model calls it a livelock. */
+const MAX_FAULTS_PER_ACCESS = 64;
+
+const S_NEXT = 0;
+const S_ATTEMPT = 1;
+const S_SLOW_GUP = 2;
+const S_AFTER_GUP = 3;
+const S_LOCKED = 4;
+const S_UNLOCKED = 5;
+const S_SUB = 6;
+const S_RESYNC = 7;
+
+/** One vCPU thread of the selftest on the simulated machine. */
+export class SimVcpu implements SimCode {
+  private state = S_NEXT;
+  private faults = 0;
+  private readonly fault: MutableGuestAccess = { ipa: 0, write: false, exec: false, s1ptw: false };
+  private gup: Generator<Step, GupResult | null, void> | null = null;
+  private sub: Generator<Step, void, void> | null = null;
+
+  constructor(
+    private readonly vm: Vm,
+    private readonly vcpu: Vcpu,
+    private readonly stream: AccessStream,
+    private readonly path: GuestAccessPath,
+    private readonly mmu: SimMmu,
+    private readonly meter: WorkMeter,
+    private readonly engine: Engine,
+    private readonly onAccess: () => void,
+  ) {}
+
+  resume(): Step | null {
+    const vm = this.vm;
+    const ctx = this.vcpu.fault;
+    for (;;) {
+      switch (this.state) {
+        case S_NEXT:
+          if (!this.stream.next()) return null;
+          this.onAccess();
+          this.faults = 0;
+          this.state = S_ATTEMPT;
+          // Reading shared state must wait until every earlier event has happened.
+          if (!this.engine.inSync()) return SCHED;
+          continue;
+        case S_ATTEMPT: {
+          const s = this.stream;
+          const ok = this.path.attempt(
+            this.vcpu.id,
+            s.ipa,
+            s.write,
+            s.tables,
+            s.nTables,
+            this.engine.timeNow(),
+            this.fault,
+          );
+          if (ok) {
+            this.state = S_NEXT;
+            continue;
+          }
+          if (++this.faults > MAX_FAULTS_PER_ACCESS) {
+            throw new Error(`guest access to ${s.ipa} by vCPU ${this.vcpu.id} keeps faulting`);
+          }
+          // Exit to EL2, then kvm_handle_guest_abort.
+          this.meter.charge(W.exit, 1);
+          const access = { ...this.fault };
+          if (
+            abortBegin(vm, this.vcpu, ctx, access, this.mmu.faultFsc, this.mmu.faultLevel) ===
+            ABORT_ACCESS_FLAG
+          ) {
+            this.sub = handleAccessFault(vm, this.vcpu, access.ipa);
+            this.state = S_SUB;
+            continue;
+          }
+          if (umaBeforeGup(vm, this.vcpu, ctx) !== CONTINUE) {
+            this.state = S_RESYNC;
+            continue;
+          }
+          const hva = ctx.slot!.hvaOf(ctx.gpa);
+          if (vm.host.gupFast(hva, ctx.writeFault)) {
+            ctx.pa = vm.host.gupPa;
+            ctx.writable = vm.host.gupWritable;
+            this.state = S_AFTER_GUP;
+          } else {
+            this.gup = vm.host.gupSlow(hva, ctx.writeFault);
+            this.state = S_SLOW_GUP;
+          }
+          continue;
+        }
+        case S_SLOW_GUP: {
+          const r = this.gup!.next();
+          if (r.done !== true) return r.value;
+          this.gup = null;
+          if (r.value === null) {
+            this.state = S_RESYNC; // -EFAULT: the access faults again and the guard reports it
+            continue;
+          }
+          ctx.pa = r.value.pa;
+          ctx.writable = r.value.writable;
+          this.state = S_AFTER_GUP;
+          continue;
+        }
+        case S_AFTER_GUP:
+          if (umaAfterGup(vm, ctx) !== CONTINUE) {
+            this.state = S_RESYNC;
+            continue;
+          }
+          this.state = S_LOCKED;
+          return vm.lockStep;
+        case S_LOCKED:
+          umaLocked(vm, this.vcpu, ctx);
+          this.state = S_UNLOCKED;
+          return vm.unlockStep;
+        case S_UNLOCKED:
+          umaDone(vm, this.vcpu, ctx);
+          this.state = S_RESYNC;
+          continue;
+        case S_SUB: {
+          const r = this.sub!.next();
+          if (r.done !== true) return r.value;
+          this.sub = null;
+          this.state = S_RESYNC;
+          continue;
+        }
+        case S_RESYNC:
+          // Back in the guest, the instruction is replayed.
+          this.state = S_ATTEMPT;
+          if (!this.engine.inSync()) return SCHED;
+          continue;
+        default:
+          throw new Error(`vCPU ${this.vcpu.id}: bad state ${this.state}`);
+      }
+    }
+  }
+}

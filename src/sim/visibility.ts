@@ -1,0 +1,92 @@
+/**
+ * When stage-2 descriptor stores become visible to other CPUs' table walks. The engine runs a
+ * code segment at its start time, but a store made after t of work in that segment is only
+ * visible from start + t: until then other vCPUs' hardware walks must read the old value. Stores
+ * are recorded here with the time they land; walks read through this overlay.
+ */
+import type { PteObserver } from "../pgtable/stage2.js";
+
+/** Pending (not yet visible) descriptor stores. */
+export class PteVisibility implements PteObserver {
+  private key = new Float64Array(64);
+  private oldLo = new Uint32Array(64);
+  private oldHi = new Uint32Array(64);
+  private at = new Float64Array(64);
+  private head = 0;
+  private tail = 0;
+  /** Value found by the last {@link read}, and the time it stops being the visible one. */
+  lo = 0;
+  hi = 0;
+  until = Infinity;
+
+  /**
+   * @param clock the time of the running code (engine.timeNow), or NaN when no simulated CPU is
+   *   running (set-up between stages: stores are visible at once).
+   */
+  constructor(
+    private readonly ptrsPerTable: number,
+    private readonly clock: () => number,
+  ) {}
+
+  pteWritten(table: number, index: number, oldLo: number, oldHi: number): void {
+    const t = this.clock();
+    if (Number.isNaN(t)) return;
+    if (this.tail === this.key.length) this.grow();
+    const i = this.tail++;
+    this.key[i] = table * this.ptrsPerTable + index;
+    this.oldLo[i] = oldLo;
+    this.oldHi[i] = oldHi;
+    this.at[i] = t;
+  }
+
+  /** Forgets stores visible by `now` (time never goes back, and stores land in time order). */
+  settle(now: number): void {
+    while (this.head < this.tail && this.at[this.head]! <= now) this.head++;
+    if (this.head === this.tail) this.head = this.tail = 0;
+  }
+
+  /** Whether any store is still in flight. */
+  get pending(): boolean {
+    return this.head < this.tail;
+  }
+
+  /** Discards everything (between runs: all stores have landed). */
+  clear(): void {
+    this.head = this.tail = 0;
+  }
+
+  /**
+   * The value of entry `index` of `table` as a walk at `now` sees it (after {@link settle}), given
+   * its current memory words; sets lo, hi and until.
+   */
+  read(table: number, index: number, memLo: number, memHi: number): void {
+    const k = table * this.ptrsPerTable + index;
+    for (let i = this.head; i < this.tail; i++) {
+      if (this.key[i] === k) {
+        this.lo = this.oldLo[i]!;
+        this.hi = this.oldHi[i]!;
+        this.until = this.at[i]!;
+        return;
+      }
+    }
+    this.lo = memLo;
+    this.hi = memHi;
+    this.until = Infinity;
+  }
+
+  private grow(): void {
+    // Compact first; double only if still full.
+    const live = this.tail - this.head;
+    const cap = live * 2 > this.key.length ? this.key.length * 2 : this.key.length;
+    const move = <T extends Float64Array | Uint32Array>(a: T, b: T): T => {
+      b.set(a.subarray(this.head, this.tail));
+      return b;
+    };
+    this.key = move(this.key, new Float64Array(cap));
+    this.oldLo = move(this.oldLo, new Uint32Array(cap));
+    this.oldHi = move(this.oldHi, new Uint32Array(cap));
+    this.at = move(this.at, new Float64Array(cap));
+    this.head = 0;
+    this.tail = live;
+  }
+}

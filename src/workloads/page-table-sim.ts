@@ -1,0 +1,215 @@
+/**
+ * kvm_page_table_test on the simulated machine: the selftest's set-up, then each timed stage run
+ * by all vCPUs in virtual time on a cost profile, with the untimed dirty-log flag changes between
+ * them. Reports per stage the simulated time (a model prediction), what the fault path did, and
+ * where the time went.
+ */
+import { W, type WorkItem } from "../common/work.js";
+import type { FaultCounts } from "../kvm/stats.js";
+import { SimMachine } from "../sim/machine.js";
+import type { CostProfile } from "../sim/profile.js";
+import { PageTableTest, type PageTableTestConfig, TEST_STAGES, type TestStage } from "./page-table-test.js";
+
+/** Where vCPU time goes, by category (each a set of work items, or waiting / idle). */
+const CATEGORIES: ReadonlyArray<readonly [string, readonly WorkItem[]]> = [
+  ["guest execution and TLB walks", ["guest-access", "s1-walk", "s2-walk-level"]],
+  ["exits and KVM fault handling", ["exit", "abort", "memcache-page", "mark-dirty"]],
+  ["GUP and host page faults", ["gup", "host-fault", "page-alloc", "zero-byte", "pmd-split"]],
+  ["stage-2 table walks and updates", ["pgt-call", "pgt-visit", "pte-write", "table-refcount", "table-free"]],
+  ["TLB invalidation", ["tlbi-ipa", "tlbi-vmid"]],
+  ["D-cache clean+invalidate (DC CIVAC)", ["dc-civac-line"]],
+  ["I-cache invalidation", ["ic-ivau-line", "ic-iallu"]],
+  ["MMU-notifier handlers", ["notifier-handler"]],
+  ["lock acquire and handoff", ["lock-acquire", "lock-handoff", "mutex-wakeup"]],
+];
+
+/** One category of the time attribution. */
+export interface TimeShare {
+  readonly category: string;
+  /** vCPU-seconds spent, summed over vCPUs. */
+  readonly vcpu_s: number;
+  /** Share of all vCPU time (vCPUs x stage time). */
+  readonly share: number;
+}
+
+/** What one simulated stage did. */
+export interface SimStageReport {
+  /** As the selftest prints it. */
+  readonly name: TestStage;
+  /** Model prediction for the stage's wall time, seconds. */
+  readonly simulated_s: number;
+  readonly accesses: number;
+  /** Guest aborts by "fsc-Llevel". */
+  readonly faults: Record<string, number>;
+  readonly s1ptw_faults: number;
+  readonly maps: number;
+  readonly relaxes: number;
+  /** mmu_notifier_retry returns (no table change). */
+  readonly retries: number;
+  /** Maps and relaxes that returned -EAGAIN. */
+  readonly eagain: number;
+  readonly tlbi: { readonly ipa: number; readonly vmid: number };
+  readonly cmo_bytes: { readonly dcache: number; readonly icache: number };
+  readonly mmu_lock: {
+    readonly acquisitions: number;
+    readonly contended: number;
+    readonly wait_s: number;
+    readonly hold_s: number;
+  };
+  readonly host: { readonly faults: number; readonly page_allocs: number; readonly zeroed_bytes: number };
+  readonly table_pages: { readonly allocated: number; readonly freed: number };
+  readonly attribution: TimeShare[];
+  /** Engine steps handled (simulation work, for speed figures). */
+  readonly engine_steps: number;
+}
+
+/** A whole simulated selftest run. */
+export interface SimReport {
+  readonly kernel: string;
+  readonly backing: string;
+  readonly vcpus: number;
+  readonly mem_bytes: number;
+  readonly gpa: number;
+  readonly profile: string;
+  readonly stages: SimStageReport[];
+}
+
+/** Progress callback: stage, and the fraction of the whole run's guest accesses done. */
+export type Progress = (stage: TestStage, fraction: number) => void;
+
+const PS = 1e-12;
+
+/**
+ * Runs the selftest's timed stages on `profile`: all three, or the first `stageCount` of them
+ * (each stage depends on the ones before it).
+ */
+export function simulatePageTableTest(
+  config: PageTableTestConfig,
+  profile: CostProfile,
+  progress?: Progress,
+  stageCount = TEST_STAGES.length,
+): SimReport {
+  const granule = config.vmOptions?.granule ?? 4096;
+  const machine = new SimMachine(profile, granule / 8);
+  const test = new PageTableTest({
+    ...config,
+    guestTables: true,
+    vmOptions: { ...config.vmOptions, ...machine.vmHooks() },
+  });
+  machine.attach(test.vm);
+  const run = TEST_STAGES.slice(0, stageCount);
+  const totals = run.map((s) => expectedAccesses(test, s));
+  const grand = totals.reduce((a, b) => a + b, 0);
+  let before = 0;
+  const stages = run.map((stage, i) => {
+    const r = runStage(test, machine, stage, (n) => progress?.(stage, (before + n) / grand));
+    before += totals[i]!;
+    return r;
+  });
+  return {
+    kernel: config.kernel,
+    backing: config.backing,
+    vcpus: config.vcpus,
+    mem_bytes: test.size,
+    gpa: test.slot.gpa,
+    profile: profile.name,
+    stages,
+  };
+}
+
+/** Guest accesses all vCPUs make in `stage` (for progress). */
+function expectedAccesses(t: PageTableTest, stage: TestStage): number {
+  const large = t.size / t.largePage;
+  const perVcpu =
+    stage === "KVM_CREATE_MAPPINGS"
+      ? large
+      : stage === "KVM_UPDATE_MAPPINGS"
+        ? large * (t.largePage === t.hostPage ? 1 : 1 + t.largePage / 2 / t.hostPage)
+        : t.size / t.hostPage;
+  return perVcpu * t.config.vcpus;
+}
+
+function runStage(
+  test: PageTableTest,
+  machine: SimMachine,
+  stage: TestStage,
+  onProgress: (n: number) => void,
+): SimStageReport {
+  const vm = test.vm;
+  test.prepareStage(stage);
+  const meter = machine.meter;
+  const count0 = Float64Array.from(meter.count);
+  const time0 = Float64Array.from(meter.time);
+  const stats0 = vm.faultStats.snapshot();
+  const alloc0 = vm.tableMem.allocated;
+  let accesses = 0;
+  const tick = (): void => {
+    if ((++accesses & 0xffff) === 0) onProgress(accesses);
+  };
+  const streams = vm.vcpus.map((v) => test.cursor(v, stage));
+  const pageFrees0 = meter.count[W["table-free"]]!;
+  const run = machine.run(streams, tick);
+  onProgress(accesses);
+  const dCount = (item: WorkItem): number => meter.count[W[item]]! - count0[W[item]]!;
+  const fc: FaultCounts = vm.faultStats.since(stats0);
+  const lock = run.engine.lockStats(vm.mmuLock);
+  const n = vm.vcpus.length;
+  const total = run.elapsedPs * n;
+  const attribution: TimeShare[] = CATEGORIES.map(([category, items]) => {
+    let t = 0;
+    for (const it of items) t += meter.time[W[it]]! - time0[W[it]]!;
+    return { category, vcpu_s: t * PS, share: total > 0 ? t / total : 0 };
+  });
+  const waits = run.engine.waitByKind();
+  const idle =
+    run.finishPs.reduce((a, f) => a + (run.elapsedPs - f), 0) + releaseDelays(n, machine.profile.vcpuRelease);
+  attribution.push(
+    {
+      category: "spinning on mmu_lock",
+      vcpu_s: waits.spinlock * PS,
+      share: total > 0 ? waits.spinlock / total : 0,
+    },
+    {
+      category: "sleeping on host mutexes",
+      vcpu_s: waits.mutex * PS,
+      share: total > 0 ? waits.mutex / total : 0,
+    },
+    { category: "not started or already done", vcpu_s: idle * PS, share: total > 0 ? idle / total : 0 },
+  );
+  const freed = meter.count[W["table-free"]]! - pageFrees0;
+  return {
+    name: stage,
+    simulated_s: run.elapsedPs * PS,
+    accesses,
+    faults: fc.faults,
+    s1ptw_faults: fc.s1ptw,
+    maps: fc.actions["map"] ?? 0,
+    relaxes: fc.actions["relax"] ?? 0,
+    retries: fc.actions["retry"] ?? 0,
+    eagain: (fc.eagain["map"] ?? 0) + (fc.eagain["relax"] ?? 0),
+    tlbi: { ipa: dCount("tlbi-ipa"), vmid: dCount("tlbi-vmid") },
+    cmo_bytes: {
+      dcache: dCount("dc-civac-line") * vm.cpu.dcacheLine,
+      icache: dCount("ic-ivau-line") * vm.cpu.icacheLine,
+    },
+    mmu_lock: {
+      acquisitions: lock.acquisitions,
+      contended: lock.contended,
+      wait_s: lock.waitPs * PS,
+      hold_s: lock.holdPs * PS,
+    },
+    host: {
+      faults: dCount("host-fault"),
+      page_allocs: dCount("page-alloc"),
+      zeroed_bytes: dCount("zero-byte"),
+    },
+    table_pages: { allocated: vm.tableMem.allocated - alloc0 + freed, freed },
+    attribution,
+    engine_steps: run.steps,
+  };
+}
+
+/** Time vCPUs spend before their release: vCPU i starts at (i + 1) x release. */
+function releaseDelays(n: number, release: number): number {
+  return (release * n * (n + 1)) / 2;
+}

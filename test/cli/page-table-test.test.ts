@@ -1,0 +1,119 @@
+/** `s2sim page-table-test`: text and JSON output, determinism, and one-line errors. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { s2sim } from "./run.js";
+
+const STAGES = ["KVM_CREATE_MAPPINGS", "KVM_UPDATE_MAPPINGS", "KVM_ADJUST_MAPPINGS"];
+const SMALL = ["-m", "4", "-s", "anonymous", "-b", "16M", "-v", "2"];
+
+describe("s2sim page-table-test", () => {
+  it("prints the selftest's lines and a labelled simulated time per stage", async () => {
+    const r = await s2sim("page-table-test", ...SMALL, "--kernel", "v5.12", "--seed", "7");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    const out = r.stdout;
+    assert.match(out, /model predictions .*not measurements/);
+    assert.match(out, /^seed 7 /m);
+    assert.match(out, /^Testing guest mode: PA-bits:40, {2}VA-bits:48, {2}4K pages$/m);
+    assert.match(out, /^Testing memory backing src type: anonymous$/m);
+    assert.match(out, /^Testing memory backing src granularity: 0x1000$/m);
+    assert.match(out, /^Testing memory size\(aligned\): 0x1000000$/m);
+    assert.match(out, /^Guest physical test memory offset: 0x[0-9a-f]+$/m);
+    assert.match(out, /^Host {2}virtual {2}test memory offset: 0x[0-9a-f]+$/m);
+    assert.match(out, /^Number of testing vCPUs: 2$/m);
+    assert.match(out, /^Started all vCPUs successfully$/m);
+    for (const stage of STAGES) {
+      const re = new RegExp(
+        `^${stage}: total execution time: (\\d+)\\.(\\d{9})s \\(simulated, kunpeng920\\)$`,
+        "m",
+      );
+      const m = re.exec(out);
+      assert.ok(m, `${stage} timing line`);
+    }
+    for (const label of ["faults:", "fault path:", "TLBI:", "CMO:", "mmu_lock:", "where the time went"]) {
+      assert.equal(out.split(label).length - 1, 3, `${label} once per stage`);
+    }
+    assert.match(out, /translation (L\d [\d,]+, )*L3 [\d,]+/);
+    assert.match(out, /D-cache clean\+invalidate \d/);
+  });
+
+  it("prints one JSON object with the runner's report and the seed, identically twice", async () => {
+    const args = ["page-table-test", ...SMALL, "--json", "--seed", "42"];
+    const [a, b] = await Promise.all([s2sim(...args), s2sim(...args)]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(a.stdout, b.stdout, "deterministic");
+    const j = JSON.parse(a.stdout) as Record<string, unknown> & { stages: Array<Record<string, unknown>> };
+    assert.equal(j["seed"], 42);
+    assert.equal(j["kernel"], "v5.14");
+    assert.equal(j["backing"], "anonymous");
+    assert.equal(j["vcpus"], 2);
+    assert.equal(j["mem_bytes"], 16 << 20);
+    assert.equal(j["profile"], "kunpeng920");
+    assert.equal(typeof j["gpa"], "number");
+    assert.deepEqual(
+      j.stages.map((s) => s["name"]),
+      STAGES,
+    );
+    for (const s of j.stages) {
+      for (const key of [
+        "faults",
+        "cmo_bytes",
+        "tlbi",
+        "mmu_lock",
+        "attribution",
+        "maps",
+        "relaxes",
+        "eagain",
+      ]) {
+        assert.ok(key in s, `stage has ${key}`);
+      }
+    }
+    const create = j.stages[0]!;
+    assert.ok((create["simulated_s"] as number) > 0);
+    assert.ok(Object.values(create["faults"] as Record<string, number>).reduce((x, y) => x + y, 0) > 0);
+    assert.ok((create["cmo_bytes"] as { dcache: number }).dcache > 0);
+  });
+
+  it("takes -p as hex or decimal and -s with a block backing", async () => {
+    const r = await s2sim(
+      "page-table-test",
+      "-s",
+      "anonymous_thp",
+      "-b",
+      "8M",
+      "-v",
+      "2",
+      "-p",
+      "0x8000000000",
+      "--json",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { gpa: number; stages: Array<{ simulated_s: number }> };
+    assert.equal(j.gpa, 0x8000000000);
+    assert.ok(j.stages.every((s) => s.simulated_s > 0));
+  });
+
+  const errors: Array<[string, string[], RegExp]> = [
+    ["-b 0", ["-b", "0"], /-b\) must not be 0/],
+    ["unparsable -b", ["-b", "lots"], /"lots" is not a size/],
+    ["-v 0", ["-v", "0"], /vCPU count .* between 1 and 512/],
+    ["-v 513", ["-v", "513"], /vCPU count .* between 1 and 512/],
+    ["unknown -s", ["-s", "anonymous_bogus"], /unknown backing source "anonymous_bogus"/],
+    ["-m 3", ["-m", "3"], /guest mode "3" is not supported: only -m 4/],
+    ["unknown kernel", ["--kernel", "v5.13"], /v5\.13.*v5\.12, v5\.14/],
+    ["unreadable profile", ["--profile", "/nonexistent/profile.json"], /cannot read profile/],
+    ["unknown option", ["--frobnicate"], /unknown option '--frobnicate'/],
+    ["bad seed", ["--seed", "x"], /seed "x" is not an integer/],
+    ["bad GPA", ["-p", "0xg"], /test GPA "0xg"/],
+  ];
+  for (const [name, args, re] of errors) {
+    it(`rejects ${name} with one line and exit status 2`, async () => {
+      const r = await s2sim("page-table-test", "-b", "4M", ...args);
+      assert.equal(r.code, 2);
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr, /^s2sim: [^\n]+\n$/);
+      assert.match(r.stderr, re);
+    });
+  }
+});

@@ -1,0 +1,119 @@
+/**
+ * `s2sim reproduce`: the JSON shape of a tiny run (--mem-scale), the published figures, the text
+ * table, and errors. The full-size reproduce is far too slow for a unit test.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type ReproduceRow, renderText } from "../../src/cli/reproduce.js";
+import { s2sim } from "./run.js";
+
+/** The cover letter's table, typed in again here to check src/cli/published.ts against it. */
+const COVER_LETTER: Array<[string, number, string, number, number]> = [
+  ["anonymous", 80, "KVM_CREATE_MAPPINGS", 104.35, 90.42],
+  ["anonymous", 80, "KVM_UPDATE_MAPPINGS", 78.64, 75.45],
+  ["anonymous_thp", 40, "KVM_CREATE_MAPPINGS", 15.66, 6.92],
+  ["anonymous_thp", 40, "KVM_UPDATE_MAPPINGS", 178.8, 123.35],
+  ["anonymous_thp", 40, "KVM_ADJUST_MAPPINGS", 187.34, 131.76],
+  ["anonymous_hugetlb_1gb", 40, "KVM_CREATE_MAPPINGS", 104.54, 3.7],
+  ["anonymous_hugetlb_1gb", 40, "KVM_UPDATE_MAPPINGS", 174.2, 115.94],
+  ["anonymous_hugetlb_1gb", 40, "KVM_ADJUST_MAPPINGS", 103.95, 2.96],
+];
+
+/** The expected rows in order: command line, stage, before (v5.12) then after (v5.14). */
+const EXPECTED = COVER_LETTER.flatMap(([src, vcpus, stage, before, after]) => [
+  { src, vcpus, stage, kernel: "v5.12", published_s: before },
+  { src, vcpus, stage, kernel: "v5.14", published_s: after },
+]);
+
+describe("s2sim reproduce", () => {
+  it("--json --mem-scale 1/1024: 16 rows with the published figures", { timeout: 120_000 }, async () => {
+    const r = await s2sim("reproduce", "--json", "--mem-scale", "1/1024");
+    assert.equal(r.code, 0, r.stderr);
+    // The scale warning goes to stderr; no progress bar (stderr is not a TTY).
+    assert.match(r.stderr, /^s2sim: WARNING: .*NOT comparable/);
+    assert.doesNotMatch(r.stderr, /simulating \|/);
+    const j = JSON.parse(r.stdout) as { rows: ReproduceRow[]; host_s: number; mem_scale: number };
+    assert.deepEqual(Object.keys(j).sort(), ["host_s", "mem_scale", "rows"]);
+    assert.equal(j.mem_scale, 1 / 1024);
+    assert.ok(j.host_s > 0);
+    assert.equal(j.rows.length, 16);
+    j.rows.forEach((row, i) => {
+      assert.deepEqual(Object.keys(row).sort(), [
+        "kernel",
+        "mem",
+        "published_s",
+        "simulated_s",
+        "src",
+        "stage",
+        "vcpus",
+      ]);
+      const e = EXPECTED[i]!;
+      assert.deepEqual(
+        {
+          src: row.src,
+          vcpus: row.vcpus,
+          stage: row.stage,
+          kernel: row.kernel,
+          published_s: row.published_s,
+        },
+        e,
+        `row ${i}`,
+      );
+      assert.ok(row.simulated_s > 0, `row ${i} simulated_s`);
+    });
+    // -b scaled and rounded up to the backing page size.
+    const mem = (src: string): string[] => [
+      ...new Set(j.rows.filter((x) => x.src === src).map((x) => x.mem)),
+    ];
+    assert.deepEqual(mem("anonymous"), ["1M"]);
+    assert.deepEqual(mem("anonymous_thp"), ["20M"]);
+    assert.deepEqual(mem("anonymous_hugetlb_1gb"), ["1G"]);
+  });
+
+  it("renders the cover letter's table with deviations and gains", () => {
+    const rows = EXPECTED.map((e) => ({
+      ...e,
+      mem: e.src === "anonymous" ? "1G" : "20G",
+      simulated_s: e.published_s * 1.1,
+    })) as ReproduceRow[];
+    const text = renderText(rows, {
+      machine: "test machine",
+      profile: "test",
+      scaledWarning: null,
+      host_s: 1.5,
+      workers: 2,
+    });
+    assert.match(text, /model predictions for the profile's machine, not measurements/);
+    assert.match(text, /Yanan Wang/);
+    assert.match(text, /KVM_REBUILD_BLOCKS = the selftest's KVM_ADJUST_MAPPINGS/);
+    const lines = text.split("\n");
+    const create = lines.find((l) => l.startsWith("-m 4 -s anonymous -b 1G -v 80 "))!;
+    assert.ok(create, "anonymous row");
+    assert.match(
+      create,
+      /KVM_CREATE_MAPPINGS\s+104\.35 s\s+90\.42 s\s+114\.8 s\s+\+10\.0 %\s+99\.46 s\s+\+10\.0 %/,
+    );
+    assert.match(create, /\+13\.35 %\s+\+13\.35 %\s+\+0\.00 pp$/);
+    // Two table rows, the naming note and the gain footnote.
+    assert.equal(lines.filter((l) => /KVM_REBUILD_BLOCKS/.test(l)).length, 4);
+    assert.ok(!lines.some((l) => /anonymous -b 1G.*KVM_ADJUST/.test(l)));
+    assert.doesNotMatch(text, /-0\.00/);
+    assert.match(text, /the cover letter prints \+30\.65 % for anonymous_thp KVM_REBUILD_BLOCKS/);
+    assert.match(text, /host time: 1\.5 s/);
+  });
+
+  for (const [name, args, re] of [
+    ["a --mem-scale above 1", ["--mem-scale", "2"], /memory scale "2"/],
+    ["a --mem-scale of 0", ["--mem-scale", "0"], /memory scale "0"/],
+    ["an unreadable profile", ["--profile", "no-such-profile"], /cannot read profile 'no-such-profile'/],
+    ["an unknown option", ["-v", "4"], /unknown option '-v'/],
+  ] as Array<[string, string[], RegExp]>) {
+    it(`rejects ${name} with one line and exit status 2`, async () => {
+      const r = await s2sim("reproduce", ...args);
+      assert.equal(r.code, 2);
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr, /^s2sim: [^\n]+\n$/);
+      assert.match(r.stderr, re);
+    });
+  }
+});

@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { KernelVersion } from "../../src/pgtable/kernel.js";
+import { loadProfile, parseProfile } from "../../src/sim/profile.js";
+import { type SimReport, simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
+
+const profile = loadProfile("kunpeng920");
+const M = 2 ** 20;
+const G = 2 ** 30;
+
+function sim(kernel: KernelVersion, backing: string, memBytes: number, vcpus: number, stages = 3): SimReport {
+  return simulatePageTableTest({ kernel, backing, memBytes, vcpus }, profile, undefined, stages);
+}
+
+const dcache = (r: SimReport): number[] => r.stages.map((s) => s.cmo_bytes.dcache);
+
+describe("simulated kvm_page_table_test", () => {
+  it("is deterministic: same inputs, same report, bit for bit", () => {
+    const a = JSON.stringify(sim("v5.12", "anonymous", 8 * M, 4));
+    const b = JSON.stringify(sim("v5.12", "anonymous", 8 * M, 4));
+    assert.equal(a, b);
+  });
+
+  it("accounts for every vCPU-second of a stage", () => {
+    const r = sim("v5.14", "anonymous_thp", 32 * M, 6);
+    for (const s of r.stages) {
+      const total = s.attribution.reduce((a, x) => a + x.vcpu_s, 0);
+      assert.ok(
+        Math.abs(total - 6 * s.simulated_s) <= 1e-9 * total + 1e-12,
+        `${s.name}: ${total} vs ${6 * s.simulated_s}`,
+      );
+      const share = s.attribution.reduce((a, x) => a + x.share, 0);
+      assert.ok(Math.abs(share - 1) < 1e-9);
+    }
+  });
+
+  for (const [backing, mem] of [
+    ["anonymous", 8 * M],
+    ["anonymous_thp", 32 * M],
+    ["anonymous_hugetlb_1gb", 2 * G],
+  ] as const) {
+    it(`with one vCPU both kernels clean the same bytes when mapping from invalid (${backing})`, () => {
+      const old = dcache(sim("v5.12", backing, mem, 1));
+      const neu = dcache(sim("v5.14", backing, mem, 1));
+      // CREATE and ADJUST map from invalid or coalesce: one clean per installed mapping in both.
+      assert.equal(old[0], neu[0]);
+      assert.equal(old[2], neu[2]);
+      if (backing === "anonymous") assert.equal(old[1], neu[1]);
+      // UPDATE on large pages: the write splits the block on a permission fault; v5.12 cleans
+      // nothing before it (FSC_PERM) but v5.14 cleans the new 4K leaf in try_leaf (spec 9.3 b).
+      else assert.equal(neu[1]! - old[1]!, (mem / (backing === "anonymous_thp" ? 2 * M : G)) * 4096);
+    });
+  }
+
+  it("with N vCPUs v5.12 cleans more per mapping as N grows; v5.14 stays at one granule per mapping", () => {
+    const old: number[] = [];
+    const neu: number[] = [];
+    for (const n of [1, 2, 4, 8]) {
+      const a = sim("v5.12", "anonymous_hugetlb_1gb", 2 * G, n, 1).stages[0]!;
+      const b = sim("v5.14", "anonymous_hugetlb_1gb", 2 * G, n, 1).stages[0]!;
+      old.push(a.cmo_bytes.dcache);
+      neu.push(b.cmo_bytes.dcache);
+      // v5.14: the 1 GiB blocks (2) and the guest table pages (4K each) it installed, once each.
+      assert.equal(b.cmo_bytes.dcache, 2 * G + (b.maps - b.eagain - 2) * 4096);
+    }
+    for (let i = 1; i < old.length; i++) assert.ok(old[i]! > old[i - 1]!, `v5.12 ${old}`);
+    assert.ok(
+      neu.every((x) => x === neu[0]),
+      `v5.14 ${neu}`,
+    );
+    // Every CREATE fault on a 1 GiB page cleans 1 GiB in v5.12: about N per GiB.
+    assert.ok(old[3]! >= 6 * 2 * G, `v5.12 with 8 vCPUs cleaned ${old[3]}`);
+  });
+
+  it("hugetlb stages behave as spec 9.3 (b): CREATE maps blocks, UPDATE splits, ADJUST coalesces", () => {
+    const r = sim("v5.14", "anonymous_hugetlb_1gb", G, 2);
+    const [c, u, a] = r.stages;
+    assert.equal(c!.faults["translation-L1"] !== undefined, true);
+    // The first write to each GiB splits its block on a permission fault at level 1.
+    assert.ok((u!.faults["permission-L1"] ?? 0) >= 1);
+    assert.equal(a!.tlbi.vmid, 1);
+    assert.ok(a!.table_pages.freed >= 258);
+    assert.ok(c!.simulated_s > 0 && u!.simulated_s > c!.simulated_s);
+  });
+
+  it("rejects malformed profiles with a clear error", () => {
+    assert.throws(() => parseProfile({ name: "x", machine: "y", parameters: {} }, "t"), /missing parameter/);
+    assert.throws(
+      () =>
+        parseProfile(
+          { name: "x", machine: "y", parameters: { bogus: { value: 1, unit: "ns", source: "s" } } },
+          "t",
+        ),
+      /unknown parameter 'bogus'/,
+    );
+    assert.throws(() => loadProfile("no-such-profile"), /cannot read profile/);
+  });
+});

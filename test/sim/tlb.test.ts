@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { stage2Geometry } from "../../src/arch/geometry.js";
+import { granuleOf, leafLevels } from "../../src/arch/granule.js";
+import { LevelSizes } from "../../src/pgtable/walker.js";
+import { Stage2Tlb, TLB_R, TLB_W } from "../../src/sim/tlb.js";
+import { TlbiLog } from "../../src/sim/tlbi-log.js";
+import { PteVisibility } from "../../src/sim/visibility.js";
+
+const g = granuleOf(4096);
+const sizes = new LevelSizes(stage2Geometry(g, 40));
+const levels = leafLevels(g);
+const BASE = 2 ** 39;
+
+function setup(): { log: TlbiLog; tlb: Stage2Tlb } {
+  const log = new TlbiLog(sizes, levels);
+  log.track(BASE, 2 ** 31);
+  return { log, tlb: new Stage2Tlb(64, 4, sizes, levels, log) };
+}
+
+describe("stage-2 TLB", () => {
+  it("holds entries of their real size", () => {
+    const { tlb } = setup();
+    tlb.fill(BASE, 1, 0x80000000, TLB_R | TLB_W, Infinity);
+    assert.ok(tlb.lookup(BASE + 12345 * 4096, 0));
+    assert.equal(tlb.hitLevel, 1);
+    assert.equal(tlb.hitPa, 0x80000000 + 12345 * 4096);
+    assert.ok(!tlb.lookup(BASE + 2 ** 30, 0));
+  });
+
+  it("a TLBI by IPA anywhere inside a block removes the block, others stay", () => {
+    const { log, tlb } = setup();
+    tlb.fill(BASE, 2, 0x1000_0000, TLB_R, Infinity);
+    tlb.fill(BASE + 2 ** 21, 2, 0x2000_0000, TLB_R, Infinity);
+    log.invalidateIpa(BASE + 5 * 4096);
+    assert.ok(!tlb.lookup(BASE, 0));
+    assert.ok(tlb.lookup(BASE + 2 ** 21, 0));
+    log.flushVmid();
+    assert.ok(!tlb.lookup(BASE + 2 ** 21, 0));
+  });
+
+  it("an entry filled after a TLBI survives it; an entry read from an in-flight value expires", () => {
+    const { log, tlb } = setup();
+    log.invalidateIpa(BASE);
+    tlb.fill(BASE, 3, 0x5000, TLB_R, 1000);
+    assert.ok(tlb.lookup(BASE, 999));
+    assert.ok(!tlb.lookup(BASE, 1000));
+  });
+});
+
+describe("store visibility", () => {
+  it("a walk before a store lands sees the old value, after it the new", () => {
+    let now = 100;
+    const vis = new PteVisibility(512, () => now);
+    vis.pteWritten(7, 3, 0x11, 0x22); // lands at 100
+    now = 150;
+    vis.pteWritten(7, 3, 0x33, 0x44); // lands at 150
+    vis.settle(50);
+    vis.read(7, 3, 0x55, 0x66);
+    assert.deepEqual([vis.lo, vis.hi, vis.until], [0x11, 0x22, 100]);
+    vis.settle(120);
+    vis.read(7, 3, 0x55, 0x66);
+    assert.deepEqual([vis.lo, vis.hi, vis.until], [0x33, 0x44, 150]);
+    vis.settle(150);
+    vis.read(7, 3, 0x55, 0x66);
+    assert.deepEqual([vis.lo, vis.hi, vis.until], [0x55, 0x66, Infinity]);
+    assert.equal(vis.pending, false);
+  });
+
+  it("ignores stores made outside a simulated run", () => {
+    const vis = new PteVisibility(512, () => Number.NaN);
+    vis.pteWritten(1, 1, 1, 1);
+    assert.equal(vis.pending, false);
+  });
+});
