@@ -26,6 +26,8 @@ export class HostPhys {
   private smallNext: number;
   private largeNext: number;
   private readonly smallEnd: number;
+  /** Freed pages per size, reused first (LIFO, so runs stay deterministic). */
+  private readonly freeLists = new Map<number, number[]>();
 
   /**
    * Reserves room for `backingBytes` of guest memory (small pages and large pages each get that
@@ -59,6 +61,12 @@ export class HostPhys {
 
   /** Allocates `size` bytes (a page, a THP or a hugetlb page), naturally aligned; -1 if full. */
   alloc(size: number): number {
+    const free = this.freeLists.get(size);
+    if (free !== undefined && free.length > 0) {
+      const pa = free.pop()!;
+      this.allocatedBytes.set(size, (this.allocatedBytes.get(size) ?? 0) + size);
+      return pa;
+    }
     let pa: number;
     if (size <= this.granule.size) {
       if (this.smallNext + size > this.smallEnd) return -1;
@@ -71,6 +79,17 @@ export class HostPhys {
     }
     this.allocatedBytes.set(size, (this.allocatedBytes.get(size) ?? 0) + size);
     return pa;
+  }
+
+  /** Returns a page from {@link alloc} (a fault that lost a race drops its new page). */
+  free(pa: number, size: number): void {
+    let list = this.freeLists.get(size);
+    if (list === undefined) {
+      list = [];
+      this.freeLists.set(size, list);
+    }
+    list.push(pa);
+    this.allocatedBytes.set(size, (this.allocatedBytes.get(size) ?? 0) - size);
   }
 
   /** Records that the host CPU wrote [pa, pa + size) (zeroing, copy) through its cacheable alias. */

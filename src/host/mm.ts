@@ -393,6 +393,7 @@ export class HostMm {
   }
 
   private dropRaced(hva: number, write: boolean, pa: number, size: number): void {
+    this.phys.free(pa, size);
     if (this.events.active) this.events.emit({ kind: "host-free", pa, size });
     this.faulted(hva, write, "raced", size);
   }
