@@ -6,6 +6,12 @@
 import type { Granule } from "./granule.js";
 import { LAST_LEVEL } from "./granule.js";
 
+/**
+ * LAST_LEVEL as a module-local constant: optimized code folds a module's own `const`s, but reads
+ * an imported binding through its cell, with a TDZ check, at every use.
+ */
+const LAST = LAST_LEVEL;
+
 /** Bit 0: valid. */
 export const PTE_VALID = 1 << 0;
 /** Bit 1: table (levels 0-2) or page (level 3). */
@@ -54,6 +60,24 @@ export const MEMATTR_NORMAL_FWB = 0x6;
 /** MemAttr for Device-nGnRE memory, with or without FWB. */
 export const MEMATTR_DEVICE_NGNRE = 0x1;
 
+// Private copies of the exported constants for this module's helpers, which sit on the page-table
+// hot paths: an exported `const` is read through its module cell, with a TDZ check, at every use
+// (even here), while a private one is folded into optimized code.
+const VALID = PTE_VALID;
+const TYPE = PTE_TYPE;
+const MEMATTR_MASK = ATTR_LO_MEMATTR_MASK;
+const MEMATTR_SHIFT = ATTR_LO_MEMATTR_SHIFT;
+const LO_MASK = ATTR_LO_MASK;
+const HI_MASK = ATTR_HI_MASK;
+const OA_HI_MASK = ADDR_HI_MASK;
+const OA_51_48_MASK = ADDR_51_48_MASK;
+const OA_51_48_SHIFT = ADDR_51_48_SHIFT;
+const XN = ATTR_HI_XN;
+const NOT_PERMS_LO = ~PERMS_LO;
+const NOT_PERMS_HI = ~PERMS_HI;
+const NORMAL = MEMATTR_NORMAL;
+const NORMAL_FWB = MEMATTR_NORMAL_FWB;
+
 const TWO_32 = 4294967296;
 const TWO_48 = 281474976710656;
 const TWO_53 = 9007199254740992;
@@ -63,23 +87,23 @@ const INV_TWO_48 = 1 / TWO_48;
 
 /** The MemAttr value KVM uses for Normal memory given whether stage-2 FWB is in use. */
 export function normalMemAttr(fwb: boolean): number {
-  return fwb ? MEMATTR_NORMAL_FWB : MEMATTR_NORMAL;
+  return fwb ? NORMAL_FWB : NORMAL;
 }
 
 /** kvm_pte_valid. */
 export function pteValid(lo: number): boolean {
-  return (lo & PTE_VALID) !== 0;
+  return (lo & VALID) !== 0;
 }
 
 /** kvm_pte_table: valid, type 1 and above the last level. */
 export function pteTable(lo: number, level: number): boolean {
-  return level < LAST_LEVEL && (lo & 3) === 3;
+  return level < LAST && (lo & 3) === 3;
 }
 
 /** Output address of a descriptor (kvm_pte_to_phys). */
 export function pteOa(g: Granule, lo: number, hi: number): number {
-  let pa = ((lo & g.addrMaskLo) >>> 0) + (hi & ADDR_HI_MASK) * TWO_32;
-  if (g.size === 65536) pa += ((lo & ADDR_51_48_MASK) >>> ADDR_51_48_SHIFT) * TWO_48;
+  let pa = ((lo & g.addrMaskLo) >>> 0) + (hi & OA_HI_MASK) * TWO_32;
+  if (g.size === 65536) pa += ((lo & OA_51_48_MASK) >>> OA_51_48_SHIFT) * TWO_48;
   return pa;
 }
 
@@ -88,18 +112,18 @@ export function oaLo(g: Granule, pa: number): number {
   // `&` takes its operand modulo 2^32 (ToInt32), which is pa % 2^32 for 0 <= pa < 2^53 without
   // a floating-point modulo; anything else keeps the original arithmetic.
   let lo = pa >= 0 && pa < TWO_53 ? (pa & g.addrMaskLo) >>> 0 : ((pa % TWO_32) & g.addrMaskLo) >>> 0;
-  if (g.size === 65536) lo = (lo | ((Math.floor(pa * INV_TWO_48) & 0xf) << ADDR_51_48_SHIFT)) >>> 0;
+  if (g.size === 65536) lo = (lo | ((Math.floor(pa * INV_TWO_48) & 0xf) << OA_51_48_SHIFT)) >>> 0;
   return lo;
 }
 
 /** The high word holding `pa`'s address bits [47:32] (kvm_phys_to_pte, high half). */
 export function oaHi(pa: number): number {
-  return Math.floor(pa * INV_TWO_32) & ADDR_HI_MASK;
+  return Math.floor(pa * INV_TWO_32) & OA_HI_MASK;
 }
 
 /** MemAttr of a descriptor. */
 export function pteMemAttr(lo: number): number {
-  return (lo & ATTR_LO_MEMATTR_MASK) >>> ATTR_LO_MEMATTR_SHIFT;
+  return (lo & MEMATTR_MASK) >>> MEMATTR_SHIFT;
 }
 
 /** stage2_pte_cacheable: MemAttr equals the Normal encoding for this FWB setting. */
@@ -109,28 +133,28 @@ export function pteCacheable(lo: number, fwb: boolean): boolean {
 
 /** stage2_pte_executable: XN clear. */
 export function pteExecutable(hi: number): boolean {
-  return (hi & ATTR_HI_XN) === 0;
+  return (hi & XN) === 0;
 }
 
 /** Whether two descriptors differ only in R, W and XN (or not at all). */
 export function differOnlyInPerms(oldLo: number, oldHi: number, newLo: number, newHi: number): boolean {
-  return ((oldLo ^ newLo) & ~PERMS_LO) === 0 && ((oldHi ^ newHi) & ~PERMS_HI) === 0;
+  return ((oldLo ^ newLo) & NOT_PERMS_LO) === 0 && ((oldHi ^ newHi) & NOT_PERMS_HI) === 0;
 }
 
 /** Builds a table descriptor pointing at `pa` (kvm_set_table_pte's value), low word. */
 export function tableLo(g: Granule, pa: number): number {
-  return (oaLo(g, pa) | PTE_TYPE | PTE_VALID) >>> 0;
+  return (oaLo(g, pa) | TYPE | VALID) >>> 0;
 }
 
 /** Builds a valid leaf (kvm_init_valid_leaf_pte), low word, from masked attributes. */
 export function leafLo(g: Granule, pa: number, attrLo: number, level: number): number {
-  const type = level === LAST_LEVEL ? PTE_TYPE : 0;
-  return (oaLo(g, pa) | (attrLo & ATTR_LO_MASK) | type | PTE_VALID) >>> 0;
+  const type = level === LAST ? TYPE : 0;
+  return (oaLo(g, pa) | (attrLo & LO_MASK) | type | VALID) >>> 0;
 }
 
 /** Builds a valid leaf, high word. */
 export function leafHi(pa: number, attrHi: number): number {
-  return (oaHi(pa) | (attrHi & ATTR_HI_MASK)) >>> 0;
+  return (oaHi(pa) | (attrHi & HI_MASK)) >>> 0;
 }
 
 /** A descriptor as one 64-bit value, for display and tests (never on hot paths). */

@@ -2,9 +2,16 @@
  * The attribute visitor (stage2_attr_walker, spec sections 4.5 and 5.2-5.4), shared by
  * wrprotect, relax_perms, mkyoung, mkold and is_young.
  */
-import { ATTR_HI_MASK, ATTR_LO_MASK, pteExecutable, pteOa, pteValid } from "../arch/descriptor.js";
+import { ATTR_HI_MASK, ATTR_HI_XN, ATTR_LO_MASK, PTE_VALID, pteOa } from "../arch/descriptor.js";
 import type { Stage2Pgtable } from "./stage2.js";
 import { type Visitor, WALK_LEAF } from "./walker.js";
+
+// Module-local copies of imported constants: optimized code folds a module's own `const`s, but
+// reads an imported binding through its cell, with a TDZ check, at every use.
+const LO_MASK = ATTR_LO_MASK;
+const HI_MASK = ATTR_HI_MASK;
+const VALID = PTE_VALID;
+const XN = ATTR_HI_XN;
 
 /** struct stage2_attr_data and stage2_update_leaf_attrs. */
 export class AttrVisitor implements Visitor {
@@ -23,10 +30,10 @@ export class AttrVisitor implements Visitor {
 
   /** stage2_update_leaf_attrs: set then clear attribute bits on every valid leaf in range. */
   run(addr: number, size: number, setLo: number, setHi: number, clrLo: number, clrHi: number): number {
-    this.setLo = setLo & ATTR_LO_MASK;
-    this.setHi = setHi & ATTR_HI_MASK;
-    this.clrLo = clrLo & ATTR_LO_MASK;
-    this.clrHi = clrHi & ATTR_HI_MASK;
+    this.setLo = setLo & LO_MASK;
+    this.setHi = setHi & HI_MASK;
+    this.clrLo = clrLo & LO_MASK;
+    this.clrHi = clrHi & HI_MASK;
     this.oldLo = 0;
     this.oldHi = 0;
     this.level = 0;
@@ -38,16 +45,18 @@ export class AttrVisitor implements Visitor {
     const words = pgt.mem.pages[table]!;
     const lo = words[2 * idx]!;
     const hi = words[2 * idx + 1]!;
-    if (!pteValid(lo)) return 0;
+    // kvm_pte_valid.
+    if ((lo & VALID) === 0) return 0;
     this.level = level;
     this.oldLo = lo;
     this.oldHi = hi;
     const newLo = ((lo & ~this.clrLo) | this.setLo) >>> 0;
     const newHi = ((hi & ~this.clrHi) | this.setHi) >>> 0;
     if (newLo !== lo || newHi !== hi) {
-      // v5.14: invalidate the I-cache only when X is being added (null in v5.12's mm_ops).
+      // v5.14: invalidate the I-cache only when X is being added (null in v5.12's mm_ops), i.e.
+      // stage2_pte_executable(new) && !stage2_pte_executable(old).
       const mm = pgt.mmOps;
-      if (mm.icacheInvalPou !== null && pteExecutable(newHi) && !pteExecutable(hi)) {
+      if (mm.icacheInvalPou !== null && (newHi & XN) === 0 && (hi & XN) !== 0) {
         mm.icacheInvalPou(mm.physToVirt(pteOa(pgt.granule, lo, hi)), pgt.sizes.size[level + 1]!);
       }
       pgt.writePte(table, idx, newLo, newHi, addr, level);

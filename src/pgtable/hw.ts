@@ -8,6 +8,10 @@ import type { EventSink } from "../common/events.js";
 import { W, type WorkMeter } from "../common/work.js";
 import type { PgtableEvent } from "./events.js";
 
+const W_DC_CIVAC_LINE = W["dc-civac-line"];
+const W_IC_IALLU = W["ic-iallu"];
+const W_IC_IVAU_LINE = W["ic-ivau-line"];
+
 /** TLB and cache maintenance as the CPU performs it. */
 export interface Stage2Hw {
   /** __kvm_tlb_flush_vmid_ipa: TLBI IPAS2E1IS at `level` + TLBI VMALLE1IS, broadcast. */
@@ -43,7 +47,7 @@ export interface Stage2Env {
 /** The kernel's dcache_clean_inval_poc on a linear-map range: always performed. */
 export function dcacheCleanInvalPoc(env: Stage2Env, pa: number, size: number): void {
   if (env.events.active) env.events.emit({ kind: "cmo", op: "dc-civac", pa, size });
-  env.meter.charge(W["dc-civac-line"], linesIn(pa, size, env.cpu.dcacheLine));
+  env.meter.charge(W_DC_CIVAC_LINE, linesIn(pa, size, env.cpu.dcacheLine));
   env.hw.dcacheCleanInvalPoc(pa, size);
 }
 
@@ -61,14 +65,14 @@ export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: numb
   const cpu = env.cpu;
   if (cpu.icache === "vipt") {
     if (env.events.active) env.events.emit({ kind: "cmo", op: "ic-ialluis", pa, size });
-    env.meter.charge(W["ic-iallu"], 1);
+    env.meter.charge(W_IC_IALLU, 1);
     env.hw.icacheInvalAll();
     return;
   }
   if (cpu.vhe || cpu.icache !== "vpipt") {
     if (cpu.dic) return;
     if (env.events.active) env.events.emit({ kind: "cmo", op: "ic-ivau", pa, size });
-    env.meter.charge(W["ic-ivau-line"], linesIn(pa, size, env.cpu.icacheLine));
+    env.meter.charge(W_IC_IVAU_LINE, linesIn(pa, size, env.cpu.icacheLine));
     env.hw.icacheInvalPou(pa, size);
   }
 }

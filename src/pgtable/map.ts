@@ -24,9 +24,20 @@ import {
   WALK_TABLE_PRE,
 } from "./walker.js";
 
+// Module-local copies of imported constants: optimized code folds a module's own `const`s, but
+// reads an imported binding through its cell, with a TDZ check, at every use.
+const LAST = LAST_LEVEL;
+const PRE = WALK_TABLE_PRE;
+const LEAF = WALK_LEAF;
+const POST = WALK_TABLE_POST;
+const E_2BIG = E2BIG;
+const E_AGAIN = EAGAIN;
+const E_INVAL = EINVAL;
+const E_NOMEM = ENOMEM;
+
 /** struct stage2_map_data and the stage2_map_walker callback. */
 export class MapVisitor implements Visitor {
-  readonly flags = WALK_TABLE_PRE | WALK_LEAF | WALK_TABLE_POST;
+  readonly flags = PRE | LEAF | POST;
   private phys = 0;
   private readonly attr: LeafAttr = { lo: 0, hi: 0 };
   /** The table entry being coalesced (table page and index), or -1. */
@@ -35,15 +46,20 @@ export class MapVisitor implements Visitor {
   /** v5.14: the child table detached at TABLE_PRE, or -1. */
   private childp = -1;
   private memcache: MemoryCache | null = null;
+  /** PAGE_SIZE and 1 / PAGE_SIZE (exact: a power of two). */
+  private readonly pageSize: number = 0;
+  private readonly pageInv: number = 0;
 
-  constructor(private readonly pgt: Stage2Pgtable) {}
+  constructor(private readonly pgt: Stage2Pgtable) {
+    this.pageSize = pgt.granule.size;
+    this.pageInv = 1 / pgt.granule.size;
+  }
 
   /** kvm_pgtable_stage2_map's body. */
   run(addr: number, size: number, phys: number, prot: number, mc: MemoryCache | null): number {
     const ret = stage2ProtAttr(prot, this.pgt.fwb, this.attr);
     if (ret !== 0) return ret;
-    const page = this.pgt.granule.size;
-    this.phys = alignDownExact(phys, page, 1 / page);
+    this.phys = alignDownExact(phys, this.pageSize, this.pageInv);
     this.memcache = mc;
     this.anchorTable = -1;
     this.anchorIdx = -1;
@@ -54,11 +70,11 @@ export class MapVisitor implements Visitor {
 
   visit(addr: number, end: number, level: number, table: number, idx: number, flag: VisitFlag): number {
     switch (flag) {
-      case WALK_TABLE_PRE:
+      case PRE:
         return this.tablePre(addr, end, level, table, idx);
-      case WALK_LEAF:
+      case LEAF:
         return this.leaf(addr, end, level, table, idx);
-      case WALK_TABLE_POST:
+      case POST:
         return this.tablePost(addr, end, level, table, idx);
     }
   }
@@ -67,16 +83,17 @@ export class MapVisitor implements Visitor {
   private tryLeaf(addr: number, end: number, level: number, table: number, idx: number): number {
     const pgt = this.pgt;
     const phys = this.phys;
-    if (!pgt.blockMappingSupported(addr, end, phys, level)) return E2BIG;
+    if (!pgt.blockMappingSupported(addr, end, phys, level)) return E_2BIG;
     const granule = pgt.sizes.size[level + 1]!;
-    const newLo = leafLo(pgt.granule, phys, this.attr.lo, level);
-    const newHi = leafHi(phys, this.attr.hi);
+    const attr = this.attr;
+    const newLo = leafLo(pgt.granule, phys, attr.lo, level);
+    const newHi = leafHi(phys, attr.hi);
     const words = pgt.mem.pages[table]!;
     const oldLo = words[2 * idx]!;
     const oldHi = words[2 * idx + 1]!;
     if (pgt.isCounted(oldLo, oldHi)) {
       // Same mapping, or only R/W/XN differ (either way): leave it to relax_perms.
-      if (differOnlyInPerms(oldLo, oldHi, newLo, newHi)) return EAGAIN;
+      if (differOnlyInPerms(oldLo, oldHi, newLo, newHi)) return E_AGAIN;
       pgt.putPte(table, idx, addr, level);
     }
     // The series' CMOs: only the walker that stores a new valid leaf pays (v5.12 mm_ops have no
@@ -96,16 +113,22 @@ export class MapVisitor implements Visitor {
 
   /** stage2_map_walk_leaf: try a leaf, else replace the entry by a new table to descend into. */
   private walkLeaf(addr: number, end: number, level: number, table: number, idx: number): number {
+    const ret = this.tryLeaf(addr, end, level, table, idx);
+    if (ret !== E_2BIG) return ret;
+    return this.newTable(addr, level, table, idx);
+  }
+
+  /** stage2_map_walk_leaf, after E2BIG: a new table in place of the entry (a block is split). */
+  private newTable(addr: number, level: number, table: number, idx: number): number {
     const pgt = this.pgt;
+    // tryLeaf left the entry as it was.
     const words = pgt.mem.pages[table]!;
     const oldLo = words[2 * idx]!;
     const oldHi = words[2 * idx + 1]!;
-    const ret = this.tryLeaf(addr, end, level, table, idx);
-    if (ret !== E2BIG) return ret;
-    if (level === LAST_LEVEL) return EINVAL;
-    if (this.memcache === null) return ENOMEM;
+    if (level === LAST) return E_INVAL;
+    if (this.memcache === null) return E_NOMEM;
     const child = pgt.mmOps.zallocPage(this.memcache);
-    if (child < 0) return ENOMEM;
+    if (child < 0) return E_NOMEM;
     const childPa = pgt.mem.pa(child);
     if (pgt.events.active) pgt.events.emit({ kind: "table-alloc", pa: childPa, level: level + 1 });
     // Block -> table: the rest of the old block is left unmapped and refaults lazily.
@@ -128,9 +151,14 @@ export class MapVisitor implements Visitor {
 
   /** stage2_map_walk_table_pre: start coalescing when a block fits over this table. */
   private tablePre(addr: number, end: number, level: number, table: number, idx: number): number {
-    const pgt = this.pgt;
     if (this.anchorTable >= 0) return 0;
-    if (!pgt.blockMappingSupported(addr, end, this.phys, level)) return 0;
+    if (!this.pgt.blockMappingSupported(addr, end, this.phys, level)) return 0;
+    return this.anchor(addr, level, table, idx);
+  }
+
+  /** stage2_map_walk_table_pre, once a block fits: detach the table and make it the anchor. */
+  private anchor(addr: number, level: number, table: number, idx: number): number {
+    const pgt = this.pgt;
     const words = pgt.mem.pages[table]!;
     switch (pgt.kernel.coalesce) {
       case "block-then-free-child":
@@ -150,8 +178,13 @@ export class MapVisitor implements Visitor {
 
   /** stage2_map_walk_table_post: free the subtree bottom-up; at the anchor, install the block. */
   private tablePost(addr: number, end: number, level: number, table: number, idx: number): number {
-    const pgt = this.pgt;
     if (this.anchorTable < 0) return 0;
+    return this.freeUnderAnchor(addr, end, level, table, idx);
+  }
+
+  /** stage2_map_walk_table_post below or at the anchor. */
+  private freeUnderAnchor(addr: number, end: number, level: number, table: number, idx: number): number {
+    const pgt = this.pgt;
     const words = pgt.mem.pages[table]!;
     const isAnchor = this.anchorTable === table && this.anchorIdx === idx;
     let ret = 0;

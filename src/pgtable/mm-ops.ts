@@ -9,6 +9,9 @@ import { cleanDcacheGuestPage, invalidateIcacheGuestPage, type Stage2Env } from 
 import type { MemoryCache } from "./memcache.js";
 import type { PhysMem } from "./phys-mem.js";
 
+const W_TABLE_REFCOUNT = W["table-refcount"];
+const W_TABLE_FREE = W["table-free"];
+
 /** The mm_ops callbacks; a null CMO callback means "no CMO" (the kernel tests the pointer). */
 export interface MmOps {
   /** zalloc_page: a zeroed page from the memcache (or the allocator when `mc` is null); -1 if none. */
@@ -54,18 +57,18 @@ class PageOps {
   }
 
   getPage(page: number): void {
-    this.meter.charge(W["table-refcount"], 1);
+    this.meter.charge(W_TABLE_REFCOUNT, 1);
     const count = ++this.mem.refcount[page]!;
     if (this.events.active) this.events.emit({ kind: "refcount", pa: this.mem.pa(page), count });
   }
 
   putPage(page: number): void {
     const mem = this.mem;
-    this.meter.charge(W["table-refcount"], 1);
+    this.meter.charge(W_TABLE_REFCOUNT, 1);
     const count = --mem.refcount[page]!;
     if (this.events.active) this.events.emit({ kind: "refcount", pa: mem.pa(page), count });
     if (count === 0) {
-      this.meter.charge(W["table-free"], 1);
+      this.meter.charge(W_TABLE_FREE, 1);
       mem.release(page);
       if (this.events.active) this.events.emit({ kind: "page-free", pa: mem.pa(page) });
     }

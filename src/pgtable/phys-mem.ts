@@ -5,7 +5,12 @@
  * address `base + n * granule`. Refcounts are the struct page counts the kernel uses for tables.
  */
 import { S2simError } from "../common/error.js";
+import { ADDR_51_48_MASK, ADDR_HI_MASK, pteOa } from "../arch/descriptor.js";
 import type { Granule } from "../arch/granule.js";
+
+// Module-local copy of an imported constant used on the walk path (optimized code folds a
+// module's own `const`s, but reads an import through its cell at every use).
+const OA_HI_MASK = ADDR_HI_MASK;
 
 /** Default physical base of the table-page pool: 1 GiB, a typical arm64 DRAM start. */
 export const DEFAULT_TABLE_BASE = 0x4000_0000;
@@ -19,9 +24,9 @@ const NO_PAGE = new Uint32Array(0);
 export class PhysMem {
   readonly granule: Granule;
   /** Physical address of page 0. */
-  readonly base: number;
+  readonly base: number = 0;
   /** Most pages this pool may hold. */
-  readonly maxPages: number;
+  readonly maxPages: number = 0;
   /** Descriptor words of each page; a freed page keeps its array for reuse. */
   readonly pages: Uint32Array[] = [];
   /** Refcount of each page (0 = free). */
@@ -31,9 +36,19 @@ export class PhysMem {
   /** High-water mark of {@link allocated}. */
   peakAllocated = 0;
   private freeList: number[] = [];
-  private readonly words: number;
+  private readonly words: number = 0;
   /** 1 / granule size (exact: a power of two), to divide by multiplying. */
-  private readonly invSize: number;
+  private readonly invSize: number = 0;
+  /**
+   * For {@link pageOfPte}'s integer path: the page number of `base`, the shifts that turn a
+   * descriptor's output-address words into a page number, the largest `hi` address bits for which
+   * that stays below 2^31 (0 disables the path), and the 64K granule's PA[51:48] field.
+   */
+  private readonly basePage: number = 0;
+  private readonly oaShift: number = 0;
+  private readonly oaHiShift: number = 0;
+  private readonly oaHiLimit: number = 0;
+  private readonly oa52Mask: number = 0;
 
   constructor(granule: Granule, opts: { base?: number; maxBytes?: number } = {}) {
     this.granule = granule;
@@ -45,6 +60,11 @@ export class PhysMem {
     this.maxPages = Math.floor(maxBytes / granule.size);
     this.words = granule.ptrsPerTable * 2;
     this.invSize = 1 / granule.size;
+    this.basePage = this.base / granule.size;
+    this.oaShift = granule.shift;
+    this.oaHiShift = 32 - granule.shift;
+    this.oaHiLimit = this.basePage < 2 ** 31 ? 2 ** (31 - this.oaHiShift) : 0;
+    this.oa52Mask = granule.size === 65536 ? ADDR_51_48_MASK : 0;
   }
 
   /** Physical address of page `n`. */
@@ -56,6 +76,20 @@ export class PhysMem {
   pageOf(pa: number): number {
     const n = Math.floor((pa - this.base) * this.invSize);
     return n >= 0 && n < this.pages.length ? n : -1;
+  }
+
+  /**
+   * pageOf(kvm_pte_to_phys(lo, hi)): the page a table descriptor points to, or -1. When the address
+   * is below 2^(31 + PAGE_SHIFT) the page number is computed in 32-bit integers (exact: the output
+   * address and the base are multiples of the page size), otherwise as pageOf does.
+   */
+  pageOfPte(lo: number, hi: number): number {
+    const hiBits = hi & OA_HI_MASK;
+    if (hiBits < this.oaHiLimit && (lo & this.oa52Mask) === 0) {
+      const n = (hiBits << this.oaHiShift) + ((lo & this.granule.addrMaskLo) >>> this.oaShift) - this.basePage;
+      return n >= 0 && n < this.pages.length ? n : -1;
+    }
+    return this.pageOf(pteOa(this.granule, lo, hi));
   }
 
   /** Allocates one zeroed page with refcount 1; -1 when the pool is exhausted. */

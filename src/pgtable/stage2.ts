@@ -11,8 +11,6 @@ import {
   ATTR_HI_XN,
   PTE_VALID,
   pteBig,
-  pteOa,
-  pteValid,
 } from "../arch/descriptor.js";
 import type { Stage2Geometry } from "../arch/geometry.js";
 import type { Granule } from "../arch/granule.js";
@@ -33,6 +31,24 @@ import type { PhysMem } from "./phys-mem.js";
 import { PROT_R, PROT_W, PROT_X } from "./prot.js";
 import { UnmapVisitor } from "./unmap.js";
 import { LevelSizes, type Visitor, Walker } from "./walker.js";
+
+// Module-local copies of imported constants: optimized code folds a module's own `const`s, but
+// reads an imported binding through its cell, with a TDZ check, at every use.
+const AF = ATTR_LO_AF;
+const S2AP_R = ATTR_LO_S2AP_R;
+const S2AP_W = ATTR_LO_S2AP_W;
+const XN = ATTR_HI_XN;
+const VALID = PTE_VALID;
+const P_R = PROT_R;
+const P_W = PROT_W;
+const P_X = PROT_X;
+
+/** Work items charged here (indices into the meter, looked up once). */
+const W_PGT_CALL = W["pgt-call"];
+const W_PGT_VISIT = W["pgt-visit"];
+const W_PTE_WRITE = W["pte-write"];
+const W_TLBI_IPA = W["tlbi-ipa"];
+const W_TLBI_VMID = W["tlbi-vmid"];
 
 /** A sink that never listens. */
 const NO_EVENTS: EventSink<PgtableEvent> = { active: false, emit() {} };
@@ -84,6 +100,8 @@ export class Stage2Pgtable implements Stage2Env {
   pgd = -1;
 
   private readonly walker: Walker;
+  /** mem.pages (the array never changes; pages are only added to it). */
+  private readonly pages: Uint32Array[];
   private readonly pteObserver: PteObserver | null;
   private readonly blockLevel: boolean[];
   private readonly zeroOnInvalidate: boolean;
@@ -100,6 +118,7 @@ export class Stage2Pgtable implements Stage2Env {
     this.kernel = opts.kernel;
     this.cpu = opts.cpu;
     this.mem = opts.mem;
+    this.pages = opts.mem.pages;
     this.hw = opts.hw ?? NULL_HW;
     this.events = opts.events ?? NO_EVENTS;
     this.meter = opts.meter ?? new WorkMeter();
@@ -143,7 +162,7 @@ export class Stage2Pgtable implements Stage2Env {
     const walker = this.walker;
     const before = walker.visits;
     const ret = walker.walk(this.pgd, addr, size, visitor);
-    this.meter.charge(W["pgt-visit"], walker.visits - before);
+    this.meter.charge(W_PGT_VISIT, walker.visits - before);
     return ret;
   }
 
@@ -162,7 +181,7 @@ export class Stage2Pgtable implements Stage2Env {
   /** kvm_pgtable_stage2_wrprotect: clear S2AP_W on every valid leaf; no TLBI. */
   wrprotect(addr: number, size: number): number {
     this.begin("wrprotect", addr, size);
-    return this.done("wrprotect", this.attrVisitor.run(addr, size, 0, 0, ATTR_LO_S2AP_W, 0));
+    return this.done("wrprotect", this.attrVisitor.run(addr, size, 0, 0, S2AP_W, 0));
   }
 
   /**
@@ -173,9 +192,9 @@ export class Stage2Pgtable implements Stage2Env {
     this.begin("relax_perms", addr, 1);
     let setLo = 0;
     let clrHi = 0;
-    if (prot & PROT_R) setLo |= ATTR_LO_S2AP_R;
-    if (prot & PROT_W) setLo |= ATTR_LO_S2AP_W;
-    if (prot & PROT_X) clrHi |= ATTR_HI_XN;
+    if (prot & P_R) setLo |= S2AP_R;
+    if (prot & P_W) setLo |= S2AP_W;
+    if (prot & P_X) clrHi |= XN;
     const ret = this.attrVisitor.run(addr, 1, setLo, 0, 0, clrHi);
     if (ret === 0) this.tlbFlushVmidIpa(addr, this.attrVisitor.level);
     return this.done("relax_perms", ret);
@@ -184,7 +203,7 @@ export class Stage2Pgtable implements Stage2Env {
   /** kvm_pgtable_stage2_mkyoung: set AF; returns the old descriptor (0 if none). */
   mkyoung(addr: number): bigint {
     this.begin("mkyoung", addr, 1);
-    const ret = this.attrVisitor.run(addr, 1, ATTR_LO_AF, 0, 0, 0);
+    const ret = this.attrVisitor.run(addr, 1, AF, 0, 0, 0);
     this.done("mkyoung", ret);
     return ret === 0 ? pteBig(this.attrVisitor.oldLo, this.attrVisitor.oldHi) : 0n;
   }
@@ -192,7 +211,7 @@ export class Stage2Pgtable implements Stage2Env {
   /** kvm_pgtable_stage2_mkold: clear AF, no TLBI; returns the old descriptor (0 if none). */
   mkold(addr: number): bigint {
     this.begin("mkold", addr, 1);
-    const ret = this.attrVisitor.run(addr, 1, 0, 0, ATTR_LO_AF, 0);
+    const ret = this.attrVisitor.run(addr, 1, 0, 0, AF, 0);
     this.done("mkold", ret);
     return ret === 0 ? pteBig(this.attrVisitor.oldLo, this.attrVisitor.oldHi) : 0n;
   }
@@ -202,7 +221,7 @@ export class Stage2Pgtable implements Stage2Env {
     this.begin("is_young", addr, 1);
     const ret = this.attrVisitor.run(addr, 1, 0, 0, 0, 0);
     this.done("is_young", ret);
-    return ret === 0 && (this.attrVisitor.oldLo & ATTR_LO_AF) !== 0;
+    return ret === 0 && (this.attrVisitor.oldLo & AF) !== 0;
   }
 
   /** kvm_pgtable_stage2_flush: clean+invalidate every valid cacheable leaf; nothing with FWB. */
@@ -253,25 +272,29 @@ export class Stage2Pgtable implements Stage2Env {
 
   /** Whether the entry holds a reference on its table page (v5.12 valid, v5.14 non-zero). */
   isCounted(lo: number, hi: number): boolean {
-    return this.countNonZero ? (lo | hi) !== 0 : (lo & PTE_VALID) !== 0;
+    return this.countNonZero ? (lo | hi) !== 0 : (lo & VALID) !== 0;
   }
 
   /** kvm_pte_follow: the table page a table descriptor points to. */
   follow(lo: number, hi: number): number {
-    return this.mem.pageOf(pteOa(this.granule, lo, hi));
+    return this.mem.pageOfPte(lo, hi);
   }
 
   /** kvm_block_mapping_supported. */
   blockMappingSupported(addr: number, end: number, phys: number, level: number): boolean {
     if (!this.blockLevel[level]) return false;
-    if (this.sizes.size[level + 1]! > end - addr) return false;
-    return this.sizes.aligned(addr, level) && this.sizes.aligned(phys, level);
+    const sizes = this.sizes;
+    if (sizes.size[level + 1]! > end - addr) return false;
+    // IS_ALIGNED(addr) && IS_ALIGNED(phys), as LevelSizes.aligned, with its 32-bit mask inlined.
+    const m = sizes.mask[level + 1]!;
+    if (m >= 0) return (addr & m) === 0 && (phys & m) === 0;
+    return sizes.alignDown(addr, level) === addr && sizes.alignDown(phys, level) === phys;
   }
 
   /** Stores a descriptor (WRITE_ONCE / smp_store_release), reporting the change. */
   writePte(table: number, idx: number, lo: number, hi: number, addr: number, level: number): void {
-    const words = this.mem.pages[table]!;
-    this.meter.charge(W["pte-write"], 1);
+    const words = this.pages[table]!;
+    this.meter.charge(W_PTE_WRITE, 1);
     if (this.pteObserver !== null)
       this.pteObserver.pteWritten(table, idx, words[2 * idx]!, words[2 * idx + 1]!);
     if (this.events.active) {
@@ -293,7 +316,7 @@ export class Stage2Pgtable implements Stage2Env {
   invalidatePte(table: number, idx: number, addr: number, level: number): void {
     const words = this.mem.pages[table]!;
     if (this.zeroOnInvalidate) this.writePte(table, idx, 0, 0, addr, level);
-    else this.writePte(table, idx, (words[2 * idx]! & ~PTE_VALID) >>> 0, words[2 * idx + 1]!, addr, level);
+    else this.writePte(table, idx, (words[2 * idx]! & ~VALID) >>> 0, words[2 * idx + 1]!, addr, level);
   }
 
   /**
@@ -301,7 +324,7 @@ export class Stage2Pgtable implements Stage2Env {
    * reference it held on its table page.
    */
   putPte(table: number, idx: number, addr: number, level: number): void {
-    if (pteValid(this.mem.pages[table]![2 * idx]!)) {
+    if ((this.pages[table]![2 * idx]! & VALID) !== 0) {
       this.invalidatePte(table, idx, addr, level);
       this.tlbFlushVmidIpa(addr, level);
     }
@@ -311,20 +334,20 @@ export class Stage2Pgtable implements Stage2Env {
   /** __kvm_tlb_flush_vmid_ipa. */
   tlbFlushVmidIpa(ipa: number, level: number): void {
     if (this.events.active) this.events.emit({ kind: "tlbi", scope: "vmid-ipa", ipa, level });
-    this.meter.charge(W["tlbi-ipa"], 1);
+    this.meter.charge(W_TLBI_IPA, 1);
     this.hw.tlbFlushVmidIpa(ipa, level);
   }
 
   /** __kvm_tlb_flush_vmid. */
   tlbFlushVmid(): void {
     if (this.events.active) this.events.emit({ kind: "tlbi", scope: "vmid" });
-    this.meter.charge(W["tlbi-vmid"], 1);
+    this.meter.charge(W_TLBI_VMID, 1);
     this.hw.tlbFlushVmid();
   }
 
   /** Reports the start of an entry point. */
   private begin(op: PgtableOp, addr: number, size: number): void {
-    this.meter.charge(W["pgt-call"], 1);
+    this.meter.charge(W_PGT_CALL, 1);
     if (this.events.active) this.events.emit({ kind: "op", op, addr, size });
   }
 

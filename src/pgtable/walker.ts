@@ -4,9 +4,14 @@
  */
 import { LAST_LEVEL, levelShift } from "../arch/granule.js";
 import type { Stage2Geometry } from "../arch/geometry.js";
-import { ADDR_51_48_MASK, ADDR_51_48_SHIFT, ADDR_HI_MASK } from "../arch/descriptor.js";
 import { EINVAL, ERANGE } from "../common/errno.js";
 import type { PhysMem } from "./phys-mem.js";
+
+// Module-local copies of imported constants. Optimized code folds a module's own `const`s, but
+// reads an imported binding through its cell, with a TDZ check, at every use.
+const LAST = LAST_LEVEL;
+const E_INVAL = EINVAL;
+const E_RANGE = ERANGE;
 
 /** KVM_PGTABLE_WALK_LEAF: visit leaf entries, invalid ones included. */
 export const WALK_LEAF = 1;
@@ -14,6 +19,12 @@ export const WALK_LEAF = 1;
 export const WALK_TABLE_PRE = 2;
 /** KVM_PGTABLE_WALK_TABLE_POST: visit table entries after their children. */
 export const WALK_TABLE_POST = 4;
+
+// Private copies of the flags for the walk loop (an exported `const` is read through its module
+// cell, with a TDZ check, at every use, even in its own module).
+const LEAF = WALK_LEAF;
+const PRE = WALK_TABLE_PRE;
+const POST = WALK_TABLE_POST;
 
 /** One of the three visit kinds. */
 export type VisitFlag = typeof WALK_LEAF | typeof WALK_TABLE_PRE | typeof WALK_TABLE_POST;
@@ -28,8 +39,6 @@ export interface Visitor {
 }
 
 const TWO_30 = 2 ** 30;
-const TWO_32 = 2 ** 32;
-const TWO_48 = 2 ** 48;
 const TWO_53 = 2 ** 53;
 
 /** Precomputed per-level sizes for one geometry (index = level + 1, so level -1 fits). */
@@ -71,48 +80,28 @@ export class LevelSizes {
   }
 }
 
-/**
- * Walk state (struct kvm_pgtable_walk_data) and the walk itself.
- *
- * The kernel's walk recurses: __kvm_pgtable_walk loops over the entries of one table page and
- * calls __kvm_pgtable_visit on each, which calls the visitor and, for a table entry, recurses into
- * __kvm_pgtable_walk on the child. {@link walk} runs the same recursion with an explicit stack (one
- * slot per level: the parent's table page, entry index and entry address), so a walk is one
- * JavaScript call whatever its depth. The entries are visited in the same order, with the same
- * flags, addresses and re-read rules (spec section 3), and an error returns at once from every
- * level, as the recursive return does.
- */
+/** Walk state (struct kvm_pgtable_walk_data) and the walk itself. */
 export class Walker {
-  /** The address the walk has reached (updated when a walk returns). */
+  /** The address the walk has reached. */
   addr = 0;
   /** The walk end. */
   end = 0;
   /** Entries visited by every walk so far (work accounting). */
   visits = 0;
   private visitor: Visitor | null = null;
-  private readonly ptrs: number;
-  private readonly ptrsMask: number;
-  private readonly pageSize: number;
+  private readonly ptrs: number = 0;
+  private readonly ptrsMask: number = 0;
+  private readonly pageSize: number = 0;
   /** 1 / page size. */
-  private readonly pageInv: number;
-  private readonly limit: number;
-  /** 1 / limit. */
-  private readonly limitInv: number;
-  private readonly startLevel: number;
-  /** Output-address bits of a descriptor's low word, and whether bits [15:12] hold PA[51:48]. */
-  private readonly addrMaskLo: number;
-  private readonly pa52: boolean;
-  /** The table pool: its pages, physical base and 1 / page size (PhysMem.pageOf). */
+  private readonly pageInv: number = 0;
+  private readonly limit: number = 0;
+  private readonly startLevel: number = 0;
+  /** The table pool's pages. */
   private readonly pages: Uint32Array[];
-  private readonly memBase: number;
-  /** The recursion's saved state per level: parent table page, entry index, entry address. */
-  private readonly stackTable = new Int32Array(LAST_LEVEL + 1);
-  private readonly stackIdx = new Int32Array(LAST_LEVEL + 1);
-  private readonly stackAddr = new Float64Array(LAST_LEVEL + 1);
 
   constructor(
     geo: Stage2Geometry,
-    mem: PhysMem,
+    private readonly mem: PhysMem,
     private readonly sizes: LevelSizes,
   ) {
     const g = geo.granule;
@@ -121,12 +110,8 @@ export class Walker {
     this.pageSize = g.size;
     this.pageInv = 1 / g.size;
     this.limit = geo.ipaLimit;
-    this.limitInv = 1 / geo.ipaLimit;
     this.startLevel = geo.startLevel;
-    this.addrMaskLo = g.addrMaskLo;
-    this.pa52 = g.size === 65536;
     this.pages = mem.pages;
-    this.memBase = mem.base;
   }
 
   /**
@@ -142,107 +127,83 @@ export class Walker {
     const end = endDown === endRaw ? endRaw : endDown + pageSize;
     const limit = this.limit;
     // The kernel takes u64 addresses: a negative one wraps far above the limit.
-    if (!(start >= 0) || start > limit || end > limit) return ERANGE;
-    if (pgd < 0) return EINVAL;
+    if (!(start >= 0) || start > limit || end > limit) return E_RANGE;
+    if (pgd < 0) return E_INVAL;
     if (this.visitor !== null) throw new Error("kvm_pgtable_walk: nested walks are not supported");
-    this.visitor = visitor;
+    this.addr = start;
     this.end = end;
+    this.visitor = visitor;
     const flags = visitor.flags;
-    const sizes = this.sizes;
-    const startLevel = this.startLevel;
-    // kvm_pgd_page_idx: which concatenated start-level page holds addr.
-    const pgdIdx = Math.floor((start - alignDownExact(start, limit, this.limitInv)) * sizes.inv[startLevel]!);
-    let visits = 0;
     let ret = 0;
-    let at = start;
     try {
-      const pages = this.pages;
-      const sizeOf = sizes.size;
-      const invOf = sizes.inv;
-      const maskOf = sizes.mask;
-      const ptrs = this.ptrs;
-      const ptrsMask = this.ptrsMask;
-      const stackTable = this.stackTable;
-      const stackIdx = this.stackIdx;
-      const stackAddr = this.stackAddr;
-      let level = startLevel;
-      let table = pgd + pgdIdx;
-      // __kvm_pgtable_walk reads a table page's words once: they never move while the walk runs.
-      let words = pages[table]!;
-      let idx = Math.floor(at * invOf[level + 1]!) & ptrsMask;
-      // kvm_pgtable_walk walks start-level pages while addr < end (never, if end is NaN).
-      for (let more = at < end; more;) {
-        if (idx >= ptrs || at >= end) {
-          // __kvm_pgtable_walk is done with this table page.
-          if (level === startLevel) {
-            // kvm_pgtable_walk: on to the next concatenated start-level page while addr < end.
-            if (!(at < end)) break;
-            table++;
-            words = pages[table]!;
-            idx = Math.floor(at * invOf[level + 1]!) & ptrsMask;
-            continue;
-          }
-          // Back in the parent's __kvm_pgtable_visit, after the child walk returned 0.
-          level--;
-          table = stackTable[level]!;
-          idx = stackIdx[level]!;
-          words = pages[table]!;
-          if ((flags & WALK_TABLE_POST) !== 0) {
-            ret = visitor.visit(stackAddr[level]!, end, level, table, idx, WALK_TABLE_POST);
-            if (ret !== 0) break;
-          }
-          idx++;
-          continue;
-        }
-        // __kvm_pgtable_visit.
-        visits++;
-        let lo = words[2 * idx]!;
-        let hi = words[2 * idx + 1]!;
-        let isTable = level < LAST_LEVEL && (lo & 3) === 3;
-        if (isTable) {
-          // The entry read above is used to descend, whatever PRE did to it.
-          if ((flags & WALK_TABLE_PRE) !== 0) {
-            ret = visitor.visit(at, end, level, table, idx, WALK_TABLE_PRE);
-            if (ret !== 0) break;
-          }
-        } else if ((flags & WALK_LEAF) !== 0) {
-          ret = visitor.visit(at, end, level, table, idx, WALK_LEAF);
-          if (ret !== 0) break;
-          lo = words[2 * idx]!;
-          hi = words[2 * idx + 1]!;
-          isTable = level < LAST_LEVEL && (lo & 3) === 3;
-        }
-        if (!isTable) {
-          // ALIGN_DOWN(addr, size) + size. addr is an integer below 2^53, so masking is exact.
-          const mask = maskOf[level + 1]!;
-          const sz = sizeOf[level + 1]!;
-          at = (mask >= 0 ? at - (at & mask) : Math.floor(at * invOf[level + 1]!) * sz) + sz;
-          idx++;
-          continue;
-        }
-        // kvm_pte_follow (kvm_pte_to_phys, then the table page holding that address).
-        let pa = ((lo & this.addrMaskLo) >>> 0) + (hi & ADDR_HI_MASK) * TWO_32;
-        if (this.pa52) pa += ((lo & ADDR_51_48_MASK) >>> ADDR_51_48_SHIFT) * TWO_48;
-        const child = Math.floor((pa - this.memBase) * pageInv);
-        if (level + 1 > LAST_LEVEL || !(child >= 0 && child < pages.length)) {
-          ret = EINVAL;
-          break;
-        }
-        // Recurse: save this entry, walk the child table from the entry holding addr.
-        stackTable[level] = table;
-        stackIdx[level] = idx;
-        stackAddr[level] = at;
-        level++;
-        table = child;
-        words = pages[table]!;
-        idx = Math.floor(at * invOf[level + 1]!) & ptrsMask;
+      const startLevel = this.startLevel;
+      // kvm_pgd_page_idx: which concatenated start-level page holds addr. start is in [0, limit],
+      // so start % limit is start, or 0 when start is limit.
+      const pgdIdx = Math.floor((start === limit ? 0 : start) * this.sizes.inv[startLevel]!);
+      for (let i = pgdIdx; this.addr < end; i++) {
+        ret = this.walkTable(pgd + i, startLevel, flags, visitor);
+        if (ret !== 0) break;
       }
     } finally {
       this.visitor = null;
-      this.visits += visits;
-      this.addr = at;
     }
     return ret;
+  }
+
+  /**
+   * __kvm_pgtable_walk: the entries of one table page from the one holding `addr`, each visited as
+   * __kvm_pgtable_visit does (inlined here by hand), with the re-read rules of spec section 3.
+   */
+  private walkTable(table: number, level: number, flags: number, v: Visitor): number {
+    // Read once per table page: the descriptor words never move while the walk runs.
+    const words = this.pages[table]!;
+    const sizes = this.sizes;
+    const size = sizes.size[level + 1]!;
+    const mask = sizes.mask[level + 1]!;
+    const end = this.end;
+    const ptrs = this.ptrs;
+    // The walk's address lives in a local while this table page is walked; it goes back to
+    // this.addr around a descent (the child walk continues from it) and on return.
+    let addr = this.addr;
+    for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
+      if (addr >= end) break;
+      // __kvm_pgtable_visit.
+      this.visits++;
+      let lo = words[2 * idx]!;
+      let hi = words[2 * idx + 1]!;
+      let isTable = level < LAST && (lo & 3) === 3;
+      if (isTable) {
+        // The entry read above is used to descend, whatever PRE did to it.
+        if ((flags & PRE) !== 0) {
+          const ret = v.visit(addr, end, level, table, idx, PRE);
+          if (ret !== 0) return ret;
+        }
+      } else if ((flags & LEAF) !== 0) {
+        const ret = v.visit(addr, end, level, table, idx, LEAF);
+        if (ret !== 0) return ret;
+        lo = words[2 * idx]!;
+        hi = words[2 * idx + 1]!;
+        isTable = level < LAST && (lo & 3) === 3;
+      }
+      if (!isTable) {
+        // ALIGN_DOWN(addr, size) + size (addr is an integer below 2^53, so masking is exact).
+        addr = (mask >= 0 ? addr - (addr & mask) : Math.floor(addr * sizes.inv[level + 1]!) * size) + size;
+        continue;
+      }
+      // kvm_pte_follow: the table page holding the entry's output address.
+      const child = this.mem.pageOfPte(lo, hi);
+      if (level + 1 > LAST || child < 0) return E_INVAL;
+      this.addr = addr;
+      let ret = this.walkTable(child, level + 1, flags, v);
+      if (ret !== 0) return ret;
+      if ((flags & POST) !== 0) {
+        ret = v.visit(addr, end, level, table, idx, POST);
+        if (ret !== 0) return ret;
+      }
+      addr = this.addr;
+    }
+    this.addr = addr;
+    return 0;
   }
 }
 
