@@ -86,7 +86,8 @@ export class PhysMem {
   pageOfPte(lo: number, hi: number): number {
     const hiBits = hi & OA_HI_MASK;
     if (hiBits < this.oaHiLimit && (lo & this.oa52Mask) === 0) {
-      const n = (hiBits << this.oaHiShift) + ((lo & this.granule.addrMaskLo) >>> this.oaShift) - this.basePage;
+      const n =
+        (hiBits << this.oaHiShift) + ((lo & this.granule.addrMaskLo) >>> this.oaShift) - this.basePage;
       return n >= 0 && n < this.pages.length ? n : -1;
     }
     return this.pageOf(pteOa(this.granule, lo, hi));
