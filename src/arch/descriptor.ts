@@ -110,7 +110,13 @@ export function pteOa(g: Granule, lo: number, hi: number): number {
 /** The low word holding `pa`'s address bits (kvm_phys_to_pte, low half). */
 export function oaLo(g: Granule, pa: number): number {
   // `&` takes its operand modulo 2^32 (ToInt32), which is pa % 2^32 for 0 <= pa < 2^53 without
-  // a floating-point modulo; anything else keeps the original arithmetic.
+  // a floating-point modulo; anything else, and the 64K granule's PA[51:48], go the long way.
+  if (pa >= 0 && pa < TWO_53 && g.size !== 65536) return (pa & g.addrMaskLo) >>> 0;
+  return oaLoAny(g, pa);
+}
+
+/** {@link oaLo} for any pa and granule. */
+function oaLoAny(g: Granule, pa: number): number {
   let lo = pa >= 0 && pa < TWO_53 ? (pa & g.addrMaskLo) >>> 0 : ((pa % TWO_32) & g.addrMaskLo) >>> 0;
   if (g.size === 65536) lo = (lo | ((Math.floor(pa * INV_TWO_48) & 0xf) << OA_51_48_SHIFT)) >>> 0;
   return lo;

@@ -6,7 +6,7 @@
 import type { CpuFeatures } from "../arch/cpu.js";
 import type { EventSink } from "../common/events.js";
 import { W, type WorkMeter } from "../common/work.js";
-import type { PgtableEvent } from "./events.js";
+import type { CmoOp, PgtableEvent } from "./events.js";
 
 const W_DC_CIVAC_LINE = W["dc-civac-line"];
 const W_IC_IALLU = W["ic-iallu"];
@@ -46,9 +46,14 @@ export interface Stage2Env {
 
 /** The kernel's dcache_clean_inval_poc on a linear-map range: always performed. */
 export function dcacheCleanInvalPoc(env: Stage2Env, pa: number, size: number): void {
-  if (env.events.active) env.events.emit({ kind: "cmo", op: "dc-civac", pa, size });
+  if (env.events.active) emitCmo(env, "dc-civac", pa, size);
   env.meter.charge(W_DC_CIVAC_LINE, linesIn(pa, size, env.cpu.dcacheLine));
   env.hw.dcacheCleanInvalPoc(pa, size);
+}
+
+/** A `cmo` event (out of line: keeps the CMO functions small enough to inline). */
+function emitCmo(env: Stage2Env, op: CmoOp, pa: number, size: number): void {
+  env.events.emit({ kind: "cmo", op, pa, size });
 }
 
 /** __clean_dcache_guest_page: skipped with FWB, otherwise clean+invalidate to the PoC. */
@@ -78,28 +83,30 @@ export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: numb
 }
 
 const TWO_30 = 2 ** 30;
-const TWO_53 = 2 ** 53;
 
-/** Cache lines a by-VA maintenance loop over [pa, pa + size) touches. */
+/** The last line size linesIn saw, its reciprocal, and whether it is a power of two. */
+let cachedLine = 0;
+let cachedLineInv = 0;
+let cachedLinePow2 = false;
+
+/**
+ * Cache lines a by-VA maintenance loop over [pa, pa + size) touches:
+ * ceil((pa + size - (pa - pa % line)) / line). When the line is a power of two (as real lines
+ * are) and pa >= 0, pa - pa % line is floor(pa / line) * line and dividing by the line is
+ * multiplying by its reciprocal, both exactly; that form avoids a floating-point modulo and a
+ * division per CMO. The reciprocal is cached for the last line size seen.
+ */
 function linesIn(pa: number, size: number, line: number): number {
-  // For an integer pa with pa + size below 2^53, an int32 size and a power-of-two line of at most
-  // 1 GiB, every step below is exact and equals the general formula: pa & (line - 1) is pa % line
-  // (ToInt32 keeps pa mod 2^32, a multiple of line), and (off + size + line - 1) >>> log2(line) is
-  // the ceiling of (off + size) / line, below 2^32. This avoids a floating-point modulo per CMO.
-  if (
-    pa >= 0 &&
-    pa + size < TWO_53 &&
-    Math.floor(pa) === pa &&
-    (size | 0) === size &&
-    size >= 0 &&
-    (line | 0) === line &&
-    line > 0 &&
-    line <= TWO_30 &&
-    (line & (line - 1)) === 0
-  ) {
-    const m = line - 1;
-    return ((pa & m) + size + m) >>> (31 - Math.clz32(line));
+  if (line !== cachedLine) cacheLine(line);
+  if (cachedLinePow2 && pa >= 0) {
+    const inv = cachedLineInv;
+    return Math.ceil((pa + size - Math.floor(pa * inv) * line) * inv);
   }
-  const first = pa - (pa % line);
-  return Math.ceil((pa + size - first) / line);
+  return Math.ceil((pa + size - (pa - (pa % line))) / line);
+}
+
+function cacheLine(line: number): void {
+  cachedLine = line;
+  cachedLineInv = 1 / line;
+  cachedLinePow2 = (line | 0) === line && line > 0 && line <= TWO_30 && (line & (line - 1)) === 0;
 }

@@ -40,6 +40,8 @@ export class MapVisitor implements Visitor {
   readonly flags = PRE | LEAF | POST;
   private phys = 0;
   private readonly attr: LeafAttr = { lo: 0, hi: 0 };
+  /** The prot {@link attr} was last computed from (NaN: none); stage2ProtAttr is pure. */
+  private attrProt = NaN;
   /** The table entry being coalesced (table page and index), or -1. */
   private anchorTable = -1;
   private anchorIdx = -1;
@@ -57,8 +59,10 @@ export class MapVisitor implements Visitor {
 
   /** kvm_pgtable_stage2_map's body. */
   run(addr: number, size: number, phys: number, prot: number, mc: MemoryCache | null): number {
-    const ret = stage2ProtAttr(prot, this.pgt.fwb, this.attr);
-    if (ret !== 0) return ret;
+    if (prot !== this.attrProt) {
+      const ret = this.setProt(prot);
+      if (ret !== 0) return ret;
+    }
     this.phys = alignDownExact(phys, this.pageSize, this.pageInv);
     this.memcache = mc;
     this.anchorTable = -1;
@@ -68,12 +72,19 @@ export class MapVisitor implements Visitor {
     return this.pgt.walk(addr, size, this);
   }
 
+  /** stage2_set_prot_attr into {@link attr}; a failure leaves attr and attrProt as they were. */
+  private setProt(prot: number): number {
+    const ret = stage2ProtAttr(prot, this.pgt.fwb, this.attr);
+    if (ret === 0) this.attrProt = prot;
+    return ret;
+  }
+
   visit(addr: number, end: number, level: number, table: number, idx: number, flag: VisitFlag): number {
     switch (flag) {
       case PRE:
         return this.tablePre(addr, end, level, table, idx);
       case LEAF:
-        return this.leaf(addr, end, level, table, idx);
+        return this.walkLeaf(addr, end, level, table, idx);
       case POST:
         return this.tablePost(addr, end, level, table, idx);
     }
@@ -111,11 +122,23 @@ export class MapVisitor implements Visitor {
     return 0;
   }
 
-  /** stage2_map_walk_leaf: try a leaf, else replace the entry by a new table to descend into. */
+  /**
+   * stage2_map_walk_leaf: below an anchor only drop references; otherwise try a leaf, else replace
+   * the entry by a new table to descend into.
+   */
   private walkLeaf(addr: number, end: number, level: number, table: number, idx: number): number {
+    if (this.anchorTable >= 0) return this.putUnderAnchor(table, idx);
     const ret = this.tryLeaf(addr, end, level, table, idx);
     if (ret !== E_2BIG) return ret;
     return this.newTable(addr, level, table, idx);
+  }
+
+  /** stage2_map_walk_leaf below an anchor: drop the entry's reference on its table page. */
+  private putUnderAnchor(table: number, idx: number): number {
+    const pgt = this.pgt;
+    const words = pgt.mem.pages[table]!;
+    if (pgt.isCounted(words[2 * idx]!, words[2 * idx + 1]!)) pgt.mmOps.putPage(table);
+    return 0;
   }
 
   /** stage2_map_walk_leaf, after E2BIG: a new table in place of the entry (a block is split). */
@@ -136,17 +159,6 @@ export class MapVisitor implements Visitor {
     pgt.writePte(table, idx, tableLo(pgt.granule, childPa), 0, addr, level);
     pgt.mmOps.getPage(table);
     return 0;
-  }
-
-  /** LEAF visits: below an anchor only drop references; otherwise map. */
-  private leaf(addr: number, end: number, level: number, table: number, idx: number): number {
-    if (this.anchorTable >= 0) {
-      const pgt = this.pgt;
-      const words = pgt.mem.pages[table]!;
-      if (pgt.isCounted(words[2 * idx]!, words[2 * idx + 1]!)) pgt.mmOps.putPage(table);
-      return 0;
-    }
-    return this.walkLeaf(addr, end, level, table, idx);
   }
 
   /** stage2_map_walk_table_pre: start coalescing when a block fits over this table. */

@@ -59,19 +59,24 @@ class PageOps {
   getPage(page: number): void {
     this.meter.charge(W_TABLE_REFCOUNT, 1);
     const count = ++this.mem.refcount[page]!;
-    if (this.events.active) this.events.emit({ kind: "refcount", pa: this.mem.pa(page), count });
+    if (this.events.active) this.emitRefcount(page, count);
   }
 
   putPage(page: number): void {
     const mem = this.mem;
     this.meter.charge(W_TABLE_REFCOUNT, 1);
     const count = --mem.refcount[page]!;
-    if (this.events.active) this.events.emit({ kind: "refcount", pa: mem.pa(page), count });
+    if (this.events.active) this.emitRefcount(page, count);
     if (count === 0) {
       this.meter.charge(W_TABLE_FREE, 1);
       mem.release(page);
       if (this.events.active) this.events.emit({ kind: "page-free", pa: mem.pa(page) });
     }
+  }
+
+  /** The `refcount` event (out of line: keeps get_page/put_page small enough to inline). */
+  private emitRefcount(page: number, count: number): void {
+    this.events.emit({ kind: "refcount", pa: this.mem.pa(page), count });
   }
 
   pageCount(page: number): number {

@@ -90,6 +90,11 @@ export class PhysMem {
         (hiBits << this.oaHiShift) + ((lo & this.granule.addrMaskLo) >>> this.oaShift) - this.basePage;
       return n >= 0 && n < this.pages.length ? n : -1;
     }
+    return this.pageOfPteAny(lo, hi);
+  }
+
+  /** {@link pageOfPte} for any output address. */
+  private pageOfPteAny(lo: number, hi: number): number {
     return this.pageOf(pteOa(this.granule, lo, hi));
   }
 

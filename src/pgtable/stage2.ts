@@ -104,8 +104,13 @@ export class Stage2Pgtable implements Stage2Env {
   private readonly pages: Uint32Array[];
   private readonly pteObserver: PteObserver | null;
   private readonly blockLevel: boolean[];
+  /**
+   * isCounted as one test: the words of an entry that hold a reference are non-zero under these
+   * masks (v5.14: all bits, stage2_pte_is_counted; v5.12: the valid bit, kvm_pte_valid).
+   */
+  private readonly countedLo: number = 0;
+  private readonly countedHi: number = 0;
   private readonly zeroOnInvalidate: boolean;
-  private readonly countNonZero: boolean;
   private readonly mapVisitor: MapVisitor;
   private readonly unmapVisitor: UnmapVisitor;
   private readonly attrVisitor: AttrVisitor;
@@ -132,7 +137,9 @@ export class Stage2Pgtable implements Stage2Env {
     this.walker = new Walker(this.geo, this.mem, this.sizes);
     this.blockLevel = [0, 1, 2, 3].map((l) => levelSupportsBlock(this.granule, l));
     this.zeroOnInvalidate = this.kernel.invalidate === "zero";
-    this.countNonZero = this.kernel.counted === "non-zero";
+    const countNonZero = this.kernel.counted === "non-zero";
+    this.countedLo = countNonZero ? -1 : VALID;
+    this.countedHi = countNonZero ? -1 : 0;
     this.mapVisitor = new MapVisitor(this);
     this.unmapVisitor = new UnmapVisitor(this);
     this.attrVisitor = new AttrVisitor(this);
@@ -272,7 +279,7 @@ export class Stage2Pgtable implements Stage2Env {
 
   /** Whether the entry holds a reference on its table page (v5.12 valid, v5.14 non-zero). */
   isCounted(lo: number, hi: number): boolean {
-    return this.countNonZero ? (lo | hi) !== 0 : (lo & VALID) !== 0;
+    return ((lo & this.countedLo) | (hi & this.countedHi)) !== 0;
   }
 
   /** kvm_pte_follow: the table page a table descriptor points to. */
@@ -288,7 +295,12 @@ export class Stage2Pgtable implements Stage2Env {
     // IS_ALIGNED(addr) && IS_ALIGNED(phys), as LevelSizes.aligned, with its 32-bit mask inlined.
     const m = sizes.mask[level + 1]!;
     if (m >= 0) return (addr & m) === 0 && (phys & m) === 0;
-    return sizes.alignDown(addr, level) === addr && sizes.alignDown(phys, level) === phys;
+    return this.blockAligned(addr, phys, level);
+  }
+
+  /** IS_ALIGNED(addr) && IS_ALIGNED(phys) for sizes above 2^30 (out of line: rarely needed). */
+  private blockAligned(addr: number, phys: number, level: number): boolean {
+    return this.sizes.aligned(addr, level) && this.sizes.aligned(phys, level);
   }
 
   /** Stores a descriptor (WRITE_ONCE / smp_store_release), reporting the change. */
@@ -297,19 +309,23 @@ export class Stage2Pgtable implements Stage2Env {
     this.meter.charge(W_PTE_WRITE, 1);
     if (this.pteObserver !== null)
       this.pteObserver.pteWritten(table, idx, words[2 * idx]!, words[2 * idx + 1]!);
-    if (this.events.active) {
-      this.events.emit({
-        kind: "pte",
-        ipa: this.sizes.alignDown(addr, level),
-        level,
-        table: this.mem.pa(table),
-        index: idx,
-        old: pteBig(words[2 * idx]!, words[2 * idx + 1]!),
-        new: pteBig(lo, hi),
-      });
-    }
+    if (this.events.active) this.emitPte(table, idx, lo, hi, addr, level);
     words[2 * idx] = lo;
     words[2 * idx + 1] = hi;
+  }
+
+  /** The `pte` event of {@link writePte}, before the store (kept out of the store path). */
+  private emitPte(table: number, idx: number, lo: number, hi: number, addr: number, level: number): void {
+    const words = this.pages[table]!;
+    this.events.emit({
+      kind: "pte",
+      ipa: this.sizes.alignDown(addr, level),
+      level,
+      table: this.mem.pa(table),
+      index: idx,
+      old: pteBig(words[2 * idx]!, words[2 * idx + 1]!),
+      new: pteBig(lo, hi),
+    });
   }
 
   /** Breaks an entry the kernel's way: kvm_set_invalid_pte (v5.12) or kvm_clear_pte (v5.14). */
@@ -348,12 +364,23 @@ export class Stage2Pgtable implements Stage2Env {
   /** Reports the start of an entry point. */
   private begin(op: PgtableOp, addr: number, size: number): void {
     this.meter.charge(W_PGT_CALL, 1);
-    if (this.events.active) this.events.emit({ kind: "op", op, addr, size });
+    if (this.events.active) this.emitOp(op, addr, size);
   }
 
   /** Reports the end of an entry point and passes its return value through. */
   private done(op: PgtableOp, ret: number): number {
-    if (this.events.active) this.events.emit({ kind: "op-done", op, ret });
+    if (this.events.active) this.emitDone(op, ret);
     return ret;
+  }
+
+  // The event objects are built in these out-of-line helpers, so that the code of the entry points
+  // and of writePte stays small enough for the JIT to inline along the hot paths.
+
+  private emitOp(op: PgtableOp, addr: number, size: number): void {
+    this.events.emit({ kind: "op", op, addr, size });
+  }
+
+  private emitDone(op: PgtableOp, ret: number): void {
+    this.events.emit({ kind: "op-done", op, ret });
   }
 }

@@ -86,6 +86,12 @@ export class Walker {
   addr = 0;
   /** The walk end. */
   end = 0;
+  /**
+   * The walk end as handed to visitors. This field starts out non-numeric so that it holds any
+   * value as a tagged reference: an end of 2^31 or more is then boxed once per walk, rather than
+   * at every visitor call (the `end` field above keeps an unboxed double for comparisons).
+   */
+  private endArg: number | undefined = undefined;
   /** Entries visited by every walk so far (work accounting). */
   visits = 0;
   private visitor: Visitor | null = null;
@@ -132,6 +138,7 @@ export class Walker {
     if (this.visitor !== null) throw new Error("kvm_pgtable_walk: nested walks are not supported");
     this.addr = start;
     this.end = end;
+    this.endArg = end;
     this.visitor = visitor;
     const flags = visitor.flags;
     let ret = 0;
@@ -161,26 +168,30 @@ export class Walker {
     const size = sizes.size[level + 1]!;
     const mask = sizes.mask[level + 1]!;
     const end = this.end;
+    const endArg = this.endArg!;
     const ptrs = this.ptrs;
-    // The walk's address lives in a local while this table page is walked; it goes back to
-    // this.addr around a descent (the child walk continues from it) and on return.
+    // The walk's address and this page's visit count live in locals; the address goes back to
+    // this.addr around a descent (the child continues from it) and at the end.
     let addr = this.addr;
+    let visits = 0;
+    let ret = 0;
     for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
       if (addr >= end) break;
       // __kvm_pgtable_visit.
-      this.visits++;
+      visits++;
       let lo = words[2 * idx]!;
       let hi = words[2 * idx + 1]!;
       let isTable = level < LAST && (lo & 3) === 3;
       if (isTable) {
         // The entry read above is used to descend, whatever PRE did to it.
         if ((flags & PRE) !== 0) {
-          const ret = v.visit(addr, end, level, table, idx, PRE);
-          if (ret !== 0) return ret;
+          ret = v.visit(addr, endArg, level, table, idx, PRE);
+          if (ret !== 0) break;
         }
       } else if ((flags & LEAF) !== 0) {
-        const ret = v.visit(addr, end, level, table, idx, LEAF);
-        if (ret !== 0) return ret;
+        ret = v.visit(addr, endArg, level, table, idx, LEAF);
+        if (ret !== 0) break;
+        // The visitor may have replaced the entry (by a table, for one): re-read it.
         lo = words[2 * idx]!;
         hi = words[2 * idx + 1]!;
         isTable = level < LAST && (lo & 3) === 3;
@@ -192,18 +203,22 @@ export class Walker {
       }
       // kvm_pte_follow: the table page holding the entry's output address.
       const child = this.mem.pageOfPte(lo, hi);
-      if (level + 1 > LAST || child < 0) return E_INVAL;
+      if (level + 1 > LAST || child < 0) {
+        ret = E_INVAL;
+        break;
+      }
       this.addr = addr;
-      let ret = this.walkTable(child, level + 1, flags, v);
-      if (ret !== 0) return ret;
+      ret = this.walkTable(child, level + 1, flags, v);
+      if (ret !== 0) break;
       if ((flags & POST) !== 0) {
-        ret = v.visit(addr, end, level, table, idx, POST);
-        if (ret !== 0) return ret;
+        ret = v.visit(addr, endArg, level, table, idx, POST);
+        if (ret !== 0) break;
       }
       addr = this.addr;
     }
     this.addr = addr;
-    return 0;
+    this.visits += visits;
+    return ret;
   }
 }
 
