@@ -42,6 +42,24 @@ export function* guestAccess(vm: Vm, vcpu: Vcpu, access: GuestAccess): Blocking<
   throw new Error(`guest access to ${hex(access.ipa)} by vCPU ${vcpu.id} keeps faulting`);
 }
 
+/**
+ * A guest access preceded by its stage-1 walk's reads of the guest's own table pages at `tables`
+ * (their stage-2 faults are S1PTW faults); the plain fault loop for each.
+ */
+export function* guestAccessWithTables(
+  vm: Vm,
+  vcpu: Vcpu,
+  ipa: number,
+  write: boolean,
+  tables: Float64Array,
+  nTables: number,
+): Blocking<void> {
+  for (let i = 0; i < nTables; i++) {
+    yield* guestAccess(vm, vcpu, { ipa: tables[i]!, write: false, exec: false, s1ptw: true });
+  }
+  yield* guestAccess(vm, vcpu, { ipa, write, exec: false, s1ptw: false });
+}
+
 /** kvm_is_write_fault: S1PTW counts as a write, instruction aborts never do. */
 function isWriteFault(a: GuestAccess): boolean {
   if (a.s1ptw) return true;
@@ -179,7 +197,7 @@ export function* userMemAbort(vm: Vm, vcpu: Vcpu, ctx: FaultContext): Blocking<n
     ctx.pa = vm.host.gupPa;
     ctx.writable = vm.host.gupWritable;
   }
-  r = umaAfterGup(vm, ctx);
+  r = umaAfterGup(ctx);
   if (r !== CONTINUE) return r;
   yield vm.lockStep;
   umaLocked(vm, vcpu, ctx);
@@ -256,8 +274,7 @@ export function umaBeforeGup(vm: Vm, vcpu: Vcpu, ctx: FaultContext): number {
 }
 
 /** user_mem_abort steps 8-9, after GUP set ctx.pa and ctx.writable. */
-export function umaAfterGup(vm: Vm, ctx: FaultContext): number {
-  void vm;
+export function umaAfterGup(ctx: FaultContext): number {
   // 8. Reads during dirty logging map read-only (all host memory here is normal memory).
   if (ctx.logging && !ctx.writeFault) ctx.writable = false;
   // 9. exec on device memory would be -ENOEXEC; device memory is not modelled.

@@ -17,6 +17,8 @@ import { type AccessStream, SimVcpu } from "./vcpu.js";
 export interface RunTiming {
   /** From release of the first vCPU to the last vCPU done (ps). */
   readonly elapsedPs: number;
+  /** Release time of each vCPU (ps). */
+  readonly startPs: number[];
   /** Finish time of each vCPU (ps). */
   readonly finishPs: number[];
   /** Steps the engine handled. */
@@ -89,15 +91,22 @@ export class SimMachine {
     this.engine = engine;
     this.visibility.clear();
     path.reset();
+    const startPs = streams.map((_, i) => (i + 1) * this.profile.vcpuRelease);
     const ids = streams.map((s, i) =>
       engine.spawn(
         new SimVcpu(vm, vm.vcpus[i]!, s, path, this.mmu, this.meter, engine, onAccess),
-        (i + 1) * this.profile.vcpuRelease,
+        startPs[i]!,
       ),
     );
     try {
       const elapsedPs = engine.run();
-      return { elapsedPs, finishPs: ids.map((id) => engine.finishedAt(id)), steps: engine.steps, engine };
+      return {
+        elapsedPs,
+        startPs,
+        finishPs: ids.map((id) => engine.finishedAt(id)),
+        steps: engine.steps,
+        engine,
+      };
     } finally {
       this.visibility.clear();
       this.engine = null;

@@ -4,12 +4,12 @@
  * {@link PteVisibility}) and reports the fault the architecture would (translation, access flag,
  * permission, with the level), charging one "s2-walk-level" per descriptor read.
  */
-import { ATTR_HI_XN, ATTR_LO_AF, ATTR_LO_S2AP_R, ATTR_LO_S2AP_W, pteOa } from "../arch/descriptor.js";
+import { pteOa } from "../arch/descriptor.js";
 import { LAST_LEVEL, leafLevels, levelSupportsBlock } from "../arch/granule.js";
 import { W, type WorkMeter } from "../common/work.js";
-import type { FaultStatus } from "../pgtable/hw-walk.js";
+import { type FaultStatus, leafFault, leafPermits, leafPerms } from "../pgtable/hw-walk.js";
 import type { Stage2Pgtable } from "../pgtable/stage2.js";
-import { Stage2Tlb, TLB_R, TLB_W, TLB_X } from "./tlb.js";
+import { Stage2Tlb } from "./tlb.js";
 import { TlbiLog } from "./tlbi-log.js";
 import type { PteVisibility } from "./visibility.js";
 
@@ -61,8 +61,7 @@ export class SimMmu {
   translate(cpu: number, ipa: number, write: boolean, exec: boolean, now: number): number {
     const tlb = this.tlbs[cpu]!;
     if (tlb.lookup(ipa, now)) {
-      const p = tlb.hitPerms;
-      if ((exec ? p & TLB_X : write ? p & TLB_W : p & TLB_R) !== 0) {
+      if (leafPermits(tlb.hitPerms, write, exec)) {
         this.pa = tlb.hitPa;
         return XLATE_OK;
       }
@@ -98,26 +97,21 @@ export class SimMmu {
       }
       reads++;
       if (level < LAST_LEVEL && (lo & 3) === 3) {
-        table = pgt.mem.pageOf(pteOa(pgt.granule, lo, hi));
+        table = pgt.mem.pageOfPte(lo, hi);
         level++;
         continue;
       }
       break;
     }
     this.meter.charge(W["s2-walk-level"], reads);
-    if ((lo & 1) === 0) return this.fault("translation", level);
-    if ((level === LAST_LEVEL && (lo & 2) === 0) || !this.blockLevel[level])
-      return this.fault("translation", level);
-    if ((lo & ATTR_LO_AF) === 0 && !this.hwAccessFlag) return this.fault("access", level);
-    let perms = 0;
-    if ((lo & ATTR_LO_S2AP_R) !== 0) perms |= TLB_R;
-    if ((lo & ATTR_LO_S2AP_W) !== 0) perms |= TLB_W;
-    if ((hi & ATTR_HI_XN) === 0) perms |= TLB_X;
+    const fsc = leafFault(lo, level, this.blockLevel[level]!, this.hwAccessFlag);
+    if (fsc !== null) return this.fault(fsc, level);
+    const perms = leafPerms(lo, hi);
     const size = sizes.size[level + 1]!;
     const blockBase = Math.floor(ipa * sizes.inv[level + 1]!) * size;
     const paBase = pteOa(pgt.granule, lo, hi);
     tlb.fill(blockBase, level, paBase, perms, until);
-    if ((exec ? perms & TLB_X : write ? perms & TLB_W : perms & TLB_R) === 0) {
+    if (!leafPermits(perms, write, exec)) {
       return this.fault("permission", level);
     }
     this.pa = paBase + (ipa - blockBase);

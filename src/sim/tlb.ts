@@ -8,11 +8,6 @@
 import type { LevelSizes } from "../pgtable/walker.js";
 import type { TlbiLog } from "./tlbi-log.js";
 
-/** Permission bits of an entry. */
-export const TLB_R = 1;
-export const TLB_W = 2;
-export const TLB_X = 4;
-
 /** One vCPU's stage-2 TLB. */
 export class Stage2Tlb {
   private readonly sets: number;

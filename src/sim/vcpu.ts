@@ -137,7 +137,7 @@ export class SimVcpu implements SimCode {
           continue;
         }
         case S_AFTER_GUP:
-          if (umaAfterGup(vm, ctx) !== CONTINUE) {
+          if (umaAfterGup(ctx) !== CONTINUE) {
             this.state = S_RESYNC;
             continue;
           }

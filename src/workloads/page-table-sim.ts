@@ -147,7 +147,6 @@ function runStage(
     if ((++accesses & 0xffff) === 0) onProgress(accesses);
   };
   const streams = vm.vcpus.map((v) => test.cursor(v, stage));
-  const pageFrees0 = meter.count[W["table-free"]]!;
   const run = machine.run(streams, tick);
   onProgress(accesses);
   const dCount = (item: WorkItem): number => meter.count[W[item]]! - count0[W[item]]!;
@@ -161,8 +160,8 @@ function runStage(
     return { category, vcpu_s: t * PS, share: total > 0 ? t / total : 0 };
   });
   const waits = run.engine.waitByKind();
-  const idle =
-    run.finishPs.reduce((a, f) => a + (run.elapsedPs - f), 0) + releaseDelays(n, machine.profile.vcpuRelease);
+  // Before its release and after its last access a vCPU does nothing.
+  const idle = run.finishPs.reduce((a, f, i) => a + (run.elapsedPs - f) + run.startPs[i]!, 0);
   attribution.push(
     {
       category: "spinning on mmu_lock",
@@ -176,7 +175,7 @@ function runStage(
     },
     { category: "not started or already done", vcpu_s: idle * PS, share: total > 0 ? idle / total : 0 },
   );
-  const freed = meter.count[W["table-free"]]! - pageFrees0;
+  const freed = dCount("table-free");
   return {
     name: stage,
     simulated_s: run.elapsedPs * PS,
@@ -207,9 +206,4 @@ function runStage(
     attribution,
     engine_steps: run.steps,
   };
-}
-
-/** Time vCPUs spend before their release: vCPU i starts at (i + 1) x release. */
-function releaseDelays(n: number, release: number): number {
-  return (release * n * (n + 1)) / 2;
 }

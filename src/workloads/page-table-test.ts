@@ -8,7 +8,7 @@ import { type Blocking, type InterleavePolicy, interleave, runToCompletion } fro
 import { backingSource } from "../host/backing.js";
 import { disableDirtyLogging, enableDirtyLogging } from "../kvm/dirty-log.js";
 import type { VmEvent } from "../kvm/events.js";
-import { DirectGuestMemory, type GuestMemory } from "../kvm/guest-memory.js";
+import { guestAccessWithTables } from "../kvm/fault.js";
 import type { Memslot } from "../kvm/memslot.js";
 import { type Vcpu, Vm, type VmOptions } from "../kvm/vm.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
@@ -132,17 +132,14 @@ export class PageTableTest {
   }
 
   /**
-   * The guest loop of `stage` for one vCPU (even ids write in CREATE, odd ids read), issuing each
-   * access through `mem` (by default the plain fault loop).
+   * The guest loop of `stage` for one vCPU (even ids write in CREATE, odd ids read) through the
+   * plain fault loop, for fixed interleavings; the simulator runs {@link cursor} on its vCPUs.
    */
-  *vcpuProgram(vcpu: Vcpu, stage: TestStage, onAccess: () => void, mem?: GuestMemory): Blocking<void> {
-    const port = mem ?? new DirectGuestMemory(this.vm);
+  *vcpuProgram(vcpu: Vcpu, stage: TestStage, onAccess: () => void): Blocking<void> {
     const c = this.cursor(vcpu, stage);
     while (c.next()) {
       onAccess();
-      if (!port.tryAccess(vcpu, c.ipa, c.write, c.tables, c.nTables)) {
-        yield* port.access(vcpu, c.ipa, c.write, c.tables, c.nTables);
-      }
+      yield* guestAccessWithTables(this.vm, vcpu, c.ipa, c.write, c.tables, c.nTables);
     }
   }
 

@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 import { stage2Geometry } from "../../src/arch/geometry.js";
 import { granuleOf, leafLevels } from "../../src/arch/granule.js";
 import { LevelSizes } from "../../src/pgtable/walker.js";
-import { Stage2Tlb, TLB_R, TLB_W } from "../../src/sim/tlb.js";
+import { LEAF_R as TLB_R, LEAF_W as TLB_W } from "../../src/pgtable/hw-walk.js";
+import { Stage2Tlb } from "../../src/sim/tlb.js";
 import { TlbiLog } from "../../src/sim/tlbi-log.js";
 import { PteVisibility } from "../../src/sim/visibility.js";
 
