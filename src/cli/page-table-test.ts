@@ -10,6 +10,7 @@ import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig } from "../workloads/page-table-test.js";
 import { TEST_HVA } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
+import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import {
   backingPageSize,
   columns,
@@ -34,6 +35,8 @@ export interface PageTableTestOptions {
   profile: string;
   seed: string;
   json?: boolean;
+  check?: CheckOption;
+  inject?: string;
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -41,6 +44,9 @@ const MIN_SHARE = 0.001;
 
 /** Runs the simulated selftest and renders it as text or JSON. */
 export function pageTableTestCommand(opts: PageTableTestOptions): string {
+  if (opts.inject === "list") return injectListText();
+  if (opts.check === "list") return checkListText();
+  const checks = checksOption(opts.check);
   const mode = parseMode(opts.mode);
   const memBytes = parseSize(opts.mem, "test memory size (-b)");
   if (memBytes === 0) throw new S2simError("bad-size", "test memory size (-b) must not be 0");
@@ -55,9 +61,17 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     memBytes,
     vcpus,
     ...(gpa === undefined ? {} : { gpa }),
+    ...(opts.inject === undefined ? {} : { inject: opts.inject }),
   };
-  const report = simulatePageTableTest(config, profile);
-  if (opts.json) return JSON.stringify({ ...report, seed }, null, 2);
+  // With checkers the run stops at the first violation (a CheckFailure carrying the report).
+  const report = simulatePageTableTest(
+    config,
+    profile,
+    undefined,
+    undefined,
+    checks === null ? undefined : { checks, mode: "fail-fast" },
+  );
+  if (opts.json) return JSON.stringify({ ...report, seed, inject: opts.inject ?? null }, null, 2);
 
   const out: string[] = [
     `s2sim page-table-test: kvm_page_table_test on kernel ${report.kernel}, simulated`,
@@ -72,10 +86,16 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     `Guest physical test memory offset: ${hex(report.gpa)}`,
     `Host  virtual  test memory offset: ${hex(TEST_HVA)}`,
     `Number of testing vCPUs: ${report.vcpus}`,
+    ...(opts.inject === undefined
+      ? []
+      : [`Injected bug: ${opts.inject}${checks === null ? " (no checkers: add --check to catch it)" : ""}`]),
     "Started all vCPUs successfully",
   ];
   for (const stage of report.stages) {
     out.push("", ...stageBlock(stage, report));
+  }
+  if (report.check !== undefined) {
+    out.push("", `checkers ${report.check.checkers.join(", ")}: no violation in any stage`);
   }
   return out.join("\n");
 }

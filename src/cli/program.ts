@@ -3,6 +3,7 @@
  * stack traces for user errors.
  */
 import { Command, CommanderError, Option } from "commander";
+import { CheckFailure } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
 import { geometryCommand } from "./geometry.js";
 import { DEFAULT_PROFILE, KERNEL_CHOICES } from "./options.js";
@@ -75,6 +76,12 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(
       new Option("--seed <n>", "integer seed (recorded; the simulation is deterministic)").default("1"),
     )
+    .option(
+      "--check [names]",
+      "run the architectural checkers (all, or a comma list; 'list' names them); the first violation " +
+        "fails the run with its report (exit status 1)",
+    )
+    .option("--inject <bug>", "run a kernel with a named bug, for tests and teaching ('list' names them)")
     .option("--json", "print one JSON object: the simulation report plus the seed")
     .action((opts: PageTableTestOptions) => out(pageTableTestCommand(opts)));
 
@@ -112,6 +119,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // Help and version exit with 0; commander already printed its message.
       return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof CheckFailure) {
+      process.stderr.write(`s2sim: check failed: ${err.message}\n`);
+      return 1;
     }
     if (err instanceof S2simError) {
       process.stderr.write(`s2sim: ${err.message}\n`);

@@ -1,4 +1,6 @@
 /** Kernel profiles of the KVM fault path: where v5.12 and v5.14 differ outside pgtable.c. */
+import { S2simError } from "../common/error.js";
+import { INJECTED_BUGS, injectedBugInfo } from "../pgtable/bugs.js";
 import { type KernelVersion, type PgtableKernel, pgtableKernel } from "../pgtable/kernel.js";
 
 /** How one kernel's mmu.c and MMU-notifier glue behave where the versions differ. */
@@ -41,4 +43,25 @@ export function kvmKernel(version: KernelVersion): KvmKernel {
     case "v5.14":
       return KVM_V5_14;
   }
+}
+
+/**
+ * `kernel` with the injected bug `name` (see pgtable/bugs.ts); a clear error for an unknown name
+ * or a kernel that does not have the code the bug changes.
+ */
+export function withInjectedBug(kernel: KvmKernel, name: string): KvmKernel {
+  const info = injectedBugInfo(name);
+  if (info === undefined) {
+    throw new S2simError(
+      "bad-inject",
+      `unknown bug '${name}'; injectable bugs: ${INJECTED_BUGS.map((b) => b.name).join(", ")}`,
+    );
+  }
+  if (!info.kernels.includes(kernel.version)) {
+    throw new S2simError(
+      "bad-inject",
+      `bug '${name}' changes code that only ${info.kernels.join(" and ")} has, not ${kernel.version}`,
+    );
+  }
+  return { ...kernel, pgtable: { ...kernel.pgtable, bug: info.name } };
 }

@@ -3,6 +3,8 @@
  * 1.4, 4.2-4.5, 5). Everything else is shared code.
  */
 
+import type { InjectedBug } from "./bugs.js";
+
 /** Kernel versions the model implements. */
 export type KernelVersion = "v5.12" | "v5.14";
 
@@ -27,6 +29,8 @@ export interface PgtableKernel {
    * child at TABLE_PRE, stores the block (with its CMOs) and then frees the child.
    */
   readonly coalesce: "free-child-then-block" | "block-then-free-child";
+  /** A bug injected for checker tests and teaching (see bugs.ts), or null: the kernel as it is. */
+  readonly bug: InjectedBug | null;
 }
 
 /** Linux v5.12: CMOs in user_mem_abort, invalid = bit 0 cleared. */
@@ -36,6 +40,7 @@ export const V5_12: PgtableKernel = {
   invalidate: "clear-valid-bit",
   mmOpsCmoCallbacks: false,
   coalesce: "free-child-then-block",
+  bug: null,
 };
 
 /** Linux v5.14: CMOs in the map and attribute walkers, invalid = zero. */
@@ -45,6 +50,7 @@ export const V5_14: PgtableKernel = {
   invalidate: "zero",
   mmOpsCmoCallbacks: true,
   coalesce: "block-then-free-child",
+  bug: null,
 };
 
 /** The pgtable profile of a kernel version. */

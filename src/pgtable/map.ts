@@ -12,6 +12,7 @@ import {
 } from "../arch/descriptor.js";
 import { LAST_LEVEL } from "../arch/granule.js";
 import { E2BIG, EAGAIN, EINVAL, ENOMEM } from "../common/errno.js";
+import type { InjectedBug } from "./bugs.js";
 import type { MemoryCache } from "./memcache.js";
 import { type LeafAttr, stage2ProtAttr } from "./prot.js";
 import type { Stage2Pgtable } from "./stage2.js";
@@ -51,10 +52,15 @@ export class MapVisitor implements Visitor {
   /** PAGE_SIZE and 1 / PAGE_SIZE (exact: a power of two). */
   private readonly pageSize: number = 0;
   private readonly pageInv: number = 0;
+  /** The kernel's injected bug (null: none). */
+  private readonly bug: InjectedBug | null;
+  /** True while the leaf that replaces a coalesced table is being installed. */
+  private coalescing = false;
 
   constructor(private readonly pgt: Stage2Pgtable) {
     this.pageSize = pgt.granule.size;
     this.pageInv = 1 / pgt.granule.size;
+    this.bug = pgt.kernel.bug;
   }
 
   /** kvm_pgtable_stage2_map's body. */
@@ -102,24 +108,35 @@ export class MapVisitor implements Visitor {
     const words = pgt.mem.pages[table]!;
     const oldLo = words[2 * idx]!;
     const oldHi = words[2 * idx + 1]!;
+    let noBreak = false;
     if (pgt.isCounted(oldLo, oldHi)) {
       // Same mapping, or only R/W/XN differ (either way): leave it to relax_perms.
       if (differOnlyInPerms(oldLo, oldHi, newLo, newHi)) return E_AGAIN;
-      pgt.putPte(table, idx, addr, level);
+      if (this.bug === "no-break") noBreak = true;
+      else pgt.putPte(table, idx, addr, level);
     }
     // The series' CMOs: only the walker that stores a new valid leaf pays (v5.12 mm_ops have no
     // CMO callbacks, so this is skipped there).
     const mm = pgt.mmOps;
-    if (mm.dcacheCleanInvalPoc !== null && pteCacheable(newLo, pgt.fwb)) {
-      mm.dcacheCleanInvalPoc(mm.physToVirt(phys), granule);
-    }
-    if (mm.icacheInvalPou !== null && pteExecutable(newHi)) {
-      mm.icacheInvalPou(mm.physToVirt(phys), granule);
+    if (this.bug === null || !this.cmoInjectedAway()) {
+      if (mm.dcacheCleanInvalPoc !== null && pteCacheable(newLo, pgt.fwb)) {
+        mm.dcacheCleanInvalPoc(mm.physToVirt(phys), granule);
+      }
+      if (mm.icacheInvalPou !== null && pteExecutable(newHi)) {
+        mm.icacheInvalPou(mm.physToVirt(phys), granule);
+      }
     }
     pgt.writePte(table, idx, newLo, newHi, addr, level);
-    if (pgt.isCounted(newLo, newHi)) mm.getPage(table);
+    // Injected "no-break": the old leaf's reference carries over to the new one; TLBI after.
+    if (noBreak) pgt.tlbFlushVmidIpa(addr, level);
+    else if (pgt.isCounted(newLo, newHi)) mm.getPage(table);
     this.phys = phys + granule;
     return 0;
+  }
+
+  /** Whether an injected bug drops this leaf's CMOs. */
+  private cmoInjectedAway(): boolean {
+    return this.bug === "install-no-cmo" || (this.bug === "coalesce-no-cmo" && this.coalescing);
   }
 
   /**
@@ -155,7 +172,15 @@ export class MapVisitor implements Visitor {
     const childPa = pgt.mem.pa(child);
     if (pgt.events.active) pgt.events.emit({ kind: "table-alloc", pa: childPa, level: level + 1 });
     // Block -> table: the rest of the old block is left unmapped and refaults lazily.
-    if (pgt.isCounted(oldLo, oldHi)) pgt.putPte(table, idx, addr, level);
+    if (pgt.isCounted(oldLo, oldHi)) {
+      if (this.bug === "no-break") {
+        // Injected: the table replaces the block in one store; the block's reference carries over.
+        pgt.writePte(table, idx, tableLo(pgt.granule, childPa), 0, addr, level);
+        pgt.tlbFlushVmidIpa(addr, level);
+        return 0;
+      }
+      pgt.putPte(table, idx, addr, level);
+    }
     pgt.writePte(table, idx, tableLo(pgt.granule, childPa), 0, addr, level);
     pgt.mmOps.getPage(table);
     return 0;
@@ -182,7 +207,15 @@ export class MapVisitor implements Visitor {
     }
     pgt.invalidatePte(table, idx, addr, level);
     // Numerous leaves may sit below: invalidate the whole VMID.
-    pgt.tlbFlushVmid();
+    switch (this.bug) {
+      case "coalesce-tlbi-ipa":
+        pgt.tlbFlushVmidIpa(addr, level);
+        break;
+      case "free-before-tlbi":
+        break; // issued once the block is in (tablePost)
+      default:
+        pgt.tlbFlushVmid();
+    }
     this.anchorTable = table;
     this.anchorIdx = idx;
     return 0;
@@ -207,7 +240,8 @@ export class MapVisitor implements Visitor {
         if (isAnchor) {
           this.anchorTable = -1;
           this.anchorIdx = -1;
-          ret = this.walkLeaf(addr, end, level, table, idx);
+          if (this.bug === "free-before-tlbi") pgt.tlbFlushVmid();
+          ret = this.installCoalesced(addr, end, level, table, idx);
         }
         return ret;
       }
@@ -218,7 +252,15 @@ export class MapVisitor implements Visitor {
           this.anchorTable = -1;
           this.anchorIdx = -1;
           this.childp = -1;
-          ret = this.walkLeaf(addr, end, level, table, idx);
+          if (this.bug === "free-before-tlbi") {
+            // Injected: the detached table goes first, then the (late) TLBI, then the block.
+            pgt.mmOps.putPage(child);
+            pgt.tlbFlushVmid();
+            ret = this.installCoalesced(addr, end, level, table, idx);
+            pgt.mmOps.putPage(table);
+            return ret;
+          }
+          ret = this.installCoalesced(addr, end, level, table, idx);
         } else {
           child = pgt.follow(words[2 * idx]!, words[2 * idx + 1]!);
         }
@@ -227,5 +269,13 @@ export class MapVisitor implements Visitor {
         return ret;
       }
     }
+  }
+
+  /** stage2_map_walk_leaf at the anchor: the block that replaces the coalesced table. */
+  private installCoalesced(addr: number, end: number, level: number, table: number, idx: number): number {
+    this.coalescing = true;
+    const ret = this.walkLeaf(addr, end, level, table, idx);
+    this.coalescing = false;
+    return ret;
   }
 }

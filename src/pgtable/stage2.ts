@@ -111,6 +111,8 @@ export class Stage2Pgtable implements Stage2Env {
   private readonly countedLo: number = 0;
   private readonly countedHi: number = 0;
   private readonly zeroOnInvalidate: boolean;
+  /** False only with the injected bug "no-tlbi-after-break". */
+  private readonly tlbiOnBreak: boolean;
   private readonly mapVisitor: MapVisitor;
   private readonly unmapVisitor: UnmapVisitor;
   private readonly attrVisitor: AttrVisitor;
@@ -137,6 +139,7 @@ export class Stage2Pgtable implements Stage2Env {
     this.walker = new Walker(this.geo, this.mem, this.sizes);
     this.blockLevel = [0, 1, 2, 3].map((l) => levelSupportsBlock(this.granule, l));
     this.zeroOnInvalidate = this.kernel.invalidate === "zero";
+    this.tlbiOnBreak = this.kernel.bug !== "no-tlbi-after-break";
     const countNonZero = this.kernel.counted === "non-zero";
     this.countedLo = countNonZero ? -1 : VALID;
     this.countedHi = countNonZero ? -1 : 0;
@@ -342,7 +345,7 @@ export class Stage2Pgtable implements Stage2Env {
   putPte(table: number, idx: number, addr: number, level: number): void {
     if ((this.pages[table]![2 * idx]! & VALID) !== 0) {
       this.invalidatePte(table, idx, addr, level);
-      this.tlbFlushVmidIpa(addr, level);
+      if (this.tlbiOnBreak) this.tlbFlushVmidIpa(addr, level);
     }
     this.mmOps.putPage(table);
   }

@@ -30,6 +30,11 @@ export interface RunTiming {
 export class SimMachine {
   readonly meter = new WorkMeter();
   readonly visibility: PteVisibility;
+  /**
+   * Machine time (ps) at which the current or next run's time 0 falls: each run's engine counts
+   * from 0, and runs follow one another, so reports can place every run on one time line.
+   */
+  timeBase = 0;
   private engine: Engine | null = null;
   private mmuRef: SimMmu | null = null;
   private pathRef: GuestAccessPath | null = null;
@@ -40,9 +45,7 @@ export class SimMachine {
     ptrsPerTable: number,
   ) {
     this.meter.cost.set(profile.workCost);
-    this.visibility = new PteVisibility(ptrsPerTable, () =>
-      this.engine !== null && this.engine.current >= 0 ? this.engine.timeNow() : Number.NaN,
-    );
+    this.visibility = new PteVisibility(ptrsPerTable, () => this.now());
   }
 
   /** Options to build the VM with: the meter, the store observer and the TLBI hardware. */
@@ -70,6 +73,16 @@ export class SimMachine {
     );
     for (const slot of vm.memslots.slots) this.mmuRef.log.track(slot.gpa, slot.size);
     this.pathRef = new GuestAccessPath(vm.vcpus.length, vm.geo.granule.size, this.mmuRef, this.meter);
+  }
+
+  /** The vCPU whose code is running, or -1 (no timed run, or set-up between runs). */
+  currentCpu(): number {
+    return this.engine !== null ? this.engine.current : -1;
+  }
+
+  /** Virtual time of the running code (ps), or NaN when no simulated CPU is running. */
+  now(): number {
+    return this.engine !== null && this.engine.current >= 0 ? this.engine.timeNow() : Number.NaN;
   }
 
   get mmu(): SimMmu {
@@ -100,6 +113,7 @@ export class SimMachine {
     );
     try {
       const elapsedPs = engine.run();
+      this.timeBase += engine.now;
       return {
         elapsedPs,
         startPs,

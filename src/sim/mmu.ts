@@ -10,6 +10,7 @@ import { W, type WorkMeter } from "../common/work.js";
 import { type FaultStatus, leafFault, leafPermits, leafPerms } from "../pgtable/hw-walk.js";
 import type { Stage2Pgtable } from "../pgtable/stage2.js";
 import { Stage2Tlb } from "./tlb.js";
+import type { MmuObserver } from "./observer.js";
 import { TlbiLog } from "./tlbi-log.js";
 import type { PteVisibility } from "./visibility.js";
 
@@ -32,6 +33,13 @@ export class SimMmu {
   faultLevel = 0;
   /** Output address of the last successful translate. */
   pa = 0;
+  /** Told of hits, fills and table reads (the checkers), or null. */
+  observer: MmuObserver | null = null;
+  /** The descriptor the last {@link descend} ended at, its level and when it stops being visible. */
+  private dLo = 0;
+  private dHi = 0;
+  private dLevel = 0;
+  private dUntil = Infinity;
   private readonly blockLevel: boolean[];
   private readonly ptrsMask: number;
 
@@ -61,19 +69,67 @@ export class SimMmu {
   translate(cpu: number, ipa: number, write: boolean, exec: boolean, now: number): number {
     const tlb = this.tlbs[cpu]!;
     if (tlb.lookup(ipa, now)) {
+      if (this.observer !== null) this.observer.tlbHit(cpu, ipa, now);
       if (leafPermits(tlb.hitPerms, write, exec)) {
         this.pa = tlb.hitPa;
         return XLATE_OK;
       }
       // A permission miss on a cached entry: the MMU reports the fault from a fresh walk.
     }
-    return this.walk(tlb, ipa, write, exec, now);
+    return this.walk(cpu, tlb, ipa, write, exec, now);
   }
 
-  private walk(tlb: Stage2Tlb, ipa: number, write: boolean, exec: boolean, now: number): number {
+  /**
+   * The descriptor a hardware walk for `ipa` at `now` ends at, as visible then, without charging,
+   * caching or reporting anything: its level, or -1 outside the tables. Sets probeLo/probeHi.
+   */
+  probe(ipa: number, now: number): number {
+    const pgt = this.pgt;
+    if (pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return -1;
+    this.descend(-1, ipa, now);
+    this.probeLo = this.dLo;
+    this.probeHi = this.dHi;
+    return this.dLevel;
+  }
+
+  /** Descriptor words found by the last {@link probe}. */
+  probeLo = 0;
+  probeHi = 0;
+
+  private walk(cpu: number, tlb: Stage2Tlb, ipa: number, write: boolean, exec: boolean, now: number): number {
+    const pgt = this.pgt;
+    if (pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return this.fault("translation", 0);
+    const reads = this.descend(cpu, ipa, now);
+    this.meter.charge(W["s2-walk-level"], reads);
+    const lo = this.dLo;
+    const hi = this.dHi;
+    const level = this.dLevel;
+    const fsc = leafFault(lo, level, this.blockLevel[level]!, this.hwAccessFlag);
+    if (fsc !== null) return this.fault(fsc, level);
+    const perms = leafPerms(lo, hi);
+    const sizes = pgt.sizes;
+    const size = sizes.size[level + 1]!;
+    const blockBase = Math.floor(ipa * sizes.inv[level + 1]!) * size;
+    const paBase = pteOa(pgt.granule, lo, hi);
+    if (this.observer !== null) this.observer.tlbFill(cpu, blockBase, level, paBase, perms, now);
+    tlb.fill(blockBase, level, paBase, perms, this.dUntil);
+    if (!leafPermits(perms, write, exec)) {
+      return this.fault("permission", level);
+    }
+    this.pa = paBase + (ipa - blockBase);
+    return XLATE_OK;
+  }
+
+  /**
+   * Reads the tables for `ipa` as a walk at `now` sees them (stores still in flight read as their
+   * old value), reporting table reads of vCPU `cpu` (-1: none) to the observer. Leaves the final
+   * descriptor in dLo/dHi/dLevel and the time it stops being visible in dUntil; returns the number
+   * of descriptors read.
+   */
+  private descend(cpu: number, ipa: number, now: number): number {
     const pgt = this.pgt;
     const vis = this.visibility;
-    if (pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return this.fault("translation", 0);
+    const obs = cpu >= 0 ? this.observer : null;
     vis.settle(now);
     const overlay = vis.pending;
     const sizes = pgt.sizes;
@@ -85,6 +141,7 @@ export class SimMmu {
     let lo: number;
     let hi: number;
     for (;;) {
+      if (obs !== null) obs.walkRead(cpu, table, level, now);
       const idx = Math.floor(ipa * sizes.inv[level + 1]!) & this.ptrsMask;
       const words = pages[table]!;
       lo = words[2 * idx]!;
@@ -103,19 +160,11 @@ export class SimMmu {
       }
       break;
     }
-    this.meter.charge(W["s2-walk-level"], reads);
-    const fsc = leafFault(lo, level, this.blockLevel[level]!, this.hwAccessFlag);
-    if (fsc !== null) return this.fault(fsc, level);
-    const perms = leafPerms(lo, hi);
-    const size = sizes.size[level + 1]!;
-    const blockBase = Math.floor(ipa * sizes.inv[level + 1]!) * size;
-    const paBase = pteOa(pgt.granule, lo, hi);
-    tlb.fill(blockBase, level, paBase, perms, until);
-    if (!leafPermits(perms, write, exec)) {
-      return this.fault("permission", level);
-    }
-    this.pa = paBase + (ipa - blockBase);
-    return XLATE_OK;
+    this.dLo = lo;
+    this.dHi = hi;
+    this.dLevel = level;
+    this.dUntil = until;
+    return reads;
   }
 
   private fault(fsc: FaultStatus, level: number): number {

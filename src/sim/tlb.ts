@@ -90,6 +90,54 @@ export class Stage2Tlb {
     return true;
   }
 
+  /** Whether slot `i` holds an entry that no TLBI or overwritten store has removed by `now`. */
+  isLive(i: number, now: number): boolean {
+    const base = this.base[i]!;
+    if (base < 0) return false;
+    if (now >= this.expiry[i]! || this.log.lastFor(base, this.level[i]!) > this.fillSeq[i]!) {
+      this.base[i] = -1;
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * A live entry that would conflict with caching a `level` leaf at `blockBase` -> `paBase`: one
+   * that overlaps it with a different size, or covers the same block with a different output
+   * address. Returns its slot, or -1.
+   */
+  findConflict(blockBase: number, level: number, paBase: number, now: number): number {
+    const sizes = this.sizes;
+    const levels = this.leafLevels;
+    // Entries of this size or larger that contain the block: one set per level.
+    for (const l of levels) {
+      if (l > level) continue;
+      const block = Math.floor(blockBase * sizes.inv[l + 1]!);
+      const base = block * sizes.size[l + 1]!;
+      const first = this.setOf(block) * this.ways;
+      for (let i = first; i < first + this.ways; i++) {
+        if (this.base[i] !== base || this.level[i] !== l || !this.isLive(i, now)) continue;
+        if (l !== level) return i;
+        const offset = blockBase - base;
+        if (this.pa[i]! + offset !== paBase) return i;
+      }
+    }
+    // Smaller entries inside the block: anywhere in the TLB.
+    if (level === levels[levels.length - 1]) return -1;
+    const end = blockBase + sizes.size[level + 1]!;
+    for (let i = 0; i < this.base.length; i++) {
+      const b = this.base[i]!;
+      if (b < blockBase || b >= end || this.level[i]! <= level) continue;
+      if (this.isLive(i, now)) return i;
+    }
+    return -1;
+  }
+
+  /** The entry in slot `i`: IPA base, level, output address base, permissions. */
+  entry(i: number): { base: number; level: number; pa: number; perms: number } {
+    return { base: this.base[i]!, level: this.level[i]!, pa: this.pa[i]!, perms: this.perms[i]! };
+  }
+
   /** Set index of a block number (sets is a power of two). */
   private setOf(block: number): number {
     return block < 2147483648 ? block & this.setMask : block % this.sets;

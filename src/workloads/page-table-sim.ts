@@ -4,6 +4,8 @@
  * them. Reports per stage the simulated time (a model prediction), what the fault path did, and
  * where the time went.
  */
+import { Checkers, type CheckOptions } from "../check/checkers.js";
+import type { Violation } from "../check/violation.js";
 import { W, type WorkItem } from "../common/work.js";
 import type { FaultCounts } from "../kvm/stats.js";
 import { SimMachine } from "../sim/machine.js";
@@ -72,6 +74,12 @@ export interface SimReport {
   readonly gpa: number;
   readonly profile: string;
   readonly stages: SimStageReport[];
+  /** With checkers: which ran and what they found (fail-fast runs throw at the first instead). */
+  readonly check?: {
+    readonly checkers: string[];
+    readonly found: number;
+    readonly violations: Violation[];
+  };
 }
 
 /** Progress callback: stage, and the fraction of the whole run's guest accesses done. */
@@ -88,6 +96,7 @@ export function simulatePageTableTest(
   profile: CostProfile,
   progress?: Progress,
   stageCount = TEST_STAGES.length,
+  check?: Omit<CheckOptions, "machine">,
 ): SimReport {
   const granule = config.vmOptions?.granule ?? 4096;
   const machine = new SimMachine(profile, granule / 8);
@@ -97,6 +106,7 @@ export function simulatePageTableTest(
     vmOptions: { ...config.vmOptions, ...machine.vmHooks() },
   });
   machine.attach(test.vm);
+  const checkers = check !== undefined ? new Checkers(test.vm, { ...check, machine }) : null;
   const run = TEST_STAGES.slice(0, stageCount);
   const totals = run.map((s) => expectedAccesses(test, s));
   const grand = totals.reduce((a, b) => a + b, 0);
@@ -114,6 +124,15 @@ export function simulatePageTableTest(
     gpa: test.slot.gpa,
     profile: profile.name,
     stages,
+    ...(checkers !== null
+      ? {
+          check: {
+            checkers: [...check!.checks],
+            found: checkers.found,
+            violations: checkers.violations,
+          },
+        }
+      : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import { backingSource } from "../host/backing.js";
 import { disableDirtyLogging, enableDirtyLogging } from "../kvm/dirty-log.js";
 import type { VmEvent } from "../kvm/events.js";
 import { guestAccessWithTables } from "../kvm/fault.js";
+import { type KvmKernel, kvmKernel, withInjectedBug } from "../kvm/kernel.js";
 import type { Memslot } from "../kvm/memslot.js";
 import { type Vcpu, Vm, type VmOptions } from "../kvm/vm.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
@@ -63,6 +64,8 @@ export interface PageTableTestConfig {
    * first touches take S1PTW faults (spec 9.1). Off for fixed-interleaving tests.
    */
   readonly guestTables?: boolean;
+  /** A bug to inject into the kernel (pgtable/bugs.ts), for checker tests and teaching. */
+  readonly inject?: string;
 }
 
 /** Counts of what happened in one stage. */
@@ -107,9 +110,13 @@ export class PageTableTest {
     const slot0Raw =
       GUEST_PT_MIN_PADDR + (GUEST_PT_PAGES_BEFORE + tablePages + DEFAULT_GUEST_PHY_PAGES) * GUEST_PAGE;
     const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
+    const kernel: KvmKernel =
+      config.inject !== undefined
+        ? withInjectedBug(kvmKernel(config.kernel), config.inject)
+        : kvmKernel(config.kernel);
     this.vm = new Vm({
       ...config.vmOptions,
-      kernel: config.kernel,
+      kernel,
       vcpus: config.vcpus,
       hostBytes: this.size + slot0Size,
     });

@@ -1,0 +1,77 @@
+/**
+ * The table-page refcount invariant (spec section 4.4): when a kvm_pgtable operation returns, every
+ * table page it touched that is still allocated has refcount 1 + its counted entries (v5.12: valid
+ * entries; v5.14: non-zero ones). Counts are kept incrementally from the descriptor stores.
+ */
+import { hex } from "../common/format.js";
+import type { CheckEnv, PteChange } from "./env.js";
+
+/** The refcount checker. */
+export class RefcountChecker {
+  /** Counted entries per table page. */
+  private counted = new Int32Array(1024);
+  /** Pages touched by the operation in progress. */
+  private readonly touched = new Set<number>();
+  private destroying = false;
+
+  constructor(private readonly env: CheckEnv) {}
+
+  pte(c: PteChange): void {
+    const pgt = this.env.vm.pgt;
+    const d = (pgt.isCounted(c.newLo, c.newHi) ? 1 : 0) - (pgt.isCounted(c.oldLo, c.oldHi) ? 1 : 0);
+    if (d !== 0) {
+      this.ensure(c.page);
+      this.counted[c.page]! += d;
+    }
+    this.touched.add(c.page);
+  }
+
+  refcount(page: number): void {
+    this.touched.add(page);
+  }
+
+  tableAlloc(page: number): void {
+    this.ensure(page);
+    this.counted[page] = 0;
+  }
+
+  pageFree(page: number): void {
+    this.ensure(page);
+    this.counted[page] = 0;
+    this.touched.delete(page);
+  }
+
+  op(op: string): void {
+    this.destroying = op === "destroy";
+    this.touched.clear();
+  }
+
+  opDone(op: string): void {
+    const mem = this.env.vm.tableMem;
+    if (!this.destroying) {
+      for (const page of this.touched) {
+        const rc = mem.refcount[page]!;
+        const want = 1 + (this.counted[page] ?? 0);
+        if (rc <= 0 || rc === want) continue;
+        this.env.report(
+          "refcount",
+          `after ${op}, table page ${hex(mem.pa(page))} has refcount ${rc}, expected 1 + ${want - 1} counted entries`,
+          0,
+          0,
+          { ipa: 0, ipaEnd: 0, level: 0, tablePa: mem.pa(page) },
+        );
+        break;
+      }
+    }
+    this.touched.clear();
+  }
+
+  private ensure(page: number): void {
+    if (page < this.counted.length) return;
+    let n = this.counted.length;
+    while (n <= page) n *= 2;
+    const next = new Int32Array(n);
+    next.set(this.counted);
+    this.counted = next;
+  }
+}

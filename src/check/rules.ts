@@ -1,0 +1,87 @@
+/**
+ * The architectural checkers s2sim runs (`--check`), the rule each one enforces, and which checker
+ * is expected to catch each injectable bug.
+ */
+import { S2simError } from "../common/error.js";
+import type { InjectedBug } from "../pgtable/bugs.js";
+
+/** The checkers. */
+export type CheckName = "bbm" | "tlb-conflict" | "stale-tlb" | "table-free" | "refcount" | "coherence";
+
+/** A checker and the rule it enforces. */
+export interface CheckInfo {
+  readonly name: CheckName;
+  readonly rule: string;
+}
+
+/** Every checker, in report order. */
+export const CHECKS: readonly CheckInfo[] = [
+  {
+    name: "bbm",
+    rule:
+      "break-before-make: a valid entry goes valid -> invalid -> TLBI -> valid; a change of output " +
+      "address, block size or memory type between two valid values is not allowed",
+  },
+  {
+    name: "tlb-conflict",
+    rule: "a TLB never holds two live entries that overlap with different sizes or output addresses",
+  },
+  {
+    name: "stale-tlb",
+    rule:
+      "a TLB hit agrees with the tables: once an entry changes, the TLBI that removes its cached " +
+      "copies is issued before any CPU can hit them",
+  },
+  {
+    name: "table-free",
+    rule:
+      "a table page is freed only once no table entry reaches it and a TLBI has followed the store " +
+      "that unlinked it; no walk reads a freed table page",
+  },
+  {
+    name: "refcount",
+    rule: "after every page-table operation each table page's refcount is 1 + its counted entries",
+  },
+  {
+    name: "coherence",
+    rule:
+      "without FWB, memory becomes guest-visible through a Normal leaf only when the host's writes to " +
+      "it are cleaned to the PoC, and executable only when the I-cache was invalidated after them",
+  },
+];
+
+/** The checker expected to catch each injected bug first. */
+export const BUG_CAUGHT_BY: Readonly<Record<InjectedBug, CheckName>> = {
+  "no-tlbi-after-break": "bbm",
+  "no-break": "bbm",
+  "coalesce-tlbi-ipa": "tlb-conflict",
+  "coalesce-no-cmo": "coherence",
+  "install-no-cmo": "coherence",
+  "free-before-tlbi": "table-free",
+};
+
+/** The rule of checker `name`. */
+export function ruleOf(name: CheckName): string {
+  return CHECKS.find((c) => c.name === name)!.rule;
+}
+
+/**
+ * Parses a `--check` value: `all` (or an empty value) or a comma-separated list of checker names.
+ */
+export function parseChecks(spec: string): ReadonlySet<CheckName> {
+  const s = spec.trim();
+  if (s === "" || s === "all") return new Set(CHECKS.map((c) => c.name));
+  const out = new Set<CheckName>();
+  for (const part of s.split(",")) {
+    const name = part.trim();
+    const info = CHECKS.find((c) => c.name === name);
+    if (info === undefined) {
+      throw new S2simError(
+        "bad-check",
+        `unknown checker '${name}'; checkers: all, ${CHECKS.map((c) => c.name).join(", ")}`,
+      );
+    }
+    out.add(info.name);
+  }
+  return out;
+}

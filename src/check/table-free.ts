@@ -1,0 +1,133 @@
+/**
+ * Table pages and their lifetime. A table page may be freed only when (1) no chain of valid table
+ * entries from the start level reaches it any more, and (2) the store that cut it off (its own
+ * entry's, or an ancestor's) has been followed by a TLBI covering that entry, so no walk cache can
+ * still hold the way to it. No hardware walk may read a page after the time it was freed.
+ * Destroying the whole table (kvm_pgtable_stage2_destroy, with the VMID retired) is exempt.
+ */
+import { pteOa } from "../arch/descriptor.js";
+import { hex, sizeName } from "../common/format.js";
+import type { CheckEnv, PteChange } from "./env.js";
+import { isTableDesc } from "./env.js";
+
+/** The entry that unlinked a table page, still owed a TLBI. */
+interface Unlink {
+  readonly ipa: number;
+  readonly size: number;
+  readonly level: number;
+}
+
+/** The table-page lifetime checker. */
+export class TableFreeChecker {
+  /** Per table page: key of the entry that links it (absent: a root or never linked). */
+  private readonly parent = new Map<number, number>();
+  /** Pages cut off from their parent entry whose unlink has not been covered by a TLBI. */
+  private readonly owed = new Map<number, Unlink>();
+  /** When each freed page was freed (-Infinity: between timed runs). */
+  private readonly freedAt = new Map<number, number>();
+  private destroying = false;
+
+  constructor(private readonly env: CheckEnv) {}
+
+  pte(c: PteChange): void {
+    const mem = this.env.vm.tableMem;
+    const g = this.env.granule;
+    const oldChild = isTableDesc(c.oldLo, c.level) ? mem.pageOf(pteOa(g, c.oldLo, c.oldHi)) : -1;
+    const newChild = isTableDesc(c.newLo, c.level) ? mem.pageOf(pteOa(g, c.newLo, c.newHi)) : -1;
+    if (oldChild === newChild) return;
+    if (oldChild >= 0) this.owed.set(oldChild, { ipa: c.ipa, size: c.size, level: c.level });
+    if (newChild >= 0) {
+      this.parent.set(newChild, c.key);
+      this.owed.delete(newChild);
+    }
+  }
+
+  tlbiVmid(): void {
+    this.owed.clear();
+  }
+
+  tlbiIpa(ipa: number): void {
+    for (const [page, u] of this.owed) if (ipa >= u.ipa && ipa < u.ipa + u.size) this.owed.delete(page);
+  }
+
+  op(op: string): void {
+    this.destroying = op === "destroy";
+  }
+
+  tableAlloc(page: number): void {
+    this.freedAt.delete(page);
+    this.parent.delete(page);
+    this.owed.delete(page);
+  }
+
+  pageFree(page: number): void {
+    if (!this.destroying) this.checkFree(page);
+    const now = this.env.now();
+    this.freedAt.set(page, Number.isNaN(now) ? -Infinity : now);
+    this.parent.delete(page);
+    this.owed.delete(page);
+  }
+
+  /** A hardware walk by `cpu` read table page `page` at `now`. */
+  walkRead(cpu: number, page: number, level: number, now: number): void {
+    const mem = this.env.vm.tableMem;
+    if (mem.refcount[page]! > 0) return;
+    const at = this.freedAt.get(page);
+    if (at === undefined || !(at <= now)) return;
+    this.env.report(
+      "table-free",
+      `vCPU ${cpu}'s stage-2 walk read L${level} table page ${hex(mem.pa(page))}, freed at ` +
+        `${(at / 1e6).toFixed(6)} us`,
+      0,
+      level,
+      { ipa: 0, ipaEnd: 0, level, tablePa: mem.pa(page) },
+      cpu,
+    );
+  }
+
+  /** Conditions (1) and (2) for freeing `page`, following its chain of parents to the root. */
+  private checkFree(page: number): void {
+    const env = this.env;
+    const mem = env.vm.tableMem;
+    const ptrs = env.ptrsPerTable;
+    const pagePa = mem.pa(page);
+    let cur = page;
+    for (;;) {
+      const u = this.owed.get(cur);
+      if (u !== undefined) {
+        const whose = cur === page ? "its entry" : `the entry of its ancestor ${hex(mem.pa(cur))}`;
+        env.report(
+          "table-free",
+          `table page ${hex(pagePa)} was freed before any TLBI covered ${whose} ` +
+            `(L${u.level}, IPA ${hex(u.ipa)}, ${sizeName(u.size)}), which was unlinked`,
+          u.ipa,
+          u.level,
+          { ipa: u.ipa, ipaEnd: u.ipa + u.size, level: u.level, tablePa: pagePa },
+        );
+        return;
+      }
+      const key = this.parent.get(cur);
+      const pgd = env.vm.pgt.pgd;
+      if (key === undefined) {
+        if (pgd >= 0 && cur >= pgd && cur < pgd + env.vm.geo.pgdPages && cur !== page) {
+          env.report(
+            "table-free",
+            `table page ${hex(pagePa)} was freed while valid table entries still reach it`,
+            0,
+            env.vm.geo.startLevel,
+            { ipa: 0, ipaEnd: 0, level: 0, tablePa: pagePa },
+          );
+        }
+        return;
+      }
+      const q = Math.floor(key / ptrs);
+      const idx = key - q * ptrs;
+      const words = mem.pages[q]!;
+      const lo = words[2 * idx]!;
+      const hi = words[2 * idx + 1]!;
+      // A valid table entry still names cur: the link holds; go up. Otherwise it was cut cleanly.
+      if (mem.refcount[q]! <= 0 || (lo & 3) !== 3 || mem.pageOf(pteOa(env.granule, lo, hi)) !== cur) return;
+      cur = q;
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The TLB rules, checked on the simulated vCPUs' TLBs (entries of their real size):
+ * - conflict: caching a leaf while a live entry overlaps it with another size or output address;
+ * - stale translation: a hit on an entry the tables (as visible at that time) no longer agree
+ *   with: they do not map the address, map it elsewhere, or grant less. TLBIs take effect when
+ *   the code issuing them runs, so with a correct kernel no CPU can hit an entry whose change was
+ *   made without its TLBI. A clear access flag is not a disagreement (the kernel's mkold leaves
+ *   cached copies alone by design).
+ */
+import { pteOa } from "../arch/descriptor.js";
+import { hex, sizeName } from "../common/format.js";
+import { leafPerms } from "../pgtable/hw-walk.js";
+import type { SimMmu } from "../sim/mmu.js";
+import type { CheckEnv } from "./env.js";
+import { isLeafDesc } from "./env.js";
+import { permsName } from "./history.js";
+
+/** The TLB conflict and stale-translation checkers. */
+export class TlbChecker {
+  constructor(
+    private readonly env: CheckEnv,
+    private readonly mmu: SimMmu,
+    readonly conflict: boolean,
+    readonly stale: boolean,
+  ) {}
+
+  /** Before vCPU `cpu` caches a `level` leaf [base, +size) -> pa. */
+  fill(cpu: number, base: number, level: number, pa: number, now: number): void {
+    if (!this.conflict) return;
+    const tlb = this.mmu.tlbs[cpu]!;
+    const slot = tlb.findConflict(base, level, pa, now);
+    if (slot < 0) return;
+    const other = tlb.entry(slot);
+    const size = this.env.levelSize[level]!;
+    const otherSize = this.env.levelSize[other.level]!;
+    this.env.report(
+      "tlb-conflict",
+      `vCPU ${cpu} caches L${level} ${sizeName(size)} IPA ${hex(base)} -> PA ${hex(pa)} while it still ` +
+        `holds L${other.level} ${sizeName(otherSize)} IPA ${hex(other.base)} -> PA ${hex(other.pa)}`,
+      base,
+      level,
+      {
+        ipa: Math.min(base, other.base),
+        ipaEnd: Math.max(base + size, other.base + otherSize),
+        level,
+        cpu,
+        fillBases: [base, other.base],
+      },
+      cpu,
+    );
+  }
+
+  /** vCPU `cpu` hit a live entry for `ipa` (the TLB's hit fields). */
+  hit(cpu: number, ipa: number, now: number): void {
+    if (!this.stale) return;
+    const tlb = this.mmu.tlbs[cpu]!;
+    const mmu = this.mmu;
+    const level = mmu.probe(ipa, now);
+    let why: string | null = null;
+    if (level < 0 || !isLeafDesc(mmu.probeLo, level)) {
+      why = "the tables no longer map it";
+    } else {
+      const size = this.env.levelSize[level]!;
+      const pa = pteOa(this.env.granule, mmu.probeLo, mmu.probeHi) + (ipa % size);
+      const perms = leafPerms(mmu.probeLo, mmu.probeHi);
+      if (pa !== tlb.hitPa) why = `the tables map it to PA ${hex(pa)}`;
+      else if ((tlb.hitPerms & ~perms) !== 0) {
+        why = `the tables grant only ${permsName(perms)}`;
+      }
+    }
+    if (why === null) return;
+    const entrySize = this.env.levelSize[tlb.hitLevel]!;
+    const base = ipa - (ipa % entrySize);
+    this.env.report(
+      "stale-tlb",
+      `vCPU ${cpu} hit its cached L${tlb.hitLevel} entry IPA ${hex(ipa)} -> PA ${hex(tlb.hitPa)} ` +
+        `${permsName(tlb.hitPerms)}, but ${why}, and no TLBI removed the entry`,
+      ipa,
+      tlb.hitLevel,
+      { ipa: base, ipaEnd: base + entrySize, level: 3, cpu },
+      cpu,
+    );
+  }
+}
