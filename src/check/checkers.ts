@@ -113,8 +113,7 @@ export class Checkers implements MmuObserver {
   }
 
   tlbFill(cpu: number, base: number, level: number, pa: number, perms: number, now: number): void {
-    const size = this.env.levelSize[level]!;
-    this.history.add(this.env.global(now), cpu, { kind: "tlb-fill", base, size, level, pa, perms });
+    this.history.addFill(this.env.global(now), cpu, base, level, pa, perms);
     if (this.tlb !== null) this.tlb.fill(cpu, base, level, pa, now);
   }
 
@@ -192,6 +191,7 @@ export class Checkers implements MmuObserver {
     c.oldHi = Number(old / HI);
     c.newLo = Number(nw % HI);
     c.newHi = Number(nw / HI);
+    this.tlb?.store((c.oldLo & 1) !== 0);
     this.bbm?.pte(c);
     this.tables?.pte(c);
     this.refcounts?.pte(c);

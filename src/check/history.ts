@@ -55,11 +55,19 @@ export function formatCpu(cpu: number): string {
   return cpu >= 0 ? `vCPU ${cpu}` : "host";
 }
 
-/** A ring of the most recent events. */
+/**
+ * A ring of the most recent events. TLB fills, the most frequent, are kept in typed arrays and
+ * only turned into records when a report asks for them.
+ */
 export class EventHistory {
   private readonly time: Float64Array;
   private readonly cpu: Int32Array;
-  private readonly events: Array<HistoryEvent | undefined>;
+  /** An event object, or null for a TLB fill held in the fill arrays. */
+  private readonly events: Array<HistoryEvent | null>;
+  private readonly fillBase: Float64Array;
+  private readonly fillPa: Float64Array;
+  private readonly fillLevel: Int8Array;
+  private readonly fillPerms: Uint8Array;
   private next = 0;
   private count = 0;
 
@@ -69,17 +77,49 @@ export class EventHistory {
   ) {
     this.time = new Float64Array(capacity);
     this.cpu = new Int32Array(capacity);
-    this.events = new Array<HistoryEvent | undefined>(capacity);
+    this.events = new Array<HistoryEvent | null>(capacity).fill(null);
+    this.fillBase = new Float64Array(capacity);
+    this.fillPa = new Float64Array(capacity);
+    this.fillLevel = new Int8Array(capacity);
+    this.fillPerms = new Uint8Array(capacity);
   }
 
   /** Records an event. */
   add(time: number, cpu: number, e: HistoryEvent): void {
+    this.events[this.slot(time, cpu)] = e;
+  }
+
+  /** Records a TLB fill of a `level` leaf [base, +size) -> pa. */
+  addFill(time: number, cpu: number, base: number, level: number, pa: number, perms: number): void {
+    const i = this.slot(time, cpu);
+    this.events[i] = null;
+    this.fillBase[i] = base;
+    this.fillLevel[i] = level;
+    this.fillPa[i] = pa;
+    this.fillPerms[i] = perms;
+  }
+
+  private slot(time: number, cpu: number): number {
     const i = this.next;
     this.time[i] = time;
     this.cpu[i] = cpu;
-    this.events[i] = e;
     this.next = i + 1 === this.capacity ? 0 : i + 1;
     if (this.count < this.capacity) this.count++;
+    return i;
+  }
+
+  private eventAt(i: number): HistoryEvent {
+    const e = this.events[i];
+    if (e !== null && e !== undefined) return e;
+    const level = this.fillLevel[i]!;
+    return {
+      kind: "tlb-fill",
+      base: this.fillBase[i]!,
+      size: this.levelSize[level]!,
+      level,
+      pa: this.fillPa[i]!,
+      perms: this.fillPerms[i]!,
+    };
   }
 
   /** The last `max` recorded events about `focus`, oldest first, one line each. */
@@ -87,7 +127,7 @@ export class EventHistory {
     const out: string[] = [];
     for (let k = 0; k < this.count && out.length < max; k++) {
       const i = (this.next - 1 - k + this.capacity) % this.capacity;
-      const e = this.events[i]!;
+      const e = this.eventAt(i);
       if (!this.relevant(e, focus)) continue;
       if (e.kind === "tlb-fill") {
         if (focus.cpu !== undefined && this.cpu[i] !== focus.cpu) continue;

@@ -10,8 +10,9 @@ import type { CheckEnv, PteChange } from "./env.js";
 export class RefcountChecker {
   /** Counted entries per table page. */
   private counted = new Int32Array(1024);
-  /** Pages touched by the operation in progress. */
-  private readonly touched = new Set<number>();
+  /** Pages touched by the operation in progress (repeats allowed), and how many. */
+  private touched = new Int32Array(64);
+  private nTouched = 0;
   private destroying = false;
 
   constructor(private readonly env: CheckEnv) {}
@@ -23,11 +24,11 @@ export class RefcountChecker {
       this.ensure(c.page);
       this.counted[c.page]! += d;
     }
-    this.touched.add(c.page);
+    this.touch(c.page);
   }
 
   refcount(page: number): void {
-    this.touched.add(page);
+    this.touch(page);
   }
 
   tableAlloc(page: number): void {
@@ -38,18 +39,18 @@ export class RefcountChecker {
   pageFree(page: number): void {
     this.ensure(page);
     this.counted[page] = 0;
-    this.touched.delete(page);
   }
 
   op(op: string): void {
     this.destroying = op === "destroy";
-    this.touched.clear();
+    this.nTouched = 0;
   }
 
   opDone(op: string): void {
     const mem = this.env.vm.tableMem;
     if (!this.destroying) {
-      for (const page of this.touched) {
+      for (let i = 0; i < this.nTouched; i++) {
+        const page = this.touched[i]!;
         const rc = mem.refcount[page]!;
         const want = 1 + (this.counted[page] ?? 0);
         if (rc <= 0 || rc === want) continue;
@@ -63,7 +64,16 @@ export class RefcountChecker {
         break;
       }
     }
-    this.touched.clear();
+    this.nTouched = 0;
+  }
+
+  private touch(page: number): void {
+    if (this.nTouched === this.touched.length) {
+      const next = new Int32Array(this.touched.length * 2);
+      next.set(this.touched);
+      this.touched = next;
+    }
+    this.touched[this.nTouched++] = page;
   }
 
   private ensure(page: number): void {

@@ -17,12 +17,27 @@ import { permsName } from "./history.js";
 
 /** The TLB conflict and stale-translation checkers. */
 export class TlbChecker {
+  /**
+   * Stores that changed a valid descriptor so far, plus one. Only such a store can make a cached
+   * entry disagree with the tables, so a slot verified at this generation (with no store in
+   * flight) needs no new walk until the next one: checked[cpu][slot] holds that generation.
+   */
+  private gen = 1;
+  private readonly checked: Float64Array[];
+
   constructor(
     private readonly env: CheckEnv,
     private readonly mmu: SimMmu,
     readonly conflict: boolean,
     readonly stale: boolean,
-  ) {}
+  ) {
+    this.checked = mmu.tlbs.map((t) => new Float64Array(t.capacity));
+  }
+
+  /** A descriptor store; `oldValid`: it changed a valid descriptor. */
+  store(oldValid: boolean): void {
+    if (oldValid) this.gen++;
+  }
 
   /** Before vCPU `cpu` caches a `level` leaf [base, +size) -> pa. */
   fill(cpu: number, base: number, level: number, pa: number, now: number): void {
@@ -54,6 +69,9 @@ export class TlbChecker {
   hit(cpu: number, ipa: number, now: number): void {
     if (!this.stale) return;
     const tlb = this.mmu.tlbs[cpu]!;
+    const checked = this.checked[cpu]!;
+    const slot = tlb.lastSlot;
+    if (checked[slot] === this.gen) return;
     const mmu = this.mmu;
     const level = mmu.probe(ipa, now);
     let why: string | null = null;
@@ -68,7 +86,10 @@ export class TlbChecker {
         why = `the tables grant only ${permsName(perms)}`;
       }
     }
-    if (why === null) return;
+    if (why === null) {
+      if (!mmu.storesInFlight()) checked[slot] = this.gen;
+      return;
+    }
     const entrySize = this.env.levelSize[tlb.hitLevel]!;
     const base = ipa - (ipa % entrySize);
     this.env.report(

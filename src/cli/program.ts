@@ -9,6 +9,7 @@ import { geometryCommand } from "./geometry.js";
 import { DEFAULT_PROFILE, KERNEL_CHOICES } from "./options.js";
 import { type PageTableTestOptions, pageTableTestCommand } from "./page-table-test.js";
 import { type ReproduceOptions, reproduceCommand } from "./reproduce.js";
+import { type ScenarioOptions, scenarioCommand } from "./scenario.js";
 import { traceCommand } from "./trace.js";
 
 /** Builds the program; exported for tests. */
@@ -84,6 +85,23 @@ export function buildProgram(out: (s: string) => void): Command {
     .option("--inject <bug>", "run a kernel with a named bug, for tests and teaching ('list' names them)")
     .option("--json", "print one JSON object: the simulation report plus the seed")
     .action((opts: PageTableTestOptions) => out(pageTableTestCommand(opts)));
+
+  program
+    .command("scenario")
+    .description(
+      "run a small checker scenario ('list' names them) on the simulated machine, optionally with an " +
+        "injected bug; prints its steps and every violation the checkers find",
+    )
+    .argument("<name>", "scenario name, or 'list'")
+    .addOption(new Option("--kernel <version>", "kernel to model").choices(KERNEL_CHOICES).default("v5.14"))
+    .option("--inject <bug>", "run the kernel with a named bug (see page-table-test --inject list)")
+    .option("--check [names]", "checkers to run (default all); the first violation fails the run (exit 1)")
+    .addOption(
+      new Option("--profile <name|path>", "cost profile: bundled name or .json path").default(
+        DEFAULT_PROFILE,
+      ),
+    )
+    .action((name: string, opts: ScenarioOptions) => out(scenarioCommand(name, opts)));
 
   program
     .command("reproduce")

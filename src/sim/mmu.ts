@@ -92,6 +92,11 @@ export class SimMmu {
     return this.dLevel;
   }
 
+  /** Whether some descriptor store is still on its way to being visible to walks. */
+  storesInFlight(): boolean {
+    return this.visibility.pending;
+  }
+
   /** Descriptor words found by the last {@link probe}. */
   probeLo = 0;
   probeHi = 0;

@@ -20,7 +20,8 @@ export class Stage2Tlb {
   private readonly expiry: Float64Array;
   private readonly victim: Uint16Array;
   private readonly setMask: number;
-  private lastSlot = -1;
+  /** Slot of the last hit or fill. */
+  lastSlot = -1;
   /** Result of the last successful {@link lookup}. */
   hitPa = 0;
   hitPerms = 0;
@@ -88,6 +89,11 @@ export class Stage2Tlb {
     this.hitLevel = level;
     this.hits++;
     return true;
+  }
+
+  /** Number of entry slots. */
+  get capacity(): number {
+    return this.base.length;
   }
 
   /** Whether slot `i` holds an entry that no TLBI or overwritten store has removed by `now`. */

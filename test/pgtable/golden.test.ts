@@ -6,21 +6,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { KERNEL_VERSIONS } from "../../src/pgtable/kernel.js";
 import { PGTABLE_SCENARIOS, runPgtableScenario } from "../../src/workloads/pgtable-scenarios.js";
-
-/** The directory holding package.json, found by walking up from this (compiled) file. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("package.json not found above the test file");
-    dir = up;
-  }
-  return dir;
-}
+import { repoRoot } from "../repo-root.js";
 
 const GOLDEN_DIR = join(repoRoot(), "test", "golden", "pgtable");
 const UPDATE = process.env["UPDATE_GOLDEN"] === "1";

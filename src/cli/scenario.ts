@@ -1,0 +1,56 @@
+/**
+ * `s2sim scenario`: runs one of the small checker scenarios (workloads/check-scenarios.ts) on the
+ * simulated machine, optionally with an injected bug, and prints its steps and what the checkers
+ * found.
+ */
+import { formatViolation } from "../check/violation.js";
+import { sizeName } from "../common/format.js";
+import type { KernelVersion } from "../pgtable/kernel.js";
+import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/check-scenarios.js";
+import { type CheckOption, checksOption } from "./check.js";
+import { columns, profileOption } from "./options.js";
+import { formatTime } from "../check/history.js";
+
+/** The command's options as commander hands them over. */
+export interface ScenarioOptions {
+  kernel: KernelVersion;
+  inject?: string;
+  check?: CheckOption;
+  profile: string;
+}
+
+/** Runs a scenario and renders the result; the first violation fails it when `--check` is given. */
+export function scenarioCommand(name: string, opts: ScenarioOptions): string {
+  if (name === "list") {
+    return [
+      "scenarios (s2sim scenario NAME [--kernel v5.12|v5.14] [--inject BUG] [--check]):",
+      ...columns(
+        CHECK_SCENARIOS.map((s) => [s.name, `provokes ${s.provokes.join(", ")}`, s.summary]),
+        [false, false, false],
+      ),
+    ].join("\n");
+  }
+  const s = checkScenario(name);
+  const checks = checksOption(opts.check ?? true)!;
+  const profile = profileOption(opts.profile);
+  const failFast = opts.check !== undefined && opts.check !== false;
+  const result = runCheckScenario(s, profile, {
+    kernel: opts.kernel,
+    ...(opts.inject === undefined ? {} : { inject: opts.inject }),
+    checks,
+    mode: failFast ? "fail-fast" : "collect",
+  });
+  const out = [
+    `scenario ${s.name} on kernel ${opts.kernel}${opts.inject ? ` with injected bug ${opts.inject}` : ""}: ${s.summary}`,
+    `${s.vcpus} vCPU(s), ${sizeName(s.memBytes)} ${s.backing}; profile ${profile.name}; checkers ${[...checks].join(", ")}`,
+    ...columns(
+      result.steps.map((st, i) => [`${i + 1}.`, st.what, `done at ${formatTime(st.endPs)}`]),
+      [true, false, false],
+    ),
+    "",
+  ];
+  if (result.violations.length === 0) out.push("no violation");
+  else out.push(...result.violations.slice(0, 5).map(formatViolation));
+  if (result.violations.length > 5) out.push(`... and ${result.violations.length - 5} more`);
+  return out.join("\n");
+}

@@ -1,0 +1,100 @@
+/**
+ * Golden good/bad programs for the checkers: every small scenario runs clean on the unmodified
+ * kernels, and with each bug it provokes the expected checker reports first, with the report in
+ * test/golden/check/<scenario>.<kernel>.<bug>.txt. Run with UPDATE_GOLDEN=1 to rewrite the files
+ * instead of comparing; then review each changed report before keeping it.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { BUG_CAUGHT_BY, parseChecks } from "../../src/check/rules.js";
+import { CheckFailure, formatViolation } from "../../src/check/violation.js";
+import { INJECTED_BUGS } from "../../src/pgtable/bugs.js";
+import { KERNEL_VERSIONS } from "../../src/pgtable/kernel.js";
+import { loadProfile } from "../../src/sim/profile.js";
+import { CHECK_SCENARIOS, runCheckScenario } from "../../src/workloads/check-scenarios.js";
+import { repoRoot } from "../repo-root.js";
+
+const GOLDEN_DIR = join(repoRoot(), "test", "golden", "check");
+const UPDATE = process.env["UPDATE_GOLDEN"] === "1";
+const profile = loadProfile("kunpeng920");
+const ALL = parseChecks("all");
+
+if (UPDATE) mkdirSync(GOLDEN_DIR, { recursive: true });
+
+/** Every (scenario, kernel, bug) the scenarios provoke, for kernels the bug applies to. */
+const CASES = CHECK_SCENARIOS.flatMap((s) =>
+  KERNEL_VERSIONS.flatMap((kernel) =>
+    s.provokes
+      .filter((bug) => INJECTED_BUGS.find((b) => b.name === bug)!.kernels.includes(kernel))
+      .map((bug) => ({ scenario: s, kernel, bug })),
+  ),
+);
+
+describe("checker scenarios", () => {
+  for (const s of CHECK_SCENARIOS) {
+    for (const kernel of KERNEL_VERSIONS) {
+      it(`${s.name} on unmodified ${kernel}: no violation`, () => {
+        const r = runCheckScenario(s, profile, { kernel, checks: ALL, mode: "collect" });
+        assert.deepEqual(r.violations.map(formatViolation), []);
+      });
+    }
+  }
+
+  for (const { scenario, kernel, bug } of CASES) {
+    const key = `${scenario.name}.${kernel}.${bug}`;
+    it(`${key}: caught by ${BUG_CAUGHT_BY[bug]} (golden report)`, () => {
+      const r = runCheckScenario(scenario, profile, { kernel, inject: bug, checks: ALL, mode: "collect" });
+      assert.ok(r.violations.length > 0, "the bug went unnoticed");
+      const first = r.violations[0]!;
+      assert.equal(first.check, BUG_CAUGHT_BY[bug]);
+      const actual = formatViolation(first) + "\n";
+      const file = join(GOLDEN_DIR, `${key}.txt`);
+      if (UPDATE) {
+        writeFileSync(file, actual);
+        return;
+      }
+      assert.ok(existsSync(file), `missing ${file}: run the tests with UPDATE_GOLDEN=1`);
+      assert.equal(actual, readFileSync(file, "utf8"));
+    });
+  }
+
+  it("in fail-fast mode the first violation throws a CheckFailure carrying its report", () => {
+    const { scenario, kernel, bug } = CASES[0]!;
+    assert.throws(
+      () => runCheckScenario(scenario, profile, { kernel, inject: bug, checks: ALL, mode: "fail-fast" }),
+      (e: unknown) => e instanceof CheckFailure && e.message === formatViolation(e.violation),
+    );
+  });
+
+  it("a checker that is off stays silent", () => {
+    const s = CHECK_SCENARIOS.find((x) => x.name === "coalesce")!;
+    const r = runCheckScenario(s, profile, {
+      kernel: "v5.14",
+      inject: "coalesce-tlbi-ipa",
+      checks: parseChecks("bbm,coherence"),
+      mode: "collect",
+    });
+    assert.deepEqual(r.violations, []);
+  });
+
+  it("every injectable bug is provoked by some scenario on every kernel it applies to", () => {
+    for (const b of INJECTED_BUGS) {
+      for (const kernel of b.kernels) {
+        assert.ok(
+          CASES.some((c) => c.bug === b.name && c.kernel === kernel),
+          `${b.name} on ${kernel}`,
+        );
+      }
+    }
+  });
+
+  it("no stale golden files", { skip: UPDATE }, () => {
+    const expected = new Set(CASES.map((c) => `${c.scenario.name}.${c.kernel}.${c.bug}.txt`));
+    assert.deepEqual(
+      readdirSync(GOLDEN_DIR).filter((f) => !expected.has(f)),
+      [],
+    );
+  });
+});

@@ -1,0 +1,118 @@
+/**
+ * Each checker rule on its own, including the ones no injectable bug breaks (refcount, a freed
+ * table still reachable or read by a walk, I-cache coherence), and the option parsing.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { KUNPENG_920 } from "../../src/arch/cpu.js";
+import { Checkers } from "../../src/check/checkers.js";
+import { parseChecks } from "../../src/check/rules.js";
+import { S2simError } from "../../src/common/error.js";
+import { runToCompletion } from "../../src/common/steps.js";
+import { guestAccess } from "../../src/kvm/fault.js";
+import { kvmKernel, withInjectedBug } from "../../src/kvm/kernel.js";
+import { Vm } from "../../src/kvm/vm.js";
+import { PROT_R, PROT_W } from "../../src/pgtable/prot.js";
+
+const GPA = 2 ** 30;
+const HVA = 0x4000_0000_0000;
+
+/** A VM with one 2 MiB anonymous memslot at 1 GiB and every checker collecting. */
+function checkedVm(kernel = kvmKernel("v5.14"), cpu = KUNPENG_920): { vm: Vm; checkers: Checkers } {
+  const vm = new Vm({ kernel, cpu, vcpus: 1, hostBytes: 2 << 20 });
+  vm.addMemory(1, GPA, 2 << 20, HVA, "anonymous");
+  const checkers = new Checkers(vm, { checks: parseChecks("all"), mode: "collect" });
+  return { vm, checkers };
+}
+
+function touch(vm: Vm, ipa: number, how: "read" | "write" | "exec"): void {
+  runToCompletion(
+    guestAccess(vm, vm.vcpus[0]!, { ipa, write: how === "write", exec: how === "exec", s1ptw: false }),
+  );
+}
+
+describe("checker rules", () => {
+  it("correct faults (read, write, exec) break no rule", () => {
+    const { vm, checkers } = checkedVm();
+    touch(vm, GPA, "write");
+    touch(vm, GPA + 4096, "read");
+    touch(vm, GPA + 8192, "exec");
+    assert.deepEqual(checkers.violations, []);
+  });
+
+  it("refcount: a table page whose count no longer matches its entries is reported after the next op", () => {
+    const { vm, checkers } = checkedVm();
+    touch(vm, GPA, "write");
+    const leaf = vm.pgt.lookup(GPA);
+    assert.equal(leaf.level, 3);
+    // Find the L3 table page holding the leaf and corrupt its count.
+    const page = vm.tableMem.pages.findIndex((w, n) => vm.tableMem.refcount[n]! > 0 && w[0] === leaf.lo);
+    assert.ok(page >= 0);
+    vm.tableMem.refcount[page]! += 1;
+    vm.pgt.map(GPA + 4096, 4096, vm.hostPhys.zeroPage, PROT_R, vm.vcpus[0]!.memcache);
+    assert.equal(checkers.violations.length, 1);
+    assert.equal(checkers.violations[0]!.check, "refcount");
+    assert.match(checkers.violations[0]!.what, /has refcount 4, expected 1 \+ 2 counted entries/);
+  });
+
+  it("table-free: freeing a table page that valid entries still reach is reported", () => {
+    const { vm, checkers } = checkedVm();
+    touch(vm, GPA, "write");
+    const leaf = vm.pgt.lookup(GPA);
+    const page = vm.tableMem.pages.findIndex((w, n) => vm.tableMem.refcount[n]! > 0 && w[0] === leaf.lo);
+    vm.tableMem.refcount[page] = 1;
+    vm.pgt.mmOps.putPage(page);
+    const v = checkers.violations.find((x) => x.check === "table-free");
+    assert.ok(v);
+    assert.match(v.what, /freed while valid table entries still reach it/);
+  });
+
+  it("table-free: a walk that reads a page after it was freed is reported", () => {
+    const { vm, checkers } = checkedVm();
+    touch(vm, GPA, "write");
+    assert.equal(vm.pgt.unmap(GPA, 2 << 20), 0);
+    const freed = vm.tableMem.refcount.findIndex((c, n) => c === 0 && n < vm.tableMem.pages.length);
+    assert.ok(freed >= 0);
+    assert.equal(checkers.found, 0);
+    checkers.walkRead(0, freed, 3, 0);
+    assert.equal(checkers.violations.length, 1);
+    assert.match(checkers.violations[0]!.what, /walk read L3 table page 0x[0-9a-f]+, freed at/);
+  });
+
+  it("coherence: with FWB no D-cache clean is needed, but an executable page still needs its I-cache invalidation", () => {
+    const cpu = { ...KUNPENG_920, fwb: true, dic: false };
+    const good = checkedVm(kvmKernel("v5.14"), cpu);
+    touch(good.vm, GPA, "exec");
+    assert.deepEqual(good.checkers.violations, []);
+    const bad = checkedVm(withInjectedBug(kvmKernel("v5.14"), "install-no-cmo"), cpu);
+    touch(bad.vm, GPA + 4096, "write");
+    assert.equal(bad.checkers.found, 0, "FWB: a skipped D-cache clean is harmless");
+    touch(bad.vm, GPA, "exec");
+    assert.equal(bad.checkers.violations.length, 1);
+    assert.match(bad.checkers.violations[0]!.what, /becomes executable with no I-cache invalidation/);
+  });
+
+  it("a relaxed permission on a present page is not a new mapping", () => {
+    const { vm, checkers } = checkedVm(kvmKernel("v5.12"));
+    touch(vm, GPA, "read");
+    touch(vm, GPA, "write");
+    vm.pgt.relaxPerms(GPA, PROT_R | PROT_W);
+    assert.deepEqual(checkers.violations, []);
+  });
+
+  it("bad --check and --inject values are clear errors", () => {
+    assert.throws(
+      () => parseChecks("bbm,nope"),
+      (e: unknown) => e instanceof S2simError && /unknown checker 'nope'/.test(e.message),
+    );
+    assert.equal(parseChecks("all").size, 6);
+    assert.deepEqual([...parseChecks(" bbm , coherence ")], ["bbm", "coherence"]);
+    assert.throws(() => withInjectedBug(kvmKernel("v5.12"), "nope"), /unknown bug 'nope'/);
+    assert.throws(
+      () => withInjectedBug(kvmKernel("v5.12"), "install-no-cmo"),
+      /changes code that only v5.14 has, not v5.12/,
+    );
+    assert.equal(withInjectedBug(kvmKernel("v5.12"), "no-break").pgtable.bug, "no-break");
+    assert.equal(kvmKernel("v5.12").pgtable.bug, null);
+  });
+});

@@ -1,0 +1,79 @@
+/** `--check`, `--inject` and `s2sim scenario` on the command line. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { s2sim } from "./run.js";
+
+const SMALL = ["-s", "anonymous_hugetlb", "-b", "8M", "-v", "2"];
+
+describe("s2sim checkers on the command line", () => {
+  it("page-table-test --check runs clean on an unmodified kernel and says so", async () => {
+    const r = await s2sim("page-table-test", ...SMALL, "--kernel", "v5.12", "--check");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /checkers bbm, tlb-conflict, stale-tlb, table-free, refcount, coherence: no violation/,
+    );
+  });
+
+  it("a checked run of a buggy kernel fails with the violation report and exit status 1", async () => {
+    const r = await s2sim("page-table-test", ...SMALL, "--inject", "no-tlbi-after-break", "--check", "bbm");
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /^s2sim: check failed: bbm violation at [\d.]+ us on vCPU \d+: /);
+    assert.match(r.stderr, /^ {2}rule: break-before-make/m);
+    assert.match(r.stderr, /^ {2}history \(most recent last\):$/m);
+  });
+
+  it("an injected bug without --check runs and says the bug is there", async () => {
+    const r = await s2sim("page-table-test", ...SMALL, "--inject", "coalesce-tlbi-ipa");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Injected bug: coalesce-tlbi-ipa \(no checkers: add --check to catch it\)$/m);
+  });
+
+  it("--inject list and --check list name the bugs and the checkers", async () => {
+    const bugs = await s2sim("page-table-test", "--inject", "list");
+    assert.equal(bugs.code, 0);
+    for (const b of [
+      "no-tlbi-after-break",
+      "no-break",
+      "coalesce-tlbi-ipa",
+      "coalesce-no-cmo",
+      "install-no-cmo",
+      "free-before-tlbi",
+    ]) {
+      assert.match(bugs.stdout, new RegExp(`^ {2}${b} `, "m"));
+    }
+    const checks = await s2sim("page-table-test", "--check", "list");
+    assert.equal(checks.code, 0);
+    assert.match(checks.stdout, /^ {2}stale-tlb +a TLB hit agrees with the tables/m);
+  });
+
+  it("bad names are one-line errors", async () => {
+    for (const args of [
+      ["page-table-test", "--check", "bbm,nope"],
+      ["page-table-test", "--inject", "nope"],
+      ["page-table-test", ...SMALL, "--kernel", "v5.12", "--inject", "coalesce-no-cmo"],
+      ["scenario", "nope"],
+    ]) {
+      const r = await s2sim(...args);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, /^s2sim: /);
+    }
+  });
+
+  it("scenario runs a small program, lists its steps and shows the violations", async () => {
+    const list = await s2sim("scenario", "list");
+    assert.match(list.stdout, /^ {2}coalesce +provokes coalesce-tlbi-ipa, free-before-tlbi/m);
+    const clean = await s2sim("scenario", "coalesce", "--kernel", "v5.12");
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.match(clean.stdout, /^ {2}6\. +vCPU 0 reads page 3 \(coalesce to 2M\) +done at [\d.]+ us$/m);
+    assert.match(clean.stdout, /^no violation$/m);
+    const bad = await s2sim("scenario", "coalesce", "--inject", "free-before-tlbi");
+    assert.equal(bad.code, 0, bad.stderr);
+    assert.match(bad.stdout, /^table-free violation at /m);
+    const failed = await s2sim("scenario", "coalesce", "--inject", "free-before-tlbi", "--check");
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /^s2sim: check failed: table-free violation/);
+  });
+});
