@@ -191,7 +191,7 @@ export class Checkers implements MmuObserver {
     c.oldHi = Number(old / HI);
     c.newLo = Number(nw % HI);
     c.newHi = Number(nw / HI);
-    this.tlb?.store((c.oldLo & 1) !== 0);
+    this.tlb?.store(c);
     this.bbm?.pte(c);
     this.tables?.pte(c);
     this.refcounts?.pte(c);

@@ -7,13 +7,17 @@
  *   made without its TLBI. A clear access flag is not a disagreement (the kernel's mkold leaves
  *   cached copies alone by design).
  */
-import { pteOa } from "../arch/descriptor.js";
+import { ATTR_HI_XN, ATTR_LO_AF, ATTR_LO_S2AP_R, ATTR_LO_S2AP_W, pteOa } from "../arch/descriptor.js";
 import { hex, sizeName } from "../common/format.js";
 import { leafPerms } from "../pgtable/hw-walk.js";
 import type { SimMmu } from "../sim/mmu.js";
-import type { CheckEnv } from "./env.js";
+import type { CheckEnv, PteChange } from "./env.js";
 import { isLeafDesc } from "./env.js";
 import { permsName } from "./history.js";
+
+const PERM_LO = ATTR_LO_S2AP_R | ATTR_LO_S2AP_W;
+/** Low-word bits a valid descriptor may gain (or lose, see losesPerm) without changing its target. */
+const GROW_LO = PERM_LO | ATTR_LO_AF;
 
 /** The TLB conflict and stale-translation checkers. */
 export class TlbChecker {
@@ -24,6 +28,8 @@ export class TlbChecker {
    */
   private gen = 1;
   private readonly checked: Float64Array[];
+  /** Per vCPU: the smallest level (largest size) of any entry it ever cached; 4 = none yet. */
+  private readonly largest: Int8Array;
 
   constructor(
     private readonly env: CheckEnv,
@@ -32,18 +38,29 @@ export class TlbChecker {
     readonly stale: boolean,
   ) {
     this.checked = mmu.tlbs.map((t) => new Float64Array(t.capacity));
+    this.largest = new Int8Array(mmu.tlbs.length).fill(4);
   }
 
-  /** A descriptor store; `oldValid`: it changed a valid descriptor. */
-  store(oldValid: boolean): void {
-    if (oldValid) this.gen++;
+  /**
+   * A descriptor store. Only one that takes something from a valid descriptor (makes it invalid,
+   * changes what it points to or how, or removes a permission) can make a cached copy stale;
+   * adding permissions or the access flag cannot.
+   */
+  store(c: PteChange): void {
+    if ((c.oldLo & 1) === 0) return;
+    const keepsLo = (c.newLo & 1) !== 0 && ((c.oldLo ^ c.newLo) & ~GROW_LO) === 0;
+    const keepsHi = ((c.oldHi ^ c.newHi) & ~ATTR_HI_XN) === 0;
+    const losesPerm = (c.oldLo & ~c.newLo & PERM_LO) !== 0 || (c.newHi & ~c.oldHi & ATTR_HI_XN) !== 0;
+    if (!keepsLo || !keepsHi || losesPerm) this.gen++;
   }
 
   /** Before vCPU `cpu` caches a `level` leaf [base, +size) -> pa. */
   fill(cpu: number, base: number, level: number, pa: number, now: number): void {
     if (!this.conflict) return;
     const tlb = this.mmu.tlbs[cpu]!;
-    const slot = tlb.findConflict(base, level, pa, now);
+    // Larger entries can only be there if this vCPU ever cached one.
+    const slot = tlb.findConflict(base, level, pa, now, this.largest[cpu]! < level);
+    if (level < this.largest[cpu]!) this.largest[cpu] = level;
     if (slot < 0) return;
     const other = tlb.entry(slot);
     const size = this.env.levelSize[level]!;

@@ -51,7 +51,7 @@ export class SimMachine {
   /** Options to build the VM with: the meter, the store observer and the TLBI hardware. */
   vmHooks(): { meter: WorkMeter; pteObserver: PteVisibility; hw: Stage2Hw } {
     const hw: Stage2Hw = {
-      tlbFlushVmidIpa: (ipa) => this.mmuRef?.log.invalidateIpa(ipa),
+      tlbFlushVmidIpa: (ipa, level) => this.mmuRef?.log.invalidateIpa(ipa, level),
       tlbFlushVmid: () => this.mmuRef?.log.flushVmid(),
       dcacheCleanInvalPoc: () => {},
       icacheInvalPou: () => {},
@@ -70,6 +70,7 @@ export class SimMachine {
       vm.cpu.hwAccessFlag,
       vm.vcpus.length,
       this.profile.tlb,
+      vm.cpu.ttl,
     );
     for (const slot of vm.memslots.slots) this.mmuRef.log.track(slot.gpa, slot.size);
     this.pathRef = new GuestAccessPath(vm.vcpus.length, vm.geo.granule.size, this.mmuRef, this.meter);

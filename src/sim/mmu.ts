@@ -50,9 +50,10 @@ export class SimMmu {
     private readonly hwAccessFlag: boolean,
     vcpus: number,
     tlb: TlbShape,
+    ttl = false,
   ) {
     const levels = leafLevels(pgt.granule);
-    this.log = new TlbiLog(pgt.sizes, levels);
+    this.log = new TlbiLog(pgt.sizes, levels, ttl);
     this.tlbs = Array.from(
       { length: vcpus },
       () => new Stage2Tlb(tlb.entries, tlb.ways, pgt.sizes, levels, this.log),

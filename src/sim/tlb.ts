@@ -110,14 +110,15 @@ export class Stage2Tlb {
   /**
    * A live entry that would conflict with caching a `level` leaf at `blockBase` -> `paBase`: one
    * that overlaps it with a different size, or covers the same block with a different output
-   * address. Returns its slot, or -1.
+   * address. Returns its slot, or -1. With `larger` false, entries larger than a `level` leaf are
+   * not looked for (the caller knows there are none).
    */
-  findConflict(blockBase: number, level: number, paBase: number, now: number): number {
+  findConflict(blockBase: number, level: number, paBase: number, now: number, larger = true): number {
     const sizes = this.sizes;
     const levels = this.leafLevels;
-    // Entries of this size or larger that contain the block: one set per level.
+    // Entries of this size (or, unless `larger` is false, larger) that contain the block.
     for (const l of levels) {
-      if (l > level) continue;
+      if (l > level || (l < level && !larger)) continue;
       const block = Math.floor(blockBase * sizes.inv[l + 1]!);
       const base = block * sizes.size[l + 1]!;
       const first = this.setOf(block) * this.ways;

@@ -24,9 +24,15 @@ export class TlbiLog {
   vmidSeq = 0;
   private readonly ranges: TrackedRange[] = [];
 
+  /**
+   * @param ttl the CPU has FEAT_TTL: a TLBI by IPA with a level hint removes only entries of that
+   *   level (an entry of another level may survive: the architecture lets it). Without FEAT_TTL,
+   *   or with hint 0 (none), it removes cached leaves of every level that contain the IPA.
+   */
   constructor(
     private readonly sizes: LevelSizes,
     private readonly leafLevels: readonly number[],
+    private readonly ttl = false,
   ) {}
 
   /** Tracks translations in [base, base + size) (every memslot must be tracked). */
@@ -43,13 +49,14 @@ export class TlbiLog {
     this.ranges.push({ base, end: base + size, firstBlock, last });
   }
 
-  /** TLBI by IPA: every cached leaf of any size that contains `ipa`. */
-  invalidateIpa(ipa: number): void {
+  /** TLBI by IPA with level hint `level` (0: none): the cached leaves containing `ipa` it removes. */
+  invalidateIpa(ipa: number, level = 0): void {
     const seq = ++this.seq;
     const r = this.rangeOf(ipa);
     if (r === null) return;
-    for (const level of this.leafLevels) {
-      r.last[level]![Math.floor(ipa * this.sizes.inv[level + 1]!) - r.firstBlock[level]!] = seq;
+    for (const l of this.leafLevels) {
+      if (this.ttl && level > 0 && l !== level) continue;
+      r.last[l]![Math.floor(ipa * this.sizes.inv[l + 1]!) - r.firstBlock[l]!] = seq;
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { KUNPENG_920 } from "../../src/arch/cpu.js";
 import { parseChecks } from "../../src/check/rules.js";
 import { formatViolation } from "../../src/check/violation.js";
 import { KERNEL_VERSIONS } from "../../src/pgtable/kernel.js";
@@ -37,6 +38,21 @@ describe("kvm_page_table_test under every checker", () => {
       });
     }
   }
+
+  it("a CPU with FEAT_TTL (level-hinted TLBIs remove only their level): no violation either", () => {
+    for (const kernel of KERNEL_VERSIONS) {
+      for (const backing of ["anonymous_thp", "anonymous_hugetlb"]) {
+        const r = simulatePageTableTest(
+          { kernel, backing, memBytes: 8 << 20, vcpus: 3, vmOptions: { cpu: { ...KUNPENG_920, ttl: true } } },
+          profile,
+          undefined,
+          3,
+          { checks: parseChecks("all"), mode: "collect" },
+        );
+        assert.deepEqual(r.check!.violations.map(formatViolation), [], `${kernel} ${backing}`);
+      }
+    }
+  });
 
   it("checking changes nothing the model computes", () => {
     const config = { kernel: "v5.12" as const, backing: "anonymous_hugetlb", memBytes: 8 << 20, vcpus: 4 };

@@ -20,6 +20,37 @@ function setup(): { log: TlbiLog; tlb: Stage2Tlb } {
 }
 
 describe("stage-2 TLB", () => {
+  it("with FEAT_TTL a TLBI by IPA with a level hint removes only entries of that level", () => {
+    const log = new TlbiLog(sizes, levels, true);
+    log.track(BASE, 2 ** 31);
+    const tlb = new Stage2Tlb(64, 4, sizes, levels, log);
+    tlb.fill(BASE, 2, 0x1000_0000, TLB_R, Infinity);
+    tlb.fill(BASE + 2 ** 21, 3, 0x2000_0000, TLB_R, Infinity);
+    log.invalidateIpa(BASE + 2 ** 21, 2);
+    assert.ok(tlb.lookup(BASE + 2 ** 21, 0), "the L3 entry survives an L2-hinted TLBI");
+    log.invalidateIpa(BASE + 5 * 4096, 2);
+    assert.ok(!tlb.lookup(BASE + 4096, 0), "the L2 block is gone");
+    log.invalidateIpa(BASE + 2 ** 21, 0);
+    assert.ok(!tlb.lookup(BASE + 2 ** 21, 0), "no hint: every level");
+  });
+
+  it("finds conflicting entries: overlapping sizes, or the same block elsewhere", () => {
+    const { log, tlb } = setup();
+    tlb.fill(BASE + 4096, 3, 0x3000_1000, TLB_R, Infinity);
+    assert.ok(tlb.findConflict(BASE, 2, 0x3000_0000, 0) >= 0, "a 2M fill over a live 4K entry");
+    assert.equal(tlb.findConflict(BASE + 4096, 3, 0x3000_1000, 0), -1, "the same entry again");
+    assert.ok(tlb.findConflict(BASE + 4096, 3, 0x4000_1000, 0) >= 0, "same block, another PA");
+    tlb.fill(BASE + 2 ** 30, 1, 0x4000_0000, TLB_R, Infinity);
+    assert.ok(tlb.findConflict(BASE + 2 ** 30 + 8192, 3, 0x4000_2000, 0) >= 0, "a 4K fill under a live 1G");
+    assert.equal(
+      tlb.findConflict(BASE + 2 ** 30 + 8192, 3, 0x4000_2000, 0, false),
+      -1,
+      "larger not looked for",
+    );
+    log.flushVmid();
+    assert.equal(tlb.findConflict(BASE, 2, 0x3000_0000, 0), -1, "dead entries do not conflict");
+  });
+
   it("holds entries of their real size", () => {
     const { tlb } = setup();
     tlb.fill(BASE, 1, 0x80000000, TLB_R | TLB_W, Infinity);
