@@ -22,11 +22,17 @@ const GROW_LO = PERM_LO | ATTR_LO_AF;
 /** The TLB conflict and stale-translation checkers. */
 export class TlbChecker {
   /**
-   * Stores that changed a valid descriptor so far, plus one. Only such a store can make a cached
-   * entry disagree with the tables, so a slot verified at this generation (with no store in
-   * flight) needs no new walk until the next one: checked[cpu][slot] holds that generation.
+   * Only a store that takes something from a valid descriptor can make a cached copy stale. Such
+   * stores are numbered (`serial`); each level-2 block remembers the number of the last one inside
+   * it, and `wide` the last one at a level above 2. checked[cpu][slot] is the serial at which the
+   * slot's entry was last found to agree with the tables (with no store in flight): until a newer
+   * store touches its range, it needs no new walk. (A slot refilled since then holds an entry read
+   * from the tables after that point, which is as good.)
    */
-  private gen = 1;
+  private serial = 0;
+  private wide = 0;
+  private readonly regionSerial = new Map<number, number>();
+  private readonly regionInv: number;
   private readonly checked: Float64Array[];
   /** Per vCPU: the smallest level (largest size) of any entry it ever cached; 4 = none yet. */
   private readonly largest: Int8Array;
@@ -39,19 +45,19 @@ export class TlbChecker {
   ) {
     this.checked = mmu.tlbs.map((t) => new Float64Array(t.capacity));
     this.largest = new Int8Array(mmu.tlbs.length).fill(4);
+    this.regionInv = 1 / env.levelSize[2]!;
   }
 
-  /**
-   * A descriptor store. Only one that takes something from a valid descriptor (makes it invalid,
-   * changes what it points to or how, or removes a permission) can make a cached copy stale;
-   * adding permissions or the access flag cannot.
-   */
+  /** A descriptor store: numbered if it takes something away (see {@link serial}). */
   store(c: PteChange): void {
     if ((c.oldLo & 1) === 0) return;
     const keepsLo = (c.newLo & 1) !== 0 && ((c.oldLo ^ c.newLo) & ~GROW_LO) === 0;
     const keepsHi = ((c.oldHi ^ c.newHi) & ~ATTR_HI_XN) === 0;
     const losesPerm = (c.oldLo & ~c.newLo & PERM_LO) !== 0 || (c.newHi & ~c.oldHi & ATTR_HI_XN) !== 0;
-    if (!keepsLo || !keepsHi || losesPerm) this.gen++;
+    if (keepsLo && keepsHi && !losesPerm) return;
+    const n = ++this.serial;
+    if (c.level >= 2) this.regionSerial.set(Math.floor(c.ipa * this.regionInv), n);
+    else this.wide = n;
   }
 
   /** Before vCPU `cpu` caches a `level` leaf [base, +size) -> pa. */
@@ -88,7 +94,12 @@ export class TlbChecker {
     const tlb = this.mmu.tlbs[cpu]!;
     const checked = this.checked[cpu]!;
     const slot = tlb.lastSlot;
-    if (checked[slot] === this.gen) return;
+    let need = this.serial;
+    if (tlb.hitLevel >= 2) {
+      const r = this.regionSerial.get(Math.floor(ipa * this.regionInv)) ?? 0;
+      need = r > this.wide ? r : this.wide;
+    }
+    if (checked[slot]! >= need) return;
     const mmu = this.mmu;
     const level = mmu.probe(ipa, now);
     let why: string | null = null;
@@ -104,7 +115,7 @@ export class TlbChecker {
       }
     }
     if (why === null) {
-      if (!mmu.storesInFlight()) checked[slot] = this.gen;
+      if (!mmu.storesInFlight()) checked[slot] = this.serial;
       return;
     }
     const entrySize = this.env.levelSize[tlb.hitLevel]!;
