@@ -50,22 +50,33 @@ export const W = Object.fromEntries(WORK_ITEMS.map((n, i) => [n, i])) as { reado
 /** Number of items. */
 export const WORK_COUNT = WORK_ITEMS.length;
 
-/** Counts work and, with costs set, the virtual time it takes. */
+/**
+ * Counts work and, with costs set, the virtual time it takes. A charge is one typed-array add and
+ * one float add: the time of each item is derived (count × cost, so costs must be set before the
+ * first charge and not changed), and the running total is exact (unrounded); the simulator's
+ * engine rounds it to whole picoseconds where it turns a segment's work into virtual time.
+ */
 export class WorkMeter {
   /** Units of each item performed. */
   readonly count = new Float64Array(WORK_COUNT);
-  /** Time charged to each item (profile units: picoseconds). */
-  readonly time = new Float64Array(WORK_COUNT);
   /** Cost of one unit of each item; all zero unless a simulator prices them. */
   readonly cost = new Float64Array(WORK_COUNT);
-  /** Total time charged so far (the simulator reads differences of this). */
+  /**
+   * Time charged since the engine last reset it to 0 at the start of a code segment (profile
+   * units: picoseconds; exact, not rounded). Outside a simulation it is the total so far.
+   */
   acc = 0;
 
-  /** Records `n` units of `item` (time in whole picoseconds, so virtual time stays integral). */
+  /** Records `n` units of `item`. */
   charge(item: number, n: number): void {
-    const c = Math.round(this.cost[item]! * n);
     this.count[item]! += n;
-    this.time[item]! += c;
-    this.acc += c;
+    this.acc += this.cost[item]! * n;
+  }
+
+  /** Time charged to each item so far (count × cost, in whole picoseconds; a fresh array). */
+  get time(): Float64Array {
+    const t = new Float64Array(WORK_COUNT);
+    for (let i = 0; i < WORK_COUNT; i++) t[i] = Math.round(this.count[i]! * this.cost[i]!);
+    return t;
   }
 }

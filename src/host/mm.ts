@@ -24,6 +24,20 @@ export const HPTE_THP = 8;
 /** Part of a hugetlb page. */
 export const HPTE_HUGETLB = 16;
 
+// Module-private copies: V8 folds these into the code, while an imported binding is re-read.
+const W_GUP = W.gup;
+const W_HOST_FAULT = W["host-fault"];
+
+/** Whether slow GUP can take a page with host PTE flags `f` without faulting it in. */
+function gupCanUse(f: number, writeFault: boolean): boolean {
+  return (f & HPTE_PRESENT) !== 0 && (!writeFault || (f & HPTE_WRITE) !== 0);
+}
+
+/** Slow GUP's writable: a read fault maps writable if the page already is (the second FOLL_WRITE try). */
+function gupWritable(f: number, writeFault: boolean): boolean {
+  return writeFault || (f & HPTE_WRITE) !== 0;
+}
+
 /** PMD state of one THP-sized region of a THP VMA. */
 const PMD_NONE = 0;
 const PMD_THP = 1;
@@ -47,6 +61,8 @@ export class Vma {
   readonly flags: Uint8Array;
   /** THP VMAs: per THP-sized region, its PMD state. */
   readonly pmd: Uint8Array;
+  /** 1 / pageSize (exact: a power of two). */
+  private readonly pageInv: number;
   private readonly hugetlbMutexes = new Map<number, LockId>();
 
   constructor(
@@ -57,6 +73,7 @@ export class Vma {
   ) {
     this.end = start + size;
     this.pageSize = granule.size;
+    this.pageInv = 1 / granule.size;
     const pages = size / granule.size;
     this.pa = new Float64Array(pages);
     this.flags = new Uint8Array(pages);
@@ -65,7 +82,7 @@ export class Vma {
 
   /** Index of the host page holding `hva`. */
   index(hva: number): number {
-    return Math.floor((hva - this.start) / this.pageSize);
+    return Math.floor((hva - this.start) * this.pageInv);
   }
 
   /** Whether the VMA is hugetlbfs-backed (is_vm_hugetlb_page). */
@@ -91,7 +108,10 @@ export class HostMm {
   private readonly notifiers: MmuNotifier[] = [];
   private readonly thpBases = new Set<number>();
   private readonly thpSize: number;
-  /** Result of the last successful {@link gupFast}. */
+  private readonly thpInv: number;
+  /** The VMA {@link findVma} found last (VMAs are only ever added). */
+  private lastVma: Vma | null = null;
+  /** Result of the last successful {@link gupFast} or {@link gupNoFault}. */
   gupPa = 0;
   gupWritable = false;
 
@@ -103,6 +123,7 @@ export class HostMm {
     readonly meter: WorkMeter = new WorkMeter(),
   ) {
     this.thpSize = hugeZeroSize;
+    this.thpInv = 1 / hugeZeroSize;
   }
 
   /** mmap of `size` bytes at `start` with a backing source; misaligned or overlapping is an error. */
@@ -142,10 +163,15 @@ export class HostMm {
 
   /** find_vma / vma_lookup. */
   findVma(hva: number): Vma | null {
+    const last = this.lastVma;
+    if (last !== null && hva >= last.start && hva < last.end) return last;
     const vmas = this.vmas;
     for (let i = 0; i < vmas.length; i++) {
       const v = vmas[i]!;
-      if (hva >= v.start && hva < v.end) return v;
+      if (hva >= v.start && hva < v.end) {
+        this.lastVma = v;
+        return v;
+      }
     }
     return null;
   }
@@ -157,7 +183,7 @@ export class HostMm {
 
   /** kvm_is_transparent_hugepage's view: a THP page, or the huge zero page. */
   isTransparentHugepage(pa: number): boolean {
-    const base = Math.floor(pa / this.thpSize) * this.thpSize;
+    const base = Math.floor(pa * this.thpInv) * this.thpSize;
     return base === this.phys.hugeZeroPage || this.thpBases.has(base);
   }
 
@@ -175,8 +201,27 @@ export class HostMm {
    * faults, fast FOLL_WRITE again. Returns null for an address with no mapping.
    */
   *gup(hva: number, writeFault: boolean): Blocking<GupResult | null> {
-    if (this.gupFast(hva, writeFault)) return { pa: this.gupPa, writable: this.gupWritable };
+    if (this.gupNoFault(hva, writeFault)) return { pa: this.gupPa, writable: this.gupWritable };
     return yield* this.gupSlow(hva, writeFault);
+  }
+
+  /**
+   * hva_to_pfn up to the point where it would block: fast GUP, else slow GUP when the page is
+   * already present with the permission the fault needs (so slow GUP faults nothing in and cannot
+   * block). True with gupPa and gupWritable set; false when {@link gupSlow} must run (it also
+   * reports an unmapped address). Same work and events as gupFast then gupSlow.
+   */
+  gupNoFault(hva: number, writeFault: boolean): boolean {
+    if (this.gupFast(hva, writeFault)) return true;
+    const vma = this.findVma(hva);
+    if (vma === null) return false;
+    const i = vma.index(hva);
+    const f = vma.flags[i]!;
+    if (!gupCanUse(f, writeFault)) return false;
+    this.gupPa = vma.pa[i]!;
+    this.gupWritable = gupWritable(f, writeFault);
+    if (this.events.active) this.gupDone(hva, writeFault, "slow", this.gupPa, this.gupWritable);
+    return true;
   }
 
   /**
@@ -184,7 +229,7 @@ export class HostMm {
    * host PTE is present and writable. Never blocks and allocates nothing.
    */
   gupFast(hva: number, writeFault: boolean): boolean {
-    this.meter.charge(W.gup, 1);
+    this.meter.charge(W_GUP, 1);
     const vma = this.findVma(hva);
     if (vma === null) return false;
     const i = vma.index(hva);
@@ -201,28 +246,29 @@ export class HostMm {
     if (vma === null) return null;
     const i = vma.index(hva);
     for (let tries = 0; ; tries++) {
-      const f = vma.flags[i]!;
-      if ((f & HPTE_PRESENT) !== 0 && (!writeFault || (f & HPTE_WRITE) !== 0)) break;
+      if (gupCanUse(vma.flags[i]!, writeFault)) break;
       if (tries === 16) throw new Error(`GUP made no progress at ${hex(hva)}`);
       yield* this.handleMmFault(vma, hva, writeFault);
     }
-    // A read fault maps writable if the page already is (the second fast FOLL_WRITE attempt).
-    const writable = writeFault || (vma.flags[i]! & HPTE_WRITE) !== 0;
-    return this.gupDone(hva, writeFault, "slow", vma.pa[i]!, writable);
+    return this.gupDone(hva, writeFault, "slow", vma.pa[i]!, gupWritable(vma.flags[i]!, writeFault));
   }
 
-  /** handle_mm_fault for one host address. */
-  *handleMmFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
-    this.meter.charge(W["host-fault"], 1);
+  /**
+   * handle_mm_fault for one host address. Not a generator itself: it charges the fault and
+   * returns the backing's fault handler, so callers (which yield* it at once) resume one
+   * generator fewer per step.
+   */
+  handleMmFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
+    this.meter.charge(W_HOST_FAULT, 1);
     switch (vma.backing.kind) {
       case "anonymous":
-        return yield* this.anonFault(vma, hva, write);
+        return this.anonFault(vma, hva, write);
       case "shmem":
-        return yield* this.shmemFault(vma, hva);
+        return this.shmemFault(vma, hva);
       case "thp":
-        return yield* this.thpFault(vma, hva, write);
+        return this.thpFault(vma, hva, write);
       case "hugetlb":
-        return yield* this.hugetlbFault(vma, hva, write);
+        return this.hugetlbFault(vma, hva, write);
     }
   }
 
@@ -417,18 +463,34 @@ export class HostMm {
     if (this.events.active) this.events.emit(e);
   }
 
-  private *invalidateRangeStart(start: number, end: number): Blocking<void> {
-    this.notify({ kind: "notifier", op: "invalidate_range_start", start, end });
-    for (const n of this.notifiers) yield* n.invalidateRangeStart(start, end);
+  // The notifier calls below report the call and return code that runs every notifier's handler;
+  // callers yield* it at once. They are not generators themselves, and with one notifier (KVM's)
+  // the handler runs without a wrapping generator.
+
+  private invalidateRangeStart(start: number, end: number): Blocking<void> {
+    if (this.events.active) this.events.emit({ kind: "notifier", op: "invalidate_range_start", start, end });
+    return this.eachNotifier((n) => n.invalidateRangeStart(start, end));
   }
 
-  private *invalidateRangeEnd(start: number, end: number): Blocking<void> {
-    this.notify({ kind: "notifier", op: "invalidate_range_end", start, end });
-    for (const n of this.notifiers) yield* n.invalidateRangeEnd(start, end);
+  private invalidateRangeEnd(start: number, end: number): Blocking<void> {
+    if (this.events.active) this.events.emit({ kind: "notifier", op: "invalidate_range_end", start, end });
+    return this.eachNotifier((n) => n.invalidateRangeEnd(start, end));
   }
 
-  private *changePte(hva: number, pa: number): Blocking<void> {
-    this.notify({ kind: "notifier", op: "change_pte", start: hva, end: hva + this.granule.size, pa });
-    for (const n of this.notifiers) yield* n.changePte(hva, pa);
+  private changePte(hva: number, pa: number): Blocking<void> {
+    if (this.events.active) {
+      this.events.emit({ kind: "notifier", op: "change_pte", start: hva, end: hva + this.granule.size, pa });
+    }
+    return this.eachNotifier((n) => n.changePte(hva, pa));
+  }
+
+  /** `handler` of every registered notifier, in registration order. */
+  private eachNotifier(handler: (n: MmuNotifier) => Blocking<void>): Blocking<void> {
+    const ns = this.notifiers;
+    return ns.length === 1 ? handler(ns[0]!) : this.allNotifiers(handler);
+  }
+
+  private *allNotifiers(handler: (n: MmuNotifier) => Blocking<void>): Blocking<void> {
+    for (const n of this.notifiers) yield* handler(n);
   }
 }

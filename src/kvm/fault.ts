@@ -28,6 +28,11 @@ export interface Stage2Abort {
 /** How many times one guest access may fault before the model calls it a livelock. */
 const MAX_FAULTS_PER_ACCESS = 64;
 
+// Module-private copies: V8 folds these into the code, while an imported binding is re-read.
+const W_ABORT = W.abort;
+const W_MEMCACHE_PAGE = W["memcache-page"];
+const W_MARK_DIRTY = W["mark-dirty"];
+
 /**
  * One guest memory access by `vcpu`: a hardware stage-2 walk, and on a fault the exit to
  * kvm_handle_guest_abort and a retry, until the access completes. Returns the faults taken.
@@ -91,7 +96,8 @@ export class FaultContext {
   logging = false;
   forcePte = false;
   vmaPagesize = 0;
-  pmdShift = 0;
+  /** PMD_SIZE of the host granule. */
+  pmdSize = 0;
   gpa = 0;
   mmuSeq = 0;
   pa = 0;
@@ -128,7 +134,7 @@ export function abortBegin(
 ): number {
   const writeFault = isWriteFault(access);
   const ev = vm.events;
-  vm.meter.charge(W.abort, 1);
+  vm.meter.charge(W_ABORT, 1);
   vm.faultStats.abort(fsc, level, access.s1ptw);
   if (ev.active) {
     ev.emit({
@@ -188,7 +194,7 @@ export function* userMemAbort(vm: Vm, vcpu: Vcpu, ctx: FaultContext): Blocking<n
   let r = umaBeforeGup(vm, vcpu, ctx);
   if (r !== CONTINUE) return r;
   const gupHva = ctx.slot!.hvaOf(ctx.gpa);
-  if (!vm.host.gupFast(gupHva, ctx.writeFault)) {
+  if (!vm.host.gupNoFault(gupHva, ctx.writeFault)) {
     const gup = yield* vm.host.gupSlow(gupHva, ctx.writeFault);
     if (gup === null) return EFAULT;
     ctx.pa = gup.pa;
@@ -249,14 +255,14 @@ export function umaBeforeGup(vm: Vm, vcpu: Vcpu, ctx: FaultContext): number {
     sel = g.shift;
     forcePte = true;
   }
-  const vmaPagesize = sel === g.shift ? page : 2 ** sel;
+  const vmaPagesize = sel === g.shift ? page : sel === pmdShift ? shifts.pmdSize : 2 ** sel;
   // 4. Block-sized mappings start at the block.
   if (vmaPagesize === shifts.pmdSize || (page === 4096 && vmaPagesize === shifts.pudSize)) {
     faultIpa -= modPow2(faultIpa, vmaPagesize);
   }
   ctx.forcePte = forcePte;
   ctx.vmaPagesize = vmaPagesize;
-  ctx.pmdShift = pmdShift;
+  ctx.pmdSize = shifts.pmdSize;
   ctx.faultIpa = faultIpa;
   ctx.gpa = faultIpa - modPow2(faultIpa, page);
 
@@ -264,7 +270,7 @@ export function umaBeforeGup(vm: Vm, vcpu: Vcpu, ctx: FaultContext): number {
   if (fsc !== "permission" || (logging && writeFault)) {
     const added = vcpu.memcache.topup(vm.geo.cacheMinPages);
     if (added < 0) return added;
-    vm.meter.charge(W["memcache-page"], added);
+    vm.meter.charge(W_MEMCACHE_PAGE, added);
     if (added > 0 && vm.events.active)
       vm.events.emit({ kind: "memcache-topup", vcpu: vcpu.id, pages: added });
   }
@@ -294,10 +300,10 @@ export function umaLocked(vm: Vm, vcpu: Vcpu, ctx: FaultContext): void {
   if (vm.mmuNotifierRetry(ctx.mmuSeq)) return;
   // 11. THP: map the whole PMD if the page belongs to one (the huge zero page included).
   if (ctx.vmaPagesize === page && !ctx.forcePte) {
-    const pmdSize = 2 ** ctx.pmdShift;
+    const pmdSize = ctx.pmdSize;
     if (vm.host.isTransparentHugepage(ctx.pa) && faultSupportsStage2HugeMapping(slot, ctx.hva, pmdSize)) {
-      ctx.faultIpa -= ctx.faultIpa % pmdSize;
-      ctx.pa -= ctx.pa % pmdSize;
+      ctx.faultIpa -= modPow2(ctx.faultIpa, pmdSize);
+      ctx.pa -= modPow2(ctx.pa, pmdSize);
       ctx.vmaPagesize = pmdSize;
     }
   }
@@ -325,7 +331,7 @@ export function umaLocked(vm: Vm, vcpu: Vcpu, ctx: FaultContext): void {
   // 17. Dirty tracking for a successful writable mapping (kvm_set_pfn_dirty + mark_page_dirty).
   if (ctx.writable && ctx.ret === 0) {
     slot.markDirty(ctx.gpa);
-    vm.meter.charge(W["mark-dirty"], 1);
+    vm.meter.charge(W_MARK_DIRTY, 1);
     if (vm.events.active) vm.events.emit({ kind: "mark-dirty", gpa: ctx.gpa });
   }
 }

@@ -1,13 +1,15 @@
 /**
  * The discrete-event engine: CPUs run modelled code (generators yielding lock / unlock / sched
  * steps) in integer virtual time. Code between two steps runs atomically; its duration is the
- * work it charged to the shared {@link WorkMeter} while it ran. Steps are handled in global time
- * order (ties by arrival), so locks are granted in the order CPUs really reached them. Spinlocks
- * hand over in FIFO order (a queued spinlock); mutex waiters sleep and are woken.
+ * work it charged to the shared {@link WorkMeter} while it ran, rounded to whole picoseconds (the
+ * meter keeps exact sums; the engine resets its total at the start of each segment). Steps are
+ * handled in global time order (ties by arrival), so locks are granted in the order CPUs really
+ * reached them. Spinlocks hand over in FIFO order (a queued spinlock); mutex waiters sleep and are
+ * woken.
  */
 import type { Blocking, LockId, Step } from "../common/steps.js";
 import { W, type WorkMeter } from "../common/work.js";
-import { TaskHeap } from "./heap.js";
+import { TaskHeap, TaskQueue } from "./heap.js";
 
 /** Engine costs that are not work of the modelled code (picoseconds). */
 export interface EngineCosts {
@@ -30,11 +32,15 @@ export interface LockStats {
 interface LockState {
   owner: number;
   since: number;
-  readonly waiters: number[];
+  readonly waiters: TaskQueue;
   readonly stats: LockStats;
 }
 
 const NONE = -1;
+// Module-private copies: V8 folds these into the code, while an imported binding is re-read.
+const W_LOCK_ACQUIRE = W["lock-acquire"];
+const W_LOCK_HANDOFF = W["lock-handoff"];
+const W_MUTEX_WAKEUP = W["mutex-wakeup"];
 
 /**
  * Code a simulated CPU runs: each call runs it up to its next step (returned) or to its end
@@ -71,14 +77,19 @@ export class Engine {
   now = 0;
   /** The task whose code is running, or -1. */
   current = NONE;
-  /** Engine time when the running segment started, and the meter's total then. */
+  /** Engine time when the running segment started (the meter's total was reset to 0 then). */
   private segStart = 0;
-  private segAcc = 0;
   private readonly heap: TaskHeap;
   private readonly tasks: Task[] = [];
   private readonly locks = new Map<LockId, LockState>();
+  /** The lock looked up last and its state (the fault path takes one lock over and over). */
+  private lastLock: LockId | null = null;
+  private lastState: LockState | null = null;
+  private readonly capacity: number;
   /** Steps handled (a measure of simulation work). */
   steps = 0;
+  /** Where the last {@link advance} left its task: its finish, park or lock-wait time. */
+  private advanceEnd = 0;
 
   constructor(
     private readonly meter: WorkMeter,
@@ -86,11 +97,16 @@ export class Engine {
     capacity: number,
   ) {
     this.heap = new TaskHeap(capacity);
+    this.capacity = capacity;
+    // The meter derives each item's time from its cost; lock items are priced by the engine.
+    meter.cost[W_LOCK_ACQUIRE] = costs.lockAcquire;
+    meter.cost[W_LOCK_HANDOFF] = costs.lockHandoff;
+    meter.cost[W_MUTEX_WAKEUP] = costs.mutexWakeup;
   }
 
   /** Virtual time of the running code at this point of its segment. */
   timeNow(): number {
-    return this.segStart + (this.meter.acc - this.segAcc);
+    return this.segStart + Math.round(this.meter.acc);
   }
 
   /**
@@ -124,12 +140,16 @@ export class Engine {
   run(): number {
     const heap = this.heap;
     let last = this.now;
-    while (heap.size > 0) {
-      const t = heap.peekTime();
-      const id = heap.pop();
-      this.now = t;
-      const end = this.advance(id);
-      if (end > last) last = end;
+    let id = NONE;
+    for (;;) {
+      if (id === NONE) {
+        if (heap.size === 0) break;
+        const t = heap.peekTime();
+        id = heap.pop();
+        this.now = t;
+      }
+      id = this.advance(id);
+      if (this.advanceEnd > last) last = this.advanceEnd;
     }
     for (const [lock, s] of this.locks) {
       if (s.owner !== NONE) throw new Error(`simulation ended with ${lock.name} held`);
@@ -139,7 +159,9 @@ export class Engine {
 
   /**
    * Runs task `id` from `this.now` for as long as it stays the earliest: handles its pending step,
-   * resumes its code, and either continues or parks it in the heap or a lock queue.
+   * resumes its code, and either continues or parks it in the heap or a lock queue. Returns the
+   * next task to run when it parked the task in the heap (taken from the heap, with `this.now`
+   * set to its time), or -1 when the caller should take the next one.
    */
   private advance(id: number): number {
     const task = this.tasks[id]!;
@@ -151,7 +173,10 @@ export class Engine {
         task.pending = null;
         this.steps++;
         if (step.kind === "lock") {
-          if (!this.acquire(id, task, step.lock)) return this.now;
+          if (!this.acquire(id, task, step.lock)) {
+            this.advanceEnd = this.now;
+            return NONE;
+          }
         } else if (step.kind === "unlock") {
           this.release(id, step.lock);
         }
@@ -159,36 +184,43 @@ export class Engine {
       // Resume the code for one segment.
       this.current = id;
       this.segStart = this.now;
-      this.segAcc = meter.acc;
+      meter.acc = 0;
       const next = task.code.resume();
-      const end = this.segStart + (meter.acc - this.segAcc);
+      const end = this.segStart + Math.round(meter.acc);
       this.current = NONE;
       if (next === null) {
         task.finished = true;
         task.finishedAt = end;
         this.now = end;
-        return end;
+        this.advanceEnd = end;
+        return NONE;
       }
       task.pending = next;
       if (heap.size > 0 && end >= heap.peekTime()) {
-        heap.push(id, end);
-        return end;
+        // Park the task and take the earliest one in a single heap pass.
+        this.advanceEnd = end;
+        const other = heap.exchange(id, end);
+        this.now = heap.exchangedTime;
+        return other;
       }
       this.now = end;
     }
   }
 
   private lockState(lock: LockId): LockState {
+    if (lock === this.lastLock) return this.lastState!;
     let s = this.locks.get(lock);
     if (s === undefined) {
       s = {
         owner: NONE,
         since: 0,
-        waiters: [],
+        waiters: new TaskQueue(this.capacity),
         stats: { acquisitions: 0, contended: 0, waitPs: 0, holdPs: 0 },
       };
       this.locks.set(lock, s);
     }
+    this.lastLock = lock;
+    this.lastState = s;
     return s;
   }
 
@@ -198,8 +230,7 @@ export class Engine {
     if (s.owner === id) throw new Error(`deadlock: ${lock.name} taken twice by CPU ${id}`);
     if (s.owner === NONE) {
       const c = this.costs.lockAcquire;
-      this.meter.count[W["lock-acquire"]]!++;
-      this.meter.time[W["lock-acquire"]]! += c;
+      this.meter.count[W_LOCK_ACQUIRE]!++;
       this.now += c;
       s.owner = id;
       s.since = this.now;
@@ -217,16 +248,16 @@ export class Engine {
     const s = this.lockState(lock);
     if (s.owner !== id) throw new Error(`${lock.name} released by CPU ${id}, which does not hold it`);
     s.stats.holdPs += this.now - s.since;
-    if (s.waiters.length === 0) {
+    if (s.waiters.size === 0) {
       s.owner = NONE;
       return;
     }
-    const next = s.waiters.shift()!;
-    const item = lock.kind === "mutex" ? W["mutex-wakeup"] : W["lock-handoff"];
-    const c = lock.kind === "mutex" ? this.costs.mutexWakeup : this.costs.lockHandoff;
+    const next = s.waiters.shift();
+    const mutex = lock.kind === "mutex";
+    const item = mutex ? W_MUTEX_WAKEUP : W_LOCK_HANDOFF;
+    const c = mutex ? this.costs.mutexWakeup : this.costs.lockHandoff;
     const at = this.now + c;
     this.meter.count[item]!++;
-    this.meter.time[item]! += c;
     s.owner = next;
     s.since = at;
     s.stats.acquisitions++;

@@ -8,6 +8,10 @@ import { W, type WorkMeter } from "../common/work.js";
 import type { GuestAccess } from "../pgtable/hw-walk.js";
 import { type SimMmu, XLATE_OK } from "./mmu.js";
 
+// Module-private copies: V8 folds these into the code, while an imported binding is re-read.
+const W_GUEST_ACCESS = W["guest-access"];
+const W_S1_WALK = W["s1-walk"];
+
 /** A guest access as the simulator mutates it in place (one per vCPU). */
 export type MutableGuestAccess = { -readonly [K in keyof GuestAccess]: GuestAccess[K] };
 
@@ -48,10 +52,10 @@ export class GuestAccessPath {
   ): boolean {
     const meter = this.meter;
     const mmu = this.mmu;
-    meter.charge(W["guest-access"], 1);
+    meter.charge(W_GUEST_ACCESS, 1);
     const page = Math.floor(ipa * this.pageInv);
     if (page !== this.lastPage[cpu]) {
-      meter.charge(W["s1-walk"], 1);
+      meter.charge(W_S1_WALK, 1);
       for (let i = 0; i < nTables; i++) {
         const t = tables[i]!;
         // The stage-1 walker's read of a guest table page; KVM treats its faults as writes.

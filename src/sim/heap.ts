@@ -9,6 +9,8 @@ export class TaskHeap {
   private nextSeq = 0;
   /** Entries in the heap. */
   size = 0;
+  /** Time of the entry the last {@link exchange} removed. */
+  exchangedTime = 0;
 
   constructor(capacity: number) {
     this.time = new Float64Array(capacity);
@@ -45,15 +47,29 @@ export class TaskHeap {
 
   /** Removes and returns the earliest task id. */
   pop(): number {
+    const top = this.id[0]!;
+    const n = --this.size;
+    if (n > 0) this.siftDown(n, this.time[n]!, this.seq[n]!, this.id[n]!);
+    return top;
+  }
+
+  /**
+   * Adds task `id` at `time` and removes the earliest entry, which must come before it (the heap
+   * is not empty and its earliest time is at most `time`): a push and a pop in one pass. Returns
+   * the removed id; its time is then in {@link exchangedTime}.
+   */
+  exchange(id: number, time: number): number {
+    const top = this.id[0]!;
+    this.exchangedTime = this.time[0]!;
+    this.siftDown(this.size, time, this.nextSeq++, id);
+    return top;
+  }
+
+  /** Fills the hole at the root with (time, seq, id), in a heap of `n` entries. */
+  private siftDown(n: number, time: number, seq: number, id: number): void {
     const T = this.time;
     const S = this.seq;
     const I = this.id;
-    const top = I[0]!;
-    const n = --this.size;
-    if (n === 0) return top;
-    const time = T[n]!;
-    const seq = S[n]!;
-    const id = I[n]!;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
@@ -71,6 +87,34 @@ export class TaskHeap {
     T[i] = time;
     S[i] = seq;
     I[i] = id;
-    return top;
+  }
+}
+
+/** A FIFO of task ids on a ring buffer (a lock's waiters: at most one entry per task). */
+export class TaskQueue {
+  private readonly ids: Int32Array;
+  private head = 0;
+  /** Entries in the queue. */
+  size = 0;
+
+  constructor(capacity: number) {
+    this.ids = new Int32Array(capacity);
+  }
+
+  /** Appends task `id`. */
+  push(id: number): void {
+    const ids = this.ids;
+    if (this.size === ids.length) throw new Error("task queue full");
+    let i = this.head + this.size++;
+    if (i >= ids.length) i -= ids.length;
+    ids[i] = id;
+  }
+
+  /** Removes and returns the first task id (the queue must not be empty). */
+  shift(): number {
+    const id = this.ids[this.head]!;
+    if (++this.head === this.ids.length) this.head = 0;
+    this.size--;
+    return id;
   }
 }

@@ -38,6 +38,9 @@ export interface AccessStream {
 /** How many times one access may fault before the model calls it a livelock. */
 const MAX_FAULTS_PER_ACCESS = 64;
 
+// A module-private copy: V8 folds it into the code, while an imported binding is re-read.
+const W_EXIT = W.exit;
+
 const S_NEXT = 0;
 const S_ATTEMPT = 1;
 const S_SLOW_GUP = 2;
@@ -98,8 +101,9 @@ export class SimVcpu implements SimCode {
             throw new Error(`guest access to ${s.ipa} by vCPU ${this.vcpu.id} keeps faulting`);
           }
           // Exit to EL2, then kvm_handle_guest_abort.
-          this.meter.charge(W.exit, 1);
-          const access = { ...this.fault };
+          this.meter.charge(W_EXIT, 1);
+          // ctx.access is this.fault itself: attempt() rewrites it only on the next fault.
+          const access = this.fault;
           if (
             abortBegin(vm, this.vcpu, ctx, access, this.mmu.faultFsc, this.mmu.faultLevel) ===
             ABORT_ACCESS_FLAG
@@ -113,7 +117,7 @@ export class SimVcpu implements SimCode {
             continue;
           }
           const hva = ctx.slot!.hvaOf(ctx.gpa);
-          if (vm.host.gupFast(hva, ctx.writeFault)) {
+          if (vm.host.gupNoFault(hva, ctx.writeFault)) {
             ctx.pa = vm.host.gupPa;
             ctx.writable = vm.host.gupWritable;
             this.state = S_AFTER_GUP;
