@@ -1,8 +1,9 @@
 /**
- * Benchmarks: `npm run bench -- [pgtable|native|all] [--json] [--size 1G] [--kernel v5.14] [--runs 7]`.
+ * Benchmarks: `npm run bench -- [pgtable|native|all|check] [--json] [--size 1G] [--kernel v5.14] [--runs 7]`.
  * With --json, stdout carries exactly one JSON object (use `npm run --silent` to drop npm's banner).
  */
 import { cpus } from "node:os";
+import { benchCheck, formatCheck } from "./check.js";
 import { benchNative, formatNative, NativeUnavailable, type NativeResult } from "./native.js";
 import { parseBenchArgs, UsageError, type BenchOptions } from "./options.js";
 import { benchPgtable, formatPgtable, type PgtableResult } from "./pgtable.js";
@@ -12,6 +13,12 @@ function ratio(model: number, native: number): number {
 }
 
 function run(opts: BenchOptions): void {
+  if (opts.suite === "check") {
+    // The whole selftest twice per run: keep the default run count small.
+    const r = benchCheck({ ...opts, runs: opts.runsGiven ? opts.runs : 1 });
+    process.stdout.write(opts.json ? JSON.stringify(r) + "\n" : formatCheck(r));
+    return;
+  }
   const info = cpus();
   const cpuModel = info[0]?.model.trim() ?? "unknown";
   let pgtable: PgtableResult | undefined;

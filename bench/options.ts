@@ -3,11 +3,13 @@ import { parseSize } from "../src/common/size.js";
 
 /** What `npm run bench -- <suite> [options]` asked for. */
 export interface BenchOptions {
-  readonly suite: "pgtable" | "native" | "all";
+  readonly suite: "pgtable" | "native" | "all" | "check";
   /** Bytes to map, a multiple of 2 MiB. */
   readonly size: number;
   readonly kernel: "v5.12" | "v5.14";
   readonly runs: number;
+  /** Whether --runs was given (suites pick their own default otherwise). */
+  readonly runsGiven: boolean;
   readonly json: boolean;
 }
 
@@ -15,7 +17,7 @@ export interface BenchOptions {
 export class UsageError extends Error {}
 
 export const USAGE =
-  "usage: npm run bench -- [pgtable|native|all] [--json] [--size <bytes|4K|2M|1G|20G>] " +
+  "usage: npm run bench -- [pgtable|native|all|check] [--json] [--size <bytes|4K|2M|1G|20G>] " +
   "[--kernel v5.12|v5.14] [--runs N]";
 
 const TWO_MIB = 2 ** 21;
@@ -53,6 +55,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   let kernel: BenchOptions["kernel"] = "v5.14";
   let runs = 7;
   let json = false;
+  let runsGiven = false;
   let sawSuite = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -69,6 +72,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case "pgtable":
       case "native":
       case "all":
+      case "check":
         if (sawSuite) throw new UsageError(`more than one benchmark given ("${arg}")`);
         suite = name;
         sawSuite = true;
@@ -92,6 +96,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
           throw new UsageError(`bad run count "${v}": use a whole number from 1 to 1000`);
         }
         runs = Number(v);
+        runsGiven = true;
         break;
       }
       case "-h":
@@ -101,9 +106,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         throw new UsageError(
           arg.startsWith("-")
             ? `unknown option "${name}"`
-            : `unknown benchmark "${arg}": use pgtable, native or all`,
+            : `unknown benchmark "${arg}": use pgtable, native, all or check`,
         );
     }
   }
-  return { suite, size, kernel, runs, json };
+  return { suite, size, kernel, runs, runsGiven, json };
 }

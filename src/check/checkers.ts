@@ -30,8 +30,6 @@ export interface CheckOptions {
   readonly machine?: SimMachine;
 }
 
-const HI = 2n ** 32n;
-
 /** The checkers of one VM. */
 export class Checkers implements MmuObserver {
   readonly violations: Violation[] = [];
@@ -187,10 +185,10 @@ export class Checkers implements MmuObserver {
     c.level = level;
     c.ipa = ipa;
     c.size = this.env.levelSize[level]!;
-    c.oldLo = Number(old % HI);
-    c.oldHi = Number(old / HI);
-    c.newLo = Number(nw % HI);
-    c.newHi = Number(nw / HI);
+    c.oldLo = Number(BigInt.asUintN(32, old));
+    c.oldHi = Number(old >> 32n);
+    c.newLo = Number(BigInt.asUintN(32, nw));
+    c.newHi = Number(nw >> 32n);
     this.tlb?.store(c);
     this.bbm?.pte(c);
     this.tables?.pte(c);
