@@ -55,6 +55,7 @@ export class Checkers implements MmuObserver {
     newHi: 0,
   };
   private readonly unsubscribe: () => void;
+  private readonly machine: SimMachine | null;
   private readonly failFast: boolean;
   private readonly max: number;
 
@@ -88,18 +89,14 @@ export class Checkers implements MmuObserver {
     this.refcounts = on.has("refcount") ? new RefcountChecker(this.env) : null;
     this.coherence = on.has("coherence") ? new CoherenceChecker(this.env) : null;
     this.unsubscribe = vm.events.subscribe((e) => this.onEvent(e));
+    this.machine = machine;
     if (machine !== null && (this.tlb !== null || this.tables !== null)) machine.mmu.observer = this;
-    this.detachMmu = () => {
-      if (machine !== null && machine.mmu.observer === this) machine.mmu.observer = null;
-    };
   }
-
-  private readonly detachMmu: () => void;
 
   /** Stops checking. */
   detach(): void {
     this.unsubscribe();
-    this.detachMmu();
+    if (this.machine !== null && this.machine.mmu.observer === this) this.machine.mmu.observer = null;
   }
 
   // ---------------------------------------------------------------- MmuObserver
