@@ -136,8 +136,6 @@ export class Checkers implements MmuObserver {
         return;
       case "cmo":
         this.history.add(this.env.now(), this.env.cpu(), e);
-        if (e.op === "ic-ivau") this.coherence?.icacheInval(e.pa, e.size);
-        else if (e.op === "ic-ialluis") this.coherence?.icacheInvalAll();
         return;
       case "table-alloc": {
         this.history.add(this.env.now(), this.env.cpu(), e);
@@ -166,7 +164,6 @@ export class Checkers implements MmuObserver {
         return;
       case "host-alloc":
         this.history.add(this.env.now(), this.env.cpu(), e);
-        this.coherence?.hostWrite(e.pa, e.size);
         return;
       default:
         return;

@@ -14,65 +14,32 @@ import { isLeafDesc } from "./env.js";
 
 const XN = ATTR_HI_XN;
 
-/** The coherence checker. */
+/** The coherence checker (the per-page state lives in HostPhys, fed by the CPU's CMOs). */
 export class CoherenceChecker {
-  /** Per host page: written by the host since its last I-cache invalidation. */
-  private readonly icacheStale: Uint8Array;
   private readonly phys: HostPhys;
 
   constructor(private readonly env: CheckEnv) {
     this.phys = env.vm.hostPhys;
-    // Pages the host wrote before the checker started (the zero pages) and never cleaned.
-    this.icacheStale = Uint8Array.from(this.phys.unclean);
   }
 
   pte(c: PteChange): void {
     if (!isLeafDesc(c.newLo, c.level)) return;
     const g = this.env.granule;
     const pa = pteOa(g, c.newLo, c.newHi);
-    if (!this.phys.contains(pa)) return;
+    const phys = this.phys;
+    if (!phys.contains(pa)) return;
     const wasLeaf = isLeafDesc(c.oldLo, c.level) && pteOa(g, c.oldLo, c.oldHi) === pa;
     const cpu = this.env.vm.cpu;
-    if (!wasLeaf && !cpu.fwb && pteCacheable(c.newLo, false) && this.phys.isUnclean(pa, c.size)) {
-      this.report(c, pa, "visible", this.firstMarked(this.phys.unclean, pa, c.size));
+    if (!wasLeaf && !cpu.fwb && pteCacheable(c.newLo, false)) {
+      const dirty = phys.firstMarked(phys.unclean, pa, c.size);
+      if (dirty >= 0) this.report(c, pa, "visible", dirty);
     }
     const exec = (c.newHi & XN) === 0;
     const wasExec = wasLeaf && (c.oldHi & XN) === 0;
     if (exec && !wasExec && !cpu.dic) {
-      const stale = this.firstMarked(this.icacheStale, pa, c.size);
+      const stale = phys.firstMarked(phys.icacheStale, pa, c.size);
       if (stale >= 0) this.report(c, pa, "executable", stale);
     }
-  }
-
-  /** The host wrote [pa, pa + size). */
-  hostWrite(pa: number, size: number): void {
-    this.mark(pa, size, 1);
-  }
-
-  /** IC IVAU over [pa, pa + size). */
-  icacheInval(pa: number, size: number): void {
-    this.mark(pa, size, 0);
-  }
-
-  /** IC IALLUIS. */
-  icacheInvalAll(): void {
-    this.icacheStale.fill(0);
-  }
-
-  private mark(pa: number, size: number, v: number): void {
-    const page = this.env.granule.size;
-    const first = Math.max(0, Math.floor((pa - this.phys.base) / page));
-    const end = Math.min(this.icacheStale.length, Math.ceil((pa + size - this.phys.base) / page));
-    if (end > first) this.icacheStale.fill(v, first, end);
-  }
-
-  /** PA of the first marked host page in [pa, pa + size), or -1. */
-  private firstMarked(marks: Uint8Array, pa: number, size: number): number {
-    const page = this.env.granule.size;
-    const first = Math.floor((pa - this.phys.base) / page);
-    const end = Math.min(marks.length, first + Math.max(1, size / page));
-    for (let i = Math.max(0, first); i < end; i++) if (marks[i] !== 0) return this.phys.base + i * page;
-    return -1;
   }
 
   private report(c: PteChange, pa: number, how: "visible" | "executable", dirty: number): void {

@@ -1,7 +1,7 @@
 /**
  * Host physical memory that backs guests: page allocation by size class, the shared zero page and
- * huge zero page, and per-4K state "written by the host and not yet cleaned to the PoC" that the
- * coherence checker needs.
+ * huge zero page, and per-page state "written by the host and not yet cleaned to the PoC" and
+ * "written by the host since the last I-cache invalidation" that the coherence checker needs.
  */
 import type { Granule } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
@@ -20,6 +20,8 @@ export class HostPhys {
   readonly hugeZeroPage: number;
   /** Per host page: 1 while the host's writes to it have not been cleaned to the PoC. */
   readonly unclean: Uint8Array;
+  /** Per host page: 1 while the host's writes to it may still be stale in the I-cache. */
+  readonly icacheStale: Uint8Array;
   /** Bytes handed out, per allocation size. */
   readonly allocatedBytes = new Map<number, number>();
   private readonly limit: number;
@@ -48,6 +50,7 @@ export class HostPhys {
       );
     }
     this.unclean = new Uint8Array(span / page);
+    this.icacheStale = new Uint8Array(span / page);
     this.limit = this.base + span;
     this.hugeZeroPage = this.base;
     this.zeroPage = this.base + hugeZeroSize;
@@ -94,26 +97,46 @@ export class HostPhys {
 
   /** Records that the host CPU wrote [pa, pa + size) (zeroing, copy) through its cacheable alias. */
   markWritten(pa: number, size: number): void {
-    const first = (pa - this.base) / this.granule.size;
-    this.unclean.fill(1, first, first + size / this.granule.size);
+    this.mark(this.unclean, pa, size, 1);
+    this.mark(this.icacheStale, pa, size, 1);
   }
 
   /** Records a clean+invalidate to the PoC of [pa, pa + size). */
   cleanToPoc(pa: number, size: number): void {
-    const page = this.granule.size;
-    const first = Math.max(0, Math.floor((pa - this.base) / page));
-    const end = Math.min(this.unclean.length, Math.ceil((pa + size - this.base) / page));
-    if (end > first) this.unclean.fill(0, first, end);
+    this.mark(this.unclean, pa, size, 0);
+  }
+
+  /** Records an I-cache invalidation by address over [pa, pa + size). */
+  invalidateIcache(pa: number, size: number): void {
+    this.mark(this.icacheStale, pa, size, 0);
+  }
+
+  /** Records an invalidation of the whole I-cache. */
+  invalidateIcacheAll(): void {
+    this.icacheStale.fill(0);
   }
 
   /** Whether any host page in [pa, pa + size) holds host writes not yet cleaned to the PoC. */
   isUnclean(pa: number, size: number): boolean {
+    return this.firstMarked(this.unclean, pa, size) >= 0;
+  }
+
+  /** PA of the first page in [pa, pa + size) marked in `marks` (unclean or icacheStale), or -1. */
+  firstMarked(marks: Uint8Array, pa: number, size: number): number {
     const page = this.granule.size;
     const first = Math.floor((pa - this.base) / page);
-    if (first < 0 || first >= this.unclean.length) return false;
-    const end = Math.min(this.unclean.length, first + Math.max(1, size / page));
-    for (let i = first; i < end; i++) if (this.unclean[i] !== 0) return true;
-    return false;
+    if (first < 0 || first >= marks.length) return -1;
+    const end = Math.min(marks.length, first + Math.max(1, size / page));
+    for (let i = first; i < end; i++) if (marks[i] !== 0) return this.base + i * page;
+    return -1;
+  }
+
+  /** Sets the pages of [pa, pa + size) to `v` in `marks`. */
+  private mark(marks: Uint8Array, pa: number, size: number, v: number): void {
+    const page = this.granule.size;
+    const first = Math.max(0, Math.floor((pa - this.base) / page));
+    const end = Math.min(marks.length, Math.ceil((pa + size - this.base) / page));
+    if (end > first) marks.fill(v, first, end);
   }
 
   /** Whether `pa` is host memory managed here. */

@@ -111,8 +111,14 @@ export class Vm {
         phys.cleanToPoc(pa, size);
         userHw.dcacheCleanInvalPoc(pa, size);
       },
-      icacheInvalPou: (pa, size) => userHw.icacheInvalPou(pa, size),
-      icacheInvalAll: () => userHw.icacheInvalAll(),
+      icacheInvalPou: (pa, size) => {
+        phys.invalidateIcache(pa, size);
+        userHw.icacheInvalPou(pa, size);
+      },
+      icacheInvalAll: () => {
+        phys.invalidateIcacheAll();
+        userHw.icacheInvalAll();
+      },
     };
     this.pgt = new Stage2Pgtable({
       geometry: this.geo,

@@ -80,10 +80,7 @@ export class Stage2Tlb {
     if (base < 0) return false;
     const level = this.level[i]!;
     if (ipa < base || ipa >= base + this.sizes.size[level + 1]!) return false;
-    if (now >= this.expiry[i]! || this.log.lastFor(ipa, level) > this.fillSeq[i]!) {
-      this.base[i] = -1;
-      return false;
-    }
+    if (!this.isLive(i, now)) return false;
     this.hitPa = this.pa[i]! + (ipa - base);
     this.hitPerms = this.perms[i]!;
     this.hitLevel = level;
@@ -100,6 +97,7 @@ export class Stage2Tlb {
   isLive(i: number, now: number): boolean {
     const base = this.base[i]!;
     if (base < 0) return false;
+    // The log keeps one TLBI number per block of each level, so any address of the entry will do.
     if (now >= this.expiry[i]! || this.log.lastFor(base, this.level[i]!) > this.fillSeq[i]!) {
       this.base[i] = -1;
       return false;
