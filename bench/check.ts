@@ -1,5 +1,5 @@
 /**
- * The checkers' cost: kvm_page_table_test (all three stages, anonymous memory) run on the
+ * The checkers' cost: kvm_page_table_test (all three stages, anonymous memory unless told) run on the
  * simulated machine without checkers and then with every checker on, host seconds for each.
  */
 import { parseChecks } from "../src/check/rules.js";

@@ -1,5 +1,6 @@
 /**
- * Benchmarks: `npm run bench -- [pgtable|native|all|check] [--json] [--size 1G] [--kernel v5.14] [--runs 7]`.
+ * Benchmarks: `npm run bench -- [pgtable|native|all|check] [--json] [--size 1G] [--kernel v5.14] [--runs 7]`
+ * (`check` also takes `--backing anonymous_thp` etc.).
  * With --json, stdout carries exactly one JSON object (use `npm run --silent` to drop npm's banner).
  */
 import { cpus } from "node:os";

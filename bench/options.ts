@@ -1,4 +1,5 @@
 import { parseSize } from "../src/common/size.js";
+import { backingNames } from "../src/host/backing.js";
 /** Command-line parsing for the benchmarks: a few options, every mistake a one-line error. */
 
 /** What `npm run bench -- <suite> [options]` asked for. */
@@ -11,6 +12,8 @@ export interface BenchOptions {
   /** Whether --runs was given (suites pick their own default otherwise). */
   readonly runsGiven: boolean;
   readonly json: boolean;
+  /** The selftest's backing source (`check` only). */
+  readonly backing: string;
 }
 
 /** A mistake on the command line; main prints its message and exits with code 2. */
@@ -18,7 +21,7 @@ export class UsageError extends Error {}
 
 export const USAGE =
   "usage: npm run bench -- [pgtable|native|all|check] [--json] [--size <bytes|4K|2M|1G|20G>] " +
-  "[--kernel v5.12|v5.14] [--runs N]";
+  "[--kernel v5.12|v5.14] [--runs N] [--backing anonymous|anonymous_thp|...]";
 
 const TWO_MIB = 2 ** 21;
 /** Largest size accepted: the table model's default 8 GiB pool holds the tables of ~8 TiB. */
@@ -57,6 +60,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   let json = false;
   let runsGiven = false;
   let sawSuite = false;
+  let backing = "anonymous";
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf("=");
@@ -99,6 +103,14 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         runsGiven = true;
         break;
       }
+      case "--backing": {
+        const v = value();
+        if (!backingNames().includes(v)) {
+          throw new UsageError(`bad backing "${v}": use one of ${backingNames().join(", ")}`);
+        }
+        backing = v;
+        break;
+      }
       case "-h":
       case "--help":
         throw new UsageError(USAGE);
@@ -110,5 +122,5 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         );
     }
   }
-  return { suite, size, kernel, runs, runsGiven, json };
+  return { suite, size, kernel, runs, runsGiven, json, backing };
 }

@@ -5,8 +5,8 @@
  * accumulate (up to a limit) and the run goes on.
  */
 import { levelSize } from "../arch/granule.js";
-import type { VmEvent } from "../kvm/events.js";
 import type { Vm } from "../kvm/vm.js";
+import type { CmoOp, PgtableOp, PgtableTap } from "../pgtable/events.js";
 import type { SimMachine } from "../sim/machine.js";
 import type { MmuObserver } from "../sim/observer.js";
 import { BbmChecker } from "./bbm.js";
@@ -30,8 +30,11 @@ export interface CheckOptions {
   readonly machine?: SimMachine;
 }
 
-/** The checkers of one VM. */
-export class Checkers implements MmuObserver {
+/**
+ * The checkers of one VM: the tap of its event bus (so at most one Checkers per VM at a time) and
+ * the observer of its machine's MMU.
+ */
+export class Checkers implements MmuObserver, PgtableTap {
   readonly violations: Violation[] = [];
   /** Violations found, including those beyond maxViolations. */
   found = 0;
@@ -55,6 +58,7 @@ export class Checkers implements MmuObserver {
     newHi: 0,
   };
   private readonly unsubscribe: () => void;
+  private readonly untap: () => void;
   private readonly machine: SimMachine | null;
   private readonly failFast: boolean;
   private readonly max: number;
@@ -64,19 +68,21 @@ export class Checkers implements MmuObserver {
     opts: CheckOptions,
   ) {
     const machine = opts.machine ?? null;
+    this.machine = machine;
     const granule = vm.geo.granule;
     const sizes = [0, 1, 2, 3].map((l) => levelSize(granule, l));
     this.failFast = (opts.mode ?? "fail-fast") === "fail-fast";
     this.max = opts.maxViolations ?? 100;
-    this.history = new EventHistory(sizes);
+    const mem = vm.tableMem;
+    this.history = new EventHistory(sizes, (page) => mem.pa(page));
     this.env = {
       vm,
       granule,
       ptrsPerTable: granule.ptrsPerTable,
       levelSize: sizes,
-      cpu: () => (machine !== null ? machine.currentCpu() : -1),
-      now: () => (machine !== null ? machine.timeBase + machine.now() : Number.NaN),
-      global: (t) => (machine !== null ? machine.timeBase + t : t),
+      cpu: () => this.cpu(),
+      now: () => this.now(),
+      global: (t) => this.global(t),
       report: (check, what, ipa, level, focus, cpu) => this.report(check, what, ipa, level, focus, cpu),
     };
     const on = opts.checks;
@@ -88,15 +94,38 @@ export class Checkers implements MmuObserver {
     this.tables = on.has("table-free") ? new TableFreeChecker(this.env) : null;
     this.refcounts = on.has("refcount") ? new RefcountChecker(this.env) : null;
     this.coherence = on.has("coherence") ? new CoherenceChecker(this.env) : null;
-    this.unsubscribe = vm.events.subscribe((e) => this.onEvent(e));
-    this.machine = machine;
+    // Page-table events come through the tap, as numbers; from the bus only the host writes.
+    this.untap = vm.events.setTap(this);
+    this.unsubscribe = vm.events.subscribe(
+      (e) => this.history.addHostAlloc(this.now(), this.cpu(), e.pa, e.size),
+      ["host-alloc"],
+    );
     if (machine !== null && (this.tlb !== null || this.tables !== null)) machine.mmu.observer = this;
   }
 
   /** Stops checking. */
   detach(): void {
     this.unsubscribe();
+    this.untap();
     if (this.machine !== null && this.machine.mmu.observer === this) this.machine.mmu.observer = null;
+  }
+
+  /** The running vCPU (-1: host code between timed runs, or no machine). */
+  private cpu(): number {
+    const m = this.machine;
+    return m !== null ? m.currentCpu() : -1;
+  }
+
+  /** Machine time now (NaN between timed runs, or without a machine). */
+  private now(): number {
+    const m = this.machine;
+    return m !== null ? m.timeBase + m.now() : Number.NaN;
+  }
+
+  /** Machine time of engine time `t` of the current run. */
+  private global(t: number): number {
+    const m = this.machine;
+    return m !== null ? m.timeBase + t : t;
   }
 
   // ---------------------------------------------------------------- MmuObserver
@@ -108,86 +137,88 @@ export class Checkers implements MmuObserver {
   }
 
   tlbFill(cpu: number, base: number, level: number, pa: number, perms: number, now: number): void {
-    this.history.addFill(this.env.global(now), cpu, base, level, pa, perms);
+    this.history.addFill(this.global(now), cpu, base, level, pa, perms);
     if (this.tlb !== null) this.tlb.fill(cpu, base, level, pa, now);
   }
 
   walkRead(cpu: number, page: number, level: number, now: number): void {
-    if (this.tables !== null) this.tables.walkRead(cpu, page, level, this.env.global(now));
-  }
-
-  // ---------------------------------------------------------------- events
-
-  private onEvent(e: VmEvent): void {
-    switch (e.kind) {
-      case "pte":
-        this.history.add(this.env.now(), this.env.cpu(), e);
-        this.pte(e.table, e.index, e.level, e.ipa, e.old, e.new);
-        return;
-      case "tlbi":
-        this.history.add(this.env.now(), this.env.cpu(), e);
-        if (e.scope === "vmid") {
-          this.bbm?.tlbiVmid();
-          this.tables?.tlbiVmid();
-        } else {
-          this.bbm?.tlbiIpa(e.ipa, e.level);
-          this.tables?.tlbiIpa(e.ipa);
-        }
-        return;
-      case "cmo":
-        this.history.add(this.env.now(), this.env.cpu(), e);
-        return;
-      case "table-alloc": {
-        this.history.add(this.env.now(), this.env.cpu(), e);
-        const page = this.vm.tableMem.pageOf(e.pa);
-        this.tables?.tableAlloc(page);
-        this.refcounts?.tableAlloc(page);
-        return;
-      }
-      case "page-free": {
-        this.history.add(this.env.now(), this.env.cpu(), e);
-        const page = this.vm.tableMem.pageOf(e.pa);
-        this.tables?.pageFree(page);
-        this.refcounts?.pageFree(page);
-        this.bbm?.pageFree(page);
-        return;
-      }
-      case "refcount":
-        this.refcounts?.refcount(this.vm.tableMem.pageOf(e.pa));
-        return;
-      case "op":
-        this.tables?.op(e.op);
-        this.refcounts?.op(e.op);
-        return;
-      case "op-done":
-        this.refcounts?.opDone(e.op);
-        return;
-      case "host-alloc":
-        this.history.add(this.env.now(), this.env.cpu(), e);
-        return;
-      default:
-        return;
+    // Only a freed page can break the rule: test that before converting the time.
+    if (this.tables !== null && !(this.vm.tableMem.refcount[page]! > 0)) {
+      this.tables.walkRead(cpu, page, level, this.global(now));
     }
   }
 
-  private pte(tablePa: number, index: number, level: number, ipa: number, old: bigint, nw: bigint): void {
+  // ---------------------------------------------------------------- PgtableTap
+
+  op(op: PgtableOp): void {
+    if (this.tables !== null) this.tables.op(op);
+    if (this.refcounts !== null) this.refcounts.op(op);
+  }
+
+  opDone(op: PgtableOp): void {
+    if (this.refcounts !== null) this.refcounts.opDone(op);
+  }
+
+  pte(
+    page: number,
+    index: number,
+    level: number,
+    ipa: number,
+    oldLo: number,
+    oldHi: number,
+    newLo: number,
+    newHi: number,
+  ): void {
+    this.history.addPte(this.now(), this.cpu(), page, index, level, ipa, oldLo, oldHi, newLo, newHi);
     const c = this.change;
-    const page = this.vm.tableMem.pageOf(tablePa);
     c.page = page;
     c.index = index;
     c.key = page * this.env.ptrsPerTable + index;
     c.level = level;
     c.ipa = ipa;
     c.size = this.env.levelSize[level]!;
-    c.oldLo = Number(BigInt.asUintN(32, old));
-    c.oldHi = Number(old >> 32n);
-    c.newLo = Number(BigInt.asUintN(32, nw));
-    c.newHi = Number(nw >> 32n);
-    this.tlb?.store(c);
-    this.bbm?.pte(c);
-    this.tables?.pte(c);
-    this.refcounts?.pte(c);
-    this.coherence?.pte(c);
+    c.oldLo = oldLo;
+    c.oldHi = oldHi;
+    c.newLo = newLo;
+    c.newHi = newHi;
+    if (this.tlb !== null) this.tlb.store(c);
+    if (this.bbm !== null) this.bbm.pte(c);
+    if (this.tables !== null) this.tables.pte(c);
+    if (this.refcounts !== null) this.refcounts.pte(c);
+    if (this.coherence !== null) this.coherence.pte(c);
+  }
+
+  tableAlloc(page: number, level: number): void {
+    this.history.addTableAlloc(this.now(), this.cpu(), page, level);
+    if (this.tables !== null) this.tables.tableAlloc(page);
+    if (this.refcounts !== null) this.refcounts.tableAlloc(page);
+  }
+
+  pageFree(page: number): void {
+    this.history.addPageFree(this.now(), this.cpu(), page);
+    if (this.tables !== null) this.tables.pageFree(page);
+    if (this.refcounts !== null) this.refcounts.pageFree(page);
+    if (this.bbm !== null) this.bbm.pageFree(page);
+  }
+
+  refcount(page: number): void {
+    if (this.refcounts !== null) this.refcounts.refcount(page);
+  }
+
+  tlbiIpa(ipa: number, level: number): void {
+    this.history.addTlbiIpa(this.now(), this.cpu(), ipa, level);
+    if (this.bbm !== null) this.bbm.tlbiIpa(ipa, level);
+    if (this.tables !== null) this.tables.tlbiIpa(ipa);
+  }
+
+  tlbiVmid(): void {
+    this.history.addTlbiVmid(this.now(), this.cpu());
+    if (this.bbm !== null) this.bbm.tlbiVmid();
+    if (this.tables !== null) this.tables.tlbiVmid();
+  }
+
+  cmo(op: CmoOp, pa: number, size: number): void {
+    this.history.addCmo(this.now(), this.cpu(), op, pa, size);
   }
 
   private report(

@@ -3,7 +3,8 @@
  * TLB fills, each with the vCPU and virtual time it happened at, kept in a fixed-size ring.
  */
 import { hex, sizeName } from "../common/format.js";
-import type { PgtableEvent } from "../pgtable/events.js";
+import { pteBig } from "../arch/descriptor.js";
+import type { CmoOp, PgtableEvent } from "../pgtable/events.js";
 import { formatPgtableEvent } from "../pgtable/trace-format.js";
 
 /** A TLB fill, as the history records it. */
@@ -55,71 +56,164 @@ export function formatCpu(cpu: number): string {
   return cpu >= 0 ? `vCPU ${cpu}` : "host";
 }
 
+/** Record kinds in the ring (the low 4 bits of a record's meta word). */
+const R_FILL = 0;
+const R_PTE = 1;
+const R_TLBI_IPA = 2;
+const R_TLBI_VMID = 3;
+const R_CMO = 4;
+const R_TABLE_ALLOC = 5;
+const R_PAGE_FREE = 6;
+const R_HOST_ALLOC = 7;
+
+/** The CMO operations, by their code in the ring. */
+const CMO_OPS: readonly CmoOp[] = ["dc-civac", "ic-ivau", "ic-ialluis"];
+
 /**
- * A ring of the most recent events. TLB fills, the most frequent, are kept in typed arrays and
- * only turned into records when a report asks for them.
+ * A ring of the most recent events, kept as numbers in typed arrays and only turned into event
+ * records when a report asks for them: recording allocates nothing and retains no object, so the
+ * collector never has to promote or trace them.
  */
 export class EventHistory {
-  private readonly time: Float64Array;
-  private readonly cpu: Int32Array;
-  /** An event object, or null for a TLB fill held in the fill arrays. */
-  private readonly events: Array<HistoryEvent | null>;
-  private readonly fillBase: Float64Array;
-  private readonly fillPa: Float64Array;
-  private readonly fillLevel: Int8Array;
-  private readonly fillPerms: Uint8Array;
+  /** Per record: time, address, aux (3 doubles; see {@link put}). */
+  private readonly rec: Float64Array;
+  /** Per record: kind | (level + 1) << 4 | small << 8 (level < 15, small < 2^23), and the vCPU. */
+  private readonly meta: Int32Array;
+  /** Per pte record: the old and new descriptor words. */
+  private readonly words: Uint32Array;
   private next = 0;
   private count = 0;
 
+  /**
+   * @param levelSize bytes an entry of each level maps
+   * @param pagePa the physical address of a table page (for the records)
+   */
   constructor(
     private readonly levelSize: LevelSizeTable,
+    private readonly pagePa: (page: number) => number,
     readonly capacity = 65536,
   ) {
-    this.time = new Float64Array(capacity);
-    this.cpu = new Int32Array(capacity);
-    this.events = new Array<HistoryEvent | null>(capacity).fill(null);
-    this.fillBase = new Float64Array(capacity);
-    this.fillPa = new Float64Array(capacity);
-    this.fillLevel = new Int8Array(capacity);
-    this.fillPerms = new Uint8Array(capacity);
+    this.rec = new Float64Array(3 * capacity);
+    this.meta = new Int32Array(2 * capacity);
+    this.words = new Uint32Array(4 * capacity);
   }
 
-  /** Records an event. */
-  add(time: number, cpu: number, e: HistoryEvent): void {
-    this.events[this.slot(time, cpu)] = e;
+  /** Records a descriptor store (the words are unsigned 32-bit numbers). */
+  addPte(
+    time: number,
+    cpu: number,
+    page: number,
+    index: number,
+    level: number,
+    ipa: number,
+    oldLo: number,
+    oldHi: number,
+    newLo: number,
+    newHi: number,
+  ): void {
+    const i = this.put(R_PTE, time, cpu, ipa, page, level, index);
+    const w = this.words;
+    w[4 * i] = oldLo;
+    w[4 * i + 1] = oldHi;
+    w[4 * i + 2] = newLo;
+    w[4 * i + 3] = newHi;
+  }
+
+  /** Records a TLBI by IPA with level hint `level`. */
+  addTlbiIpa(time: number, cpu: number, ipa: number, level: number): void {
+    this.put(R_TLBI_IPA, time, cpu, ipa, 0, level, 0);
+  }
+
+  /** Records a whole-VMID TLBI. */
+  addTlbiVmid(time: number, cpu: number): void {
+    this.put(R_TLBI_VMID, time, cpu, 0, 0, 0, 0);
+  }
+
+  /** Records cache maintenance over [pa, pa + size). */
+  addCmo(time: number, cpu: number, op: CmoOp, pa: number, size: number): void {
+    this.put(R_CMO, time, cpu, pa, size, 0, CMO_OPS.indexOf(op));
+  }
+
+  /** Records the allocation of table page `page` for `level`. */
+  addTableAlloc(time: number, cpu: number, page: number, level: number): void {
+    this.put(R_TABLE_ALLOC, time, cpu, page, 0, level, 0);
+  }
+
+  /** Records the freeing of table page `page`. */
+  addPageFree(time: number, cpu: number, page: number): void {
+    this.put(R_PAGE_FREE, time, cpu, page, 0, 0, 0);
+  }
+
+  /** Records a host write of fresh contents over [pa, pa + size). */
+  addHostAlloc(time: number, cpu: number, pa: number, size: number): void {
+    this.put(R_HOST_ALLOC, time, cpu, pa, size, 0, 0);
   }
 
   /** Records a TLB fill of a `level` leaf [base, +size) -> pa. */
   addFill(time: number, cpu: number, base: number, level: number, pa: number, perms: number): void {
-    const i = this.slot(time, cpu);
-    this.events[i] = null;
-    this.fillBase[i] = base;
-    this.fillLevel[i] = level;
-    this.fillPa[i] = pa;
-    this.fillPerms[i] = perms;
+    this.put(R_FILL, time, cpu, base, pa, level, perms);
   }
 
-  private slot(time: number, cpu: number): number {
+  /**
+   * Appends a record: `addr` is the IPA (pte, tlbi, fill), PA (cmo, host write) or table page
+   * (alloc, free); `aux` the table page (pte), size (cmo, host write) or output address (fill);
+   * `small` the entry index (pte), permissions (fill) or CMO code. Returns its slot.
+   */
+  private put(
+    kind: number,
+    time: number,
+    cpu: number,
+    addr: number,
+    aux: number,
+    level: number,
+    small: number,
+  ): number {
     const i = this.next;
-    this.time[i] = time;
-    this.cpu[i] = cpu;
+    const rec = this.rec;
+    rec[3 * i] = time;
+    rec[3 * i + 1] = addr;
+    rec[3 * i + 2] = aux;
+    this.meta[2 * i] = kind | ((level + 1) << 4) | (small << 8);
+    this.meta[2 * i + 1] = cpu;
     this.next = i + 1 === this.capacity ? 0 : i + 1;
     if (this.count < this.capacity) this.count++;
     return i;
   }
 
+  /** The record in slot `i`, as the event the model emitted. */
   private eventAt(i: number): HistoryEvent {
-    const e = this.events[i];
-    if (e !== null && e !== undefined) return e;
-    const level = this.fillLevel[i]!;
-    return {
-      kind: "tlb-fill",
-      base: this.fillBase[i]!,
-      size: this.levelSize[level]!,
-      level,
-      pa: this.fillPa[i]!,
-      perms: this.fillPerms[i]!,
-    };
+    const m = this.meta[2 * i]!;
+    const level = ((m >> 4) & 15) - 1;
+    const small = m >> 8;
+    const addr = this.rec[3 * i + 1]!;
+    const aux = this.rec[3 * i + 2]!;
+    const w = this.words;
+    switch (m & 15) {
+      case R_PTE:
+        return {
+          kind: "pte",
+          ipa: addr,
+          level,
+          table: this.pagePa(aux),
+          index: small,
+          old: pteBig(w[4 * i]!, w[4 * i + 1]!),
+          new: pteBig(w[4 * i + 2]!, w[4 * i + 3]!),
+        };
+      case R_TLBI_IPA:
+        return { kind: "tlbi", scope: "vmid-ipa", ipa: addr, level };
+      case R_TLBI_VMID:
+        return { kind: "tlbi", scope: "vmid" };
+      case R_CMO:
+        return { kind: "cmo", op: CMO_OPS[small]!, pa: addr, size: aux };
+      case R_TABLE_ALLOC:
+        return { kind: "table-alloc", pa: this.pagePa(addr), level };
+      case R_PAGE_FREE:
+        return { kind: "page-free", pa: this.pagePa(addr) };
+      case R_HOST_ALLOC:
+        return { kind: "host-alloc", pa: addr, size: aux };
+      default:
+        return { kind: "tlb-fill", base: addr, size: this.levelSize[level]!, level, pa: aux, perms: small };
+    }
   }
 
   /** The last `max` recorded events about `focus`, oldest first, one line each. */
@@ -130,11 +224,11 @@ export class EventHistory {
       const e = this.eventAt(i);
       if (!this.relevant(e, focus)) continue;
       if (e.kind === "tlb-fill") {
-        if (focus.cpu !== undefined && this.cpu[i] !== focus.cpu) continue;
+        if (focus.cpu !== undefined && this.meta[2 * i + 1] !== focus.cpu) continue;
         if (focus.fillBases !== undefined && !focus.fillBases.includes(e.base)) continue;
       }
       out.push(
-        `${formatTime(this.time[i]!).padStart(18)}  ${formatCpu(this.cpu[i]!).padEnd(8)} ${describe(e)}`,
+        `${formatTime(this.rec[3 * i]!).padStart(18)}  ${formatCpu(this.meta[2 * i + 1]!).padEnd(8)} ${describe(e)}`,
       );
     }
     return out.reverse();

@@ -47,6 +47,7 @@ export class TableFreeChecker {
   }
 
   tlbiIpa(ipa: number): void {
+    if (this.owed.size === 0) return;
     for (const [page, u] of this.owed) if (ipa >= u.ipa && ipa < u.ipa + u.size) this.owed.delete(page);
   }
 

@@ -1,4 +1,5 @@
 /** Events of the host memory model. Addresses: `hva` host virtual, `pa` host physical. */
+import type { EventKinds } from "../common/events.js";
 
 /** What a host page fault did (handle_mm_fault and the GUP around it). */
 export type HostFaultResult =
@@ -32,3 +33,12 @@ export type HostEvent =
   | { kind: "notifier"; op: "invalidate_range_start" | "invalidate_range_end"; start: number; end: number }
   | { kind: "notifier"; op: "change_pte"; start: number; end: number; pa: number }
   | { kind: "notifier"; op: "clear_flush_young" | "clear_young" | "test_young"; start: number; end: number };
+
+/** Every kind of {@link HostEvent} (for an EventBus). */
+export const HOST_EVENT_KINDS: EventKinds<HostEvent> = {
+  "host-fault": true,
+  "host-alloc": true,
+  "host-free": true,
+  gup: true,
+  notifier: true,
+};

@@ -220,7 +220,8 @@ export class HostMm {
     if (!gupCanUse(f, writeFault)) return false;
     this.gupPa = vma.pa[i]!;
     this.gupWritable = gupWritable(f, writeFault);
-    if (this.events.active) this.gupDone(hva, writeFault, "slow", this.gupPa, this.gupWritable);
+    if (this.events.active && this.events.wants["gup"])
+      this.gupDone(hva, writeFault, "slow", this.gupPa, this.gupWritable);
     return true;
   }
 
@@ -236,7 +237,8 @@ export class HostMm {
     if ((vma.flags[i]! & (HPTE_PRESENT | HPTE_WRITE)) !== (HPTE_PRESENT | HPTE_WRITE)) return false;
     this.gupPa = vma.pa[i]!;
     this.gupWritable = true;
-    if (this.events.active) this.gupDone(hva, writeFault, "fast", this.gupPa, true);
+    if (this.events.active && this.events.wants["gup"])
+      this.gupDone(hva, writeFault, "fast", this.gupPa, true);
     return true;
   }
 
@@ -434,18 +436,21 @@ export class HostMm {
     this.phys.markWritten(pa, size);
     this.meter.charge(W["page-alloc"], 1);
     this.meter.charge(W["zero-byte"], size);
-    if (this.events.active) this.events.emit({ kind: "host-alloc", pa, size });
+    if (this.events.active && this.events.wants["host-alloc"])
+      this.events.emit({ kind: "host-alloc", pa, size });
     return pa;
   }
 
   private dropRaced(hva: number, write: boolean, pa: number, size: number): void {
     this.phys.free(pa, size);
-    if (this.events.active) this.events.emit({ kind: "host-free", pa, size });
+    if (this.events.active && this.events.wants["host-free"])
+      this.events.emit({ kind: "host-free", pa, size });
     this.faulted(hva, write, "raced", size);
   }
 
   private faulted(hva: number, write: boolean, result: HostFaultResult, size: number): void {
-    if (this.events.active) this.events.emit({ kind: "host-fault", hva, write, result, size });
+    if (this.events.active && this.events.wants["host-fault"])
+      this.events.emit({ kind: "host-fault", hva, write, result, size });
   }
 
   private gupDone(
@@ -455,12 +460,13 @@ export class HostMm {
     pa: number,
     writable: boolean,
   ): GupResult {
-    if (this.events.active) this.events.emit({ kind: "gup", hva, write, path, pa, writable });
+    if (this.events.active && this.events.wants["gup"])
+      this.events.emit({ kind: "gup", hva, write, path, pa, writable });
     return { pa, writable };
   }
 
   private notify(e: HostEvent): void {
-    if (this.events.active) this.events.emit(e);
+    if (this.events.active && this.events.wants[e.kind]) this.events.emit(e);
   }
 
   // The notifier calls below report the call and return code that runs every notifier's handler;
@@ -468,17 +474,19 @@ export class HostMm {
   // the handler runs without a wrapping generator.
 
   private invalidateRangeStart(start: number, end: number): Blocking<void> {
-    if (this.events.active) this.events.emit({ kind: "notifier", op: "invalidate_range_start", start, end });
+    if (this.events.active && this.events.wants["notifier"])
+      this.events.emit({ kind: "notifier", op: "invalidate_range_start", start, end });
     return this.eachNotifier((n) => n.invalidateRangeStart(start, end));
   }
 
   private invalidateRangeEnd(start: number, end: number): Blocking<void> {
-    if (this.events.active) this.events.emit({ kind: "notifier", op: "invalidate_range_end", start, end });
+    if (this.events.active && this.events.wants["notifier"])
+      this.events.emit({ kind: "notifier", op: "invalidate_range_end", start, end });
     return this.eachNotifier((n) => n.invalidateRangeEnd(start, end));
   }
 
   private changePte(hva: number, pa: number): Blocking<void> {
-    if (this.events.active) {
+    if (this.events.active && this.events.wants["notifier"]) {
       this.events.emit({ kind: "notifier", op: "change_pte", start: hva, end: hva + this.granule.size, pa });
     }
     return this.eachNotifier((n) => n.changePte(hva, pa));

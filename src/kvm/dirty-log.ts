@@ -114,5 +114,6 @@ function protectWord(vm: Vm, slot: Memslot, word: number, lo: number, hi: number
 }
 
 function report(vm: Vm, op: "enable" | "get" | "clear" | "disable", slot: Memslot): void {
-  if (vm.events.active) vm.events.emit({ kind: "dirty-log", op, slot: slot.id });
+  if (vm.events.active && vm.events.wants["dirty-log"])
+    vm.events.emit({ kind: "dirty-log", op, slot: slot.id });
 }

@@ -1,7 +1,8 @@
 /** Events of the KVM layer, and the union of every event a VM emits. */
-import type { HostEvent } from "../host/events.js";
+import type { EventKinds } from "../common/events.js";
+import { HOST_EVENT_KINDS, type HostEvent } from "../host/events.js";
 import type { FaultStatus } from "../pgtable/hw-walk.js";
-import type { PgtableEvent } from "../pgtable/events.js";
+import { PGTABLE_EVENT_KINDS, type PgtableEvent } from "../pgtable/events.js";
 
 /** What the fault handler decided under mmu_lock. */
 export type FaultAction =
@@ -41,3 +42,15 @@ export type KvmEvent =
 
 /** Every event of a VM: KVM, pgtable and host. */
 export type VmEvent = KvmEvent | PgtableEvent | HostEvent;
+
+/** Every kind of {@link VmEvent} (for the VM's EventBus). */
+export const VM_EVENT_KINDS: EventKinds<VmEvent> = {
+  "guest-abort": true,
+  "fault-action": true,
+  "memcache-topup": true,
+  "mark-dirty": true,
+  "notifier-handler": true,
+  "dirty-log": true,
+  ...PGTABLE_EVENT_KINDS,
+  ...HOST_EVENT_KINDS,
+};

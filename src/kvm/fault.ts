@@ -136,7 +136,7 @@ export function abortBegin(
   const ev = vm.events;
   vm.meter.charge(W_ABORT, 1);
   vm.faultStats.abort(fsc, level, access.s1ptw);
-  if (ev.active) {
+  if (ev.active && ev.wants["guest-abort"]) {
     ev.emit({
       kind: "guest-abort",
       vcpu: vcpu.id,
@@ -271,7 +271,7 @@ export function umaBeforeGup(vm: Vm, vcpu: Vcpu, ctx: FaultContext): number {
     const added = vcpu.memcache.topup(vm.geo.cacheMinPages);
     if (added < 0) return added;
     vm.meter.charge(W_MEMCACHE_PAGE, added);
-    if (added > 0 && vm.events.active)
+    if (added > 0 && vm.events.active && vm.events.wants["memcache-topup"])
       vm.events.emit({ kind: "memcache-topup", vcpu: vcpu.id, pages: added });
   }
   // 6. Sample the notifier sequence before GUP (7: GUP is the caller's next phase).
@@ -332,7 +332,8 @@ export function umaLocked(vm: Vm, vcpu: Vcpu, ctx: FaultContext): void {
   if (ctx.writable && ctx.ret === 0) {
     slot.markDirty(ctx.gpa);
     vm.meter.charge(W_MARK_DIRTY, 1);
-    if (vm.events.active) vm.events.emit({ kind: "mark-dirty", gpa: ctx.gpa });
+    if (vm.events.active && vm.events.wants["mark-dirty"])
+      vm.events.emit({ kind: "mark-dirty", gpa: ctx.gpa });
   }
 }
 
@@ -389,5 +390,6 @@ function report(
   ret: number,
 ): void {
   vm.faultStats.action(action, ret);
-  if (vm.events.active) vm.events.emit({ kind: "fault-action", vcpu: vcpu.id, action, ipa, size, prot, ret });
+  if (vm.events.active && vm.events.wants["fault-action"])
+    vm.events.emit({ kind: "fault-action", vcpu: vcpu.id, action, ipa, size, prot, ret });
 }

@@ -130,6 +130,6 @@ export class KvmMmuNotifier implements MmuNotifier {
   private report(op: string, gpa: number, size: number): void {
     this.vm.meter.charge(W["notifier-handler"], 1);
     const ev = this.vm.events;
-    if (ev.active) ev.emit({ kind: "notifier-handler", op, gpa, size });
+    if (ev.active && ev.wants["notifier-handler"]) ev.emit({ kind: "notifier-handler", op, gpa, size });
   }
 }

@@ -18,8 +18,9 @@ import { NULL_HW, type Stage2Hw } from "../pgtable/hw.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import { MemoryCache } from "../pgtable/memcache.js";
 import { PhysMem } from "../pgtable/phys-mem.js";
+import type { PgtableTap } from "../pgtable/events.js";
 import { type PteObserver, Stage2Pgtable } from "../pgtable/stage2.js";
-import type { VmEvent } from "./events.js";
+import { VM_EVENT_KINDS, type VmEvent } from "./events.js";
 import { type KvmKernel, kvmKernel } from "./kernel.js";
 import { type Memslot, Memslots } from "./memslot.js";
 import { KvmMmuNotifier } from "./mmu-notifier.js";
@@ -39,7 +40,7 @@ export interface VmOptions {
   readonly hostBytes?: number;
   /** Hardware the TLBIs and CMOs go to (the simulator's); events are emitted regardless. */
   readonly hw?: Stage2Hw;
-  readonly events?: EventBus<VmEvent>;
+  readonly events?: EventBus<VmEvent, PgtableTap>;
   readonly meter?: WorkMeter;
   /** Told of every stage-2 descriptor store (the simulator's visibility model). */
   readonly pteObserver?: PteObserver;
@@ -61,7 +62,8 @@ export class Vm {
   readonly geo: Stage2Geometry;
   readonly cpu: CpuFeatures;
   readonly vtcr: number;
-  readonly events: EventBus<VmEvent>;
+  /** Every layer's events; its tap is told of the page-table events as numbers. */
+  readonly events: EventBus<VmEvent, PgtableTap>;
   readonly tableMem: PhysMem;
   readonly hostPhys: HostPhys;
   readonly host: HostMm;
@@ -91,7 +93,7 @@ export class Vm {
     this.cpu = opts.cpu ?? KUNPENG_920;
     this.vtcr = vtcrEl2(this.cpu, this.geo);
     this.faultShifts = faultShifts(granule);
-    this.events = opts.events ?? new EventBus<VmEvent>();
+    this.events = opts.events ?? new EventBus<VmEvent, PgtableTap>(VM_EVENT_KINDS);
     const vcpus = opts.vcpus ?? 1;
     if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 512) {
       throw new S2simError("bad-vcpus", `vCPU count ${vcpus} must be between 1 and 512 (KVM_MAX_VCPUS)`);

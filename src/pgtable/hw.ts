@@ -4,9 +4,8 @@
  * charges time and updates the vCPUs' TLBs, tests use {@link NULL_HW}.
  */
 import type { CpuFeatures } from "../arch/cpu.js";
-import type { EventSink } from "../common/events.js";
 import { W, type WorkMeter } from "../common/work.js";
-import type { CmoOp, PgtableEvent } from "./events.js";
+import type { CmoOp, PgtableSink } from "./events.js";
 
 const W_DC_CIVAC_LINE = W["dc-civac-line"];
 const W_IC_IALLU = W["ic-iallu"];
@@ -39,7 +38,7 @@ export const NULL_HW: Stage2Hw = {
 export interface Stage2Env {
   readonly cpu: CpuFeatures;
   readonly hw: Stage2Hw;
-  readonly events: EventSink<PgtableEvent>;
+  readonly events: PgtableSink;
   /** Where executed work is counted (and, under the simulator, priced). */
   readonly meter: WorkMeter;
 }
@@ -53,7 +52,9 @@ export function dcacheCleanInvalPoc(env: Stage2Env, pa: number, size: number): v
 
 /** A `cmo` event (out of line: keeps the CMO functions small enough to inline). */
 function emitCmo(env: Stage2Env, op: CmoOp, pa: number, size: number): void {
-  env.events.emit({ kind: "cmo", op, pa, size });
+  const ev = env.events;
+  if (ev.tap !== null) ev.tap.cmo(op, pa, size);
+  if (ev.wants["cmo"]) ev.emit({ kind: "cmo", op, pa, size });
 }
 
 /** __clean_dcache_guest_page: skipped with FWB, otherwise clean+invalidate to the PoC. */
@@ -69,14 +70,14 @@ export function cleanDcacheGuestPage(env: Stage2Env, pa: number, size: number): 
 export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: number): void {
   const cpu = env.cpu;
   if (cpu.icache === "vipt") {
-    if (env.events.active) env.events.emit({ kind: "cmo", op: "ic-ialluis", pa, size });
+    if (env.events.active) emitCmo(env, "ic-ialluis", pa, size);
     env.meter.charge(W_IC_IALLU, 1);
     env.hw.icacheInvalAll();
     return;
   }
   if (cpu.vhe || cpu.icache !== "vpipt") {
     if (cpu.dic) return;
-    if (env.events.active) env.events.emit({ kind: "cmo", op: "ic-ivau", pa, size });
+    if (env.events.active) emitCmo(env, "ic-ivau", pa, size);
     env.meter.charge(W_IC_IVAU_LINE, linesIn(pa, size, env.cpu.icacheLine));
     env.hw.icacheInvalPou(pa, size);
   }

@@ -170,7 +170,7 @@ export class MapVisitor implements Visitor {
     const child = pgt.mmOps.zallocPage(this.memcache);
     if (child < 0) return E_NOMEM;
     const childPa = pgt.mem.pa(child);
-    if (pgt.events.active) pgt.events.emit({ kind: "table-alloc", pa: childPa, level: level + 1 });
+    if (pgt.events.active) pgt.reportTableAlloc(child, level + 1);
     // Block -> table: the rest of the old block is left unmapped and refaults lazily.
     if (pgt.isCounted(oldLo, oldHi)) {
       if (this.bug === "no-break") {

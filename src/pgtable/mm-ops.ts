@@ -2,9 +2,8 @@
  * struct kvm_pgtable_mm_ops: how the page-table code gets, counts and frees table pages and how it
  * reaches cache maintenance. Table pages are named by their page number in {@link PhysMem}.
  */
-import type { EventSink } from "../common/events.js";
 import { W, type WorkMeter } from "../common/work.js";
-import type { PgtableEvent } from "./events.js";
+import type { PgtableSink } from "./events.js";
 import { cleanDcacheGuestPage, invalidateIcacheGuestPage, type Stage2Env } from "./hw.js";
 import type { MemoryCache } from "./memcache.js";
 import type { PhysMem } from "./phys-mem.js";
@@ -40,7 +39,7 @@ export interface MmOps {
 class PageOps {
   constructor(
     private readonly mem: PhysMem,
-    private readonly events: EventSink<PgtableEvent>,
+    private readonly events: PgtableSink,
     private readonly meter: WorkMeter,
   ) {}
 
@@ -70,13 +69,22 @@ class PageOps {
     if (count === 0) {
       this.meter.charge(W_TABLE_FREE, 1);
       mem.release(page);
-      if (this.events.active) this.events.emit({ kind: "page-free", pa: mem.pa(page) });
+      if (this.events.active) this.emitPageFree(page);
     }
   }
 
   /** The `refcount` event (out of line: keeps get_page/put_page small enough to inline). */
   private emitRefcount(page: number, count: number): void {
-    this.events.emit({ kind: "refcount", pa: this.mem.pa(page), count });
+    const ev = this.events;
+    if (ev.tap !== null) ev.tap.refcount(page, count);
+    if (ev.wants["refcount"]) ev.emit({ kind: "refcount", pa: this.mem.pa(page), count });
+  }
+
+  /** The `page-free` event. */
+  private emitPageFree(page: number): void {
+    const ev = this.events;
+    if (ev.tap !== null) ev.tap.pageFree(page);
+    if (ev.wants["page-free"]) ev.emit({ kind: "page-free", pa: this.mem.pa(page) });
   }
 
   pageCount(page: number): number {

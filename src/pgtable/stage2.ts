@@ -16,11 +16,10 @@ import type { Stage2Geometry } from "../arch/geometry.js";
 import type { Granule } from "../arch/granule.js";
 import { levelSupportsBlock } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
-import type { EventSink } from "../common/events.js";
 import { W, WorkMeter } from "../common/work.js";
 import { AttrVisitor } from "./attr.js";
 import { DestroyVisitor } from "./destroy.js";
-import type { PgtableEvent, PgtableOp } from "./events.js";
+import type { PgtableOp, PgtableSink } from "./events.js";
 import { FlushVisitor } from "./flush.js";
 import { NULL_HW, type Stage2Env, type Stage2Hw } from "./hw.js";
 import type { PgtableKernel } from "./kernel.js";
@@ -51,7 +50,21 @@ const W_TLBI_IPA = W["tlbi-ipa"];
 const W_TLBI_VMID = W["tlbi-vmid"];
 
 /** A sink that never listens. */
-const NO_EVENTS: EventSink<PgtableEvent> = { active: false, emit() {} };
+const NO_EVENTS: PgtableSink = {
+  active: false,
+  tap: null,
+  wants: {
+    op: false,
+    "op-done": false,
+    pte: false,
+    "table-alloc": false,
+    "page-free": false,
+    refcount: false,
+    tlbi: false,
+    cmo: false,
+  },
+  emit() {},
+};
 
 /** How to build a {@link Stage2Pgtable}. */
 export interface Stage2PgtableOptions {
@@ -60,7 +73,7 @@ export interface Stage2PgtableOptions {
   readonly cpu: CpuFeatures;
   readonly mem: PhysMem;
   readonly hw?: Stage2Hw;
-  readonly events?: EventSink<PgtableEvent>;
+  readonly events?: PgtableSink;
   /** Defaults to kvm_s2_mm_ops for the kernel. */
   readonly mmOps?: MmOps;
   /** Where work is counted; defaults to a private meter. */
@@ -90,7 +103,7 @@ export class Stage2Pgtable implements Stage2Env {
   readonly cpu: CpuFeatures;
   readonly mem: PhysMem;
   readonly hw: Stage2Hw;
-  readonly events: EventSink<PgtableEvent>;
+  readonly events: PgtableSink;
   readonly mmOps: MmOps;
   readonly meter: WorkMeter;
   /** stage2_has_fwb: the guest stage 2 never opts out of FWB. */
@@ -158,9 +171,7 @@ export class Stage2Pgtable implements Stage2Env {
     }
     this.pgd = pgd;
     if (this.events.active) {
-      for (let i = 0; i < this.geo.pgdPages; i++) {
-        this.events.emit({ kind: "table-alloc", pa: this.mem.pa(pgd + i), level: this.geo.startLevel });
-      }
+      for (let i = 0; i < this.geo.pgdPages; i++) this.reportTableAlloc(pgd + i, this.geo.startLevel);
     }
     this.done("init", 0);
   }
@@ -320,15 +331,28 @@ export class Stage2Pgtable implements Stage2Env {
   /** The `pte` event of {@link writePte}, before the store (kept out of the store path). */
   private emitPte(table: number, idx: number, lo: number, hi: number, addr: number, level: number): void {
     const words = this.pages[table]!;
-    this.events.emit({
+    const ev = this.events;
+    const ipa = this.sizes.alignDown(addr, level);
+    const oldLo = words[2 * idx]!;
+    const oldHi = words[2 * idx + 1]!;
+    if (ev.tap !== null) ev.tap.pte(table, idx, level, ipa, oldLo, oldHi, lo >>> 0, hi >>> 0);
+    if (!ev.wants["pte"]) return;
+    ev.emit({
       kind: "pte",
-      ipa: this.sizes.alignDown(addr, level),
+      ipa,
       level,
       table: this.mem.pa(table),
       index: idx,
-      old: pteBig(words[2 * idx]!, words[2 * idx + 1]!),
+      old: pteBig(oldLo, oldHi),
       new: pteBig(lo, hi),
     });
+  }
+
+  /** Reports a new table page (call inside an `events.active` test). */
+  reportTableAlloc(page: number, level: number): void {
+    const ev = this.events;
+    if (ev.tap !== null) ev.tap.tableAlloc(page, level);
+    if (ev.wants["table-alloc"]) ev.emit({ kind: "table-alloc", pa: this.mem.pa(page), level });
   }
 
   /** Breaks an entry the kernel's way: kvm_set_invalid_pte (v5.12) or kvm_clear_pte (v5.14). */
@@ -352,14 +376,14 @@ export class Stage2Pgtable implements Stage2Env {
 
   /** __kvm_tlb_flush_vmid_ipa. */
   tlbFlushVmidIpa(ipa: number, level: number): void {
-    if (this.events.active) this.events.emit({ kind: "tlbi", scope: "vmid-ipa", ipa, level });
+    if (this.events.active) this.emitTlbiIpa(ipa, level);
     this.meter.charge(W_TLBI_IPA, 1);
     this.hw.tlbFlushVmidIpa(ipa, level);
   }
 
   /** __kvm_tlb_flush_vmid. */
   tlbFlushVmid(): void {
-    if (this.events.active) this.events.emit({ kind: "tlbi", scope: "vmid" });
+    if (this.events.active) this.emitTlbiVmid();
     this.meter.charge(W_TLBI_VMID, 1);
     this.hw.tlbFlushVmid();
   }
@@ -377,13 +401,30 @@ export class Stage2Pgtable implements Stage2Env {
   }
 
   // The event objects are built in these out-of-line helpers, so that the code of the entry points
-  // and of writePte stays small enough for the JIT to inline along the hot paths.
+  // and of writePte stays small enough for the JIT to inline along the hot paths. Each tells the
+  // tap (as numbers), then builds the event only if a subscriber wants its kind.
 
   private emitOp(op: PgtableOp, addr: number, size: number): void {
-    this.events.emit({ kind: "op", op, addr, size });
+    const ev = this.events;
+    if (ev.tap !== null) ev.tap.op(op, addr, size);
+    if (ev.wants["op"]) ev.emit({ kind: "op", op, addr, size });
   }
 
   private emitDone(op: PgtableOp, ret: number): void {
-    this.events.emit({ kind: "op-done", op, ret });
+    const ev = this.events;
+    if (ev.tap !== null) ev.tap.opDone(op, ret);
+    if (ev.wants["op-done"]) ev.emit({ kind: "op-done", op, ret });
+  }
+
+  private emitTlbiIpa(ipa: number, level: number): void {
+    const ev = this.events;
+    if (ev.tap !== null) ev.tap.tlbiIpa(ipa, level);
+    if (ev.wants["tlbi"]) ev.emit({ kind: "tlbi", scope: "vmid-ipa", ipa, level });
+  }
+
+  private emitTlbiVmid(): void {
+    const ev = this.events;
+    if (ev.tap !== null) ev.tap.tlbiVmid();
+    if (ev.wants["tlbi"]) ev.emit({ kind: "tlbi", scope: "vmid" });
   }
 }

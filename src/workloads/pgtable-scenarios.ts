@@ -17,7 +17,7 @@ import { stage2Geometry } from "../arch/geometry.js";
 import { S2simError } from "../common/error.js";
 import { EventBus } from "../common/events.js";
 import { hex } from "../common/format.js";
-import type { PgtableEvent } from "../pgtable/events.js";
+import { PGTABLE_EVENT_KINDS, type PgtableEvent } from "../pgtable/events.js";
 import { KERNEL_VERSIONS, type KernelVersion, pgtableKernel } from "../pgtable/kernel.js";
 import { MemoryCache } from "../pgtable/memcache.js";
 import { PhysMem } from "../pgtable/phys-mem.js";
@@ -360,7 +360,7 @@ export function executePgtableScenario(
   const g = GRANULES[4096];
   const geo = stage2Geometry(g, SCENARIO_IPA_BITS);
   const mem = new PhysMem(g);
-  const bus = new EventBus<PgtableEvent>();
+  const bus = new EventBus<PgtableEvent>(PGTABLE_EVENT_KINDS);
   const pgt = new Stage2Pgtable({ geometry: geo, kernel: pgtableKernel(kernel), cpu, mem, events: bus });
   const mc = new MemoryCache(mem);
   if (mc.topup(geo.cacheMinPages) < 0) throw new Error("scenario setup failed: memcache top-up");

@@ -11,6 +11,7 @@ import {
   censusTables,
   MemoryCache,
   PhysMem,
+  PGTABLE_EVENT_KINDS,
   PROT_R,
   PROT_W,
   PROT_X,
@@ -273,7 +274,7 @@ function sampler(seed: number): () => number {
 /** One model table paired with its reference, plus the memory bookkeeping. */
 class Harness {
   readonly mem: PhysMem;
-  readonly bus = new EventBus<PgtableEvent>();
+  readonly bus = new EventBus<PgtableEvent>(PGTABLE_EVENT_KINDS);
   readonly pgt: Stage2Pgtable;
   readonly ref: RefStage2;
   readonly shape: Shape;
