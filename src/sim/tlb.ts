@@ -8,26 +8,43 @@
 import type { LevelSizes } from "../pgtable/walker.js";
 import type { TlbiLog } from "./tlbi-log.js";
 
+// Fields of a slot's record in `data` (one 64-byte record per slot, read together on a hit).
+const F_BASE = 0;
+const F_END = 1;
+const F_PA = 2;
+const F_PERMS = 3;
+const F_LEVEL = 4;
+const F_FILL_SEQ = 5;
+const F_EXPIRY = 6;
+const F_LOG_INDEX = 7;
+const STRIDE = 8;
+
 /** One vCPU's stage-2 TLB. */
 export class Stage2Tlb {
   private readonly sets: number;
   private readonly ways: number;
-  private readonly base: Float64Array;
-  private readonly pa: Float64Array;
-  private readonly level: Int8Array;
-  private readonly perms: Uint8Array;
-  private readonly fillSeq: Float64Array;
-  private readonly expiry: Float64Array;
+  /**
+   * Per slot, its tag: the entry's IPA base plus its level (bases are granule-aligned, so the sum
+   * names both), or -1 when empty. A set's tags share a cache line, so a set is searched with
+   * one load per way.
+   */
+  private readonly tag: Float64Array;
+  /** Per slot, a record of STRIDE fields (F_*). */
+  private readonly data: Float64Array;
   private readonly victim: Uint16Array;
   private readonly setMask: number;
+  /** Leaf levels from the smallest entry size up, and their sizes and reciprocals. */
+  private readonly searchLevels: Int32Array;
+  private readonly searchSize: Float64Array;
+  private readonly searchInv: Float64Array;
+  /** Slots tagged with an entry of each level, so a lookup skips sizes the TLB holds none of. */
+  private readonly tagged = new Int32Array(4);
   /** Slot of the last hit or fill. */
   lastSlot = -1;
   /** Result of the last successful {@link lookup}. */
   hitPa = 0;
   hitPerms = 0;
   hitLevel = 0;
-  hits = 0;
-  misses = 0;
 
   constructor(
     entries: number,
@@ -41,13 +58,13 @@ export class Stage2Tlb {
     if ((this.sets & (this.sets - 1)) !== 0) throw new Error("TLB sets must be a power of two");
     this.setMask = this.sets - 1;
     const n = this.sets * ways;
-    this.base = new Float64Array(n).fill(-1);
-    this.pa = new Float64Array(n);
-    this.level = new Int8Array(n);
-    this.perms = new Uint8Array(n);
-    this.fillSeq = new Float64Array(n);
-    this.expiry = new Float64Array(n);
+    this.tag = new Float64Array(n).fill(-1);
+    this.data = new Float64Array(n * STRIDE);
     this.victim = new Uint16Array(this.sets);
+    const down = [...leafLevels].reverse();
+    this.searchLevels = Int32Array.from(down);
+    this.searchSize = Float64Array.from(down, (l) => sizes.size[l + 1]!);
+    this.searchInv = Float64Array.from(down, (l) => sizes.inv[l + 1]!);
   }
 
   /** Finds a live entry translating `ipa` at time `now`; sets hitPa/hitPerms/hitLevel. */
@@ -55,51 +72,56 @@ export class Stage2Tlb {
     // The entry that hit last (a small L1 TLB in front of the main one).
     const last = this.lastSlot;
     if (last >= 0 && this.match(last, ipa, now)) return true;
-    const levels = this.leafLevels;
-    const sizes = this.sizes;
-    for (let k = levels.length - 1; k >= 0; k--) {
-      const level = levels[k]!;
-      const block = Math.floor(ipa * sizes.inv[level + 1]!);
-      const blockBase = block * sizes.size[level + 1]!;
-      const first = this.setOf(block) * this.ways;
-      for (let i = first; i < first + this.ways; i++) {
-        if (this.base[i] !== blockBase || this.level[i] !== level) continue;
-        if (this.match(i, ipa, now)) {
-          this.lastSlot = i;
-          return true;
+    const tag = this.tag;
+    const ways = this.ways;
+    const levels = this.searchLevels;
+    for (let k = 0; k < levels.length; k++) {
+      if (this.tagged[levels[k]!] === 0) continue;
+      const block = Math.floor(ipa * this.searchInv[k]!);
+      const want = block * this.searchSize[k]! + levels[k]!;
+      const first = this.setOf(block) * ways;
+      const end = first + ways;
+      for (let i = first; i < end; i++) {
+        // At most one slot of a set holds a given tag.
+        if (tag[i] === want) {
+          if (this.match(i, ipa, now)) {
+            this.lastSlot = i;
+            return true;
+          }
+          break;
         }
       }
     }
-    this.misses++;
     return false;
   }
 
   /** Whether slot `i` holds a live entry covering `ipa`; on a hit sets the hit fields. */
   private match(i: number, ipa: number, now: number): boolean {
-    const base = this.base[i]!;
-    if (base < 0) return false;
-    const level = this.level[i]!;
-    if (ipa < base || ipa >= base + this.sizes.size[level + 1]!) return false;
+    if (this.tag[i]! < 0) return false;
+    const d = this.data;
+    const o = i * STRIDE;
+    const base = d[o + F_BASE]!;
+    if (ipa < base || ipa >= d[o + F_END]!) return false;
     if (!this.isLive(i, now)) return false;
-    this.hitPa = this.pa[i]! + (ipa - base);
-    this.hitPerms = this.perms[i]!;
-    this.hitLevel = level;
-    this.hits++;
+    this.hitPa = d[o + F_PA]! + (ipa - base);
+    this.hitPerms = d[o + F_PERMS]!;
+    this.hitLevel = d[o + F_LEVEL]!;
     return true;
   }
 
   /** Number of entry slots. */
   get capacity(): number {
-    return this.base.length;
+    return this.tag.length;
   }
 
   /** Whether slot `i` holds an entry that no TLBI or overwritten store has removed by `now`. */
   isLive(i: number, now: number): boolean {
-    const base = this.base[i]!;
-    if (base < 0) return false;
-    // The log keeps one TLBI number per block of each level, so any address of the entry will do.
-    if (now >= this.expiry[i]! || this.log.lastFor(base, this.level[i]!) > this.fillSeq[i]!) {
-      this.base[i] = -1;
+    if (this.tag[i]! < 0) return false;
+    const d = this.data;
+    const o = i * STRIDE;
+    if (now >= d[o + F_EXPIRY]! || this.log.lastAt(d[o + F_LOG_INDEX]!) > d[o + F_FILL_SEQ]!) {
+      this.tag[i] = -1;
+      this.tagged[d[o + F_LEVEL]!]!--;
       return false;
     }
     return true;
@@ -114,25 +136,28 @@ export class Stage2Tlb {
   findConflict(blockBase: number, level: number, paBase: number, now: number, larger = true): number {
     const sizes = this.sizes;
     const levels = this.leafLevels;
+    const d = this.data;
     // Entries of this size (or, unless `larger` is false, larger) that contain the block.
     for (const l of levels) {
       if (l > level || (l < level && !larger)) continue;
       const block = Math.floor(blockBase * sizes.inv[l + 1]!);
-      const base = block * sizes.size[l + 1]!;
+      const want = block * sizes.size[l + 1]! + l;
       const first = this.setOf(block) * this.ways;
       for (let i = first; i < first + this.ways; i++) {
-        if (this.base[i] !== base || this.level[i] !== l || !this.isLive(i, now)) continue;
+        if (this.tag[i] !== want || !this.isLive(i, now)) continue;
         if (l !== level) return i;
-        const offset = blockBase - base;
-        if (this.pa[i]! + offset !== paBase) return i;
+        const o = i * STRIDE;
+        if (d[o + F_PA]! + (blockBase - d[o + F_BASE]!) !== paBase) return i;
       }
     }
     // Smaller entries inside the block: anywhere in the TLB.
     if (level === levels[levels.length - 1]) return -1;
     const end = blockBase + sizes.size[level + 1]!;
-    for (let i = 0; i < this.base.length; i++) {
-      const b = this.base[i]!;
-      if (b < blockBase || b >= end || this.level[i]! <= level) continue;
+    for (let i = 0; i < this.tag.length; i++) {
+      if (this.tag[i]! < 0) continue;
+      const o = i * STRIDE;
+      const b = d[o + F_BASE]!;
+      if (b < blockBase || b >= end || d[o + F_LEVEL]! <= level) continue;
       if (this.isLive(i, now)) return i;
     }
     return -1;
@@ -140,7 +165,9 @@ export class Stage2Tlb {
 
   /** The entry in slot `i`: IPA base, level, output address base, permissions. */
   entry(i: number): { base: number; level: number; pa: number; perms: number } {
-    return { base: this.base[i]!, level: this.level[i]!, pa: this.pa[i]!, perms: this.perms[i]! };
+    const d = this.data;
+    const o = i * STRIDE;
+    return { base: d[o + F_BASE]!, level: d[o + F_LEVEL]!, pa: d[o + F_PA]!, perms: d[o + F_PERMS]! };
   }
 
   /** Set index of a block number (sets is a power of two). */
@@ -153,9 +180,10 @@ export class Stage2Tlb {
     const block = Math.floor(blockBase * this.sizes.inv[level + 1]!);
     const set = this.setOf(block);
     const first = set * this.ways;
+    const want = blockBase + level;
     let slot = -1;
     for (let i = first; i < first + this.ways; i++) {
-      if (this.base[i] === blockBase && this.level[i] === level) {
+      if (this.tag[i] === want) {
         slot = i;
         break;
       }
@@ -166,11 +194,22 @@ export class Stage2Tlb {
       this.victim[set] = v + 1 === this.ways ? 0 : v + 1;
     }
     this.lastSlot = slot;
-    this.base[slot] = blockBase;
-    this.level[slot] = level;
-    this.pa[slot] = paBase;
-    this.perms[slot] = perms;
-    this.fillSeq[slot] = this.log.seq;
-    this.expiry[slot] = expiry;
+    const d = this.data;
+    const o = slot * STRIDE;
+    const old = this.tag[slot]!;
+    if (old !== want) {
+      // The level of the entry replaced, from its tag (its record is likely not in the cache).
+      if (old >= 0) this.tagged[old - Math.floor(old * 0.25) * 4]!--;
+      this.tagged[level]!++;
+    }
+    this.tag[slot] = want;
+    d[o + F_BASE] = blockBase;
+    d[o + F_END] = blockBase + this.sizes.size[level + 1]!;
+    d[o + F_PA] = paBase;
+    d[o + F_PERMS] = perms;
+    d[o + F_LEVEL] = level;
+    d[o + F_FILL_SEQ] = this.log.seq;
+    d[o + F_EXPIRY] = expiry;
+    d[o + F_LOG_INDEX] = this.log.indexOf(blockBase, level);
   }
 }

@@ -2,7 +2,8 @@
  * When each stage-2 translation was last invalidated, so TLBs can drop entries lazily: a TLBI is
  * O(1) however many vCPUs there are, and a TLB entry is valid while no TLBI covering it has been
  * issued since it was filled. TLBIs are numbered; an entry remembers the number current when it
- * was filled.
+ * was filled, and the index of its block's counter ({@link TlbiLog.indexOf}), so checking it
+ * later is one array read.
  */
 import type { LevelSizes } from "../pgtable/walker.js";
 
@@ -12,8 +13,8 @@ interface TrackedRange {
   readonly end: number;
   /** First block number of the range, per level. */
   readonly firstBlock: Float64Array;
-  /** Last TLBI number per block, one array per leaf level (index = level). */
-  readonly last: Array<Uint32Array | null>;
+  /** Where each leaf level's counters start in the log's flat array (-1: not a leaf level). */
+  readonly offset: Int32Array;
 }
 
 /** The TLBI history of one VMID. */
@@ -23,6 +24,8 @@ export class TlbiLog {
   /** Number of the latest whole-VMID invalidation. */
   vmidSeq = 0;
   private readonly ranges: TrackedRange[] = [];
+  /** Last TLBI number per block, for every tracked range and leaf level. */
+  private last = new Uint32Array(0);
 
   /**
    * @param ttl the CPU has FEAT_TTL: a TLBI by IPA with a level hint removes only entries of that
@@ -35,18 +38,26 @@ export class TlbiLog {
     private readonly ttl = false,
   ) {}
 
-  /** Tracks translations in [base, base + size) (every memslot must be tracked). */
+  /**
+   * Tracks translations in [base, base + size). Every memslot must be tracked before any entry
+   * of it is cached: an entry keeps the counter index it got when it was filled.
+   */
   track(base: number, size: number): void {
-    const last: Array<Uint32Array | null> = [null, null, null, null];
+    const offset = new Int32Array(4).fill(-1);
     const firstBlock = new Float64Array(4);
+    let total = this.last.length;
     for (const level of this.leafLevels) {
       const s = this.sizes.of(level);
       const first = Math.floor(base / s);
       const lastBlock = Math.floor((base + size - 1) / s);
-      last[level] = new Uint32Array(lastBlock - first + 1);
+      offset[level] = total;
       firstBlock[level] = first;
+      total += lastBlock - first + 1;
     }
-    this.ranges.push({ base, end: base + size, firstBlock, last });
+    const last = new Uint32Array(total);
+    last.set(this.last);
+    this.last = last;
+    this.ranges.push({ base, end: base + size, firstBlock, offset });
   }
 
   /** TLBI by IPA with level hint `level` (0: none): the cached leaves containing `ipa` it removes. */
@@ -56,7 +67,7 @@ export class TlbiLog {
     if (r === null) return;
     for (const l of this.leafLevels) {
       if (this.ttl && level > 0 && l !== level) continue;
-      r.last[l]![Math.floor(ipa * this.sizes.inv[l + 1]!) - r.firstBlock[l]!] = seq;
+      this.last[this.blockIndex(r, ipa, l)] = seq;
     }
   }
 
@@ -67,10 +78,25 @@ export class TlbiLog {
 
   /** Number of the latest TLBI that removes a `level` leaf containing `ipa`. */
   lastFor(ipa: number, level: number): number {
+    return this.lastAt(this.indexOf(ipa, level));
+  }
+
+  /** The counter of the `level` block containing `ipa`, for {@link lastAt}; -1 if untracked. */
+  indexOf(ipa: number, level: number): number {
     const r = this.rangeOf(ipa);
-    if (r === null) return this.vmidSeq;
-    const n = r.last[level]![Math.floor(ipa * this.sizes.inv[level + 1]!) - r.firstBlock[level]!]!;
-    return n > this.vmidSeq ? n : this.vmidSeq;
+    return r === null ? -1 : this.blockIndex(r, ipa, level);
+  }
+
+  /** Number of the latest TLBI that removes the leaves of counter `index` (from {@link indexOf}). */
+  lastAt(index: number): number {
+    const v = this.vmidSeq;
+    if (index < 0) return v;
+    const n = this.last[index]!;
+    return n > v ? n : v;
+  }
+
+  private blockIndex(r: TrackedRange, ipa: number, level: number): number {
+    return r.offset[level]! + Math.floor(ipa * this.sizes.inv[level + 1]!) - r.firstBlock[level]!;
   }
 
   private rangeOf(ipa: number): TrackedRange | null {
