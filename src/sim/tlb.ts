@@ -18,6 +18,8 @@ const F_FILL_SEQ = 5;
 const F_EXPIRY = 6;
 const F_LOG_INDEX = 7;
 const STRIDE = 8;
+/** Slots of recent hits and fills, looked at before the sets (a small L1 TLB in front): three covers the stage-1 table pages and the data of one guest access. */
+const RECENT = 3;
 
 /** One vCPU's stage-2 TLB. */
 export class Stage2Tlb {
@@ -33,6 +35,9 @@ export class Stage2Tlb {
   private readonly data: Float64Array;
   private readonly victim: Uint16Array;
   private readonly setMask: number;
+  /** Slots of the last RECENT distinct hits or fills (-1: none), and where the next one goes. */
+  private readonly recent = new Int32Array(RECENT).fill(-1);
+  private recentNext = 0;
   /** Leaf levels from the smallest entry size up, and their sizes and reciprocals. */
   private readonly searchLevels: Int32Array;
   private readonly searchSize: Float64Array;
@@ -67,11 +72,21 @@ export class Stage2Tlb {
     this.searchInv = Float64Array.from(down, (l) => sizes.inv[l + 1]!);
   }
 
-  /** Finds a live entry translating `ipa` at time `now`; sets hitPa/hitPerms/hitLevel. */
+  /**
+   * Finds a live entry translating `ipa` at time `now`; sets hitPa/hitPerms/hitLevel and
+   * lastSlot. Recently used slots are looked at first, then the set of each entry size from the
+   * smallest. Only a TLB conflict (which the architecture leaves unpredictable) leaves more than
+   * one live entry covering `ipa`; then whichever is found first hits.
+   */
   lookup(ipa: number, now: number): boolean {
-    // The entry that hit last (a small L1 TLB in front of the main one).
-    const last = this.lastSlot;
-    if (last >= 0 && this.match(last, ipa, now)) return true;
+    const recent = this.recent;
+    for (let j = 0; j < RECENT; j++) {
+      const r = recent[j]!;
+      if (r >= 0 && this.match(r, ipa, now)) {
+        this.lastSlot = r;
+        return true;
+      }
+    }
     const tag = this.tag;
     const ways = this.ways;
     const levels = this.searchLevels;
@@ -86,6 +101,7 @@ export class Stage2Tlb {
         if (tag[i] === want) {
           if (this.match(i, ipa, now)) {
             this.lastSlot = i;
+            this.remember(i);
             return true;
           }
           break;
@@ -93,6 +109,15 @@ export class Stage2Tlb {
       }
     }
     return false;
+  }
+
+  /** Puts slot `i` among the recent ones (replacing the oldest) unless it is there. */
+  private remember(i: number): void {
+    const recent = this.recent;
+    for (let j = 0; j < RECENT; j++) if (recent[j] === i) return;
+    const n = this.recentNext;
+    recent[n] = i;
+    this.recentNext = n + 1 === RECENT ? 0 : n + 1;
   }
 
   /** Whether slot `i` holds a live entry covering `ipa`; on a hit sets the hit fields. */
@@ -119,12 +144,7 @@ export class Stage2Tlb {
     if (this.tag[i]! < 0) return false;
     const d = this.data;
     const o = i * STRIDE;
-    if (now >= d[o + F_EXPIRY]! || this.log.lastAt(d[o + F_LOG_INDEX]!) > d[o + F_FILL_SEQ]!) {
-      this.tag[i] = -1;
-      this.tagged[d[o + F_LEVEL]!]!--;
-      return false;
-    }
-    return true;
+    return now < d[o + F_EXPIRY]! && this.log.lastAt(d[o + F_LOG_INDEX]!) <= d[o + F_FILL_SEQ]!;
   }
 
   /**
@@ -194,6 +214,7 @@ export class Stage2Tlb {
       this.victim[set] = v + 1 === this.ways ? 0 : v + 1;
     }
     this.lastSlot = slot;
+    this.remember(slot);
     const d = this.data;
     const o = slot * STRIDE;
     const old = this.tag[slot]!;
