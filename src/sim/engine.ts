@@ -3,9 +3,14 @@
  * steps) in integer virtual time. Code between two steps runs atomically; its duration is the
  * work it charged to the shared {@link WorkMeter} while it ran, rounded to whole picoseconds (the
  * meter keeps exact sums; the engine resets its total at the start of each segment). Steps are
- * handled in global time order (ties by arrival), so locks are granted in the order CPUs really
- * reached them. Spinlocks hand over in FIFO order (a queued spinlock); mutex waiters sleep and are
- * woken.
+ * handled in global time order (ties to the lower CPU number), so locks are granted in the order
+ * CPUs really reached them. Spinlocks hand over in FIFO order (a queued spinlock); mutex waiters
+ * sleep and are woken.
+ *
+ * Lookahead: code may say how long after it resumes it certainly changes nothing another CPU's TLB
+ * hits depend on (see {@link SimCode.quietFor}). The running CPU may go on with work that only
+ * reads its own TLB until the earliest time another could issue a TLBI
+ * ({@link Engine.mayRunAhead}), instead of yielding at every guest access.
  */
 import type { Blocking, LockId, Step } from "../common/steps.js";
 import { W, type WorkMeter } from "../common/work.js";
@@ -48,6 +53,11 @@ const W_MUTEX_WAKEUP = W["mutex-wakeup"];
  */
 export interface SimCode {
   resume(): Step | null;
+  /**
+   * When parked now: for how long (ps) after it next resumes this code certainly issues no TLBI
+   * (nor anything else a TLB hit of another CPU reads); 0 if it may at once. Absent means 0.
+   */
+  quietFor?(): number;
 }
 
 /** Runs a generator as {@link SimCode}. */
@@ -68,6 +78,8 @@ class Task {
   waitSince = 0;
   finished = false;
   finishedAt = 0;
+  /** In the heap with a quiet time of 0 (and so in Engine.loudHeap). */
+  loud = false;
   constructor(readonly code: SimCode) {}
 }
 
@@ -90,13 +102,19 @@ export class Engine {
   steps = 0;
   /** Where the last {@link advance} left its task: its finish, park or lock-wait time. */
   private advanceEnd = 0;
+  /** The tasks in the heap that may issue a TLBI as soon as they resume, at the same times. */
+  private readonly loudHeap: TaskHeap;
+  /** The shortest quiet time any parked task has reported (ps). */
+  private minQuiet = Infinity;
 
   constructor(
     private readonly meter: WorkMeter,
     private readonly costs: EngineCosts,
     capacity: number,
+    private readonly lookahead = true,
   ) {
     this.heap = new TaskHeap(capacity);
+    this.loudHeap = new TaskHeap(capacity);
     this.capacity = capacity;
     // The meter derives each item's time from its cost; lock items are priced by the engine.
     meter.cost[W_LOCK_ACQUIRE] = costs.lockAcquire;
@@ -114,15 +132,30 @@ export class Engine {
    * other CPUs write; when false it must yield (sched) first.
    */
   inSync(): boolean {
+    return this.heap.size === 0 || this.heap.before(this.current, this.timeNow());
+  }
+
+  /**
+   * Whether the running code, not in sync, may still read its own TLB now: no other CPU can issue
+   * a TLBI before it. A task in the heap can issue one from its time if it is loud, else from its
+   * time plus its quiet time; a task waiting for a lock resumes only after the lock's owner, which
+   * is one of those (quiet code and running code that calls this hold no lock). Other CPUs' reads
+   * meanwhile do not matter: TLB hits change nothing they read.
+   */
+  mayRunAhead(): boolean {
+    if (!this.lookahead) return false;
     const t = this.timeNow();
-    return this.heap.size === 0 || t < this.heap.peekTime();
+    if (t >= this.heap.peekTime() + this.minQuiet) return false;
+    return this.loudHeap.size === 0 || t < this.loudHeap.peekTime();
   }
 
   /** Adds a CPU whose code starts at `at`; returns its task index. */
   spawn(code: SimCode | Blocking<void>, at: number): number {
     const id = this.tasks.length;
-    this.tasks.push(new Task("resume" in code ? code : new GeneratorCode(code)));
+    const task = new Task("resume" in code ? code : new GeneratorCode(code));
+    this.tasks.push(task);
     this.heap.push(id, at);
+    this.parked(id, task, at);
     return id;
   }
 
@@ -147,6 +180,7 @@ export class Engine {
         const t = heap.peekTime();
         id = heap.pop();
         this.now = t;
+        this.unparked(this.tasks[id]!);
       }
       id = this.advance(id);
       if (this.advanceEnd > last) last = this.advanceEnd;
@@ -196,14 +230,36 @@ export class Engine {
         return NONE;
       }
       task.pending = next;
-      if (heap.size > 0 && end >= heap.peekTime()) {
+      if (heap.size > 0 && !heap.before(id, end)) {
         // Park the task and take the earliest one in a single heap pass.
         this.advanceEnd = end;
+        this.parked(id, task, end);
         const other = heap.exchange(id, end);
         this.now = heap.exchangedTime;
+        this.unparked(this.tasks[other]!);
         return other;
       }
       this.now = end;
+    }
+  }
+
+  /** Notes that task `id` was put in the heap at `time`, with its code's quiet time. */
+  private parked(id: number, task: Task, time: number): void {
+    const q = task.code.quietFor === undefined ? 0 : task.code.quietFor();
+    if (q > 0) {
+      if (q < this.minQuiet) this.minQuiet = q;
+    } else {
+      task.loud = true;
+      this.loudHeap.push(id, time);
+    }
+  }
+
+  /** Notes that `task`, the earliest in the heap, was taken to run. */
+  private unparked(task: Task): void {
+    if (task.loud) {
+      // It came first in the heap, so it comes first among the loud ones too.
+      task.loud = false;
+      this.loudHeap.pop();
     }
   }
 
@@ -265,6 +321,7 @@ export class Engine {
     // Waiting time excludes the handoff itself, which is charged as work above.
     s.stats.waitPs += this.now - waiter.waitSince;
     this.heap.push(next, at);
+    this.parked(next, waiter, at);
   }
 
   /** Total time tasks spent waiting for locks (ps), by lock kind. */

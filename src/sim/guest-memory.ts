@@ -12,6 +12,15 @@ import { type SimMmu, XLATE_OK } from "./mmu.js";
 const W_GUEST_ACCESS = W["guest-access"];
 const W_S1_WALK = W["s1-walk"];
 
+/** The guest access a vCPU is about to execute. */
+export interface PendingAccess {
+  readonly ipa: number;
+  readonly write: boolean;
+  /** Guest stage-1 table pages the access's walk reads. */
+  readonly tables: Float64Array;
+  readonly nTables: number;
+}
+
 /** A guest access as the simulator mutates it in place (one per vCPU). */
 export type MutableGuestAccess = { -readonly [K in keyof GuestAccess]: GuestAccess[K] };
 
@@ -37,19 +46,36 @@ export class GuestAccessPath {
   }
 
   /**
+   * Executes the access at `now` if its stage-2 translations (of the stage-1 table pages its walk
+   * reads, and of the data) all hit in the vCPU's TLB with the permission it needs, charging what
+   * {@link attempt} would; otherwise does nothing and returns false. It reads only the vCPU's own
+   * TLB and the TLBI history, so it may run ahead of other CPUs (Engine.mayRunAhead); not while
+   * an MMU observer (the checkers) is told of hits, which looks at the tables.
+   */
+  attemptHits(cpu: number, access: PendingAccess, now: number): boolean {
+    const mmu = this.mmu;
+    if (mmu.observer !== null) return false;
+    const { ipa, write, tables, nTables } = access;
+    const page = Math.floor(ipa * this.pageInv);
+    const walk = page !== this.lastPage[cpu];
+    if (walk) {
+      // The stage-1 walker's reads of guest table pages (treated as writes, as attempt does).
+      for (let i = 0; i < nTables; i++) if (!mmu.hits(cpu, tables[i]!, true, false, now)) return false;
+    }
+    if (!mmu.hits(cpu, ipa, write, false, now)) return false;
+    this.meter.charge(W_GUEST_ACCESS, 1);
+    if (walk) this.meter.charge(W_S1_WALK, 1);
+    this.lastPage[cpu] = page;
+    return true;
+  }
+
+  /**
    * Executes the access at `now`; true when it completes. When it faults, `fault` is set to the
    * access the MMU reports (the data access, or the S1PTW read of a table page) and the MMU holds
    * the fault status and level.
    */
-  attempt(
-    cpu: number,
-    ipa: number,
-    write: boolean,
-    tables: Float64Array,
-    nTables: number,
-    now: number,
-    fault: MutableGuestAccess,
-  ): boolean {
+  attempt(cpu: number, access: PendingAccess, now: number, fault: MutableGuestAccess): boolean {
+    const { ipa, write, tables, nTables } = access;
     const meter = this.meter;
     const mmu = this.mmu;
     meter.charge(W_GUEST_ACCESS, 1);

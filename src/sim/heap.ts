@@ -1,12 +1,12 @@
 /**
- * A binary min-heap of task ids keyed by (time, arrival order), on typed arrays: ties in virtual
- * time go to whoever arrived first, which keeps runs deterministic.
+ * A binary min-heap of task ids keyed by (time, id), on typed arrays: ties in virtual time go to
+ * the lower task id. The order depends only on virtual times, never on the order in which the
+ * engine happened to park the tasks, so a task may run ahead of others (see Engine.mayRunAhead)
+ * without changing what happens.
  */
 export class TaskHeap {
   private readonly time: Float64Array;
-  private readonly seq: Float64Array;
   private readonly id: Int32Array;
-  private nextSeq = 0;
   /** Entries in the heap. */
   size = 0;
   /** Time of the entry the last {@link exchange} removed. */
@@ -14,7 +14,6 @@ export class TaskHeap {
 
   constructor(capacity: number) {
     this.time = new Float64Array(capacity);
-    this.seq = new Float64Array(capacity);
     this.id = new Int32Array(capacity);
   }
 
@@ -23,25 +22,32 @@ export class TaskHeap {
     return this.time[0]!;
   }
 
+  /** Id of the earliest entry (the heap must not be empty). */
+  peekId(): number {
+    return this.id[0]!;
+  }
+
+  /** Whether task `id` at `time` comes before the earliest entry (the heap must not be empty). */
+  before(id: number, time: number): boolean {
+    const t = this.time[0]!;
+    return time < t || (time === t && id < this.id[0]!);
+  }
+
   /** Adds task `id` at `time`. */
   push(id: number, time: number): void {
     if (this.size === this.id.length) throw new Error("task heap full");
-    const seq = this.nextSeq++;
     let i = this.size++;
     const T = this.time;
-    const S = this.seq;
     const I = this.id;
     while (i > 0) {
       const p = (i - 1) >> 1;
       const pt = T[p]!;
-      if (pt < time || (pt === time && S[p]! < seq)) break;
+      if (pt < time || (pt === time && I[p]! < id)) break;
       T[i] = pt;
-      S[i] = S[p]!;
       I[i] = I[p]!;
       i = p;
     }
     T[i] = time;
-    S[i] = seq;
     I[i] = id;
   }
 
@@ -49,7 +55,7 @@ export class TaskHeap {
   pop(): number {
     const top = this.id[0]!;
     const n = --this.size;
-    if (n > 0) this.siftDown(n, this.time[n]!, this.seq[n]!, this.id[n]!);
+    if (n > 0) this.siftDown(n, this.time[n]!, this.id[n]!);
     return top;
   }
 
@@ -61,14 +67,13 @@ export class TaskHeap {
   exchange(id: number, time: number): number {
     const top = this.id[0]!;
     this.exchangedTime = this.time[0]!;
-    this.siftDown(this.size, time, this.nextSeq++, id);
+    this.siftDown(this.size, time, id);
     return top;
   }
 
-  /** Fills the hole at the root with (time, seq, id), in a heap of `n` entries. */
-  private siftDown(n: number, time: number, seq: number, id: number): void {
+  /** Fills the hole at the root with (time, id), in a heap of `n` entries. */
+  private siftDown(n: number, time: number, id: number): void {
     const T = this.time;
-    const S = this.seq;
     const I = this.id;
     let i = 0;
     for (;;) {
@@ -76,16 +81,14 @@ export class TaskHeap {
       if (l >= n) break;
       const r = l + 1;
       let c = l;
-      if (r < n && (T[r]! < T[l]! || (T[r] === T[l] && S[r]! < S[l]!))) c = r;
+      if (r < n && (T[r]! < T[l]! || (T[r] === T[l] && I[r]! < I[l]!))) c = r;
       const ct = T[c]!;
-      if (time < ct || (time === ct && seq < S[c]!)) break;
+      if (time < ct || (time === ct && id < I[c]!)) break;
       T[i] = ct;
-      S[i] = S[c]!;
       I[i] = I[c]!;
       i = c;
     }
     T[i] = time;
-    S[i] = seq;
     I[i] = id;
   }
 }

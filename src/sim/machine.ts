@@ -40,6 +40,9 @@ export class SimMachine {
   private pathRef: GuestAccessPath | null = null;
   private vmRef: Vm | null = null;
 
+  /** Whether runs use the engine's lookahead (Engine.mayRunAhead); it changes no result. */
+  lookahead = true;
+
   constructor(
     readonly profile: CostProfile,
     ptrsPerTable: number,
@@ -101,7 +104,7 @@ export class SimMachine {
     const path = this.pathRef;
     if (vm === null || path === null) throw new Error("SimMachine: attach a VM first");
     if (streams.length !== vm.vcpus.length) throw new Error("SimMachine: one stream per vCPU");
-    const engine = new Engine(this.meter, this.profile.engine, streams.length + 1);
+    const engine = new Engine(this.meter, this.profile.engine, streams.length + 1, this.lookahead);
     this.engine = engine;
     this.visibility.clear();
     path.reset();

@@ -80,6 +80,17 @@ export class SimMmu {
   }
 
   /**
+   * Whether vCPU `cpu`'s TLB translates the access at `now` with the permission it needs (what
+   * {@link translate} does on a hit, with nothing reported); sets `pa` when it does.
+   */
+  hits(cpu: number, ipa: number, write: boolean, exec: boolean, now: number): boolean {
+    const tlb = this.tlbs[cpu]!;
+    if (!tlb.lookup(ipa, now) || !leafPermits(tlb.hitPerms, write, exec)) return false;
+    this.pa = tlb.hitPa;
+    return true;
+  }
+
+  /**
    * The descriptor a hardware walk for `ipa` at `now` ends at, as visible then, without charging,
    * caching or reporting anything: its level, or -1 outside the tables. Sets probeLo/probeHi.
    */

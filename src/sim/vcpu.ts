@@ -21,18 +21,13 @@ import {
 } from "../kvm/fault.js";
 import type { Vcpu, Vm } from "../kvm/vm.js";
 import type { Engine, SimCode } from "./engine.js";
-import type { GuestAccessPath, MutableGuestAccess } from "./guest-memory.js";
+import type { GuestAccessPath, MutableGuestAccess, PendingAccess } from "./guest-memory.js";
 import type { SimMmu } from "./mmu.js";
 
-/** A guest program: its accesses, one at a time. */
-export interface AccessStream {
+/** A guest program: its accesses, one at a time (the current one in the PendingAccess fields). */
+export interface AccessStream extends PendingAccess {
   /** Advances to the next access; false when the program is done. */
   next(): boolean;
-  readonly ipa: number;
-  readonly write: boolean;
-  /** Guest stage-1 table pages the access's walk reads. */
-  readonly tables: Float64Array;
-  readonly nTables: number;
 }
 
 /** How many times one access may fault before the model calls it a livelock. */
@@ -67,32 +62,43 @@ export class SimVcpu implements SimCode {
     private readonly meter: WorkMeter,
     private readonly engine: Engine,
     private readonly onAccess: () => void,
-  ) {}
+  ) {
+    this.exitCost = meter.cost[W_EXIT]!;
+  }
+
+  private readonly exitCost: number;
+
+  /** Before an access, and replaying one, the vCPU is in the guest: any TLBI it issues comes after an exit. */
+  quietFor(): number {
+    return this.state === S_NEXT || this.state === S_ATTEMPT ? this.exitCost : 0;
+  }
 
   resume(): Step | null {
     const vm = this.vm;
     const ctx = this.vcpu.fault;
     for (;;) {
       switch (this.state) {
-        case S_NEXT:
-          if (!this.stream.next()) return null;
+        case S_NEXT: {
+          const s = this.stream;
+          if (!s.next()) return null;
           this.onAccess();
           this.faults = 0;
+          const engine = this.engine;
+          if (engine.inSync()) {
+            this.state = S_ATTEMPT;
+            continue;
+          }
+          // Not the earliest: an access that only hits in this vCPU's TLB may still run while no
+          // other CPU can issue a TLBI before it; anything else reads shared state and must wait.
+          if (engine.mayRunAhead() && this.path.attemptHits(this.vcpu.id, s, engine.timeNow())) {
+            continue;
+          }
           this.state = S_ATTEMPT;
-          // Reading shared state must wait until every earlier event has happened.
-          if (!this.engine.inSync()) return SCHED;
-          continue;
+          return SCHED;
+        }
         case S_ATTEMPT: {
           const s = this.stream;
-          const ok = this.path.attempt(
-            this.vcpu.id,
-            s.ipa,
-            s.write,
-            s.tables,
-            s.nTables,
-            this.engine.timeNow(),
-            this.fault,
-          );
+          const ok = this.path.attempt(this.vcpu.id, s, this.engine.timeNow(), this.fault);
           if (ok) {
             this.state = S_NEXT;
             continue;

@@ -100,6 +100,7 @@ export function simulatePageTableTest(
 ): SimReport {
   const granule = config.vmOptions?.granule ?? 4096;
   const machine = new SimMachine(profile, granule / 8);
+  machine.lookahead = config.lookahead ?? true;
   const test = new PageTableTest({
     ...config,
     guestTables: true,

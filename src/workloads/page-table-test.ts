@@ -66,6 +66,11 @@ export interface PageTableTestConfig {
   readonly guestTables?: boolean;
   /** A bug to inject into the kernel (pgtable/bugs.ts), for checker tests and teaching. */
   readonly inject?: string;
+  /**
+   * In the simulator: let vCPUs complete TLB-hit accesses ahead of others when no TLBI can come
+   * before them (see Engine.mayRunAhead). Default true; it changes no result, only speed.
+   */
+  readonly lookahead?: boolean;
 }
 
 /** Counts of what happened in one stage. */

@@ -83,6 +83,26 @@ describe("simulated kvm_page_table_test", () => {
     assert.ok(c!.simulated_s > 0 && u!.simulated_s > c!.simulated_s);
   });
 
+  for (const [kernel, backing, mem, vcpus] of [
+    ["v5.12", "anonymous_hugetlb_1gb", 2 * G, 8],
+    ["v5.14", "anonymous_hugetlb", 16 * M, 12],
+    ["v5.14", "anonymous_thp", 16 * M, 10],
+    ["v5.12", "anonymous", 4 * M, 6],
+  ] as const) {
+    it(`lookahead changes nothing but the engine's work (${kernel} ${backing}, ${vcpus} vCPUs)`, () => {
+      const config = { kernel, backing, memBytes: mem, vcpus };
+      const on = simulatePageTableTest(config, profile);
+      const off = simulatePageTableTest({ ...config, lookahead: false }, profile);
+      const steps = (r: SimReport): number[] => r.stages.map((s) => s.engine_steps);
+      const strip = (r: SimReport): string =>
+        JSON.stringify({ ...r, stages: r.stages.map((s) => ({ ...s, engine_steps: 0 })) });
+      assert.equal(strip(on), strip(off));
+      assert.ok(steps(on).every((n, i) => n <= steps(off)[i]!));
+      if (backing.startsWith("anonymous_hugetlb"))
+        assert.ok(steps(on)[2]! < steps(off)[2]! / 4, `${steps(on)} vs ${steps(off)}`);
+    });
+  }
+
   it("rejects malformed profiles with a clear error", () => {
     assert.throws(() => parseProfile({ name: "x", machine: "y", parameters: {} }, "t"), /missing parameter/);
     assert.throws(
