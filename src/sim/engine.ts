@@ -78,7 +78,7 @@ class Task {
   waitSince = 0;
   finished = false;
   finishedAt = 0;
-  /** In the heap with a quiet time of 0 (and so in Engine.loudHeap). */
+  /** In the heap with a quiet time of 0 (counted in Engine.loud). */
   loud = false;
   constructor(readonly code: SimCode) {}
 }
@@ -102,8 +102,12 @@ export class Engine {
   steps = 0;
   /** Where the last {@link advance} left its task: its finish, park or lock-wait time. */
   private advanceEnd = 0;
-  /** The tasks in the heap that may issue a TLBI as soon as they resume, at the same times. */
-  private readonly loudHeap: TaskHeap;
+  /** Tasks in the heap that may issue a TLBI as soon as they resume. */
+  private loud = 0;
+  /** Bumped whenever a task joins or leaves those, so their earliest time can be cached. */
+  private loudVersion = 0;
+  private loudCachedVersion = -1;
+  private loudCachedTime = 0;
   /** The shortest quiet time any parked task has reported (ps). */
   private minQuiet = Infinity;
 
@@ -114,7 +118,6 @@ export class Engine {
     private readonly lookahead = true,
   ) {
     this.heap = new TaskHeap(capacity);
-    this.loudHeap = new TaskHeap(capacity);
     this.capacity = capacity;
     // The meter derives each item's time from its cost; lock items are priced by the engine.
     meter.cost[W_LOCK_ACQUIRE] = costs.lockAcquire;
@@ -146,7 +149,23 @@ export class Engine {
     if (!this.lookahead) return false;
     const t = this.timeNow();
     if (t >= this.heap.peekTime() + this.minQuiet) return false;
-    return this.loudHeap.size === 0 || t < this.loudHeap.peekTime();
+    return this.loud === 0 || t < this.earliestLoud();
+  }
+
+  /** The earliest time of a loud task in the heap (there is one). */
+  private earliestLoud(): number {
+    if (this.loudCachedVersion !== this.loudVersion) {
+      // A scan of the heap's entries, done only when the loud ones changed since the last.
+      const heap = this.heap;
+      let min = Infinity;
+      for (let i = 0; i < heap.size; i++) {
+        const t = heap.timeAt(i);
+        if (t < min && this.tasks[heap.idAt(i)]!.loud) min = t;
+      }
+      this.loudCachedVersion = this.loudVersion;
+      this.loudCachedTime = min;
+    }
+    return this.loudCachedTime;
   }
 
   /** Adds a CPU whose code starts at `at`; returns its task index. */
@@ -155,7 +174,7 @@ export class Engine {
     const task = new Task("resume" in code ? code : new GeneratorCode(code));
     this.tasks.push(task);
     this.heap.push(id, at);
-    this.parked(id, task, at);
+    this.parked(task);
     return id;
   }
 
@@ -233,7 +252,7 @@ export class Engine {
       if (heap.size > 0 && !heap.before(id, end)) {
         // Park the task and take the earliest one in a single heap pass.
         this.advanceEnd = end;
-        this.parked(id, task, end);
+        this.parked(task);
         const other = heap.exchange(id, end);
         this.now = heap.exchangedTime;
         this.unparked(this.tasks[other]!);
@@ -243,23 +262,24 @@ export class Engine {
     }
   }
 
-  /** Notes that task `id` was put in the heap at `time`, with its code's quiet time. */
-  private parked(id: number, task: Task, time: number): void {
+  /** Notes that `task` was put in the heap, with its code's quiet time. */
+  private parked(task: Task): void {
     const q = task.code.quietFor === undefined ? 0 : task.code.quietFor();
     if (q > 0) {
       if (q < this.minQuiet) this.minQuiet = q;
     } else {
       task.loud = true;
-      this.loudHeap.push(id, time);
+      this.loud++;
+      this.loudVersion++;
     }
   }
 
-  /** Notes that `task`, the earliest in the heap, was taken to run. */
+  /** Notes that `task` was taken from the heap to run. */
   private unparked(task: Task): void {
     if (task.loud) {
-      // It came first in the heap, so it comes first among the loud ones too.
       task.loud = false;
-      this.loudHeap.pop();
+      this.loud--;
+      this.loudVersion++;
     }
   }
 
@@ -321,7 +341,7 @@ export class Engine {
     // Waiting time excludes the handoff itself, which is charged as work above.
     s.stats.waitPs += this.now - waiter.waitSince;
     this.heap.push(next, at);
-    this.parked(next, waiter, at);
+    this.parked(waiter);
   }
 
   /** Total time tasks spent waiting for locks (ps), by lock kind. */

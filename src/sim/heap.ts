@@ -22,6 +22,16 @@ export class TaskHeap {
     return this.time[0]!;
   }
 
+  /** Time of the entry at position `i` (0 <= i < size; positions are in no particular order). */
+  timeAt(i: number): number {
+    return this.time[i]!;
+  }
+
+  /** Task id of the entry at position `i` (0 <= i < size). */
+  idAt(i: number): number {
+    return this.id[i]!;
+  }
+
   /** Id of the earliest entry (the heap must not be empty). */
   peekId(): number {
     return this.id[0]!;

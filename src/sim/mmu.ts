@@ -33,6 +33,8 @@ export class SimMmu {
   faultLevel = 0;
   /** Output address of the last successful translate. */
   pa = 0;
+  /** Hardware walks done (TLB misses and permission misses). */
+  walks = 0;
   /** Told of hits, fills and table reads (the checkers), or null. */
   observer: MmuObserver | null = null;
   /** The descriptor the last {@link descend} ended at and its level. */
@@ -121,6 +123,7 @@ export class SimMmu {
     if (pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return this.fault("translation", 0);
     const vis = this.visibility;
     const obs = this.observer;
+    this.walks++;
     vis.settle(now);
     const overlay = vis.pending;
     const sizes = pgt.sizes;

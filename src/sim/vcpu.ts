@@ -48,6 +48,8 @@ const S_RESYNC = 7;
 /** One vCPU thread of the selftest on the simulated machine. */
 export class SimVcpu implements SimCode {
   private state = S_NEXT;
+  /** The last access completed from the TLB alone (so the next may run ahead: S_NEXT). */
+  private hitting = false;
   private faults = 0;
   private readonly fault: MutableGuestAccess = { ipa: 0, write: false, exec: false, s1ptw: false };
   private gup: Generator<Step, GupResult | null, void> | null = null;
@@ -90,16 +92,20 @@ export class SimVcpu implements SimCode {
           }
           // Not the earliest: an access that only hits in this vCPU's TLB may still run while no
           // other CPU can issue a TLBI before it; anything else reads shared state and must wait.
-          if (engine.mayRunAhead() && this.path.attemptHits(this.vcpu.id, s, engine.timeNow())) {
-            continue;
+          // Only tried while the vCPU's accesses keep hitting (a failed try is work thrown away).
+          if (this.hitting) {
+            if (engine.mayRunAhead() && this.path.attemptHits(this.vcpu.id, s, engine.timeNow())) continue;
+            this.hitting = false;
           }
           this.state = S_ATTEMPT;
           return SCHED;
         }
         case S_ATTEMPT: {
           const s = this.stream;
+          const walks = this.mmu.walks;
           const ok = this.path.attempt(this.vcpu.id, s, this.engine.timeNow(), this.fault);
           if (ok) {
+            this.hitting = this.mmu.walks === walks;
             this.state = S_NEXT;
             continue;
           }
