@@ -18,7 +18,10 @@ const F_FILL_SEQ = 5;
 const F_EXPIRY = 6;
 const F_LOG_INDEX = 7;
 const STRIDE = 8;
-/** Slots of recent hits and fills, looked at before the sets (a small L1 TLB in front): three covers the stage-1 table pages and the data of one guest access. */
+/**
+ * Slots of recent hits and fills, looked at before the sets (a small L1 TLB in front): three
+ * cover the stage-1 table pages and the data of one guest access.
+ */
 const RECENT = 3;
 
 /** One vCPU's stage-2 TLB. */
@@ -38,6 +41,9 @@ export class Stage2Tlb {
   /** Slots of the last RECENT distinct hits or fills (-1: none), and where the next one goes. */
   private readonly recent = new Int32Array(RECENT).fill(-1);
   private recentNext = 0;
+  /** The IPA range of each recent slot's entry (empty for none), so most misses read no record. */
+  private readonly recentLo = new Float64Array(RECENT).fill(Infinity);
+  private readonly recentHi = new Float64Array(RECENT).fill(-Infinity);
   /** Leaf levels from the smallest entry size up, and their sizes and reciprocals. */
   private readonly searchLevels: Int32Array;
   private readonly searchSize: Float64Array;
@@ -80,9 +86,12 @@ export class Stage2Tlb {
    */
   lookup(ipa: number, now: number): boolean {
     const recent = this.recent;
+    const lo = this.recentLo;
+    const hi = this.recentHi;
     for (let j = 0; j < RECENT; j++) {
+      if (ipa < lo[j]! || ipa >= hi[j]!) continue;
       const r = recent[j]!;
-      if (r >= 0 && this.match(r, ipa, now)) {
+      if (this.match(r, ipa, now)) {
         this.lastSlot = r;
         return true;
       }
@@ -101,7 +110,8 @@ export class Stage2Tlb {
         if (tag[i] === want) {
           if (this.match(i, ipa, now)) {
             this.lastSlot = i;
-            this.remember(i);
+            const o = i * STRIDE;
+            this.remember(i, this.data[o + F_BASE]!, this.data[o + F_END]!);
             return true;
           }
           break;
@@ -111,13 +121,21 @@ export class Stage2Tlb {
     return false;
   }
 
-  /** Puts slot `i` among the recent ones (replacing the oldest) unless it is there. */
-  private remember(i: number): void {
+  /**
+   * Puts slot `i`, holding an entry for [base, end), among the recent ones (replacing the oldest)
+   * unless it is there; either way records its range.
+   */
+  private remember(i: number, base: number, end: number): void {
     const recent = this.recent;
-    for (let j = 0; j < RECENT; j++) if (recent[j] === i) return;
-    const n = this.recentNext;
-    recent[n] = i;
-    this.recentNext = n + 1 === RECENT ? 0 : n + 1;
+    let j = 0;
+    while (j < RECENT && recent[j] !== i) j++;
+    if (j === RECENT) {
+      j = this.recentNext;
+      recent[j] = i;
+      this.recentNext = j + 1 === RECENT ? 0 : j + 1;
+    }
+    this.recentLo[j] = base;
+    this.recentHi[j] = end;
   }
 
   /** Whether slot `i` holds a live entry covering `ipa`; on a hit sets the hit fields. */
@@ -214,7 +232,6 @@ export class Stage2Tlb {
       this.victim[set] = v + 1 === this.ways ? 0 : v + 1;
     }
     this.lastSlot = slot;
-    this.remember(slot);
     const d = this.data;
     const o = slot * STRIDE;
     const old = this.tag[slot]!;
@@ -224,8 +241,10 @@ export class Stage2Tlb {
       this.tagged[level]!++;
     }
     this.tag[slot] = want;
+    const end = blockBase + this.sizes.size[level + 1]!;
+    this.remember(slot, blockBase, end);
     d[o + F_BASE] = blockBase;
-    d[o + F_END] = blockBase + this.sizes.size[level + 1]!;
+    d[o + F_END] = end;
     d[o + F_PA] = paBase;
     d[o + F_PERMS] = perms;
     d[o + F_LEVEL] = level;
