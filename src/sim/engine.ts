@@ -55,9 +55,9 @@ export interface SimCode {
   resume(): Step | null;
   /**
    * When parked now: for how long (ps) after it next resumes this code certainly issues no TLBI
-   * (nor anything else a TLB hit of another CPU reads); 0 if it may at once. Absent means 0.
+   * (nor anything else a TLB hit of another CPU reads); 0 if it may at once.
    */
-  quietFor?(): number;
+  quietFor(): number;
 }
 
 /** Runs a generator as {@link SimCode}. */
@@ -67,6 +67,11 @@ export class GeneratorCode implements SimCode {
   resume(): Step | null {
     const r = this.gen.next();
     return r.done === true ? null : r.value;
+  }
+
+  /** A generator may do anything when it resumes. */
+  quietFor(): number {
+    return 0;
   }
 }
 
@@ -264,7 +269,7 @@ export class Engine {
 
   /** Notes that `task` was put in the heap, with its code's quiet time. */
   private parked(task: Task): void {
-    const q = task.code.quietFor === undefined ? 0 : task.code.quietFor();
+    const q = task.code.quietFor();
     if (q > 0) {
       if (q < this.minQuiet) this.minQuiet = q;
     } else {

@@ -24,6 +24,8 @@ export class TlbiLog {
   /** Number of the latest whole-VMID invalidation. */
   vmidSeq = 0;
   private readonly ranges: TrackedRange[] = [];
+  /** The range {@link rangeOf} found last (runs of lookups stay in one memslot). */
+  private lastRange: TrackedRange | null = null;
   /** Last TLBI number per block, for every tracked range and leaf level. */
   private last = new Uint32Array(0);
 
@@ -100,10 +102,15 @@ export class TlbiLog {
   }
 
   private rangeOf(ipa: number): TrackedRange | null {
+    const last = this.lastRange;
+    if (last !== null && ipa >= last.base && ipa < last.end) return last;
     const rs = this.ranges;
     for (let i = 0; i < rs.length; i++) {
       const r = rs[i]!;
-      if (ipa >= r.base && ipa < r.end) return r;
+      if (ipa >= r.base && ipa < r.end) {
+        this.lastRange = r;
+        return r;
+      }
     }
     return null;
   }

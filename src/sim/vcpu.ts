@@ -75,6 +75,18 @@ export class SimVcpu implements SimCode {
     return this.state === S_NEXT || this.state === S_ATTEMPT ? this.exitCost : 0;
   }
 
+  /**
+   * Completes the current access ahead of other CPUs if the engine allows it and it only hits in
+   * the TLB; tried only while accesses keep hitting (a failed try is work thrown away). Out of
+   * resume's loop so that runs which never hit keep that loop small.
+   */
+  private runAhead(s: AccessStream): boolean {
+    if (this.engine.mayRunAhead() && this.path.attemptHits(this.vcpu.id, s, this.engine.timeNow()))
+      return true;
+    this.hitting = false;
+    return false;
+  }
+
   resume(): Step | null {
     const vm = this.vm;
     const ctx = this.vcpu.fault;
@@ -85,20 +97,15 @@ export class SimVcpu implements SimCode {
           if (!s.next()) return null;
           this.onAccess();
           this.faults = 0;
-          const engine = this.engine;
-          if (engine.inSync()) {
-            this.state = S_ATTEMPT;
-            continue;
-          }
           // Not the earliest: an access that only hits in this vCPU's TLB may still run while no
           // other CPU can issue a TLBI before it; anything else reads shared state and must wait.
-          // Only tried while the vCPU's accesses keep hitting (a failed try is work thrown away).
-          if (this.hitting) {
-            if (engine.mayRunAhead() && this.path.attemptHits(this.vcpu.id, s, engine.timeNow())) continue;
-            this.hitting = false;
+          if (!this.engine.inSync()) {
+            if (this.hitting && this.runAhead(s)) continue;
+            this.state = S_ATTEMPT;
+            return SCHED;
           }
           this.state = S_ATTEMPT;
-          return SCHED;
+          continue;
         }
         case S_ATTEMPT: {
           const s = this.stream;
