@@ -55,7 +55,8 @@ export interface SimCode {
   resume(): Step | null;
   /**
    * When parked now: for how long (ps) after it next resumes this code certainly issues no TLBI
-   * (nor anything else a TLB hit of another CPU reads); 0 if it may at once.
+   * (nor anything else a TLB hit of another CPU reads); 0 if it may at once. Since a segment runs
+   * whole, the segment it resumes with must also reach its next step before issuing any.
    */
   quietFor(): number;
 }
@@ -171,6 +172,15 @@ export class Engine {
       this.loudCachedTime = min;
     }
     return this.loudCachedTime;
+  }
+
+  /**
+   * Ends the running code's segment at this point and starts the next at once: its time so far
+   * is rounded as it would be had the code yielded here (lookahead stands in for such a yield).
+   */
+  endSegmentHere(): void {
+    this.segStart += Math.round(this.meter.acc);
+    this.meter.acc = 0;
   }
 
   /** Adds a CPU whose code starts at `at`; returns its task index. */

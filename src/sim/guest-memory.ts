@@ -40,6 +40,16 @@ export class GuestAccessPath {
     this.pageInv = 1 / pageSize;
   }
 
+  /**
+   * Whether what {@link attemptHits} charges costs whole picoseconds. Only then is an access run
+   * ahead timed exactly as in order: the engine rounds each code segment's total, and running
+   * ahead groups accesses into segments differently.
+   */
+  chargesWholePs(): boolean {
+    const c = this.meter.cost;
+    return Number.isInteger(c[W_GUEST_ACCESS]) && Number.isInteger(c[W_S1_WALK]);
+  }
+
   /** Forgets cached stage-1 translations (a new stage's first access walks again). */
   reset(): void {
     this.lastPage.fill(-1);
@@ -58,11 +68,19 @@ export class GuestAccessPath {
     const { ipa, write, tables, nTables } = access;
     const page = Math.floor(ipa * this.pageInv);
     const walk = page !== this.lastPage[cpu];
+    const tlb = mmu.tlbs[cpu]!;
+    tlb.saveRecent();
+    let ok = true;
     if (walk) {
       // The stage-1 walker's reads of guest table pages (treated as writes, as attempt does).
-      for (let i = 0; i < nTables; i++) if (!mmu.hits(cpu, tables[i]!, true, false, now)) return false;
+      for (let i = 0; i < nTables && ok; i++) ok = mmu.hits(cpu, tables[i]!, true, false, now);
     }
-    if (!mmu.hits(cpu, ipa, write, false, now)) return false;
+    if (ok) ok = mmu.hits(cpu, ipa, write, false, now);
+    if (!ok) {
+      // Not done after all: the in-order run will look these up again.
+      tlb.restoreRecent();
+      return false;
+    }
     this.meter.charge(W_GUEST_ACCESS, 1);
     if (walk) this.meter.charge(W_S1_WALK, 1);
     this.lastPage[cpu] = page;

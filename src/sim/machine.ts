@@ -40,7 +40,10 @@ export class SimMachine {
   private pathRef: GuestAccessPath | null = null;
   private vmRef: Vm | null = null;
 
-  /** Whether runs use the engine's lookahead (Engine.mayRunAhead); it changes no result. */
+  /**
+   * Whether runs use the engine's lookahead (Engine.mayRunAhead); it changes no result. It is
+   * used only when a guest access costs whole picoseconds (GuestAccessPath.chargesWholePs).
+   */
   lookahead = true;
 
   constructor(
@@ -104,7 +107,8 @@ export class SimMachine {
     const path = this.pathRef;
     if (vm === null || path === null) throw new Error("SimMachine: attach a VM first");
     if (streams.length !== vm.vcpus.length) throw new Error("SimMachine: one stream per vCPU");
-    const engine = new Engine(this.meter, this.profile.engine, streams.length + 1, this.lookahead);
+    const lookahead = this.lookahead && path.chargesWholePs();
+    const engine = new Engine(this.meter, this.profile.engine, streams.length + 1, lookahead);
     this.engine = engine;
     this.visibility.clear();
     path.reset();
@@ -117,7 +121,8 @@ export class SimMachine {
     );
     try {
       const elapsedPs = engine.run();
-      this.timeBase += engine.now;
+      // The run lasted until its last task finished (engine.now is where the last one handled ended).
+      this.timeBase += elapsedPs;
       return {
         elapsedPs,
         startPs,

@@ -44,6 +44,7 @@ export class Stage2Tlb {
   /** The IPA range of each recent slot's entry (empty for none), so most misses read no record. */
   private readonly recentLo = new Float64Array(RECENT).fill(Infinity);
   private readonly recentHi = new Float64Array(RECENT).fill(-Infinity);
+  private readonly saved = new Float64Array(3 * RECENT + 2);
   /** Leaf levels from the smallest entry size up, and their sizes and reciprocals. */
   private readonly searchLevels: Int32Array;
   private readonly searchSize: Float64Array;
@@ -150,6 +151,34 @@ export class Stage2Tlb {
     this.hitPerms = d[o + F_PERMS]!;
     this.hitLevel = d[o + F_LEVEL]!;
     return true;
+  }
+
+  /**
+   * Saves which slots are recent (and lastSlot), for {@link restoreRecent}: lookups done ahead of
+   * time that are then abandoned must leave no trace, since which slot is looked at first decides
+   * which of two conflicting entries hits.
+   */
+  saveRecent(): void {
+    const v = this.saved;
+    for (let j = 0; j < RECENT; j++) {
+      v[3 * j] = this.recent[j]!;
+      v[3 * j + 1] = this.recentLo[j]!;
+      v[3 * j + 2] = this.recentHi[j]!;
+    }
+    v[3 * RECENT] = this.recentNext;
+    v[3 * RECENT + 1] = this.lastSlot;
+  }
+
+  /** Puts back what {@link saveRecent} saved. */
+  restoreRecent(): void {
+    const v = this.saved;
+    for (let j = 0; j < RECENT; j++) {
+      this.recent[j] = v[3 * j]!;
+      this.recentLo[j] = v[3 * j + 1]!;
+      this.recentHi[j] = v[3 * j + 2]!;
+    }
+    this.recentNext = v[3 * RECENT]!;
+    this.lastSlot = v[3 * RECENT + 1]!;
   }
 
   /** Number of entry slots. */

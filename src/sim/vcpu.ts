@@ -70,7 +70,12 @@ export class SimVcpu implements SimCode {
 
   private readonly exitCost: number;
 
-  /** Before an access, and replaying one, the vCPU is in the guest: any TLBI it issues comes after an exit. */
+  /**
+   * Before an access, and replaying one, the vCPU is in the guest: whatever its next segment
+   * does, it issues no TLBI before the exit it charges first, and its fault path yields (lock,
+   * slow GUP, access-flag handler) before any TLBI. A fast path that issued one without a step
+   * would break the engine's lookahead.
+   */
   quietFor(): number {
     return this.state === S_NEXT || this.state === S_ATTEMPT ? this.exitCost : 0;
   }
@@ -81,8 +86,14 @@ export class SimVcpu implements SimCode {
    * resume's loop so that runs which never hit keep that loop small.
    */
   private runAhead(s: AccessStream): boolean {
-    if (this.engine.mayRunAhead() && this.path.attemptHits(this.vcpu.id, s, this.engine.timeNow()))
-      return true;
+    const engine = this.engine;
+    if (!engine.mayRunAhead()) {
+      this.hitting = false;
+      return false;
+    }
+    // Where the in-order run would have ended the segment (rounding its time) and yielded.
+    engine.endSegmentHere();
+    if (this.path.attemptHits(this.vcpu.id, s, engine.timeNow())) return true;
     this.hitting = false;
     return false;
   }

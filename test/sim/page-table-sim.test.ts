@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { KernelVersion } from "../../src/pgtable/kernel.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { loadProfile, parseProfile } from "../../src/sim/profile.js";
+import { repoRoot } from "../repo-root.js";
 import { type SimReport, simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
 
 const profile = loadProfile("kunpeng920");
@@ -83,22 +86,31 @@ describe("simulated kvm_page_table_test", () => {
     assert.ok(c!.simulated_s > 0 && u!.simulated_s > c!.simulated_s);
   });
 
-  for (const [kernel, backing, mem, vcpus] of [
-    ["v5.12", "anonymous_hugetlb_1gb", 2 * G, 8],
-    ["v5.14", "anonymous_hugetlb", 16 * M, 12],
-    ["v5.14", "anonymous_thp", 16 * M, 10],
-    ["v5.12", "anonymous", 4 * M, 6],
+  // A guest access whose cost is not a whole number of picoseconds: segments group accesses
+  // differently with lookahead, so rounding would differ; the machine does not use it then.
+  const doc = JSON.parse(readFileSync(join(repoRoot(), "profiles", "kunpeng920.json"), "utf8")) as {
+    parameters: Record<string, { value: number }>;
+  };
+  doc.parameters["guest-access"]!.value = 2.0004;
+  const fractional = parseProfile(doc, "fractional guest-access");
+  for (const [kernel, backing, mem, vcpus, prof] of [
+    ["v5.12", "anonymous_hugetlb_1gb", 2 * G, 8, profile],
+    ["v5.12", "anonymous_hugetlb_1gb", 2 * G, 8, fractional],
+    ["v5.14", "anonymous_hugetlb", 16 * M, 12, profile],
+    ["v5.14", "anonymous_thp", 16 * M, 10, profile],
+    ["v5.12", "anonymous", 4 * M, 6, profile],
   ] as const) {
-    it(`lookahead changes nothing but the engine's work (${kernel} ${backing}, ${vcpus} vCPUs)`, () => {
+    it(`lookahead changes nothing but the engine's work (${kernel} ${backing}, ${vcpus} vCPUs, ${prof.name})`, () => {
       const config = { kernel, backing, memBytes: mem, vcpus };
-      const on = simulatePageTableTest(config, profile);
-      const off = simulatePageTableTest({ ...config, lookahead: false }, profile);
+      const on = simulatePageTableTest(config, prof);
+      const off = simulatePageTableTest({ ...config, lookahead: false }, prof);
       const steps = (r: SimReport): number[] => r.stages.map((s) => s.engine_steps);
       const strip = (r: SimReport): string =>
         JSON.stringify({ ...r, stages: r.stages.map((s) => ({ ...s, engine_steps: 0 })) });
       assert.equal(strip(on), strip(off));
       assert.ok(steps(on).every((n, i) => n <= steps(off)[i]!));
-      if (backing.startsWith("anonymous_hugetlb"))
+      if (prof === fractional) assert.deepEqual(steps(on), steps(off));
+      else if (backing.startsWith("anonymous_hugetlb"))
         assert.ok(steps(on)[2]! < steps(off)[2]! / 4, `${steps(on)} vs ${steps(off)}`);
     });
   }
