@@ -32,11 +32,6 @@ export class TaskHeap {
     return this.id[i]!;
   }
 
-  /** Id of the earliest entry (the heap must not be empty). */
-  peekId(): number {
-    return this.id[0]!;
-  }
-
   /** Whether task `id` at `time` comes before the earliest entry (the heap must not be empty). */
   before(id: number, time: number): boolean {
     const t = this.time[0]!;

@@ -146,7 +146,7 @@ export class Stage2Tlb {
     const o = i * STRIDE;
     const base = d[o + F_BASE]!;
     if (ipa < base || ipa >= d[o + F_END]!) return false;
-    if (!this.isLive(i, now)) return false;
+    if (!this.liveAt(o, now)) return false;
     this.hitPa = d[o + F_PA]! + (ipa - base);
     this.hitPerms = d[o + F_PERMS]!;
     this.hitLevel = d[o + F_LEVEL]!;
@@ -188,9 +188,12 @@ export class Stage2Tlb {
 
   /** Whether slot `i` holds an entry that no TLBI or overwritten store has removed by `now`. */
   isLive(i: number, now: number): boolean {
-    if (this.tag[i]! < 0) return false;
+    return this.tag[i]! >= 0 && this.liveAt(i * STRIDE, now);
+  }
+
+  /** Whether the filled entry whose record starts at `o` is still live at `now`. */
+  private liveAt(o: number, now: number): boolean {
     const d = this.data;
-    const o = i * STRIDE;
     return now < d[o + F_EXPIRY]! && this.log.lastAt(d[o + F_LOG_INDEX]!) <= d[o + F_FILL_SEQ]!;
   }
 

@@ -78,11 +78,6 @@ export class TlbiLog {
     this.vmidSeq = ++this.seq;
   }
 
-  /** Number of the latest TLBI that removes a `level` leaf containing `ipa`. */
-  lastFor(ipa: number, level: number): number {
-    return this.lastAt(this.indexOf(ipa, level));
-  }
-
   /** The counter of the `level` block containing `ipa`, for {@link lastAt}; -1 if untracked. */
   indexOf(ipa: number, level: number): number {
     const r = this.rangeOf(ipa);
