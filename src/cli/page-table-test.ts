@@ -133,6 +133,7 @@ export function stageBlock(s: SimStageReport, report: SimReport): string[] {
         `${humanBytes(s.host.zeroed_bytes)} zeroed; stage-2 table pages +${count(s.table_pages.allocated)} ` +
         `-${count(s.table_pages.freed)}`,
     ],
+    ["vCPUs done", doneSummary(s.vcpu_done_s)],
   ];
   lines.push(
     ...columns(
@@ -148,6 +149,16 @@ export function stageBlock(s: SimStageReport, report: SimReport): string[] {
   const rows = shown.map((a) => [a.category, a.vcpu_s.toFixed(fixed), `${(a.share * 100).toFixed(1)} %`]);
   lines.push(...columns([["category", "vCPU-s", "share"], ...rows], [false, true, true], "    "));
   return lines;
+}
+
+/**
+ * When the last vCPU of each role finished: `even ids by 6.52 s, odd ids by 4.30 s` (the selftest's
+ * CREATE stage has even ids write and odd ids read, so this shows split convoys).
+ */
+function doneSummary(done: readonly number[]): string {
+  const last = (parity: number): number => Math.max(...done.filter((_, i) => i % 2 === parity));
+  if (done.length === 1) return `by ${seconds(done[0]!)} s`;
+  return `even ids by ${seconds(last(0))} s, odd ids by ${seconds(last(1))} s`;
 }
 
 /** Decimals that show `max` with four significant digits (at most 9). */

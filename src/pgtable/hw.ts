@@ -83,31 +83,20 @@ export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: numb
   }
 }
 
-const TWO_30 = 2 ** 30;
-
-/** The last line size linesIn saw, its reciprocal, and whether it is a power of two. */
-let cachedLine = 0;
-let cachedLineInv = 0;
-let cachedLinePow2 = false;
-
 /**
  * Cache lines a by-VA maintenance loop over [pa, pa + size) touches:
- * ceil((pa + size - (pa - pa % line)) / line). When the line is a power of two (as real lines
- * are) and pa >= 0, pa - pa % line is floor(pa / line) * line and dividing by the line is
- * multiplying by its reciprocal, both exactly; that form avoids a floating-point modulo and a
- * division per CMO. The reciprocal is cached for the last line size seen.
+ * ceil((pa + size - (pa - pa % line)) / line). For a power-of-two line (as real lines are) and
+ * 0 <= pa, pa + size < 2^53 that is ceil((pa + size) / line) - floor(pa / line), and dividing by
+ * the line is multiplying by its reciprocal, both exact; that form avoids a floating-point modulo.
+ * Kept small and free of module state so that it inlines into the CMO paths.
  */
 function linesIn(pa: number, size: number, line: number): number {
-  if (line !== cachedLine) cacheLine(line);
-  if (cachedLinePow2 && pa >= 0) {
-    const inv = cachedLineInv;
-    return Math.ceil((pa + size - Math.floor(pa * inv) * line) * inv);
+  const end = pa + size;
+  if (pa >= 0 && end < TWO_53 && line > 0 && (line | 0) === line && (line & (line - 1)) === 0) {
+    const inv = 1 / line;
+    return Math.ceil(end * inv) - Math.floor(pa * inv);
   }
-  return Math.ceil((pa + size - (pa - (pa % line))) / line);
+  return Math.ceil((end - (pa - (pa % line))) / line);
 }
 
-function cacheLine(line: number): void {
-  cachedLine = line;
-  cachedLineInv = 1 / line;
-  cachedLinePow2 = (line | 0) === line && line > 0 && line <= TWO_30 && (line & (line - 1)) === 0;
-}
+const TWO_53 = 2 ** 53;

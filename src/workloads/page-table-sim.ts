@@ -61,6 +61,11 @@ export interface SimStageReport {
   readonly host: { readonly faults: number; readonly page_allocs: number; readonly zeroed_bytes: number };
   readonly table_pages: { readonly allocated: number; readonly freed: number };
   readonly attribution: TimeShare[];
+  /**
+   * When each vCPU finished the stage (seconds from the stage's start; by vCPU id). Shows whether
+   * the vCPUs moved as one convoy or as several (in CREATE, even ids write and odd ids read).
+   */
+  readonly vcpu_done_s: number[];
   /** Engine steps handled (simulation work, for speed figures). */
   readonly engine_steps: number;
 }
@@ -224,6 +229,7 @@ function runStage(
     },
     table_pages: { allocated: vm.tableMem.allocated - alloc0 + freed, freed },
     attribution,
+    vcpu_done_s: run.finishPs.map((f) => f * PS),
     engine_steps: run.steps,
   };
 }

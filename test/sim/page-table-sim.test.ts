@@ -37,6 +37,15 @@ describe("simulated kvm_page_table_test", () => {
     }
   });
 
+  it("reports when each vCPU finished; the last one ends the stage", () => {
+    const r = sim("v5.12", "anonymous", 4 * M, 6);
+    for (const s of r.stages) {
+      assert.equal(s.vcpu_done_s.length, 6);
+      assert.equal(Math.max(...s.vcpu_done_s), s.simulated_s, s.name);
+      // vCPU i is released at (i + 1) x vcpu-release, so none is done before its release.
+      s.vcpu_done_s.forEach((t, i) => assert.ok(t > (i + 1) * 5e-6, `${s.name} vCPU ${i}: ${t}`));
+    }
+  });
   for (const [backing, mem] of [
     ["anonymous", 8 * M],
     ["anonymous_thp", 32 * M],
