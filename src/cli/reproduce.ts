@@ -250,6 +250,12 @@ function gain(before: number, after: number): number {
   return before > 0 ? (before - after) / before : NaN;
 }
 
+/** The project's acceptance bands: a stage time within ±10 % of the published one, a gain within ±5 points. */
+const TIME_BAND = 0.1;
+const GAIN_BAND = 0.05;
+/** Slack for the float error of a ratio, so that a figure exactly on a band's edge is inside. */
+const EDGE = 1e-12;
+
 /** The text report (exported for tests). */
 export function renderText(
   rows: readonly ReproduceRow[],
@@ -285,6 +291,10 @@ export function renderText(
     ],
   ];
   const notes: string[] = [];
+  const timesOut: string[] = [];
+  const gainsOut: string[] = [];
+  let times = 0;
+  let gains = 0;
   for (const run of PUBLISHED) {
     run.stages.forEach((p, k) => {
       const find = (kernel: KernelVersion): ReproduceRow =>
@@ -296,6 +306,17 @@ export function renderText(
       const scaledMem = find(src.before).mem;
       const cmd = k > 0 ? "" : run.mem === scaledMem ? run.cmdline : `${run.cmdline} [-b ${scaledMem}]`;
       const diff = simGain - pubGain;
+      const name = `${run.src} ${p.label}`;
+      for (const [when, sim, pub] of [
+        ["before", before, p.before_s],
+        ["after", after, p.after_s],
+      ] as const) {
+        times++;
+        if (!(Math.abs(sim / pub - 1) <= TIME_BAND + EDGE))
+          timesOut.push(`${name} ${when} ${pct(sim / pub - 1, 1)}`);
+      }
+      gains++;
+      if (!(Math.abs(diff) <= GAIN_BAND + EDGE)) gainsOut.push(`${name} ${signed(diff * 100, 2)} pp`);
       let mark = "";
       if (Math.abs(pubGain * 100 - p.gain_pct) > 0.015) {
         mark = "*".repeat(notes.length + 1);
@@ -320,9 +341,18 @@ export function renderText(
     });
   }
   out.push(...columns(table, [false, false, true, true, true, true, true, true, true, true, true], ""));
+  const outside = (list: string[]): string => (list.length > 0 ? ` (outside: ${list.join(", ")})` : "");
   out.push(
     "",
     ...notes,
+    ...(ctx.scaledWarning
+      ? []
+      : [
+          `Times within ±${TIME_BAND * 100} % of the published ones: ${times - timesOut.length} of ${times}` +
+            outside(timesOut),
+          `Gains within ±${GAIN_BAND * 100} points of the published ones: ${gains - gainsOut.length} of ${gains}` +
+            outside(gainsOut),
+        ]),
     "The anonymous run's KVM_ADJUST_MAPPINGS is simulated too but has no published figure " +
       "(see s2sim page-table-test -s anonymous).",
     `host time: ${ctx.host_s.toFixed(1)} s for 6 simulations on ${ctx.workers} worker thread(s)`,

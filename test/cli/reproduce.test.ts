@@ -100,6 +100,34 @@ describe("s2sim reproduce", () => {
     assert.doesNotMatch(text, /-0\.00/);
     assert.match(text, /the cover letter prints \+30\.65 % for anonymous_thp KVM_REBUILD_BLOCKS/);
     assert.match(text, /host time: 1\.5 s/);
+    // 1.1 x published is on the band's edge: inside.
+    assert.match(text, /^Times within ±10 % of the published ones: 16 of 16$/m);
+  });
+
+  it("counts the rows inside the acceptance bands and names the others", () => {
+    const factor = (e: (typeof EXPECTED)[number]): number =>
+      e.stage === "KVM_CREATE_MAPPINGS" && e.src === "anonymous" && e.kernel === "v5.14"
+        ? 1.37
+        : e.stage === "KVM_CREATE_MAPPINGS" && e.src === "anonymous_thp" && e.kernel === "v5.12"
+          ? 0.63
+          : 1.05;
+    const rows = EXPECTED.map((e) => ({
+      ...e,
+      mem: e.src === "anonymous" ? "1G" : "20G",
+      simulated_s: e.published_s * factor(e),
+    })) as ReproduceRow[];
+    const ctx = { machine: "m", profile: "p", scaledWarning: null, host_s: 1, workers: 1 };
+    const text = renderText(rows, ctx);
+    assert.match(
+      text,
+      /^Times within ±10 % of the published ones: 14 of 16 \(outside: anonymous KVM_CREATE_MAPPINGS after \+37\.0 %, anonymous_thp KVM_CREATE_MAPPINGS before -37\.0 %\)$/m,
+    );
+    assert.match(
+      text,
+      /^Gains within ±5 points of the published ones: 6 of 8 \(outside: anonymous KVM_CREATE_MAPPINGS -26\.\d\d pp, anonymous_thp KVM_CREATE_MAPPINGS -29\.\d\d pp\)$/m,
+    );
+    // Scaled runs are not comparable: no verdict.
+    assert.doesNotMatch(renderText(rows, { ...ctx, scaledWarning: "WARNING" }), /Times within/);
   });
 
   for (const [name, args, re] of [
