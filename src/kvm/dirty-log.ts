@@ -61,15 +61,19 @@ export function* getDirtyLog(
   mode: DirtyLogMode = DEFAULT_MODE,
 ): Blocking<Uint32Array> {
   const bm = slot.dirtyBitmap ?? new Uint32Array(0);
-  const copy = bm.slice();
   report(vm, "get", slot);
-  if (mode.manualProtect) return copy;
+  if (mode.manualProtect) return bm.slice();
+  // The copy is what each word held when it was exchanged under the lock: a page marked dirty
+  // while this call waited for the lock is both returned and write-protected.
+  const copy = new Uint32Array(bm.length);
   let flush = false;
   yield vm.lockStep;
   for (let w = 0; w < bm.length; w += 2) {
     // The kernel works in unsigned longs: 64 pages, two of our 32-bit words.
     if (bm[w] === 0 && (bm[w + 1] ?? 0) === 0) continue;
     flush = true;
+    copy[w] = bm[w]!;
+    if (w + 1 < bm.length) copy[w + 1] = bm[w + 1]!;
     protectWord(vm, slot, w, bm[w]!, bm[w + 1] ?? 0);
     bm[w] = 0;
     if (w + 1 < bm.length) bm[w + 1] = 0;

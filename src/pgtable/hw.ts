@@ -64,15 +64,25 @@ export function cleanDcacheGuestPage(env: Stage2Env, pa: number, size: number): 
 }
 
 /**
- * __invalidate_icache_guest_page: whole I-cache if it aliases; by line unless the I-cache is
- * VPIPT under nVHE (then the TLBI path invalidates it); with DIC only an ISB remains.
+ * IC IALLUIS then DSB ISH: the whole I-cache of every CPU. The event carries the range whose
+ * maintenance caused it (0, 0 when there is none).
+ */
+export function icacheInvalAll(env: Stage2Env, pa: number, size: number): void {
+  if (env.events.active) emitCmo(env, "ic-ialluis", pa, size);
+  env.meter.charge(W_IC_IALLU, 1);
+  env.hw.icacheInvalAll();
+}
+
+/**
+ * __invalidate_icache_guest_page: the whole I-cache if it aliases (VIPT); by line unless the
+ * I-cache is VPIPT under nVHE (then the TLBI path invalidates it, see Stage2Pgtable); with DIC
+ * neither is needed (the whole-cache flush returns at once, the by-line one leaves only an ISB).
  */
 export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: number): void {
   const cpu = env.cpu;
   if (cpu.icache === "vipt") {
-    if (env.events.active) emitCmo(env, "ic-ialluis", pa, size);
-    env.meter.charge(W_IC_IALLU, 1);
-    env.hw.icacheInvalAll();
+    if (cpu.dic) return;
+    icacheInvalAll(env, pa, size);
     return;
   }
   if (cpu.vhe || cpu.icache !== "vpipt") {

@@ -21,7 +21,7 @@ import { AttrVisitor } from "./attr.js";
 import { DestroyVisitor } from "./destroy.js";
 import type { PgtableOp, PgtableSink } from "./events.js";
 import { FlushVisitor } from "./flush.js";
-import { NULL_HW, type Stage2Env, type Stage2Hw } from "./hw.js";
+import { icacheInvalAll, NULL_HW, type Stage2Env, type Stage2Hw } from "./hw.js";
 import type { PgtableKernel } from "./kernel.js";
 import { MapVisitor } from "./map.js";
 import type { MemoryCache } from "./memcache.js";
@@ -126,6 +126,8 @@ export class Stage2Pgtable implements Stage2Env {
   private readonly zeroOnInvalidate: boolean;
   /** False only with the injected bug "no-tlbi-after-break". */
   private readonly tlbiOnBreak: boolean;
+  /** A VPIPT I-cache with KVM in nVHE mode: the TLBI by IPA also invalidates the I-cache. */
+  private readonly vpiptNvhe: boolean;
   private readonly mapVisitor: MapVisitor;
   private readonly unmapVisitor: UnmapVisitor;
   private readonly attrVisitor: AttrVisitor;
@@ -153,6 +155,7 @@ export class Stage2Pgtable implements Stage2Env {
     this.blockLevel = [0, 1, 2, 3].map((l) => levelSupportsBlock(this.granule, l));
     this.zeroOnInvalidate = this.kernel.invalidate === "zero";
     this.tlbiOnBreak = this.kernel.bug !== "no-tlbi-after-break";
+    this.vpiptNvhe = this.cpu.icache === "vpipt" && !this.cpu.vhe;
     const countNonZero = this.kernel.counted === "non-zero";
     this.countedLo = countNonZero ? -1 : VALID;
     this.countedHi = countNonZero ? -1 : 0;
@@ -374,11 +377,15 @@ export class Stage2Pgtable implements Stage2Env {
     this.mmOps.putPage(table);
   }
 
-  /** __kvm_tlb_flush_vmid_ipa. */
+  /**
+   * __kvm_tlb_flush_vmid_ipa. Under nVHE with a VPIPT I-cache it ends with IC IALLUIS, since
+   * guest I-cache lines can only be invalidated from EL2 there (spec 4.6 step 7).
+   */
   tlbFlushVmidIpa(ipa: number, level: number): void {
     if (this.events.active) this.emitTlbiIpa(ipa, level);
     this.meter.charge(W_TLBI_IPA, 1);
     this.hw.tlbFlushVmidIpa(ipa, level);
+    if (this.vpiptNvhe) icacheInvalAll(this, 0, 0);
   }
 
   /** __kvm_tlb_flush_vmid. */

@@ -33,6 +33,23 @@ for (const kernel of KERNELS) {
       assert.equal(runToCompletion(getDirtyLog(vm, slot))[0], 0);
     });
 
+    it("GET returns what each word held when exchanged under mmu_lock", () => {
+      const t = makeTest(kernel, "anonymous", 8 * K4, 1);
+      runStage(t, "KVM_CREATE_MAPPINGS");
+      const { vm, slot } = t;
+      runToCompletion(enableDirtyLogging(vm, slot));
+      runToCompletion(
+        guestAccess(vm, vm.vcpus[0]!, { ipa: slot.gpa + 2 * K4, write: true, exec: false, s1ptw: false }),
+      );
+      const get = getDirtyLog(vm, slot);
+      assert.equal(get.next().done, false); // waiting for mmu_lock
+      slot.markDirty(slot.gpa + 6 * K4); // marked by a vCPU that held it
+      let r = get.next();
+      while (r.done !== true) r = get.next();
+      assert.equal(r.value[0], (1 << 2) | (1 << 6));
+      assert.equal(slot.isDirty(slot.gpa + 6 * K4), false);
+    });
+
     it("manual protect: GET only copies, CLEAR re-protects and flushes", () => {
       const t = makeTest(kernel, "anonymous", 8 * K4, 1);
       runStage(t, "KVM_CREATE_MAPPINGS");
