@@ -7,7 +7,7 @@ import type { Granule } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import type { EventSink } from "../common/events.js";
 import { hex, sizeName } from "../common/format.js";
-import { type Blocking, type LockId, runToCompletion, SCHED } from "../common/steps.js";
+import { type Blocking, type LockId, runToCompletion, SCHED, type Step } from "../common/steps.js";
 import { W, WorkMeter } from "../common/work.js";
 import type { BackingSource } from "./backing.js";
 import type { HostEvent, HostFaultResult } from "./events.js";
@@ -51,6 +51,13 @@ export interface GupResult {
   readonly writable: boolean;
 }
 
+/** The split lock of one host PTE page, with its lock and unlock steps built once. */
+export interface PteLock {
+  readonly lock: LockId;
+  readonly take: Step;
+  readonly drop: Step;
+}
+
 /** One mapping of the host process (a vm_area_struct) with its slice of the host page table. */
 export class Vma {
   readonly end: number;
@@ -63,7 +70,12 @@ export class Vma {
   readonly pmd: Uint8Array;
   /** 1 / pageSize (exact: a power of two). */
   private readonly pageInv: number;
+  /** Bytes one host PTE page maps (PAGE_SIZE / 8 entries of PAGE_SIZE), and its reciprocal. */
+  private readonly ptlSpan: number;
+  private readonly ptlInv: number;
   private readonly hugetlbMutexes = new Map<number, LockId>();
+  /** The PTE pages' locks, made on first use. */
+  private readonly ptls: Array<PteLock | undefined>;
 
   constructor(
     readonly start: number,
@@ -78,6 +90,21 @@ export class Vma {
     this.pa = new Float64Array(pages);
     this.flags = new Uint8Array(pages);
     this.pmd = new Uint8Array(backing.kind === "thp" ? size / backing.pageSize : 0);
+    this.ptlSpan = (granule.size / 8) * granule.size;
+    this.ptlInv = 1 / this.ptlSpan;
+    this.ptls = new Array<PteLock | undefined>(Math.ceil(size / this.ptlSpan)).fill(undefined);
+  }
+
+  /** pte_lockptr: the split page-table lock (a spinlock) of the host PTE page mapping `hva`. */
+  ptl(hva: number): PteLock {
+    const k = Math.floor((hva - this.start) * this.ptlInv);
+    let p = this.ptls[k];
+    if (p === undefined) {
+      const lock: LockId = { name: `ptl[${hex(this.start + k * this.ptlSpan)}]`, kind: "spinlock" };
+      p = { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
+      this.ptls[k] = p;
+    }
+    return p;
   }
 
   /** Index of the host page holding `hva`. */
@@ -102,7 +129,11 @@ export class Vma {
   }
 }
 
-/** The host mm (struct mm_struct) of the VMM process. */
+/**
+ * The host mm (struct mm_struct) of the VMM process. `lockBusy` tells whether a lock is held by
+ * some CPU at this point of the simulation (the simulator's engine); without one, no lock is ever
+ * held between steps.
+ */
 export class HostMm {
   readonly vmas: Vma[] = [];
   private readonly notifiers: MmuNotifier[] = [];
@@ -121,6 +152,7 @@ export class HostMm {
     readonly events: EventSink<HostEvent>,
     hugeZeroSize: number,
     readonly meter: WorkMeter = new WorkMeter(),
+    private readonly lockBusy: (lock: LockId) => boolean = () => false,
   ) {
     this.thpSize = hugeZeroSize;
     this.thpInv = 1 / hugeZeroSize;
@@ -218,6 +250,9 @@ export class HostMm {
     const i = vma.index(hva);
     const f = vma.flags[i]!;
     if (!gupCanUse(f, writeFault)) return false;
+    // follow_page reads the PTE under its lock: held by another CPU, slow GUP must wait for it
+    // (gupSlow). Free, the lock round trip is part of the `gup` cost.
+    if (this.lockBusy(vma.ptl(hva).lock)) return false;
     this.gupPa = vma.pa[i]!;
     this.gupWritable = gupWritable(f, writeFault);
     if (this.events.active && this.events.wants["gup"])
@@ -247,12 +282,20 @@ export class HostMm {
     const vma = this.findVma(hva);
     if (vma === null) return null;
     const i = vma.index(hva);
+    const ptl = vma.ptl(hva);
     for (let tries = 0; ; tries++) {
-      if (gupCanUse(vma.flags[i]!, writeFault)) break;
+      // follow_page: the PTE is read under its lock, waited for if another CPU holds it (a free
+      // lock's round trip is part of the `gup` cost, as in gupNoFault).
+      const busy = this.lockBusy(ptl.lock);
+      if (busy) yield ptl.take;
+      const f = vma.flags[i]!;
+      const pa = vma.pa[i]!;
+      if (busy) yield ptl.drop;
+      if (gupCanUse(f, writeFault))
+        return this.gupDone(hva, writeFault, "slow", pa, gupWritable(f, writeFault));
       if (tries === 16) throw new Error(`GUP made no progress at ${hex(hva)}`);
       yield* this.handleMmFault(vma, hva, writeFault);
     }
-    return this.gupDone(hva, writeFault, "slow", vma.pa[i]!, gupWritable(vma.flags[i]!, writeFault));
   }
 
   /**
@@ -300,61 +343,87 @@ export class HostMm {
 
   // ---------------------------------------------------------------- faults per backing
 
-  /** do_anonymous_page / do_wp_page for a 4K anonymous PTE. */
+  /**
+   * do_anonymous_page / do_wp_page for a 4K anonymous PTE. Every PTE change happens under the PTE
+   * page's lock; a zero-page copy holds it across change_pte (set_pte_at_notify tells the notifiers
+   * before the store, after the old PTE was cleared), so other faults and slow GUPs on that PTE
+   * page wait meanwhile, and fast GUP finds no PTE.
+   */
   private *anonFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
     const i = vma.index(hva);
     const f = vma.flags[i]!;
     const page = vma.pageSize;
+    const ptl = vma.ptl(hva);
     if ((f & HPTE_PRESENT) === 0) {
-      if (!write) {
-        vma.pa[i] = this.phys.zeroPage;
-        vma.flags[i] = HPTE_PRESENT | HPTE_ZERO;
-        this.faulted(hva, write, "zero-page", page);
+      // A write allocates and clears its page before taking the lock; a read maps the zero page.
+      const pa = write ? this.allocZeroed(page) : -1;
+      if (write) yield SCHED;
+      yield ptl.take;
+      if ((vma.flags[i]! & HPTE_PRESENT) !== 0) {
+        yield ptl.drop;
+        if (write) this.dropRaced(hva, write, pa, page);
         return;
       }
-      const pa = this.allocZeroed(page);
-      yield SCHED; // the page is cleared before the PTE lock is taken
-      if ((vma.flags[i]! & HPTE_PRESENT) !== 0) return this.dropRaced(hva, write, pa, page);
-      vma.pa[i] = pa;
-      vma.flags[i] = HPTE_PRESENT | HPTE_WRITE;
-      this.faulted(hva, write, "alloc", page);
+      vma.pa[i] = write ? pa : this.phys.zeroPage;
+      vma.flags[i] = write ? HPTE_PRESENT | HPTE_WRITE : HPTE_PRESENT | HPTE_ZERO;
+      yield ptl.drop;
+      this.faulted(hva, write, write ? "alloc" : "zero-page", page);
       return;
     }
     if (!write || (f & HPTE_WRITE) !== 0) return;
+    yield ptl.take;
+    if (vma.flags[i] !== f) {
+      yield ptl.drop; // changed meanwhile: GUP looks again
+      return;
+    }
     if ((f & HPTE_ZERO) === 0) {
       vma.flags[i] = f | HPTE_WRITE; // wp_page_reuse: sole owner
+      yield ptl.drop;
       this.faulted(hva, write, "reuse", page);
       return;
     }
-    // wp_page_copy from the zero page: new zeroed page, then notifier start, swap, change_pte, end.
+    yield ptl.drop;
+    // wp_page_copy from the zero page: new zeroed page, notifier start, then under the lock clear
+    // the old PTE, change_pte, store the new one; notifier end.
     const pa = this.allocZeroed(page);
     yield SCHED;
     const start = hva - (hva % page);
     yield* this.invalidateRangeStart(start, start + page);
+    yield ptl.take;
     const same = vma.flags[i] === f && vma.pa[i] === this.phys.zeroPage;
     if (same) {
+      vma.flags[i] = 0;
+      yield* this.changePte(start, pa);
       vma.pa[i] = pa;
       vma.flags[i] = HPTE_PRESENT | HPTE_WRITE;
-      yield* this.changePte(start, pa);
     }
+    yield ptl.drop;
     yield* this.invalidateRangeEnd(start, start + page);
     if (same) this.faulted(hva, write, "cow", page);
     else this.dropRaced(hva, write, pa, page);
   }
 
-  /** shmem_fault: a zeroed page-cache page, mapped writable in a shared writable mapping. */
+  /** shmem_fault + finish_fault: a zeroed page-cache page, mapped writable under the PTE lock. */
   private *shmemFault(vma: Vma, hva: number): Blocking<void> {
     const i = vma.index(hva);
+    const ptl = vma.ptl(hva);
     if ((vma.flags[i]! & HPTE_PRESENT) !== 0) {
+      yield ptl.take;
       vma.flags[i] = vma.flags[i]! | HPTE_WRITE;
+      yield ptl.drop;
       return;
     }
     const page = vma.pageSize;
     const pa = this.allocZeroed(page);
     yield SCHED;
-    if ((vma.flags[i]! & HPTE_PRESENT) !== 0) return this.dropRaced(hva, false, pa, page);
+    yield ptl.take;
+    if ((vma.flags[i]! & HPTE_PRESENT) !== 0) {
+      yield ptl.drop;
+      return this.dropRaced(hva, false, pa, page);
+    }
     vma.pa[i] = pa;
     vma.flags[i] = HPTE_PRESENT | HPTE_WRITE;
+    yield ptl.drop;
     this.faulted(hva, false, "alloc", page);
   }
 

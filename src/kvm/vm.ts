@@ -44,6 +44,8 @@ export interface VmOptions {
   readonly meter?: WorkMeter;
   /** Told of every stage-2 descriptor store (the simulator's visibility model). */
   readonly pteObserver?: PteObserver;
+  /** Whether a lock is held by some CPU right now (the simulator's engine; default: never). */
+  readonly lockBusy?: (lock: LockId) => boolean;
 }
 
 /** A vCPU as the KVM code sees it: its id, its table-page memcache and its fault in progress. */
@@ -101,7 +103,7 @@ export class Vm {
     const hugeZero = levelSize(granule, 2);
     this.hostPhys = new HostPhys(granule, opts.hostBytes ?? 2 ** 30, hugeZero);
     this.meter = opts.meter ?? new WorkMeter();
-    this.host = new HostMm(granule, this.hostPhys, this.events, hugeZero, this.meter);
+    this.host = new HostMm(granule, this.hostPhys, this.events, hugeZero, this.meter, opts.lockBusy);
     this.tableMem = new PhysMem(granule);
     const userHw = opts.hw ?? NULL_HW;
     const phys = this.hostPhys;

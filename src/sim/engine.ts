@@ -198,6 +198,12 @@ export class Engine {
     return this.tasks[id]!.finishedAt;
   }
 
+  /** Whether some CPU holds `lock` (or is being handed it) at this point of the run. */
+  isHeld(lock: LockId): boolean {
+    const s = this.locks.get(lock);
+    return s !== undefined && s.owner !== NONE;
+  }
+
   /** Statistics of one lock (zeros if never taken). */
   lockStats(lock: LockId): LockStats {
     return this.lockState(lock).stats;

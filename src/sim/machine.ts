@@ -3,6 +3,7 @@
  * TLBs that TLBIs reach, and an engine per timed run. Build the VM with {@link vmHooks}, then
  * {@link attach} it.
  */
+import type { LockId } from "../common/steps.js";
 import { WorkMeter } from "../common/work.js";
 import type { Vm } from "../kvm/vm.js";
 import type { Stage2Hw } from "../pgtable/hw.js";
@@ -54,8 +55,16 @@ export class SimMachine {
     this.visibility = new PteVisibility(ptrsPerTable, () => this.now());
   }
 
-  /** Options to build the VM with: the meter, the store observer and the TLBI hardware. */
-  vmHooks(): { meter: WorkMeter; pteObserver: PteVisibility; hw: Stage2Hw } {
+  /**
+   * Options to build the VM with: the meter, the store observer, the TLBI hardware, and whether a
+   * lock is held (for the host's lockless checks of its page-table locks).
+   */
+  vmHooks(): {
+    meter: WorkMeter;
+    pteObserver: PteVisibility;
+    hw: Stage2Hw;
+    lockBusy: (lock: LockId) => boolean;
+  } {
     const hw: Stage2Hw = {
       tlbFlushVmidIpa: (ipa, level) => this.mmuRef?.log.invalidateIpa(ipa, level),
       tlbFlushVmid: () => this.mmuRef?.log.flushVmid(),
@@ -63,7 +72,8 @@ export class SimMachine {
       icacheInvalPou: () => {},
       icacheInvalAll: () => {},
     };
-    return { meter: this.meter, pteObserver: this.visibility, hw };
+    const lockBusy = (lock: LockId): boolean => this.engine !== null && this.engine.isHeld(lock);
+    return { meter: this.meter, pteObserver: this.visibility, hw, lockBusy };
   }
 
   /** Connects the VM built with {@link vmHooks}; call after its memslots exist. */

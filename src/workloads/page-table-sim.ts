@@ -187,11 +187,18 @@ function runStage(
   const waits = run.engine.waitByKind();
   // Before its release and after its last access a vCPU does nothing.
   const idle = run.finishPs.reduce((a, f, i) => a + (run.elapsedPs - f) + run.startPs[i]!, 0);
+  // Spinlock waits: mmu_lock's, and the rest (the host's PTE-page locks).
+  const otherSpin = waits.spinlock - lock.waitPs;
   attribution.push(
     {
       category: "spinning on mmu_lock",
-      vcpu_s: waits.spinlock * PS,
-      share: total > 0 ? waits.spinlock / total : 0,
+      vcpu_s: lock.waitPs * PS,
+      share: total > 0 ? lock.waitPs / total : 0,
+    },
+    {
+      category: "spinning on host page-table locks",
+      vcpu_s: otherSpin * PS,
+      share: total > 0 ? otherSpin / total : 0,
     },
     {
       category: "sleeping on host mutexes",

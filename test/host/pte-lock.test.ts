@@ -1,0 +1,91 @@
+/**
+ * The host PTE page's lock (pte_offset_map_lock): a zero-page copy-on-write clears the PTE and
+ * holds the lock across change_pte (set_pte_at_notify tells the notifiers before the store), and
+ * slow GUP waits for the lock when another CPU holds it.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { GRANULES } from "../../src/arch/index.js";
+import { EventBus } from "../../src/common/events.js";
+import { type Blocking, type LockId, runToCompletion, type Step } from "../../src/common/steps.js";
+import { backingSource } from "../../src/host/backing.js";
+import { HOST_EVENT_KINDS, type HostEvent } from "../../src/host/events.js";
+import { HostPhys } from "../../src/host/host-phys.js";
+import { HPTE_PRESENT, HPTE_WRITE, HostMm } from "../../src/host/mm.js";
+import type { MmuNotifier } from "../../src/host/notifier.js";
+
+const G = GRANULES[4096];
+const HVA = 2 ** 40;
+const K4 = 4096;
+
+function host(lockBusy?: (lock: LockId) => boolean): HostMm {
+  const phys = new HostPhys(G, 2 ** 24, 2 ** 21);
+  const mm = new HostMm(G, phys, new EventBus<HostEvent>(HOST_EVENT_KINDS), 2 ** 21, undefined, lockBusy);
+  mm.mmap(HVA, 2 ** 21, backingSource("anonymous", G));
+  return mm;
+}
+
+/** A notifier that notes the host PTE of `hva` when change_pte is called, and takes no lock. */
+function recorder(mm: HostMm, hva: number, seen: number[]): MmuNotifier {
+  const none = function* (): Blocking<void> {};
+  return {
+    invalidateRangeStart: none,
+    invalidateRangeEnd: none,
+    // eslint-disable-next-line require-yield
+    *changePte() {
+      const vma = mm.findVma(hva)!;
+      seen.push(vma.flags[vma.index(hva)]!);
+    },
+    // eslint-disable-next-line require-yield
+    *clearFlushYoung() {
+      return false;
+    },
+    // eslint-disable-next-line require-yield
+    *clearYoung() {
+      return false;
+    },
+    // eslint-disable-next-line require-yield
+    *testYoung() {
+      return false;
+    },
+  };
+}
+
+/** The steps `gen` yields until it finishes. */
+function steps(gen: Blocking<unknown>): Step[] {
+  const out: Step[] = [];
+  for (let r = gen.next(); r.done !== true; r = gen.next()) out.push(r.value);
+  return out;
+}
+
+test("a zero-page copy clears the PTE, tells change_pte, then stores the new PTE, all under the PTE lock", () => {
+  const mm = host();
+  const seen: number[] = [];
+  mm.registerNotifier(recorder(mm, HVA, seen));
+  runToCompletion(mm.gup(HVA, false)); // a read maps the zero page
+  const s = steps(mm.gup(HVA, true));
+  assert.deepEqual(seen, [0], "change_pte saw no PTE: the old one was cleared, the new one not yet stored");
+  const vma = mm.findVma(HVA)!;
+  assert.equal(vma.flags[vma.index(HVA)], HPTE_PRESENT | HPTE_WRITE);
+  // Lock, check and unlock (do_wp_page); zeroing; lock, copy with change_pte, unlock (wp_page_copy).
+  const ptl = vma.ptl(HVA).lock;
+  const kinds = s.map((x) =>
+    x.kind === "sched" ? "sched" : `${x.kind}:${x.lock === ptl ? "ptl" : x.lock.name}`,
+  );
+  assert.deepEqual(kinds, ["lock:ptl", "unlock:ptl", "sched", "lock:ptl", "unlock:ptl"]);
+});
+
+test("slow GUP waits for a PTE lock another CPU holds, and only then", () => {
+  let busy = false;
+  const mm = host(() => busy);
+  runToCompletion(mm.gup(HVA + K4, false)); // zero page: present, read-only
+  assert.equal(mm.gupNoFault(HVA + K4, false), true);
+  assert.deepEqual(steps(mm.gup(HVA + K4, false)), []);
+  busy = true;
+  assert.equal(mm.gupNoFault(HVA + K4, false), false);
+  const ptl = mm.findVma(HVA)!.ptl(HVA + K4).lock;
+  assert.deepEqual(steps(mm.gupSlow(HVA + K4, false)), [
+    { kind: "lock", lock: ptl },
+    { kind: "unlock", lock: ptl },
+  ]);
+});
