@@ -5,7 +5,7 @@
  */
 import { pteValid, pteWords } from "../arch/descriptor.js";
 import { type Granule, levelShift } from "../arch/granule.js";
-import { EAGAIN, EFAULT, ENOEXEC } from "../common/errno.js";
+import { EAGAIN, EFAULT, ENOEXEC, errnoName } from "../common/errno.js";
 import { S2simError } from "../common/error.js";
 import { hex } from "../common/format.js";
 import type { Blocking } from "../common/steps.js";
@@ -42,7 +42,8 @@ export function* guestAccess(vm: Vm, vcpu: Vcpu, access: GuestAccess): Blocking<
     const r = hwWalk(vm.pgt, access, vm.cpu.hwAccessFlag);
     if (r.kind === "ok") return faults;
     vm.meter.charge(W.exit, 1);
-    yield* kvmHandleGuestAbort(vm, vcpu, { access, fsc: r.fsc, level: r.level });
+    const ret = yield* kvmHandleGuestAbort(vm, vcpu, { access, fsc: r.fsc, level: r.level });
+    checkAbortReturn(ret, vcpu, access.ipa);
   }
   throw new Error(`guest access to ${hex(access.ipa)} by vCPU ${vcpu.id} keeps faulting`);
 }
@@ -63,6 +64,22 @@ export function* guestAccessWithTables(
     yield* guestAccess(vm, vcpu, { ipa: tables[i]!, write: false, exec: false, s1ptw: true });
   }
   yield* guestAccess(vm, vcpu, { ipa, write, exec: false, s1ptw: false });
+}
+
+/**
+ * What KVM_RUN makes of kvm_handle_guest_abort's return value: 0 or 1 resume the guest (which
+ * replays the access); a negative code fails KVM_RUN to userspace, where the selftest stops, and
+ * -ENOEXEC would inject a prefetch abort into the guest, which is not modelled. Either way the
+ * model stops with an error naming the code.
+ */
+export function checkAbortReturn(ret: number, vcpu: Vcpu, ipa: number): void {
+  if (ret >= 0) return;
+  throw new S2simError(
+    "kvm-run-failed",
+    ret === ENOEXEC
+      ? `vCPU ${vcpu.id}: the abort at IPA ${hex(ipa)} would inject a prefetch abort (-ENOEXEC), which is not modelled`
+      : `KVM_RUN failed on vCPU ${vcpu.id}: the stage-2 abort at IPA ${hex(ipa)} returned ${errnoName(ret)}`,
+  );
 }
 
 /** kvm_is_write_fault: S1PTW counts as a write, instruction aborts never do. */

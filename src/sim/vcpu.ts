@@ -6,12 +6,14 @@
  * fault costs no generator; the rare blocking parts (slow GUP with host faults and notifiers,
  * access-flag faults) run as generators.
  */
+import { EFAULT } from "../common/errno.js";
 import { SCHED, type Step } from "../common/steps.js";
 import { W, type WorkMeter } from "../common/work.js";
 import type { GupResult } from "../host/mm.js";
 import {
   ABORT_ACCESS_FLAG,
   abortBegin,
+  checkAbortReturn,
   CONTINUE,
   handleAccessFault,
   umaAfterGup,
@@ -142,7 +144,9 @@ export class SimVcpu implements SimCode {
             this.state = S_SUB;
             continue;
           }
-          if (umaBeforeGup(vm, this.vcpu, ctx) !== CONTINUE) {
+          const before = umaBeforeGup(vm, this.vcpu, ctx);
+          if (before !== CONTINUE) {
+            checkAbortReturn(before, this.vcpu, access.ipa);
             this.state = S_RESYNC;
             continue;
           }
@@ -162,7 +166,8 @@ export class SimVcpu implements SimCode {
           if (r.done !== true) return r.value;
           this.gup = null;
           if (r.value === null) {
-            this.state = S_RESYNC; // -EFAULT: the access faults again and the guard reports it
+            checkAbortReturn(EFAULT, this.vcpu, ctx.access.ipa); // no VMA: -EFAULT
+            this.state = S_RESYNC;
             continue;
           }
           ctx.pa = r.value.pa;
@@ -170,19 +175,22 @@ export class SimVcpu implements SimCode {
           this.state = S_AFTER_GUP;
           continue;
         }
-        case S_AFTER_GUP:
-          if (umaAfterGup(ctx) !== CONTINUE) {
+        case S_AFTER_GUP: {
+          const after = umaAfterGup(ctx);
+          if (after !== CONTINUE) {
+            checkAbortReturn(after, this.vcpu, ctx.access.ipa);
             this.state = S_RESYNC;
             continue;
           }
           this.state = S_LOCKED;
           return vm.lockStep;
+        }
         case S_LOCKED:
           umaLocked(vm, this.vcpu, ctx);
           this.state = S_UNLOCKED;
           return vm.unlockStep;
         case S_UNLOCKED:
-          umaDone(vm, this.vcpu, ctx);
+          checkAbortReturn(umaDone(vm, this.vcpu, ctx), this.vcpu, ctx.access.ipa);
           this.state = S_RESYNC;
           continue;
         case S_SUB: {

@@ -13,6 +13,15 @@ const HVA = 0x4000_0000_0000;
 for (const kernel of KERNELS) {
   describe(`${kernel} bad inputs`, () => {
     const vm = () => new Vm({ kernel, vcpus: 1, hostBytes: 4 * M2 });
+    it("an abort the handler fails (-EFAULT: a memslot with no VMA behind it) stops KVM_RUN", () => {
+      const v = vm();
+      v.memslots.add(1, M2, M2, HVA, 0);
+      assert.throws(
+        () =>
+          runToCompletion(guestAccess(v, v.vcpus[0]!, { ipa: M2, write: true, exec: false, s1ptw: false })),
+        (e: unknown) => code("kvm-run-failed")(e) && /returned -EFAULT/.test((e as Error).message),
+      );
+    });
     it("overlapping memslots", () => {
       const v = vm();
       v.addMemory(1, M2, M2, HVA, "anonymous");
