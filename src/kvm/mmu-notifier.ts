@@ -16,9 +16,20 @@ import type { Vm } from "./vm.js";
 export class KvmMmuNotifier implements MmuNotifier {
   constructor(private readonly vm: Vm) {}
 
+  /**
+   * Whether the handler takes mmu_lock for [start, end): v5.12 always does; v5.14's
+   * __kvm_handle_hva_range takes it (and runs its count/seq update) only for a range that overlaps
+   * a memslot.
+   */
+  private locks(start: number, end: number): boolean {
+    if (this.vm.kernel.notifierApi === "hva") return true;
+    return this.vm.memslots.slots.some((s) => start < s.hva + s.size && s.hva < end);
+  }
+
   /** kvm_mmu_notifier_invalidate_range_start: count++, then unmap every overlapping slot range. */
   *invalidateRangeStart(start: number, end: number): Blocking<void> {
     const vm = this.vm;
+    if (!this.locks(start, end)) return;
     yield vm.lockStep;
     vm.mmuNotifierCount++;
     this.forEachRange(start, end, (_slot, gpa, size) => {
@@ -30,8 +41,9 @@ export class KvmMmuNotifier implements MmuNotifier {
   }
 
   /** kvm_mmu_notifier_invalidate_range_end: seq++, count--. */
-  *invalidateRangeEnd(_start: number, _end: number): Blocking<void> {
+  *invalidateRangeEnd(start: number, end: number): Blocking<void> {
     const vm = this.vm;
+    if (!this.locks(start, end)) return;
     yield vm.lockStep;
     vm.mmuNotifierSeq++;
     vm.mmuNotifierCount--;
@@ -45,11 +57,13 @@ export class KvmMmuNotifier implements MmuNotifier {
   *changePte(hva: number, pa: number): Blocking<void> {
     const vm = this.vm;
     const page = vm.geo.granule.size;
+    if (!this.locks(hva, hva + page)) return;
     yield vm.lockStep;
     if (vm.kernel.notifierApi === "hva") vm.mmuNotifierSeq++;
+    // v5.12 cleans the new page once, before it looks for memslots.
+    if (vm.kernel.faultCmos === "user_mem_abort") cleanDcacheGuestPage(vm.pgt, pa, page);
     this.forEachRange(hva, hva + page, (_slot, gpa) => {
       this.report("set_spte", gpa, page);
-      if (vm.kernel.faultCmos === "user_mem_abort") cleanDcacheGuestPage(vm.pgt, pa, page);
       // -ENOMEM when the tables are missing is ignored: the page will simply fault.
       vm.pgt.map(gpa, page, pa, PROT_R, null);
     });
@@ -59,6 +73,7 @@ export class KvmMmuNotifier implements MmuNotifier {
   /** kvm_mmu_notifier_clear_flush_young: mkold each range; flush the VMID if any was young. */
   *clearFlushYoung(start: number, end: number): Blocking<boolean> {
     const vm = this.vm;
+    if (!this.locks(start, end)) return false;
     yield vm.lockStep;
     const young = this.age(start, end, "mkold");
     if (young) vm.flushRemoteTlbs();
@@ -69,6 +84,7 @@ export class KvmMmuNotifier implements MmuNotifier {
   /** kvm_mmu_notifier_clear_young: mkold without the flush. */
   *clearYoung(start: number, end: number): Blocking<boolean> {
     const vm = this.vm;
+    if (!this.locks(start, end)) return false;
     yield vm.lockStep;
     const young = this.age(start, end, "mkold");
     yield vm.unlockStep;
@@ -78,6 +94,7 @@ export class KvmMmuNotifier implements MmuNotifier {
   /** kvm_mmu_notifier_test_young → kvm_test_age_hva/gfn: is_young. */
   *testYoung(start: number, end: number): Blocking<boolean> {
     const vm = this.vm;
+    if (!this.locks(start, end)) return false;
     yield vm.lockStep;
     const young = this.age(start, end, "is_young");
     yield vm.unlockStep;

@@ -32,7 +32,7 @@ export interface VmOptions {
   readonly kernel: KernelVersion | KvmKernel;
   /** Host PAGE_SIZE = stage-2 granule, in bytes (default 4096). */
   readonly granule?: number;
-  /** IPA bits (default 40, KVM's default). */
+  /** IPA bits; absent or 0 means 40, KVM's default (the VM type's IPA field of 0). */
   readonly ipaBits?: number;
   readonly cpu?: CpuFeatures;
   readonly vcpus?: number;
@@ -91,7 +91,7 @@ export class Vm {
   constructor(opts: VmOptions) {
     this.kernel = typeof opts.kernel === "string" ? kvmKernel(opts.kernel) : opts.kernel;
     const granule = granuleOf(opts.granule ?? 4096);
-    this.geo = stage2Geometry(granule, opts.ipaBits ?? 40);
+    this.geo = stage2Geometry(granule, opts.ipaBits === undefined || opts.ipaBits === 0 ? 40 : opts.ipaBits);
     this.cpu = opts.cpu ?? KUNPENG_920;
     this.vtcr = vtcrEl2(this.cpu, this.geo);
     this.faultShifts = faultShifts(granule);

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { runToCompletion } from "../../src/common/steps.js";
 import { guestAccess } from "../../src/kvm/fault.js";
+import { KvmMmuNotifier } from "../../src/kvm/mmu-notifier.js";
 import { Vm } from "../../src/kvm/vm.js";
 import { K4, KERNELS, leaf, summarize } from "./helpers.js";
 
@@ -52,4 +53,35 @@ for (const kernel of KERNELS) {
       assert.deepEqual(leaf(vm, GPA), { level: 3, perm: "rw", xn: true });
     });
   });
+}
+
+describe("MMU notifiers outside every memslot", () => {
+  for (const kernel of KERNELS) {
+    it(`${kernel}: ${kernel === "v5.12" ? "still take mmu_lock and count" : "take no lock and change nothing"}`, () => {
+      const vm = new Vm({ kernel, vcpus: 1, hostBytes: 1 << 20 });
+      vm.addMemory(1, GPA, 4 * K4, HVA, "anonymous");
+      const n = new KvmMmuNotifier(vm);
+      const outside = HVA + 2 ** 30;
+      const start = n.invalidateRangeStart(outside, outside + K4);
+      const first = start.next();
+      if (kernel === "v5.12") {
+        assert.deepEqual(first.value, vm.lockStep);
+        runToCompletionFrom(start);
+        assert.equal(vm.mmuNotifierCount, 1);
+        runToCompletionFrom(n.invalidateRangeEnd(outside, outside + K4));
+        assert.equal(vm.mmuNotifierCount, 0);
+        assert.equal(vm.mmuNotifierSeq, 1);
+      } else {
+        assert.equal(first.done, true);
+        assert.equal(vm.mmuNotifierCount, 0);
+        assert.equal(n.invalidateRangeEnd(outside, outside + K4).next().done, true);
+        assert.equal(vm.mmuNotifierSeq, 0);
+      }
+    });
+  }
+});
+
+/** Runs the rest of a started generator. */
+function runToCompletionFrom(gen: Generator<unknown, unknown, void>): void {
+  for (let r = gen.next(); r.done !== true; r = gen.next());
 }
