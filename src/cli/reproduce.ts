@@ -313,7 +313,7 @@ export function renderText(
       ] as const) {
         times++;
         if (!(Math.abs(sim / pub - 1) <= TIME_BAND + EDGE))
-          timesOut.push(`${name} ${when} ${pct(sim / pub - 1, 1)}`);
+          timesOut.push(`${name} ${when} ${pct(sim / pub - 1)}`);
       }
       gains++;
       if (!(Math.abs(diff) <= GAIN_BAND + EDGE)) gainsOut.push(`${name} ${signed(diff * 100, 2)} pp`);

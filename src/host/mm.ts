@@ -73,6 +73,8 @@ export class Vma {
   /** Bytes one host PTE page maps (PAGE_SIZE / 8 entries of PAGE_SIZE), and its reciprocal. */
   private readonly ptlSpan: number;
   private readonly ptlInv: number;
+  /** Number of the first PTE page the VMA touches (counted from address 0). */
+  private readonly ptlBase: number;
   private readonly hugetlbMutexes = new Map<number, LockId>();
   /** The PTE pages' locks, made on first use. */
   private readonly ptls: Array<PteLock | undefined>;
@@ -92,15 +94,18 @@ export class Vma {
     this.pmd = new Uint8Array(backing.kind === "thp" ? size / backing.pageSize : 0);
     this.ptlSpan = (granule.size / 8) * granule.size;
     this.ptlInv = 1 / this.ptlSpan;
-    this.ptls = new Array<PteLock | undefined>(Math.ceil(size / this.ptlSpan)).fill(undefined);
+    // PTE pages cover naturally aligned ranges of the address space, whatever the VMA's start.
+    this.ptlBase = Math.floor(start * this.ptlInv);
+    const last = Math.floor((start + size - 1) * this.ptlInv);
+    this.ptls = new Array<PteLock | undefined>(last - this.ptlBase + 1).fill(undefined);
   }
 
   /** pte_lockptr: the split page-table lock (a spinlock) of the host PTE page mapping `hva`. */
   ptl(hva: number): PteLock {
-    const k = Math.floor((hva - this.start) * this.ptlInv);
+    const k = Math.floor(hva * this.ptlInv) - this.ptlBase;
     let p = this.ptls[k];
     if (p === undefined) {
-      const lock: LockId = { name: `ptl[${hex(this.start + k * this.ptlSpan)}]`, kind: "spinlock" };
+      const lock: LockId = { name: `ptl[${hex((this.ptlBase + k) * this.ptlSpan)}]`, kind: "spinlock" };
       p = { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
       this.ptls[k] = p;
     }
@@ -131,8 +136,10 @@ export class Vma {
 
 /**
  * The host mm (struct mm_struct) of the VMM process. `lockBusy` tells whether a lock is held by
- * some CPU at this point of the simulation (the simulator's engine); without one, no lock is ever
- * held between steps.
+ * some CPU at this point of the simulation (the simulator's engine answers as of the start of the
+ * asking CPU's code segment). Without it, locks always read as free: single-threaded use is exact,
+ * but under a fixed interleaving (`interleave`) slow GUP does not wait for a PTE lock another task
+ * holds.
  */
 export class HostMm {
   readonly vmas: Vma[] = [];

@@ -38,14 +38,17 @@ const W_MARK_DIRTY = W["mark-dirty"];
  * kvm_handle_guest_abort and a retry, until the access completes. Returns the faults taken.
  */
 export function* guestAccess(vm: Vm, vcpu: Vcpu, access: GuestAccess): Blocking<number> {
-  for (let faults = 0; faults < MAX_FAULTS_PER_ACCESS; faults++) {
+  for (let faults = 0; ; faults++) {
     const r = hwWalk(vm.pgt, access, vm.cpu.hwAccessFlag);
     if (r.kind === "ok") return faults;
+    // As the simulator's vCPU: the access may fault MAX_FAULTS_PER_ACCESS times, not once more.
+    if (faults === MAX_FAULTS_PER_ACCESS) {
+      throw new Error(`guest access to ${hex(access.ipa)} by vCPU ${vcpu.id} keeps faulting`);
+    }
     vm.meter.charge(W.exit, 1);
     const ret = yield* kvmHandleGuestAbort(vm, vcpu, { access, fsc: r.fsc, level: r.level });
     checkAbortReturn(ret, vcpu, access.ipa);
   }
-  throw new Error(`guest access to ${hex(access.ipa)} by vCPU ${vcpu.id} keeps faulting`);
 }
 
 /**

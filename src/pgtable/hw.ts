@@ -98,7 +98,6 @@ export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: numb
  * ceil((pa + size - (pa - pa % line)) / line). For a power-of-two line (as real lines are) and
  * 0 <= pa, pa + size < 2^53 that is ceil((pa + size) / line) - floor(pa / line), and dividing by
  * the line is multiplying by its reciprocal, both exact; that form avoids a floating-point modulo.
- * Kept small and free of module state so that it inlines into the CMO paths.
  */
 function linesIn(pa: number, size: number, line: number): number {
   const end = pa + size;

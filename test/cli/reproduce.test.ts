@@ -120,7 +120,7 @@ describe("s2sim reproduce", () => {
     const text = renderText(rows, ctx);
     assert.match(
       text,
-      /^Times within ±10 % of the published ones: 14 of 16 \(outside: anonymous KVM_CREATE_MAPPINGS after \+37\.0 %, anonymous_thp KVM_CREATE_MAPPINGS before -37\.0 %\)$/m,
+      /^Times within ±10 % of the published ones: 14 of 16 \(outside: anonymous KVM_CREATE_MAPPINGS after \+37\.00 %, anonymous_thp KVM_CREATE_MAPPINGS before -37\.00 %\)$/m,
     );
     assert.match(
       text,

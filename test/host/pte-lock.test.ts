@@ -89,3 +89,13 @@ test("slow GUP waits for a PTE lock another CPU holds, and only then", () => {
     { kind: "unlock", lock: ptl },
   ]);
 });
+
+test("PTE-page locks cover naturally aligned 2 MiB ranges, whatever the VMA's start", () => {
+  const phys = new HostPhys(G, 2 ** 24, 2 ** 21);
+  const mm = new HostMm(G, phys, new EventBus<HostEvent>(HOST_EVENT_KINDS), 2 ** 21);
+  const start = HVA + 2 ** 21 - 2 * K4; // two pages below a 2 MiB boundary
+  const vma = mm.mmap(start, 4 * K4, backingSource("anonymous", G));
+  assert.equal(vma.ptl(start), vma.ptl(start + K4));
+  assert.notEqual(vma.ptl(start + K4), vma.ptl(start + 2 * K4));
+  assert.equal(vma.ptl(start + 2 * K4).lock.name, `ptl[0x${(HVA + 2 ** 21).toString(16)}]`);
+});
