@@ -53,6 +53,29 @@ export function runToCompletion<T>(gen: Blocking<T>): T {
   }
 }
 
+/**
+ * The locks some task of an {@link interleave} holds, for code that must know whether taking one
+ * now would wait without taking it (a lockless check, such as the host's slow GUP).
+ */
+export class HeldLocks {
+  private readonly held = new Set<LockId>();
+
+  /** Whether some task holds `lock`. */
+  isHeld(lock: LockId): boolean {
+    return this.held.has(lock);
+  }
+
+  /** Records that `lock` was granted. */
+  add(lock: LockId): void {
+    this.held.add(lock);
+  }
+
+  /** Records that `lock` was released. */
+  remove(lock: LockId): void {
+    this.held.delete(lock);
+  }
+}
+
 /** How {@link interleave} orders tasks. */
 export type InterleavePolicy =
   /** Each task runs to completion before the next starts. */
@@ -62,10 +85,14 @@ export type InterleavePolicy =
 
 /**
  * Runs several blocking tasks on separate CPUs with FIFO locks, for fixed interleavings in tests
- * and examples. A task waiting for a held lock waits its turn in the lock's queue. Returns the
- * results in task order.
+ * and examples. A task waiting for a held lock waits its turn in the lock's queue. `held` is kept
+ * up to date with the locks granted. Returns the results in task order.
  */
-export function interleave<T>(tasks: Array<Blocking<T>>, policy: InterleavePolicy): T[] {
+export function interleave<T>(
+  tasks: Array<Blocking<T>>,
+  policy: InterleavePolicy,
+  held: HeldLocks = new HeldLocks(),
+): T[] {
   if (policy === "sequential") return tasks.map((t) => runToCompletion(t));
   const results = new Array<T>(tasks.length);
   const done = new Array<boolean>(tasks.length).fill(false);
@@ -82,6 +109,7 @@ export function interleave<T>(tasks: Array<Blocking<T>>, policy: InterleavePolic
         if (owner.has(want) || queues.get(want)?.[0] !== i) continue;
         queues.get(want)!.shift();
         owner.set(want, i);
+        held.add(want);
         waiting[i] = null;
       }
       progressed = true;
@@ -105,6 +133,7 @@ export function interleave<T>(tasks: Array<Blocking<T>>, policy: InterleavePolic
           if (owner.get(step.lock) !== i)
             throw new Error(`${step.lock.name} released by a CPU that does not hold it`);
           owner.delete(step.lock);
+          held.remove(step.lock);
           break;
         case "sched":
           break;

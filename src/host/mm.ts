@@ -136,10 +136,9 @@ export class Vma {
 
 /**
  * The host mm (struct mm_struct) of the VMM process. `lockBusy` tells whether a lock is held by
- * some CPU at this point of the simulation (the simulator's engine answers as of the start of the
- * asking CPU's code segment). Without it, locks always read as free: single-threaded use is exact,
- * but under a fixed interleaving (`interleave`) slow GUP does not wait for a PTE lock another task
- * holds.
+ * some CPU at this point: the simulator's engine (as of the start of the asking CPU's code
+ * segment), or the locks a fixed interleaving granted (`HeldLocks`). Without it, locks always read
+ * as free, which is exact for single-threaded use.
  */
 export class HostMm {
   readonly vmas: Vma[] = [];

@@ -10,7 +10,7 @@ import { S2simError } from "../common/error.js";
 import { EventBus } from "../common/events.js";
 import { WorkMeter } from "../common/work.js";
 import { hex, sizeName } from "../common/format.js";
-import type { LockId, Step } from "../common/steps.js";
+import { HeldLocks, type LockId, type Step } from "../common/steps.js";
 import { type BackingSource, backingSource } from "../host/backing.js";
 import { HostPhys } from "../host/host-phys.js";
 import { HostMm } from "../host/mm.js";
@@ -44,7 +44,10 @@ export interface VmOptions {
   readonly meter?: WorkMeter;
   /** Told of every stage-2 descriptor store (the simulator's visibility model). */
   readonly pteObserver?: PteObserver;
-  /** Whether a lock is held by some CPU right now (the simulator's engine; default: never). */
+  /**
+   * Whether a lock is held by some CPU right now: the simulator's engine. By default the VM's
+   * {@link Vm.heldLocks}, which a fixed interleaving keeps up to date.
+   */
   readonly lockBusy?: (lock: LockId) => boolean;
 }
 
@@ -74,6 +77,8 @@ export class Vm {
   readonly vcpus: Vcpu[];
   /** kvm->mmu_lock (a spinlock in v5.12 and v5.14). */
   readonly mmuLock: LockId = { name: "kvm->mmu_lock", kind: "spinlock" };
+  /** The locks held during a fixed interleaving (pass it to `interleave`). */
+  readonly heldLocks = new HeldLocks();
   /** The steps that take and release mmu_lock (shared, immutable). */
   readonly lockStep: Step = { kind: "lock", lock: this.mmuLock };
   readonly unlockStep: Step = { kind: "unlock", lock: this.mmuLock };
@@ -103,7 +108,15 @@ export class Vm {
     const hugeZero = levelSize(granule, 2);
     this.hostPhys = new HostPhys(granule, opts.hostBytes ?? 2 ** 30, hugeZero);
     this.meter = opts.meter ?? new WorkMeter();
-    this.host = new HostMm(granule, this.hostPhys, this.events, hugeZero, this.meter, opts.lockBusy);
+    const held = this.heldLocks;
+    this.host = new HostMm(
+      granule,
+      this.hostPhys,
+      this.events,
+      hugeZero,
+      this.meter,
+      opts.lockBusy ?? ((lock) => held.isHeld(lock)),
+    );
     this.tableMem = new PhysMem(granule);
     const userHw = opts.hw ?? NULL_HW;
     const phys = this.hostPhys;

@@ -198,6 +198,7 @@ export class PageTableTest {
       interleave(
         this.vm.vcpus.map((v) => this.vcpuProgram(v, stage, () => counts.accesses++)),
         policy,
+        this.vm.heldLocks,
       );
     } finally {
       off();

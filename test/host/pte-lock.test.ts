@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GRANULES } from "../../src/arch/index.js";
 import { EventBus } from "../../src/common/events.js";
-import { type Blocking, type LockId, runToCompletion, type Step } from "../../src/common/steps.js";
+import { type Blocking, HeldLocks, type LockId, runToCompletion, type Step } from "../../src/common/steps.js";
 import { backingSource } from "../../src/host/backing.js";
 import { HOST_EVENT_KINDS, type HostEvent } from "../../src/host/events.js";
 import { HostPhys } from "../../src/host/host-phys.js";
@@ -18,9 +18,12 @@ const G = GRANULES[4096];
 const HVA = 2 ** 40;
 const K4 = 4096;
 
-function host(lockBusy?: (lock: LockId) => boolean): HostMm {
+function host(
+  lockBusy?: (lock: LockId) => boolean,
+  events = new EventBus<HostEvent>(HOST_EVENT_KINDS),
+): HostMm {
   const phys = new HostPhys(G, 2 ** 24, 2 ** 21);
-  const mm = new HostMm(G, phys, new EventBus<HostEvent>(HOST_EVENT_KINDS), 2 ** 21, undefined, lockBusy);
+  const mm = new HostMm(G, phys, events, 2 ** 21, undefined, lockBusy);
   mm.mmap(HVA, 2 ** 21, backingSource("anonymous", G));
   return mm;
 }
@@ -98,4 +101,38 @@ test("PTE-page locks cover naturally aligned 2 MiB ranges, whatever the VMA's st
   assert.equal(vma.ptl(start), vma.ptl(start + K4));
   assert.notEqual(vma.ptl(start + K4), vma.ptl(start + 2 * K4));
   assert.equal(vma.ptl(start + 2 * K4).lock.name, `ptl[0x${(HVA + 2 ** 21).toString(16)}]`);
+});
+
+test("with HeldLocks, a GUP during another task's copy waits for the PTE lock and allocates nothing", () => {
+  const held = new HeldLocks();
+  const events = new EventBus<HostEvent>(HOST_EVENT_KINDS);
+  const mm = host((l) => held.isHeld(l), events);
+  const mmuLock: LockId = { name: "mmu_lock", kind: "spinlock" };
+  const seen: number[] = [];
+  const n = recorder(mm, HVA, seen);
+  mm.registerNotifier({
+    ...n,
+    *changePte(hva, pa) {
+      yield { kind: "lock", lock: mmuLock };
+      yield* n.changePte(hva, pa);
+      yield { kind: "unlock", lock: mmuLock };
+    },
+  });
+  runToCompletion(mm.gup(HVA, false)); // the zero page
+  const allocs: number[] = [];
+  events.subscribe((e) => allocs.push(e.pa), ["host-alloc"]);
+  // Task A copies: run it, granting locks, until it waits for mmu_lock inside change_pte.
+  const a = mm.gup(HVA, true);
+  for (let r = a.next(); ; r = a.next()) {
+    if (r.done === true) assert.fail("the copy ended without waiting for mmu_lock");
+    if (r.value.kind === "lock" && r.value.lock === mmuLock) break;
+    if (r.value.kind === "lock") held.add(r.value.lock);
+    if (r.value.kind === "unlock") held.remove(r.value.lock);
+  }
+  assert.equal(allocs.length, 1);
+  // Task B writes the same page now: fast GUP finds no PTE, slow GUP must wait for the PTE lock.
+  assert.equal(mm.gupNoFault(HVA, true), false);
+  const b = mm.gup(HVA, true).next();
+  assert.deepEqual(b.value, mm.findVma(HVA)!.ptl(HVA).take);
+  assert.equal(allocs.length, 1);
 });

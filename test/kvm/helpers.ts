@@ -113,7 +113,7 @@ export function runStage(t: PageTableTest, stage: TestStage, order: Order = "wri
   const progs = vcpus.map((v) => t.vcpuProgram(v, stage, () => {}));
   const tasks = order === "reader-first" ? [...progs].reverse() : progs;
   const policy: InterleavePolicy = order === "round-robin" ? "round-robin" : "sequential";
-  const { events } = t.vm.events.record(() => interleave(tasks, policy));
+  const { events } = t.vm.events.record(() => interleave(tasks, policy, t.vm.heldLocks));
   return summarize(events);
 }
 
