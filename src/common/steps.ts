@@ -54,25 +54,30 @@ export function runToCompletion<T>(gen: Blocking<T>): T {
 }
 
 /**
- * The locks some task of an {@link interleave} holds, for code that must know whether taking one
- * now would wait without taking it (a lockless check, such as the host's slow GUP).
+ * Which task of an {@link interleave} holds each lock, also for code that must know whether taking
+ * one now would wait without taking it (a lockless check, such as the host's slow GUP).
  */
 export class HeldLocks {
-  private readonly held = new Set<LockId>();
+  private readonly owners = new Map<LockId, number>();
 
   /** Whether some task holds `lock`. */
   isHeld(lock: LockId): boolean {
-    return this.held.has(lock);
+    return this.owners.has(lock);
   }
 
-  /** Records that `lock` was granted. */
-  add(lock: LockId): void {
-    this.held.add(lock);
+  /** The task holding `lock`, or undefined. */
+  ownerOf(lock: LockId): number | undefined {
+    return this.owners.get(lock);
+  }
+
+  /** Records that `lock` was granted to `task`. */
+  grant(lock: LockId, task: number): void {
+    this.owners.set(lock, task);
   }
 
   /** Records that `lock` was released. */
-  remove(lock: LockId): void {
-    this.held.delete(lock);
+  release(lock: LockId): void {
+    this.owners.delete(lock);
   }
 }
 
@@ -85,8 +90,8 @@ export type InterleavePolicy =
 
 /**
  * Runs several blocking tasks on separate CPUs with FIFO locks, for fixed interleavings in tests
- * and examples. A task waiting for a held lock waits its turn in the lock's queue. `held` is kept
- * up to date with the locks granted. Returns the results in task order.
+ * and examples. A task waiting for a held lock waits its turn in the lock's queue. `held` records
+ * who holds each lock (pass the VM's to let its host see them). Returns the results in task order.
  */
 export function interleave<T>(
   tasks: Array<Blocking<T>>,
@@ -96,7 +101,6 @@ export function interleave<T>(
   if (policy === "sequential") return tasks.map((t) => runToCompletion(t));
   const results = new Array<T>(tasks.length);
   const done = new Array<boolean>(tasks.length).fill(false);
-  const owner = new Map<LockId, number>();
   const queues = new Map<LockId, number[]>();
   const waiting = new Array<LockId | null>(tasks.length).fill(null);
   let remaining = tasks.length;
@@ -106,10 +110,9 @@ export function interleave<T>(
       if (done[i]) continue;
       const want = waiting[i];
       if (want !== null) {
-        if (owner.has(want) || queues.get(want)?.[0] !== i) continue;
+        if (held.isHeld(want) || queues.get(want)?.[0] !== i) continue;
         queues.get(want)!.shift();
-        owner.set(want, i);
-        held.add(want);
+        held.grant(want, i);
         waiting[i] = null;
       }
       progressed = true;
@@ -130,10 +133,9 @@ export function interleave<T>(
           break;
         }
         case "unlock":
-          if (owner.get(step.lock) !== i)
+          if (held.ownerOf(step.lock) !== i)
             throw new Error(`${step.lock.name} released by a CPU that does not hold it`);
-          owner.delete(step.lock);
-          held.remove(step.lock);
+          held.release(step.lock);
           break;
         case "sched":
           break;

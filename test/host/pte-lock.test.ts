@@ -126,8 +126,8 @@ test("with HeldLocks, a GUP during another task's copy waits for the PTE lock an
   for (let r = a.next(); ; r = a.next()) {
     if (r.done === true) assert.fail("the copy ended without waiting for mmu_lock");
     if (r.value.kind === "lock" && r.value.lock === mmuLock) break;
-    if (r.value.kind === "lock") held.add(r.value.lock);
-    if (r.value.kind === "unlock") held.remove(r.value.lock);
+    if (r.value.kind === "lock") held.grant(r.value.lock, 0);
+    if (r.value.kind === "unlock") held.release(r.value.lock);
   }
   assert.equal(allocs.length, 1);
   // Task B writes the same page now: fast GUP finds no PTE, slow GUP must wait for the PTE lock.
