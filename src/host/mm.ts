@@ -439,7 +439,6 @@ export class HostMm {
     const h = Math.floor((hva - vma.start) / size);
     const first = (h * size) / vma.pageSize;
     const count = size / vma.pageSize;
-    const regionStart = vma.start + h * size;
     const state = vma.pmd[h]!;
     if (state === PMD_NONE) {
       if (!write) {
@@ -457,19 +456,34 @@ export class HostMm {
       this.faulted(hva, write, "thp-alloc", size);
       return;
     }
-    if (state === PMD_HUGE_ZERO && write) {
-      // Since v5.8 a write to the huge zero page splits the PMD and falls back to 4K CoW.
+    if (state === PMD_HUGE_ZERO && write) yield* this.splitHugeZeroPmd(vma, hva, h);
+    if (vma.pmd[h] === PMD_PTE) yield* this.anonFault(vma, hva, write);
+  }
+
+  /**
+   * __split_huge_pmd, as do_huge_pmd_wp_page calls it on the huge zero page (since v5.8 a write
+   * there falls back to 4K CoW): notifier start for the region, then under the PMD lock the split,
+   * only if the PMD still maps the huge zero page, then notifier end. Every writer that saw the
+   * huge zero PMD gets here; those that waited in the notifier behind the first find the PTEs
+   * already there and only pay the notifier calls.
+   */
+  private *splitHugeZeroPmd(vma: Vma, hva: number, h: number): Blocking<void> {
+    const size = vma.backing.pageSize;
+    const first = (h * size) / vma.pageSize;
+    const count = size / vma.pageSize;
+    const regionStart = vma.start + h * size;
+    yield* this.invalidateRangeStart(regionStart, regionStart + size);
+    const split = vma.pmd[h] === PMD_HUGE_ZERO;
+    if (split) {
       this.meter.charge(W["pmd-split"], 1);
-      yield* this.invalidateRangeStart(regionStart, regionStart + size);
       for (let k = 0; k < count; k++) {
         vma.pa[first + k] = this.phys.zeroPage;
         vma.flags[first + k] = HPTE_PRESENT | HPTE_ZERO;
       }
       vma.pmd[h] = PMD_PTE;
-      yield* this.invalidateRangeEnd(regionStart, regionStart + size);
-      this.faulted(hva, write, "thp-split", size);
     }
-    if (vma.pmd[h] === PMD_PTE) yield* this.anonFault(vma, hva, write);
+    yield* this.invalidateRangeEnd(regionStart, regionStart + size);
+    if (split) this.faulted(hva, true, "thp-split", size);
   }
 
   /** hugetlb_fault: under the page's fault mutex, hugetlb_no_page or hugetlb_cow (reuse). */

@@ -1,0 +1,100 @@
+/**
+ * A write to the huge zero page splits the PMD through __split_huge_pmd: notifier start, then the
+ * split under the PMD lock only if the PMD still maps the huge zero page, then notifier end. Two
+ * writers that both saw the huge zero PMD both call the notifiers, and the split happens once.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { GRANULES } from "../../src/arch/index.js";
+import { EventBus } from "../../src/common/events.js";
+import { type Blocking, type LockId, runToCompletion, type Step } from "../../src/common/steps.js";
+import { W, WorkMeter } from "../../src/common/work.js";
+import { backingSource } from "../../src/host/backing.js";
+import { HOST_EVENT_KINDS, type HostEvent } from "../../src/host/events.js";
+import { HostPhys } from "../../src/host/host-phys.js";
+import { HPTE_PRESENT, HPTE_WRITE, HPTE_ZERO, HostMm } from "../../src/host/mm.js";
+import type { MmuNotifier } from "../../src/host/notifier.js";
+
+const G = GRANULES[4096];
+const HVA = 2 ** 40;
+const M2 = 2 ** 21;
+
+/** A notifier whose range calls take `lock` (as KVM's take mmu_lock) and are counted. */
+function lockingNotifier(lock: LockId, calls: string[]): MmuNotifier {
+  const locked = (op: string) =>
+    function* (): Blocking<void> {
+      yield { kind: "lock", lock };
+      calls.push(op);
+      yield { kind: "unlock", lock };
+    };
+  return {
+    invalidateRangeStart: locked("start"),
+    invalidateRangeEnd: locked("end"),
+    changePte: locked("change_pte"),
+    // eslint-disable-next-line require-yield
+    *clearFlushYoung() {
+      return false;
+    },
+    // eslint-disable-next-line require-yield
+    *clearYoung() {
+      return false;
+    },
+    // eslint-disable-next-line require-yield
+    *testYoung() {
+      return false;
+    },
+  };
+}
+
+/** Runs `gen` until it yields a lock step for `lock`; returns that step. */
+function runUntilLock(gen: Blocking<unknown>, lock: LockId): Step {
+  for (let r = gen.next(); ; r = gen.next()) {
+    if (r.done === true) assert.fail(`finished without taking ${lock.name}`);
+    if (r.value.kind === "lock" && r.value.lock === lock) return r.value;
+  }
+}
+
+/** Runs `gen` to its end from where it stands. */
+function finish<T>(gen: Blocking<T>): T {
+  for (;;) {
+    const r = gen.next();
+    if (r.done === true) return r.value;
+  }
+}
+
+test("two writers on a huge-zero PMD both call the notifiers; the PMD is split once and the first copy stays", () => {
+  const events = new EventBus<HostEvent>(HOST_EVENT_KINDS);
+  const meter = new WorkMeter();
+  const mm = new HostMm(G, new HostPhys(G, 2 ** 26, M2), events, M2, meter);
+  const vma = mm.mmap(HVA, 2 * M2, backingSource("anonymous_thp", G));
+  const mmuLock: LockId = { name: "mmu_lock", kind: "spinlock" };
+  const calls: string[] = [];
+  mm.registerNotifier(lockingNotifier(mmuLock, calls));
+  const results: string[] = [];
+  events.subscribe((e) => results.push(e.result), ["host-fault"]);
+
+  runToCompletion(mm.gup(HVA, false)); // a reader maps the huge zero page
+  assert.deepEqual(results, ["huge-zero"]);
+
+  // Both writers see the huge zero PMD and stop in their split's invalidate_range_start.
+  const a = mm.gup(HVA, true);
+  const b = mm.gup(HVA, true);
+  runUntilLock(a, mmuLock);
+  runUntilLock(b, mmuLock);
+  assert.equal(meter.count[W["pmd-split"]], 0, "the split runs after invalidate_range_start");
+
+  // The first writer splits and copies page 0; the second then finds PTEs and the copy.
+  const ra = finish(a);
+  assert.ok(ra !== null && ra.writable && ra.pa !== mm.phys.zeroPage);
+  const rb = finish(b);
+  assert.deepEqual(rb, ra, "the second writer gets the first writer's copy");
+  assert.equal(meter.count[W["pmd-split"]], 1);
+  assert.deepEqual(results, ["huge-zero", "thp-split", "cow"]);
+  assert.equal(vma.flags[0], HPTE_PRESENT | HPTE_WRITE);
+  assert.equal(vma.pa[0], ra.pa);
+  assert.equal(vma.flags[1], HPTE_PRESENT | HPTE_ZERO);
+  // Each writer's split called start and end; the copy added its own start, change_pte, end.
+  assert.equal(calls.filter((c) => c === "start").length, 3);
+  assert.equal(calls.filter((c) => c === "end").length, 3);
+  assert.equal(calls.filter((c) => c === "change_pte").length, 1);
+});
