@@ -7,6 +7,8 @@ export type HostFaultResult =
   | "zero-page"
   /** A new page was allocated, zeroed and mapped. */
   | "alloc"
+  /** A shared (shmem) page already in the page cache was mapped. */
+  | "page-cache"
   /** Copy-on-write of the zero page into a new page. */
   | "cow"
   /** A read fault mapped the huge zero page with a PMD. */

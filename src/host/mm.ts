@@ -68,6 +68,8 @@ export class Vma {
   readonly flags: Uint8Array;
   /** THP VMAs: per THP-sized region, its PMD state. */
   readonly pmd: Uint8Array;
+  /** shmem VMAs: per page, the PA of the page in the file's page cache, or -1. */
+  readonly cachePa: Float64Array;
   /** 1 / pageSize (exact: a power of two). */
   private readonly pageInv: number;
   /** Bytes one host PTE page maps (PAGE_SIZE / 8 entries of PAGE_SIZE), and its reciprocal. */
@@ -76,6 +78,7 @@ export class Vma {
   /** Number of the first PTE page the VMA touches (counted from address 0). */
   private readonly ptlBase: number;
   private readonly hugetlbMutexes = new Map<number, LockId>();
+  private readonly pageLocks = new Map<number, PteLock>();
   /** The PTE pages' locks, made on first use. */
   private readonly ptls: Array<PteLock | undefined>;
 
@@ -92,6 +95,7 @@ export class Vma {
     this.pa = new Float64Array(pages);
     this.flags = new Uint8Array(pages);
     this.pmd = new Uint8Array(backing.kind === "thp" ? size / backing.pageSize : 0);
+    this.cachePa = new Float64Array(backing.kind === "shmem" ? pages : 0).fill(-1);
     this.ptlSpan = (granule.size / 8) * granule.size;
     this.ptlInv = 1 / this.ptlSpan;
     // PTE pages cover naturally aligned ranges of the address space, whatever the VMA's start.
@@ -108,6 +112,21 @@ export class Vma {
       const lock: LockId = { name: `ptl[${hex((this.ptlBase + k) * this.ptlSpan)}]`, kind: "spinlock" };
       p = { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
       this.ptls[k] = p;
+    }
+    return p;
+  }
+
+  /**
+   * lock_page of the page-cache page at `hva` (shmem): a sleeping lock, with its steps built once.
+   * The model keys it by file index, so it exists before the page does.
+   */
+  pageLock(hva: number): PteLock {
+    const i = this.index(hva);
+    let p = this.pageLocks.get(i);
+    if (p === undefined) {
+      const lock: LockId = { name: `page_lock[${hex(this.start + i * this.pageSize)}]`, kind: "mutex" };
+      p = { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
+      this.pageLocks.set(i, p);
     }
     return p;
   }
@@ -315,7 +334,7 @@ export class HostMm {
       case "anonymous":
         return this.anonFault(vma, hva, write);
       case "shmem":
-        return this.shmemFault(vma, hva);
+        return this.shmemFault(vma, hva, write);
       case "thp":
         return this.thpFault(vma, hva, write);
       case "hugetlb":
@@ -409,28 +428,35 @@ export class HostMm {
     else this.dropRaced(hva, write, pa, page);
   }
 
-  /** shmem_fault + finish_fault: a zeroed page-cache page, mapped writable under the PTE lock. */
-  private *shmemFault(vma: Vma, hva: number): Blocking<void> {
+  /**
+   * shmem_fault (shmem_getpage_gfp) + finish_fault: the page-cache page, locked (lock_page sleeps
+   * while another fault holds it); a missing page is allocated, put in the cache and zeroed with
+   * its lock held. Then, under the PTE lock, the PTE is installed writable unless another fault
+   * installed it meanwhile; the page is unlocked last. So faults racing on one page allocate and
+   * zero it once: the others sleep on the page lock and find the PTE there.
+   */
+  private *shmemFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
     const i = vma.index(hva);
     const ptl = vma.ptl(hva);
-    if ((vma.flags[i]! & HPTE_PRESENT) !== 0) {
-      yield ptl.take;
-      vma.flags[i] = vma.flags[i]! | HPTE_WRITE;
-      yield ptl.drop;
-      return;
-    }
+    const pageLock = vma.pageLock(hva);
     const page = vma.pageSize;
-    const pa = this.allocZeroed(page);
-    yield SCHED;
-    yield ptl.take;
-    if ((vma.flags[i]! & HPTE_PRESENT) !== 0) {
-      yield ptl.drop;
-      return this.dropRaced(hva, false, pa, page);
+    yield pageLock.take;
+    let pa = vma.cachePa[i]!;
+    const fresh = pa < 0;
+    if (fresh) {
+      pa = this.allocZeroed(page);
+      vma.cachePa[i] = pa;
+      yield SCHED;
     }
-    vma.pa[i] = pa;
-    vma.flags[i] = HPTE_PRESENT | HPTE_WRITE;
+    yield ptl.take;
+    const install = (vma.flags[i]! & HPTE_PRESENT) === 0;
+    if (install) {
+      vma.pa[i] = pa;
+      vma.flags[i] = HPTE_PRESENT | HPTE_WRITE;
+    }
     yield ptl.drop;
-    this.faulted(hva, false, "alloc", page);
+    yield pageLock.drop;
+    if (install) this.faulted(hva, write, fresh ? "alloc" : "page-cache", page);
   }
 
   /** do_huge_pmd_anonymous_page / do_huge_pmd_wp_page, falling back to PTEs after a split. */

@@ -1,4 +1,5 @@
 /** Dirty logging (spec section 7): enable, KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, disable. */
+import { S2simError } from "../common/error.js";
 import type { Blocking } from "../common/steps.js";
 import { KVM_MEM_LOG_DIRTY_PAGES, type Memslot } from "./memslot.js";
 import type { Vm } from "./vm.js";
@@ -23,17 +24,23 @@ function stage2WpRange(vm: Vm, gpa: number, size: number): void {
 }
 
 /**
- * Setting KVM_MEM_LOG_DIRTY_PAGES: a dirty bitmap, then (unless manual protect with initially-set)
- * kvm_mmu_wp_memory_region: write-protect the slot under mmu_lock, then flush the VMID.
+ * Setting KVM_MEM_LOG_DIRTY_PAGES: a dirty bitmap (kvm_alloc_dirty_bitmap, with exactly the slot's
+ * pages set for initially-set), then (unless manual protect with initially-set)
+ * kvm_mmu_wp_memory_region: write-protect the slot under mmu_lock, then flush the VMID. On a slot
+ * that already logs, the flags do not change and __kvm_set_memory_region does nothing.
  */
 export function* enableDirtyLogging(
   vm: Vm,
   slot: Memslot,
   mode: DirtyLogMode = DEFAULT_MODE,
 ): Blocking<void> {
-  const words = Math.ceil(slot.npages / 32);
-  slot.dirtyBitmap = new Uint32Array(words);
-  if (mode.manualProtect && mode.initiallySet) slot.dirtyBitmap.fill(0xffffffff);
+  if ((slot.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0) return;
+  const bm = new Uint32Array(Math.ceil(slot.npages / 32));
+  if (mode.manualProtect && mode.initiallySet) {
+    bm.fill(0xffffffff, 0, slot.npages >>> 5);
+    if (slot.npages % 32 !== 0) bm[slot.npages >>> 5] = (2 ** (slot.npages % 32) - 1) >>> 0;
+  }
+  slot.dirtyBitmap = bm;
   slot.flags |= KVM_MEM_LOG_DIRTY_PAGES;
   report(vm, "enable", slot);
   if (mode.manualProtect && mode.initiallySet) return;
@@ -85,10 +92,26 @@ export function* getDirtyLog(
 
 /**
  * KVM_CLEAR_DIRTY_LOG for pages [firstPage, firstPage + 64 * masks.length / 2): clear the given
- * bits and write-protect what was set, then flush.
+ * bits and write-protect what was set, then flush. As kvm_clear_dirty_log_protect, `firstPage`
+ * must be a multiple of 64 inside the slot, and the range may pass the slot's end only by the
+ * rounding of its last 64-page word (bits there are ignored): else a bad-dirty-log-range error.
  */
 export function* clearDirtyLog(vm: Vm, slot: Memslot, firstPage: number, mask: Uint32Array): Blocking<void> {
   const bm = slot.dirtyBitmap;
+  const pages = mask.length * 32;
+  if (
+    !Number.isInteger(firstPage) ||
+    firstPage % 64 !== 0 ||
+    firstPage < 0 ||
+    firstPage >= slot.npages ||
+    mask.length % 2 !== 0 ||
+    (firstPage + pages > slot.npages && firstPage + pages - slot.npages >= 64)
+  ) {
+    throw new S2simError(
+      "bad-dirty-log-range",
+      `KVM_CLEAR_DIRTY_LOG of ${pages} pages from page ${firstPage} does not fit memslot ${slot.id} (${slot.npages} pages, 64-page aligned)`,
+    );
+  }
   report(vm, "clear", slot);
   if (bm === null) return;
   let flush = false;

@@ -17,9 +17,10 @@ export class KvmMmuNotifier implements MmuNotifier {
   constructor(private readonly vm: Vm) {}
 
   /**
-   * Whether the handler takes mmu_lock for [start, end): v5.12 always does; v5.14's
-   * __kvm_handle_hva_range takes it (and runs its count/seq update) only for a range that overlaps
-   * a memslot.
+   * Whether a handler-only notifier (change_pte, ageing) takes mmu_lock for [start, end): v5.12
+   * always does; v5.14's __kvm_handle_hva_range takes it only once a memslot overlaps the range.
+   * invalidate_range_start/end always take it in both: v5.14's path with an on_lock step has no
+   * lock elision (that came in v5.15).
    */
   private locks(start: number, end: number): boolean {
     if (this.vm.kernel.notifierApi === "hva") return true;
@@ -29,7 +30,6 @@ export class KvmMmuNotifier implements MmuNotifier {
   /** kvm_mmu_notifier_invalidate_range_start: count++, then unmap every overlapping slot range. */
   *invalidateRangeStart(start: number, end: number): Blocking<void> {
     const vm = this.vm;
-    if (!this.locks(start, end)) return;
     yield vm.lockStep;
     vm.mmuNotifierCount++;
     this.forEachRange(start, end, (_slot, gpa, size) => {
@@ -41,9 +41,8 @@ export class KvmMmuNotifier implements MmuNotifier {
   }
 
   /** kvm_mmu_notifier_invalidate_range_end: seq++, count--. */
-  *invalidateRangeEnd(start: number, end: number): Blocking<void> {
+  *invalidateRangeEnd(_start: number, _end: number): Blocking<void> {
     const vm = this.vm;
-    if (!this.locks(start, end)) return;
     yield vm.lockStep;
     vm.mmuNotifierSeq++;
     vm.mmuNotifierCount--;
@@ -53,6 +52,8 @@ export class KvmMmuNotifier implements MmuNotifier {
   /**
    * kvm_mmu_notifier_change_pte → kvm_set_spte_hva (v5.12: seq++ and an unconditional clean of the
    * new page first) or kvm_set_spte_gfn (v5.14): map the new page read-only with no memcache.
+   * v5.14 only WARNs when no invalidation is in progress; the early return on a zero
+   * mmu_notifier_count came in v5.15.
    */
   *changePte(hva: number, pa: number): Blocking<void> {
     const vm = this.vm;

@@ -201,7 +201,7 @@ function runStage(
       share: total > 0 ? otherSpin / total : 0,
     },
     {
-      category: "sleeping on host mutexes",
+      category: "sleeping on host mutexes and page locks",
       vcpu_s: waits.mutex * PS,
       share: total > 0 ? waits.mutex / total : 0,
     },

@@ -14,6 +14,7 @@ import { HOST_EVENT_KINDS, type HostEvent } from "../../src/host/events.js";
 import { HostPhys } from "../../src/host/host-phys.js";
 import { HPTE_PRESENT, HPTE_WRITE, HPTE_ZERO, HostMm } from "../../src/host/mm.js";
 import type { MmuNotifier } from "../../src/host/notifier.js";
+import { finish } from "./helpers.js";
 
 const G = GRANULES[4096];
 const HVA = 2 ** 40;
@@ -51,14 +52,6 @@ function runUntilLock(gen: Blocking<unknown>, lock: LockId): Step {
   for (let r = gen.next(); ; r = gen.next()) {
     if (r.done === true) assert.fail(`finished without taking ${lock.name}`);
     if (r.value.kind === "lock" && r.value.lock === lock) return r.value;
-  }
-}
-
-/** Runs `gen` to its end from where it stands. */
-function finish<T>(gen: Blocking<T>): T {
-  for (;;) {
-    const r = gen.next();
-    if (r.done === true) return r.value;
   }
 }
 

@@ -4,7 +4,20 @@ import { describe, it } from "node:test";
 import { runToCompletion } from "../../src/common/steps.js";
 import { clearDirtyLog, enableDirtyLogging, getDirtyLog } from "../../src/kvm/dirty-log.js";
 import { guestAccess } from "../../src/kvm/fault.js";
+import type { KernelVersion } from "../../src/pgtable/kernel.js";
 import { K4, KERNELS, M2, leaf, leaves, makeTest, runStage, summarize } from "./helpers.js";
+
+/** 8 pages after CREATE, with logging on and page 2 written (so dirty and mapped RW again). */
+function loggingAfterOneWrite(kernel: KernelVersion) {
+  const t = makeTest(kernel, "anonymous", 8 * K4, 1);
+  runStage(t, "KVM_CREATE_MAPPINGS");
+  const { vm, slot } = t;
+  runToCompletion(enableDirtyLogging(vm, slot));
+  runToCompletion(
+    guestAccess(vm, vm.vcpus[0]!, { ipa: slot.gpa + 2 * K4, write: true, exec: false, s1ptw: false }),
+  );
+  return t;
+}
 
 for (const kernel of KERNELS) {
   describe(`${kernel} dirty logging`, () => {
@@ -34,13 +47,7 @@ for (const kernel of KERNELS) {
     });
 
     it("GET returns what each word held when exchanged under mmu_lock", () => {
-      const t = makeTest(kernel, "anonymous", 8 * K4, 1);
-      runStage(t, "KVM_CREATE_MAPPINGS");
-      const { vm, slot } = t;
-      runToCompletion(enableDirtyLogging(vm, slot));
-      runToCompletion(
-        guestAccess(vm, vm.vcpus[0]!, { ipa: slot.gpa + 2 * K4, write: true, exec: false, s1ptw: false }),
-      );
+      const { vm, slot } = loggingAfterOneWrite(kernel);
       const get = getDirtyLog(vm, slot);
       assert.equal(get.next().done, false); // waiting for mmu_lock
       slot.markDirty(slot.gpa + 6 * K4); // marked by a vCPU that held it
@@ -69,6 +76,32 @@ for (const kernel of KERNELS) {
       assert.deepEqual(summarize(c.events).tlbi, { vmid: 1 });
       assert.equal(leaf(vm, slot.gpa + 3 * K4).perm, "ro");
       assert.equal(slot.isDirty(slot.gpa + 3 * K4), false);
+    });
+
+    it("initially-set marks exactly the slot's pages; CLEAR checks its range", () => {
+      const t = makeTest(kernel, "anonymous", 40 * K4, 1);
+      runStage(t, "KVM_CREATE_MAPPINGS");
+      const { vm, slot } = t;
+      runToCompletion(enableDirtyLogging(vm, slot, { manualProtect: true, initiallySet: true }));
+      assert.deepEqual([...slot.dirtyBitmap!], [0xffffffff, 0xff]);
+      // The whole last 64-page word may be given; pages past the slot's end are not dirty.
+      runToCompletion(clearDirtyLog(vm, slot, 0, Uint32Array.of(0xffffffff, 0xffffffff)));
+      assert.deepEqual([...slot.dirtyBitmap!], [0, 0]);
+      for (let p = 0; p < 40; p++) assert.equal(leaf(vm, slot.gpa + p * K4).perm, "ro");
+      const bad = (first: number, words: number) => () =>
+        runToCompletion(clearDirtyLog(vm, slot, first, new Uint32Array(words)));
+      assert.throws(bad(32, 2), { code: "bad-dirty-log-range" }); // not 64-aligned
+      assert.throws(bad(64, 2), { code: "bad-dirty-log-range" }); // past the slot
+      assert.throws(bad(0, 4), { code: "bad-dirty-log-range" }); // a whole word past the end
+    });
+
+    it("enabling again while logging changes nothing (same flags: no memslot update)", () => {
+      const { vm, slot } = loggingAfterOneWrite(kernel);
+      assert.equal(leaf(vm, slot.gpa + 2 * K4).perm, "rw");
+      const again = vm.events.record(() => runToCompletion(enableDirtyLogging(vm, slot)));
+      assert.deepEqual(again.events, []);
+      assert.equal(slot.isDirty(slot.gpa + 2 * K4), true);
+      assert.equal(leaf(vm, slot.gpa + 2 * K4).perm, "rw");
     });
 
     it("disable leaves stage 2 alone; blocks come back lazily in ADJUST", () => {
