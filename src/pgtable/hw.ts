@@ -64,10 +64,12 @@ export function cleanDcacheGuestPage(env: Stage2Env, pa: number, size: number): 
 }
 
 /**
- * IC IALLUIS then DSB ISH: the whole I-cache of every CPU. The event carries the range whose
- * maintenance caused it (0, 0 when there is none).
+ * icache_inval_all_pou (__flush_icache_all in v5.12): IC IALLUIS then DSB ISH, the whole I-cache
+ * of every CPU; nothing with DIC. The event carries the range whose maintenance caused it (0, 0
+ * when there is none).
  */
 export function icacheInvalAll(env: Stage2Env, pa: number, size: number): void {
+  if (env.cpu.dic) return;
   if (env.events.active) emitCmo(env, "ic-ialluis", pa, size);
   env.meter.charge(W_IC_IALLU, 1);
   env.hw.icacheInvalAll();
@@ -81,7 +83,6 @@ export function icacheInvalAll(env: Stage2Env, pa: number, size: number): void {
 export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: number): void {
   const cpu = env.cpu;
   if (cpu.icache === "vipt") {
-    if (cpu.dic) return;
     icacheInvalAll(env, pa, size);
     return;
   }
