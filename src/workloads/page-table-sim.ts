@@ -149,7 +149,9 @@ function expectedAccesses(t: PageTableTest, stage: TestStage): number {
     stage === "KVM_CREATE_MAPPINGS"
       ? large
       : stage === "KVM_UPDATE_MAPPINGS"
-        ? large * (t.largePage === t.hostPage ? 1 : 1 + t.largePage / 2 / t.hostPage)
+        ? t.anonymous
+          ? t.size / t.hostPage
+          : large * (1 + Math.floor(t.largePage / t.hostPage / 2))
         : t.size / t.hostPage;
   return perVcpu * t.config.vcpus;
 }

@@ -96,6 +96,11 @@ export class PageTableTest {
   readonly slot: Memslot;
   /** Backing page size L. */
   readonly largePage: number;
+  /**
+   * The backing is plain `anonymous` (VM_MEM_SRC_ANONYMOUS): its UPDATE loop writes every host
+   * page; every other backing runs the large-page loop, even when L = P (shmem).
+   */
+  readonly anonymous: boolean;
   readonly hostPage: number;
   readonly size: number;
   /** Memslot 0 with the guest's page tables, when modelled. */
@@ -140,6 +145,7 @@ export class PageTableTest {
     }
     this.slot = this.vm.addMemory(1, gpa, this.size, TEST_HVA, src);
     this.largePage = src.pageSize;
+    this.anonymous = config.backing === "anonymous";
     this.hostPage = granule;
   }
 
@@ -280,9 +286,13 @@ export class GuestAccessCursor {
   /** The guest table pages its stage-1 walk reads (see {@link PageTableTest.s1Tables}). */
   readonly tables = new Float64Array(2);
   nTables = 0;
-  /** Offset of the current large page, and of the current access within the region. */
-  private large = 0;
+  /** Offset of the current access within the region (-1: none yet). */
   private off = -1;
+  /** UPDATE on large pages: the large-page iterations begun. */
+  private writes = 0;
+  /** UPDATE on large pages: the guest's running address, and reads left in this large page. */
+  private addr = 0;
+  private readsLeft = 0;
 
   constructor(
     private readonly test: PageTableTest,
@@ -304,14 +314,29 @@ export class GuestAccessCursor {
         write = this.writer;
         break;
       case "KVM_UPDATE_MAPPINGS":
-        // anonymous: write every page; large pages: write the first host page, read the upper half.
-        if (this.off < 0) off = 0;
-        else if (L === P) off = this.off + P;
-        else if (this.off === this.large) off = this.large + L / 2;
-        else if (this.off + P < this.large + L) off = this.off + P;
-        else off = this.large + L;
-        if (off % L === 0) this.large = off;
-        write = off === this.large;
+        if (t.anonymous) {
+          // Write every host page.
+          off = this.off < 0 ? 0 : this.off + P;
+          write = true;
+          break;
+        }
+        // Every other backing, per large page: write at the guest's address, step L/2, then read
+        // (L/P)/2 host pages one P apart. With L = P (shmem) there are no reads and each step is
+        // only P/2: the guest writes every P/2 over the first half of the region.
+        if (this.readsLeft > 0) {
+          off = this.addr;
+          this.addr += P;
+          this.readsLeft--;
+          write = false;
+          break;
+        }
+        // The loop runs once per large page: its end is the count, not the address.
+        if (this.writes === t.size / L) return false;
+        off = this.addr;
+        this.writes++;
+        this.addr = off + L / 2;
+        this.readsLeft = Math.floor(L / P / 2);
+        write = true;
         break;
       case "KVM_ADJUST_MAPPINGS":
         off = this.off < 0 ? 0 : this.off + P;

@@ -71,14 +71,16 @@ for (const kernel of KERNELS) {
   });
 
   describe(`${kernel} shmem (4 pages)`, () => {
-    it("1 vCPU: alloc, map RW, relax in UPDATE, nothing in ADJUST", () => {
+    it("1 vCPU: alloc, map RW, relax in UPDATE (first half only), nothing in ADJUST", () => {
       const t = makeTest(kernel, "shmem", 4 * K4, 1);
       const c = runStage(t, C);
       assert.deepEqual(c.faults, { "translation-L1": 1, "translation-L3": 3 });
       assert.deepEqual(c.dcmo, rep(4, K4));
+      // Not VM_MEM_SRC_ANONYMOUS, so the selftest's large-page loop with L = P: a write, a step
+      // of L/2 and no reads, four times: offsets 0, 2K, 4K, 6K, so pages 0 and 1, each twice.
       const u = runStage(t, U);
-      assert.deepEqual(u.faults, { "permission-L3": 4 });
-      assert.deepEqual(u.tlbi, { "ipa-L3": 4 });
+      assert.deepEqual(u.faults, { "permission-L3": 2 });
+      assert.deepEqual(u.tlbi, { "ipa-L3": 2 });
       assert.deepEqual(u.dcmo, []);
       assert.deepEqual(runStage(t, A).faults, {});
     });

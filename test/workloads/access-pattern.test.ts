@@ -1,0 +1,66 @@
+/**
+ * The selftest's guest loop per stage (spec 9.2, kvm_page_table_test.c guest_code): which offsets
+ * of the test region each vCPU touches, and whether it writes.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { PageTableTest, type TestStage } from "../../src/workloads/page-table-test.js";
+
+const K4 = 4096;
+const M2 = 2 ** 21;
+
+/** The accesses of `stage` for vCPU `id`, as [offset, "w" | "r"]. */
+function accesses(backing: string, bytes: number, stage: TestStage, id = 0): Array<[number, string]> {
+  const t = new PageTableTest({ kernel: "v5.14", backing, memBytes: bytes, vcpus: 2 });
+  const c = t.cursor(t.vm.vcpus[id]!, stage);
+  const out: Array<[number, string]> = [];
+  while (c.next()) out.push([c.ipa - t.slot.gpa, c.write ? "w" : "r"]);
+  return out;
+}
+
+test("CREATE: the first bytes of each large page; even vCPUs write, odd ones read", () => {
+  assert.deepEqual(accesses("anonymous_thp", 2 * M2, "KVM_CREATE_MAPPINGS", 0), [
+    [0, "w"],
+    [M2, "w"],
+  ]);
+  assert.deepEqual(accesses("anonymous", 2 * K4, "KVM_CREATE_MAPPINGS", 1), [
+    [0, "r"],
+    [K4, "r"],
+  ]);
+});
+
+test("UPDATE, anonymous: every host page is written", () => {
+  assert.deepEqual(accesses("anonymous", 3 * K4, "KVM_UPDATE_MAPPINGS", 1), [
+    [0, "w"],
+    [K4, "w"],
+    [2 * K4, "w"],
+  ]);
+});
+
+test("UPDATE, large pages: write the first host page, then read the upper half", () => {
+  const a = accesses("anonymous_thp", 2 * M2, "KVM_UPDATE_MAPPINGS");
+  assert.equal(a.length, 2 * 257);
+  assert.deepEqual(a.slice(0, 3), [
+    [0, "w"],
+    [M2 / 2, "r"],
+    [M2 / 2 + K4, "r"],
+  ]);
+  assert.deepEqual(a[256], [M2 - K4, "r"]);
+  assert.deepEqual(a[257], [M2, "w"]);
+});
+
+test("UPDATE, shmem (L = P but not VM_MEM_SRC_ANONYMOUS): the large-page loop, a write every P/2", () => {
+  assert.deepEqual(accesses("shmem", 4 * K4, "KVM_UPDATE_MAPPINGS"), [
+    [0, "w"],
+    [K4 / 2, "w"],
+    [K4, "w"],
+    [K4 + K4 / 2, "w"],
+  ]);
+});
+
+test("ADJUST: every host page is read", () => {
+  assert.deepEqual(accesses("shmem", 2 * K4, "KVM_ADJUST_MAPPINGS", 0), [
+    [0, "r"],
+    [K4, "r"],
+  ]);
+});
