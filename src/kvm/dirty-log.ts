@@ -67,7 +67,7 @@ export function* getDirtyLog(
   slot: Memslot,
   mode: DirtyLogMode = DEFAULT_MODE,
 ): Blocking<Uint32Array> {
-  const bm = slot.dirtyBitmap ?? new Uint32Array(0);
+  const bm = bitmapOf(slot, "KVM_GET_DIRTY_LOG");
   report(vm, "get", slot);
   if (mode.manualProtect) return bm.slice();
   // The copy is what each word held when it was exchanged under the lock: a page marked dirty
@@ -95,25 +95,22 @@ export function* getDirtyLog(
  * bits and write-protect what was set, then flush. As kvm_clear_dirty_log_protect, `firstPage`
  * must be a multiple of 64 inside the slot, and the range may pass the slot's end only by the
  * rounding of its last 64-page word (bits there are ignored): else a bad-dirty-log-range error.
+ * A slot that does not log dirty pages fails with dirty-log-off (-ENOENT).
  */
 export function* clearDirtyLog(vm: Vm, slot: Memslot, firstPage: number, mask: Uint32Array): Blocking<void> {
-  const bm = slot.dirtyBitmap;
   const pages = mask.length * 32;
+  if (firstPage % 64 !== 0) badRange(slot, firstPage, pages);
+  const bm = bitmapOf(slot, "KVM_CLEAR_DIRTY_LOG");
   if (
     !Number.isInteger(firstPage) ||
     firstPage % 64 !== 0 ||
     firstPage < 0 ||
-    firstPage >= slot.npages ||
+    firstPage > slot.npages ||
     mask.length % 2 !== 0 ||
     (firstPage + pages > slot.npages && firstPage + pages - slot.npages >= 64)
-  ) {
-    throw new S2simError(
-      "bad-dirty-log-range",
-      `KVM_CLEAR_DIRTY_LOG of ${pages} pages from page ${firstPage} does not fit memslot ${slot.id} (${slot.npages} pages, 64-page aligned)`,
-    );
-  }
+  )
+    badRange(slot, firstPage, pages);
   report(vm, "clear", slot);
-  if (bm === null) return;
   let flush = false;
   yield vm.lockStep;
   const base = firstPage >>> 5;
@@ -128,6 +125,25 @@ export function* clearDirtyLog(vm: Vm, slot: Memslot, firstPage: number, mask: U
   }
   yield vm.unlockStep;
   if (flush) vm.flushRemoteTlbs();
+}
+
+/** The slot's dirty bitmap; a slot that does not log has none, and the ioctl fails with -ENOENT. */
+function bitmapOf(slot: Memslot, ioctl: string): Uint32Array {
+  if (slot.dirtyBitmap === null) {
+    throw new S2simError(
+      "dirty-log-off",
+      `${ioctl} on memslot ${slot.id}, which does not log dirty pages (-ENOENT)`,
+    );
+  }
+  return slot.dirtyBitmap;
+}
+
+/** The -EINVAL of kvm_clear_dirty_log_protect's range checks. */
+function badRange(slot: Memslot, firstPage: number, pages: number): never {
+  throw new S2simError(
+    "bad-dirty-log-range",
+    `KVM_CLEAR_DIRTY_LOG of ${pages} pages from page ${firstPage} does not fit memslot ${slot.id} (${slot.npages} pages, 64-page aligned)`,
+  );
 }
 
 /** kvm_arch_mmu_enable_log_dirty_pt_masked: wrprotect from the first to the last set bit. */

@@ -95,6 +95,15 @@ for (const kernel of KERNELS) {
       assert.throws(bad(0, 4), { code: "bad-dirty-log-range" }); // a whole word past the end
     });
 
+    it("GET and CLEAR on a slot that does not log fail with -ENOENT", () => {
+      const t = makeTest(kernel, "anonymous", 8 * K4, 1);
+      const { vm, slot } = t;
+      assert.throws(() => runToCompletion(getDirtyLog(vm, slot)), { code: "dirty-log-off" });
+      assert.throws(() => runToCompletion(clearDirtyLog(vm, slot, 0, new Uint32Array(2))), {
+        code: "dirty-log-off",
+      });
+    });
+
     it("enabling again while logging changes nothing (same flags: no memslot update)", () => {
       const { vm, slot } = loggingAfterOneWrite(kernel);
       assert.equal(leaf(vm, slot.gpa + 2 * K4).perm, "rw");
