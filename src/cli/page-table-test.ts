@@ -8,6 +8,7 @@ import { parseCount, parseSize } from "../common/size.js";
 import { S2simError } from "../common/error.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig } from "../workloads/page-table-test.js";
+import { parseReleaseOrder, type ReleaseOrder } from "../workloads/release-order.js";
 import { TEST_HVA } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
@@ -33,6 +34,7 @@ export interface PageTableTestOptions {
   gpa?: string;
   kernel: KernelVersion;
   profile: string;
+  releaseOrder: string;
   seed: string;
   json?: boolean;
   check?: CheckOption;
@@ -54,12 +56,15 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const pageSize = backingPageSize(opts.src);
   const gpa = opts.gpa === undefined ? undefined : parseGpa(opts.gpa);
   const seed = parseSeed(opts.seed);
+  const releaseOrder = parseReleaseOrder(opts.releaseOrder);
   const profile = profileOption(opts.profile);
   const config: PageTableTestConfig = {
     kernel: opts.kernel,
     backing: opts.src,
     memBytes,
     vcpus,
+    releaseOrder,
+    seed,
     ...(gpa === undefined ? {} : { gpa }),
     ...(opts.inject === undefined ? {} : { inject: opts.inject }),
   };
@@ -76,7 +81,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const out: string[] = [
     `s2sim page-table-test: kvm_page_table_test on kernel ${report.kernel}, simulated`,
     `profile ${report.profile}: ${profile.machine}`,
-    `seed ${seed} (the simulation is deterministic)`,
+    `vCPUs released in ${releaseOrderText(releaseOrder)}; seed ${seed} (same seed, same result)`,
     "Execution times below are model predictions for the profile's machine, not measurements.",
     "",
     `Testing guest mode: ${mode.name}`,
@@ -98,6 +103,20 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     out.push("", `checkers ${report.check.checkers.join(", ")}: no violation in any stage`);
   }
   return out.join("\n");
+}
+
+/** How the text output names a release order. */
+function releaseOrderText(order: ReleaseOrder): string {
+  switch (order) {
+    case "fifo":
+      return "the selftest's order (by id, then by when each finished the stage before)";
+    case "id":
+      return "id order in every stage";
+    case "reverse":
+      return "reverse id order in every stage";
+    case "random":
+      return "a random order per stage (from the seed)";
+  }
 }
 
 /** The selftest's timing line and the compact per-stage summary. */

@@ -10,6 +10,7 @@ import { DEFAULT_PROFILE, KERNEL_CHOICES } from "./options.js";
 import { type PageTableTestOptions, pageTableTestCommand } from "./page-table-test.js";
 import { type ReproduceOptions, reproduceCommand } from "./reproduce.js";
 import { type ScenarioOptions, scenarioCommand } from "./scenario.js";
+import { RELEASE_ORDERS } from "../workloads/release-order.js";
 import { traceCommand } from "./trace.js";
 
 /** Builds the program; exported for tests. */
@@ -75,7 +76,19 @@ export function buildProgram(out: (s: string) => void): Command {
       ),
     )
     .addOption(
-      new Option("--seed <n>", "integer seed (recorded; the simulation is deterministic)").default("1"),
+      new Option(
+        "--release-order <order>",
+        "order the vCPUs start each stage in: fifo (the selftest's semaphore: by id, then by when " +
+          "each finished the stage before), id, reverse, or random (a permutation per stage from --seed)",
+      )
+        .choices(RELEASE_ORDERS)
+        .default("fifo"),
+    )
+    .addOption(
+      new Option(
+        "--seed <n>",
+        "integer seed of the run's random choices (only --release-order random makes any); same seed, same result",
+      ).default("1"),
     )
     .option(
       "--check [names]",

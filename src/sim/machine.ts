@@ -108,11 +108,16 @@ export class SimMachine {
   }
 
   /**
-   * Runs one guest program per vCPU from time 0 (vCPU i runs streams[i]): vCPU i is released at
-   * (i + 1) x vcpu-release, as the test's main thread posts each semaphore in turn. `onAccess` is
-   * called at each access. Returns when all have finished.
+   * Runs one guest program per vCPU from time 0 (vCPU i runs streams[i]). The vCPUs start one
+   * vcpu-release apart in the order `release` lists them (default: by id), as the test's main
+   * thread posts its semaphore once per vCPU. `onAccess` is called at each access. Returns when
+   * all have finished.
    */
-  run(streams: AccessStream[], onAccess: () => void = () => {}): RunTiming {
+  run(
+    streams: AccessStream[],
+    onAccess: () => void = () => {},
+    release: readonly number[] = streams.map((_, i) => i),
+  ): RunTiming {
     const vm = this.vmRef;
     const path = this.pathRef;
     if (vm === null || path === null) throw new Error("SimMachine: attach a VM first");
@@ -122,7 +127,18 @@ export class SimMachine {
     this.engine = engine;
     this.visibility.clear();
     path.reset();
-    const startPs = streams.map((_, i) => (i + 1) * this.profile.vcpuRelease);
+    const n = streams.length;
+    if (
+      release.length !== n ||
+      new Set(release).size !== n ||
+      !release.every((v) => Number.isInteger(v) && v >= 0 && v < n)
+    ) {
+      throw new Error("SimMachine: the release order must list every vCPU once");
+    }
+    const startPs = new Array<number>(streams.length);
+    release.forEach((v, k) => {
+      startPs[v] = (k + 1) * this.profile.vcpuRelease;
+    });
     const ids = streams.map((s, i) =>
       engine.spawn(
         new SimVcpu(vm, vm.vcpus[i]!, s, path, this.mmu, this.meter, engine, onAccess),

@@ -10,7 +10,9 @@ import { W, type WorkItem } from "../common/work.js";
 import type { FaultCounts } from "../kvm/stats.js";
 import { SimMachine } from "../sim/machine.js";
 import type { CostProfile } from "../sim/profile.js";
+import { SeededRandom } from "../common/random.js";
 import { PageTableTest, type PageTableTestConfig, TEST_STAGES, type TestStage } from "./page-table-test.js";
+import { type ReleaseOrder, releaseOrder } from "./release-order.js";
 
 /** Where vCPU time goes, by category (each a set of work items, or waiting / idle). */
 const CATEGORIES: ReadonlyArray<readonly [string, readonly WorkItem[]]> = [
@@ -62,6 +64,11 @@ export interface SimStageReport {
   readonly table_pages: { readonly allocated: number; readonly freed: number };
   readonly attribution: TimeShare[];
   /**
+   * When each vCPU was released (seconds from the stage's start; by vCPU id): one vcpu-release
+   * apart, in the run's release order.
+   */
+  readonly vcpu_start_s: number[];
+  /**
    * When each vCPU finished the stage (seconds from the stage's start; by vCPU id). Shows whether
    * the vCPUs moved as one convoy or as several (in CREATE, even ids write and odd ids read).
    */
@@ -78,6 +85,8 @@ export interface SimReport {
   readonly mem_bytes: number;
   readonly gpa: number;
   readonly profile: string;
+  /** How the vCPUs were released for each stage (see release-order.ts). */
+  readonly release_order: ReleaseOrder;
   readonly stages: SimStageReport[];
   /** With checkers: which ran and what they found (fail-fast runs throw at the first instead). */
   readonly check?: {
@@ -116,11 +125,16 @@ export function simulatePageTableTest(
   const run = TEST_STAGES.slice(0, stageCount);
   const totals = run.map((s) => expectedAccesses(test, s));
   const grand = totals.reduce((a, b) => a + b, 0);
+  const order = config.releaseOrder ?? "fifo";
+  const random = new SeededRandom(config.seed ?? 1);
   let before = 0;
+  let finished: readonly number[] | null = null;
   const stages = run.map((stage, i) => {
-    const r = runStage(test, machine, stage, (n) => progress?.(stage, (before + n) / grand));
+    const release = releaseOrder(order, config.vcpus, finished, random);
+    const r = runStage(test, machine, stage, release, (n) => progress?.(stage, (before + n) / grand));
     before += totals[i]!;
-    return r;
+    finished = r.finishPs;
+    return r.report;
   });
   return {
     kernel: config.kernel,
@@ -129,6 +143,7 @@ export function simulatePageTableTest(
     mem_bytes: test.size,
     gpa: test.slot.gpa,
     profile: profile.name,
+    release_order: order,
     stages,
     ...(checkers !== null
       ? {
@@ -160,8 +175,9 @@ function runStage(
   test: PageTableTest,
   machine: SimMachine,
   stage: TestStage,
+  release: readonly number[],
   onProgress: (n: number) => void,
-): SimStageReport {
+): { report: SimStageReport; finishPs: readonly number[] } {
   const vm = test.vm;
   test.prepareStage(stage);
   const meter = machine.meter;
@@ -174,7 +190,7 @@ function runStage(
     if ((++accesses & 0xffff) === 0) onProgress(accesses);
   };
   const streams = vm.vcpus.map((v) => test.cursor(v, stage));
-  const run = machine.run(streams, tick);
+  const run = machine.run(streams, tick, release);
   onProgress(accesses);
   const dCount = (item: WorkItem): number => meter.count[W[item]]! - count0[W[item]]!;
   const fc: FaultCounts = vm.faultStats.since(stats0);
@@ -210,7 +226,7 @@ function runStage(
     { category: "not started or already done", vcpu_s: idle * PS, share: total > 0 ? idle / total : 0 },
   );
   const freed = dCount("table-free");
-  return {
+  const report: SimStageReport = {
     name: stage,
     simulated_s: run.elapsedPs * PS,
     accesses,
@@ -238,7 +254,9 @@ function runStage(
     },
     table_pages: { allocated: vm.tableMem.allocated - alloc0 + freed, freed },
     attribution,
+    vcpu_start_s: run.startPs.map((t) => t * PS),
     vcpu_done_s: run.finishPs.map((f) => f * PS),
     engine_steps: run.steps,
   };
+  return { report, finishPs: run.finishPs };
 }

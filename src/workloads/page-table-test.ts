@@ -6,6 +6,7 @@
 import { S2simError } from "../common/error.js";
 import { type Blocking, type InterleavePolicy, interleave, runToCompletion } from "../common/steps.js";
 import { backingSource } from "../host/backing.js";
+import type { ReleaseOrder } from "./release-order.js";
 import { disableDirtyLogging, enableDirtyLogging } from "../kvm/dirty-log.js";
 import type { VmEvent } from "../kvm/events.js";
 import { guestAccessWithTables } from "../kvm/fault.js";
@@ -71,6 +72,10 @@ export interface PageTableTestConfig {
    * before them (see Engine.mayRunAhead). Default true; it changes no result, only speed.
    */
   readonly lookahead?: boolean;
+  /** In the simulator: the order the vCPUs start each stage in (default fifo, the selftest's). */
+  readonly releaseOrder?: ReleaseOrder;
+  /** Seed of the run's random choices (only release order "random" makes any). Default 1. */
+  readonly seed?: number;
 }
 
 /** Counts of what happened in one stage. */

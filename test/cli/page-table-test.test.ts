@@ -13,7 +13,7 @@ describe("s2sim page-table-test", () => {
     assert.equal(r.stderr, "");
     const out = r.stdout;
     assert.match(out, /model predictions .*not measurements/);
-    assert.match(out, /^seed 7 /m);
+    assert.match(out, /^vCPUs released in the selftest's order .*; seed 7 /m);
     assert.match(out, /^Testing guest mode: PA-bits:40, {2}VA-bits:48, {2}4K pages$/m);
     assert.match(out, /^Testing memory backing src type: anonymous$/m);
     assert.match(out, /^Testing memory backing src granularity: 0x1000$/m);
@@ -45,6 +45,7 @@ describe("s2sim page-table-test", () => {
     assert.equal(a.stdout, b.stdout, "deterministic");
     const j = JSON.parse(a.stdout) as Record<string, unknown> & { stages: Array<Record<string, unknown>> };
     assert.equal(j["seed"], 42);
+    assert.equal(j["release_order"], "fifo");
     assert.equal(j["kernel"], "v5.14");
     assert.equal(j["backing"], "anonymous");
     assert.equal(j["vcpus"], 2);
@@ -105,6 +106,11 @@ describe("s2sim page-table-test", () => {
     ["unreadable profile", ["--profile", "/nonexistent/profile.json"], /cannot read profile/],
     ["unknown option", ["--frobnicate"], /unknown option '--frobnicate'/],
     ["bad seed", ["--seed", "x"], /seed "x" is not an integer/],
+    [
+      "unknown release order",
+      ["--release-order", "sideways"],
+      /'sideways' is invalid.*fifo, id, reverse, random/,
+    ],
     ["bad GPA", ["-p", "0xg"], /test GPA "0xg"/],
   ];
   for (const [name, args, re] of errors) {

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { loadProfile, parseProfile } from "../../src/sim/profile.js";
 import { repoRoot } from "../repo-root.js";
 import { type SimReport, simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
+import type { ReleaseOrder } from "../../src/workloads/release-order.js";
 
 const profile = loadProfile("kunpeng920");
 const M = 2 ** 20;
@@ -37,14 +38,50 @@ describe("simulated kvm_page_table_test", () => {
     }
   });
 
-  it("reports when each vCPU finished; the last one ends the stage", () => {
+  it("reports when each vCPU started and finished; the last one ends the stage", () => {
     const r = sim("v5.12", "anonymous", 4 * M, 6);
     for (const s of r.stages) {
       assert.equal(s.vcpu_done_s.length, 6);
       assert.equal(Math.max(...s.vcpu_done_s), s.simulated_s, s.name);
-      // vCPU i is released at (i + 1) x vcpu-release, so none is done before its release.
-      s.vcpu_done_s.forEach((t, i) => assert.ok(t > (i + 1) * 5e-6, `${s.name} vCPU ${i}: ${t}`));
+      // One vcpu-release (5 us) apart, and nobody is done before its release.
+      assert.deepEqual(
+        [...s.vcpu_start_s].sort((a, b) => a - b).map((t) => Math.round(t * 1e6)),
+        [5, 10, 15, 20, 25, 30],
+      );
+      s.vcpu_done_s.forEach((t, i) => assert.ok(t > s.vcpu_start_s[i]!, `${s.name} vCPU ${i}: ${t}`));
     }
+  });
+
+  it("releases the vCPUs as the selftest's semaphore does: by id, then in the order they finished", () => {
+    const r = sim("v5.14", "anonymous", 4 * M, 6);
+    const order = (times: readonly number[]): number[] =>
+      times
+        .map((t, i) => [t, i] as const)
+        .sort((a, b) => a[0] - b[0] || a[1] - b[1])
+        .map(([, i]) => i);
+    assert.equal(r.release_order, "fifo");
+    assert.deepEqual(order(r.stages[0]!.vcpu_start_s), [0, 1, 2, 3, 4, 5]);
+    // In CREATE the readers (odd ids) finish first, so they start UPDATE first.
+    assert.notDeepEqual(order(r.stages[0]!.vcpu_done_s), [0, 1, 2, 3, 4, 5]);
+    for (let i = 1; i < r.stages.length; i++) {
+      assert.deepEqual(order(r.stages[i]!.vcpu_start_s), order(r.stages[i - 1]!.vcpu_done_s));
+    }
+  });
+
+  it("other release orders: id and reverse in every stage; random from the seed, same seed same run", () => {
+    const run = (releaseOrder: ReleaseOrder, seed = 1): SimReport =>
+      simulatePageTableTest(
+        { kernel: "v5.14", backing: "anonymous", memBytes: 2 * M, vcpus: 5, releaseOrder, seed },
+        profile,
+      );
+    const firsts = (r: SimReport): number[] =>
+      r.stages.map((s) => s.vcpu_start_s.indexOf(Math.min(...s.vcpu_start_s)));
+    assert.deepEqual(firsts(run("id")), [0, 0, 0]);
+    assert.deepEqual(firsts(run("reverse")), [4, 4, 4]);
+    assert.equal(JSON.stringify(run("random", 3)), JSON.stringify(run("random", 3)));
+    const starts = (r: SimReport): string => JSON.stringify(r.stages.map((s) => s.vcpu_start_s));
+    const seen = new Set([1, 2, 3, 4, 5].map((seed) => starts(run("random", seed))));
+    assert.ok(seen.size > 1, "different seeds give different orders");
   });
   for (const [backing, mem] of [
     ["anonymous", 8 * M],
