@@ -42,6 +42,71 @@ interface LockState {
 }
 
 const NONE = -1;
+
+/**
+ * For one kind of shared state, which parked tasks may change it as soon as they resume (loud)
+ * and the shortest quiet time any other has reported, so that the running task can tell whether
+ * nobody can change that state before a given time.
+ */
+class QuietTracker {
+  /** Loud tasks in the heap. */
+  private loud = 0;
+  /** Bumped whenever a task joins or leaves those, so their earliest time can be cached. */
+  private version = 0;
+  private cachedVersion = -1;
+  private cachedTime = 0;
+  /** The shortest quiet time any parked task has reported (ps). */
+  private minQuiet = Infinity;
+
+  constructor(
+    /** This tracker's bit in Task.loudBits. */
+    private readonly bit: number,
+    private readonly heap: TaskHeap,
+    private readonly tasks: readonly Task[],
+  ) {}
+
+  /** `task` went into the heap, quiet for `quiet` ps after it resumes (0: loud). */
+  parked(task: Task, quiet: number): void {
+    if (quiet > 0) {
+      if (quiet < this.minQuiet) this.minQuiet = quiet;
+    } else {
+      task.loudBits |= this.bit;
+      this.loud++;
+      this.version++;
+    }
+  }
+
+  /** `task` left the heap to run. */
+  unparked(task: Task): void {
+    if ((task.loudBits & this.bit) !== 0) {
+      task.loudBits &= ~this.bit;
+      this.loud--;
+      this.version++;
+    }
+  }
+
+  /** Whether no task in the heap can change the state at or before `t`. */
+  quietUntilAfter(t: number): boolean {
+    if (t >= this.heap.peekTime() + this.minQuiet) return false;
+    return this.loud === 0 || t < this.earliestLoud();
+  }
+
+  /** The earliest time of a loud task in the heap (there is one). */
+  private earliestLoud(): number {
+    if (this.cachedVersion !== this.version) {
+      // A scan of the heap's entries, done only when the loud ones changed since the last.
+      const heap = this.heap;
+      let min = Infinity;
+      for (let i = 0; i < heap.size; i++) {
+        const t = heap.timeAt(i);
+        if (t < min && (this.tasks[heap.idAt(i)]!.loudBits & this.bit) !== 0) min = t;
+      }
+      this.cachedVersion = this.version;
+      this.cachedTime = min;
+    }
+    return this.cachedTime;
+  }
+}
 // Module-private copies: V8 folds these into the code, while an imported binding is re-read.
 const W_LOCK_ACQUIRE = W["lock-acquire"];
 const W_LOCK_HANDOFF = W["lock-handoff"];
@@ -59,6 +124,13 @@ export interface SimCode {
    * whole, the segment it resumes with must also reach its next step before issuing any.
    */
   quietFor(): number;
+  /**
+   * When parked now: for how long (ps) after it next resumes this code certainly changes no host
+   * memory state (host page tables and their locks, host pages, the MMU-notifier sequence and
+   * count, the table-page pool); 0 if it may at once. As for {@link quietFor}, the segment it
+   * resumes with must also reach its next step before changing any.
+   */
+  hostQuietFor(): number;
 }
 
 /** Runs a generator as {@link SimCode}. */
@@ -74,6 +146,10 @@ export class GeneratorCode implements SimCode {
   quietFor(): number {
     return 0;
   }
+
+  hostQuietFor(): number {
+    return 0;
+  }
 }
 
 /** One CPU's code and where it stands. */
@@ -84,8 +160,10 @@ class Task {
   waitSince = 0;
   finished = false;
   finishedAt = 0;
-  /** In the heap with a quiet time of 0 (counted in Engine.loud). */
-  loud = false;
+  /** Bits of the {@link QuietTracker}s that count this task as loud while it is in the heap. */
+  loudBits = 0;
+  /** Waiting for a lock with a host-quiet time of 0 (counted in Engine.hostLoudWaiters). */
+  hostLoudWaiting = false;
   constructor(readonly code: SimCode) {}
 }
 
@@ -108,14 +186,12 @@ export class Engine {
   steps = 0;
   /** Where the last {@link advance} left its task: its finish, park or lock-wait time. */
   private advanceEnd = 0;
-  /** Tasks in the heap that may issue a TLBI as soon as they resume. */
-  private loud = 0;
-  /** Bumped whenever a task joins or leaves those, so their earliest time can be cached. */
-  private loudVersion = 0;
-  private loudCachedVersion = -1;
-  private loudCachedTime = 0;
-  /** The shortest quiet time any parked task has reported (ps). */
-  private minQuiet = Infinity;
+  /** Parked tasks that may issue a TLBI at once (SimCode.quietFor). */
+  private readonly tlbiQuiet: QuietTracker;
+  /** Parked tasks that may change host memory state at once (SimCode.hostQuietFor). */
+  private readonly hostQuiet: QuietTracker;
+  /** Tasks waiting for a lock that may change host state as soon as they get it. */
+  private hostLoudWaiters = 0;
 
   constructor(
     private readonly meter: WorkMeter,
@@ -125,6 +201,8 @@ export class Engine {
   ) {
     this.heap = new TaskHeap(capacity);
     this.capacity = capacity;
+    this.tlbiQuiet = new QuietTracker(1, this.heap, this.tasks);
+    this.hostQuiet = new QuietTracker(2, this.heap, this.tasks);
     // The meter derives each item's time from its cost; lock items are priced by the engine.
     meter.cost[W_LOCK_ACQUIRE] = costs.lockAcquire;
     meter.cost[W_LOCK_HANDOFF] = costs.lockHandoff;
@@ -153,25 +231,20 @@ export class Engine {
    */
   mayRunAhead(): boolean {
     if (!this.lookahead) return false;
-    const t = this.timeNow();
-    if (t >= this.heap.peekTime() + this.minQuiet) return false;
-    return this.loud === 0 || t < this.earliestLoud();
+    return this.tlbiQuiet.quietUntilAfter(this.timeNow());
   }
 
-  /** The earliest time of a loud task in the heap (there is one). */
-  private earliestLoud(): number {
-    if (this.loudCachedVersion !== this.loudVersion) {
-      // A scan of the heap's entries, done only when the loud ones changed since the last.
-      const heap = this.heap;
-      let min = Infinity;
-      for (let i = 0; i < heap.size; i++) {
-        const t = heap.timeAt(i);
-        if (t < min && this.tasks[heap.idAt(i)]!.loud) min = t;
-      }
-      this.loudCachedVersion = this.loudVersion;
-      this.loudCachedTime = min;
-    }
-    return this.loudCachedTime;
+  /**
+   * Whether the running code, not in sync, may still read and change host memory state now (as
+   * user_mem_abort does from its notifier-sequence sample through GUP): no other CPU can change
+   * that state at or before this time. A task in the heap can change it from its time if it is
+   * host-loud, else from its time plus its host-quiet time; a task waiting for a lock resumes
+   * only after the lock's owner, so only host-loud waiters need a bound of their own, and while
+   * there is one this answers false.
+   */
+  mayReadHostAhead(): boolean {
+    if (!this.lookahead || this.hostLoudWaiters > 0) return false;
+    return this.hostQuiet.quietUntilAfter(this.timeNow());
   }
 
   /**
@@ -283,24 +356,17 @@ export class Engine {
     }
   }
 
-  /** Notes that `task` was put in the heap, with its code's quiet time. */
+  /** Notes that `task` was put in the heap, with its code's quiet times. */
   private parked(task: Task): void {
-    const q = task.code.quietFor();
-    if (q > 0) {
-      if (q < this.minQuiet) this.minQuiet = q;
-    } else {
-      task.loud = true;
-      this.loud++;
-      this.loudVersion++;
-    }
+    this.tlbiQuiet.parked(task, task.code.quietFor());
+    this.hostQuiet.parked(task, task.code.hostQuietFor());
   }
 
   /** Notes that `task` was taken from the heap to run. */
   private unparked(task: Task): void {
-    if (task.loud) {
-      task.loud = false;
-      this.loud--;
-      this.loudVersion++;
+    if (task.loudBits !== 0) {
+      this.tlbiQuiet.unparked(task);
+      this.hostQuiet.unparked(task);
     }
   }
 
@@ -335,6 +401,10 @@ export class Engine {
       return true;
     }
     task.waitSince = this.now;
+    if (task.code.hostQuietFor() === 0) {
+      task.hostLoudWaiting = true;
+      this.hostLoudWaiters++;
+    }
     s.waiters.push(id);
     s.stats.contended++;
     return false;
@@ -359,6 +429,10 @@ export class Engine {
     s.since = at;
     s.stats.acquisitions++;
     const waiter = this.tasks[next]!;
+    if (waiter.hostLoudWaiting) {
+      waiter.hostLoudWaiting = false;
+      this.hostLoudWaiters--;
+    }
     // Waiting time excludes the handoff itself, which is charged as work above.
     s.stats.waitPs += this.now - waiter.waitSince;
     this.heap.push(next, at);

@@ -46,6 +46,7 @@ const S_LOCKED = 4;
 const S_UNLOCKED = 5;
 const S_SUB = 6;
 const S_RESYNC = 7;
+const S_HANDLER = 8;
 
 /** One vCPU thread of the selftest on the simulated machine. */
 export class SimVcpu implements SimCode {
@@ -80,6 +81,40 @@ export class SimVcpu implements SimCode {
    */
   quietFor(): number {
     return this.state === S_NEXT || this.state === S_ATTEMPT ? this.exitCost : 0;
+  }
+
+  /**
+   * Host memory state (host page tables, notifier sequence, page pools) changes only in the
+   * fault handler from the notifier-sequence sample on (S_HANDLER and what follows it: GUP, host
+   * faults, notifiers) and in the access-flag handler. Everywhere else, in the guest or around
+   * mmu_lock, the vCPU first has to fault and exit (the segment it resumes with ends at a step,
+   * or runs through the exit, before it reaches S_HANDLER).
+   */
+  hostQuietFor(): number {
+    switch (this.state) {
+      case S_NEXT:
+      case S_ATTEMPT:
+      case S_LOCKED:
+      case S_UNLOCKED:
+      case S_RESYNC:
+        return this.exitCost;
+      default:
+        return 0;
+    }
+  }
+
+  /**
+   * Whether the handler may go on at S_HANDLER without yielding although other CPUs are earlier:
+   * none of them can change host memory state before this point (Engine.mayReadHostAhead), and no
+   * memcache top-up will allocate table pages, whose pool umaLocked on other CPUs frees into.
+   */
+  private handlerMayRunAhead(): boolean {
+    const vm = this.vm;
+    if (this.vcpu.memcache.count < vm.geo.cacheMinPages) return false;
+    if (!this.engine.mayReadHostAhead()) return false;
+    // Where the in-order run would have yielded (rounding its time so far).
+    this.engine.endSegmentHere();
+    return true;
   }
 
   /**
@@ -144,9 +179,16 @@ export class SimVcpu implements SimCode {
             this.state = S_SUB;
             continue;
           }
+          // user_mem_abort samples mmu_notifier_seq, and GUP reads the host page tables, after the
+          // exit and the handler's bookkeeping: shared state as of then, not as of the access.
+          this.state = S_HANDLER;
+          if (!this.engine.inSync() && !this.handlerMayRunAhead()) return SCHED;
+          continue;
+        }
+        case S_HANDLER: {
           const before = umaBeforeGup(vm, this.vcpu, ctx);
           if (before !== CONTINUE) {
-            checkAbortReturn(before, this.vcpu, access.ipa);
+            checkAbortReturn(before, this.vcpu, ctx.access.ipa);
             this.state = S_RESYNC;
             continue;
           }
