@@ -123,6 +123,8 @@ export class FaultContext {
   pa = 0;
   writable = false;
   device = false;
+  /** Pages the memcache top-up of this fault allocated (step 5). */
+  toppedUp = 0;
   action: FaultAction = "retry";
   prot = 0;
   ret = 0;
@@ -213,6 +215,7 @@ function modPow2(x: number, size: number): number {
 export function* userMemAbort(vm: Vm, vcpu: Vcpu, ctx: FaultContext): Blocking<number> {
   let r = umaBeforeGup(vm, vcpu, ctx);
   if (r !== CONTINUE) return r;
+  umaSampleSeq(vm, ctx);
   const gupHva = ctx.slot!.hvaOf(ctx.gpa);
   if (!vm.host.gupNoFault(gupHva, ctx.writeFault)) {
     const gup = yield* vm.host.gupSlow(gupHva, ctx.writeFault);
@@ -232,8 +235,9 @@ export function* userMemAbort(vm: Vm, vcpu: Vcpu, ctx: FaultContext): Blocking<n
 }
 
 /**
- * user_mem_abort steps 1-6: sanity check, VMA lookup and mapping size, memcache top-up, and the
- * mmu_notifier_seq sample. Returns CONTINUE, or the handler's return value.
+ * user_mem_abort steps 1-5: sanity check, VMA lookup and mapping size, memcache top-up (the pages
+ * it allocated in ctx.toppedUp). Returns CONTINUE, or the handler's return value; step 6 is
+ * {@link umaSampleSeq}.
  */
 export function umaBeforeGup(vm: Vm, vcpu: Vcpu, ctx: FaultContext): number {
   const g = vm.geo.granule;
@@ -287,16 +291,21 @@ export function umaBeforeGup(vm: Vm, vcpu: Vcpu, ctx: FaultContext): number {
   ctx.gpa = faultIpa - modPow2(faultIpa, page);
 
   // 5. Top up the memcache unless this is a permission fault that cannot need tables.
+  ctx.toppedUp = 0;
   if (fsc !== "permission" || (logging && writeFault)) {
     const added = vcpu.memcache.topup(vm.geo.cacheMinPages);
     if (added < 0) return added;
     vm.meter.charge(W_MEMCACHE_PAGE, added);
+    ctx.toppedUp = added;
     if (added > 0 && vm.events.active && vm.events.wants["memcache-topup"])
       vm.events.emit({ kind: "memcache-topup", vcpu: vcpu.id, pages: added });
   }
-  // 6. Sample the notifier sequence before GUP (7: GUP is the caller's next phase).
-  ctx.mmuSeq = vm.mmuNotifierSeq;
   return CONTINUE;
+}
+
+/** user_mem_abort step 6: sample the notifier sequence before GUP (step 7, the caller's next phase). */
+export function umaSampleSeq(vm: Vm, ctx: FaultContext): void {
+  ctx.mmuSeq = vm.mmuNotifierSeq;
 }
 
 /** user_mem_abort steps 8-9, after GUP set ctx.pa and ctx.writable. */

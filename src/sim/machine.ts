@@ -122,11 +122,6 @@ export class SimMachine {
     const path = this.pathRef;
     if (vm === null || path === null) throw new Error("SimMachine: attach a VM first");
     if (streams.length !== vm.vcpus.length) throw new Error("SimMachine: one stream per vCPU");
-    const lookahead = this.lookahead && path.chargesWholePs();
-    const engine = new Engine(this.meter, this.profile.engine, streams.length + 1, lookahead);
-    this.engine = engine;
-    this.visibility.clear();
-    path.reset();
     const n = streams.length;
     if (
       release.length !== n ||
@@ -135,6 +130,11 @@ export class SimMachine {
     ) {
       throw new Error("SimMachine: the release order must list every vCPU once");
     }
+    const lookahead = this.lookahead && path.chargesWholePs();
+    const engine = new Engine(this.meter, this.profile.engine, streams.length + 1, lookahead);
+    this.engine = engine;
+    this.visibility.clear();
+    path.reset();
     const startPs = new Array<number>(streams.length);
     release.forEach((v, k) => {
       startPs[v] = (k + 1) * this.profile.vcpuRelease;

@@ -20,6 +20,7 @@ import {
   umaBeforeGup,
   umaDone,
   umaLocked,
+  umaSampleSeq,
 } from "../kvm/fault.js";
 import type { Vcpu, Vm } from "../kvm/vm.js";
 import type { Engine, SimCode } from "./engine.js";
@@ -47,6 +48,7 @@ const S_UNLOCKED = 5;
 const S_SUB = 6;
 const S_RESYNC = 7;
 const S_HANDLER = 8;
+const S_GUP = 9;
 
 /** One vCPU thread of the selftest on the simulated machine. */
 export class SimVcpu implements SimCode {
@@ -69,9 +71,18 @@ export class SimVcpu implements SimCode {
     private readonly onAccess: () => void,
   ) {
     this.exitCost = meter.cost[W_EXIT]!;
+    const cpu = vm.cpu;
+    this.lockedHostQuiet =
+      !cpu.dic && (cpu.icache === "vipt" || (cpu.icache === "vpipt" && !cpu.vhe)) ? 0 : this.exitCost;
   }
 
   private readonly exitCost: number;
+  /**
+   * Host-quiet time under mmu_lock: the exit cost, or 0 where the handler may invalidate the whole
+   * I-cache there (an aliasing I-cache on an exec fault, or VPIPT under nVHE at every TLBI by IPA),
+   * which resets the host's per-page I-cache state.
+   */
+  private readonly lockedHostQuiet: number;
 
   /**
    * Before an access, and replaying one, the vCPU is in the guest: whatever its next segment
@@ -84,20 +95,22 @@ export class SimVcpu implements SimCode {
   }
 
   /**
-   * Host memory state (host page tables, notifier sequence, page pools) changes only in the
-   * fault handler from the notifier-sequence sample on (S_HANDLER and what follows it: GUP, host
-   * faults, notifiers) and in the access-flag handler. Everywhere else, in the guest or around
-   * mmu_lock, the vCPU first has to fault and exit (the segment it resumes with ends at a step,
-   * or runs through the exit, before it reaches S_HANDLER).
+   * Host memory state (host page tables, notifier sequence, page pools, per-page cache state)
+   * changes only in the fault handler from S_HANDLER on (top-up, sample, GUP, host faults,
+   * notifiers), in the access-flag handler, and under mmu_lock where a whole-I-cache invalidation
+   * can happen. Everywhere else, in the guest or around mmu_lock, the vCPU first has to fault and
+   * exit (the segment it resumes with ends at a step, or runs through the exit, before it reaches
+   * S_HANDLER).
    */
   hostQuietFor(): number {
     switch (this.state) {
       case S_NEXT:
       case S_ATTEMPT:
-      case S_LOCKED:
       case S_UNLOCKED:
       case S_RESYNC:
         return this.exitCost;
+      case S_LOCKED:
+        return this.lockedHostQuiet;
       default:
         return 0;
     }
@@ -192,6 +205,13 @@ export class SimVcpu implements SimCode {
             this.state = S_RESYNC;
             continue;
           }
+          this.state = S_GUP;
+          // A top-up took time (up to 40 page allocations): in sync again for the sample.
+          if (ctx.toppedUp > 0 && !this.engine.inSync() && !this.handlerMayRunAhead()) return SCHED;
+          continue;
+        }
+        case S_GUP: {
+          umaSampleSeq(vm, ctx);
           const hva = ctx.slot!.hvaOf(ctx.gpa);
           if (vm.host.gupNoFault(hva, ctx.writeFault)) {
             ctx.pa = vm.host.gupPa;

@@ -10,9 +10,10 @@ import { W, type WorkItem } from "../common/work.js";
 import type { FaultCounts } from "../kvm/stats.js";
 import { SimMachine } from "../sim/machine.js";
 import type { CostProfile } from "../sim/profile.js";
+import { S2simError } from "../common/error.js";
 import { SeededRandom } from "../common/random.js";
 import { PageTableTest, type PageTableTestConfig, TEST_STAGES, type TestStage } from "./page-table-test.js";
-import { type ReleaseOrder, releaseOrder } from "./release-order.js";
+import { parseReleaseOrder, type ReleaseOrder, releaseOrder } from "./release-order.js";
 
 /** Where vCPU time goes, by category (each a set of work items, or waiting / idle). */
 const CATEGORIES: ReadonlyArray<readonly [string, readonly WorkItem[]]> = [
@@ -125,8 +126,10 @@ export function simulatePageTableTest(
   const run = TEST_STAGES.slice(0, stageCount);
   const totals = run.map((s) => expectedAccesses(test, s));
   const grand = totals.reduce((a, b) => a + b, 0);
-  const order = config.releaseOrder ?? "fifo";
-  const random = new SeededRandom(config.seed ?? 1);
+  const order = parseReleaseOrder(config.releaseOrder ?? "fifo");
+  const seed = config.seed ?? 1;
+  if (!Number.isSafeInteger(seed)) throw new S2simError("bad-seed", `seed ${seed} is not an integer`);
+  const random = new SeededRandom(seed);
   let before = 0;
   let finished: readonly number[] | null = null;
   const stages = run.map((stage, i) => {

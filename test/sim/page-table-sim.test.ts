@@ -82,6 +82,14 @@ describe("simulated kvm_page_table_test", () => {
     const starts = (r: SimReport): string => JSON.stringify(r.stages.map((s) => s.vcpu_start_s));
     const seen = new Set([1, 2, 3, 4, 5].map((seed) => starts(run("random", seed))));
     assert.ok(seen.size > 1, "different seeds give different orders");
+    const bad = { kernel: "v5.14", backing: "anonymous", memBytes: 2 * M, vcpus: 2 } as const;
+    assert.throws(
+      () => simulatePageTableTest({ ...bad, releaseOrder: "sideways" as ReleaseOrder }, profile),
+      {
+        code: "bad-release-order",
+      },
+    );
+    assert.throws(() => simulatePageTableTest({ ...bad, seed: 1.5 }, profile), { code: "bad-seed" });
   });
   for (const [backing, mem] of [
     ["anonymous", 8 * M],
