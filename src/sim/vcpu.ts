@@ -38,6 +38,7 @@ const MAX_FAULTS_PER_ACCESS = 64;
 
 // A module-private copy: V8 folds it into the code, while an imported binding is re-read.
 const W_EXIT = W.exit;
+const W_ABORT = W.abort;
 
 const S_NEXT = 0;
 const S_ATTEMPT = 1;
@@ -71,12 +72,16 @@ export class SimVcpu implements SimCode {
     private readonly onAccess: () => void,
   ) {
     this.exitCost = meter.cost[W_EXIT]!;
+    // Before S_HANDLER a vCPU charges the exit and kvm_handle_guest_abort's bookkeeping.
+    this.toHandler = this.exitCost + meter.cost[W_ABORT]!;
     const cpu = vm.cpu;
     this.lockedHostQuiet =
-      !cpu.dic && (cpu.icache === "vipt" || (cpu.icache === "vpipt" && !cpu.vhe)) ? 0 : this.exitCost;
+      !cpu.dic && (cpu.icache === "vipt" || (cpu.icache === "vpipt" && !cpu.vhe)) ? 0 : this.toHandler;
   }
 
   private readonly exitCost: number;
+  /** The least work from a guest access to S_HANDLER: exit plus abort (ps). */
+  private readonly toHandler: number;
   /**
    * Host-quiet time under mmu_lock: the exit cost, or 0 where the handler may invalidate the whole
    * I-cache there (an aliasing I-cache on an exec fault, or VPIPT under nVHE at every TLBI by IPA),
@@ -108,7 +113,7 @@ export class SimVcpu implements SimCode {
       case S_ATTEMPT:
       case S_UNLOCKED:
       case S_RESYNC:
-        return this.exitCost;
+        return this.toHandler;
       case S_LOCKED:
         return this.lockedHostQuiet;
       default:
