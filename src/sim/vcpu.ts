@@ -83,8 +83,8 @@ export class SimVcpu implements SimCode {
   /** The least work from a guest access to S_HANDLER: exit plus abort (ps). */
   private readonly toHandler: number;
   /**
-   * Host-quiet time under mmu_lock: the exit cost, or 0 where the handler may invalidate the whole
-   * I-cache there (an aliasing I-cache on an exec fault, or VPIPT under nVHE at every TLBI by IPA),
+   * Host-quiet time under mmu_lock: {@link toHandler}, or 0 where the handler may invalidate the
+   * whole I-cache there (an aliasing I-cache on an exec fault, or VPIPT under nVHE at every TLBI by IPA),
    * which resets the host's per-page I-cache state.
    */
   private readonly lockedHostQuiet: number;
