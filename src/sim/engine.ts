@@ -10,7 +10,9 @@
  * Lookahead: code may say how long after it resumes it certainly changes nothing another CPU's TLB
  * hits depend on (see {@link SimCode.quietFor}). The running CPU may go on with work that only
  * reads its own TLB until the earliest time another could issue a TLBI
- * ({@link Engine.mayRunAhead}), instead of yielding at every guest access.
+ * ({@link Engine.mayRunAhead}), instead of yielding at every guest access. Host lookahead is the
+ * same for host memory state ({@link SimCode.hostQuietFor}, {@link Engine.mayReadHostAhead}): a
+ * fault handler may sample the notifier sequence and GUP before CPUs that cannot change either.
  */
 import type { Blocking, LockId, Step } from "../common/steps.js";
 import { W, type WorkMeter } from "../common/work.js";
@@ -107,6 +109,7 @@ class QuietTracker {
     return this.cachedTime;
   }
 }
+
 // Module-private copies: V8 folds these into the code, while an imported binding is re-read.
 const W_LOCK_ACQUIRE = W["lock-acquire"];
 const W_LOCK_HANDOFF = W["lock-handoff"];
