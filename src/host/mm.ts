@@ -278,6 +278,7 @@ export class HostMm {
     // follow_page reads the PTE under its lock: held by another CPU, slow GUP must wait for it
     // (gupSlow). Free, the lock round trip is part of the `gup` cost.
     if (this.lockBusy(vma.ptl(hva).lock)) return false;
+    this.chargeSlowGup(writeFault);
     this.gupPa = vma.pa[i]!;
     this.gupWritable = gupWritable(f, writeFault);
     if (this.events.active && this.events.wants["gup"])
@@ -302,6 +303,14 @@ export class HostMm {
     return true;
   }
 
+  /**
+   * The GUP calls of hva_to_pfn_slow that find the page: get_user_pages_unlocked's walk and, for a
+   * read fault, the second fast GUP with FOLL_WRITE (each priced as one `gup`).
+   */
+  private chargeSlowGup(writeFault: boolean): void {
+    this.meter.charge(W_GUP, writeFault ? 1 : 2);
+  }
+
   /** hva_to_pfn_slow (after a failed fast GUP): fault the page in; null for an unmapped address. */
   *gupSlow(hva: number, writeFault: boolean): Blocking<GupResult | null> {
     const vma = this.findVma(hva);
@@ -316,9 +325,13 @@ export class HostMm {
       const f = vma.flags[i]!;
       const pa = vma.pa[i]!;
       if (busy) yield ptl.drop;
-      if (gupCanUse(f, writeFault))
+      if (gupCanUse(f, writeFault)) {
+        this.chargeSlowGup(writeFault);
         return this.gupDone(hva, writeFault, "slow", pa, gupWritable(f, writeFault));
+      }
       if (tries === 16) throw new Error(`GUP made no progress at ${hex(hva)}`);
+      // A follow_page that found nothing to use, before faulting the page in.
+      this.meter.charge(W_GUP, 1);
       yield* this.handleMmFault(vma, hva, writeFault);
     }
   }
@@ -468,6 +481,9 @@ export class HostMm {
     const state = vma.pmd[h]!;
     if (state === PMD_NONE) {
       if (!write) {
+        // The fault path's work comes before the PMD lock is taken and the PMD re-checked.
+        yield SCHED;
+        if (vma.pmd[h] !== PMD_NONE) return;
         this.fillPmd(vma, first, count, this.phys.hugeZeroPage, HPTE_PRESENT | HPTE_ZERO | HPTE_THP);
         vma.pmd[h] = PMD_HUGE_ZERO;
         this.faulted(hva, write, "huge-zero", size);

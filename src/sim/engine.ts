@@ -38,6 +38,8 @@ export interface LockStats {
 
 interface LockState {
   owner: number;
+  /** The task that held the lock last (NONE: never held). */
+  lastOwner: number;
   since: number;
   readonly waiters: TaskQueue;
   readonly stats: LockStats;
@@ -379,6 +381,7 @@ export class Engine {
     if (s === undefined) {
       s = {
         owner: NONE,
+        lastOwner: NONE,
         since: 0,
         waiters: new TaskQueue(this.capacity),
         stats: { acquisitions: 0, contended: 0, waitPs: 0, holdPs: 0 },
@@ -395,10 +398,14 @@ export class Engine {
     const s = this.lockState(lock);
     if (s.owner === id) throw new Error(`deadlock: ${lock.name} taken twice by CPU ${id}`);
     if (s.owner === NONE) {
-      const c = this.costs.lockAcquire;
-      this.meter.count[W_LOCK_ACQUIRE]!++;
+      // A free lock last held by another CPU: its line, and the state its holder wrote, are
+      // remote, as on a handoff; lock-acquire prices a lock whose line this CPU already owns.
+      const remote = s.lastOwner !== NONE && s.lastOwner !== id;
+      const c = remote ? this.costs.lockHandoff : this.costs.lockAcquire;
+      this.meter.count[remote ? W_LOCK_HANDOFF : W_LOCK_ACQUIRE]!++;
       this.now += c;
       s.owner = id;
+      s.lastOwner = id;
       s.since = this.now;
       s.stats.acquisitions++;
       return true;
@@ -423,6 +430,7 @@ export class Engine {
       return;
     }
     const next = s.waiters.shift();
+    s.lastOwner = next;
     const mutex = lock.kind === "mutex";
     const item = mutex ? W_MUTEX_WAKEUP : W_LOCK_HANDOFF;
     const c = mutex ? this.costs.mutexWakeup : this.costs.lockHandoff;

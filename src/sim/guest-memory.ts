@@ -26,8 +26,13 @@ export type MutableGuestAccess = { -readonly [K in keyof GuestAccess]: GuestAcce
 
 /** The guest-side access path of every vCPU. */
 export class GuestAccessPath {
-  /** Page each vCPU last accessed (its stage-1 translation is still cached). */
+  /**
+   * Page each vCPU last accessed, whose stage-1 translation it still caches unless a TLBI was
+   * issued since (lastSeq: the TLBI number then). Every stage-2 TLBI kills the VMID's stage-1
+   * entries too: a TLBI by IPA is followed by VMALLE1IS, a whole-VMID one is VMALLS12E1IS.
+   */
   private readonly lastPage: Float64Array;
+  private readonly lastSeq: Float64Array;
   private readonly pageInv: number;
 
   constructor(
@@ -37,6 +42,7 @@ export class GuestAccessPath {
     private readonly meter: WorkMeter,
   ) {
     this.lastPage = new Float64Array(vcpus).fill(-1);
+    this.lastSeq = new Float64Array(vcpus);
     this.pageInv = 1 / pageSize;
   }
 
@@ -67,7 +73,7 @@ export class GuestAccessPath {
     if (mmu.observer !== null) return false;
     const { ipa, write, tables, nTables } = access;
     const page = Math.floor(ipa * this.pageInv);
-    const walk = page !== this.lastPage[cpu];
+    const walk = page !== this.lastPage[cpu] || mmu.log.seq !== this.lastSeq[cpu];
     const tlb = mmu.tlbs[cpu]!;
     tlb.saveRecent();
     let ok = true;
@@ -84,6 +90,7 @@ export class GuestAccessPath {
     this.meter.charge(W_GUEST_ACCESS, 1);
     if (walk) this.meter.charge(W_S1_WALK, 1);
     this.lastPage[cpu] = page;
+    this.lastSeq[cpu] = mmu.log.seq;
     return true;
   }
 
@@ -98,7 +105,7 @@ export class GuestAccessPath {
     const mmu = this.mmu;
     meter.charge(W_GUEST_ACCESS, 1);
     const page = Math.floor(ipa * this.pageInv);
-    if (page !== this.lastPage[cpu]) {
+    if (page !== this.lastPage[cpu] || mmu.log.seq !== this.lastSeq[cpu]) {
       meter.charge(W_S1_WALK, 1);
       for (let i = 0; i < nTables; i++) {
         const t = tables[i]!;
@@ -120,6 +127,7 @@ export class GuestAccessPath {
       return false;
     }
     this.lastPage[cpu] = page;
+    this.lastSeq[cpu] = mmu.log.seq;
     return true;
   }
 }
