@@ -169,6 +169,7 @@ export class MapVisitor implements Visitor {
     if (this.memcache === null) return E_NOMEM;
     const child = pgt.mmOps.zallocPage(this.memcache);
     if (child < 0) return E_NOMEM;
+    pgt.tablesInstalled++;
     const childPa = pgt.mem.pa(child);
     if (pgt.events.active) pgt.reportTableAlloc(child, level + 1);
     // Block -> table: the rest of the old block is left unmapped and refaults lazily.

@@ -111,6 +111,8 @@ export class Stage2Pgtable implements Stage2Env {
   readonly sizes: LevelSizes;
   /** First concatenated start-level page, or -1 once destroyed. */
   pgd = -1;
+  /** Table pages installed below the start level so far (taken from a memcache by a map). */
+  tablesInstalled = 0;
 
   private readonly walker: Walker;
   /** mem.pages (the array never changes; pages are only added to it). */

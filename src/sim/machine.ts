@@ -16,7 +16,10 @@ import { type AccessStream, SimVcpu } from "./vcpu.js";
 
 /** What one timed run measured. */
 export interface RunTiming {
-  /** From release of the first vCPU to the last vCPU done (ps). */
+  /**
+   * From time 0, when the selftest's main thread starts posting (the first vCPU starts one
+   * vcpu-release later), to the last vCPU done (ps).
+   */
   readonly elapsedPs: number;
   /** Release time of each vCPU (ps). */
   readonly startPs: number[];

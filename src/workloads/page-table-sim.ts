@@ -62,6 +62,7 @@ export interface SimStageReport {
     readonly hold_s: number;
   };
   readonly host: { readonly faults: number; readonly page_allocs: number; readonly zeroed_bytes: number };
+  /** Stage-2 table pages installed (taken from a vCPU's memcache by a map) and freed. */
   readonly table_pages: { readonly allocated: number; readonly freed: number };
   readonly attribution: TimeShare[];
   /**
@@ -187,7 +188,7 @@ function runStage(
   const count0 = Float64Array.from(meter.count);
   const time0 = Float64Array.from(meter.time);
   const stats0 = vm.faultStats.snapshot();
-  const alloc0 = vm.tableMem.allocated;
+  const tables0 = vm.pgt.tablesInstalled;
   let accesses = 0;
   const tick = (): void => {
     if ((++accesses & 0xffff) === 0) onProgress(accesses);
@@ -255,7 +256,7 @@ function runStage(
       page_allocs: dCount("page-alloc"),
       zeroed_bytes: dCount("zero-byte"),
     },
-    table_pages: { allocated: vm.tableMem.allocated - alloc0 + freed, freed },
+    table_pages: { allocated: vm.pgt.tablesInstalled - tables0, freed },
     attribution,
     vcpu_start_s: run.startPs.map((t) => t * PS),
     vcpu_done_s: run.finishPs.map((f) => f * PS),
