@@ -4,7 +4,9 @@
  * with its caches off would read stale memory, and until the I-cache is invalidated it could
  * execute stale instructions. So a store that makes host memory guest-visible through a Normal
  * leaf must find it clean, and one that makes it executable must find no host write since the last
- * I-cache invalidation over it (unless the CPU has DIC).
+ * I-cache invalidation over it (unless the CPU has DIC, or a VPIPT I-cache: its lines are tagged
+ * with the VMID, so the host's writes cannot leave stale lines of the guest's VMID; under nVHE the
+ * kernel accordingly skips the per-page invalidation, spec 4.5).
  */
 import { ATTR_HI_XN, pteCacheable, pteOa } from "../arch/descriptor.js";
 import { hex, sizeName } from "../common/format.js";
@@ -36,7 +38,7 @@ export class CoherenceChecker {
     }
     const exec = (c.newHi & XN) === 0;
     const wasExec = wasLeaf && (c.oldHi & XN) === 0;
-    if (exec && !wasExec && !cpu.dic) {
+    if (exec && !wasExec && !cpu.dic && cpu.icache !== "vpipt") {
       const stale = phys.firstMarked(phys.icacheStale, pa, c.size);
       if (stale >= 0) this.report(c, pa, "executable", stale);
     }

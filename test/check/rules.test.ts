@@ -92,6 +92,15 @@ describe("checker rules", () => {
     assert.match(bad.checkers.violations[0]!.what, /becomes executable with no I-cache invalidation/);
   });
 
+  it("coherence: a VPIPT I-cache under nVHE needs no per-page invalidation (its lines carry the VMID)", () => {
+    for (const kernel of [kvmKernel("v5.12"), kvmKernel("v5.14")]) {
+      const { vm, checkers } = checkedVm(kernel, { ...KUNPENG_920, icache: "vpipt", vhe: false });
+      touch(vm, GPA, "exec");
+      assert.equal(vm.pgt.lookup(GPA).level, 3);
+      assert.deepEqual(checkers.violations, []);
+    }
+  });
+
   it("a relaxed permission on a present page is not a new mapping", () => {
     const { vm, checkers } = checkedVm(kvmKernel("v5.12"));
     touch(vm, GPA, "read");
