@@ -16,6 +16,7 @@ import { EventHistory, type Focus } from "./history.js";
 import { RefcountChecker } from "./refcount.js";
 import type { CheckName } from "./rules.js";
 import { TableFreeChecker } from "./table-free.js";
+import { TableLinks } from "./table-links.js";
 import { TlbChecker } from "./tlb-rules.js";
 import { CheckFailure, type Violation } from "./violation.js";
 
@@ -45,6 +46,8 @@ export class Checkers implements MmuObserver, PgtableTap {
   private readonly tables: TableFreeChecker | null;
   private readonly refcounts: RefcountChecker | null;
   private readonly coherence: CoherenceChecker | null;
+  /** Where each table page sits (for the table-free and refcount checkers). */
+  private readonly links: TableLinks | null;
   private readonly change: PteChange = {
     page: 0,
     index: 0,
@@ -91,8 +94,10 @@ export class Checkers implements MmuObserver, PgtableTap {
     this.tlb = tlbOn
       ? new TlbChecker(this.env, machine.mmu, on.has("tlb-conflict"), on.has("stale-tlb"))
       : null;
-    this.tables = on.has("table-free") ? new TableFreeChecker(this.env) : null;
-    this.refcounts = on.has("refcount") ? new RefcountChecker(this.env) : null;
+    const links = on.has("table-free") || on.has("refcount") ? new TableLinks(this.env) : null;
+    this.links = links;
+    this.tables = links !== null && on.has("table-free") ? new TableFreeChecker(this.env, links) : null;
+    this.refcounts = links !== null && on.has("refcount") ? new RefcountChecker(this.env, links) : null;
     this.coherence = on.has("coherence") ? new CoherenceChecker(this.env) : null;
     // Page-table events come through the tap, as numbers; from the bus only the host writes.
     this.untap = vm.events.setTap(this);
@@ -182,6 +187,7 @@ export class Checkers implements MmuObserver, PgtableTap {
     c.newLo = newLo;
     c.newHi = newHi;
     if (this.tlb !== null) this.tlb.store(c);
+    if (this.links !== null) this.links.pte(c);
     if (this.bbm !== null) this.bbm.pte(c);
     if (this.tables !== null) this.tables.pte(c);
     if (this.refcounts !== null) this.refcounts.pte(c);
@@ -190,6 +196,7 @@ export class Checkers implements MmuObserver, PgtableTap {
 
   tableAlloc(page: number, level: number): void {
     this.history.addTableAlloc(this.now(), this.cpu(), page, level);
+    if (this.links !== null) this.links.alloc(page, level);
     if (this.tables !== null) this.tables.tableAlloc(page);
     if (this.refcounts !== null) this.refcounts.tableAlloc(page);
   }
@@ -199,6 +206,8 @@ export class Checkers implements MmuObserver, PgtableTap {
     if (this.tables !== null) this.tables.pageFree(page);
     if (this.refcounts !== null) this.refcounts.pageFree(page);
     if (this.bbm !== null) this.bbm.pageFree(page);
+    // After the checks: they follow the freed page's link.
+    if (this.links !== null) this.links.free(page);
   }
 
   refcount(page: number): void {

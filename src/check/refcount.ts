@@ -5,6 +5,7 @@
  */
 import { hex } from "../common/format.js";
 import type { CheckEnv, PteChange } from "./env.js";
+import type { TableLinks } from "./table-links.js";
 
 /** The refcount checker. */
 export class RefcountChecker {
@@ -15,7 +16,10 @@ export class RefcountChecker {
   private nTouched = 0;
   private destroying = false;
 
-  constructor(private readonly env: CheckEnv) {}
+  constructor(
+    private readonly env: CheckEnv,
+    private readonly links: TableLinks,
+  ) {}
 
   pte(c: PteChange): void {
     const pgt = this.env.vm.pgt;
@@ -54,12 +58,13 @@ export class RefcountChecker {
         const rc = mem.refcount[page]!;
         const want = 1 + (this.counted[page] ?? 0);
         if (rc <= 0 || rc === want) continue;
+        const focus = this.links.focus(page);
         this.env.report(
           "refcount",
           `after ${op}, table page ${hex(mem.pa(page))} has refcount ${rc}, expected 1 + ${want - 1} counted entries`,
-          0,
-          0,
-          { ipa: 0, ipaEnd: 0, level: 0, tablePa: mem.pa(page) },
+          focus.ipa,
+          focus.level,
+          focus,
         );
         break;
       }

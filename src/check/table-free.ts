@@ -9,6 +9,7 @@ import { pteOa } from "../arch/descriptor.js";
 import { hex, sizeName } from "../common/format.js";
 import type { CheckEnv, PteChange } from "./env.js";
 import { isTableDesc } from "./env.js";
+import type { TableLinks } from "./table-links.js";
 
 /** The entry that unlinked a table page, still owed a TLBI. */
 interface Unlink {
@@ -19,15 +20,16 @@ interface Unlink {
 
 /** The table-page lifetime checker. */
 export class TableFreeChecker {
-  /** Per table page: key of the entry that links it (absent: a root or never linked). */
-  private readonly parent = new Map<number, number>();
   /** Pages cut off from their parent entry whose unlink has not been covered by a TLBI. */
   private readonly owed = new Map<number, Unlink>();
   /** When each freed page was freed (-Infinity: between timed runs). */
   private readonly freedAt = new Map<number, number>();
   private destroying = false;
 
-  constructor(private readonly env: CheckEnv) {}
+  constructor(
+    private readonly env: CheckEnv,
+    private readonly links: TableLinks,
+  ) {}
 
   pte(c: PteChange): void {
     const mem = this.env.vm.tableMem;
@@ -36,10 +38,7 @@ export class TableFreeChecker {
     const newChild = isTableDesc(c.newLo, c.level) ? mem.pageOf(pteOa(g, c.newLo, c.newHi)) : -1;
     if (oldChild === newChild) return;
     if (oldChild >= 0) this.owed.set(oldChild, { ipa: c.ipa, size: c.size, level: c.level });
-    if (newChild >= 0) {
-      this.parent.set(newChild, c.key);
-      this.owed.delete(newChild);
-    }
+    if (newChild >= 0) this.owed.delete(newChild);
   }
 
   tlbiVmid(): void {
@@ -57,7 +56,6 @@ export class TableFreeChecker {
 
   tableAlloc(page: number): void {
     this.freedAt.delete(page);
-    this.parent.delete(page);
     this.owed.delete(page);
   }
 
@@ -65,7 +63,6 @@ export class TableFreeChecker {
     if (!this.destroying) this.checkFree(page);
     const now = this.env.now();
     this.freedAt.set(page, Number.isNaN(now) ? -Infinity : now);
-    this.parent.delete(page);
     this.owed.delete(page);
   }
 
@@ -75,13 +72,14 @@ export class TableFreeChecker {
     if (mem.refcount[page]! > 0) return;
     const at = this.freedAt.get(page);
     if (at === undefined || !(at <= now)) return;
+    const focus = this.links.focus(page);
     this.env.report(
       "table-free",
       `vCPU ${cpu}'s stage-2 walk read L${level} table page ${hex(mem.pa(page))}, freed at ` +
         `${(at / 1e6).toFixed(6)} us`,
-      0,
+      focus.ipa,
       level,
-      { ipa: 0, ipaEnd: 0, level, tablePa: mem.pa(page) },
+      focus,
       cpu,
     );
   }
@@ -107,16 +105,17 @@ export class TableFreeChecker {
         );
         return;
       }
-      const key = this.parent.get(cur);
+      const key = this.links.parentOf(cur);
       const pgd = env.vm.pgt.pgd;
-      if (key === undefined) {
+      if (key < 0) {
         if (pgd >= 0 && cur >= pgd && cur < pgd + env.vm.geo.pgdPages && cur !== page) {
+          const focus = this.links.focus(page);
           env.report(
             "table-free",
             `table page ${hex(pagePa)} was freed while valid table entries still reach it`,
-            0,
-            env.vm.geo.startLevel,
-            { ipa: 0, ipaEnd: 0, level: 0, tablePa: pagePa },
+            focus.ipa,
+            focus.level,
+            focus,
           );
         }
         return;

@@ -25,6 +25,16 @@ function checkedVm(kernel = kvmKernel("v5.14"), cpu = KUNPENG_920): { vm: Vm; ch
   return { vm, checkers };
 }
 
+/** The table page holding the leaf that maps `ipa`. */
+function leafTablePage(vm: Vm, ipa: number): number {
+  const leaf = vm.pgt.lookup(ipa);
+  const page = vm.tableMem.pages.findIndex(
+    (w, n) => vm.tableMem.refcount[n]! > 0 && w.some((x, i) => i % 2 === 0 && x === leaf.lo),
+  );
+  assert.ok(page >= 0);
+  return page;
+}
+
 function touch(vm: Vm, ipa: number, how: "read" | "write" | "exec"): void {
   runToCompletion(
     guestAccess(vm, vm.vcpus[0]!, { ipa, write: how === "write", exec: how === "exec", s1ptw: false }),
@@ -53,6 +63,10 @@ describe("checker rules", () => {
     assert.equal(checkers.violations.length, 1);
     assert.equal(checkers.violations[0]!.check, "refcount");
     assert.match(checkers.violations[0]!.what, /has refcount 4, expected 1 \+ 2 counted entries/);
+    // The report names the range the page translates and shows its entries' stores.
+    assert.equal(checkers.violations[0]!.ipa, GPA);
+    assert.equal(checkers.violations[0]!.level, 3);
+    assert.ok(checkers.violations[0]!.history.some((l) => / pte L3 /.test(l)));
   });
 
   it("table-free: freeing a table page that valid entries still reach is reported", () => {
@@ -65,18 +79,23 @@ describe("checker rules", () => {
     const v = checkers.violations.find((x) => x.check === "table-free");
     assert.ok(v);
     assert.match(v.what, /freed while valid table entries still reach it/);
+    assert.equal(v.ipa, GPA);
+    assert.ok(v.history.some((l) => / page-free /.test(l)));
   });
 
   it("table-free: a walk that reads a page after it was freed is reported", () => {
     const { vm, checkers } = checkedVm();
     touch(vm, GPA, "write");
+    const l3 = leafTablePage(vm, GPA);
     assert.equal(vm.pgt.unmap(GPA, 2 << 20), 0);
-    const freed = vm.tableMem.refcount.findIndex((c, n) => c === 0 && n < vm.tableMem.pages.length);
-    assert.ok(freed >= 0);
+    assert.equal(vm.tableMem.refcount[l3], 0);
     assert.equal(checkers.found, 0);
-    checkers.walkRead(0, freed, 3, 0);
+    checkers.walkRead(0, l3, 3, 0);
     assert.equal(checkers.violations.length, 1);
-    assert.match(checkers.violations[0]!.what, /walk read L3 table page 0x[0-9a-f]+, freed at/);
+    const v = checkers.violations[0]!;
+    assert.match(v.what, /walk read L3 table page 0x[0-9a-f]+, freed at/);
+    assert.equal(v.ipa, GPA);
+    assert.ok(v.history.some((l) => / page-free /.test(l)));
   });
 
   it("coherence: with FWB no D-cache clean is needed, but an executable page still needs its I-cache invalidation", () => {
