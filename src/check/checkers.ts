@@ -217,7 +217,7 @@ export class Checkers implements MmuObserver, PgtableTap {
   tlbiIpa(ipa: number, level: number): void {
     this.history.addTlbiIpa(this.now(), this.cpu(), ipa, level);
     if (this.bbm !== null) this.bbm.tlbiIpa(ipa, level);
-    if (this.tables !== null) this.tables.tlbiIpa(ipa);
+    if (this.tables !== null) this.tables.tlbiIpa(ipa, level);
   }
 
   tlbiVmid(): void {

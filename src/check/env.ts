@@ -46,3 +46,12 @@ export function isTableDesc(lo: number, level: number): boolean {
 export function isLeafDesc(lo: number, level: number): boolean {
   return (lo & 1) !== 0 && (level === 3 ? (lo & 2) !== 0 : (lo & 2) === 0);
 }
+
+/**
+ * Whether a TLBI by IPA with level hint `hint` removes the walk-cache entries of a table
+ * descriptor over its address: FEAT_TTL hints describe leaf entries only, so with FEAT_TTL only
+ * an unhinted one does (the rule of Linux 36e008323926, which v5.12 and v5.14 predate).
+ */
+export function hintCoversTable(ttl: boolean, hint: number): boolean {
+  return !ttl || hint === 0;
+}

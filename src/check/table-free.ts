@@ -2,13 +2,15 @@
  * Table pages and their lifetime. A table page may be freed only when (1) no chain of valid table
  * entries from the start level reaches it any more, and (2) the store that cut it off (its own
  * entry's, or an ancestor's) has been followed by a TLBI covering that entry, so no walk cache can
- * still hold the way to it. No hardware walk may read a page after the time it was freed.
- * Destroying the whole table (kvm_pgtable_stage2_destroy, with the VMID retired) is exempt.
+ * still hold the way to it: a whole-VMID TLBI, or one by IPA inside the entry's range (with
+ * FEAT_TTL only an unhinted one, as level hints describe leaves). No hardware walk may read a page
+ * after the time it was freed. Destroying the whole table (kvm_pgtable_stage2_destroy, with the
+ * VMID retired) is exempt.
  */
 import { pteOa } from "../arch/descriptor.js";
 import { hex, sizeName } from "../common/format.js";
 import type { CheckEnv, PteChange } from "./env.js";
-import { isTableDesc } from "./env.js";
+import { hintCoversTable, isTableDesc } from "./env.js";
 import type { TableLinks } from "./table-links.js";
 
 /** The entry that unlinked a table page, still owed a TLBI. */
@@ -16,6 +18,8 @@ interface Unlink {
   readonly ipa: number;
   readonly size: number;
   readonly level: number;
+  /** Level hint of the first TLBI by IPA in its range that did not cover it (FEAT_TTL); 0: none. */
+  hinted: number;
 }
 
 /** The table-page lifetime checker. */
@@ -25,11 +29,15 @@ export class TableFreeChecker {
   /** When each freed page was freed (-Infinity: between timed runs). */
   private readonly freedAt = new Map<number, number>();
   private destroying = false;
+  /** FEAT_TTL: a hinted TLBI by IPA leaves table entries' walk-cache entries alone. */
+  private readonly ttl: boolean;
 
   constructor(
     private readonly env: CheckEnv,
     private readonly links: TableLinks,
-  ) {}
+  ) {
+    this.ttl = env.vm.cpu.ttl;
+  }
 
   pte(c: PteChange): void {
     const mem = this.env.vm.tableMem;
@@ -37,7 +45,7 @@ export class TableFreeChecker {
     const oldChild = isTableDesc(c.oldLo, c.level) ? mem.pageOf(pteOa(g, c.oldLo, c.oldHi)) : -1;
     const newChild = isTableDesc(c.newLo, c.level) ? mem.pageOf(pteOa(g, c.newLo, c.newHi)) : -1;
     if (oldChild === newChild) return;
-    if (oldChild >= 0) this.owed.set(oldChild, { ipa: c.ipa, size: c.size, level: c.level });
+    if (oldChild >= 0) this.owed.set(oldChild, { ipa: c.ipa, size: c.size, level: c.level, hinted: 0 });
     if (newChild >= 0) this.owed.delete(newChild);
   }
 
@@ -45,9 +53,14 @@ export class TableFreeChecker {
     this.owed.clear();
   }
 
-  tlbiIpa(ipa: number): void {
+  tlbiIpa(ipa: number, hint: number): void {
     if (this.owed.size === 0) return;
-    for (const [page, u] of this.owed) if (ipa >= u.ipa && ipa < u.ipa + u.size) this.owed.delete(page);
+    const covers = hintCoversTable(this.ttl, hint);
+    for (const [page, u] of this.owed) {
+      if (ipa < u.ipa || ipa >= u.ipa + u.size) continue;
+      if (covers) this.owed.delete(page);
+      else if (u.hinted === 0) u.hinted = hint;
+    }
   }
 
   op(op: string): void {
@@ -95,10 +108,14 @@ export class TableFreeChecker {
       const u = this.owed.get(cur);
       if (u !== undefined) {
         const whose = cur === page ? "its entry" : `the entry of its ancestor ${hex(mem.pa(cur))}`;
+        const why =
+          u.hinted > 0
+            ? `: the TLBI by IPA hinted L${u.hinted} it got removes only leaf entries on a FEAT_TTL CPU`
+            : "";
         env.report(
           "table-free",
           `table page ${hex(pagePa)} was freed before any TLBI covered ${whose} ` +
-            `(L${u.level}, IPA ${hex(u.ipa)}, ${sizeName(u.size)}), which was unlinked`,
+            `(L${u.level}, IPA ${hex(u.ipa)}, ${sizeName(u.size)}), which was unlinked${why}`,
           u.ipa,
           u.level,
           { ipa: u.ipa, ipaEnd: u.ipa + u.size, level: u.level, tablePa: pagePa },

@@ -98,6 +98,25 @@ describe("checker rules", () => {
     assert.ok(v.history.some((l) => / page-free /.test(l)));
   });
 
+  it("table-free: on a FEAT_TTL CPU a level-hinted TLBI does not cover a table unlink", () => {
+    for (const ttl of [false, true]) {
+      const { vm, checkers } = checkedVm(kvmKernel("v5.14"), { ...KUNPENG_920, ttl });
+      touch(vm, GPA, "write");
+      // The kernel unlinks the emptied L3 and L2 tables with TLBIs hinted at their entries' levels.
+      assert.equal(vm.pgt.unmap(GPA, 2 << 20), 0);
+      if (!ttl) {
+        assert.deepEqual(checkers.violations, []);
+        continue;
+      }
+      const v = checkers.violations.find((x) => x.check === "table-free");
+      assert.ok(v);
+      assert.match(
+        v.what,
+        /its entry \(L2, IPA 0x40000000, 2M\), which was unlinked: the TLBI by IPA hinted L2/,
+      );
+    }
+  });
+
   it("coherence: with FWB no D-cache clean is needed, but an executable page still needs its I-cache invalidation", () => {
     const cpu = { ...KUNPENG_920, fwb: true, dic: false };
     const good = checkedVm(kvmKernel("v5.14"), cpu);

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { KUNPENG_920 } from "../../src/arch/cpu.js";
 import { parseChecks } from "../../src/check/rules.js";
-import { formatViolation } from "../../src/check/violation.js";
-import { KERNEL_VERSIONS } from "../../src/pgtable/kernel.js";
+import { formatViolation, type Violation } from "../../src/check/violation.js";
+import { KERNEL_VERSIONS, type KernelVersion } from "../../src/pgtable/kernel.js";
 import { loadProfile } from "../../src/sim/profile.js";
 import { simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
 
@@ -39,18 +39,35 @@ describe("kvm_page_table_test under every checker", () => {
     }
   }
 
-  it("a CPU with FEAT_TTL (level-hinted TLBIs remove only their level): no violation either", () => {
+  it("a CPU with FEAT_TTL: the level hint on a table unlink is reported (a known bug of both kernels)", () => {
+    // v5.12 and v5.14 unmap an empty table with a TLBI by IPA hinted at the table's level; with
+    // FEAT_TTL a hint names a leaf level, so the walk caches may keep the way to the freed table
+    // (fixed by Linux 36e008323926). THP's notifier unmaps free such tables; the Kunpeng 920 has no
+    // FEAT_TTL, so the same run there is clean (the test above), and hugetlb frees none.
+    const ttl = { ...KUNPENG_920, ttl: true };
+    const run = (kernel: KernelVersion, backing: string): { violations: readonly Violation[] } =>
+      simulatePageTableTest(
+        { kernel, backing, memBytes: 8 << 20, vcpus: 3, vmOptions: { cpu: ttl } },
+        profile,
+        undefined,
+        3,
+        { checks: parseChecks("all"), mode: "collect" },
+      ).check!;
     for (const kernel of KERNEL_VERSIONS) {
-      for (const backing of ["anonymous_thp", "anonymous_hugetlb"]) {
-        const r = simulatePageTableTest(
-          { kernel, backing, memBytes: 8 << 20, vcpus: 3, vmOptions: { cpu: { ...KUNPENG_920, ttl: true } } },
-          profile,
-          undefined,
-          3,
-          { checks: parseChecks("all"), mode: "collect" },
-        );
-        assert.deepEqual(r.check!.violations.map(formatViolation), [], `${kernel} ${backing}`);
-      }
+      const thp = run(kernel, "anonymous_thp");
+      assert.ok(thp.violations.length > 0, `${kernel}: the hinted table unlink went unnoticed`);
+      const first = thp.violations[0]!;
+      assert.equal(first.check, "table-free", formatViolation(first));
+      assert.match(
+        first.what,
+        /the TLBI by IPA hinted L\d it got removes only leaf entries on a FEAT_TTL CPU/,
+      );
+      assert.ok(
+        thp.violations.every((v) => /hinted L\d/.test(v.what)),
+        thp.violations.map(formatViolation).join("\n"),
+      );
+      // Leaf hints are right: with no table freed, nothing to report.
+      assert.deepEqual(run(kernel, "anonymous_hugetlb").violations.map(formatViolation), [], kernel);
     }
   });
 
