@@ -156,12 +156,14 @@ export class Checkers implements MmuObserver, PgtableTap {
   // ---------------------------------------------------------------- PgtableTap
 
   op(op: PgtableOp): void {
+    if (this.bbm !== null) this.bbm.op(op);
     if (this.tables !== null) this.tables.op(op);
     if (this.refcounts !== null) this.refcounts.op(op);
   }
 
   opDone(op: PgtableOp): void {
     if (this.refcounts !== null) this.refcounts.opDone(op);
+    if (this.bbm !== null) this.bbm.opDone(op);
   }
 
   pte(

@@ -48,6 +48,15 @@ export function isLeafDesc(lo: number, level: number): boolean {
 }
 
 /**
+ * Whether a TLBI by IPA with level hint `hint` removes a cached leaf of `level` that contains its
+ * address: without FEAT_TTL the hint is ignored; with it, 0 means no hint and any other value
+ * names the only leaf level removed.
+ */
+export function hintCoversLeaf(ttl: boolean, hint: number, level: number): boolean {
+  return !ttl || hint === 0 || hint === level;
+}
+
+/**
  * Whether a TLBI by IPA with level hint `hint` removes the walk-cache entries of a table
  * descriptor over its address: FEAT_TTL hints describe leaf entries only, so with FEAT_TTL only
  * an unhinted one does (the rule of Linux 36e008323926, which v5.12 and v5.14 predate).

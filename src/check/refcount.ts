@@ -4,6 +4,7 @@
  * entries; v5.14: non-zero ones). Counts are kept incrementally from the descriptor stores.
  */
 import { hex } from "../common/format.js";
+import { grown } from "./arrays.js";
 import type { CheckEnv, PteChange } from "./env.js";
 import type { TableLinks } from "./table-links.js";
 
@@ -73,20 +74,11 @@ export class RefcountChecker {
   }
 
   private touch(page: number): void {
-    if (this.nTouched === this.touched.length) {
-      const next = new Int32Array(this.touched.length * 2);
-      next.set(this.touched);
-      this.touched = next;
-    }
+    this.touched = grown(this.touched, this.nTouched + 1);
     this.touched[this.nTouched++] = page;
   }
 
   private ensure(page: number): void {
-    if (page < this.counted.length) return;
-    let n = this.counted.length;
-    while (n <= page) n *= 2;
-    const next = new Int32Array(n);
-    next.set(this.counted);
-    this.counted = next;
+    this.counted = grown(this.counted, page + 1);
   }
 }

@@ -54,7 +54,7 @@ export const CHECKS: readonly CheckInfo[] = [
 export const BUG_CAUGHT_BY: Readonly<Record<InjectedBug, CheckName>> = {
   "no-tlbi-after-break": "bbm",
   "no-break": "bbm",
-  "coalesce-tlbi-ipa": "tlb-conflict",
+  "coalesce-tlbi-ipa": "bbm",
   "coalesce-no-cmo": "coherence",
   "install-no-cmo": "coherence",
   "free-before-tlbi": "table-free",

@@ -5,16 +5,17 @@
  * range it covered, even after the page was freed.
  */
 import { pteOa } from "../arch/descriptor.js";
+import { grown } from "./arrays.js";
 import type { CheckEnv, PteChange } from "./env.js";
 import { isTableDesc } from "./env.js";
 
 /** The table pages' links (shared by the table-free and refcount checkers). */
 export class TableLinks {
-  /** Per page: key of the entry linking it (-1: none, a root, or freed). */
-  private parentKey = new Float64Array(1024).fill(-1);
-  /** Per page: first IPA it translates, and the level of its entries (-1: unknown). */
+  /** Per page: 1 + key of the entry linking it (0: none, a root, or freed). */
+  private parentKey = new Float64Array(1024);
+  /** Per page: first IPA it translates, and 1 + the level of its entries (0: unknown). */
   private base = new Float64Array(1024);
-  private levels = new Int8Array(1024).fill(-1);
+  private levels = new Int8Array(1024);
 
   constructor(private readonly env: CheckEnv) {}
 
@@ -24,34 +25,34 @@ export class TableLinks {
     const child = this.env.vm.tableMem.pageOf(pteOa(this.env.granule, c.newLo, c.newHi));
     if (child < 0) return;
     this.ensure(child);
-    this.parentKey[child] = c.key;
+    this.parentKey[child] = c.key + 1;
     this.base[child] = c.ipa;
-    this.levels[child] = c.level + 1;
+    this.levels[child] = c.level + 2;
   }
 
   /** Table page `page` was allocated for `level` (not linked yet). */
   alloc(page: number, level: number): void {
     this.ensure(page);
-    this.parentKey[page] = -1;
+    this.parentKey[page] = 0;
     this.base[page] = 0;
-    this.levels[page] = level;
+    this.levels[page] = level + 1;
   }
 
   /** Table page `page` was freed: nothing links it any more (its range is kept for reports). */
   free(page: number): void {
-    if (page < this.parentKey.length) this.parentKey[page] = -1;
+    if (page < this.parentKey.length) this.parentKey[page] = 0;
   }
 
   /** Key of the entry that links `page` (-1: none). */
   parentOf(page: number): number {
-    return page < this.parentKey.length ? this.parentKey[page]! : -1;
+    return page < this.parentKey.length ? this.parentKey[page]! - 1 : -1;
   }
 
   /** The level of `page`'s entries (a start-level page's from the geometry; -1: unknown). */
   levelOf(page: number): number {
     const root = this.rootIndex(page);
     if (root >= 0) return this.env.vm.geo.startLevel;
-    return page < this.levels.length ? this.levels[page]! : -1;
+    return page < this.levels.length ? this.levels[page]! - 1 : -1;
   }
 
   /** The first IPA `page` translates (0 if unknown). */
@@ -78,17 +79,8 @@ export class TableLinks {
   }
 
   private ensure(page: number): void {
-    if (page < this.parentKey.length) return;
-    let n = this.parentKey.length;
-    while (n <= page) n *= 2;
-    const parentKey = new Float64Array(n).fill(-1);
-    const base = new Float64Array(n);
-    const levels = new Int8Array(n).fill(-1);
-    parentKey.set(this.parentKey);
-    base.set(this.base);
-    levels.set(this.levels);
-    this.parentKey = parentKey;
-    this.base = base;
-    this.levels = levels;
+    this.parentKey = grown(this.parentKey, page + 1);
+    this.base = grown(this.base, page + 1);
+    this.levels = grown(this.levels, page + 1);
   }
 }

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BUG_CAUGHT_BY, parseChecks } from "../../src/check/rules.js";
-import { CheckFailure, formatViolation } from "../../src/check/violation.js";
+import { CheckFailure, formatViolation, type Violation } from "../../src/check/violation.js";
 import { INJECTED_BUGS } from "../../src/pgtable/bugs.js";
 import { KERNEL_VERSIONS } from "../../src/pgtable/kernel.js";
 import { loadProfile } from "../../src/sim/profile.js";
@@ -68,12 +68,29 @@ describe("checker scenarios", () => {
     );
   });
 
+  it("coalesce-tlbi-ipa: bbm reports the coalesce itself, the conflict checker the later fill", () => {
+    const s = CHECK_SCENARIOS.find((x) => x.name === "coalesce")!;
+    const run = (checks: string): readonly Violation[] =>
+      runCheckScenario(s, profile, {
+        kernel: "v5.14",
+        inject: "coalesce-tlbi-ipa",
+        checks: parseChecks(checks),
+        mode: "collect",
+      }).violations;
+    const bbm = run("bbm");
+    assert.equal(bbm.length, 1);
+    assert.match(bbm[0]!.what, /made valid again \(leaf .*\) with 2 valid leaves of the table it held/);
+    const conflict = run("tlb-conflict");
+    assert.equal(conflict.length, 1);
+    assert.ok(conflict[0]!.timePs > bbm[0]!.timePs, "the conflict shows only when vCPU 1 caches the block");
+  });
+
   it("a checker that is off stays silent", () => {
     const s = CHECK_SCENARIOS.find((x) => x.name === "coalesce")!;
     const r = runCheckScenario(s, profile, {
       kernel: "v5.14",
       inject: "coalesce-tlbi-ipa",
-      checks: parseChecks("bbm,coherence"),
+      checks: parseChecks("table-free,refcount,coherence"),
       mode: "collect",
     });
     assert.deepEqual(r.violations, []);

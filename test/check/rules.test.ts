@@ -114,6 +114,72 @@ describe("checker rules", () => {
         v.what,
         /its entry \(L2, IPA 0x40000000, 2M\), which was unlinked: the TLBI by IPA hinted L2/,
       );
+      const b = checkers.violations.find((x) => x.check === "bbm");
+      assert.ok(b);
+      assert.match(
+        b.what,
+        /L2 entry .* \(TLBI by IPA hinted L2: with FEAT_TTL a hint names the level of a leaf/,
+      );
+    }
+  });
+
+  it("bbm: an entry still owed a TLBI when its operation returns is reported", () => {
+    const { vm, checkers } = checkedVm(withInjectedBug(kvmKernel("v5.14"), "no-tlbi-after-break"));
+    touch(vm, GPA, "write");
+    touch(vm, GPA + 4096, "read");
+    assert.equal(vm.pgt.unmap(GPA, 4096), 0);
+    assert.equal(checkers.violations.length, 1);
+    assert.equal(checkers.violations[0]!.check, "bbm");
+    assert.match(
+      checkers.violations[0]!.what,
+      /^unmap returned leaving L3 entry 0x[0-9a-f]+\[0\] \(IPA 0x40000000, 4K\) with no TLBI since it was broken$/,
+    );
+  });
+
+  it("bbm: a table page freed while an entry of it is owed a TLBI is reported", () => {
+    const { vm, checkers } = checkedVm(withInjectedBug(kvmKernel("v5.12"), "no-tlbi-after-break"));
+    touch(vm, GPA, "write");
+    const l3 = leafTablePage(vm, GPA);
+    assert.equal(vm.pgt.unmap(GPA, 2 << 20), 0);
+    const v = checkers.violations.find((x) => x.check === "bbm");
+    assert.ok(v, checkers.violations.map((x) => x.what).join("\n"));
+    assert.equal(
+      v.what,
+      `table page 0x${vm.tableMem.pa(l3).toString(16)} was freed holding L3 entry [0] (IPA 0x40000000, 4K) ` +
+        "with no TLBI since it was broken",
+    );
+  });
+
+  it("bbm: a TLBI level hint counts only on a FEAT_TTL CPU, and there only for the entry's level or none", () => {
+    for (const [ttl, hint, reported] of [
+      [false, 3, false],
+      [true, 3, true],
+      [true, 2, false],
+      [true, 0, false],
+    ] as const) {
+      const vm = new Vm({
+        kernel: kvmKernel("v5.14"),
+        cpu: { ...KUNPENG_920, ttl },
+        vcpus: 1,
+        hostBytes: 2 << 20,
+      });
+      const checkers = new Checkers(vm, { checks: parseChecks("bbm"), mode: "collect" });
+      // Break a valid L2 block entry for [GPA, +2M) (entry 1 of a start-level page, as far as the
+      // checker cares), TLBI by IPA inside it with the hint, and return.
+      checkers.op("unmap");
+      checkers.pte(vm.pgt.pgd, 1, 2, GPA, 0x401, 0, 0, 0);
+      checkers.tlbiIpa(GPA + 4096, hint);
+      checkers.opDone("unmap");
+      const label = `ttl ${ttl}, hint ${hint}`;
+      if (!reported) {
+        assert.deepEqual(checkers.violations, [], label);
+        continue;
+      }
+      assert.equal(checkers.violations.length, 1, label);
+      assert.match(
+        checkers.violations[0]!.what,
+        /with no TLBI covering it since it was broken \(TLBI by IPA hinted L3, the entry is L2\)$/,
+      );
     }
   });
 
