@@ -41,7 +41,7 @@ export const INJECTED_BUGS: readonly InjectedBugInfo[] = [
     name: "coalesce-tlbi-ipa",
     summary:
       "coalescing a table into a block invalidates by IPA at the table's level instead of the whole VMID " +
-      '(the bug fixed in v5.10, "Correctly invalidate TLBs on table to block transition")',
+      '(the bug fixed in v5.10 by "KVM: arm64: Fix handling of merging tables into a block entry")',
     kernels: ["v5.12", "v5.14"],
   },
   {
