@@ -141,12 +141,20 @@ export class Vma {
     return this.backing.kind === "hugetlb";
   }
 
-  /** The hugetlb fault mutex of the huge page holding `hva` (hugetlb_fault_mutex_table). */
+  /**
+   * The hugetlb fault mutex of the huge page holding `hva` (hugetlb_fault_mutex_table). Its
+   * waiters spin rather than sleep: a mutex is spun on while its owner runs (optimistic spinning),
+   * and the owner runs throughout, clearing the huge page on a CPU with nothing else to do, so the
+   * lock behaves as a queued spinlock.
+   */
   hugetlbMutex(hva: number): LockId {
     const h = Math.floor((hva - this.start) / this.backing.pageSize);
     let lock = this.hugetlbMutexes.get(h);
     if (lock === undefined) {
-      lock = { name: `hugetlb_fault_mutex[${hex(this.start + h * this.backing.pageSize)}]`, kind: "mutex" };
+      lock = {
+        name: `hugetlb_fault_mutex[${hex(this.start + h * this.backing.pageSize)}]`,
+        kind: "spinlock",
+      };
       this.hugetlbMutexes.set(h, lock);
     }
     return lock;

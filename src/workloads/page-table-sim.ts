@@ -209,7 +209,7 @@ function runStage(
   const waits = run.engine.waitByKind();
   // Before its release and after its last access a vCPU does nothing.
   const idle = run.finishPs.reduce((a, f, i) => a + (run.elapsedPs - f) + run.startPs[i]!, 0);
-  // Spinlock waits: mmu_lock's, and the rest (the host's PTE-page locks).
+  // Spinlock waits: mmu_lock's, and the rest (the host's PTE-page locks, the hugetlb fault mutex).
   const otherSpin = waits.spinlock - lock.waitPs;
   attribution.push(
     {
@@ -218,12 +218,12 @@ function runStage(
       share: total > 0 ? lock.waitPs / total : 0,
     },
     {
-      category: "spinning on host page-table locks",
+      category: "spinning on host locks",
       vcpu_s: otherSpin * PS,
       share: total > 0 ? otherSpin / total : 0,
     },
     {
-      category: "sleeping on host mutexes and page locks",
+      category: "sleeping on host page locks",
       vcpu_s: waits.mutex * PS,
       share: total > 0 ? waits.mutex / total : 0,
     },
