@@ -29,7 +29,15 @@ import { kvmS2MmOps, type MmOps } from "./mm-ops.js";
 import type { PhysMem } from "./phys-mem.js";
 import { PROT_R, PROT_W, PROT_X } from "./prot.js";
 import { UnmapVisitor } from "./unmap.js";
-import { LevelSizes, type Visitor, Walker } from "./walker.js";
+import {
+  LevelSizes,
+  type Visitor,
+  Walker,
+  WALK_LOOP_ATTR,
+  WALK_LOOP_GENERIC,
+  WALK_LOOP_MAP,
+  WALK_LOOP_UNMAP,
+} from "./walker.js";
 
 // Module-local copies of imported constants: optimized code folds a module's own `const`s, but
 // reads an imported binding through its cell, with a TDZ check, at every use.
@@ -41,6 +49,10 @@ const VALID = PTE_VALID;
 const P_R = PROT_R;
 const P_W = PROT_W;
 const P_X = PROT_X;
+const LOOP_GENERIC = WALK_LOOP_GENERIC;
+const LOOP_MAP = WALK_LOOP_MAP;
+const LOOP_ATTR = WALK_LOOP_ATTR;
+const LOOP_UNMAP = WALK_LOOP_UNMAP;
 
 /** Work items charged here (indices into the meter, looked up once). */
 const W_PGT_CALL = W["pgt-call"];
@@ -80,6 +92,11 @@ export interface Stage2PgtableOptions {
   readonly meter?: WorkMeter;
   /** Told of every descriptor store before it happens (the simulator's visibility model). */
   readonly pteObserver?: PteObserver;
+  /**
+   * Runs every walk on the walker's generic loop instead of the map, attribute and unmap visitors'
+   * copies of it (WALK_LOOP_GENERIC); the walks are the same. For tests that compare the two.
+   */
+  readonly genericWalkLoop?: boolean;
 }
 
 /** Sees each descriptor store: the entry's location and the value it had. */
@@ -134,6 +151,8 @@ export class Stage2Pgtable implements Stage2Env {
   private readonly unmapVisitor: UnmapVisitor;
   private readonly attrVisitor: AttrVisitor;
   private readonly flushVisitor: FlushVisitor;
+  /** Stage2PgtableOptions.genericWalkLoop. */
+  private readonly genericWalkLoop: boolean;
 
   /** kvm_pgtable_stage2_init: allocates the zeroed, contiguous start-level pages. */
   constructor(opts: Stage2PgtableOptions) {
@@ -147,6 +166,7 @@ export class Stage2Pgtable implements Stage2Env {
     this.events = opts.events ?? NO_EVENTS;
     this.meter = opts.meter ?? new WorkMeter();
     this.pteObserver = opts.pteObserver ?? null;
+    this.genericWalkLoop = opts.genericWalkLoop ?? false;
     if (this.mem.granule !== this.granule) {
       throw new S2simError("bad-granule", "table memory and stage-2 geometry use different granules");
     }
@@ -187,7 +207,17 @@ export class Stage2Pgtable implements Stage2Env {
   walk(addr: number, size: number, visitor: Visitor): number {
     const walker = this.walker;
     const before = walker.visits;
-    const ret = walker.walk(this.pgd, addr, size, visitor);
+    // This table's own map, attribute and unmap visitors each run on their copy of the walk loop.
+    const loop = this.genericWalkLoop
+      ? LOOP_GENERIC
+      : visitor === this.mapVisitor
+        ? LOOP_MAP
+        : visitor === this.attrVisitor
+          ? LOOP_ATTR
+          : visitor === this.unmapVisitor
+            ? LOOP_UNMAP
+            : LOOP_GENERIC;
+    const ret = walker.walk(this.pgd, addr, size, visitor, loop);
     this.meter.charge(W_PGT_VISIT, walker.visits - before);
     return ret;
   }

@@ -26,6 +26,28 @@ const LEAF = WALK_LEAF;
 const PRE = WALK_TABLE_PRE;
 const POST = WALK_TABLE_POST;
 
+/**
+ * Copies of the walk loop. `Walker.walkTable` is the kernel's __kvm_pgtable_walk; the walker keeps
+ * textually identical copies of it for the three hot visitors (map, attribute, unmap), differing
+ * only in their name and so in their recursive call. The copies exist for the JIT: V8 keeps type
+ * feedback per function, so a single loop that serves several visitor classes has a polymorphic
+ * `v.visit` call site, which TurboFan then does not inline (and every visitor class seen adds a
+ * deoptimization). With one copy per visitor, each copy's call site sees one class, so the
+ * visitor can be inlined into its loop. Every copy walks exactly as the generic one does: a test
+ * compares their source text, and runs the visitors on both (test/pgtable/walk-loops.test.ts).
+ */
+export const WALK_LOOP_GENERIC = 0;
+/** The map visitor's copy (stage2_map_walker). */
+export const WALK_LOOP_MAP = 1;
+/** The attribute visitor's copy (stage2_attr_walker). */
+export const WALK_LOOP_ATTR = 2;
+/** The unmap visitor's copy (stage2_unmap_walker). */
+export const WALK_LOOP_UNMAP = 3;
+// Private copies, as for the flags above.
+const LOOP_MAP = WALK_LOOP_MAP;
+const LOOP_ATTR = WALK_LOOP_ATTR;
+const LOOP_UNMAP = WALK_LOOP_UNMAP;
+
 /** One of the three visit kinds. */
 export type VisitFlag = typeof WALK_LEAF | typeof WALK_TABLE_PRE | typeof WALK_TABLE_POST;
 
@@ -122,9 +144,10 @@ export class Walker {
 
   /**
    * kvm_pgtable_walk: walks [ALIGN_DOWN(addr), PAGE_ALIGN(addr + size)) from the concatenated
-   * start-level pages at `pgd`. Returns 0, -ERANGE, -EINVAL or the visitor's error.
+   * start-level pages at `pgd`. Returns 0, -ERANGE, -EINVAL or the visitor's error. `loop` picks
+   * the copy of the walk loop that runs it (WALK_LOOP_*; any copy gives the same walk).
    */
-  walk(pgd: number, addr: number, size: number, visitor: Visitor): number {
+  walk(pgd: number, addr: number, size: number, visitor: Visitor, loop: number = WALK_LOOP_GENERIC): number {
     const pageSize = this.pageSize;
     const pageInv = this.pageInv;
     const start = alignDownExact(addr, pageSize, pageInv);
@@ -148,7 +171,12 @@ export class Walker {
       // so start % limit is start, or 0 when start is limit.
       const pgdIdx = Math.floor((start === limit ? 0 : start) * this.sizes.inv[startLevel]!);
       for (let i = pgdIdx; this.addr < end; i++) {
-        ret = this.walkTable(pgd + i, startLevel, flags, visitor);
+        const t = pgd + i;
+        // One copy of the loop per hot visitor (see WALK_LOOP_GENERIC).
+        if (loop === LOOP_MAP) ret = this.walkTableMap(t, startLevel, flags, visitor);
+        else if (loop === LOOP_ATTR) ret = this.walkTableAttr(t, startLevel, flags, visitor);
+        else if (loop === LOOP_UNMAP) ret = this.walkTableUnmap(t, startLevel, flags, visitor);
+        else ret = this.walkTable(t, startLevel, flags, visitor);
         if (ret !== 0) break;
       }
     } finally {
@@ -209,6 +237,189 @@ export class Walker {
       }
       this.addr = addr;
       ret = this.walkTable(child, level + 1, flags, v);
+      if (ret !== 0) break;
+      if ((flags & POST) !== 0) {
+        ret = v.visit(addr, endArg, level, table, idx, POST);
+        if (ret !== 0) break;
+      }
+      addr = this.addr;
+    }
+    this.addr = addr;
+    this.visits += visits;
+    return ret;
+  }
+
+  /** {@link walkTable} for the map visitor (WALK_LOOP_MAP): the same text, its own call sites. */
+  private walkTableMap(table: number, level: number, flags: number, v: Visitor): number {
+    // Read once per table page: the descriptor words never move while the walk runs.
+    const words = this.pages[table]!;
+    const sizes = this.sizes;
+    const size = sizes.size[level + 1]!;
+    const mask = sizes.mask[level + 1]!;
+    const end = this.end;
+    const endArg = this.endArg!;
+    const ptrs = this.ptrs;
+    // The walk's address and this page's visit count live in locals; the address goes back to
+    // this.addr around a descent (the child continues from it) and at the end.
+    let addr = this.addr;
+    let visits = 0;
+    let ret = 0;
+    for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
+      if (addr >= end) break;
+      // __kvm_pgtable_visit.
+      visits++;
+      let lo = words[2 * idx]!;
+      let hi = words[2 * idx + 1]!;
+      let isTable = level < LAST && (lo & 3) === 3;
+      if (isTable) {
+        // The entry read above is used to descend, whatever PRE did to it.
+        if ((flags & PRE) !== 0) {
+          ret = v.visit(addr, endArg, level, table, idx, PRE);
+          if (ret !== 0) break;
+        }
+      } else if ((flags & LEAF) !== 0) {
+        ret = v.visit(addr, endArg, level, table, idx, LEAF);
+        if (ret !== 0) break;
+        // The visitor may have replaced the entry (by a table, for one): re-read it.
+        lo = words[2 * idx]!;
+        hi = words[2 * idx + 1]!;
+        isTable = level < LAST && (lo & 3) === 3;
+      }
+      if (!isTable) {
+        // ALIGN_DOWN(addr, size) + size (addr is an integer below 2^53, so masking is exact).
+        addr = (mask >= 0 ? addr - (addr & mask) : Math.floor(addr * sizes.inv[level + 1]!) * size) + size;
+        continue;
+      }
+      // kvm_pte_follow: the table page holding the entry's output address.
+      const child = this.mem.pageOfPte(lo, hi);
+      if (level + 1 > LAST || child < 0) {
+        ret = E_INVAL;
+        break;
+      }
+      this.addr = addr;
+      ret = this.walkTableMap(child, level + 1, flags, v);
+      if (ret !== 0) break;
+      if ((flags & POST) !== 0) {
+        ret = v.visit(addr, endArg, level, table, idx, POST);
+        if (ret !== 0) break;
+      }
+      addr = this.addr;
+    }
+    this.addr = addr;
+    this.visits += visits;
+    return ret;
+  }
+
+  /** {@link walkTable} for the attribute visitor (WALK_LOOP_ATTR): the same text, its own call sites. */
+  private walkTableAttr(table: number, level: number, flags: number, v: Visitor): number {
+    // Read once per table page: the descriptor words never move while the walk runs.
+    const words = this.pages[table]!;
+    const sizes = this.sizes;
+    const size = sizes.size[level + 1]!;
+    const mask = sizes.mask[level + 1]!;
+    const end = this.end;
+    const endArg = this.endArg!;
+    const ptrs = this.ptrs;
+    // The walk's address and this page's visit count live in locals; the address goes back to
+    // this.addr around a descent (the child continues from it) and at the end.
+    let addr = this.addr;
+    let visits = 0;
+    let ret = 0;
+    for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
+      if (addr >= end) break;
+      // __kvm_pgtable_visit.
+      visits++;
+      let lo = words[2 * idx]!;
+      let hi = words[2 * idx + 1]!;
+      let isTable = level < LAST && (lo & 3) === 3;
+      if (isTable) {
+        // The entry read above is used to descend, whatever PRE did to it.
+        if ((flags & PRE) !== 0) {
+          ret = v.visit(addr, endArg, level, table, idx, PRE);
+          if (ret !== 0) break;
+        }
+      } else if ((flags & LEAF) !== 0) {
+        ret = v.visit(addr, endArg, level, table, idx, LEAF);
+        if (ret !== 0) break;
+        // The visitor may have replaced the entry (by a table, for one): re-read it.
+        lo = words[2 * idx]!;
+        hi = words[2 * idx + 1]!;
+        isTable = level < LAST && (lo & 3) === 3;
+      }
+      if (!isTable) {
+        // ALIGN_DOWN(addr, size) + size (addr is an integer below 2^53, so masking is exact).
+        addr = (mask >= 0 ? addr - (addr & mask) : Math.floor(addr * sizes.inv[level + 1]!) * size) + size;
+        continue;
+      }
+      // kvm_pte_follow: the table page holding the entry's output address.
+      const child = this.mem.pageOfPte(lo, hi);
+      if (level + 1 > LAST || child < 0) {
+        ret = E_INVAL;
+        break;
+      }
+      this.addr = addr;
+      ret = this.walkTableAttr(child, level + 1, flags, v);
+      if (ret !== 0) break;
+      if ((flags & POST) !== 0) {
+        ret = v.visit(addr, endArg, level, table, idx, POST);
+        if (ret !== 0) break;
+      }
+      addr = this.addr;
+    }
+    this.addr = addr;
+    this.visits += visits;
+    return ret;
+  }
+
+  /** {@link walkTable} for the unmap visitor (WALK_LOOP_UNMAP): the same text, its own call sites. */
+  private walkTableUnmap(table: number, level: number, flags: number, v: Visitor): number {
+    // Read once per table page: the descriptor words never move while the walk runs.
+    const words = this.pages[table]!;
+    const sizes = this.sizes;
+    const size = sizes.size[level + 1]!;
+    const mask = sizes.mask[level + 1]!;
+    const end = this.end;
+    const endArg = this.endArg!;
+    const ptrs = this.ptrs;
+    // The walk's address and this page's visit count live in locals; the address goes back to
+    // this.addr around a descent (the child continues from it) and at the end.
+    let addr = this.addr;
+    let visits = 0;
+    let ret = 0;
+    for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
+      if (addr >= end) break;
+      // __kvm_pgtable_visit.
+      visits++;
+      let lo = words[2 * idx]!;
+      let hi = words[2 * idx + 1]!;
+      let isTable = level < LAST && (lo & 3) === 3;
+      if (isTable) {
+        // The entry read above is used to descend, whatever PRE did to it.
+        if ((flags & PRE) !== 0) {
+          ret = v.visit(addr, endArg, level, table, idx, PRE);
+          if (ret !== 0) break;
+        }
+      } else if ((flags & LEAF) !== 0) {
+        ret = v.visit(addr, endArg, level, table, idx, LEAF);
+        if (ret !== 0) break;
+        // The visitor may have replaced the entry (by a table, for one): re-read it.
+        lo = words[2 * idx]!;
+        hi = words[2 * idx + 1]!;
+        isTable = level < LAST && (lo & 3) === 3;
+      }
+      if (!isTable) {
+        // ALIGN_DOWN(addr, size) + size (addr is an integer below 2^53, so masking is exact).
+        addr = (mask >= 0 ? addr - (addr & mask) : Math.floor(addr * sizes.inv[level + 1]!) * size) + size;
+        continue;
+      }
+      // kvm_pte_follow: the table page holding the entry's output address.
+      const child = this.mem.pageOfPte(lo, hi);
+      if (level + 1 > LAST || child < 0) {
+        ret = E_INVAL;
+        break;
+      }
+      this.addr = addr;
+      ret = this.walkTableUnmap(child, level + 1, flags, v);
       if (ret !== 0) break;
       if ((flags & POST) !== 0) {
         ret = v.visit(addr, endArg, level, table, idx, POST);

@@ -1,0 +1,206 @@
+/**
+ * The walker's copies of its loop (WALK_LOOP_MAP, _ATTR, _UNMAP) against the generic one: the same
+ * source text, and the same walks: random operation sequences run on two tables, one of them with
+ * `genericWalkLoop`, must agree on every return value, event, store observed, work count,
+ * descriptor and refcount.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  type CpuFeatures,
+  GRANULES,
+  type GranuleSize,
+  KUNPENG_920,
+  stage2Geometry,
+} from "../../src/arch/index.js";
+import { EventBus } from "../../src/common/events.js";
+import {
+  MemoryCache,
+  PhysMem,
+  PGTABLE_EVENT_KINDS,
+  PROT_R,
+  PROT_W,
+  PROT_X,
+  type PgtableEvent,
+  type PgtableKernel,
+  Stage2Pgtable,
+  V5_12,
+  V5_14,
+  Walker,
+} from "../../src/pgtable/index.js";
+import { INJECTED_BUGS } from "../../src/pgtable/bugs.js";
+
+describe("walk loop copies", () => {
+  it("are the generic loop's text under another name", () => {
+    const proto = Walker.prototype as unknown as Record<string, unknown>;
+    const generic = proto["walkTable"];
+    assert.equal(typeof generic, "function");
+    for (const name of ["walkTableMap", "walkTableAttr", "walkTableUnmap"]) {
+      const copy = proto[name];
+      assert.equal(typeof copy, "function", name);
+      const text = String(copy).split(name).join("walkTable");
+      assert.equal(text, String(generic), `${name} differs from walkTable`);
+    }
+  });
+});
+
+/** A seeded xorshift generator: integers in [0, n). */
+function rng(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % n;
+  };
+}
+
+/** An event as a string: its fields' values in order (every event kind has a fixed field order). */
+function show(e: PgtableEvent): string {
+  return Object.values(e).join(" ");
+}
+
+/** One table and everything it reports. */
+class Side {
+  readonly mem: PhysMem;
+  readonly pgt: Stage2Pgtable;
+  readonly mc: MemoryCache;
+  /** Events and observed stores, as strings (cheap to compare). */
+  readonly log: string[] = [];
+  private readonly bus = new EventBus<PgtableEvent>(PGTABLE_EVENT_KINDS);
+  private off: (() => void) | null = null;
+
+  constructor(g: GranuleSize, ipaBits: number, kernel: PgtableKernel, cpu: CpuFeatures, generic: boolean) {
+    const granule = GRANULES[g];
+    this.mem = new PhysMem(granule);
+    const log = this.log;
+    this.pgt = new Stage2Pgtable({
+      geometry: stage2Geometry(granule, ipaBits),
+      kernel,
+      cpu,
+      mem: this.mem,
+      events: this.bus,
+      genericWalkLoop: generic,
+      pteObserver: {
+        pteWritten(table, index, oldLo, oldHi) {
+          log.push(`store ${table} ${index} ${oldLo} ${oldHi}`);
+        },
+      },
+    });
+    this.mc = new MemoryCache(this.mem, 16);
+  }
+
+  /** Subscribes to every event (or stops: the walks then run without a subscriber). */
+  listen(on: boolean): void {
+    if (on && this.off === null) this.off = this.bus.subscribe((e) => this.log.push(show(e)));
+    if (!on && this.off !== null) {
+      this.off();
+      this.off = null;
+    }
+  }
+
+  /** What an operation reported: the log so far and the work counts. */
+  state(): unknown {
+    return { log: this.log.splice(0), count: Array.from(this.pgt.meter.count) };
+  }
+
+  /** The tables themselves: every page's words and refcount (compare at once: not copies). */
+  tables(): unknown {
+    return {
+      pages: this.mem.pages,
+      refs: this.mem.refcount.subarray(0, this.mem.pages.length),
+      allocated: this.mem.allocated,
+      installed: this.pgt.tablesInstalled,
+    };
+  }
+}
+
+const KERNELS: readonly PgtableKernel[] = [
+  V5_12,
+  V5_14,
+  ...INJECTED_BUGS.flatMap((b) =>
+    b.kernels.map((v) => ({ ...(v === "v5.12" ? V5_12 : V5_14), bug: b.name })),
+  ),
+];
+
+const CPUS: readonly CpuFeatures[] = [
+  KUNPENG_920,
+  { ...KUNPENG_920, fwb: true },
+  { ...KUNPENG_920, icache: "vipt" },
+  { ...KUNPENG_920, icache: "vpipt", vhe: false },
+];
+
+const GEOMETRIES: ReadonlyArray<[GranuleSize, number]> = [
+  [4096, 33],
+  [4096, 40],
+  [16384, 37],
+  [65536, 43],
+];
+
+const PROTS = [PROT_R, PROT_R | PROT_W, PROT_R | PROT_W | PROT_X, PROT_R | PROT_X, PROT_W, PROT_X];
+
+describe("walk loop copies", () => {
+  it("walk as the generic loop does (random operations, all kernels, bugs and granules)", () => {
+    let seed = 1;
+    for (const [g, ipaBits] of GEOMETRIES) {
+      for (const kernel of KERNELS) {
+        for (const cpu of CPUS) {
+          const r = rng(seed++ * 2654435761);
+          const a = new Side(g, ipaBits, kernel, cpu, false);
+          const b = new Side(g, ipaBits, kernel, cpu, true);
+          const page = g;
+          const block = page * (page / 8);
+          // A window of a few blocks somewhere in the IPA space.
+          const base = r(Math.floor(2 ** ipaBits / block) - 8) * block;
+          for (let step = 0; step < 60; step++) {
+            const listen = r(4) !== 0;
+            a.listen(listen);
+            b.listen(listen);
+            const addr = base + r(4) * block + (r(3) === 0 ? 0 : r(page / 8) * page);
+            const big = r(5) === 0;
+            const size = big ? (1 + r(2)) * block : (1 + r(24)) * page;
+            // Past 4K, a block's worth of page leaves is thousands of events: map blocks there.
+            const linear = r(2) === 0 || (big && g !== 4096);
+            const phys = linear ? addr + 2 ** 34 : (r(2 ** 20) + 1) * page;
+            const prot = PROTS[r(PROTS.length)]!;
+            const op = r(9);
+            const min = r(3);
+            const noCache = min === 0 && r(2) === 0;
+            const run = (s: Side): unknown => {
+              const p = s.pgt;
+              switch (op) {
+                case 0:
+                case 1:
+                  if (min > 0) s.mc.topup(min);
+                  return p.map(addr, size, phys, prot, noCache ? null : s.mc);
+                case 2:
+                  return p.unmap(addr, size);
+                case 3:
+                  return p.wrprotect(addr, size);
+                case 4:
+                  return p.relaxPerms(addr, prot);
+                case 5:
+                  return p.mkyoung(addr);
+                case 6:
+                  return p.mkold(addr);
+                case 7:
+                  return p.isYoung(addr);
+                default:
+                  return p.flush(addr, size);
+              }
+            };
+            assert.deepEqual(run(b), run(a), `step ${step} op ${op}`);
+            assert.deepEqual(b.state(), a.state(), `step ${step} op ${op}: state`);
+            if (step % 20 === 19) assert.deepEqual(b.tables(), a.tables(), `step ${step}: tables`);
+          }
+          a.pgt.destroy();
+          b.pgt.destroy();
+          assert.deepEqual(b.state(), a.state(), "destroy");
+          assert.deepEqual(b.tables(), a.tables(), "destroy: tables");
+        }
+      }
+    }
+  });
+});
