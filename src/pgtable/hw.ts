@@ -106,7 +106,12 @@ function linesIn(pa: number, size: number, line: number): number {
     const inv = 1 / line;
     return Math.ceil(end * inv) - Math.floor(pa * inv);
   }
-  return Math.ceil((end - (pa - (pa % line))) / line);
+  return linesInAny(pa, size, line);
+}
+
+/** {@link linesIn} by the general formula (out of line: keeps linesIn small to inline). */
+function linesInAny(pa: number, size: number, line: number): number {
+  return Math.ceil((pa + size - (pa - (pa % line))) / line);
 }
 
 const TWO_53 = 2 ** 53;

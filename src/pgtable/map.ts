@@ -56,6 +56,12 @@ export class MapVisitor implements Visitor {
   private readonly bug: InjectedBug | null;
   /** True while the leaf that replaces a coalesced table is being installed. */
   private coalescing = false;
+  /**
+   * The output address {@link leafCmos} works on, set just before each call. A field rather than
+   * an argument: when the call is not inlined, a double argument of 2^31 or more (a typical PA)
+   * would be boxed into a new heap number.
+   */
+  private cmoPhys = 0;
 
   constructor(private readonly pgt: Stage2Pgtable) {
     this.pageSize = pgt.granule.size;
@@ -101,37 +107,54 @@ export class MapVisitor implements Visitor {
     const pgt = this.pgt;
     const phys = this.phys;
     if (!pgt.blockMappingSupported(addr, end, phys, level)) return E_2BIG;
-    const granule = pgt.sizes.size[level + 1]!;
     const attr = this.attr;
     const newLo = leafLo(pgt.granule, phys, attr.lo, level);
     const newHi = leafHi(phys, attr.hi);
     const words = pgt.mem.pages[table]!;
-    const oldLo = words[2 * idx]!;
-    const oldHi = words[2 * idx + 1]!;
     let noBreak = false;
-    if (pgt.isCounted(oldLo, oldHi)) {
+    if (pgt.isCounted(words[2 * idx]!, words[2 * idx + 1]!)) {
       // Same mapping, or only R/W/XN differ (either way): leave it to relax_perms.
-      if (differOnlyInPerms(oldLo, oldHi, newLo, newHi)) return E_AGAIN;
-      if (this.bug === "no-break") noBreak = true;
-      else pgt.putPte(table, idx, addr, level);
+      if (differOnlyInPerms(words[2 * idx]!, words[2 * idx + 1]!, newLo, newHi)) return E_AGAIN;
+      noBreak = this.breakLeaf(addr, level, table, idx);
     }
-    // The series' CMOs: only the walker that stores a new valid leaf pays (v5.12 mm_ops have no
-    // CMO callbacks, so this is skipped there).
-    const mm = pgt.mmOps;
+    // The series' CMOs: only the walker that stores a new valid leaf pays.
     if (this.bug === null || !this.cmoInjectedAway()) {
-      if (mm.dcacheCleanInvalPoc !== null && pteCacheable(newLo, pgt.fwb)) {
-        mm.dcacheCleanInvalPoc(mm.physToVirt(phys), granule);
-      }
-      if (mm.icacheInvalPou !== null && pteExecutable(newHi)) {
-        mm.icacheInvalPou(mm.physToVirt(phys), granule);
-      }
+      this.cmoPhys = phys;
+      this.leafCmos(newLo, newHi, level);
     }
     pgt.writePte(table, idx, newLo, newHi, addr, level);
     // Injected "no-break": the old leaf's reference carries over to the new one; TLBI after.
     if (noBreak) pgt.tlbFlushVmidIpa(addr, level);
-    else if (pgt.isCounted(newLo, newHi)) mm.getPage(table);
-    this.phys = phys + granule;
+    else if (pgt.isCounted(newLo, newHi)) pgt.mmOps.getPage(table);
+    this.phys = phys + pgt.sizes.size[level + 1]!;
     return 0;
+  }
+
+  /**
+   * stage2_map_walker_try_leaf, when a counted entry is in the way: break it (stage2_put_pte), or
+   * with the injected "no-break" leave it; returns whether it was left.
+   */
+  private breakLeaf(addr: number, level: number, table: number, idx: number): boolean {
+    if (this.bug === "no-break") return true;
+    this.pgt.putPte(table, idx, addr, level);
+    return false;
+  }
+
+  /**
+   * stage2_map_walker_try_leaf's CMOs on the new leaf's granule at {@link cmoPhys} (v5.12's mm_ops
+   * have no CMO callbacks, so there are none there).
+   */
+  private leafCmos(newLo: number, newHi: number, level: number): void {
+    const pgt = this.pgt;
+    const mm = pgt.mmOps;
+    const phys = this.cmoPhys;
+    const granule = pgt.sizes.size[level + 1]!;
+    if (mm.dcacheCleanInvalPoc !== null && pteCacheable(newLo, pgt.fwb)) {
+      mm.dcacheCleanInvalPoc(mm.physToVirt(phys), granule);
+    }
+    if (mm.icacheInvalPou !== null && pteExecutable(newHi)) {
+      mm.icacheInvalPou(mm.physToVirt(phys), granule);
+    }
   }
 
   /** Whether an injected bug drops this leaf's CMOs. */

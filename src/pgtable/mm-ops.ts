@@ -62,15 +62,17 @@ class PageOps {
   }
 
   putPage(page: number): void {
-    const mem = this.mem;
     this.meter.charge(W_TABLE_REFCOUNT, 1);
-    const count = --mem.refcount[page]!;
+    const count = --this.mem.refcount[page]!;
     if (this.events.active) this.emitRefcount(page, count);
-    if (count === 0) {
-      this.meter.charge(W_TABLE_FREE, 1);
-      mem.release(page);
-      if (this.events.active) this.emitPageFree(page);
-    }
+    if (count === 0) this.freePage(page);
+  }
+
+  /** put_page's free, once the count reached 0 (out of line: keeps putPage small to inline). */
+  private freePage(page: number): void {
+    this.meter.charge(W_TABLE_FREE, 1);
+    this.mem.release(page);
+    if (this.events.active) this.emitPageFree(page);
   }
 
   /** The `refcount` event (out of line: keeps get_page/put_page small enough to inline). */

@@ -356,11 +356,21 @@ export class Stage2Pgtable implements Stage2Env {
   writePte(table: number, idx: number, lo: number, hi: number, addr: number, level: number): void {
     const words = this.pages[table]!;
     this.meter.charge(W_PTE_WRITE, 1);
-    if (this.pteObserver !== null)
-      this.pteObserver.pteWritten(table, idx, words[2 * idx]!, words[2 * idx + 1]!);
-    if (this.events.active) this.emitPte(table, idx, lo, hi, addr, level);
+    if (this.pteObserver !== null || this.events.active) this.reportPte(table, idx, lo, hi, addr, level);
     words[2 * idx] = lo;
     words[2 * idx + 1] = hi;
+  }
+
+  /**
+   * Tells the store observer, then the event subscribers, of the store {@link writePte} is about
+   * to make (out of line: keeps writePte small enough to inline along the walks).
+   */
+  private reportPte(table: number, idx: number, lo: number, hi: number, addr: number, level: number): void {
+    if (this.pteObserver !== null) {
+      const words = this.pages[table]!;
+      this.pteObserver.pteWritten(table, idx, words[2 * idx]!, words[2 * idx + 1]!);
+    }
+    if (this.events.active) this.emitPte(table, idx, lo, hi, addr, level);
   }
 
   /** The `pte` event of {@link writePte}, before the store (kept out of the store path). */
@@ -392,9 +402,12 @@ export class Stage2Pgtable implements Stage2Env {
 
   /** Breaks an entry the kernel's way: kvm_set_invalid_pte (v5.12) or kvm_clear_pte (v5.14). */
   invalidatePte(table: number, idx: number, addr: number, level: number): void {
-    const words = this.mem.pages[table]!;
-    if (this.zeroOnInvalidate) this.writePte(table, idx, 0, 0, addr, level);
-    else this.writePte(table, idx, (words[2 * idx]! & ~VALID) >>> 0, words[2 * idx + 1]!, addr, level);
+    // One writePte call site (inlined once), whichever the value.
+    const words = this.pages[table]!;
+    const zero = this.zeroOnInvalidate;
+    const lo = zero ? 0 : (words[2 * idx]! & ~VALID) >>> 0;
+    const hi = zero ? 0 : words[2 * idx + 1]!;
+    this.writePte(table, idx, lo, hi, addr, level);
   }
 
   /**

@@ -20,28 +20,48 @@ export class UnmapVisitor implements Visitor {
     const pgt = this.pgt;
     const words = pgt.mem.pages[table]!;
     const lo = words[2 * idx]!;
+    // kvm_pte_valid; kvm_pte_table. (The two rarer cases are out of line, which keeps the leaf
+    // path small enough for the JIT to inline into the walk loop.)
+    if ((lo & VALID) === 0) return this.invalid(addr, level, table, idx);
+    if (level < LAST && (lo & 3) === 3) return this.table(addr, level, table, idx);
+    // A leaf: clean it to the PoC after the break unless FWB made that unnecessary.
     const hi = words[2 * idx + 1]!;
-    // kvm_pte_valid.
-    if ((lo & VALID) === 0) {
-      // v5.14: a counted invalid entry is an owner annotation; drop it. Never true in v5.12.
-      if (pgt.isCounted(lo, hi)) {
-        pgt.writePte(table, idx, 0, 0, addr, level);
-        pgt.mmOps.putPage(table);
-      }
-      return 0;
-    }
-    let child = -1;
-    let needFlush = false;
-    // kvm_pte_table.
-    if (level < LAST && (lo & 3) === 3) {
-      child = pgt.follow(lo, hi);
-      if (pgt.mmOps.pageCount(child) !== 1) return 0;
-    } else if (pteCacheable(lo, pgt.fwb)) {
-      needFlush = !pgt.fwb;
-    }
+    const needFlush = !pgt.fwb && pteCacheable(lo, pgt.fwb);
     pgt.putPte(table, idx, addr, level);
-    if (needFlush) dcacheCleanInvalPoc(pgt, pteOa(pgt.granule, lo, hi), pgt.sizes.size[level + 1]!);
-    if (child >= 0) pgt.mmOps.putPage(child);
+    if (needFlush) this.flushLeaf(lo, hi, level);
+    return 0;
+  }
+
+  /**
+   * The clean to the PoC of the leaf `lo`/`hi` (stage2_unmap_walker's dcache flush). It takes the
+   * descriptor words, not the output address: when the call is not inlined, a double argument of
+   * 2^31 or more (a typical PA) would be boxed into a new heap number.
+   */
+  private flushLeaf(lo: number, hi: number, level: number): void {
+    const pgt = this.pgt;
+    dcacheCleanInvalPoc(pgt, pteOa(pgt.granule, lo, hi), pgt.sizes.size[level + 1]!);
+  }
+
+  /** stage2_unmap_walker on an invalid entry. */
+  private invalid(addr: number, level: number, table: number, idx: number): number {
+    const pgt = this.pgt;
+    const words = pgt.mem.pages[table]!;
+    // v5.14: a counted invalid entry is an owner annotation; drop it. Never true in v5.12.
+    if (pgt.isCounted(words[2 * idx]!, words[2 * idx + 1]!)) {
+      pgt.writePte(table, idx, 0, 0, addr, level);
+      pgt.mmOps.putPage(table);
+    }
+    return 0;
+  }
+
+  /** stage2_unmap_walker on a table entry (at TABLE_POST): free the child table once empty. */
+  private table(addr: number, level: number, table: number, idx: number): number {
+    const pgt = this.pgt;
+    const words = pgt.mem.pages[table]!;
+    const child = pgt.follow(words[2 * idx]!, words[2 * idx + 1]!);
+    if (pgt.mmOps.pageCount(child) !== 1) return 0;
+    pgt.putPte(table, idx, addr, level);
+    pgt.mmOps.putPage(child);
     return 0;
   }
 }
