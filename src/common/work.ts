@@ -12,6 +12,7 @@ export const WORK_ITEMS = [
   "s1-walk",
   "s2-walk-level",
   "exit",
+  "entry",
   // KVM
   "abort",
   "memcache-page",

@@ -48,6 +48,8 @@ export function* guestAccess(vm: Vm, vcpu: Vcpu, access: GuestAccess): Blocking<
     vm.meter.charge(W.exit, 1);
     const ret = yield* kvmHandleGuestAbort(vm, vcpu, { access, fsc: r.fsc, level: r.level });
     checkAbortReturn(ret, vcpu, access.ipa);
+    // Back into the guest, which replays the access.
+    vm.meter.charge(W.entry, 1);
   }
 }
 

@@ -38,6 +38,7 @@ const MAX_FAULTS_PER_ACCESS = 64;
 
 // A module-private copy: V8 folds it into the code, while an imported binding is re-read.
 const W_EXIT = W.exit;
+const W_ENTRY = W.entry;
 const W_ABORT = W.abort;
 
 const S_NEXT = 0;
@@ -72,6 +73,7 @@ export class SimVcpu implements SimCode {
     private readonly onAccess: () => void,
   ) {
     this.exitCost = meter.cost[W_EXIT]!;
+    this.entryCost = meter.cost[W_ENTRY]!;
     // Before S_HANDLER a vCPU charges the exit and kvm_handle_guest_abort's bookkeeping.
     this.toHandler = this.exitCost + meter.cost[W_ABORT]!;
     const cpu = vm.cpu;
@@ -80,6 +82,8 @@ export class SimVcpu implements SimCode {
   }
 
   private readonly exitCost: number;
+  /** Going back into the guest after a handler (ps). */
+  private readonly entryCost: number;
   /** The least work from a guest access to S_HANDLER: exit plus abort (ps). */
   private readonly toHandler: number;
   /**
@@ -111,9 +115,11 @@ export class SimVcpu implements SimCode {
     switch (this.state) {
       case S_NEXT:
       case S_ATTEMPT:
+        return this.toHandler;
       case S_UNLOCKED:
       case S_RESYNC:
-        return this.toHandler;
+        // The way back into the guest comes first.
+        return this.entryCost + this.toHandler;
       case S_LOCKED:
         return this.lockedHostQuiet;
       default:
@@ -268,7 +274,8 @@ export class SimVcpu implements SimCode {
           continue;
         }
         case S_RESYNC:
-          // Back in the guest, the instruction is replayed.
+          // Back into the guest (every handler path ends here), which replays the instruction.
+          this.meter.charge(W_ENTRY, 1);
           this.state = S_ATTEMPT;
           if (!this.engine.inSync()) return SCHED;
           continue;

@@ -18,7 +18,7 @@ import { parseReleaseOrder, type ReleaseOrder, releaseOrder } from "./release-or
 /** Where vCPU time goes, by category (each a set of work items, or waiting / idle). */
 const CATEGORIES: ReadonlyArray<readonly [string, readonly WorkItem[]]> = [
   ["guest execution and TLB walks", ["guest-access", "s1-walk", "s2-walk-level"]],
-  ["exits and KVM fault handling", ["exit", "abort", "memcache-page", "mark-dirty"]],
+  ["exits and KVM fault handling", ["exit", "entry", "abort", "memcache-page", "mark-dirty"]],
   ["GUP and host page faults", ["gup", "host-fault", "page-alloc", "zero-byte", "pmd-split"]],
   ["stage-2 table walks and updates", ["pgt-call", "pgt-visit", "pte-write", "table-refcount", "table-free"]],
   ["TLB invalidation", ["tlbi-ipa", "tlbi-vmid"]],
