@@ -72,18 +72,13 @@ export class SimVcpu implements SimCode {
     private readonly engine: Engine,
     private readonly onAccess: () => void,
   ) {
-    this.exitCost = meter.cost[W_EXIT]!;
-    this.entryCost = meter.cost[W_ENTRY]!;
     // Before S_HANDLER a vCPU charges the exit and kvm_handle_guest_abort's bookkeeping.
-    this.toHandler = this.exitCost + meter.cost[W_ABORT]!;
+    this.toHandler = meter.cost[W_EXIT]! + meter.cost[W_ABORT]!;
     const cpu = vm.cpu;
     this.lockedHostQuiet =
       !cpu.dic && (cpu.icache === "vipt" || (cpu.icache === "vpipt" && !cpu.vhe)) ? 0 : this.toHandler;
   }
 
-  private readonly exitCost: number;
-  /** Going back into the guest after a handler (ps). */
-  private readonly entryCost: number;
   /** The least work from a guest access to S_HANDLER: exit plus abort (ps). */
   private readonly toHandler: number;
   /**
@@ -95,12 +90,13 @@ export class SimVcpu implements SimCode {
 
   /**
    * Before an access, and replaying one, the vCPU is in the guest: whatever its next segment
-   * does, it issues no TLBI before the exit it charges first, and its fault path yields (lock,
-   * slow GUP, access-flag handler) before any TLBI. A fast path that issued one without a step
-   * would break the engine's lookahead.
+   * does, it issues no TLBI before the exit and kvm_handle_guest_abort's bookkeeping it charges
+   * first (abortBegin charges it on every path), and its fault path yields (lock, slow GUP,
+   * access-flag handler) before any TLBI. A fast path that issued one without a step would break
+   * the engine's lookahead. Elsewhere it may hold mmu_lock (0: see Engine.mayRunAhead).
    */
   quietFor(): number {
-    return this.state === S_NEXT || this.state === S_ATTEMPT ? this.exitCost : 0;
+    return this.state === S_NEXT || this.state === S_ATTEMPT ? this.toHandler : 0;
   }
 
   /**
@@ -115,11 +111,11 @@ export class SimVcpu implements SimCode {
     switch (this.state) {
       case S_NEXT:
       case S_ATTEMPT:
-        return this.toHandler;
       case S_UNLOCKED:
       case S_RESYNC:
-        // The way back into the guest comes first.
-        return this.entryCost + this.toHandler;
+        // Not entry + toHandler at S_UNLOCKED: that vCPU holds mmu_lock, and the waiter it hands
+        // the lock to is bounded only through it (Engine.mayReadHostAhead), by handoff + toHandler.
+        return this.toHandler;
       case S_LOCKED:
         return this.lockedHostQuiet;
       default:
