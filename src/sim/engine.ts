@@ -125,7 +125,8 @@ export interface SimCode {
   resume(): Step | null;
   /**
    * When parked now: for how long (ps) after it next resumes this code certainly issues no TLBI
-   * (nor anything else a TLB hit of another CPU reads); 0 if it may at once. Since a segment runs
+   * and stores no stage-2 descriptor (nor anything else a TLB hit or a hardware walk of another
+   * CPU reads); 0 if it may at once. Since a segment runs
    * whole, the segment it resumes with must also reach its next step before issuing any.
    */
   quietFor(): number;
@@ -228,8 +229,8 @@ export class Engine {
   }
 
   /**
-   * Whether the running code, not in sync, may still read its own TLB now: no other CPU can issue
-   * a TLBI before it. A task in the heap can issue one from its time if it is loud, else from its
+   * Whether the running code, not in sync, may still read its own TLB and walk the stage-2 tables
+   * now: no other CPU can issue a TLBI or store a descriptor before it. A task in the heap can issue one from its time if it is loud, else from its
    * time plus its quiet time; a task waiting for a lock resumes only after the lock's owner, which
    * is one of those (quiet code and running code that calls this hold no lock). Other CPUs' reads
    * meanwhile do not matter: TLB hits change nothing they read.

@@ -11,6 +11,7 @@ import { type SimMmu, XLATE_OK } from "./mmu.js";
 // Module-private copies: V8 folds these into the code, while an imported binding is re-read.
 const W_GUEST_ACCESS = W["guest-access"];
 const W_S1_WALK = W["s1-walk"];
+const W_S2_WALK = W["s2-walk-level"];
 
 /** The guest access a vCPU is about to execute. */
 export interface PendingAccess {
@@ -47,13 +48,15 @@ export class GuestAccessPath {
   }
 
   /**
-   * Whether what {@link attemptHits} charges costs whole picoseconds. Only then is an access run
-   * ahead timed exactly as in order: the engine rounds each code segment's total, and running
-   * ahead groups accesses into segments differently.
+   * Whether what {@link attemptHits} and {@link attemptAhead} charge costs whole picoseconds. Only
+   * then is an access run ahead timed exactly as in order: the engine rounds each code segment's
+   * total, and running ahead groups accesses into segments differently.
    */
   chargesWholePs(): boolean {
     const c = this.meter.cost;
-    return Number.isInteger(c[W_GUEST_ACCESS]) && Number.isInteger(c[W_S1_WALK]);
+    return (
+      Number.isInteger(c[W_GUEST_ACCESS]) && Number.isInteger(c[W_S1_WALK]) && Number.isInteger(c[W_S2_WALK])
+    );
   }
 
   /** Forgets cached stage-1 translations (a new stage's first access walks again). */
@@ -92,6 +95,36 @@ export class GuestAccessPath {
     this.lastPage[cpu] = page;
     this.lastSeq[cpu] = mmu.log.seq;
     return true;
+  }
+
+  /**
+   * Executes the access at `now` as {@link attempt} would, ahead of other CPUs, if it completes
+   * without a fault; otherwise does nothing and returns false. The caller must know that no other
+   * CPU can store a descriptor or issue a TLBI at or before `now` (Engine.mayRunAhead: both happen
+   * only under mmu_lock): then the tables as they will be at `now` are the tables now, with the
+   * stores still in flight read without settling the overlay (SimMmu.ahead). First every
+   * translation the access needs is checked by a side-effect-free walk (a TLB hit is not enough:
+   * a fill for an earlier translation of the access may evict it); only when all would succeed is
+   * the access executed, so nothing is left behind when it would fault. Not with an MMU observer.
+   */
+  attemptAhead(cpu: number, access: PendingAccess, now: number, fault: MutableGuestAccess): boolean {
+    const mmu = this.mmu;
+    if (mmu.observer !== null) return false;
+    const { ipa, write, tables, nTables } = access;
+    const page = Math.floor(ipa * this.pageInv);
+    const walk = page !== this.lastPage[cpu] || mmu.log.seq !== this.lastSeq[cpu];
+    mmu.ahead = true;
+    let ok = true;
+    if (walk) {
+      for (let i = 0; i < nTables && ok; i++) ok = mmu.walkWouldTranslate(tables[i]!, true, now);
+    }
+    if (ok) ok = mmu.walkWouldTranslate(ipa, write, now);
+    if (ok && !this.attempt(cpu, access, now, fault)) {
+      mmu.ahead = false;
+      throw new Error(`vCPU ${cpu}: an access run ahead to ${ipa} faulted after its check`);
+    }
+    mmu.ahead = false;
+    return ok;
   }
 
   /**

@@ -37,6 +37,11 @@ export class SimMmu {
   walks = 0;
   /** Told of hits, fills and table reads (the checkers), or null. */
   observer: MmuObserver | null = null;
+  /**
+   * Walks run ahead of other CPUs (GuestAccessPath.attemptAhead): they read in-flight stores
+   * with PteVisibility.readAt rather than settling the overlay at their time.
+   */
+  ahead = false;
   /** The descriptor the last {@link descend} ended at and its level. */
   private dLo = 0;
   private dHi = 0;
@@ -105,6 +110,20 @@ export class SimMmu {
     return this.dLevel;
   }
 
+  /**
+   * Whether {@link translate} of a data access (or, with `s1ptw`, a stage-1 table read) by vCPU
+   * `cpu` at `now` would succeed through a walk: the descriptor the walk would end at is a leaf
+   * that neither faults nor lacks the permission. Charges, caches and reports nothing.
+   */
+  walkWouldTranslate(ipa: number, write: boolean, now: number): boolean {
+    const pgt = this.pgt;
+    if (pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return false;
+    this.descend(ipa, now);
+    const level = this.dLevel;
+    if (leafFault(this.dLo, level, this.blockLevel[level]!, this.hwAccessFlag) !== null) return false;
+    return leafPermits(leafPerms(this.dLo, this.dHi), write, false);
+  }
+
   /** Whether some descriptor store is still on its way to being visible to walks. */
   storesInFlight(): boolean {
     return this.visibility.pending;
@@ -124,7 +143,8 @@ export class SimMmu {
     const vis = this.visibility;
     const obs = this.observer;
     this.walks++;
-    vis.settle(now);
+    const ahead = this.ahead;
+    if (!ahead) vis.settle(now);
     const overlay = vis.pending;
     const sizes = pgt.sizes;
     const pages = pgt.mem.pages;
@@ -141,7 +161,8 @@ export class SimMmu {
       lo = words[2 * idx]!;
       hi = words[2 * idx + 1]!;
       if (overlay) {
-        vis.read(table, idx, lo, hi);
+        if (ahead) vis.readAt(table, idx, lo, hi, now);
+        else vis.read(table, idx, lo, hi);
         lo = vis.lo;
         hi = vis.hi;
         if (vis.until < until) until = vis.until;
@@ -177,7 +198,8 @@ export class SimMmu {
   private descend(ipa: number, now: number): void {
     const pgt = this.pgt;
     const vis = this.visibility;
-    vis.settle(now);
+    const ahead = this.ahead;
+    if (!ahead) vis.settle(now);
     const overlay = vis.pending;
     const sizes = pgt.sizes;
     const pages = pgt.mem.pages;
@@ -189,7 +211,8 @@ export class SimMmu {
       let lo = words[2 * idx]!;
       let hi = words[2 * idx + 1]!;
       if (overlay) {
-        vis.read(table, idx, lo, hi);
+        if (ahead) vis.readAt(table, idx, lo, hi, now);
+        else vis.read(table, idx, lo, hi);
         lo = vis.lo;
         hi = vis.hi;
       }

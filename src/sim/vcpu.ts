@@ -57,6 +57,8 @@ export class SimVcpu implements SimCode {
   private state = S_NEXT;
   /** The last access completed from the TLB alone (so the next may run ahead: S_NEXT). */
   private hitting = false;
+  /** The last access completed without a fault (so the next may run ahead with walks). */
+  private flowing = false;
   private faults = 0;
   private readonly fault: MutableGuestAccess = { ipa: 0, write: false, exec: false, s1ptw: false };
   private gup: Generator<Step, GupResult | null, void> | null = null;
@@ -138,20 +140,31 @@ export class SimVcpu implements SimCode {
   }
 
   /**
-   * Completes the current access ahead of other CPUs if the engine allows it and it only hits in
-   * the TLB; tried only while accesses keep hitting (a failed try is work thrown away). Out of
-   * resume's loop so that runs which never hit keep that loop small.
+   * Completes the current access ahead of other CPUs if the engine allows it and it needs no
+   * fault: from the TLB alone, tried while accesses keep hitting, else with walks, tried while
+   * accesses keep completing without faults (a failed try is work thrown away). Out of resume's
+   * loop so that runs which always fault keep that loop small.
    */
   private runAhead(s: AccessStream): boolean {
     const engine = this.engine;
     if (!engine.mayRunAhead()) {
       this.hitting = false;
+      this.flowing = false;
       return false;
     }
     // Where the in-order run would have ended the segment (rounding its time) and yielded.
     engine.endSegmentHere();
-    if (this.path.attemptHits(this.vcpu.id, s, engine.timeNow())) return true;
+    const now = engine.timeNow();
+    if (this.hitting && this.path.attemptHits(this.vcpu.id, s, now)) return true;
     this.hitting = false;
+    if (this.flowing) {
+      const walks = this.mmu.walks;
+      if (this.path.attemptAhead(this.vcpu.id, s, now, this.fault)) {
+        this.hitting = this.mmu.walks === walks;
+        return true;
+      }
+      this.flowing = false;
+    }
     return false;
   }
 
@@ -168,7 +181,7 @@ export class SimVcpu implements SimCode {
           // Not the earliest: an access that only hits in this vCPU's TLB may still run while no
           // other CPU can issue a TLBI before it; anything else reads shared state and must wait.
           if (!this.engine.inSync()) {
-            if (this.hitting && this.runAhead(s)) continue;
+            if ((this.hitting || this.flowing) && this.runAhead(s)) continue;
             this.state = S_ATTEMPT;
             return SCHED;
           }
@@ -181,6 +194,7 @@ export class SimVcpu implements SimCode {
           const ok = this.path.attempt(this.vcpu.id, s, this.engine.timeNow(), this.fault);
           if (ok) {
             this.hitting = this.mmu.walks === walks;
+            this.flowing = this.faults === 0;
             this.state = S_NEXT;
             continue;
           }

@@ -60,9 +60,19 @@ export class PteVisibility implements PteObserver {
    * its current memory words; sets lo, hi and until.
    */
   read(table: number, index: number, memLo: number, memHi: number): void {
+    // After settle every store left is still in flight.
+    this.readAt(table, index, memLo, memHi, -Infinity);
+  }
+
+  /**
+   * {@link read} for a walk at `now` that runs ahead of other CPUs, so without {@link settle}
+   * (a CPU still to run may walk at an earlier time): stores visible by `now` are skipped, not
+   * forgotten. The first store to the entry still in flight at `now` holds the value it sees.
+   */
+  readAt(table: number, index: number, memLo: number, memHi: number, now: number): void {
     const k = table * this.ptrsPerTable + index;
     for (let i = this.head; i < this.tail; i++) {
-      if (this.key[i] === k) {
+      if (this.key[i] === k && this.at[i]! > now) {
         this.lo = this.oldLo[i]!;
         this.hi = this.oldHi[i]!;
         this.until = this.at[i]!;
