@@ -4,6 +4,7 @@
  */
 import { ATTR_HI_MASK, ATTR_HI_XN, ATTR_LO_MASK, PTE_VALID, pteOa } from "../arch/descriptor.js";
 import type { Stage2Pgtable } from "./stage2.js";
+import { LAST_LEVEL } from "../arch/granule.js";
 import { type Visitor, WALK_LEAF } from "./walker.js";
 
 // Module-local copies of imported constants: optimized code folds a module's own `const`s, but
@@ -12,6 +13,7 @@ const LO_MASK = ATTR_LO_MASK;
 const HI_MASK = ATTR_HI_MASK;
 const VALID = PTE_VALID;
 const XN = ATTR_HI_XN;
+const LAST = LAST_LEVEL;
 
 /** struct stage2_attr_data and stage2_update_leaf_attrs. */
 export class AttrVisitor implements Visitor {
@@ -38,6 +40,13 @@ export class AttrVisitor implements Visitor {
     this.oldHi = 0;
     this.level = 0;
     return this.pgt.walk(addr, size, this);
+  }
+
+  /** stage2_attr_walker over a run of last-level entries (Visitor.leafRun): all of them. */
+  leafRun(addr: number, end: number, table: number, idx: number, count: number): number {
+    const size = this.pgt.granule.size;
+    for (let k = 0; k < count; k++) this.visit(addr + k * size, end, LAST, table, idx + k);
+    return count;
   }
 
   visit(addr: number, _end: number, level: number, table: number, idx: number): number {

@@ -102,6 +102,22 @@ export class MapVisitor implements Visitor {
     }
   }
 
+  /**
+   * stage2_map_walker's LEAF visits over a run of last-level entries (Visitor.leafRun): try_leaf on
+   * each (at the last level a leaf always fits); the first it refuses (-EAGAIN, with nothing done)
+   * and everything below an anchor are left to {@link visit}.
+   */
+  leafRun(addr: number, end: number, table: number, idx: number, count: number): number {
+    if (this.anchorTable >= 0) return 0;
+    const size = this.pageSize;
+    let k = 0;
+    for (; k < count; k++) {
+      if (this.tryLeaf(addr, end, LAST, table, idx + k) !== 0) break;
+      addr += size;
+    }
+    return k;
+  }
+
   /** stage2_map_walker_try_leaf. */
   private tryLeaf(addr: number, end: number, level: number, table: number, idx: number): number {
     const pgt = this.pgt;

@@ -97,6 +97,11 @@ export interface Stage2PgtableOptions {
    * copies of it (WALK_LOOP_GENERIC); the walks are the same. For tests that compare the two.
    */
   readonly genericWalkLoop?: boolean;
+  /**
+   * False: the walker hands the visitors every last-level entry one visit at a time, never as a
+   * run (Visitor.leafRun); the walks are the same. For tests that compare the two.
+   */
+  readonly leafRuns?: boolean;
 }
 
 /** Sees each descriptor store: the entry's location and the value it had. */
@@ -173,7 +178,7 @@ export class Stage2Pgtable implements Stage2Env {
     this.mmOps = opts.mmOps ?? kvmS2MmOps(this.mem, this, this.kernel.mmOpsCmoCallbacks);
     this.fwb = this.cpu.fwb;
     this.sizes = new LevelSizes(this.geo);
-    this.walker = new Walker(this.geo, this.mem, this.sizes);
+    this.walker = new Walker(this.geo, this.mem, this.sizes, opts.leafRuns ?? true);
     this.blockLevel = [0, 1, 2, 3].map((l) => levelSupportsBlock(this.granule, l));
     this.zeroOnInvalidate = this.kernel.invalidate === "zero";
     this.tlbiOnBreak = this.kernel.bug !== "no-tlbi-after-break";

@@ -32,6 +32,13 @@ export class UnmapVisitor implements Visitor {
     return 0;
   }
 
+  /** stage2_unmap_walker over a run of last-level entries (Visitor.leafRun): all of them. */
+  leafRun(addr: number, end: number, table: number, idx: number, count: number): number {
+    const size = this.pgt.granule.size;
+    for (let k = 0; k < count; k++) this.visit(addr + k * size, end, LAST, table, idx + k);
+    return count;
+  }
+
   /**
    * The clean to the PoC of the leaf `lo`/`hi` (stage2_unmap_walker's dcache flush). It takes the
    * descriptor words, not the output address: when the call is not inlined, a double argument of

@@ -58,6 +58,15 @@ export type VisitFlag = typeof WALK_LEAF | typeof WALK_TABLE_PRE | typeof WALK_T
 export interface Visitor {
   readonly flags: number;
   visit(addr: number, end: number, level: number, table: number, index: number, flag: VisitFlag): number;
+  /**
+   * Optional: visits, in order, entries `index` .. `index + count - 1` of a last-level table page
+   * as that many LEAF visits would (each entry's own `addr` is `addr` plus its offset), stopping
+   * before the first entry whose visit it leaves to {@link visit}; returns how many it visited.
+   * It must do exactly what the single visits do, in the same order, and stop only before an
+   * entry it has not touched. A loop of its own gives the JIT a fresh inlining budget for the
+   * visitor's leaf path, which along the walk loop it does not get.
+   */
+  leafRun?(addr: number, end: number, table: number, index: number, count: number): number;
 }
 
 const TWO_30 = 2 ** 30;
@@ -127,10 +136,15 @@ export class Walker {
   /** The table pool's pages. */
   private readonly pages: Uint32Array[];
 
+  /**
+   * @param leafRuns whether last-level entries go to a visitor's {@link Visitor.leafRun} when it
+   *   has one (false: one visit per entry; the walks are the same, tests compare the two)
+   */
   constructor(
     geo: Stage2Geometry,
     private readonly mem: PhysMem,
     private readonly sizes: LevelSizes,
+    private readonly leafRuns: boolean = true,
   ) {
     const g = geo.granule;
     this.ptrs = g.ptrsPerTable;
@@ -203,8 +217,22 @@ export class Walker {
     let addr = this.addr;
     let visits = 0;
     let ret = 0;
+    // Leaves of the last level in runs (Visitor.leafRun) when the walk has more than one left;
+    // there addr is always entry-aligned.
+    const runs =
+      level === LAST && end - addr > size && (flags & LEAF) !== 0 && this.leafRuns && v.leafRun !== undefined;
     for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
       if (addr >= end) break;
+      if (runs) {
+        const left = Math.min(ptrs - idx, (end - addr) * sizes.inv[level + 1]!);
+        const k = v.leafRun!(addr, endArg, table, idx, left);
+        if (k > 0) {
+          visits += k;
+          addr += k * size;
+          idx += k - 1;
+          continue;
+        }
+      }
       // __kvm_pgtable_visit.
       visits++;
       let lo = words[2 * idx]!;
@@ -264,8 +292,22 @@ export class Walker {
     let addr = this.addr;
     let visits = 0;
     let ret = 0;
+    // Leaves of the last level in runs (Visitor.leafRun) when the walk has more than one left;
+    // there addr is always entry-aligned.
+    const runs =
+      level === LAST && end - addr > size && (flags & LEAF) !== 0 && this.leafRuns && v.leafRun !== undefined;
     for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
       if (addr >= end) break;
+      if (runs) {
+        const left = Math.min(ptrs - idx, (end - addr) * sizes.inv[level + 1]!);
+        const k = v.leafRun!(addr, endArg, table, idx, left);
+        if (k > 0) {
+          visits += k;
+          addr += k * size;
+          idx += k - 1;
+          continue;
+        }
+      }
       // __kvm_pgtable_visit.
       visits++;
       let lo = words[2 * idx]!;
@@ -325,8 +367,22 @@ export class Walker {
     let addr = this.addr;
     let visits = 0;
     let ret = 0;
+    // Leaves of the last level in runs (Visitor.leafRun) when the walk has more than one left;
+    // there addr is always entry-aligned.
+    const runs =
+      level === LAST && end - addr > size && (flags & LEAF) !== 0 && this.leafRuns && v.leafRun !== undefined;
     for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
       if (addr >= end) break;
+      if (runs) {
+        const left = Math.min(ptrs - idx, (end - addr) * sizes.inv[level + 1]!);
+        const k = v.leafRun!(addr, endArg, table, idx, left);
+        if (k > 0) {
+          visits += k;
+          addr += k * size;
+          idx += k - 1;
+          continue;
+        }
+      }
       // __kvm_pgtable_visit.
       visits++;
       let lo = words[2 * idx]!;
@@ -386,8 +442,22 @@ export class Walker {
     let addr = this.addr;
     let visits = 0;
     let ret = 0;
+    // Leaves of the last level in runs (Visitor.leafRun) when the walk has more than one left;
+    // there addr is always entry-aligned.
+    const runs =
+      level === LAST && end - addr > size && (flags & LEAF) !== 0 && this.leafRuns && v.leafRun !== undefined;
     for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
       if (addr >= end) break;
+      if (runs) {
+        const left = Math.min(ptrs - idx, (end - addr) * sizes.inv[level + 1]!);
+        const k = v.leafRun!(addr, endArg, table, idx, left);
+        if (k > 0) {
+          visits += k;
+          addr += k * size;
+          idx += k - 1;
+          continue;
+        }
+      }
       // __kvm_pgtable_visit.
       visits++;
       let lo = words[2 * idx]!;

@@ -1,8 +1,9 @@
 /**
- * The walker's copies of its loop (WALK_LOOP_MAP, _ATTR, _UNMAP) against the generic one: the same
- * source text, and the same walks: random operation sequences run on two tables, one of them with
- * `genericWalkLoop`, must agree on every return value, event, store observed, work count,
- * descriptor and refcount.
+ * The walker's copies of its loop (WALK_LOOP_MAP, _ATTR, _UNMAP) against the generic one, and runs
+ * of last-level leaves (Visitor.leafRun) against one visit per entry: the same source text, and
+ * the same walks: random operation sequences run on two tables, one of them with
+ * `genericWalkLoop` and without `leafRuns`, must agree on every return value, event, store
+ * observed, work count, descriptor and refcount.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -83,6 +84,7 @@ class Side {
       mem: this.mem,
       events: this.bus,
       genericWalkLoop: generic,
+      leafRuns: !generic,
       pteObserver: {
         pteWritten(table, index, oldLo, oldHi) {
           log.push(`store ${table} ${index} ${oldLo} ${oldHi}`);
@@ -142,7 +144,7 @@ const GEOMETRIES: ReadonlyArray<[GranuleSize, number]> = [
 const PROTS = [PROT_R, PROT_R | PROT_W, PROT_R | PROT_W | PROT_X, PROT_R | PROT_X, PROT_W, PROT_X];
 
 describe("walk loop copies", () => {
-  it("walk as the generic loop does (random operations, all kernels, bugs and granules)", () => {
+  it("walk as the generic loop does one visit at a time (random operations, all kernels, bugs and granules)", () => {
     let seed = 1;
     for (const [g, ipaBits] of GEOMETRIES) {
       for (const kernel of KERNELS) {
