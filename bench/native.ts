@@ -9,6 +9,8 @@ import type { BenchOptions, WalkFigures } from "./options.js";
 /** What walk.c prints, plus where it came from. */
 export interface NativeResult extends WalkFigures {
   readonly benchmark: "native";
+  /** The map walk with a no-op clean-to-PoC hook per new leaf: v5.14's map without FWB. */
+  readonly map_cmo_ns_per_page: number;
   readonly pages: number;
   readonly runs: number;
   readonly ipa_bits: number;
@@ -57,6 +59,7 @@ export function formatNative(r: NativeResult): string {
     `native C baseline (${r.compiler}, -O2): ${(r.size_bytes / 2 ** 20).toFixed(0)} MiB = ${r.pages} pages, ` +
     `best of ${r.runs}\n` +
     `  map (one walk)           ${r.map_ns_per_page.toFixed(2)} ns/page\n` +
+    `  map, CMO hook per leaf   ${r.map_cmo_ns_per_page.toFixed(2)} ns/page (v5.14's shape without FWB)\n` +
     `  map (one call per page)  ${r.map_per_call_ns_per_page.toFixed(2)} ns/page\n` +
     `  wrprotect                ${r.wrprotect_ns_per_page.toFixed(2)} ns/page\n` +
     `  unmap                    ${r.unmap_ns_per_page.toFixed(2)} ns/page\n` +
