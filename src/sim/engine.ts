@@ -8,9 +8,10 @@
  * sleep and are woken.
  *
  * Lookahead: code may say how long after it resumes it certainly changes nothing another CPU's TLB
- * hits depend on (see {@link SimCode.quietFor}). The running CPU may go on with work that only
- * reads its own TLB until the earliest time another could issue a TLBI
- * ({@link Engine.mayRunAhead}), instead of yielding at every guest access. Host lookahead is the
+ * hits and hardware walks depend on (see {@link SimCode.quietFor}). The running CPU may go on with
+ * guest accesses that read only its own TLB and the stage-2 tables until the earliest time another
+ * could issue a TLBI or store a descriptor ({@link Engine.mayRunAhead}), instead of yielding at
+ * every guest access. Host lookahead is the
  * same for host memory state ({@link SimCode.hostQuietFor}, {@link Engine.mayReadHostAhead}): a
  * fault handler may sample the notifier sequence and GUP before CPUs that cannot change either.
  */

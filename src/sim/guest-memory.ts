@@ -2,7 +2,8 @@
  * One execution of a guest memory access on the simulated machine: a guest instruction, a stage-1
  * walk when the access moves to a new page, and stage-2 translations through the vCPU's TLB for
  * the stage-1 table pages the walk reads and for the data. Callers must be in sync (the earliest
- * thing in the simulation) since a translation reads tables and the TLBI history.
+ * thing in the simulation) since a translation reads tables and the TLBI history, except through
+ * attemptHits and attemptAhead, which the engine's lookahead allows ahead of other CPUs.
  */
 import { W, type WorkMeter } from "../common/work.js";
 import type { GuestAccess } from "../pgtable/hw-walk.js";
@@ -35,6 +36,8 @@ export class GuestAccessPath {
   private readonly lastPage: Float64Array;
   private readonly lastSeq: Float64Array;
   private readonly pageInv: number;
+  /** walksChargeWholePs as of the last {@link reset} (the costs are fixed during a run). */
+  private walksWhole = false;
 
   constructor(
     vcpus: number,
@@ -48,20 +51,24 @@ export class GuestAccessPath {
   }
 
   /**
-   * Whether what {@link attemptHits} and {@link attemptAhead} charge costs whole picoseconds. Only
-   * then is an access run ahead timed exactly as in order: the engine rounds each code segment's
-   * total, and running ahead groups accesses into segments differently.
+   * Whether what {@link attemptHits} charges costs whole picoseconds. Only then is an access run
+   * ahead timed exactly as in order: the engine rounds each code segment's total, and running
+   * ahead groups accesses into segments differently.
    */
   chargesWholePs(): boolean {
     const c = this.meter.cost;
-    return (
-      Number.isInteger(c[W_GUEST_ACCESS]) && Number.isInteger(c[W_S1_WALK]) && Number.isInteger(c[W_S2_WALK])
-    );
+    return Number.isInteger(c[W_GUEST_ACCESS]) && Number.isInteger(c[W_S1_WALK]);
+  }
+
+  /** {@link chargesWholePs} for {@link attemptAhead}, which also charges stage-2 walk levels. */
+  walksChargeWholePs(): boolean {
+    return this.chargesWholePs() && Number.isInteger(this.meter.cost[W_S2_WALK]);
   }
 
   /** Forgets cached stage-1 translations (a new stage's first access walks again). */
   reset(): void {
     this.lastPage.fill(-1);
+    this.walksWhole = this.walksChargeWholePs();
   }
 
   /**
@@ -73,7 +80,7 @@ export class GuestAccessPath {
    */
   attemptHits(cpu: number, access: PendingAccess, now: number): boolean {
     const mmu = this.mmu;
-    if (mmu.observer !== null) return false;
+    if (mmu.observer !== null || !this.walksWhole) return false;
     const { ipa, write, tables, nTables } = access;
     const page = Math.floor(ipa * this.pageInv);
     const walk = page !== this.lastPage[cpu] || mmu.log.seq !== this.lastSeq[cpu];

@@ -92,7 +92,7 @@ export class SimVcpu implements SimCode {
 
   /**
    * Before an access, and replaying one, the vCPU is in the guest: whatever its next segment
-   * does, it issues no TLBI before the exit and kvm_handle_guest_abort's bookkeeping it charges
+   * does, it issues no TLBI and stores no descriptor before the exit and kvm_handle_guest_abort's bookkeeping it charges
    * first (abortBegin charges it on every path), and its fault path yields (lock, slow GUP,
    * access-flag handler) before any TLBI. A fast path that issued one without a step would break
    * the engine's lookahead. Elsewhere it may hold mmu_lock (0: see Engine.mayRunAhead).

@@ -99,6 +99,36 @@ describe("store visibility", () => {
     assert.equal(vis.pending, false);
   });
 
+  it("a walk run ahead reads in-flight stores as of its own time, without settling (readAt)", () => {
+    let now = 100;
+    const vis = new PteVisibility(512, () => now);
+    vis.pteWritten(7, 3, 0x11, 0x22); // lands at 100
+    now = 150;
+    vis.pteWritten(7, 3, 0x33, 0x44); // lands at 150
+    vis.pteWritten(7, 4, 0x77, 0x88); // another entry, lands at 150
+    const at = (t: number): number[] => {
+      vis.readAt(7, 3, 0x55, 0x66, t);
+      return [vis.lo, vis.hi, vis.until];
+    };
+    assert.deepEqual(at(50), [0x11, 0x22, 100]);
+    assert.deepEqual(at(99), [0x11, 0x22, 100]);
+    // A store landing at exactly the walk's time is visible to it.
+    assert.deepEqual(at(100), [0x33, 0x44, 150]);
+    assert.deepEqual(at(120), [0x33, 0x44, 150]);
+    assert.deepEqual(at(150), [0x55, 0x66, Infinity]);
+    assert.deepEqual(at(200), [0x55, 0x66, Infinity]);
+    // Nothing was forgotten: an in-order walk at an earlier time still sees the oldest value.
+    assert.equal(vis.pending, true);
+    vis.settle(50);
+    vis.read(7, 3, 0x55, 0x66);
+    assert.deepEqual([vis.lo, vis.hi, vis.until], [0x11, 0x22, 100]);
+    // And after the overlay compacts and grows, the same answers.
+    vis.settle(100);
+    for (let i = 0; i < 600; i++) vis.pteWritten(9, i % 512, i, i);
+    assert.deepEqual(at(120), [0x33, 0x44, 150]);
+    assert.deepEqual(at(150), [0x55, 0x66, Infinity]);
+  });
+
   it("ignores stores made outside a simulated run", () => {
     const vis = new PteVisibility(512, () => Number.NaN);
     vis.pteWritten(1, 1, 1, 1);
