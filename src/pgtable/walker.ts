@@ -63,7 +63,7 @@ export interface Visitor {
    * as that many LEAF visits would (each entry's own `addr` is `addr` plus its offset), stopping
    * before the first entry whose visit it leaves to {@link visit}; returns how many it visited.
    * It must do exactly what the single visits do, in the same order, and stop only before an
-   * entry it has not touched. A loop of its own gives the JIT a fresh inlining budget for the
+   * entry it has not touched. Returning 0 leaves the rest of that table page to single visits. A loop of its own gives the JIT a fresh inlining budget for the
    * visitor's leaf path, which along the walk loop it does not get.
    */
   leafRun?(addr: number, end: number, table: number, index: number, count: number): number;
@@ -219,7 +219,7 @@ export class Walker {
     let ret = 0;
     // Leaves of the last level in runs (Visitor.leafRun) when the walk has more than one left;
     // there addr is always entry-aligned.
-    const runs =
+    let runs =
       level === LAST && end - addr > size && (flags & LEAF) !== 0 && this.leafRuns && v.leafRun !== undefined;
     for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
       if (addr >= end) break;
@@ -232,6 +232,8 @@ export class Walker {
           idx += k - 1;
           continue;
         }
+        // The visitor takes no run on this page (below an anchor, say): visit one at a time.
+        runs = false;
       }
       // __kvm_pgtable_visit.
       visits++;
@@ -294,7 +296,7 @@ export class Walker {
     let ret = 0;
     // Leaves of the last level in runs (Visitor.leafRun) when the walk has more than one left;
     // there addr is always entry-aligned.
-    const runs =
+    let runs =
       level === LAST && end - addr > size && (flags & LEAF) !== 0 && this.leafRuns && v.leafRun !== undefined;
     for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
       if (addr >= end) break;
@@ -307,6 +309,8 @@ export class Walker {
           idx += k - 1;
           continue;
         }
+        // The visitor takes no run on this page (below an anchor, say): visit one at a time.
+        runs = false;
       }
       // __kvm_pgtable_visit.
       visits++;
@@ -369,7 +373,7 @@ export class Walker {
     let ret = 0;
     // Leaves of the last level in runs (Visitor.leafRun) when the walk has more than one left;
     // there addr is always entry-aligned.
-    const runs =
+    let runs =
       level === LAST && end - addr > size && (flags & LEAF) !== 0 && this.leafRuns && v.leafRun !== undefined;
     for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
       if (addr >= end) break;
@@ -382,6 +386,8 @@ export class Walker {
           idx += k - 1;
           continue;
         }
+        // The visitor takes no run on this page (below an anchor, say): visit one at a time.
+        runs = false;
       }
       // __kvm_pgtable_visit.
       visits++;
@@ -444,7 +450,7 @@ export class Walker {
     let ret = 0;
     // Leaves of the last level in runs (Visitor.leafRun) when the walk has more than one left;
     // there addr is always entry-aligned.
-    const runs =
+    let runs =
       level === LAST && end - addr > size && (flags & LEAF) !== 0 && this.leafRuns && v.leafRun !== undefined;
     for (let idx = Math.floor(addr * sizes.inv[level + 1]!) & this.ptrsMask; idx < ptrs; idx++) {
       if (addr >= end) break;
@@ -457,6 +463,8 @@ export class Walker {
           idx += k - 1;
           continue;
         }
+        // The visitor takes no run on this page (below an anchor, say): visit one at a time.
+        runs = false;
       }
       // __kvm_pgtable_visit.
       visits++;
