@@ -128,6 +128,11 @@ export function buildProgram(out: (s: string) => void): Command {
         DEFAULT_PROFILE,
       ),
     )
+    .option(
+      "--src <list>",
+      "only these command lines, by their -s (comma-separated: anonymous, anonymous_thp, " +
+        "anonymous_hugetlb_1gb); default all three",
+    )
     .option("--json", 'print one JSON object: {"rows": [...], "host_s": ...}')
     .addOption(
       new Option(

@@ -1,8 +1,9 @@
 /**
  * `s2sim reproduce`: the series' published comparison. Runs the cover letter's three selftest
  * command lines on both kernels (v5.12 = before, v5.14 = after) on the simulated machine of a cost
- * profile, six simulations in parallel on worker threads, and prints the cover letter's table
- * with the model's predictions, their deviations and the gains next to the published figures.
+ * profile, six simulations in parallel on worker threads (`--src` picks fewer command lines), and
+ * prints the cover letter's table with the model's predictions, their deviations and the gains
+ * next to the published figures.
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -29,6 +30,8 @@ export interface ReproduceOptions {
   json?: boolean;
   profile?: string;
   memScale?: string;
+  /** Comma-separated `-s` values of the command lines to run (default: all three). */
+  src?: string;
 }
 
 /** One row of `--json`: one stage of one run on one kernel. */
@@ -63,8 +66,9 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   const profileName = opts.profile ?? DEFAULT_PROFILE;
   // Load once here so that a bad profile is one error line before any worker starts.
   const profile = profileOption(profileName);
+  const runs = selectRuns(opts.src);
   const kernels: KernelVersion[] = [PUBLISHED_SOURCE.before, PUBLISHED_SOURCE.after];
-  const jobs: Job[] = PUBLISHED.flatMap((run) => {
+  const jobs: Job[] = runs.flatMap((run) => {
     const page = backingPageSize(run.src);
     const memBytes = Math.ceil((run.memBytes * memScale) / page) * page;
     return kernels.map((kernel) => ({
@@ -81,7 +85,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
         "page size): the simulated figures are NOT comparable to the published ones.";
   if (scaledWarning && opts.json) process.stderr.write(`s2sim: ${scaledWarning}\n`);
 
-  const bar = !opts.json && process.stderr.isTTY ? progressBar() : null;
+  const bar = !opts.json && process.stderr.isTTY ? progressBar(jobs.length) : null;
   const workers = Math.min(availableParallelism(), MAX_WORKERS, jobs.length);
   let reports: SimReport[];
   try {
@@ -116,12 +120,34 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     return JSON.stringify({ rows, host_s, ...(memScale === 1 ? {} : { mem_scale: memScale }) }, null, 2);
   }
   return renderText(rows, {
+    runs,
     machine: profile.machine,
     profile: profile.name,
     scaledWarning,
     host_s,
     workers,
   });
+}
+
+/**
+ * The cover-letter command lines `--src` names (comma-separated `-s` values, each at most once), in
+ * the cover letter's order; all of them without `--src`.
+ */
+export function selectRuns(src: string | undefined): readonly PublishedRun[] {
+  if (src === undefined) return PUBLISHED;
+  const known = PUBLISHED.map((r) => r.src);
+  const wanted = src.split(",").map((s) => s.trim());
+  for (const s of wanted) {
+    if (!known.includes(s)) {
+      throw new S2simError(
+        "bad-option",
+        `--src: "${s}" is not one of the cover letter's command lines (${known.join(", ")})`,
+      );
+    }
+  }
+  if (new Set(wanted).size !== wanted.length)
+    throw new S2simError("bad-option", `--src: "${src}" names a run twice`);
+  return PUBLISHED.filter((r) => wanted.includes(r.src));
 }
 
 /** Sort key of a row: the cover letter's order, before then after. */
@@ -141,7 +167,7 @@ function expectedAccesses(size: number, large: number, vcpus: number): number {
 }
 
 /** The overall progress bar on stderr. */
-function progressBar(): cliProgress.SingleBar {
+function progressBar(runs: number): cliProgress.SingleBar {
   const bar = new cliProgress.SingleBar({
     stream: process.stderr,
     format: "simulating |{bar}| {percentage}% | {runs} | {duration_formatted} elapsed, ETA {eta_formatted}",
@@ -154,7 +180,7 @@ function progressBar(): cliProgress.SingleBar {
     formatTime: (t, options, round) =>
       typeof t === "number" ? cliProgress.Format.TimeFormat(t, options, round) : "?",
   });
-  bar.start(1000, 0, { runs: "0/6 runs" });
+  bar.start(1000, 0, { runs: `0/${runs} runs` });
   return bar;
 }
 
@@ -259,8 +285,17 @@ const EDGE = 1e-12;
 /** The text report (exported for tests). */
 export function renderText(
   rows: readonly ReproduceRow[],
-  ctx: { machine: string; profile: string; scaledWarning: string | null; host_s: number; workers: number },
+  ctx: {
+    /** The command lines that ran (default: all of the cover letter's). */
+    runs?: readonly PublishedRun[];
+    machine: string;
+    profile: string;
+    scaledWarning: string | null;
+    host_s: number;
+    workers: number;
+  },
 ): string {
+  const runs = ctx.runs ?? PUBLISHED;
   const src = PUBLISHED_SOURCE;
   const out: string[] = [
     "s2sim reproduce: the cover letter's kvm_page_table_test runs, before (v5.12) and after (v5.14) the series",
@@ -295,7 +330,7 @@ export function renderText(
   const gainsOut: string[] = [];
   let times = 0;
   let gains = 0;
-  for (const run of PUBLISHED) {
+  for (const run of runs) {
     run.stages.forEach((p, k) => {
       const find = (kernel: KernelVersion): ReproduceRow =>
         rows.find((r) => r.src === run.src && r.stage === p.stage && r.kernel === kernel)!;
@@ -353,9 +388,13 @@ export function renderText(
           `Gains within ±${GAIN_BAND * 100} points of the published ones: ${gains - gainsOut.length} of ${gains}` +
             outside(gainsOut),
         ]),
-    "The anonymous run's KVM_ADJUST_MAPPINGS is simulated too but has no published figure " +
-      "(see s2sim page-table-test -s anonymous).",
-    `host time: ${ctx.host_s.toFixed(1)} s for 6 simulations on ${ctx.workers} worker thread(s)`,
+    ...(runs.some((r) => r.src === "anonymous")
+      ? [
+          "The anonymous run's KVM_ADJUST_MAPPINGS is simulated too but has no published figure " +
+            "(see s2sim page-table-test -s anonymous).",
+        ]
+      : []),
+    `host time: ${ctx.host_s.toFixed(1)} s for ${2 * runs.length} simulations on ${ctx.workers} worker thread(s)`,
   );
   return out.join("\n");
 }

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { PUBLISHED } from "../../src/cli/published.js";
 import { type ReproduceRow, renderText } from "../../src/cli/reproduce.js";
 import { s2sim } from "./run.js";
 
@@ -130,11 +131,63 @@ describe("s2sim reproduce", () => {
     assert.doesNotMatch(renderText(rows, { ...ctx, scaledWarning: "WARNING" }), /Times within/);
   });
 
+  it(
+    "--src runs only the named command lines, in the cover letter's order",
+    { timeout: 120_000 },
+    async () => {
+      const r = await s2sim(
+        "reproduce",
+        "--json",
+        "--mem-scale",
+        "1/1024",
+        "--src",
+        "anonymous_hugetlb_1gb,anonymous",
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout) as { rows: ReproduceRow[] };
+      const want = EXPECTED.filter((e) => e.src === "anonymous" || e.src === "anonymous_hugetlb_1gb");
+      assert.deepEqual(
+        j.rows.map((row) => ({
+          src: row.src,
+          vcpus: row.vcpus,
+          stage: row.stage,
+          kernel: row.kernel,
+          published_s: row.published_s,
+        })),
+        want,
+      );
+    },
+  );
+
+  it("renders a subset of the runs with the verdict over those rows only", () => {
+    const rows: ReproduceRow[] = EXPECTED.filter((e) => e.src === "anonymous_thp").map((e) => ({
+      ...e,
+      mem: "20G",
+      simulated_s: e.published_s,
+    })) as ReproduceRow[];
+    const runs = PUBLISHED.filter((r) => r.src === "anonymous_thp");
+    const text = renderText(rows, {
+      runs,
+      machine: "m",
+      profile: "p",
+      scaledWarning: null,
+      host_s: 1,
+      workers: 2,
+    });
+    assert.match(text, /^Times within ±10 % of the published ones: 6 of 6$/m);
+    assert.match(text, /^Gains within ±5 points of the published ones: 3 of 3$/m);
+    assert.match(text, /host time: 1\.0 s for 2 simulations/);
+    assert.doesNotMatch(text, /^-m 4 -s anonymous -b/m);
+    assert.doesNotMatch(text, /anonymous run's KVM_ADJUST_MAPPINGS/);
+  });
+
   for (const [name, args, re] of [
     ["a --mem-scale above 1", ["--mem-scale", "2"], /memory scale "2"/],
     ["a --mem-scale of 0", ["--mem-scale", "0"], /memory scale "0"/],
     ["an unreadable profile", ["--profile", "no-such-profile"], /cannot read profile 'no-such-profile'/],
     ["an unknown option", ["-v", "4"], /unknown option '-v'/],
+    ["a --src that is not a published run", ["--src", "shmem"], /--src: "shmem" is not one of/],
+    ["a --src naming a run twice", ["--src", "anonymous,anonymous"], /names a run twice/],
   ] as Array<[string, string[], RegExp]>) {
     it(`rejects ${name} with one line and exit status 2`, async () => {
       const r = await s2sim("reproduce", ...args);
