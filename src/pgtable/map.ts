@@ -109,12 +109,59 @@ export class MapVisitor implements Visitor {
    */
   leafRun(addr: number, end: number, table: number, idx: number, count: number): number {
     if (this.anchorTable >= 0) return 0;
+    const pgt = this.pgt;
     const size = this.pageSize;
+    if (this.bug !== null || !pgt.blockMappingSupported(addr, end, this.phys, LAST)) {
+      let k = 0;
+      for (; k < count; k++) {
+        if (this.tryLeaf(addr, end, LAST, table, idx + k) !== 0) break;
+        addr += size;
+      }
+      return k;
+    }
+    return this.leafRunFast(addr, end, table, idx, count);
+  }
+
+  /**
+   * try_leaf over a run of last-level entries with no injected bug, from an entry where a leaf
+   * fits (addr and phys aligned): every later one fits too (aligned, and the walk's end is
+   * page-aligned), and the attributes, so whether a new leaf needs CMOs, are the same for the
+   * whole run. The same stores, calls and charges in the same order as try_leaf on each entry.
+   */
+  private leafRunFast(addr: number, end: number, table: number, idx: number, count: number): number {
+    const pgt = this.pgt;
+    const g = pgt.granule;
+    const size = this.pageSize;
+    const attr = this.attr;
+    const mm = pgt.mmOps;
+    const words = pgt.mem.pages[table]!;
+    const lo0 = leafLo(g, 0, attr.lo, LAST);
+    const hi0 = leafHi(0, attr.hi);
+    const dc = mm.dcacheCleanInvalPoc !== null && pteCacheable(lo0, pgt.fwb);
+    const ic = mm.icacheInvalPou !== null && pteExecutable(hi0);
+    const counted = pgt.isCounted(lo0, hi0);
+    let phys = this.phys;
     let k = 0;
     for (; k < count; k++) {
-      if (this.tryLeaf(addr, end, LAST, table, idx + k) !== 0) break;
+      const i = idx + k;
+      if (pgt.isCounted(words[2 * i]!, words[2 * i + 1]!)) {
+        // Something is in the way (-EAGAIN, or a break first): try_leaf's full path.
+        this.phys = phys;
+        if (this.tryLeaf(addr, end, LAST, table, i) !== 0) break;
+        phys = this.phys;
+        addr += size;
+        continue;
+      }
+      const newLo = leafLo(g, phys, attr.lo, LAST);
+      const newHi = leafHi(phys, attr.hi);
+      if (dc) mm.dcacheCleanInvalPoc!(mm.physToVirt(phys), size);
+      if (ic) mm.icacheInvalPou!(mm.physToVirt(phys), size);
+      pgt.writePte(table, i, newLo, newHi, addr, LAST);
+      if (counted) mm.getPage(table);
+      phys += size;
       addr += size;
     }
+    this.phys = phys;
     return k;
   }
 
