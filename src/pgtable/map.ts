@@ -6,6 +6,8 @@ import {
   differOnlyInPerms,
   leafHi,
   leafLo,
+  oaHi,
+  oaLo,
   pteCacheable,
   pteExecutable,
   tableLo,
@@ -135,6 +137,7 @@ export class MapVisitor implements Visitor {
     const attr = this.attr;
     const mm = pgt.mmOps;
     const words = pgt.mem.pages[table]!;
+    // The leaf descriptor for output address 0: its attribute, type and valid bits.
     const lo0 = leafLo(g, 0, attr.lo, LAST);
     const hi0 = leafHi(0, attr.hi);
     const dc = mm.dcacheCleanInvalPoc !== null && pteCacheable(lo0, pgt.fwb);
@@ -152,8 +155,9 @@ export class MapVisitor implements Visitor {
         addr += size;
         continue;
       }
-      const newLo = leafLo(g, phys, attr.lo, LAST);
-      const newHi = leafHi(phys, attr.hi);
+      // leafLo / leafHi: the run's attribute bits with this leaf's output address.
+      const newLo = (lo0 | oaLo(g, phys)) >>> 0;
+      const newHi = (hi0 | oaHi(phys)) >>> 0;
       if (dc) mm.dcacheCleanInvalPoc!(mm.physToVirt(phys), size);
       if (ic) mm.icacheInvalPou!(mm.physToVirt(phys), size);
       pgt.writePte(table, i, newLo, newHi, addr, LAST);
