@@ -420,10 +420,14 @@ export class Stage2Pgtable implements Stage2Env {
    * reference it held on its table page.
    */
   putPte(table: number, idx: number, addr: number, level: number): void {
-    if ((this.pages[table]![2 * idx]! & VALID) !== 0) {
-      this.invalidatePte(table, idx, addr, level);
-      if (this.tlbiOnBreak) this.tlbFlushVmidIpa(addr, level);
-    }
+    if ((this.pages[table]![2 * idx]! & VALID) !== 0) this.putValidPte(table, idx, addr, level);
+    else this.mmOps.putPage(table);
+  }
+
+  /** stage2_put_pte of an entry the caller has just read as valid. */
+  putValidPte(table: number, idx: number, addr: number, level: number): void {
+    this.invalidatePte(table, idx, addr, level);
+    if (this.tlbiOnBreak) this.tlbFlushVmidIpa(addr, level);
     this.mmOps.putPage(table);
   }
 

@@ -24,19 +24,38 @@ export class UnmapVisitor implements Visitor {
     // path small enough for the JIT to inline into the walk loop.)
     if ((lo & VALID) === 0) return this.invalid(addr, level, table, idx);
     if (level < LAST && (lo & 3) === 3) return this.table(addr, level, table, idx);
-    // A leaf: clean it to the PoC after the break unless FWB made that unnecessary.
-    const hi = words[2 * idx + 1]!;
-    const needFlush = !pgt.fwb && pteCacheable(lo, pgt.fwb);
-    pgt.putPte(table, idx, addr, level);
-    if (needFlush) this.flushLeaf(lo, hi, level);
+    this.leaf(addr, level, table, idx, lo);
     return 0;
   }
 
   /** stage2_unmap_walker over a run of last-level entries (Visitor.leafRun): all of them. */
-  leafRun(addr: number, end: number, table: number, idx: number, count: number): number {
-    const size = this.pgt.granule.size;
-    for (let k = 0; k < count; k++) this.visit(addr + k * size, end, LAST, table, idx + k);
+  leafRun(addr: number, _end: number, table: number, idx: number, count: number): number {
+    const pgt = this.pgt;
+    const size = pgt.granule.size;
+    const words = pgt.mem.pages[table]!;
+    for (let k = 0; k < count; k++) {
+      const i = idx + k;
+      const a = addr + k * size;
+      const lo = words[2 * i]!;
+      if ((lo & VALID) === 0) {
+        this.invalid(a, LAST, table, i);
+        continue;
+      }
+      this.leaf(a, LAST, table, i, lo);
+    }
     return count;
+  }
+
+  /**
+   * stage2_unmap_walker on a valid leaf (`lo`, its low word as just read): break it, then clean
+   * it to the PoC unless FWB made that unnecessary.
+   */
+  private leaf(addr: number, level: number, table: number, idx: number, lo: number): void {
+    const pgt = this.pgt;
+    const hi = pgt.mem.pages[table]![2 * idx + 1]!;
+    const needFlush = !pgt.fwb && pteCacheable(lo, pgt.fwb);
+    pgt.putValidPte(table, idx, addr, level);
+    if (needFlush) this.flushLeaf(lo, hi, level);
   }
 
   /**
