@@ -12,6 +12,9 @@ const W_IC_IALLU = W["ic-iallu"];
 const W_IC_IVAU_LINE = W["ic-ivau-line"];
 // Declared before its use in linesIn: a later declaration costs a hole check at every read.
 const TWO_53 = 2 ** 53;
+/** The line size linesIn last saw and its reciprocal (declared before use, as TWO_53 is). */
+let invLine = 1;
+let invOfLine = 1;
 
 /** TLB and cache maintenance as the CPU performs it. */
 export interface Stage2Hw {
@@ -105,8 +108,12 @@ export function invalidateIcacheGuestPage(env: Stage2Env, pa: number, size: numb
 function linesIn(pa: number, size: number, line: number): number {
   const end = pa + size;
   if (pa >= 0 && end < TWO_53 && line > 0 && (line | 0) === line && (line & (line - 1)) === 0) {
-    const inv = 1 / line;
-    return Math.ceil(end * inv) - Math.floor(pa * inv);
+    // The reciprocal of the last line size seen: a division per call costs more than the rest.
+    if (line !== invLine) {
+      invLine = line;
+      invOfLine = 1 / line;
+    }
+    return Math.ceil(end * invOfLine) - Math.floor(pa * invOfLine);
   }
   return linesInAny(pa, size, line);
 }
