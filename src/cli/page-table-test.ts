@@ -9,9 +9,10 @@ import { S2simError } from "../common/error.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig } from "../workloads/page-table-test.js";
 import { parseReleaseOrder, type ReleaseOrder } from "../workloads/release-order.js";
-import { TEST_HVA } from "../workloads/page-table-test.js";
+import { TEST_HVA, TEST_STAGES } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
+import { simProgress } from "./progress.js";
 import {
   backingPageSize,
   columns,
@@ -69,13 +70,19 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     ...(opts.inject === undefined ? {} : { inject: opts.inject }),
   };
   // With checkers the run stops at the first violation (a CheckFailure carrying the report).
-  const report = simulatePageTableTest(
-    config,
-    profile,
-    undefined,
-    undefined,
-    checks === null ? undefined : { checks, mode: "fail-fast" },
-  );
+  const bar = simProgress(opts.json !== true, TEST_STAGES[0]);
+  let report: SimReport;
+  try {
+    report = simulatePageTableTest(
+      config,
+      profile,
+      bar === null ? undefined : (stage, fraction) => bar.update(fraction, stage),
+      undefined,
+      checks === null ? undefined : { checks, mode: "fail-fast" },
+    );
+  } finally {
+    bar?.stop();
+  }
   if (opts.json) return JSON.stringify({ ...report, seed, inject: opts.inject ?? null }, null, 2);
 
   const out: string[] = [

@@ -7,7 +7,6 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import cliProgress from "cli-progress";
 import { S2simError } from "../common/error.js";
 import { sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
@@ -22,6 +21,7 @@ import {
   profileOption,
   seconds,
 } from "./options.js";
+import { simProgress } from "./progress.js";
 import { PUBLISHED, PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
 import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
 
@@ -85,12 +85,12 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
         "page size): the simulated figures are NOT comparable to the published ones.";
   if (scaledWarning && opts.json) process.stderr.write(`s2sim: ${scaledWarning}\n`);
 
-  const bar = !opts.json && process.stderr.isTTY ? progressBar(jobs.length) : null;
+  const bar = simProgress(!opts.json, `0/${jobs.length} runs`);
   const workers = Math.min(availableParallelism(), MAX_WORKERS, jobs.length);
   let reports: SimReport[];
   try {
     reports = await runAll(jobs, profileName, workers, (overall, done) =>
-      bar?.update(Math.round(overall * 1000), { runs: `${done}/${jobs.length} runs` }),
+      bar?.update(overall, `${done}/${jobs.length} runs`),
     );
   } finally {
     bar?.stop();
@@ -164,24 +164,6 @@ function expectedAccesses(size: number, large: number, vcpus: number): number {
   const update = large === HOST_PAGE ? blocks : blocks * (1 + large / 2 / HOST_PAGE);
   const adjust = size / HOST_PAGE;
   return (create + update + adjust) * vcpus;
-}
-
-/** The overall progress bar on stderr. */
-function progressBar(runs: number): cliProgress.SingleBar {
-  const bar = new cliProgress.SingleBar({
-    stream: process.stderr,
-    format: "simulating |{bar}| {percentage}% | {runs} | {duration_formatted} elapsed, ETA {eta_formatted}",
-    barCompleteChar: "#",
-    barIncompleteChar: "-",
-    hideCursor: true,
-    clearOnComplete: true,
-    etaBuffer: 50,
-    // The ETA is a string ("0", "INF", "NULL") until progress moves; show "?" then.
-    formatTime: (t, options, round) =>
-      typeof t === "number" ? cliProgress.Format.TimeFormat(t, options, round) : "?",
-  });
-  bar.start(1000, 0, { runs: `0/${runs} runs` });
-  return bar;
 }
 
 /**
