@@ -12,7 +12,10 @@ const W_IC_IALLU = W["ic-iallu"];
 const W_IC_IVAU_LINE = W["ic-ivau-line"];
 // Declared before its use in linesIn: a later declaration costs a hole check at every read.
 const TWO_53 = 2 ** 53;
-/** The line size linesIn last saw and its reciprocal (declared before use, as TWO_53 is). */
+/**
+ * The line size linesIn last saw and its reciprocal, always set together (so invOfLine is
+ * 1 / invLine at every read); declared before use, as TWO_53 is.
+ */
 let invLine = 1;
 let invOfLine = 1;
 
