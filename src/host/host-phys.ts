@@ -121,6 +121,13 @@ export class HostPhys {
     return this.firstMarked(this.unclean, pa, size) >= 0;
   }
 
+  /** The marks of the page holding `pa`: 1 if unclean, plus 2 if I-cache stale (0 outside). */
+  marksAt(pa: number): number {
+    const i = Math.floor((pa - this.base) / this.granule.size);
+    if (i < 0 || i >= this.unclean.length) return 0;
+    return this.unclean[i]! | (this.icacheStale[i]! << 1);
+  }
+
   /** PA of the first page in [pa, pa + size) marked in `marks` (unclean or icacheStale), or -1. */
   firstMarked(marks: Uint8Array, pa: number, size: number): number {
     const page = this.granule.size;

@@ -9,8 +9,11 @@ import {
   ATTR_LO_S2AP_R,
   ATTR_LO_S2AP_W,
   ATTR_HI_XN,
+  oaHi,
+  oaLo,
   PTE_VALID,
   pteBig,
+  pteOa,
 } from "../arch/descriptor.js";
 import type { Stage2Geometry } from "../arch/geometry.js";
 import type { Granule } from "../arch/granule.js";
@@ -334,6 +337,32 @@ export class Stage2Pgtable implements Stage2Env {
   /** Whether the entry holds a reference on its table page (v5.12 valid, v5.14 non-zero). */
   isCounted(lo: number, hi: number): boolean {
     return ((lo & this.countedLo) | (hi & this.countedHi)) !== 0;
+  }
+
+  /**
+   * The simulator's fast-forward, in place of `count` maps it has shown to repeat: entries
+   * idx+1 .. idx+count of `table` (empty) become copies of the last-level leaf at idx with an
+   * output address `oaStep` further on each, and each takes its reference on the table page, as
+   * those maps would; the work, events and store observer are the caller's.
+   */
+  copyLeaves(table: number, idx: number, count: number, oaStep: number): void {
+    const words = this.pages[table]!;
+    const g = this.granule;
+    const lo = words[2 * idx]!;
+    const hi = words[2 * idx + 1]!;
+    const oa = pteOa(g, lo, hi);
+    // The leaf's bits other than its output address.
+    const attrLo = (lo & ~oaLo(g, 2 ** 53 - g.size)) >>> 0;
+    const attrHi = (hi & ~oaHi(2 ** 53 - g.size)) >>> 0;
+    if (idx + count >= g.ptrsPerTable) throw new Error("copyLeaves: past the table's end");
+    for (let k = 1; k <= count; k++) {
+      const i = idx + k;
+      if (words[2 * i] !== 0 || words[2 * i + 1] !== 0) throw new Error("copyLeaves: entry not empty");
+      const pa = oa + k * oaStep;
+      words[2 * i] = (attrLo | oaLo(g, pa)) >>> 0;
+      words[2 * i + 1] = (attrHi | oaHi(pa)) >>> 0;
+    }
+    if (this.isCounted(lo, hi)) this.mem.refcount[table]! += count;
   }
 
   /** kvm_pte_follow: the table page a table descriptor points to. */

@@ -96,6 +96,16 @@ class QuietTracker {
     return this.loud === 0 || t < this.earliestLoud();
   }
 
+  /** The shortest quiet time reported so far. */
+  get shortest(): number {
+    return this.minQuiet;
+  }
+
+  /** Drops the cached earliest loud time (the heap's times moved). */
+  forget(): void {
+    this.cachedVersion = -1;
+  }
+
   /** The earliest time of a loud task in the heap (there is one). */
   private earliestLoud(): number {
     if (this.cachedVersion !== this.version) {
@@ -199,6 +209,13 @@ export class Engine {
   private readonly hostQuiet: QuietTracker;
   /** Tasks waiting for a lock that may change host state as soon as they get it. */
   private hostLoudWaiters = 0;
+  /** Set by the running code to have {@link onBoundary} called when its segment ends. */
+  boundary = false;
+  /**
+   * Called (when {@link boundary} was set) with the task whose segment just ended and the time
+   * it ended; returns how much later it moved the whole simulation (the fast-forward), else 0.
+   */
+  onBoundary: ((id: number, end: number) => number) | null = null;
 
   constructor(
     private readonly meter: WorkMeter,
@@ -340,9 +357,10 @@ export class Engine {
       this.segStart = this.now;
       meter.acc = 0;
       const next = task.code.resume();
-      const end = this.segStart + Math.round(meter.acc);
+      let end = this.segStart + Math.round(meter.acc);
       this.current = NONE;
       if (next === null) {
+        this.boundary = false;
         task.finished = true;
         task.finishedAt = end;
         this.now = end;
@@ -350,6 +368,7 @@ export class Engine {
         return NONE;
       }
       task.pending = next;
+      if (this.boundary) end += this.atBoundary(id, end);
       if (heap.size > 0 && !heap.before(id, end)) {
         // Park the task and take the earliest one in a single heap pass.
         this.advanceEnd = end;
@@ -361,6 +380,64 @@ export class Engine {
       }
       this.now = end;
     }
+  }
+
+  /**
+   * Calls {@link onBoundary} for the segment task `id` just ended at `end` (its pending step set,
+   * the task neither parked nor queued); returns the time it moved every task by.
+   */
+  private atBoundary(id: number, end: number): number {
+    this.boundary = false;
+    return this.onBoundary === null ? 0 : this.onBoundary(id, end);
+  }
+
+  /**
+   * The engine's state relative to task `cur` ending a segment at `t0` (see {@link onBoundary}):
+   * where each task is and when, its pending step, the locks' owners and queues. Appended to
+   * `out` as numbers; `stepCode` numbers a step.
+   */
+  periodicState(out: number[], cur: number, t0: number, stepCode: (s: Step | null) => number): void {
+    const heap = this.heap;
+    const at = new Float64Array(this.tasks.length).fill(NaN);
+    for (let i = 0; i < heap.size; i++) at[heap.idAt(i)] = heap.timeAt(i) - t0;
+    this.tasks.forEach((task, i) => {
+      const where = i === cur ? 0 : task.finished ? 1 : Number.isNaN(at[i]!) ? 3 : 2;
+      out.push(where, where === 2 ? at[i]! : where === 3 ? task.waitSince - t0 : 0);
+      out.push(stepCode(task.pending), task.loudBits, task.hostLoudWaiting ? 1 : 0);
+    });
+    for (const s of this.locks.values()) {
+      out.push(s.owner, s.lastOwner, s.owner === NONE ? 0 : s.since - t0, s.waiters.size);
+      for (let k = 0; k < s.waiters.size; k++) out.push(s.waiters.at(k));
+    }
+    out.push(this.hostLoudWaiters, this.tlbiQuiet.shortest, this.hostQuiet.shortest);
+  }
+
+  /** Counters that grow with the work simulated: steps, then each lock's statistics. */
+  counters(out: number[]): void {
+    out.push(this.steps);
+    for (const s of this.locks.values()) {
+      out.push(s.stats.acquisitions, s.stats.contended, s.stats.waitPs, s.stats.holdPs);
+    }
+  }
+
+  /**
+   * Moves every task but the running one (its time is the caller's) `dt` later and adds `times`
+   * x `delta` to the {@link counters} (as {@link counters} lays them out).
+   */
+  fastForward(dt: number, times: number, delta: readonly number[]): void {
+    this.heap.shiftTimes(dt);
+    for (const task of this.tasks) if (!task.finished) task.waitSince += dt;
+    this.steps += times * delta[0]!;
+    let k = 1;
+    for (const s of this.locks.values()) {
+      if (s.owner !== NONE) s.since += dt;
+      s.stats.acquisitions += times * delta[k++]!;
+      s.stats.contended += times * delta[k++]!;
+      s.stats.waitPs += times * delta[k++]!;
+      s.stats.holdPs += times * delta[k++]!;
+    }
+    this.tlbiQuiet.forget();
+    this.hostQuiet.forget();
   }
 
   /** Notes that `task` was put in the heap, with its code's quiet times. */

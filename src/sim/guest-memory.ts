@@ -65,6 +65,20 @@ export class GuestAccessPath {
     return this.chargesWholePs() && Number.isInteger(this.meter.cost[W_S2_WALK]);
   }
 
+  /**
+   * vCPU `cpu`'s cached stage-1 translation relative to guest page `page` (with the TLBI
+   * number current then), appended to `out`.
+   */
+  periodicState(out: number[], cpu: number, page: number): void {
+    const last = this.lastPage[cpu]!;
+    out.push(last < 0 ? -Infinity : last - page, this.lastSeq[cpu]! - this.mmu.log.seq);
+  }
+
+  /** Moves vCPU `cpu`'s cached stage-1 translation `pages` guest pages on (the fast-forward). */
+  fastForward(cpu: number, pages: number): void {
+    if (this.lastPage[cpu]! >= 0) this.lastPage[cpu]! += pages;
+  }
+
   /** Forgets cached stage-1 translations (a new stage's first access walks again). */
   reset(): void {
     this.lastPage.fill(-1);

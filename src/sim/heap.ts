@@ -56,6 +56,11 @@ export class TaskHeap {
     I[i] = id;
   }
 
+  /** Moves every entry `dt` later (integral times: the order, so the heap, stays as it is). */
+  shiftTimes(dt: number): void {
+    for (let i = 0; i < this.size; i++) this.time[i]! += dt;
+  }
+
   /** Removes and returns the earliest task id. */
   pop(): number {
     const top = this.id[0]!;
@@ -116,6 +121,13 @@ export class TaskQueue {
     let i = this.head + this.size++;
     if (i >= ids.length) i -= ids.length;
     ids[i] = id;
+  }
+
+  /** The task id `k` places from the front (0 <= k < size). */
+  at(k: number): number {
+    let i = this.head + k;
+    if (i >= this.ids.length) i -= this.ids.length;
+    return this.ids[i]!;
   }
 
   /** Removes and returns the first task id (the queue must not be empty). */

@@ -8,6 +8,7 @@ import { WorkMeter } from "../common/work.js";
 import type { Vm } from "../kvm/vm.js";
 import type { Stage2Hw } from "../pgtable/hw.js";
 import { Engine } from "./engine.js";
+import { FastForward } from "./fast-forward.js";
 import { GuestAccessPath } from "./guest-memory.js";
 import { SimMmu } from "./mmu.js";
 import type { CostProfile } from "./profile.js";
@@ -49,6 +50,14 @@ export class SimMachine {
    * used only when a guest access costs whole picoseconds (GuestAccessPath.chargesWholePs).
    */
   lookahead = true;
+
+  /**
+   * Whether runs skip the periods of a lock convoy that repeat exactly ({@link FastForward}); it
+   * changes no result but the engine's step count.
+   */
+  fastForward = true;
+  /** Periods the fast-forward skipped in the last run. */
+  periodsSkipped = 0;
 
   constructor(
     readonly profile: CostProfile,
@@ -118,7 +127,7 @@ export class SimMachine {
    */
   run(
     streams: AccessStream[],
-    onAccess: () => void = () => {},
+    onAccess: (n: number) => void = () => {},
     release: readonly number[] = streams.map((_, i) => i),
   ): RunTiming {
     const vm = this.vmRef;
@@ -142,12 +151,29 @@ export class SimMachine {
     release.forEach((v, k) => {
       startPs[v] = (k + 1) * this.profile.vcpuRelease;
     });
-    const ids = streams.map((s, i) =>
-      engine.spawn(
-        new SimVcpu(vm, vm.vcpus[i]!, s, path, this.mmu, this.meter, engine, onAccess),
-        startPs[i]!,
-      ),
+    let accesses = 0;
+    const counted = (n: number): void => {
+      accesses += n;
+      onAccess(n);
+    };
+    const vcpus = streams.map(
+      (s, i) => new SimVcpu(vm, vm.vcpus[i]!, s, path, this.mmu, this.meter, engine, counted),
     );
+    const ids = vcpus.map((v, i) => engine.spawn(v, startPs[i]!));
+    const ff = this.fastForward
+      ? new FastForward(
+          vm,
+          engine,
+          vcpus,
+          this.mmu,
+          path,
+          this.visibility,
+          this.meter,
+          () => accesses,
+          counted,
+        )
+      : null;
+    this.periodsSkipped = 0;
     try {
       const elapsedPs = engine.run();
       // The run lasted until its last task finished (engine.now is where the last one handled ended).
@@ -160,6 +186,10 @@ export class SimMachine {
         engine,
       };
     } finally {
+      if (ff !== null) {
+        this.periodsSkipped = ff.periodsSkipped;
+        ff.detach();
+      }
       this.visibility.clear();
       this.engine = null;
     }

@@ -22,7 +22,13 @@ const STRIDE = 8;
  * Slots of recent hits and fills, looked at before the sets (a small L1 TLB in front): three
  * cover the stage-1 table pages and the data of one guest access.
  */
-const RECENT = 3;
+export const RECENT = 3;
+
+/** How the fast-forward's snapshots express a TLB entry's addresses (relative or not). */
+export interface SlotRelativizer {
+  ipa(ipa: number): number;
+  pa(base: number, pa: number): number;
+}
 
 /** One vCPU's stage-2 TLB. */
 export class Stage2Tlb {
@@ -53,6 +59,9 @@ export class Stage2Tlb {
   private readonly tagged = new Int32Array(4);
   /** Slot of the last hit or fill. */
   lastSlot = -1;
+  /** Fills so far, and the IPA base of the last one (for the simulator's fast-forward). */
+  fills = 0;
+  lastFillBase = -1;
   /** Result of the last successful {@link lookup}. */
   hitPa = 0;
   hitPerms = 0;
@@ -240,6 +249,114 @@ export class Stage2Tlb {
     return { base: d[o + F_BASE]!, level: d[o + F_LEVEL]!, pa: d[o + F_PA]!, perms: d[o + F_PERMS]! };
   }
 
+  /** Number of sets. */
+  get setCount(): number {
+    return this.sets;
+  }
+
+  /** The slot tagged with a `level` entry at `blockBase` (live or not), or -1. Changes nothing. */
+  slotOf(blockBase: number, level: number): number {
+    const block = Math.floor(blockBase * this.sizes.inv[level + 1]!);
+    const first = this.setOf(block) * this.ways;
+    const want = blockBase + level;
+    for (let i = first; i < first + this.ways; i++) if (this.tag[i] === want) return i;
+    return -1;
+  }
+
+  /**
+   * The slot {@link fill} would put a `level` entry at `blockBase` in, as things stand, with the
+   * victim of its set `skip` fills on (for fills into the same set before it). Changes nothing.
+   */
+  fillSlot(blockBase: number, level: number, skip: number): number {
+    const own = this.slotOf(blockBase, level);
+    if (own >= 0) return own;
+    const block = Math.floor(blockBase * this.sizes.inv[level + 1]!);
+    const set = this.setOf(block);
+    return set * this.ways + ((this.victim[set]! + skip) % this.ways);
+  }
+
+  /**
+   * Slot `i`'s entry appended to `out` as base, end, output address, permissions, level, expiry
+   * and whether it is live at `now` (one -1 for an empty slot); the IPAs and output address as
+   * `rel` makes them.
+   */
+  slotState(out: number[], i: number, now: number, rel: SlotRelativizer): void {
+    if (i < 0 || this.tag[i]! < 0) {
+      out.push(-1);
+      return;
+    }
+    const d = this.data;
+    const o = i * STRIDE;
+    const base = d[o + F_BASE]!;
+    out.push(rel.ipa(base), rel.ipa(d[o + F_END]!), rel.pa(base, d[o + F_PA]!));
+    out.push(d[o + F_PERMS]!, d[o + F_LEVEL]!, d[o + F_EXPIRY]!, this.isLive(i, now) ? 1 : 0);
+  }
+
+  /**
+   * The recent slots with their ranges, oldest first, and the last slot, appended to `out`. The
+   * ring's position is left out: while no two recent ranges overlap, which slot is looked at
+   * first decides nothing, so rings that differ by a rotation behave alike ({@link rotateRecent}).
+   * Returns false when two ranges overlap.
+   */
+  recentState(out: number[], now: number, rel: SlotRelativizer): boolean {
+    for (let n = 0; n < RECENT; n++) {
+      const j = (this.recentNext + n) % RECENT;
+      this.slotState(out, this.recent[j]!, now, rel);
+      out.push(rel.ipa(this.recentLo[j]!), rel.ipa(this.recentHi[j]!));
+      for (let m = 0; m < j; m++)
+        if (this.recentLo[m]! < this.recentHi[j]! && this.recentLo[j]! < this.recentHi[m]!) return false;
+    }
+    this.slotState(out, this.lastSlot, now, rel);
+    return true;
+  }
+
+  /** The ring position of the next recent slot to replace. */
+  get recentPosition(): number {
+    return this.recentNext;
+  }
+
+  /** Rotates the recent ring so that its next slot to replace is at position `next`. */
+  rotateRecent(next: number): void {
+    const r = (((next - this.recentNext) % RECENT) + RECENT) % RECENT;
+    if (r === 0) return;
+    const slots = Array.from(this.recent);
+    const lo = Array.from(this.recentLo);
+    const hi = Array.from(this.recentHi);
+    for (let j = 0; j < RECENT; j++) {
+      const to = (j + r) % RECENT;
+      this.recent[to] = slots[j]!;
+      this.recentLo[to] = lo[j]!;
+      this.recentHi[to] = hi[j]!;
+    }
+    this.recentNext = next;
+  }
+
+  /**
+   * After fills that moved the TLB on by `shift` bytes of IPA (the fast-forward): each recent slot
+   * and the last slot that held an entry `moves` says moves (`moves(base)`) now name the slot of
+   * the entry `shift` further on, and their recorded ranges move with them.
+   */
+  moveRecent(shift: number, moves: (base: number) => boolean): void {
+    const d = this.data;
+    const moved = (i: number): number => {
+      if (i < 0 || this.tag[i]! < 0) return i;
+      const o = i * STRIDE;
+      const base = d[o + F_BASE]!;
+      if (!moves(base)) return i;
+      const j = this.slotOf(base + shift, d[o + F_LEVEL]!);
+      if (j < 0) throw new Error("fast-forward: a recent TLB entry has no successor");
+      return j;
+    };
+    for (let j = 0; j < RECENT; j++) {
+      if (moves(this.recentLo[j]!)) {
+        this.recentLo[j]! += shift;
+        this.recentHi[j]! += shift;
+      }
+      this.recent[j] = moved(this.recent[j]!);
+    }
+    this.lastSlot = moved(this.lastSlot);
+  }
+
   /** Set index of a block number (sets is a power of two). */
   private setOf(block: number): number {
     return block < 2147483648 ? block & this.setMask : block % this.sets;
@@ -264,6 +381,8 @@ export class Stage2Tlb {
       this.victim[set] = v + 1 === this.ways ? 0 : v + 1;
     }
     this.lastSlot = slot;
+    this.fills++;
+    this.lastFillBase = blockBase;
     const d = this.data;
     const o = slot * STRIDE;
     const old = this.tag[slot]!;

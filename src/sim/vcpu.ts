@@ -31,6 +31,15 @@ import type { SimMmu } from "./mmu.js";
 export interface AccessStream extends PendingAccess {
   /** Advances to the next access; false when the program is done. */
   next(): boolean;
+  /**
+   * For the fast-forward (optional): how many of the accesses after the current one each step
+   * one host page on, in the same direction and with the same stage-1 tables.
+   */
+  pageRun?(): number;
+  /** The program's state relative to guest IPA `base`, appended to `out`. */
+  periodicState?(out: number[], base: number): void;
+  /** Skips `k` accesses of the page run. */
+  skip?(k: number): void;
 }
 
 /** How many times one access may fault before the model calls it a livelock. */
@@ -72,7 +81,7 @@ export class SimVcpu implements SimCode {
     private readonly mmu: SimMmu,
     private readonly meter: WorkMeter,
     private readonly engine: Engine,
-    private readonly onAccess: () => void,
+    private readonly onAccess: (n: number) => void,
   ) {
     // Before S_HANDLER a vCPU charges the exit and kvm_handle_guest_abort's bookkeeping.
     this.toHandler = meter.cost[W_EXIT]! + meter.cost[W_ABORT]!;
@@ -168,6 +177,41 @@ export class SimVcpu implements SimCode {
     return false;
   }
 
+  /**
+   * For the fast-forward: the vCPU's state relative to guest IPA `base` (its state machine, the
+   * access it is on or faulted on, its program), appended to `out`; `rel` expresses an IPA.
+   * False when it cannot be expressed (in a generator, or a program without page runs).
+   */
+  periodicState(out: number[], base: number, rel: (ipa: number) => number): boolean {
+    const s = this.stream;
+    if (this.gup !== null || this.sub !== null || s.periodicState === undefined) return false;
+    const f = this.fault;
+    out.push(this.state, this.hitting ? 1 : 0, this.flowing ? 1 : 0, this.faults);
+    out.push(rel(f.ipa), f.write ? 1 : 0, f.exec ? 1 : 0, f.s1ptw ? 1 : 0);
+    s.periodicState(out, base);
+    return true;
+  }
+
+  /** Appends the stage-1 table pages its current access's walk reads. */
+  tablesOf(out: number[]): void {
+    const s = this.stream;
+    for (let i = 0; i < s.nTables; i++) out.push(s.tables[i]!);
+  }
+
+  /** Accesses of its program's page run left after the current one (0 without page runs). */
+  pageRun(): number {
+    return this.stream.pageRun?.() ?? 0;
+  }
+
+  /**
+   * Moves the vCPU `k` accesses on its page run (`shift` bytes of IPA): the program and the
+   * access it is on or faulted on (when `moves` says that IPA moves).
+   */
+  fastForward(k: number, shift: number, moves: (ipa: number) => boolean): void {
+    this.stream.skip!(k);
+    if (moves(this.fault.ipa)) this.fault.ipa += shift;
+  }
+
   resume(): Step | null {
     const vm = this.vm;
     const ctx = this.vcpu.fault;
@@ -176,7 +220,7 @@ export class SimVcpu implements SimCode {
         case S_NEXT: {
           const s = this.stream;
           if (!s.next()) return null;
-          this.onAccess();
+          this.onAccess(1);
           this.faults = 0;
           // Not the earliest: an access that only hits in this vCPU's TLB may still run while no
           // other CPU can issue a TLBI before it; anything else reads shared state and must wait.

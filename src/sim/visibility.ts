@@ -37,6 +37,33 @@ export class PteVisibility implements PteObserver {
     this.oldLo[i] = oldLo;
     this.oldHi[i] = oldHi;
     this.at[i] = t;
+    if (oldLo === 0 && oldHi === 0 && this.onFirstStore !== null) this.onFirstStore();
+  }
+
+  /** Called at a store into an entry that held zero (a new entry), when set. */
+  onFirstStore: (() => void) | null = null;
+
+  /**
+   * The stores in flight, relative to entry `index` of `table` and time `t0`, appended to `out`;
+   * false (with nothing useful appended) if one is to another table.
+   */
+  periodicState(out: number[], table: number, index: number, t0: number): boolean {
+    const base = table * this.ptrsPerTable + index;
+    out.push(this.tail - this.head);
+    for (let i = this.head; i < this.tail; i++) {
+      const d = this.key[i]! - base;
+      if (d < -index || d >= this.ptrsPerTable - index) return false;
+      out.push(d, this.oldLo[i]!, this.oldHi[i]!, this.at[i]! - t0);
+    }
+    return true;
+  }
+
+  /** Moves every store in flight `entries` entries on (within its table) and `dt` later. */
+  fastForward(entries: number, dt: number): void {
+    for (let i = this.head; i < this.tail; i++) {
+      this.key[i]! += entries;
+      this.at[i]! += dt;
+    }
   }
 
   /** Forgets stores visible by `now` (time never goes back, and stores land in time order). */

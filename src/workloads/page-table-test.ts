@@ -72,6 +72,11 @@ export interface PageTableTestConfig {
    * before them (see Engine.mayRunAhead). Default true; it changes no result, only speed.
    */
   readonly lookahead?: boolean;
+  /**
+   * In the simulator: skip the periods of a lock convoy that repeat exactly (see
+   * sim/fast-forward.ts). Default true; it changes no result, only speed and engine steps.
+   */
+  readonly fastForward?: boolean;
   /** In the simulator: the order the vCPUs start each stage in (default fifo, the selftest's). */
   readonly releaseOrder?: ReleaseOrder;
   /** Seed of the run's random choices (only release order "random" makes any). Default 1. */
@@ -304,6 +309,55 @@ export class GuestAccessCursor {
     private readonly stage: TestStage,
     private readonly writer: boolean,
   ) {}
+
+  /**
+   * How many of the accesses after the current one each step one host page on from the one
+   * before, in the same direction and with the same stage-1 tables (within the guest's 2 MiB
+   * level-3 table and the region, and in UPDATE within the large page's reads), for the
+   * simulator's fast-forward; 0 before the first access.
+   */
+  pageRun(): number {
+    const t = this.test;
+    const P = t.hostPage;
+    if (this.off < 0) return 0;
+    let left = (t.size - this.off) / P - 1;
+    const inChunk = (GUEST_L3_SPAN - (this.off % GUEST_L3_SPAN)) / P - 1;
+    if (inChunk < left) left = inChunk;
+    switch (this.stage) {
+      case "KVM_CREATE_MAPPINGS":
+        return t.largePage === P ? left : 0;
+      case "KVM_UPDATE_MAPPINGS":
+        if (t.anonymous) return left;
+        return this.write ? 0 : Math.min(left, this.readsLeft);
+      case "KVM_ADJUST_MAPPINGS":
+        return left;
+    }
+  }
+
+  /**
+   * The cursor's state relative to guest IPA `base`, appended to `out` (fast-forward). The reads
+   * left in a large page count down each access and only matter where the page run ends, so they
+   * are left out; the running address only matters in UPDATE on large pages.
+   */
+  periodicState(out: number[], base: number): void {
+    const rel = base - this.test.slot.gpa;
+    out.push(this.ipa - base, this.write ? 1 : 0, this.nTables, this.off - rel, this.writes);
+    if (this.stage === "KVM_UPDATE_MAPPINGS" && !this.test.anonymous) out.push(this.addr - rel);
+    for (let i = 0; i < this.nTables; i++) out.push(this.tables[i]!);
+  }
+
+  /** Skips `k` accesses of the {@link pageRun} (fast-forward). */
+  skip(k: number): void {
+    const t = this.test;
+    const d = k * t.hostPage;
+    this.off += d;
+    this.ipa += d;
+    if (this.stage === "KVM_UPDATE_MAPPINGS" && !t.anonymous) {
+      this.addr += d;
+      this.readsLeft -= k;
+    }
+    this.nTables = t.s1Tables(this.off, this.tables);
+  }
 
   /** Advances to the next access; false when the stage's loop is over. */
   next(): boolean {

@@ -78,6 +78,14 @@ describe("kvm_page_table_test under every checker", () => {
       checks: parseChecks("all"),
       mode: "collect",
     });
-    assert.deepEqual(checked.stages, plain.stages);
+    // The checkers turn the fast-forward off (they look at every step); that is its own count.
+    const strip = (stages: typeof plain.stages): unknown[] =>
+      stages.map((s) => ({ ...s, fast_forward_leaves: 0 }));
+    assert.deepEqual(strip(checked.stages), strip(plain.stages));
+    assert.ok(plain.stages[1]!.fast_forward_leaves > 0);
+    assert.deepEqual(
+      checked.stages.map((s) => s.fast_forward_leaves),
+      [0, 0, 0],
+    );
   });
 });

@@ -1,0 +1,516 @@
+/**
+ * The convoy fast-forward. In the UPDATE and ADJUST stages every vCPU walks the same pages in the
+ * same order, and mmu_lock turns them into a convoy that installs one last-level leaf per
+ * period: every vCPU faults on the page, the first maps it and the rest get -EAGAIN. Once the
+ * periods take the same time and work, and the whole simulation's state, taken relative to the
+ * page just mapped and the time it was mapped, is what it was a few pages before, and the pages
+ * ahead are like the ones behind, the simulation repeats from there (the model is
+ * deterministic). The fast-forward then moves it on by whole repeats at once, doing what they
+ * would have done: the leaves, each vCPU's TLB fills and progress, every counter, and the time.
+ *
+ * It is exact as far as its snapshot covers the state the model's future depends on
+ * (docs/model.md, "The fast-forward"); tests compare runs with it on and off.
+ */
+import { LAST_LEVEL } from "../arch/granule.js";
+import type { Step } from "../common/steps.js";
+import { oaHi, oaLo, pteOa } from "../arch/descriptor.js";
+import { W, type WorkMeter } from "../common/work.js";
+import { HPTE_PRESENT } from "../host/mm.js";
+import type { FaultContext } from "../kvm/fault.js";
+import type { Memslot } from "../kvm/memslot.js";
+import type { Vm } from "../kvm/vm.js";
+import type { Engine } from "./engine.js";
+import type { GuestAccessPath } from "./guest-memory.js";
+import type { SimMmu } from "./mmu.js";
+import { RECENT, type SlotRelativizer, type Stage2Tlb } from "./tlb.js";
+import type { PteVisibility } from "./visibility.js";
+import type { SimVcpu } from "./vcpu.js";
+
+/** Added to an address expressed relative to the boundary, so it cannot equal an absolute one. */
+const REL = 2 ** 52;
+/** Pages around the boundary page whose descriptors and TLB entries the snapshot records. */
+const SPAN = 4;
+/** Fewest periods worth skipping. */
+const MIN_SKIP = 2;
+/** Longest repeat, in pages, looked for (the TLBs' recent rings make 2 and 3 common). */
+const LAG_MAX = 6;
+
+/** A boundary: the moment a map has just stored a new last-level leaf. */
+interface Boundary {
+  /** Guest page number of the leaf (IPA / page size). */
+  readonly page: number;
+  readonly table: number;
+  readonly index: number;
+  /** When the segment that stored it ended (ps). */
+  readonly end: number;
+  /** Every counter of simulated work (see {@link FastForward.counters}). */
+  readonly counters: number[];
+}
+
+/** A boundary's relative state, kept for the last few boundaries of a stable run. */
+interface Snapshot {
+  page: number;
+  readonly state: number[];
+  /** Each TLB's recent-ring position (the snapshot leaves it out, see Stage2Tlb.recentState). */
+  ring: number[];
+}
+
+/** Work a skip cannot repeat (it changes state the snapshot does not hold): none per period. */
+const UNREPEATABLE: readonly number[] = [
+  W["memcache-page"],
+  W["mark-dirty"],
+  W["notifier-handler"],
+  W["host-fault"],
+  W["page-alloc"],
+  W["zero-byte"],
+  W["pmd-split"],
+  W["table-free"],
+  W["tlbi-ipa"],
+  W["tlbi-vmid"],
+  W["ic-iallu"],
+];
+
+/** The fast-forward of one timed run (see the module comment). */
+export class FastForward {
+  /** Periods skipped, and the times a skip was made. */
+  periodsSkipped = 0;
+  skips = 0;
+  private prev: Boundary | null = null;
+  /** The last period's length and counter deltas (between the last two boundaries). */
+  private prevPeriod = 0;
+  private prevDelta: number[] | null = null;
+  /** Boundaries in a row whose period and work equal the one before. */
+  private stable = 0;
+  /** Snapshots of the last boundaries of the stable run, oldest first. */
+  private readonly history: Snapshot[] = [];
+  private readonly page: number;
+  private readonly stepCodes = new Map<Step, number>();
+  /** Strings of the fault context, as numbers for the snapshot. */
+  private readonly codes = new Map<string, number>();
+  /** The output-address bits of a descriptor's two words. */
+  private readonly oaMaskLo: number;
+  private readonly oaMaskHi: number;
+
+  constructor(
+    private readonly vm: Vm,
+    private readonly engine: Engine,
+    private readonly vcpus: readonly SimVcpu[],
+    private readonly mmu: SimMmu,
+    private readonly path: GuestAccessPath,
+    private readonly visibility: PteVisibility,
+    private readonly meter: WorkMeter,
+    /** Accesses made so far, and how to count skipped ones. */
+    private readonly accesses: () => number,
+    private readonly addAccesses: (n: number) => void,
+  ) {
+    this.page = vm.geo.granule.size;
+    const top = 2 ** 53 - this.page;
+    this.oaMaskLo = oaLo(vm.geo.granule, top);
+    this.oaMaskHi = oaHi(top);
+    visibility.onFirstStore = () => {
+      engine.boundary = true;
+    };
+    engine.onBoundary = (id, end) => this.atBoundary(id, end);
+  }
+
+  /** Detaches from the engine and the store observer. */
+  detach(): void {
+    this.visibility.onFirstStore = null;
+    this.engine.onBoundary = null;
+  }
+
+  /** Engine.onBoundary: task `id` ended a segment at `end` that stored into a new entry. */
+  private atBoundary(id: number, end: number): number {
+    const ctx = this.vm.vcpus[id]!.fault;
+    const P = this.page;
+    if (
+      this.vm.events.active ||
+      this.mmu.observer !== null ||
+      ctx.action !== "map" ||
+      ctx.ret !== 0 ||
+      ctx.vmaPagesize !== P ||
+      ctx.slot === null
+    ) {
+      this.prev = null;
+      return 0;
+    }
+    const page = ctx.faultIpa / P;
+    const leaf = this.leafOf(ctx.faultIpa);
+    if (leaf < 0) {
+      this.prev = null;
+      return 0;
+    }
+    const table = Math.floor(leaf / P);
+    const index = leaf % P;
+    const counters = this.counters();
+    const ring = this.mmu.tlbs.map((t) => t.recentPosition);
+    const prev = this.prev;
+    let delta: number[] | null = null;
+    let period = 0;
+    if (prev !== null && prev.page === page - 1 && prev.table === table && prev.index === index - 1) {
+      period = end - prev.end;
+      delta = counters.map((c, i) => c - prev.counters[i]!);
+      this.stable = period === this.prevPeriod && sameNumbers(delta, this.prevDelta) ? this.stable + 1 : 0;
+    } else this.stable = 0;
+    this.prev = { page, table, index, end, counters };
+    this.prevPeriod = period;
+    this.prevDelta = delta;
+    if (this.stable === 0) {
+      this.history.length = 0;
+      return 0;
+    }
+    const state = this.relativeState(id, page, end, ctx.slot, table, index);
+    if (state === null) {
+      this.history.length = 0;
+      return 0;
+    }
+    // The last `stable` pages each took the same time and work. If the state is what it was
+    // `lag` pages ago, the simulation repeats every `lag` pages from here.
+    const lagMax = Math.min(this.stable, LAG_MAX, this.history.length);
+    let skipped = 0;
+    for (let lag = 1; lag <= lagMax; lag++) {
+      const h = this.history[this.history.length - lag]!;
+      if (h.page !== page - lag || !sameNumbers(state, h.state)) continue;
+      let k = this.periodsAhead(page, table, index, ctx.slot, delta!);
+      k -= k % lag;
+      if (k < Math.max(MIN_SKIP, lag)) break;
+      // Each TLB's recent ring turns k / lag times as far as it did over the last `lag` pages.
+      const turn = ring.map((r, i) => ((k / lag) * (r - h.ring[i]! + RECENT)) % RECENT);
+      const turned = ring.map((r, i) => (r + turn[i]!) % RECENT);
+      this.skip(k, page, table, index, period, delta!, ctx.slot, turned);
+      this.prev = {
+        page: page + k,
+        table,
+        index: index + k,
+        end: end + k * period,
+        counters: counters.map((c, i) => c + k * delta![i]!),
+      };
+      for (const e of this.history) {
+        e.page += k;
+        e.ring = e.ring.map((r, i) => (r + turn[i]!) % RECENT);
+      }
+      this.history.push({ page: page + k, state, ring: turned });
+      skipped = k;
+      break;
+    }
+    if (skipped === 0) this.history.push({ page, state, ring });
+    if (this.history.length > LAG_MAX) this.history.shift();
+    return skipped * period;
+  }
+
+  /**
+   * Where the stage-2 tables hold the last-level leaf for `ipa`, as table page x page size +
+   * index (the memory words, not what walks see yet); -1 if the walk ends elsewhere.
+   */
+  private leafOf(ipa: number): number {
+    const pgt = this.vm.pgt;
+    const sizes = pgt.sizes;
+    const mask = pgt.granule.ptrsPerTable - 1;
+    let level = pgt.geo.startLevel;
+    let table = pgt.pgd + Math.floor(ipa * sizes.inv[level]!);
+    for (;;) {
+      const idx = Math.floor(ipa * sizes.inv[level + 1]!) & mask;
+      const lo = pgt.mem.pages[table]![2 * idx]!;
+      const hi = pgt.mem.pages[table]![2 * idx + 1]!;
+      if ((lo & 3) !== 3) return -1;
+      if (level === LAST_LEVEL) return table * this.page + idx;
+      table = pgt.mem.pageOfPte(lo, hi);
+      level++;
+    }
+  }
+
+  /** Every counter the simulation's work advances, in a fixed order. */
+  private counters(): number[] {
+    const out = Array.from(this.meter.count);
+    const fs = this.vm.faultStats;
+    out.push(...fs.aborts, ...fs.actions, ...fs.eagain, fs.s1ptw);
+    this.engine.counters(out);
+    out.push(this.mmu.walks, this.accesses(), this.vm.pgt.tablesInstalled);
+    for (const tlb of this.mmu.tlbs) out.push(tlb.fills);
+    return out;
+  }
+
+  /**
+   * The PA of the byte at `ipa` in `slot` as the host maps it now, or NaN when no host page is
+   * present there.
+   */
+  private hostPa(slot: Memslot, ipa: number): number {
+    const hva = slot.hvaOf(ipa);
+    const vma = this.vm.host.findVma(hva);
+    if (vma === null) return Number.NaN;
+    const i = vma.index(hva);
+    if ((vma.flags[i]! & HPTE_PRESENT) === 0) return Number.NaN;
+    return vma.pa[i]! + (hva - (vma.start + i * vma.pageSize));
+  }
+
+  /**
+   * The whole simulation's state relative to the leaf of guest page `page` stored by task `cur`,
+   * whose segment ended at `t0`: the engine's tasks and locks, every vCPU (state machine, fault
+   * context, stage-1 cache, memcache, TLB entries it will use), the stores in flight, the
+   * descriptors and host pages around the page, and the notifier sequence. Null if some part
+   * cannot be expressed relative to the page.
+   */
+  private relativeState(
+    cur: number,
+    page: number,
+    t0: number,
+    slot: Memslot,
+    table: number,
+    index: number,
+  ): number[] | null {
+    const P = this.page;
+    const b = page * P;
+    const lo = slot.gpa;
+    const hi = slot.gpa + slot.size;
+    const relIpa = (x: number): number => (x >= lo && x < hi ? x - b + REL : x);
+    const rel: SlotRelativizer = {
+      ipa: relIpa,
+      pa: (base, pa) => (base >= lo && base < hi ? pa - this.hostPa(slot, base) + REL : pa),
+    };
+    const out: number[] = [];
+    this.engine.periodicState(out, cur, t0, (s) => this.stepCode(s));
+    const vm = this.vm;
+    out.push(vm.mmuNotifierSeq, vm.mmuNotifierCount, this.mmu.log.seq);
+    for (let i = 0; i < this.vcpus.length; i++) {
+      if (!this.vcpus[i]!.periodicState(out, b, relIpa)) return null;
+      const v = vm.vcpus[i]!;
+      this.contextState(out, v.fault, relIpa, slot, b);
+      out.push(v.memcache.count);
+      this.path.periodicState(out, i, page);
+      const tlb = this.mmu.tlbs[i]!;
+      if (!tlb.recentState(out, t0, rel)) return null;
+      out.push(tlb.lastFillBase < 0 ? -1 : relIpa(tlb.lastFillBase));
+      // The entries its walks will look up: the current access's stage-1 tables, the pages around.
+      for (let d = -SPAN; d <= SPAN; d++) tlb.slotState(out, tlb.slotOf(b + d * P, LAST_LEVEL), t0, rel);
+      this.stageOneEntries(out, i, tlb, t0, rel);
+    }
+    if (!this.visibility.periodicState(out, table, index, t0)) return null;
+    // The descriptors around the leaf, output addresses relative to the host's.
+    const words = vm.pgt.mem.pages[table]!;
+    for (let d = -SPAN; d <= SPAN; d++) {
+      const j = index + d;
+      if (j < 0 || j >= vm.geo.granule.ptrsPerTable) {
+        out.push(-1);
+        continue;
+      }
+      const w0 = words[2 * j]!;
+      const w1 = words[2 * j + 1]!;
+      if ((w0 & 1) === 0) out.push(0, w0, w1);
+      else {
+        const oa = pteOa(vm.geo.granule, w0, w1);
+        out.push(1, (w0 & ~this.oaMaskLo) >>> 0, (w1 & ~this.oaMaskHi) >>> 0);
+        out.push(oa - this.hostPa(slot, b + d * P) + REL);
+      }
+    }
+    return out;
+  }
+
+  /** A number for a string of the fault context. */
+  private code(s: string): number {
+    let c = this.codes.get(s);
+    if (c === undefined) {
+      c = this.codes.size;
+      this.codes.set(s, c);
+    }
+    return c;
+  }
+
+  /** The TLB entries of the stage-1 table pages vCPU `i`'s current access reads. */
+  private stageOneEntries(out: number[], i: number, tlb: Stage2Tlb, t0: number, rel: SlotRelativizer): void {
+    const tables = this.vcpuTables(i);
+    for (const t of tables) tlb.slotState(out, this.stageOneSlot(tlb, t), t0, rel);
+  }
+
+  /** The slot of the entry translating stage-1 table page `ipa` (any leaf size), or -1. */
+  private stageOneSlot(tlb: Stage2Tlb, ipa: number): number {
+    const sizes = this.vm.pgt.sizes;
+    for (let level = LAST_LEVEL; level >= 1; level--) {
+      const size = sizes.size[level + 1]!;
+      const slot = tlb.slotOf(Math.floor(ipa / size) * size, level);
+      if (slot >= 0) return slot;
+    }
+    return -1;
+  }
+
+  /** The stage-1 table pages of vCPU `i`'s current access. */
+  private vcpuTables(i: number): number[] {
+    const out: number[] = [];
+    this.vcpus[i]!.tablesOf(out);
+    return out;
+  }
+
+  /** A fault context relative to page base `b` (host PA `paB`). */
+  private contextState(
+    out: number[],
+    c: FaultContext,
+    relIpa: (x: number) => number,
+    slot: Memslot,
+    b: number,
+  ): void {
+    const inSlot = c.slot === slot;
+    out.push(this.code(c.fsc), c.level, c.slot === null ? -1 : c.slot === slot ? 1 : 0);
+    out.push(inSlot ? c.hva - slot.hvaOf(b) + REL : c.hva, c.writeFault ? 1 : 0, c.execFault ? 1 : 0);
+    out.push(relIpa(c.faultIpa), c.faultGranule, c.logging ? 1 : 0, c.forcePte ? 1 : 0, c.vmaPagesize);
+    out.push(c.pmdSize, relIpa(c.gpa), c.mmuSeq);
+    out.push(inSlot ? c.pa - this.hostPa(slot, c.gpa) + REL : c.pa);
+    out.push(c.writable ? 1 : 0, c.device ? 1 : 0, c.toppedUp, this.code(c.action), c.prot, c.ret);
+  }
+
+  /** A number for a step (the same step object, the same number). */
+  private stepCode(s: Step | null): number {
+    if (s === null) return -1;
+    let c = this.stepCodes.get(s);
+    if (c === undefined) {
+      c = this.stepCodes.size;
+      this.stepCodes.set(s, c);
+    }
+    return c;
+  }
+
+  /**
+   * How many periods the simulation may skip from the boundary at guest page `page` (the leaf
+   * at `index` of `table`): as many as every vCPU's program stays on its page run, the pages
+   * ahead are unmapped in the same table with host pages like the ones behind, and no TLB fill
+   * evicts an entry the vCPUs will use; 0 when the counters show work a skip cannot repeat.
+   */
+  private periodsAhead(page: number, table: number, index: number, slot: Memslot, delta: number[]): number {
+    const P = this.page;
+    const vm = this.vm;
+    const nv = this.vcpus.length;
+    // One fill per vCPU per period (the counters end with the TLBs' fills), nothing unrepeatable.
+    for (let i = 0; i < nv; i++) if (delta[delta.length - nv + i] !== 1) return 0;
+    for (const w of UNREPEATABLE) if (delta[w] !== 0) return 0;
+    if (delta[W["pte-write"]] !== 1 || delta[delta.length - nv - 1] !== 0) return 0;
+    let k = vm.geo.granule.ptrsPerTable - 1 - index - SPAN;
+    for (const v of this.vcpus) k = Math.min(k, v.pageRun() - SPAN);
+    for (const tlb of this.mmu.tlbs) k = Math.min(k, tlb.setCount - 4 * SPAN);
+    if (k < MIN_SKIP) return 0;
+    // The host pages: present, with the flags of the page mapped, at evenly spaced addresses;
+    // the entries ahead empty.
+    const b = page * P;
+    const hva = slot.hvaOf(b);
+    const vma = vm.host.findVma(hva);
+    if (vma === null || vma.backing.kind === "shmem") return 0;
+    const flags = vma.flags[vma.index(hva)]!;
+    const pa0 = this.hostPa(slot, b);
+    // The host pages' coherence marks: a period changes them only by cleaning (idempotent), so
+    // where the pages ahead are marked like the ones behind, their periods leave them as they are.
+    const phys = vm.hostPhys;
+    const marks = phys.marksAt(pa0);
+    const step = this.hostPa(slot, b + P) - pa0;
+    if (step !== 0 && step !== P) return 0;
+    const words = vm.pgt.mem.pages[table]!;
+    for (let d = -SPAN; d <= k + SPAN; d++) {
+      const ipa = b + d * P;
+      const h = slot.hvaOf(ipa);
+      const ok =
+        ipa >= slot.gpa &&
+        ipa < slot.gpa + slot.size &&
+        vm.host.findVma(h) === vma &&
+        vma.flags[vma.index(h)] === flags &&
+        this.hostPa(slot, ipa) === pa0 + d * step &&
+        phys.marksAt(pa0 + d * step) === marks &&
+        (d <= 0 || (words[2 * (index + d)] === 0 && words[2 * (index + d) + 1] === 0));
+      if (!ok) {
+        if (d <= SPAN) return 0;
+        k = d - SPAN - 1;
+        break;
+      }
+    }
+    if (k < MIN_SKIP) return 0;
+    // TLB fills: each vCPU fills the pages after its last fill; none may take the slot of an
+    // entry it will look up (its stage-1 tables, the pages around the boundary) or meet an entry
+    // already tagged for the page (a fill would reuse it).
+    for (let i = 0; i < nv; i++) {
+      const tlb = this.mmu.tlbs[i]!;
+      const keep = new Set<number>();
+      for (const t of this.vcpuTables(i)) keep.add(this.stageOneSlot(tlb, t));
+      for (let d = -2 * SPAN; d <= 2 * SPAN; d++) keep.add(tlb.slotOf(b + d * P, LAST_LEVEL));
+      const from = tlb.slotOf(tlb.lastFillBase, LAST_LEVEL);
+      if (from < 0 || tlb.lastFillBase < slot.gpa || tlb.lastFillBase >= slot.gpa + slot.size) return 0;
+      if (!tlb.isLive(from, Number.MAX_VALUE)) return 0;
+      const first = tlb.lastFillBase + P;
+      for (let j = 0; j < k; j++) {
+        const q = first + j * P;
+        if (tlb.slotOf(q, LAST_LEVEL) >= 0 || keep.has(tlb.fillSlot(q, LAST_LEVEL, 0))) {
+          k = j;
+          break;
+        }
+      }
+    }
+    return k >= MIN_SKIP ? k : 0;
+  }
+
+  /** Moves the simulation `k` periods of `period` ps on from the boundary at guest page `page`. */
+  private skip(
+    k: number,
+    page: number,
+    table: number,
+    index: number,
+    period: number,
+    delta: readonly number[],
+    slot: Memslot,
+    ring: readonly number[],
+  ): void {
+    const P = this.page;
+    const vm = this.vm;
+    const shift = k * P;
+    const dt = k * period;
+    const lo = slot.gpa;
+    const hi = slot.gpa + slot.size;
+    const moves = (ipa: number): boolean => ipa >= lo && ipa < hi;
+    const b = page * P;
+    const step = this.hostPa(slot, b + P) - this.hostPa(slot, b);
+    // The TLB fills first (they read the entries' permissions before anything moves).
+    for (let i = 0; i < this.vcpus.length; i++) {
+      const tlb = this.mmu.tlbs[i]!;
+      const from = tlb.slotOf(tlb.lastFillBase, LAST_LEVEL);
+      const e: number[] = [];
+      tlb.slotState(e, from, 0, { ipa: (x) => x, pa: (_b, pa) => pa });
+      const [base, , pa, perms, level, expiry] = e as [number, number, number, number, number, number];
+      tlb.saveRecent();
+      for (let j = 1; j <= k; j++) tlb.fill(base + j * P, level, pa + j * step, perms, expiry);
+      tlb.restoreRecent();
+      tlb.moveRecent(shift, moves);
+      tlb.rotateRecent(ring[i]!);
+    }
+    vm.pgt.copyLeaves(table, index, k, step);
+    for (let i = 0; i < this.vcpus.length; i++) {
+      this.vcpus[i]!.fastForward(k, shift, moves);
+      const c = vm.vcpus[i]!.fault;
+      if (c.slot === slot) {
+        c.hva += shift;
+        c.pa += k * step;
+      }
+      if (moves(c.faultIpa)) c.faultIpa += shift;
+      if (moves(c.gpa)) c.gpa += shift;
+      this.path.fastForward(i, k);
+    }
+    this.visibility.fastForward(k, dt);
+    // The counters, in the order counters() lists them.
+    const meter = this.meter;
+    let n = 0;
+    for (let i = 0; i < meter.count.length; i++) meter.count[i]! += k * delta[n++]!;
+    const fs = vm.faultStats;
+    for (let i = 0; i < fs.aborts.length; i++) fs.aborts[i]! += k * delta[n++]!;
+    for (let i = 0; i < fs.actions.length; i++) fs.actions[i]! += k * delta[n++]!;
+    for (let i = 0; i < fs.eagain.length; i++) fs.eagain[i]! += k * delta[n++]!;
+    fs.s1ptw += k * delta[n++]!;
+    const engineCounters: number[] = [];
+    this.engine.counters(engineCounters);
+    this.engine.fastForward(dt, k, delta.slice(n, n + engineCounters.length));
+    n += engineCounters.length;
+    this.mmu.walks += k * delta[n++]!;
+    this.addAccesses(k * delta[n]!); // then tables installed (0) and the TLB fills (replayed)
+    this.periodsSkipped += k;
+    this.skips++;
+  }
+}
+
+/** Whether two arrays hold the same numbers. */
+function sameNumbers(a: readonly number[], b: readonly number[] | null): boolean {
+  if (b === null || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++)
+    if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
+  return true;
+}
