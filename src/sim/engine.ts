@@ -243,7 +243,7 @@ export class Engine {
    * other CPUs write; when false it must yield (sched) first.
    */
   inSync(): boolean {
-    return this.heap.size === 0 || this.heap.before(this.current, this.timeNow());
+    return this.inSyncAt(this.timeNow());
   }
 
   /**
@@ -254,8 +254,20 @@ export class Engine {
    * meanwhile do not matter: TLB hits change nothing they read.
    */
   mayRunAhead(): boolean {
-    if (!this.lookahead) return false;
-    return this.tlbiQuiet.quietUntilAfter(this.timeNow());
+    return this.mayRunAheadAt(this.timeNow());
+  }
+
+  /**
+   * {@link inSync} as of time `t` instead of now: whether the running code would still be the
+   * earliest once its time reaches `t` (at or after {@link timeNow}, with nothing else run).
+   */
+  inSyncAt(t: number): boolean {
+    return this.heap.size === 0 || this.heap.before(this.current, t);
+  }
+
+  /** {@link mayRunAhead} as of time `t` instead of now (see {@link inSyncAt}). */
+  mayRunAheadAt(t: number): boolean {
+    return this.lookahead && this.tlbiQuiet.quietUntilAfter(t);
   }
 
   /**

@@ -50,6 +50,11 @@ export class SimMachine {
    * used only when a guest access costs whole picoseconds (GuestAccessPath.chargesWholePs).
    */
   lookahead = true;
+  /**
+   * Whether a vCPU whose accesses hit in its TLB does a run of them at once
+   * (GuestAccessPath.hitRun); it changes no result.
+   */
+  hitRuns = true;
 
   /**
    * Whether runs skip the periods of a lock convoy that repeat exactly ({@link FastForward}); it
@@ -119,6 +124,12 @@ export class SimMachine {
     return this.mmuRef;
   }
 
+  /** The vCPUs' guest access path. */
+  get path(): GuestAccessPath {
+    if (this.pathRef === null) throw new Error("SimMachine: attach a VM first");
+    return this.pathRef;
+  }
+
   /**
    * Runs one guest program per vCPU from time 0 (vCPU i runs streams[i]). The vCPUs start one
    * vcpu-release apart in the order `release` lists them (default: by id), as the test's main
@@ -147,6 +158,7 @@ export class SimMachine {
     this.engine = engine;
     this.visibility.clear();
     path.reset();
+    path.hitRuns = this.hitRuns;
     const startPs = new Array<number>(streams.length);
     release.forEach((v, k) => {
       startPs[v] = (k + 1) * this.profile.vcpuRelease;

@@ -249,6 +249,36 @@ export class Stage2Tlb {
     return { base: d[o + F_BASE]!, level: d[o + F_LEVEL]!, pa: d[o + F_PA]!, perms: d[o + F_PERMS]! };
   }
 
+  /**
+   * The slot a {@link lookup} of every address in [lo, hi] finds among the recent slots at `now`
+   * (live, its entry covering the whole range), when it is the same slot for all and no recent
+   * slot looked at before it has a range meeting [lo, hi]; else -1. Changes nothing.
+   */
+  recentRunHit(lo: number, hi: number, now: number): number {
+    for (let j = 0; j < RECENT; j++) {
+      if (hi < this.recentLo[j]! || lo >= this.recentHi[j]!) continue;
+      const r = this.recent[j]!;
+      if (lo < this.recentLo[j]! || hi >= this.recentHi[j]! || !this.isLive(r, now)) return -1;
+      const o = r * STRIDE;
+      return lo >= this.data[o + F_BASE]! && hi < this.data[o + F_END]! ? r : -1;
+    }
+    return -1;
+  }
+
+  /** The permissions of slot `i`'s entry. */
+  permsOf(i: number): number {
+    return this.data[i * STRIDE + F_PERMS]!;
+  }
+
+  /** Records a hit on slot `i` for `ipa` as {@link lookup} would (the hit fields, lastSlot). */
+  markHit(i: number, ipa: number): void {
+    const o = i * STRIDE;
+    this.lastSlot = i;
+    this.hitPa = this.data[o + F_PA]! + (ipa - this.data[o + F_BASE]!);
+    this.hitPerms = this.data[o + F_PERMS]!;
+    this.hitLevel = this.data[o + F_LEVEL]!;
+  }
+
   /** Number of sets. */
   get setCount(): number {
     return this.sets;

@@ -36,6 +36,8 @@ export interface AccessStream extends PendingAccess {
    * one host page on, in the same direction and with the same stage-1 tables.
    */
   pageRun?(): number;
+  /** Bytes of IPA each access of a page run steps on (with {@link pageRun}). */
+  pageStep?(): number;
   /** The program's state relative to guest IPA `base`, appended to `out`. */
   periodicState?(out: number[], base: number): void;
   /** Skips `k` accesses of the page run. */
@@ -178,6 +180,21 @@ export class SimVcpu implements SimCode {
   }
 
   /**
+   * After an access that hit in the TLB: the accesses of the program's page run that would each
+   * go on without yielding and hit the same entries, done at once (GuestAccessPath.hitRun).
+   */
+  private hitRun(s: AccessStream): void {
+    const max = s.pageRun!();
+    if (max < 2) return;
+    const n = this.path.hitRun(this.vcpu.id, s, s.pageStep!(), max, this.engine);
+    if (n === 0) return;
+    s.skip!(n);
+    this.onAccess(n);
+    // An access made in sync goes through S_ATTEMPT, which sets both flags.
+    if (this.path.ranInSync) this.flowing = true;
+  }
+
+  /**
    * For the fast-forward: the vCPU's state relative to guest IPA `base` (its state machine, the
    * access it is on or faulted on, its program), appended to `out`; `rel` expresses an IPA.
    * False when it cannot be expressed (in a generator, or a program without page runs).
@@ -219,6 +236,7 @@ export class SimVcpu implements SimCode {
       switch (this.state) {
         case S_NEXT: {
           const s = this.stream;
+          if (this.hitting && s.pageStep !== undefined) this.hitRun(s);
           if (!s.next()) return null;
           this.onAccess(1);
           this.faults = 0;

@@ -73,6 +73,11 @@ export interface PageTableTestConfig {
    */
   readonly lookahead?: boolean;
   /**
+   * In the simulator: a vCPU whose accesses hit in its TLB does the run of them that would go on
+   * without yielding at once (GuestAccessPath.hitRun). Default true; it changes no result.
+   */
+  readonly hitRuns?: boolean;
+  /**
    * In the simulator: skip the periods of a lock convoy that repeat exactly (see
    * sim/fast-forward.ts). Default true; it changes no result, only speed and engine steps.
    */
@@ -332,6 +337,11 @@ export class GuestAccessCursor {
       case "KVM_ADJUST_MAPPINGS":
         return left;
     }
+  }
+
+  /** Bytes each access of a {@link pageRun} steps on: one host page. */
+  pageStep(): number {
+    return this.test.hostPage;
   }
 
   /**
