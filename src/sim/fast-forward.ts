@@ -421,22 +421,16 @@ export class FastForward {
     // TLB fills: each vCPU fills the pages after its last fill; none may take the slot of an
     // entry it will look up (its stage-1 tables, the pages around the boundary) or meet an entry
     // already tagged for the page (a fill would reuse it).
-    for (let i = 0; i < nv; i++) {
+    const keep: number[] = [];
+    for (let i = 0; i < nv && k >= MIN_SKIP; i++) {
       const tlb = this.mmu.tlbs[i]!;
-      const keep = new Set<number>();
-      for (const t of this.vcpuTables(i)) keep.add(this.stageOneSlot(tlb, t));
-      for (let d = -2 * SPAN; d <= 2 * SPAN; d++) keep.add(tlb.slotOf(b + d * P, LAST_LEVEL));
+      keep.length = 0;
+      for (const t of this.vcpuTables(i)) keep.push(this.stageOneSlot(tlb, t));
+      for (let d = -2 * SPAN; d <= 2 * SPAN; d++) keep.push(tlb.slotOf(b + d * P, LAST_LEVEL));
       const from = tlb.slotOf(tlb.lastFillBase, LAST_LEVEL);
       if (from < 0 || tlb.lastFillBase < slot.gpa || tlb.lastFillBase >= slot.gpa + slot.size) return 0;
       if (!tlb.isLive(from, Number.MAX_VALUE)) return 0;
-      const first = tlb.lastFillBase + P;
-      for (let j = 0; j < k; j++) {
-        const q = first + j * P;
-        if (tlb.slotOf(q, LAST_LEVEL) >= 0 || keep.has(tlb.fillSlot(q, LAST_LEVEL, 0))) {
-          k = j;
-          break;
-        }
-      }
+      k = tlb.fillRunLimit(tlb.lastFillBase + P, P, LAST_LEVEL, k, keep);
     }
     return k >= MIN_SKIP ? k : 0;
   }

@@ -59,6 +59,8 @@ export class Stage2Tlb {
   private readonly tagged = new Int32Array(4);
   /** Slot of the last hit or fill. */
   lastSlot = -1;
+  /** Scratch marks per slot for {@link fillRunLimit} (all 0 between calls). */
+  private readonly keepMark: Uint8Array;
   /** Fills so far, and the IPA base of the last one (for the simulator's fast-forward). */
   fills = 0;
   lastFillBase = -1;
@@ -80,6 +82,7 @@ export class Stage2Tlb {
     this.setMask = this.sets - 1;
     const n = this.sets * ways;
     this.tag = new Float64Array(n).fill(-1);
+    this.keepMark = new Uint8Array(n);
     this.data = new Float64Array(n * STRIDE);
     this.victim = new Uint16Array(this.sets);
     const down = [...leafLevels].reverse();
@@ -294,15 +297,28 @@ export class Stage2Tlb {
   }
 
   /**
-   * The slot {@link fill} would put a `level` entry at `blockBase` in, as things stand, with the
-   * victim of its set `skip` fills on (for fills into the same set before it). Changes nothing.
+   * How many of the fills of `level` entries at `first`, `first` + `step`, ... (at most `max`,
+   * consecutive blocks, so that no two share a set when `max` is at most {@link setCount}) could be
+   * made in order before one would meet a slot already tagged for its block, or take one of the
+   * slots in `keep` (-1 entries ignored) as its set's victim. Changes nothing.
    */
-  fillSlot(blockBase: number, level: number, skip: number): number {
-    const own = this.slotOf(blockBase, level);
-    if (own >= 0) return own;
-    const block = Math.floor(blockBase * this.sizes.inv[level + 1]!);
-    const set = this.setOf(block);
-    return set * this.ways + ((this.victim[set]! + skip) % this.ways);
+  fillRunLimit(first: number, step: number, level: number, max: number, keep: readonly number[]): number {
+    const mark = this.keepMark;
+    for (const s of keep) if (s >= 0) mark[s] = 1;
+    const inv = this.sizes.inv[level + 1]!;
+    const ways = this.ways;
+    const tag = this.tag;
+    let j = 0;
+    scan: for (; j < max; j++) {
+      const q = first + j * step;
+      const set = this.setOf(Math.floor(q * inv));
+      const from = set * ways;
+      const want = q + level;
+      for (let i = from; i < from + ways; i++) if (tag[i] === want) break scan;
+      if (mark[from + this.victim[set]!] === 1) break;
+    }
+    for (const s of keep) if (s >= 0) mark[s] = 0;
+    return j;
   }
 
   /**
