@@ -43,8 +43,6 @@ interface Boundary {
   readonly index: number;
   /** When the segment that stored it ended (ps). */
   readonly end: number;
-  /** Every counter of simulated work (see {@link FastForward.counters}). */
-  readonly counters: number[];
 }
 
 /** A boundary's relative state, kept for the last few boundaries of a stable run. */
@@ -76,13 +74,19 @@ export class FastForward {
   periodsSkipped = 0;
   skips = 0;
   private prev: Boundary | null = null;
+  /** Every counter of simulated work at the last boundary (see {@link counters}), and scratch. */
+  private last: number[] = [];
+  private cur: number[] = [];
   /** The last period's length and counter deltas (between the last two boundaries). */
   private prevPeriod = 0;
-  private prevDelta: number[] | null = null;
+  private prevDelta: number[] = [];
+  private delta: number[] = [];
   /** Boundaries in a row whose period and work equal the one before. */
   private stable = 0;
   /** Snapshots of the last boundaries of the stable run, oldest first. */
   private readonly history: Snapshot[] = [];
+  /** Arrays of dropped snapshots, for the next ones (they are thousands of numbers long). */
+  private readonly pool: number[][] = [];
   private readonly page: number;
   private readonly stepCodes = new Map<Step, number>();
   /** Strings of the fault context, as numbers for the snapshot. */
@@ -142,26 +146,39 @@ export class FastForward {
     }
     const table = Math.floor(leaf / P);
     const index = leaf % P;
-    const counters = this.counters();
+    const counters = this.counters(this.cur);
     const ring = this.mmu.tlbs.map((t) => t.recentPosition);
     const prev = this.prev;
-    let delta: number[] | null = null;
     let period = 0;
+    const delta = this.delta;
     if (prev !== null && prev.page === page - 1 && prev.table === table && prev.index === index - 1) {
       period = end - prev.end;
-      delta = counters.map((c, i) => c - prev.counters[i]!);
-      this.stable = period === this.prevPeriod && sameNumbers(delta, this.prevDelta) ? this.stable + 1 : 0;
-    } else this.stable = 0;
-    this.prev = { page, table, index, end, counters };
+      const last = this.last;
+      delta.length = counters.length;
+      for (let i = 0; i < counters.length; i++) delta[i] = counters[i]! - last[i]!;
+      const same = this.stable >= 0 && period === this.prevPeriod && sameNumbers(delta, this.prevDelta);
+      this.stable = same ? this.stable + 1 : 0;
+    } else this.stable = -1;
+    this.prev = { page, table, index, end };
     this.prevPeriod = period;
+    // The counters and deltas are kept in two pairs of arrays that trade places.
+    this.cur = this.last;
+    this.last = counters;
+    this.delta = this.prevDelta;
     this.prevDelta = delta;
-    if (this.stable === 0) {
-      this.history.length = 0;
+    if (this.stable <= 0) {
+      this.forgetHistory();
       return 0;
     }
-    const state = this.relativeState(id, page, end, ctx.slot, table, index);
+    // Skips of fewer than MIN_SKIP pages are not worth a snapshot.
+    const cap = this.skipLimit(index, delta);
+    if (cap < MIN_SKIP) {
+      this.forgetHistory();
+      return 0;
+    }
+    const state = this.relativeState(id, page, end, ctx.slot, table, index, this.pool.pop() ?? []);
     if (state === null) {
-      this.history.length = 0;
+      this.forgetHistory();
       return 0;
     }
     // The last `stable` pages each took the same time and work. If the state is what it was
@@ -171,20 +188,15 @@ export class FastForward {
     for (let lag = 1; lag <= lagMax; lag++) {
       const h = this.history[this.history.length - lag]!;
       if (h.page !== page - lag || !sameNumbers(state, h.state)) continue;
-      let k = this.periodsAhead(page, table, index, ctx.slot, delta!);
+      let k = this.periodsAhead(page, table, index, ctx.slot, cap);
       k -= k % lag;
       if (k < Math.max(MIN_SKIP, lag)) break;
       // Each TLB's recent ring turns k / lag times as far as it did over the last `lag` pages.
       const turn = ring.map((r, i) => ((k / lag) * (r - h.ring[i]! + RECENT)) % RECENT);
       const turned = ring.map((r, i) => (r + turn[i]!) % RECENT);
-      this.skip(k, page, table, index, period, delta!, ctx.slot, turned);
-      this.prev = {
-        page: page + k,
-        table,
-        index: index + k,
-        end: end + k * period,
-        counters: counters.map((c, i) => c + k * delta![i]!),
-      };
+      this.skip(k, page, table, index, period, delta, ctx.slot, turned);
+      this.prev = { page: page + k, table, index: index + k, end: end + k * period };
+      for (let i = 0; i < counters.length; i++) counters[i]! += k * delta[i]!;
       for (const e of this.history) {
         e.page += k;
         e.ring = e.ring.map((r, i) => (r + turn[i]!) % RECENT);
@@ -194,8 +206,14 @@ export class FastForward {
       break;
     }
     if (skipped === 0) this.history.push({ page, state, ring });
-    if (this.history.length > LAG_MAX) this.history.shift();
+    if (this.history.length > LAG_MAX) this.pool.push(this.history.shift()!.state);
     return skipped * period;
+  }
+
+  /** Drops the snapshots (their arrays are reused). */
+  private forgetHistory(): void {
+    for (const h of this.history) this.pool.push(h.state);
+    this.history.length = 0;
   }
 
   /**
@@ -220,10 +238,14 @@ export class FastForward {
   }
 
   /** Every counter the simulation's work advances, in a fixed order. */
-  private counters(): number[] {
-    const out = Array.from(this.meter.count);
+  private counters(out: number[]): number[] {
+    out.length = 0;
+    for (const c of this.meter.count) out.push(c);
     const fs = this.vm.faultStats;
-    out.push(...fs.aborts, ...fs.actions, ...fs.eagain, fs.s1ptw);
+    for (const c of fs.aborts) out.push(c);
+    for (const c of fs.actions) out.push(c);
+    for (const c of fs.eagain) out.push(c);
+    out.push(fs.s1ptw);
     this.engine.counters(out);
     out.push(this.mmu.walks, this.accesses(), this.vm.pgt.tablesInstalled);
     for (const tlb of this.mmu.tlbs) out.push(tlb.fills);
@@ -247,8 +269,8 @@ export class FastForward {
    * The whole simulation's state relative to the leaf of guest page `page` stored by task `cur`,
    * whose segment ended at `t0`: the engine's tasks and locks, every vCPU (state machine, fault
    * context, stage-1 cache, memcache, TLB entries it will use), the stores in flight, the
-   * descriptors and host pages around the page, and the notifier sequence. Null if some part
-   * cannot be expressed relative to the page.
+   * descriptors and host pages around the page, and the notifier sequence; written over `out`,
+   * which it returns. Null if some part cannot be expressed relative to the page.
    */
   private relativeState(
     cur: number,
@@ -257,9 +279,11 @@ export class FastForward {
     slot: Memslot,
     table: number,
     index: number,
+    out: number[],
   ): number[] | null {
     const P = this.page;
     const b = page * P;
+    out.length = 0;
     const lo = slot.gpa;
     const hi = slot.gpa + slot.size;
     const relIpa = (x: number): number => (x >= lo && x < hi ? x - b + REL : x);
@@ -267,7 +291,6 @@ export class FastForward {
       ipa: relIpa,
       pa: (base, pa) => (base >= lo && base < hi ? pa - this.hostPa(slot, base) + REL : pa),
     };
-    const out: number[] = [];
     this.engine.periodicState(out, cur, t0, (s) => this.stepCode(s));
     const vm = this.vm;
     out.push(vm.mmuNotifierSeq, vm.mmuNotifierCount, this.mmu.log.seq);
@@ -368,23 +391,33 @@ export class FastForward {
   }
 
   /**
-   * How many periods the simulation may skip from the boundary at guest page `page` (the leaf
-   * at `index` of `table`): as many as every vCPU's program stays on its page run, the pages
-   * ahead are unmapped in the same table with host pages like the ones behind, and no TLB fill
-   * evicts an entry the vCPUs will use; 0 when the counters show work a skip cannot repeat.
+   * The most periods a skip from the leaf at `index` could take, from what costs little to check:
+   * the period's work (`delta`: one TLB fill per vCPU and one descriptor store, nothing
+   * unrepeatable), the table's end, every vCPU's page run and the TLBs' sets; 0 when no skip.
    */
-  private periodsAhead(page: number, table: number, index: number, slot: Memslot, delta: number[]): number {
-    const P = this.page;
-    const vm = this.vm;
+  private skipLimit(index: number, delta: readonly number[]): number {
     const nv = this.vcpus.length;
     // One fill per vCPU per period (the counters end with the TLBs' fills), nothing unrepeatable.
     for (let i = 0; i < nv; i++) if (delta[delta.length - nv + i] !== 1) return 0;
     for (const w of UNREPEATABLE) if (delta[w] !== 0) return 0;
     if (delta[W["pte-write"]] !== 1 || delta[delta.length - nv - 1] !== 0) return 0;
-    let k = vm.geo.granule.ptrsPerTable - 1 - index - SPAN;
+    let k = this.vm.geo.granule.ptrsPerTable - 1 - index - SPAN;
     for (const v of this.vcpus) k = Math.min(k, v.pageRun() - SPAN);
     for (const tlb of this.mmu.tlbs) k = Math.min(k, tlb.setCount - 4 * SPAN);
-    if (k < MIN_SKIP) return 0;
+    return k < MIN_SKIP ? 0 : k;
+  }
+
+  /**
+   * How many periods the simulation may skip from the boundary at guest page `page` (the leaf
+   * at `index` of `table`), at most `cap` ({@link skipLimit}): as many as the pages ahead are
+   * unmapped in the same table with host pages like the ones behind, and no TLB fill evicts an
+   * entry the vCPUs will use; 0 when fewer than MIN_SKIP.
+   */
+  private periodsAhead(page: number, table: number, index: number, slot: Memslot, cap: number): number {
+    const P = this.page;
+    const vm = this.vm;
+    const nv = this.vcpus.length;
+    let k = cap;
     // The host pages: present, with the flags of the page mapped, at evenly spaced addresses;
     // the entries ahead empty.
     const b = page * P;
@@ -462,9 +495,7 @@ export class FastForward {
       const e: number[] = [];
       tlb.slotState(e, from, 0, { ipa: (x) => x, pa: (_b, pa) => pa });
       const [base, , pa, perms, level, expiry] = e as [number, number, number, number, number, number];
-      tlb.saveRecent();
-      for (let j = 1; j <= k; j++) tlb.fill(base + j * P, level, pa + j * step, perms, expiry);
-      tlb.restoreRecent();
+      tlb.fillRun(base + P, P, level, pa + step, step, perms, expiry, k);
       tlb.moveRecent(shift, moves);
       tlb.rotateRecent(ring[i]!);
     }

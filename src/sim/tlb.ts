@@ -408,6 +408,55 @@ export class Stage2Tlb {
     return block < 2147483648 ? block & this.setMask : block % this.sets;
   }
 
+  /**
+   * `n` {@link fill}s of `level` leaves at `first`, `first` + `step`, ... -> `pa`, `pa` + `paStep`,
+   * ... with `perms` and `expiry`, as those fills in order would leave the entries, the sets'
+   * victims, {@link fills} and {@link lastFillBase}; but not the recent slots or
+   * {@link lastSlot}, which the caller restores. For the fast-forward's replays, which
+   * {@link fillRunLimit} has checked: no slot is tagged for these blocks and no two share a set.
+   */
+  fillRun(
+    first: number,
+    step: number,
+    level: number,
+    pa: number,
+    paStep: number,
+    perms: number,
+    expiry: number,
+    n: number,
+  ): void {
+    const inv = this.sizes.inv[level + 1]!;
+    const size = this.sizes.size[level + 1]!;
+    const ways = this.ways;
+    const tag = this.tag;
+    const d = this.data;
+    const seq = this.log.seq;
+    for (let j = 0; j < n; j++) {
+      const blockBase = first + j * step;
+      const set = this.setOf(Math.floor(blockBase * inv));
+      const v = this.victim[set]!;
+      const slot = set * ways + v;
+      this.victim[set] = v + 1 === ways ? 0 : v + 1;
+      const old = tag[slot]!;
+      if (old >= 0) this.tagged[old - Math.floor(old * 0.25) * 4]!--;
+      this.tagged[level]!++;
+      tag[slot] = blockBase + level;
+      const o = slot * STRIDE;
+      d[o + F_BASE] = blockBase;
+      d[o + F_END] = blockBase + size;
+      d[o + F_PA] = pa + j * paStep;
+      d[o + F_PERMS] = perms;
+      d[o + F_LEVEL] = level;
+      d[o + F_FILL_SEQ] = seq;
+      d[o + F_EXPIRY] = expiry;
+      d[o + F_LOG_INDEX] = this.log.indexOf(blockBase, level);
+    }
+    if (n > 0) {
+      this.fills += n;
+      this.lastFillBase = first + (n - 1) * step;
+    }
+  }
+
   /** Caches a `level` leaf at `blockBase` -> `paBase` with `perms`, valid until `expiry`. */
   fill(blockBase: number, level: number, paBase: number, perms: number, expiry: number): void {
     const block = Math.floor(blockBase * this.sizes.inv[level + 1]!);
