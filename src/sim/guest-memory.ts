@@ -130,7 +130,7 @@ export class GuestAccessPath {
    */
   hitRun(cpu: number, access: PendingAccess, step: number, max: number, engine: Engine): number {
     const mmu = this.mmu;
-    if (!this.hitRuns || mmu.observer !== null || !this.walksWhole) return 0;
+    if (!this.accessRuns || mmu.observer !== null || !this.walksWhole) return 0;
     const cost = this.meter.cost;
     const ga = cost[W_GUEST_ACCESS]!;
     const s1 = cost[W_S1_WALK]!;
@@ -176,11 +176,31 @@ export class GuestAccessPath {
     return n;
   }
 
+  /**
+   * Whether the accesses after a vCPU's current one (`access`, just completed), with the same
+   * direction and stage-1 tables, may be made as a flowing run (SimVcpu.flowRun): the stage-1
+   * table pages' translations would succeed as of `now`, and {@link SimMmu.startRun} began a run
+   * at `next`, the first one's IPA; each is then checked with SimMmu.runTranslates. False while a
+   * store is in flight, with an MMU observer, or with hit runs off.
+   */
+  startFlow(access: PendingAccess, next: number, now: number): boolean {
+    const mmu = this.mmu;
+    if (!this.accessRuns || mmu.observer !== null || mmu.storesInFlight()) return false;
+    // A walk decides: a TLB entry that does not permit the access leads to one.
+    for (let i = 0; i < access.nTables; i++)
+      if (!mmu.walkWouldTranslate(access.tables[i]!, true, now)) return false;
+    return mmu.startRun(next);
+  }
+
   /** Accesses {@link hitRun} has done (speed information). */
   hitRunAccesses = 0;
 
-  /** Whether {@link hitRun} is used (the simulator's switch; it changes no result). */
-  hitRuns = true;
+  /**
+   * Whether {@link hitRun} and {@link startFlow} may start runs (the simulator's switch; it
+   * changes no result). Accesses made in flowing runs are counted in {@link flowRunAccesses}.
+   */
+  accessRuns = true;
+  flowRunAccesses = 0;
 
   /** Whether one of the accesses of the last {@link hitRun} would have been in sync. */
   ranInSync = false;

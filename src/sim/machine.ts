@@ -51,10 +51,10 @@ export class SimMachine {
    */
   lookahead = true;
   /**
-   * Whether a vCPU whose accesses hit in its TLB does a run of them at once
-   * (GuestAccessPath.hitRun); it changes no result.
+   * Whether a vCPU makes runs of accesses together: hits at once (GuestAccessPath.hitRun), and
+   * flowing accesses without checking each first (SimVcpu.flowRun); it changes no result.
    */
-  hitRuns = true;
+  accessRuns = true;
 
   /**
    * Whether runs skip the periods of a lock convoy that repeat exactly ({@link FastForward}); it
@@ -158,7 +158,7 @@ export class SimMachine {
     this.engine = engine;
     this.visibility.clear();
     path.reset();
-    path.hitRuns = this.hitRuns;
+    path.accessRuns = this.accessRuns;
     const startPs = new Array<number>(streams.length);
     release.forEach((v, k) => {
       startPs[v] = (k + 1) * this.profile.vcpuRelease;

@@ -46,6 +46,8 @@ export class SimMmu {
   private dLo = 0;
   private dHi = 0;
   private dLevel = 0;
+  /** The table page holding that descriptor. */
+  private dTable = 0;
   private readonly blockLevel: boolean[];
   private readonly ptrsMask: number;
 
@@ -123,6 +125,46 @@ export class SimMmu {
     if (leafFault(this.dLo, level, this.blockLevel[level]!, this.hwAccessFlag) !== null) return false;
     return leafPermits(leafPerms(this.dLo, this.dHi), write, false);
   }
+
+  /**
+   * Starts checking a run of data accesses at `ipa` and after (see {@link runTranslates}): finds
+   * the table whose entries map `ipa`. False (the run is empty) while a store is in flight, so
+   * that what the checks read cannot change before the accesses are made.
+   */
+  startRun(ipa: number): boolean {
+    const pgt = this.pgt;
+    if (this.visibility.pending || pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return false;
+    // Nothing in flight: the walk reads the tables as they are, at any time.
+    this.descend(ipa, 0);
+    const level = this.dLevel;
+    const sizes = pgt.sizes;
+    const span = sizes.size[level]!;
+    this.runWords = pgt.mem.pages[this.dTable]!;
+    this.runLevel = level;
+    this.runLo = Math.floor(ipa / span) * span;
+    this.runHi = Math.min(this.runLo + span, pgt.geo.ipaLimit);
+    return true;
+  }
+
+  /**
+   * Whether a walk would translate a data access to `ipa` (in the run {@link startRun} began) with
+   * the permission `write` needs, as {@link walkWouldTranslate} would while no store is made;
+   * false past the table the run began in. Charges, caches and reports nothing.
+   */
+  runTranslates(ipa: number, write: boolean): boolean {
+    if (ipa < this.runLo || ipa >= this.runHi) return false;
+    const level = this.runLevel;
+    const idx = Math.floor(ipa * this.pgt.sizes.inv[level + 1]!) & this.ptrsMask;
+    const lo = this.runWords[2 * idx]!;
+    if (leafFault(lo, level, this.blockLevel[level]!, this.hwAccessFlag) !== null) return false;
+    return leafPermits(leafPerms(lo, this.runWords[2 * idx + 1]!), write, false);
+  }
+
+  /** The table {@link startRun} found: its words, level and the IPA range it maps. */
+  private runWords: Uint32Array = new Uint32Array(0);
+  private runLevel = 0;
+  private runLo = 0;
+  private runHi = 0;
 
   /** Whether some descriptor store is still on its way to being visible to walks. */
   storesInFlight(): boolean {
@@ -224,6 +266,7 @@ export class SimMmu {
       this.dLo = lo;
       this.dHi = hi;
       this.dLevel = level;
+      this.dTable = table;
       return;
     }
   }

@@ -195,6 +195,44 @@ export class SimVcpu implements SimCode {
   }
 
   /**
+   * While the vCPU flows (its accesses complete without faults, so one that is not the earliest
+   * may run ahead): the accesses of its program's page run that would each go on without
+   * yielding and translate without a fault, made here one after another. The in-order path and
+   * runAhead would check each access's walks first; with no store in flight and no other CPU
+   * running meanwhile the tables cannot change, so the run is checked once
+   * (GuestAccessPath.flowable) and each access is made as the path would make it.
+   */
+  private flowRun(s: AccessStream): void {
+    const max = s.pageRun!();
+    if (max < 2) return;
+    const path = this.path;
+    const engine = this.engine;
+    const mmu = this.mmu;
+    const id = this.vcpu.id;
+    const step = s.pageStep!();
+    const first = s.ipa + step;
+    if (!path.startFlow(s, first, engine.timeNow())) return;
+    for (let j = 0; j < max; j++) {
+      const sync = engine.inSync();
+      if (!sync && !engine.mayRunAhead()) return;
+      if (!mmu.runTranslates(first + j * step, s.write)) return;
+      s.next();
+      this.onAccess(1);
+      this.faults = 0;
+      path.flowRunAccesses++;
+      // Where the in-order run would have yielded, had it not run ahead (as runAhead does).
+      if (!sync) engine.endSegmentHere();
+      const walks = mmu.walks;
+      mmu.ahead = !sync;
+      const ok = path.attempt(id, s, engine.timeNow(), this.fault);
+      mmu.ahead = false;
+      if (!ok) throw new Error(`vCPU ${id}: an access of a flowing run to ${s.ipa} faulted after its check`);
+      this.hitting = mmu.walks === walks;
+      // In sync the access went through S_ATTEMPT, which sets flowing (it stays set ahead).
+    }
+  }
+
+  /**
    * For the fast-forward: the vCPU's state relative to guest IPA `base` (its state machine, the
    * access it is on or faulted on, its program), appended to `out`; `rel` expresses an IPA.
    * False when it cannot be expressed (in a generator, or a program without page runs).
@@ -236,7 +274,10 @@ export class SimVcpu implements SimCode {
       switch (this.state) {
         case S_NEXT: {
           const s = this.stream;
-          if (this.hitting && s.pageStep !== undefined) this.hitRun(s);
+          if (s.pageStep !== undefined) {
+            if (this.hitting) this.hitRun(s);
+            if (this.flowing) this.flowRun(s);
+          }
           if (!s.next()) return null;
           this.onAccess(1);
           this.faults = 0;

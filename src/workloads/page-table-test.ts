@@ -73,10 +73,11 @@ export interface PageTableTestConfig {
    */
   readonly lookahead?: boolean;
   /**
-   * In the simulator: a vCPU whose accesses hit in its TLB does the run of them that would go on
-   * without yielding at once (GuestAccessPath.hitRun). Default true; it changes no result.
+   * In the simulator: a vCPU makes runs of accesses that would each go on without yielding
+   * together: TLB hits at once (GuestAccessPath.hitRun), accesses that walk without a fault with
+   * one check for the run (SimVcpu.flowRun). Default true; it changes no result.
    */
-  readonly hitRuns?: boolean;
+  readonly accessRuns?: boolean;
   /**
    * In the simulator: skip the periods of a lock convoy that repeat exactly (see
    * sim/fast-forward.ts). Default true; it changes no result, only speed and engine steps.

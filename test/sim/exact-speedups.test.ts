@@ -7,6 +7,7 @@ import { loadProfile, parseProfile, type CostProfile } from "../../src/sim/profi
 import { type SimReport, simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
 import type { PageTableTestConfig } from "../../src/workloads/page-table-test.js";
 import { repoRoot } from "../repo-root.js";
+import { reportWithoutSpeedFigures } from "../speed-figures.js";
 
 const profile = loadProfile("kunpeng920");
 const M = 2 ** 20;
@@ -19,12 +20,7 @@ const doc = JSON.parse(readFileSync(join(repoRoot(), "profiles", "kunpeng920.jso
 doc.parameters["guest-access"]!.value = 2.0004;
 const fractional = parseProfile(doc, "fractional guest-access");
 
-/** The report without the speed-ups' own figures. */
-const strip = (r: SimReport): string =>
-  JSON.stringify({
-    ...r,
-    stages: r.stages.map((s) => ({ ...s, fast_forward_leaves: 0, hit_run_accesses: 0 })),
-  });
+const strip = (r: SimReport): string => reportWithoutSpeedFigures(r);
 
 interface Case {
   readonly kernel: KernelVersion;
@@ -96,9 +92,10 @@ describe("the convoy fast-forward", () => {
   }
 });
 
-// Runs of TLB hits done at once (GuestAccessPath.hitRun): the lookahead's configurations, each
-// also without lookahead (every run is then in sync), and one with a fractional guest-access cost.
-const hitCases: Case[] = [
+// Runs of accesses made together: TLB hits at once (GuestAccessPath.hitRun) and flowing accesses
+// with one check for the run (SimVcpu.flowRun). The lookahead's configurations, each also without
+// lookahead (every run is then in sync), and one with a fractional guest-access cost.
+const runCases: Case[] = [
   { kernel: "v5.12", backing: "anonymous_hugetlb_1gb", mem: G, vcpus: 8 },
   { kernel: "v5.14", backing: "anonymous_hugetlb", mem: 16 * M, vcpus: 12 },
   { kernel: "v5.14", backing: "anonymous_thp", mem: 16 * M, vcpus: 10 },
@@ -107,29 +104,33 @@ const hitCases: Case[] = [
   { kernel: "v5.12", backing: "anonymous_thp", mem: 16 * M, vcpus: 7, prof: fractional },
 ];
 
-describe("runs of TLB hits done at once", () => {
-  for (const c of hitCases) {
+describe("runs of accesses made together", () => {
+  for (const c of runCases) {
     for (const lookahead of c.prof === undefined ? [true, false] : [true]) {
       const [config, what] = setUp(c, { lookahead });
       it(`change no figure but their own (${what})`, () => {
         const prof = c.prof ?? profile;
         const on = simulatePageTableTest(config, prof);
-        const off = simulatePageTableTest({ ...config, hitRuns: false }, prof);
+        const off = simulatePageTableTest({ ...config, accessRuns: false }, prof);
         assert.equal(strip(on), strip(off));
         assert.deepEqual(
           on.stages.map((s) => s.engine_steps),
           off.stages.map((s) => s.engine_steps),
         );
-        const done = total(on, (s) => s.hit_run_accesses);
+        const hits = total(on, (s) => s.hit_run_accesses);
+        const flows = total(on, (s) => s.flow_run_accesses);
         const all = total(on, (s) => s.accesses);
-        // Runs need a block entry (hugetlb's ADJUST reads); without lookahead a vCPU is rarely
-        // the earliest for long, yet hugetlb 1 GiB still makes some.
-        if (c.prof === fractional) assert.equal(done, 0);
+        // Hit runs need a block entry (hugetlb's ADJUST reads); without lookahead a vCPU is
+        // rarely the earliest for long, yet hugetlb 1 GiB still makes some. Flowing runs need
+        // accesses that complete without faults (the pages mapped by an earlier stage).
+        if (c.prof === fractional) assert.equal(hits, 0);
         else if (c.backing.startsWith("anonymous_hugetlb") && lookahead)
-          assert.ok(done > 0.1 * all, `${done} of ${all} accesses in runs`);
-        else if (c.backing === "anonymous_hugetlb_1gb") assert.ok(done > 0, "no run without lookahead");
+          assert.ok(hits > 0.1 * all, `${hits} of ${all} accesses in hit runs`);
+        else if (c.backing === "anonymous_hugetlb_1gb") assert.ok(hits > 0, "no hit run without lookahead");
+        if (c.prof === undefined && lookahead && (c.backing === "anonymous" || c.backing === "anonymous_thp"))
+          assert.ok(flows > 0.05 * all, `${flows} of ${all} accesses in flowing runs`);
         assert.equal(
-          total(off, (s) => s.hit_run_accesses),
+          total(off, (s) => s.hit_run_accesses + s.flow_run_accesses),
           0,
         );
       });

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadProfile, parseProfile } from "../../src/sim/profile.js";
 import { repoRoot } from "../repo-root.js";
+import { reportWithoutSpeedFigures } from "../speed-figures.js";
 import { type SimReport, simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
 import type { ReleaseOrder } from "../../src/workloads/release-order.js";
 
@@ -160,17 +161,7 @@ describe("simulated kvm_page_table_test", () => {
       const off = simulatePageTableTest({ ...config, lookahead: false }, prof);
       const steps = (r: SimReport): number[] => r.stages.map((s) => s.engine_steps);
       // Engine steps and the other speed-ups' counts are speed figures.
-      const strip = (r: SimReport): string =>
-        JSON.stringify({
-          ...r,
-          stages: r.stages.map((s) => ({
-            ...s,
-            engine_steps: 0,
-            hit_run_accesses: 0,
-            fast_forward_leaves: 0,
-          })),
-        });
-      assert.equal(strip(on), strip(off));
+      assert.equal(reportWithoutSpeedFigures(on, true), reportWithoutSpeedFigures(off, true));
       assert.ok(steps(on).every((n, i) => n <= steps(off)[i]!));
       if (prof === fractional) assert.deepEqual(steps(on), steps(off));
       else if (backing.startsWith("anonymous_hugetlb"))
