@@ -197,6 +197,10 @@ export class FastForward {
       this.skip(k, page, table, index, period, delta, ctx.slot, turned);
       this.prev = { page: page + k, table, index: index + k, end: end + k * period };
       for (let i = 0; i < counters.length; i++) counters[i]! += k * delta[i]!;
+      // Only the snapshots of the repeat just found (from `lag` pages back) are the state k pages
+      // on; older ones may predate it.
+      while (this.history.length > 0 && this.history[0]!.page < page - lag)
+        this.pool.push(this.history.shift()!.state);
       for (const e of this.history) {
         e.page += k;
         e.ring = e.ring.map((r, i) => (r + turn[i]!) % RECENT);
@@ -535,7 +539,8 @@ export class FastForward {
 /** Whether two arrays hold the same numbers. */
 function sameNumbers(a: readonly number[], b: readonly number[] | null): boolean {
   if (b === null || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++)
-    if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
+  // NaN (an address relative to a host page that is not there) equals nothing: such states
+  // do not say where the pages are, so they never match.
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }

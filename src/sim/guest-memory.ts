@@ -38,7 +38,12 @@ export class GuestAccessPath {
   private readonly lastPage: Float64Array;
   private readonly lastSeq: Float64Array;
   private readonly pageInv: number;
-  /** walksChargeWholePs as of the last {@link reset} (the costs are fixed during a run). */
+  /**
+   * chargesWholePs and walksChargeWholePs as of the last {@link reset} (the costs are fixed
+   * during a run): accesses that only hit may run ahead with the first, accesses that walk only
+   * with the second.
+   */
+  private hitsWhole = false;
   private walksWhole = false;
 
   constructor(
@@ -84,6 +89,7 @@ export class GuestAccessPath {
   /** Forgets cached stage-1 translations (a new stage's first access walks again). */
   reset(): void {
     this.lastPage.fill(-1);
+    this.hitsWhole = this.chargesWholePs();
     this.walksWhole = this.walksChargeWholePs();
   }
 
@@ -96,7 +102,7 @@ export class GuestAccessPath {
    */
   attemptHits(cpu: number, access: PendingAccess, now: number): boolean {
     const mmu = this.mmu;
-    if (mmu.observer !== null || !this.walksWhole) return false;
+    if (mmu.observer !== null || !this.hitsWhole) return false;
     const { ipa, write, tables, nTables } = access;
     const page = Math.floor(ipa * this.pageInv);
     const walk = page !== this.lastPage[cpu] || mmu.log.seq !== this.lastSeq[cpu];
@@ -130,7 +136,7 @@ export class GuestAccessPath {
    */
   hitRun(cpu: number, access: PendingAccess, step: number, max: number, engine: Engine): number {
     const mmu = this.mmu;
-    if (!this.accessRuns || mmu.observer !== null || !this.walksWhole) return 0;
+    if (!this.accessRuns || mmu.observer !== null || !this.hitsWhole) return 0;
     const cost = this.meter.cost;
     const ga = cost[W_GUEST_ACCESS]!;
     const s1 = cost[W_S1_WALK]!;
@@ -142,10 +148,12 @@ export class GuestAccessPath {
     let walks = 0;
     let inSync = false;
     let n = 0;
+    let last = t;
     while (n < max) {
       const sync = engine.inSyncAt(t);
       if (!sync && !engine.mayRunAheadAt(t)) break;
       inSync ||= sync;
+      last = t;
       const p = Math.floor((ipa0 + (n + 1) * step) * inv);
       const walk = p !== page;
       page = p;
@@ -154,9 +162,8 @@ export class GuestAccessPath {
       n++;
     }
     if (n === 0) return 0;
-    // The last one starts before `t`; an entry live then was live for all of them.
+    // The last one starts at `last`; an entry live then was live for all of them.
     const tlb = mmu.tlbs[cpu]!;
-    const last = t - 1;
     if (walks > 0) {
       for (let i = 0; i < access.nTables; i++) {
         const tbl = access.tables[i]!;
@@ -185,7 +192,7 @@ export class GuestAccessPath {
    */
   startFlow(access: PendingAccess, next: number, now: number): boolean {
     const mmu = this.mmu;
-    if (!this.accessRuns || mmu.observer !== null || mmu.storesInFlight()) return false;
+    if (!this.accessRuns || mmu.observer !== null || !this.walksWhole || mmu.storesInFlight()) return false;
     // A walk decides: a TLB entry that does not permit the access leads to one.
     for (let i = 0; i < access.nTables; i++)
       if (!mmu.walkWouldTranslate(access.tables[i]!, true, now)) return false;
@@ -213,11 +220,13 @@ export class GuestAccessPath {
    * stores still in flight read without settling the overlay (SimMmu.ahead). First every
    * translation the access needs is checked by a side-effect-free walk (a TLB hit is not enough:
    * a fill for an earlier translation of the access may evict it); only when all would succeed is
-   * the access executed, so nothing is left behind when it would fault. Not with an MMU observer.
+   * the access executed, so nothing is left behind when it would fault. Not with an MMU observer,
+   * nor when a walk level's cost is not whole picoseconds (the engine rounds each segment's time,
+   * and running ahead groups the charges into segments differently).
    */
   attemptAhead(cpu: number, access: PendingAccess, now: number, fault: MutableGuestAccess): boolean {
     const mmu = this.mmu;
-    if (mmu.observer !== null) return false;
+    if (mmu.observer !== null || !this.walksWhole) return false;
     const { ipa, write, tables, nTables } = access;
     const page = Math.floor(ipa * this.pageInv);
     const walk = page !== this.lastPage[cpu] || mmu.log.seq !== this.lastSeq[cpu];

@@ -47,7 +47,8 @@ export class SimMachine {
 
   /**
    * Whether runs use the engine's lookahead (Engine.mayRunAhead); it changes no result. It is
-   * used only when a guest access costs whole picoseconds (GuestAccessPath.chargesWholePs).
+   * used only when a guest access and its walks cost whole picoseconds
+   * (GuestAccessPath.walksChargeWholePs).
    */
   lookahead = true;
   /**
@@ -153,7 +154,7 @@ export class SimMachine {
     ) {
       throw new Error("SimMachine: the release order must list every vCPU once");
     }
-    const lookahead = this.lookahead && path.chargesWholePs();
+    const lookahead = this.lookahead && path.walksChargeWholePs();
     const engine = new Engine(this.meter, this.profile.engine, streams.length + 1, lookahead);
     this.engine = engine;
     this.visibility.clear();

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KernelVersion } from "../../src/pgtable/kernel.js";
 import { loadProfile, parseProfile, type CostProfile } from "../../src/sim/profile.js";
 import { type SimReport, simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
 import type { PageTableTestConfig } from "../../src/workloads/page-table-test.js";
+import { RELEASE_ORDERS } from "../../src/workloads/release-order.js";
 import { repoRoot } from "../repo-root.js";
 import { reportWithoutSpeedFigures } from "../speed-figures.js";
 
@@ -136,4 +138,77 @@ describe("runs of accesses made together", () => {
       });
     }
   }
+});
+
+// Random small configurations (after a reviewer's sweep of 5,500): every speed-up on against all
+// off, with TLB shapes that make the fast-forward's TLB guard bind and costs that move the
+// convoys' timing.
+describe("the speed-ups on random configurations", () => {
+  const base = JSON.parse(readFileSync(join(repoRoot(), "profiles", "kunpeng920.json"), "utf8")) as {
+    parameters: Record<string, { value: number }>;
+  };
+  const arbConfig = fc.record({
+    backing: fc.constantFrom(
+      "anonymous",
+      "anonymous_thp",
+      "anonymous_hugetlb",
+      "anonymous_hugetlb_1gb",
+      "shmem",
+      "shared_hugetlb",
+    ),
+    kernel: fc.constantFrom<KernelVersion>("v5.12", "v5.14"),
+    granule: fc.constantFrom(4096, 4096, 16384, 65536),
+    vcpus: fc.integer({ min: 1, max: 12 }),
+    release: fc.constantFrom(...RELEASE_ORDERS),
+    seed: fc.integer({ min: 1, max: 1000 }),
+    lookahead: fc.boolean(),
+    ways: fc.constantFrom(1, 2, 4, 8),
+    sets: fc.constantFrom(16, 64, 256),
+    handoff: fc.constantFrom(100, 1100, 3000),
+    walkLevel: fc.constantFrom(1, 8, 40),
+  });
+  it("change no figure but their own", () => {
+    fc.assert(
+      fc.property(arbConfig, (c) => {
+        const granule = c.backing === "anonymous_hugetlb_1gb" ? 4096 : c.granule;
+        const small = c.backing === "anonymous" || c.backing === "shmem";
+        const mem =
+          c.backing === "anonymous_hugetlb_1gb"
+            ? G
+            : granule === 65536
+              ? 512 * M
+              : granule === 16384
+                ? 32 * M
+                : small
+                  ? 4 * M
+                  : 16 * M;
+        const doc = structuredClone(base);
+        doc.parameters["tlb-ways"]!.value = c.ways;
+        doc.parameters["tlb-entries"]!.value = c.ways * c.sets;
+        doc.parameters["lock-handoff"]!.value = c.handoff;
+        doc.parameters["s2-walk-level"]!.value = c.walkLevel;
+        const prof = parseProfile(doc, "random");
+        const vcpus =
+          c.backing === "anonymous_hugetlb_1gb" || granule === 65536 ? Math.min(c.vcpus, 4) : c.vcpus;
+        const config: PageTableTestConfig = {
+          kernel: c.kernel,
+          backing: c.backing,
+          memBytes: mem,
+          vcpus,
+          lookahead: c.lookahead,
+          releaseOrder: c.release,
+          seed: c.seed,
+          vmOptions: { granule },
+        };
+        const on = simulatePageTableTest(config, prof);
+        const off = simulatePageTableTest({ ...config, fastForward: false, accessRuns: false }, prof);
+        assert.equal(strip(on), strip(off));
+        assert.deepEqual(
+          on.stages.map((s) => s.engine_steps),
+          off.stages.map((s) => s.engine_steps),
+        );
+      }),
+      { numRuns: 24, seed: 20261205 },
+    );
+  });
 });

@@ -148,9 +148,19 @@ describe("simulated kvm_page_table_test", () => {
   };
   doc.parameters["guest-access"]!.value = 2.0004;
   const fractional = parseProfile(doc, "fractional guest-access");
+  // A walk level whose cost is not whole picoseconds: no lookahead either (a review found that
+  // accesses run ahead with walks moved ADJUST by 40-90 ps, and the handler's host lookahead
+  // summed UPDATE's lock waits in another order).
+  const walkDoc = JSON.parse(readFileSync(join(repoRoot(), "profiles", "kunpeng920.json"), "utf8")) as {
+    parameters: Record<string, { value: number }>;
+  };
+  walkDoc.parameters["s2-walk-level"]!.value = 8.0004;
+  const fractionalWalk = parseProfile(walkDoc, "fractional s2-walk-level");
   for (const [kernel, backing, mem, vcpus, prof] of [
     ["v5.12", "anonymous_hugetlb_1gb", 2 * G, 8, profile],
     ["v5.12", "anonymous_hugetlb_1gb", 2 * G, 8, fractional],
+    ["v5.14", "anonymous", 4 * M, 6, fractionalWalk],
+    ["v5.14", "anonymous_thp", 16 * M, 6, fractionalWalk],
     ["v5.14", "anonymous_hugetlb", 16 * M, 12, profile],
     ["v5.14", "anonymous_thp", 16 * M, 10, profile],
     ["v5.12", "anonymous", 4 * M, 6, profile],
@@ -163,12 +173,12 @@ describe("simulated kvm_page_table_test", () => {
       // Engine steps and the other speed-ups' counts are speed figures.
       assert.equal(reportWithoutSpeedFigures(on, true), reportWithoutSpeedFigures(off, true));
       assert.ok(steps(on).every((n, i) => n <= steps(off)[i]!));
-      if (prof === fractional) assert.deepEqual(steps(on), steps(off));
+      if (prof === fractional || prof === fractionalWalk) assert.deepEqual(steps(on), steps(off));
       else if (backing.startsWith("anonymous_hugetlb"))
         assert.ok(steps(on)[2]! < steps(off)[2]! / 4, `${steps(on)} vs ${steps(off)}`);
       // Host lookahead: in the UPDATE convoy the handler reads the notifier sequence and GUPs
       // without yielding to the earlier lock holders, which cannot touch host memory.
-      else if (backing === "anonymous_thp")
+      else if (backing === "anonymous_thp" && prof === profile)
         assert.ok(steps(on)[1]! < steps(off)[1]! * 0.8, `${steps(on)} vs ${steps(off)}`);
     });
   }
