@@ -200,7 +200,7 @@ export class SimVcpu implements SimCode {
    * yielding and translate without a fault, made here one after another. The in-order path and
    * runAhead would check each access's walks first; with no store in flight and no other CPU
    * running meanwhile the tables cannot change, so the run is checked once
-   * (GuestAccessPath.flowable) and each access is made as the path would make it.
+   * (GuestAccessPath.startFlow, SimMmu.runTranslates) and each access is made as the path would make it.
    */
   private flowRun(s: AccessStream): void {
     const max = s.pageRun!();
