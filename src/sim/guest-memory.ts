@@ -6,8 +6,7 @@
  * attemptHits and attemptAhead, which the engine's lookahead allows ahead of other CPUs.
  */
 import { W, type WorkMeter } from "../common/work.js";
-import type { GuestAccess } from "../pgtable/hw-walk.js";
-import { leafPermits } from "../pgtable/hw-walk.js";
+import { type GuestAccess, leafPermits } from "../pgtable/hw-walk.js";
 import type { Engine } from "./engine.js";
 import { type SimMmu, XLATE_OK } from "./mmu.js";
 
@@ -188,7 +187,8 @@ export class GuestAccessPath {
    * direction and stage-1 tables, may be made as a flowing run (SimVcpu.flowRun): the stage-1
    * table pages' translations would succeed as of `now`, and {@link SimMmu.startRun} began a run
    * at `next`, the first one's IPA; each is then checked with SimMmu.runTranslates. False while a
-   * store is in flight, with an MMU observer, or with hit runs off.
+   * store is in flight, with an MMU observer, with access runs off, or when a walk level's cost
+   * is not whole picoseconds (as for running ahead).
    */
   startFlow(access: PendingAccess, next: number, now: number): boolean {
     const mmu = this.mmu;
