@@ -397,7 +397,8 @@ export class FastForward {
   /**
    * The most periods a skip from the leaf at `index` could take, from what costs little to check:
    * the period's work (`delta`: one TLB fill per vCPU and one descriptor store, nothing
-   * unrepeatable), the table's end, every vCPU's page run and the TLBs' sets; 0 when no skip.
+   * unrepeatable), the table's end and every vCPU's page run; 0 when no skip. (The TLBs' sets
+   * are {@link periodsAhead}'s: a skip may fill a set more than once, as the real periods would.)
    */
   private skipLimit(index: number, delta: readonly number[]): number {
     const nv = this.vcpus.length;
@@ -407,7 +408,6 @@ export class FastForward {
     if (delta[W["pte-write"]] !== 1 || delta[delta.length - nv - 1] !== 0) return 0;
     let k = this.vm.geo.granule.ptrsPerTable - 1 - index - SPAN;
     for (const v of this.vcpus) k = Math.min(k, v.pageRun() - SPAN);
-    for (const tlb of this.mmu.tlbs) k = Math.min(k, tlb.setCount - 4 * SPAN);
     return k < MIN_SKIP ? 0 : k;
   }
 
@@ -499,7 +499,7 @@ export class FastForward {
       const e: number[] = [];
       tlb.slotState(e, from, 0, { ipa: (x) => x, pa: (_b, pa) => pa });
       const [base, , pa, perms, level, expiry] = e as [number, number, number, number, number, number];
-      tlb.fillRun(base + P, P, level, pa + step, step, perms, expiry, k);
+      tlb.fillRun(base + P, level, pa + step, step, perms, expiry, k);
       tlb.moveRecent(shift, moves);
       tlb.rotateRecent(ring[i]!);
     }

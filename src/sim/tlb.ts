@@ -297,25 +297,31 @@ export class Stage2Tlb {
   }
 
   /**
-   * How many of the fills of `level` entries at `first`, `first` + `step`, ... (at most `max`,
-   * consecutive blocks, so that no two share a set when `max` is at most {@link setCount}) could be
-   * made in order before one would meet a slot already tagged for its block, or take one of the
-   * slots in `keep` (-1 entries ignored) as its set's victim. Changes nothing.
+   * How many of the fills of `level` entries at `first`, `first` + `step`, ... (at most `max`)
+   * could be made in order before one would meet a slot already tagged for its block, or take one
+   * of the slots in `keep` (-1 entries ignored) as its set's victim. When `step` is the entry size
+   * the blocks are consecutive, so fill j is its set's (j / setCount)-th of the run (rounded
+   * down) and takes the way that many places past the set's victim now (FIFO); otherwise at most
+   * {@link setCount} fills are counted, no two in one set. Changes nothing.
    */
   fillRunLimit(first: number, step: number, level: number, max: number, keep: readonly number[]): number {
     const mark = this.keepMark;
     for (const s of keep) if (s >= 0) mark[s] = 1;
     const inv = this.sizes.inv[level + 1]!;
     const ways = this.ways;
+    const sets = this.sets;
     const tag = this.tag;
+    const consecutive = step === this.sizes.size[level + 1]!;
+    const n = consecutive ? max : Math.min(max, sets);
+    const set0 = this.setOf(Math.floor(first * inv));
     let j = 0;
-    scan: for (; j < max; j++) {
+    scan: for (; j < n; j++) {
       const q = first + j * step;
-      const set = this.setOf(Math.floor(q * inv));
+      const set = consecutive ? (set0 + j) & this.setMask : this.setOf(Math.floor(q * inv));
       const from = set * ways;
       const want = q + level;
       for (let i = from; i < from + ways; i++) if (tag[i] === want) break scan;
-      if (mark[from + this.victim[set]!] === 1) break;
+      if (mark[from + ((this.victim[set]! + Math.floor(j / sets)) % ways)] === 1) break;
     }
     for (const s of keep) if (s >= 0) mark[s] = 0;
     return j;
@@ -365,14 +371,19 @@ export class Stage2Tlb {
   rotateRecent(next: number): void {
     const r = (((next - this.recentNext) % RECENT) + RECENT) % RECENT;
     if (r === 0) return;
-    const slots = Array.from(this.recent);
-    const lo = Array.from(this.recentLo);
-    const hi = Array.from(this.recentHi);
-    for (let j = 0; j < RECENT; j++) {
-      const to = (j + r) % RECENT;
-      this.recent[to] = slots[j]!;
-      this.recentLo[to] = lo[j]!;
-      this.recentHi[to] = hi[j]!;
+    // Each step moves every position one on (RECENT is small).
+    for (let step = 0; step < r; step++) {
+      const slot = this.recent[RECENT - 1]!;
+      const lo = this.recentLo[RECENT - 1]!;
+      const hi = this.recentHi[RECENT - 1]!;
+      for (let j = RECENT - 1; j > 0; j--) {
+        this.recent[j] = this.recent[j - 1]!;
+        this.recentLo[j] = this.recentLo[j - 1]!;
+        this.recentHi[j] = this.recentHi[j - 1]!;
+      }
+      this.recent[0] = slot;
+      this.recentLo[0] = lo;
+      this.recentHi[0] = hi;
     }
     this.recentNext = next;
   }
@@ -409,15 +420,14 @@ export class Stage2Tlb {
   }
 
   /**
-   * `n` {@link fill}s of `level` leaves at `first`, `first` + `step`, ... -> `pa`, `pa` + `paStep`,
-   * ... with `perms` and `expiry`, as those fills in order would leave the entries, the sets'
-   * victims, {@link fills} and {@link lastFillBase}; but not the recent slots or
-   * {@link lastSlot}, which the caller restores. For the fast-forward's replays, which
-   * {@link fillRunLimit} has checked: no slot is tagged for these blocks and no two share a set.
+   * `n` {@link fill}s of `level` leaves at `first`, `first` + size, ... (consecutive blocks) ->
+   * `pa`, `pa` + `paStep`, ... with `perms` and `expiry`, as those fills in order would leave the
+   * entries, the sets' victims, {@link fills} and {@link lastFillBase}; but not the recent slots
+   * or {@link lastSlot}, which the caller restores. For the fast-forward's replays, which
+   * {@link fillRunLimit} has checked: no slot is tagged for these blocks before the run.
    */
   fillRun(
     first: number,
-    step: number,
     level: number,
     pa: number,
     paStep: number,
@@ -425,21 +435,27 @@ export class Stage2Tlb {
     expiry: number,
     n: number,
   ): void {
-    const inv = this.sizes.inv[level + 1]!;
+    if (n <= 0) return;
     const size = this.sizes.size[level + 1]!;
     const ways = this.ways;
+    const mask = this.setMask;
     const tag = this.tag;
+    const victim = this.victim;
+    const tagged = this.tagged;
     const d = this.data;
     const seq = this.log.seq;
+    // Consecutive blocks: consecutive sets, and (within one tracked range) consecutive counters.
+    const set0 = this.setOf(Math.floor(first * this.sizes.inv[level + 1]!));
+    const log0 = this.log.runIndex(first, level, n);
     for (let j = 0; j < n; j++) {
-      const blockBase = first + j * step;
-      const set = this.setOf(Math.floor(blockBase * inv));
-      const v = this.victim[set]!;
+      const blockBase = first + j * size;
+      const set = (set0 + j) & mask;
+      const v = victim[set]!;
       const slot = set * ways + v;
-      this.victim[set] = v + 1 === ways ? 0 : v + 1;
+      victim[set] = v + 1 === ways ? 0 : v + 1;
       const old = tag[slot]!;
-      if (old >= 0) this.tagged[old - Math.floor(old * 0.25) * 4]!--;
-      this.tagged[level]!++;
+      if (old >= 0) tagged[old - Math.floor(old * 0.25) * 4]!--;
+      tagged[level]!++;
       tag[slot] = blockBase + level;
       const o = slot * STRIDE;
       d[o + F_BASE] = blockBase;
@@ -449,12 +465,10 @@ export class Stage2Tlb {
       d[o + F_LEVEL] = level;
       d[o + F_FILL_SEQ] = seq;
       d[o + F_EXPIRY] = expiry;
-      d[o + F_LOG_INDEX] = this.log.indexOf(blockBase, level);
+      d[o + F_LOG_INDEX] = log0 >= 0 ? log0 + j : this.log.indexOf(blockBase, level);
     }
-    if (n > 0) {
-      this.fills += n;
-      this.lastFillBase = first + (n - 1) * step;
-    }
+    this.fills += n;
+    this.lastFillBase = first + (n - 1) * size;
   }
 
   /** Caches a `level` leaf at `blockBase` -> `paBase` with `perms`, valid until `expiry`. */

@@ -84,6 +84,16 @@ export class TlbiLog {
     return r === null ? -1 : this.blockIndex(r, ipa, level);
   }
 
+  /**
+   * The counter of the `level` block containing `ipa` when the `n` consecutive `level` blocks
+   * from there all lie in one tracked range (their counters are then consecutive); else -1.
+   */
+  runIndex(ipa: number, level: number, n: number): number {
+    const r = this.rangeOf(ipa);
+    if (r === null || ipa + n * this.sizes.size[level + 1]! > r.end) return -1;
+    return this.blockIndex(r, ipa, level);
+  }
+
   /** Number of the latest TLBI that removes the leaves of counter `index` (from {@link indexOf}). */
   lastAt(index: number): number {
     const v = this.vmidSeq;

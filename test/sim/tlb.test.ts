@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { stage2Geometry } from "../../src/arch/geometry.js";
 import { granuleOf, leafLevels } from "../../src/arch/granule.js";
 import { LevelSizes } from "../../src/pgtable/walker.js";
@@ -79,6 +80,97 @@ describe("stage-2 TLB", () => {
     assert.ok(!tlb.lookup(BASE, 1000));
   });
 });
+
+/** Every slot's entry (IPAs and output address as they are). */
+function slots(tlb: Stage2Tlb): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < tlb.capacity; i++) tlb.slotState(out, i, 0, { ipa: (x) => x, pa: (_b, pa) => pa });
+  return out;
+}
+
+describe("the fast-forward's fill runs", () => {
+  const P = 4096;
+  // A 64-entry TLB has 16 sets: runs of up to 80 fills go round every set up to five times.
+  const run = fc.record({
+    before: fc.array(fc.integer({ min: 0, max: 200 }), { maxLength: 60 }),
+    start: fc.integer({ min: 0, max: 200 }),
+    n: fc.integer({ min: 1, max: 80 }),
+    after: fc.array(fc.integer({ min: 0, max: 600 }), { maxLength: 20 }),
+    tlbis: fc.array(fc.integer({ min: 0, max: 80 }), { maxLength: 5 }),
+  });
+
+  it("fillRun leaves the entries and victims that the fills one by one would", () => {
+    fc.assert(
+      fc.property(run, ({ before, start, n, after, tlbis }) => {
+        const a = setup();
+        const b = setup();
+        const one = a.tlb;
+        const all = b.tlb;
+        for (const p of before) {
+          one.fill(BASE + p * P, 3, 0x4000_0000 + p * P, TLB_R, Infinity);
+          all.fill(BASE + p * P, 3, 0x4000_0000 + p * P, TLB_R, Infinity);
+        }
+        const first = BASE + (300 + start) * P;
+        for (let j = 0; j < n; j++) one.fill(first + j * P, 3, 0x8000_0000 + j * 2 * P, TLB_W, 99);
+        all.fillRun(first, 3, 0x8000_0000, 2 * P, TLB_W, 99, n);
+        assert.deepEqual(slots(all), slots(one));
+        assert.equal(all.fills, one.fills);
+        assert.equal(all.lastFillBase, one.lastFillBase);
+        // Each entry is removed by the TLBIs of its own block (slotState says whether it is live).
+        for (const j of tlbis) {
+          a.log.invalidateIpa(first + j * P, 3);
+          b.log.invalidateIpa(first + j * P, 3);
+        }
+        assert.deepEqual(slots(all), slots(one));
+        // The sets' victims: later fills take the same slots.
+        for (const p of after) {
+          one.fill(BASE + p * P, 3, p * P, TLB_R, Infinity);
+          all.fill(BASE + p * P, 3, p * P, TLB_R, Infinity);
+        }
+        assert.deepEqual(slots(all), slots(one));
+      }),
+    );
+  });
+
+  it("fillRunLimit stops at the first fill that takes a kept slot or meets its own block", () => {
+    fc.assert(
+      fc.property(
+        run,
+        fc.array(fc.integer({ min: 0, max: 63 }), { maxLength: 6 }),
+        ({ before, start, n }, keep) => {
+          const { tlb } = setup();
+          for (const p of before) tlb.fill(BASE + p * P, 3, p * P, TLB_R, Infinity);
+          const first = BASE + (100 + start) * P;
+          const limit = tlb.fillRunLimit(first, P, 3, n, keep);
+          // The fills one by one: the first whose block was tagged before the run, or that takes a
+          // kept slot.
+          const tagged = Array.from({ length: n }, (_, j) => tlb.slotOf(first + j * P, 3) >= 0);
+          let expect = n;
+          for (let j = 0; j < n; j++) {
+            if (tagged[j]) {
+              expect = j;
+              break;
+            }
+            const was = keep.map((i) => entryAt(tlb, i));
+            tlb.fill(first + j * P, 3, first + j * P, TLB_R, Infinity);
+            if (keep.some((i, m) => entryAt(tlb, i) !== was[m])) {
+              expect = j;
+              break;
+            }
+          }
+          assert.equal(limit, expect);
+        },
+      ),
+    );
+  });
+});
+
+/** Slot `i`'s entry as a string (to see whether a fill replaced it). */
+function entryAt(tlb: Stage2Tlb, i: number): string {
+  const out: number[] = [];
+  tlb.slotState(out, i, 0, { ipa: (x) => x, pa: (_b, pa) => pa });
+  return out.join(",");
+}
 
 describe("store visibility", () => {
   it("a walk before a store lands sees the old value, after it the new", () => {
