@@ -160,6 +160,12 @@ export class SimMmu {
     return leafPermits(leafPerms(lo, this.runWords[2 * idx + 1]!), write, false);
   }
 
+  /**
+   * Set by the flowing run (SimVcpu.flowRun) around its accesses, after {@link startRun}: the
+   * run's walks may read the table startRun found without descending to it again.
+   */
+  inRun = false;
+
   /** The table {@link startRun} found: its words, level and the IPA range it maps. */
   private runWords: Uint32Array = new Uint32Array(0);
   private runLevel = 0;
@@ -196,10 +202,23 @@ export class SimMmu {
     let reads = 0;
     let lo: number;
     let hi: number;
+    // A flowing run's access (startRun found its table, and nothing can be stored meanwhile)
+    // starts at that table: the descriptors above it are those the loop would read.
+    let fromRun = this.inRun && obs === null && !overlay && ipa >= this.runLo && ipa < this.runHi;
+    if (fromRun) {
+      level = this.runLevel;
+      reads = level - pgt.geo.startLevel;
+    }
     for (;;) {
-      if (obs !== null) obs.walkRead(cpu, table, level, now);
+      let words: Uint32Array;
+      if (fromRun) {
+        words = this.runWords;
+        fromRun = false;
+      } else {
+        if (obs !== null) obs.walkRead(cpu, table, level, now);
+        words = pages[table]!;
+      }
       const idx = Math.floor(ipa * sizes.inv[level + 1]!) & this.ptrsMask;
-      const words = pages[table]!;
       lo = words[2 * idx]!;
       hi = words[2 * idx + 1]!;
       if (overlay) {

@@ -224,7 +224,9 @@ export class SimVcpu implements SimCode {
       if (!sync) engine.endSegmentHere();
       const walks = mmu.walks;
       mmu.ahead = !sync;
+      mmu.inRun = true;
       const ok = path.attempt(id, s, engine.timeNow(), this.fault);
+      mmu.inRun = false;
       mmu.ahead = false;
       if (!ok) throw new Error(`vCPU ${id}: an access of a flowing run to ${s.ipa} faulted after its check`);
       this.hitting = mmu.walks === walks;
