@@ -48,8 +48,14 @@ export class Memslot {
     const bm = this.dirtyBitmap;
     if (bm === null) return;
     const bit = Math.floor((gpa - this.gpa) / this.pageSize);
-    bm[bit >>> 5] = bm[bit >>> 5]! | (1 << (bit & 31));
+    const w = bm[bit >>> 5]!;
+    const m = 1 << (bit & 31);
+    if ((w & m) === 0) this.dirtyPages++;
+    bm[bit >>> 5] = w | m;
   }
+
+  /** Bits {@link markDirty} has turned from clean to dirty (never goes down; for the fast-forward). */
+  dirtyPages = 0;
 
   /** Whether the page holding `gpa` is marked dirty. */
   isDirty(gpa: number): boolean {

@@ -340,29 +340,35 @@ export class Stage2Pgtable implements Stage2Env {
   }
 
   /**
-   * The simulator's fast-forward, in place of `count` maps it has shown to repeat: entries
-   * idx+1 .. idx+count of `table` (empty) become copies of the last-level leaf at idx with an
-   * output address `oaStep` further on each, and each takes its reference on the table page, as
-   * those maps would; the work, events and store observer are the caller's.
+   * The simulator's fast-forward, in place of `count` maps or permission relaxes it has shown to
+   * repeat: entries idx+1 .. idx+count of `table` become copies of the last-level leaf at idx
+   * with output addresses `oa[0]`, `oa[1]`, ...; each was empty (it then takes its reference on
+   * the table page, as a map would) or a valid leaf with that output address (a relax: it already
+   * holds one). The work, events and store observer are the caller's.
    */
-  copyLeaves(table: number, idx: number, count: number, oaStep: number): void {
+  copyLeaves(table: number, idx: number, count: number, oa: Float64Array): void {
     const words = this.pages[table]!;
     const g = this.granule;
     const lo = words[2 * idx]!;
     const hi = words[2 * idx + 1]!;
-    const oa = pteOa(g, lo, hi);
     // The leaf's bits other than its output address.
     const attrLo = (lo & ~oaLo(g, 2 ** 53 - g.size)) >>> 0;
     const attrHi = (hi & ~oaHi(2 ** 53 - g.size)) >>> 0;
     if (idx + count >= g.ptrsPerTable) throw new Error("copyLeaves: past the table's end");
+    const counted = this.isCounted(lo, hi);
     for (let k = 1; k <= count; k++) {
       const i = idx + k;
-      if (words[2 * i] !== 0 || words[2 * i + 1] !== 0) throw new Error("copyLeaves: entry not empty");
-      const pa = oa + k * oaStep;
+      const w0 = words[2 * i]!;
+      const w1 = words[2 * i + 1]!;
+      const pa = oa[k - 1]!;
+      if (w0 === 0 && w1 === 0) {
+        if (counted) this.mem.refcount[table]!++;
+      } else if ((w0 & PTE_VALID) === 0 || pteOa(g, w0, w1) !== pa) {
+        throw new Error("copyLeaves: entry neither empty nor a leaf to the same address");
+      }
       words[2 * i] = (attrLo | oaLo(g, pa)) >>> 0;
       words[2 * i + 1] = (attrHi | oaHi(pa)) >>> 0;
     }
-    if (this.isCounted(lo, hi)) this.mem.refcount[table]! += count;
   }
 
   /** kvm_pte_follow: the table page a table descriptor points to. */

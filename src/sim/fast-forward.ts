@@ -1,12 +1,14 @@
 /**
  * The convoy fast-forward. In the UPDATE and ADJUST stages every vCPU walks the same pages in the
  * same order, and mmu_lock turns them into a convoy that installs one last-level leaf per
- * period: every vCPU faults on the page, the first maps it and the rest get -EAGAIN. Once the
+ * period: every vCPU faults on the page, the first maps it and the rest get -EAGAIN (or, for
+ * anonymous memory's UPDATE, each relaxes the write-protected leaf, with a TLBI by IPA). Once the
  * periods take the same time and work, and the whole simulation's state, taken relative to the
  * page just mapped and the time it was mapped, is what it was a few pages before, and the pages
  * ahead are like the ones behind, the simulation repeats from there (the model is
  * deterministic). The fast-forward then moves it on by whole repeats at once, doing what they
- * would have done: the leaves, each vCPU's TLB fills and progress, every counter, and the time.
+ * would have done: the leaves, each vCPU's TLB fills and progress, the TLBIs and dirty pages,
+ * every counter, and the time.
  *
  * It is exact as far as its snapshot covers the state the model's future depends on
  * (docs/model.md, "The fast-forward"); tests compare runs with it on and off.
@@ -23,6 +25,7 @@ import type { Engine } from "./engine.js";
 import type { GuestAccessPath } from "./guest-memory.js";
 import type { SimMmu } from "./mmu.js";
 import { RECENT, type SlotRelativizer, type Stage2Tlb } from "./tlb.js";
+import { TlbiRecord } from "./tlbi-log.js";
 import type { PteVisibility } from "./visibility.js";
 import type { SimVcpu } from "./vcpu.js";
 
@@ -35,7 +38,7 @@ const MIN_SKIP = 2;
 /** Longest repeat, in pages, looked for (the TLBs' recent rings make 2 and 3 common). */
 const LAG_MAX = 6;
 
-/** A boundary: the moment a map has just stored a new last-level leaf. */
+/** A boundary: the moment a map or a relax has just stored a last-level leaf. */
 interface Boundary {
   /** Guest page number of the leaf (IPA / page size). */
   readonly page: number;
@@ -56,14 +59,12 @@ interface Snapshot {
 /** Work a skip cannot repeat (it changes state the snapshot does not hold): none per period. */
 const UNREPEATABLE: readonly number[] = [
   W["memcache-page"],
-  W["mark-dirty"],
   W["notifier-handler"],
   W["host-fault"],
   W["page-alloc"],
   W["zero-byte"],
   W["pmd-split"],
   W["table-free"],
-  W["tlbi-ipa"],
   W["tlbi-vmid"],
   W["ic-iallu"],
 ];
@@ -81,6 +82,22 @@ export class FastForward {
   private prevPeriod = 0;
   private prevDelta: number[] = [];
   private delta: number[] = [];
+  /** The TLBIs recorded since the last boundary, and scratch for the last period's. */
+  private readonly tlbis = new TlbiRecord();
+  private readonly periodTlbis: number[] = [];
+  /**
+   * The last period's TLBIs by IPA, and the one's before it (two arrays that trade places): per
+   * TLBI, whether its IPA is in the convoy's memslot, the IPA (then relative to the period's
+   * page) and the level hint.
+   */
+  private pattern: number[] = [];
+  private prevPattern: number[] = [];
+  /** Host addresses of the pages around and ahead of a boundary ({@link periodsAhead}). */
+  private readonly hostPas: Float64Array;
+  /** Per vCPU, what {@link midway} said of its TLB's last fill at the last {@link periodsAhead}. */
+  private readonly midwayOf: number[] = [];
+  /** Scratch: the output addresses of a skip's replayed fills and leaves. */
+  private readonly replayPas: Float64Array;
   /** Boundaries in a row whose period and work equal the one before. */
   private stable = 0;
   /** Snapshots of the last boundaries of the stable run, oldest first. */
@@ -111,29 +128,48 @@ export class FastForward {
     const top = 2 ** 53 - this.page;
     this.oaMaskLo = oaLo(vm.geo.granule, top);
     this.oaMaskHi = oaHi(top);
-    visibility.onFirstStore = () => {
+    const entries = vm.geo.granule.ptrsPerTable;
+    this.hostPas = new Float64Array(entries + 2 * SPAN + 1);
+    this.replayPas = new Float64Array(entries);
+
+    const mark = (): void => {
       engine.boundary = true;
     };
+    visibility.onFirstStore = mark;
+    visibility.onValidStore = mark;
+    mmu.log.recorder = this.tlbis;
     engine.onBoundary = (id, end) => this.atBoundary(id, end);
   }
 
-  /** Detaches from the engine and the store observer. */
+  /** Detaches from the engine, the store observer and the TLBI history. */
   detach(): void {
     this.visibility.onFirstStore = null;
+    this.visibility.onValidStore = null;
+    this.mmu.log.recorder = null;
     this.engine.onBoundary = null;
   }
 
-  /** Engine.onBoundary: task `id` ended a segment at `end` that stored into a new entry. */
+  /**
+   * Engine.onBoundary: task `id` ended a segment at `end` that stored into a new entry (a map)
+   * or a valid one (a map that replaced it, or a relax).
+   */
   private atBoundary(id: number, end: number): number {
     const ctx = this.vm.vcpus[id]!.fault;
     const P = this.page;
+    // The TLBIs since the last boundary: this period's (recorded again from here).
+    const tlbis = this.tlbis;
+    this.periodTlbis.length = 0;
+    for (let i = 0; i < tlbis.ipa.length; i++) this.periodTlbis.push(tlbis.ipa[i]!, tlbis.level[i]!);
+    const vmidFlushed = tlbis.vmids > 0;
+    tlbis.clear();
     if (
       this.vm.events.active ||
       this.mmu.observer !== null ||
-      ctx.action !== "map" ||
+      (ctx.action !== "map" && ctx.action !== "relax") ||
       ctx.ret !== 0 ||
       ctx.vmaPagesize !== P ||
-      ctx.slot === null
+      ctx.slot === null ||
+      vmidFlushed
     ) {
       this.prev = null;
       return 0;
@@ -146,7 +182,16 @@ export class FastForward {
     }
     const table = Math.floor(leaf / P);
     const index = leaf % P;
-    const counters = this.counters(this.cur);
+    // This period's TLBIs by IPA, relative to the page (addresses outside the slot as they are).
+    const b0 = page * P;
+    const pattern = this.pattern;
+    pattern.length = 0;
+    for (let i = 0; i < this.periodTlbis.length; i += 2) {
+      const ipa = this.periodTlbis[i]!;
+      const inSlot = ipa >= ctx.slot.gpa && ipa < ctx.slot.gpa + ctx.slot.size;
+      pattern.push(inSlot ? 1 : 0, inSlot ? ipa - b0 : ipa, this.periodTlbis[i + 1]!);
+    }
+    const counters = this.counters(this.cur, ctx.slot);
     const ring = this.mmu.tlbs.map((t) => t.recentPosition);
     const prev = this.prev;
     let period = 0;
@@ -156,7 +201,11 @@ export class FastForward {
       const last = this.last;
       delta.length = counters.length;
       for (let i = 0; i < counters.length; i++) delta[i] = counters[i]! - last[i]!;
-      const same = this.stable >= 0 && period === this.prevPeriod && sameNumbers(delta, this.prevDelta);
+      const same =
+        this.stable >= 0 &&
+        period === this.prevPeriod &&
+        sameNumbers(delta, this.prevDelta) &&
+        sameNumbers(pattern, this.prevPattern);
       this.stable = same ? this.stable + 1 : 0;
     } else this.stable = -1;
     this.prev = { page, table, index, end };
@@ -166,6 +215,8 @@ export class FastForward {
     this.last = counters;
     this.delta = this.prevDelta;
     this.prevDelta = delta;
+    this.pattern = this.prevPattern;
+    this.prevPattern = pattern;
     if (this.stable <= 0) {
       this.forgetHistory();
       return 0;
@@ -188,15 +239,16 @@ export class FastForward {
     for (let lag = 1; lag <= lagMax; lag++) {
       const h = this.history[this.history.length - lag]!;
       if (h.page !== page - lag || !sameNumbers(state, h.state)) continue;
-      let k = this.periodsAhead(page, table, index, ctx.slot, cap);
+      let k = this.periodsAhead(page, table, index, ctx.slot, cap, delta, pattern);
       k -= k % lag;
       if (k < Math.max(MIN_SKIP, lag)) break;
       // Each TLB's recent ring turns k / lag times as far as it did over the last `lag` pages.
       const turn = ring.map((r, i) => ((k / lag) * (r - h.ring[i]! + RECENT)) % RECENT);
       const turned = ring.map((r, i) => (r + turn[i]!) % RECENT);
-      this.skip(k, page, table, index, period, delta, ctx.slot, turned);
+      this.skip(k, page, table, index, period, delta, ctx.slot, turned, pattern);
       this.prev = { page: page + k, table, index: index + k, end: end + k * period };
       for (let i = 0; i < counters.length; i++) counters[i]! += k * delta[i]!;
+      // The pattern's addresses are relative to the page, so it is that of the next period too.
       // Only the snapshots of the repeat just found (from `lag` pages back) are the state k pages
       // on; older ones may predate it.
       while (this.history.length > 0 && this.history[0]!.page < page - lag)
@@ -241,18 +293,20 @@ export class FastForward {
     }
   }
 
-  /** Every counter the simulation's work advances, in a fixed order. */
-  private counters(out: number[]): number[] {
+  /** Every counter the simulation's work advances, in a fixed order (`slot`: the convoy's). */
+  private counters(out: number[], slot: Memslot): number[] {
     out.length = 0;
     for (const c of this.meter.count) out.push(c);
     const fs = this.vm.faultStats;
     for (const c of fs.aborts) out.push(c);
     for (const c of fs.actions) out.push(c);
     for (const c of fs.eagain) out.push(c);
-    out.push(fs.s1ptw);
+    out.push(fs.s1ptw, slot.dirtyPages);
     this.engine.counters(out);
     out.push(this.mmu.walks, this.accesses(), this.vm.pgt.tablesInstalled);
-    for (const tlb of this.mmu.tlbs) out.push(tlb.fills);
+    // Each TLB's fills of the same entry again, then its other fills (last).
+    for (const tlb of this.mmu.tlbs) out.push(tlb.refills);
+    for (const tlb of this.mmu.tlbs) out.push(tlb.fills - tlb.refills);
     return out;
   }
 
@@ -297,7 +351,12 @@ export class FastForward {
     };
     this.engine.periodicState(out, cur, t0, (s) => this.stepCode(s));
     const vm = this.vm;
-    out.push(vm.mmuNotifierSeq, vm.mmuNotifierCount, this.mmu.log.seq);
+    // Not the TLBI history: a TLB entry's past TLBIs matter only through whether it is live now
+    // (each entry's state says), later TLBIs remove it whenever it was filled, and fills to come
+    // are all made after every TLBI so far.
+    out.push(vm.mmuNotifierSeq, vm.mmuNotifierCount);
+    // The dirty bits of the pages around.
+    for (let d = -SPAN; d <= SPAN; d++) out.push(slot.isDirty(b + d * P) ? 1 : 0);
     for (let i = 0; i < this.vcpus.length; i++) {
       if (!this.vcpus[i]!.periodicState(out, b, relIpa)) return null;
       const v = vm.vcpus[i]!;
@@ -311,25 +370,30 @@ export class FastForward {
       for (let d = -SPAN; d <= SPAN; d++) tlb.slotState(out, tlb.slotOf(b + d * P, LAST_LEVEL), t0, rel);
       this.stageOneEntries(out, i, tlb, t0, rel);
     }
-    if (!this.visibility.periodicState(out, table, index, t0)) return null;
-    // The descriptors around the leaf, output addresses relative to the host's.
+    const entry = (d: number, w0: number, w1: number): void => this.entryState(out, slot, b + d * P, w0, w1);
+    if (!this.visibility.periodicState(out, table, index, t0, entry)) return null;
+    // The descriptors around the leaf.
     const words = vm.pgt.mem.pages[table]!;
     for (let d = -SPAN; d <= SPAN; d++) {
       const j = index + d;
-      if (j < 0 || j >= vm.geo.granule.ptrsPerTable) {
-        out.push(-1);
-        continue;
-      }
-      const w0 = words[2 * j]!;
-      const w1 = words[2 * j + 1]!;
-      if ((w0 & 1) === 0) out.push(0, w0, w1);
-      else {
-        const oa = pteOa(vm.geo.granule, w0, w1);
-        out.push(1, (w0 & ~this.oaMaskLo) >>> 0, (w1 & ~this.oaMaskHi) >>> 0);
-        out.push(oa - this.hostPa(slot, b + d * P) + REL);
-      }
+      if (j < 0 || j >= vm.geo.granule.ptrsPerTable) out.push(-1);
+      else entry(d, words[2 * j]!, words[2 * j + 1]!);
     }
     return out;
+  }
+
+  /**
+   * A descriptor (words `w0`, `w1`) of the entry for guest page `ipa` of `slot`, appended to
+   * `out` with its output address relative to the host page there.
+   */
+  private entryState(out: number[], slot: Memslot, ipa: number, w0: number, w1: number): void {
+    if ((w0 & 1) === 0) {
+      out.push(0, w0, w1);
+      return;
+    }
+    const oa = pteOa(this.vm.geo.granule, w0, w1);
+    out.push(1, (w0 & ~this.oaMaskLo) >>> 0, (w1 & ~this.oaMaskHi) >>> 0);
+    out.push(oa - this.hostPa(slot, ipa) + REL);
   }
 
   /** A number for a string of the fault context. */
@@ -394,18 +458,28 @@ export class FastForward {
     return c;
   }
 
+  /** Where the convoy's memslot's dirty-page count is among the counters (see {@link counters}). */
+  private dirtyCounter(): number {
+    const fs = this.vm.faultStats;
+    return this.meter.count.length + fs.aborts.length + fs.actions.length + fs.eagain.length + 1;
+  }
+
   /**
    * The most periods a skip from the leaf at `index` could take, from what costs little to check:
-   * the period's work (`delta`: one TLB fill per vCPU and one descriptor store, nothing
-   * unrepeatable), the table's end and every vCPU's page run; 0 when no skip. (The TLBs' sets
-   * are {@link periodsAhead}'s: a skip may fill a set more than once, as the real periods would.)
+   * the period's work (`delta`: one TLB fill per vCPU and one descriptor store, at most one page
+   * newly dirty, nothing unrepeatable), the table's end and every vCPU's page run; 0 when no
+   * skip. (The TLBs' sets are {@link periodsAhead}'s: a skip may fill a set more than once, as
+   * the real periods would.)
    */
   private skipLimit(index: number, delta: readonly number[]): number {
     const nv = this.vcpus.length;
-    // One fill per vCPU per period (the counters end with the TLBs' fills), nothing unrepeatable.
+    // One new entry per vCPU per period (the counters end with the TLBs' fills other than
+    // refills of the entry just filled), nothing unrepeatable.
     for (let i = 0; i < nv; i++) if (delta[delta.length - nv + i] !== 1) return 0;
     for (const w of UNREPEATABLE) if (delta[w] !== 0) return 0;
-    if (delta[W["pte-write"]] !== 1 || delta[delta.length - nv - 1] !== 0) return 0;
+    if (delta[W["pte-write"]] !== 1 || delta[delta.length - 2 * nv - 1] !== 0) return 0;
+    const dirty = delta[this.dirtyCounter()]!;
+    if (dirty !== 0 && dirty !== 1) return 0;
     let k = this.vm.geo.granule.ptrsPerTable - 1 - index - SPAN;
     for (const v of this.vcpus) k = Math.min(k, v.pageRun() - SPAN);
     return k < MIN_SKIP ? 0 : k;
@@ -414,45 +488,73 @@ export class FastForward {
   /**
    * How many periods the simulation may skip from the boundary at guest page `page` (the leaf
    * at `index` of `table`), at most `cap` ({@link skipLimit}): as many as the pages ahead are
-   * unmapped in the same table with host pages like the ones behind, and no TLB fill evicts an
-   * entry the vCPUs will use; 0 when fewer than MIN_SKIP.
+   * like the first of them (host pages present in the same VMA with the same flags and coherence
+   * marks; entries both empty, or both leaves with the same attributes, each to its own host
+   * page; dirty bits alike, or all clean when each period dirties its page) and no TLB fill
+   * evicts an entry the vCPUs will use; 0 when fewer than MIN_SKIP. Leaves the host addresses
+   * of the pages from SPAN before to k + SPAN after `page` in {@link hostPas}.
    */
-  private periodsAhead(page: number, table: number, index: number, slot: Memslot, cap: number): number {
+  private periodsAhead(
+    page: number,
+    table: number,
+    index: number,
+    slot: Memslot,
+    cap: number,
+    delta: readonly number[],
+    pattern: readonly number[],
+  ): number {
     const P = this.page;
     const vm = this.vm;
     const nv = this.vcpus.length;
     let k = cap;
-    // The host pages: present, with the flags of the page mapped, at evenly spaced addresses;
-    // the entries ahead empty.
     const b = page * P;
     const hva = slot.hvaOf(b);
     const vma = vm.host.findVma(hva);
     if (vma === null || vma.backing.kind === "shmem") return 0;
     const flags = vma.flags[vma.index(hva)]!;
-    const pa0 = this.hostPa(slot, b);
     // The host pages' coherence marks: a period changes them only by cleaning (idempotent), so
     // where the pages ahead are marked like the ones behind, their periods leave them as they are.
     const phys = vm.hostPhys;
-    const marks = phys.marksAt(pa0);
-    const step = this.hostPa(slot, b + P) - pa0;
-    if (step !== 0 && step !== P) return 0;
+    const marks = phys.marksAt(this.hostPa(slot, b));
     const words = vm.pgt.mem.pages[table]!;
+    const g = vm.geo.granule;
+    // The first entry ahead: its attribute bits and output address relative to its host page.
+    const a0 = words[2 * (index + 1)]!;
+    const a1 = words[2 * (index + 1) + 1]!;
+    const valid = (a0 & 1) !== 0;
+    if (!valid && (a0 !== 0 || a1 !== 0)) return 0;
+    const attrLo = (a0 & ~this.oaMaskLo) >>> 0;
+    const attrHi = (a1 & ~this.oaMaskHi) >>> 0;
+    const relOa = valid ? pteOa(g, a0, a1) - this.hostPa(slot, b + P) : 0;
+    // Dirty bits: each period dirtying its page (the boundary's, already marked) needs the pages
+    // ahead clean; otherwise they must be alike.
+    const dirties = delta[this.dirtyCounter()] === 1;
+    if (dirties && !slot.isDirty(b)) return 0;
+    const dirtyAhead = dirties ? false : slot.isDirty(b + P);
+    const pas = this.hostPas;
     for (let d = -SPAN; d <= k + SPAN; d++) {
       const ipa = b + d * P;
       const h = slot.hvaOf(ipa);
-      const ok =
-        ipa >= slot.gpa &&
-        ipa < slot.gpa + slot.size &&
-        vm.host.findVma(h) === vma &&
-        vma.flags[vma.index(h)] === flags &&
-        this.hostPa(slot, ipa) === pa0 + d * step &&
-        phys.marksAt(pa0 + d * step) === marks &&
-        (d <= 0 || (words[2 * (index + d)] === 0 && words[2 * (index + d) + 1] === 0));
+      let ok = ipa >= slot.gpa && ipa < slot.gpa + slot.size && vm.host.findVma(h) === vma;
+      ok &&= vma.flags[vma.index(h)] === flags;
+      const pa = ok ? this.hostPa(slot, ipa) : Number.NaN;
+      ok &&= pa === pa && phys.marksAt(pa) === marks;
+      if (ok && d > 0) {
+        const w0 = words[2 * (index + d)]!;
+        const w1 = words[2 * (index + d) + 1]!;
+        ok = valid
+          ? (w0 & ~this.oaMaskLo) >>> 0 === attrLo &&
+            (w1 & ~this.oaMaskHi) >>> 0 === attrHi &&
+            pteOa(g, w0, w1) - pa === relOa
+          : w0 === 0 && w1 === 0;
+        ok &&= slot.isDirty(ipa) === dirtyAhead;
+      }
       if (!ok) {
         if (d <= SPAN) return 0;
         k = d - SPAN - 1;
         break;
       }
+      pas[d + SPAN] = pa;
     }
     if (k < MIN_SKIP) return 0;
     // TLB fills: each vCPU fills the pages after its last fill; none may take the slot of an
@@ -466,13 +568,59 @@ export class FastForward {
       for (let d = -2 * SPAN; d <= 2 * SPAN; d++) keep.push(tlb.slotOf(b + d * P, LAST_LEVEL));
       const from = tlb.slotOf(tlb.lastFillBase, LAST_LEVEL);
       if (from < 0 || tlb.lastFillBase < slot.gpa || tlb.lastFillBase >= slot.gpa + slot.size) return 0;
-      if (!tlb.isLive(from, Number.MAX_VALUE)) return 0;
+      // Replayed fills copy its expiry: only one that never expires (TLBIs may have removed it:
+      // each replayed fill gets the TLBI number it would have).
+      if (tlb.expiryOf(from) !== Infinity) return 0;
+      const refills = delta[delta.length - 2 * nv + i]!;
+      const midway = this.midway(tlb, from, slot, pattern.length / 3);
+      if (midway < 0 || (midway === 1 && refills !== 1)) return 0;
+      this.midwayOf[i] = midway;
       k = tlb.fillRunLimit(tlb.lastFillBase + P, P, LAST_LEVEL, k, keep);
     }
     return k >= MIN_SKIP ? k : 0;
   }
 
-  /** Moves the simulation `k` periods of `period` ps on from the boundary at guest page `page`. */
+  /**
+   * Whether a TLB's last fill (slot `from`) is its page's entry as it will stay (0), or as it is
+   * midway through its period (1: the vCPU fills it again before the period ends, as the entry of
+   * the page before was, which is then as it will stay); -1 when neither can be told. An entry
+   * as it will stay is like the one of the page before: same permissions, level and expiry, the
+   * same output address relative to its host page, filled `m` TLBIs later (the period's count).
+   */
+  private midway(tlb: Stage2Tlb, from: number, slot: Memslot, m: number): number {
+    const P = this.page;
+    const base = tlb.entry(from).base;
+    const prev = tlb.slotOf(base - P, LAST_LEVEL);
+    if (prev < 0) return -1;
+    if (this.alike(tlb, prev, from, slot, m)) return 0;
+    const before = tlb.slotOf(base - 2 * P, LAST_LEVEL);
+    if (before < 0 || !this.alike(tlb, before, prev, slot, m)) return -1;
+    return tlb.expiryOf(prev) === Infinity ? 1 : -1;
+  }
+
+  /** Whether slot `b`'s entry (a page on from slot `a`'s) is like `a`'s (see {@link midway}). */
+  private alike(tlb: Stage2Tlb, a: number, b: number, slot: Memslot, m: number): boolean {
+    const ea = tlb.entry(a);
+    const eb = tlb.entry(b);
+    return (
+      ea.perms === eb.perms &&
+      ea.level === eb.level &&
+      tlb.expiryOf(a) === tlb.expiryOf(b) &&
+      tlb.fillSeqOf(a) + m === tlb.fillSeqOf(b) &&
+      ea.pa - this.hostPa(slot, ea.base) === eb.pa - this.hostPa(slot, eb.base)
+    );
+  }
+
+  /** The host address of guest page `ipa` of `slot`, from {@link hostPas} where it holds it. */
+  private hostPaNear(slot: Memslot, b: number, ipa: number, k: number): number {
+    const d = (ipa - b) / this.page;
+    return d >= -SPAN && d <= k + SPAN ? this.hostPas[d + SPAN]! : this.hostPa(slot, ipa);
+  }
+
+  /**
+   * Moves the simulation `k` periods of `period` ps on from the boundary at guest page `page`,
+   * whose periods each issue the TLBIs of `pattern` (relative to their page).
+   */
   private skip(
     k: number,
     page: number,
@@ -482,40 +630,81 @@ export class FastForward {
     delta: readonly number[],
     slot: Memslot,
     ring: readonly number[],
+    pattern: readonly number[],
   ): void {
     const P = this.page;
     const vm = this.vm;
+    const g = vm.geo.granule;
     const shift = k * P;
     const dt = k * period;
     const lo = slot.gpa;
     const hi = slot.gpa + slot.size;
     const moves = (ipa: number): boolean => ipa >= lo && ipa < hi;
     const b = page * P;
-    const step = this.hostPa(slot, b + P) - this.hostPa(slot, b);
-    // The TLB fills first (they read the entries' permissions before anything moves).
+    const hostPa = (ipa: number): number => this.hostPaNear(slot, b, ipa, k);
+    const log = this.mmu.log;
+    const m = pattern.length / 3;
+    const pas = this.replayPas;
+    // The TLB fills first (they read the entries' permissions before anything moves), each with
+    // the TLBI number it would have: m more per period.
     for (let i = 0; i < this.vcpus.length; i++) {
       const tlb = this.mmu.tlbs[i]!;
       const from = tlb.slotOf(tlb.lastFillBase, LAST_LEVEL);
       const e: number[] = [];
       tlb.slotState(e, from, 0, { ipa: (x) => x, pa: (_b, pa) => pa });
       const [base, , pa, perms, level, expiry] = e as [number, number, number, number, number, number];
-      tlb.fillRun(base + P, level, pa + step, step, perms, expiry, k);
+      const rel = pa - hostPa(base);
+      // The host pages after `base`: hostPas holds those of pages -SPAN .. k + SPAN from b.
+      const d0 = (base - b) / P + 1 + SPAN;
+      const near = d0 >= 0 ? Math.max(0, Math.min(k, k + 2 * SPAN + 1 - d0)) : 0;
+      for (let j = 0; j < near; j++) pas[j] = this.hostPas[d0 + j]! + rel;
+      for (let j = near; j < k; j++) pas[j] = hostPa(base + (j + 1) * P) + rel;
+      const seq = tlb.fillSeqOf(from);
+      if (this.midwayOf[i] === 0) tlb.fillRun(base + P, level, pas, perms, expiry, seq, m, k);
+      else {
+        // The last fill's page and every page after it but the last end their periods as the
+        // page before the last fill's did; the last is then where the last fill's page is now.
+        const prev = tlb.slotOf(base - P, LAST_LEVEL);
+        const done = tlb.permsOf(prev);
+        const doneSeq = tlb.fillSeqOf(prev) + m;
+        tlb.fillRun(base + P, level, pas, done, Infinity, doneSeq, m, k);
+        tlb.refillAs(from, done, Infinity, doneSeq);
+        tlb.refillAs(tlb.slotOf(base + k * P, level), perms, expiry, seq + k * m);
+      }
       tlb.moveRecent(shift, moves);
       tlb.rotateRecent(ring[i]!);
     }
-    vm.pgt.copyLeaves(table, index, k, step);
+    for (let j = 0; j < k; j++) pas[j] = hostPa(b + (j + 1) * P);
+    vm.pgt.copyLeaves(table, index, k, pas);
+    // The periods' TLBIs, then the pages they dirty.
+    const sinceTlbi = this.vcpus.map((_, i) => this.path.cachedSinceTlbi(i));
+    log.recorder = null;
+    for (let j = 1; j <= k; j++) {
+      for (let t = 0; t < pattern.length; t += 3) {
+        const ipa = pattern[t + 1]!;
+        log.invalidateIpa(pattern[t] === 1 ? b + j * P + ipa : ipa, pattern[t + 2]!);
+      }
+    }
+    log.recorder = this.tlbis;
+    const dirtyAt = this.dirtyCounter();
+    if (delta[dirtyAt] === 1) for (let j = 1; j <= k; j++) slot.markDirty(b + j * P);
     for (let i = 0; i < this.vcpus.length; i++) {
       this.vcpus[i]!.fastForward(k, shift, moves);
       const c = vm.vcpus[i]!.fault;
       if (c.slot === slot) {
         c.hva += shift;
-        c.pa += k * step;
+        if (moves(c.gpa)) c.pa = hostPa(c.gpa + shift) + (c.pa - hostPa(c.gpa));
       }
       if (moves(c.faultIpa)) c.faultIpa += shift;
       if (moves(c.gpa)) c.gpa += shift;
-      this.path.fastForward(i, k);
+      this.path.fastForward(i, k, sinceTlbi[i]!);
     }
-    this.visibility.fastForward(k, dt);
+    // Stores in flight move k entries on; a valid old value to the host page there.
+    this.visibility.fastForward(k, dt, table, index, (d, w0, w1) => {
+      if ((w0 & 1) === 0) return [w0, w1];
+      const oa = pteOa(g, w0, w1) - hostPa(b + d * P) + hostPa(b + (d + k) * P);
+      return [((w0 & ~this.oaMaskLo) | oaLo(g, oa)) >>> 0, ((w1 & ~this.oaMaskHi) | oaHi(oa)) >>> 0];
+    });
     // The counters, in the order counters() lists them.
     const meter = this.meter;
     let n = 0;
@@ -525,12 +714,19 @@ export class FastForward {
     for (let i = 0; i < fs.actions.length; i++) fs.actions[i]! += k * delta[n++]!;
     for (let i = 0; i < fs.eagain.length; i++) fs.eagain[i]! += k * delta[n++]!;
     fs.s1ptw += k * delta[n++]!;
+    n++; // the dirty pages, counted by markDirty above
     const engineCounters: number[] = [];
     this.engine.counters(engineCounters);
     this.engine.fastForward(dt, k, delta.slice(n, n + engineCounters.length));
     n += engineCounters.length;
     this.mmu.walks += k * delta[n++]!;
-    this.addAccesses(k * delta[n]!); // then tables installed (0) and the TLB fills (replayed)
+    this.addAccesses(k * delta[n++]!);
+    n++; // tables installed (0)
+    // The refills (of the entry each replayed fill made: fillRun counted one fill per period).
+    for (const tlb of this.mmu.tlbs) {
+      tlb.refills += k * delta[n]!;
+      tlb.fills += k * delta[n++]!;
+    }
     this.periodsSkipped += k;
     this.skips++;
   }

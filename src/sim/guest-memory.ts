@@ -5,6 +5,7 @@
  * thing in the simulation) since a translation reads tables and the TLBI history, except through
  * attemptHits and attemptAhead, which the engine's lookahead allows ahead of other CPUs.
  */
+import type { Digest } from "../common/digest.js";
 import { W, type WorkMeter } from "../common/work.js";
 import { type GuestAccess, leafPermits } from "../pgtable/hw-walk.js";
 import type { Engine } from "./engine.js";
@@ -72,17 +73,32 @@ export class GuestAccessPath {
   }
 
   /**
-   * vCPU `cpu`'s cached stage-1 translation relative to guest page `page` (with the TLBI
-   * number current then), appended to `out`.
+   * vCPU `cpu`'s cached stage-1 translation relative to guest page `page`, and whether a TLBI has
+   * been issued since (then it is not used: TLBI numbers only grow), appended to `out`.
    */
   periodicState(out: number[], cpu: number, page: number): void {
     const last = this.lastPage[cpu]!;
-    out.push(last < 0 ? -Infinity : last - page, this.lastSeq[cpu]! - this.mmu.log.seq);
+    out.push(last < 0 ? -Infinity : last - page, this.cachedSinceTlbi(cpu) ? 1 : 0);
   }
 
-  /** Moves vCPU `cpu`'s cached stage-1 translation `pages` guest pages on (the fast-forward). */
-  fastForward(cpu: number, pages: number): void {
+  /** The cached stage-1 translations, into `d`. */
+  digest(d: Digest): void {
+    d.addAll(this.lastPage);
+    d.addAll(this.lastSeq);
+  }
+
+  /** Whether vCPU `cpu`'s cached stage-1 translation was made after the latest TLBI. */
+  cachedSinceTlbi(cpu: number): boolean {
+    return this.lastSeq[cpu] === this.mmu.log.seq;
+  }
+
+  /**
+   * Moves vCPU `cpu`'s cached stage-1 translation `pages` guest pages on (the fast-forward), made
+   * after the latest TLBI if `sinceTlbi`.
+   */
+  fastForward(cpu: number, pages: number, sinceTlbi: boolean): void {
     if (this.lastPage[cpu]! >= 0) this.lastPage[cpu]! += pages;
+    if (sinceTlbi) this.lastSeq[cpu] = this.mmu.log.seq;
   }
 
   /** Forgets cached stage-1 translations (a new stage's first access walks again). */

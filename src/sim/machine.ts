@@ -3,6 +3,7 @@
  * TLBs that TLBIs reach, and an engine per timed run. Build the VM with {@link vmHooks}, then
  * {@link attach} it.
  */
+import { Digest } from "../common/digest.js";
 import type { LockId } from "../common/steps.js";
 import { WorkMeter } from "../common/work.js";
 import type { Vm } from "../kvm/vm.js";
@@ -108,6 +109,29 @@ export class SimMachine {
     );
     for (const slot of vm.memslots.slots) this.mmuRef.log.track(slot.gpa, slot.size);
     this.pathRef = new GuestAccessPath(vm.vcpus.length, vm.geo.granule.size, this.mmuRef, this.meter);
+  }
+
+  /**
+   * A digest of the state a report does not show, between runs: every TLB (entries with their
+   * TLBI numbers, victims, recent slots), the TLBI history, the cached stage-1 translations, the
+   * stage-2 table pages with their refcounts, and the memslots' dirty bitmaps. For tests that
+   * check that two ways of running (the speed-ups on and off) leave the same state.
+   */
+  stateDigest(): string {
+    const vm = this.vmRef;
+    const mmu = this.mmuRef;
+    const path = this.pathRef;
+    if (vm === null || mmu === null || path === null) throw new Error("SimMachine: attach a VM first");
+    const d = new Digest();
+    d.add(mmu.walks);
+    mmu.log.digest(d);
+    for (const tlb of mmu.tlbs) tlb.digest(d, Infinity);
+    path.digest(d);
+    const mem = vm.pgt.mem;
+    for (const page of mem.pages) d.addAll(page);
+    d.addAll(mem.refcount);
+    for (const slot of vm.memslots.slots) d.addAll(slot.dirtyBitmap ?? [-1]);
+    return d.toString();
   }
 
   /** The vCPU whose code is running, or -1 (no timed run, or set-up between runs). */

@@ -5,6 +5,7 @@
  * it was read from has been overwritten (its `expiry`, for entries filled from a value another CPU
  * was in the middle of changing).
  */
+import type { Digest } from "../common/digest.js";
 import type { LevelSizes } from "../pgtable/walker.js";
 import type { TlbiLog } from "./tlbi-log.js";
 
@@ -63,6 +64,8 @@ export class Stage2Tlb {
   private readonly keepMark: Uint8Array;
   /** Fills so far, and the IPA base of the last one (for the simulator's fast-forward). */
   fills = 0;
+  /** Fills of the entry the last fill made, again (in its slot; for the fast-forward). */
+  refills = 0;
   lastFillBase = -1;
   /** Result of the last successful {@link lookup}. */
   hitPa = 0;
@@ -344,6 +347,45 @@ export class Stage2Tlb {
     out.push(d[o + F_PERMS]!, d[o + F_LEVEL]!, d[o + F_EXPIRY]!, this.isLive(i, now) ? 1 : 0);
   }
 
+  /** Everything the TLB holds, into `d`: each slot's entry (liveness at `now`), the sets' victims, the recent slots and the counters. */
+  digest(d: Digest, now: number): void {
+    const out: number[] = [];
+    const rel: SlotRelativizer = { ipa: (x) => x, pa: (_b, pa) => pa };
+    for (let i = 0; i < this.tag.length; i++) {
+      out.length = 0;
+      this.slotState(out, i, now, rel);
+      if (out.length > 1) out.push(this.fillSeqOf(i), this.data[i * STRIDE + F_LOG_INDEX]!);
+      d.addAll(out);
+    }
+    d.addAll(this.victim);
+    d.addAll(this.recent);
+    d.addAll(this.recentLo);
+    d.addAll(this.recentHi);
+    d.addAll(this.tagged);
+    d.addAll([this.recentNext, this.lastSlot, this.fills, this.refills, this.lastFillBase]);
+  }
+
+  /**
+   * Sets slot `i`'s permissions, expiry and TLBI number, as filling its entry again would (the
+   * fast-forward's replays: the refill that completes a page's period).
+   */
+  refillAs(i: number, perms: number, expiry: number, seq: number): void {
+    const o = i * STRIDE;
+    this.data[o + F_PERMS] = perms;
+    this.data[o + F_EXPIRY] = expiry;
+    this.data[o + F_FILL_SEQ] = seq;
+  }
+
+  /** When slot `i`'s entry expires (Infinity: only a TLBI removes it). */
+  expiryOf(i: number): number {
+    return this.data[i * STRIDE + F_EXPIRY]!;
+  }
+
+  /** The TLBI number current when slot `i`'s entry was filled. */
+  fillSeqOf(i: number): number {
+    return this.data[i * STRIDE + F_FILL_SEQ]!;
+  }
+
   /**
    * The recent slots with their ranges, oldest first, and the last slot, appended to `out`. The
    * ring's position is left out: while no two recent ranges overlap, which slot is looked at
@@ -421,18 +463,20 @@ export class Stage2Tlb {
 
   /**
    * `n` {@link fill}s of `level` leaves at `first`, `first` + size, ... (consecutive blocks) ->
-   * `pa`, `pa` + `paStep`, ... with `perms` and `expiry`, as those fills in order would leave the
-   * entries, the sets' victims, {@link fills} and {@link lastFillBase}; but not the recent slots
-   * or {@link lastSlot}, which the caller restores. For the fast-forward's replays, which
+   * `pa[0]`, `pa[1]`, ... with `perms` and `expiry`, the j-th (from 0) made when the TLBI count
+   * was `seq` + (j + 1) x `seqStep`, as those fills in order would leave the entries, the sets'
+   * victims, {@link fills} and {@link lastFillBase}; but not the recent slots or
+   * {@link lastSlot}, which the caller restores. For the fast-forward's replays, which
    * {@link fillRunLimit} has checked: no slot is tagged for these blocks before the run.
    */
   fillRun(
     first: number,
     level: number,
-    pa: number,
-    paStep: number,
+    pa: Float64Array,
     perms: number,
     expiry: number,
+    seq: number,
+    seqStep: number,
     n: number,
   ): void {
     if (n <= 0) return;
@@ -443,7 +487,6 @@ export class Stage2Tlb {
     const victim = this.victim;
     const tagged = this.tagged;
     const d = this.data;
-    const seq = this.log.seq;
     // Consecutive blocks: consecutive sets, and (within one tracked range) consecutive counters.
     const set0 = this.setOf(Math.floor(first * this.sizes.inv[level + 1]!));
     const log0 = this.log.runIndex(first, level, n);
@@ -460,10 +503,10 @@ export class Stage2Tlb {
       const o = slot * STRIDE;
       d[o + F_BASE] = blockBase;
       d[o + F_END] = blockBase + size;
-      d[o + F_PA] = pa + j * paStep;
+      d[o + F_PA] = pa[j]!;
       d[o + F_PERMS] = perms;
       d[o + F_LEVEL] = level;
-      d[o + F_FILL_SEQ] = seq;
+      d[o + F_FILL_SEQ] = seq + (j + 1) * seqStep;
       d[o + F_EXPIRY] = expiry;
       d[o + F_LOG_INDEX] = log0 >= 0 ? log0 + j : this.log.indexOf(blockBase, level);
     }
@@ -488,7 +531,7 @@ export class Stage2Tlb {
       const v = this.victim[set]!;
       slot = first + v;
       this.victim[set] = v + 1 === this.ways ? 0 : v + 1;
-    }
+    } else if (blockBase === this.lastFillBase) this.refills++;
     this.lastSlot = slot;
     this.fills++;
     this.lastFillBase = blockBase;

@@ -5,6 +5,7 @@
  * was filled, and the index of its block's counter ({@link TlbiLog.indexOf}), so checking it
  * later is one array read.
  */
+import type { Digest } from "../common/digest.js";
 import type { LevelSizes } from "../pgtable/walker.js";
 
 /** A guest-physical range whose translations are tracked (a memslot). */
@@ -15,6 +16,26 @@ interface TrackedRange {
   readonly firstBlock: Float64Array;
   /** Where each leaf level's counters start in the log's flat array (-1: not a leaf level). */
   readonly offset: Int32Array;
+}
+
+/** The TLBIs issued since it was last cleared, in order. */
+export class TlbiRecord {
+  /** The IPA and level hint of each TLBI by IPA. */
+  readonly ipa: number[] = [];
+  readonly level: number[] = [];
+  /** Whole-VMID TLBIs. */
+  vmids = 0;
+
+  byIpa(ipa: number, level: number): void {
+    this.ipa.push(ipa);
+    this.level.push(level);
+  }
+
+  clear(): void {
+    this.ipa.length = 0;
+    this.level.length = 0;
+    this.vmids = 0;
+  }
 }
 
 /** The TLBI history of one VMID. */
@@ -62,9 +83,16 @@ export class TlbiLog {
     this.ranges.push({ base, end: base + size, firstBlock, offset });
   }
 
+  /**
+   * When set, the TLBIs issued are recorded in it (for the simulator's fast-forward, which
+   * repeats them).
+   */
+  recorder: TlbiRecord | null = null;
+
   /** TLBI by IPA with level hint `level` (0: none): the cached leaves containing `ipa` it removes. */
   invalidateIpa(ipa: number, level = 0): void {
     const seq = ++this.seq;
+    if (this.recorder !== null) this.recorder.byIpa(ipa, level);
     const r = this.rangeOf(ipa);
     if (r === null) return;
     for (const l of this.leafLevels) {
@@ -76,6 +104,13 @@ export class TlbiLog {
   /** TLBI VMALLS12E1IS: everything. */
   flushVmid(): void {
     this.vmidSeq = ++this.seq;
+    if (this.recorder !== null) this.recorder.vmids++;
+  }
+
+  /** The whole history, into `d`. */
+  digest(d: Digest): void {
+    d.addAll([this.seq, this.vmidSeq]);
+    d.addAll(this.last);
   }
 
   /** The counter of the `level` block containing `ipa`, for {@link lastAt}; -1 if untracked. */

@@ -37,30 +37,57 @@ export class PteVisibility implements PteObserver {
     this.oldLo[i] = oldLo;
     this.oldHi[i] = oldHi;
     this.at[i] = t;
-    if (oldLo === 0 && oldHi === 0 && this.onFirstStore !== null) this.onFirstStore();
+    if (oldLo === 0 && oldHi === 0) {
+      if (this.onFirstStore !== null) this.onFirstStore();
+    } else if ((oldLo & 1) !== 0 && this.onValidStore !== null) this.onValidStore();
   }
 
   /** Called at a store into an entry that held zero (a new entry), when set. */
   onFirstStore: (() => void) | null = null;
+  /** Called at a store into a valid entry, when set. */
+  onValidStore: (() => void) | null = null;
 
   /**
-   * The stores in flight, relative to entry `index` of `table` and time `t0`, appended to `out`;
-   * false (with nothing useful appended) if one is to another table.
+   * The stores in flight, relative to entry `index` of `table` and time `t0`, appended to `out`,
+   * each store's old value as `old` appends it (given the entry's offset from `index`); false
+   * (with nothing useful appended) if one is to another table.
    */
-  periodicState(out: number[], table: number, index: number, t0: number): boolean {
+  periodicState(
+    out: number[],
+    table: number,
+    index: number,
+    t0: number,
+    old: (d: number, lo: number, hi: number) => void,
+  ): boolean {
     const base = table * this.ptrsPerTable + index;
     out.push(this.tail - this.head);
     for (let i = this.head; i < this.tail; i++) {
       const d = this.key[i]! - base;
       if (d < -index || d >= this.ptrsPerTable - index) return false;
-      out.push(d, this.oldLo[i]!, this.oldHi[i]!, this.at[i]! - t0);
+      out.push(d);
+      old(d, this.oldLo[i]!, this.oldHi[i]!);
+      out.push(this.at[i]! - t0);
     }
     return true;
   }
 
-  /** Moves every store in flight `entries` entries on (within its table) and `dt` later. */
-  fastForward(entries: number, dt: number): void {
+  /**
+   * Moves every store in flight `entries` entries on (within its table) and `dt` later; `old`
+   * gives the old value each has there, from its entry's offset from entry `index` of `table`
+   * (before the move) and its old value now.
+   */
+  fastForward(
+    entries: number,
+    dt: number,
+    table: number,
+    index: number,
+    old: (d: number, lo: number, hi: number) => readonly [number, number],
+  ): void {
+    const base = table * this.ptrsPerTable + index;
     for (let i = this.head; i < this.tail; i++) {
+      const [lo, hi] = old(this.key[i]! - base, this.oldLo[i]!, this.oldHi[i]!);
+      this.oldLo[i] = lo;
+      this.oldHi[i] = hi;
       this.key[i]! += entries;
       this.at[i]! += dt;
     }

@@ -81,8 +81,9 @@ export interface SimStageReport {
    */
   readonly engine_steps: number;
   /**
-   * Last-level leaves the fast-forward installed by skipping whole periods of a lock convoy
-   * (sim/fast-forward.ts; 0 with it off). Speed information only: every other figure is the same.
+   * Last-level leaves the fast-forward installed or relaxed by skipping whole periods of a lock
+   * convoy (sim/fast-forward.ts; 0 with it off). Speed information only: every other figure is
+   * the same.
    */
   readonly fast_forward_leaves: number;
   /**
@@ -95,6 +96,8 @@ export interface SimStageReport {
    * per access; 0 with access runs off). Speed information only.
    */
   readonly flow_run_accesses: number;
+  /** With `stateDigest` set: a digest of the machine's state at the stage's end (for tests). */
+  readonly state_digest?: string;
 }
 
 /** A whole simulated selftest run. */
@@ -288,6 +291,7 @@ function runStage(
     fast_forward_leaves: machine.periodsSkipped,
     hit_run_accesses: machine.path.hitRunAccesses - hitRuns0,
     flow_run_accesses: machine.path.flowRunAccesses - flowRuns0,
+    ...(test.config.stateDigest === true ? { state_digest: machine.stateDigest() } : {}),
   };
   return { report, finishPs: run.finishPs };
 }

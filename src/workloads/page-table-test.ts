@@ -87,6 +87,11 @@ export interface PageTableTestConfig {
   readonly releaseOrder?: ReleaseOrder;
   /** Seed of the run's random choices (only release order "random" makes any). Default 1. */
   readonly seed?: number;
+  /**
+   * In the simulator: give each stage report a `state_digest` of the machine's state at its end
+   * (SimMachine.stateDigest), for tests that compare runs. Default false.
+   */
+  readonly stateDigest?: boolean;
 }
 
 /** Counts of what happened in one stage. */

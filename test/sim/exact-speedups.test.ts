@@ -85,11 +85,17 @@ const cases: Case[] = [
   { kernel: "v5.14", backing: "anonymous_thp", mem: 256 * M, vcpus: 5, granule: 65536 },
   { kernel: "v5.12", backing: "anonymous_hugetlb_1gb", mem: G, vcpus: 4 },
   { kernel: "v5.14", backing: "anonymous_hugetlb_1gb", mem: G, vcpus: 4 },
+  // Anonymous memory's UPDATE: a convoy of permission relaxes, each with its TLBIs by IPA and a
+  // page marked dirty (host pages not evenly spaced after v5.14's CREATE race).
+  { kernel: "v5.12", backing: "anonymous", mem: 8 * M, vcpus: 12 },
+  { kernel: "v5.14", backing: "anonymous", mem: 8 * M, vcpus: 9 },
+  { kernel: "v5.14", backing: "anonymous", mem: 8 * M, vcpus: 6, random: true },
 ];
 
 describe("the convoy fast-forward", () => {
   for (const c of cases) {
-    const [config, what] = setUp(c);
+    // With the state the reports do not show (TLBs, TLBI history, tables, dirty bitmaps).
+    const [config, what] = setUp(c, { stateDigest: true });
     it(`changes no figure but its own (${what})`, () => {
       const prof = c.prof ?? profile;
       const [on, off] = onAndOff(config, prof, { fastForward: false });
@@ -97,12 +103,11 @@ describe("the convoy fast-forward", () => {
         off.stages.map((s) => s.fast_forward_leaves),
         [0, 0, 0],
       );
-      // It did skip: most of UPDATE's new leaves (the maps that did not return -EAGAIN).
+      // It did skip: most of UPDATE's new leaves (the maps that did not return -EAGAIN), or for
+      // anonymous memory most of its pages' relaxes.
       const u = on.stages[1]!;
-      assert.ok(
-        u.fast_forward_leaves > 0.5 * (u.maps - u.eagain),
-        `${u.fast_forward_leaves} of ${u.maps - u.eagain}`,
-      );
+      const periods = c.backing === "anonymous" ? c.mem / 4096 : u.maps - u.eagain;
+      assert.ok(u.fast_forward_leaves > 0.5 * periods, `${u.fast_forward_leaves} of ${periods}`);
     });
   }
 });

@@ -112,7 +112,8 @@ describe("the fast-forward's fill runs", () => {
         }
         const first = BASE + (300 + start) * P;
         for (let j = 0; j < n; j++) one.fill(first + j * P, 3, 0x8000_0000 + j * 2 * P, TLB_W, 99);
-        all.fillRun(first, 3, 0x8000_0000, 2 * P, TLB_W, 99, n);
+        const pas = Float64Array.from({ length: n }, (_, j) => 0x8000_0000 + j * 2 * P);
+        all.fillRun(first, 3, pas, TLB_W, 99, b.log.seq, 0, n);
         assert.deepEqual(slots(all), slots(one));
         assert.equal(all.fills, one.fills);
         assert.equal(all.lastFillBase, one.lastFillBase);
