@@ -107,9 +107,9 @@ export interface Stage2PgtableOptions {
   readonly leafRuns?: boolean;
 }
 
-/** Sees each descriptor store: the entry's location and the value it had. */
+/** Sees each descriptor store: the entry's location, the value it had and the one it gets. */
 export interface PteObserver {
-  pteWritten(table: number, index: number, oldLo: number, oldHi: number): void;
+  pteWritten(table: number, index: number, oldLo: number, oldHi: number, newLo: number, newHi: number): void;
 }
 
 /** A leaf found by {@link Stage2Pgtable.lookup}. */
@@ -408,7 +408,7 @@ export class Stage2Pgtable implements Stage2Env {
   private reportPte(table: number, idx: number, lo: number, hi: number, addr: number, level: number): void {
     if (this.pteObserver !== null) {
       const words = this.pages[table]!;
-      this.pteObserver.pteWritten(table, idx, words[2 * idx]!, words[2 * idx + 1]!);
+      this.pteObserver.pteWritten(table, idx, words[2 * idx]!, words[2 * idx + 1]!, lo >>> 0, hi >>> 0);
     }
     if (this.events.active) this.emitPte(table, idx, lo, hi, addr, level);
   }

@@ -151,7 +151,7 @@ export class FastForward {
 
   /**
    * Engine.onBoundary: task `id` ended a segment at `end` that stored into a new entry (a map)
-   * or a valid one (a map that replaced it, or a relax).
+   * or a valid value into a valid one (a relax, or a map that replaced a table).
    */
   private atBoundary(id: number, end: number): number {
     const ctx = this.vm.vcpus[id]!.fault;

@@ -28,7 +28,7 @@ export class PteVisibility implements PteObserver {
     private readonly clock: () => number,
   ) {}
 
-  pteWritten(table: number, index: number, oldLo: number, oldHi: number): void {
+  pteWritten(table: number, index: number, oldLo: number, oldHi: number, newLo = 0): void {
     const t = this.clock();
     if (Number.isNaN(t)) return;
     if (this.tail === this.key.length) this.grow();
@@ -39,12 +39,12 @@ export class PteVisibility implements PteObserver {
     this.at[i] = t;
     if (oldLo === 0 && oldHi === 0) {
       if (this.onFirstStore !== null) this.onFirstStore();
-    } else if ((oldLo & 1) !== 0 && this.onValidStore !== null) this.onValidStore();
+    } else if ((oldLo & 1) !== 0 && (newLo & 1) !== 0 && this.onValidStore !== null) this.onValidStore();
   }
 
   /** Called at a store into an entry that held zero (a new entry), when set. */
   onFirstStore: (() => void) | null = null;
-  /** Called at a store into a valid entry, when set. */
+  /** Called at a store of a valid value into a valid entry (a permission change...), when set. */
   onValidStore: (() => void) | null = null;
 
   /**
