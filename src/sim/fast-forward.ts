@@ -526,6 +526,9 @@ export class FastForward {
     const attrLo = (a0 & ~this.oaMaskLo) >>> 0;
     const attrHi = (a1 & ~this.oaMaskHi) >>> 0;
     const relOa = valid ? pteOa(g, a0, a1) - this.hostPa(slot, b + P) : 0;
+    // Each leaf the skip writes maps its page's host page as the boundary's leaf maps its own.
+    const leafLo = words[2 * index]!;
+    if (valid && relOa !== pteOa(g, leafLo, words[2 * index + 1]!) - this.hostPa(slot, b)) return 0;
     // Dirty bits: each period dirtying its page (the boundary's, already marked) needs the pages
     // ahead clean; otherwise they must be alike.
     const dirties = delta[this.dirtyCounter()] === 1;
@@ -674,7 +677,10 @@ export class FastForward {
       tlb.moveRecent(shift, moves);
       tlb.rotateRecent(ring[i]!);
     }
-    for (let j = 0; j < k; j++) pas[j] = hostPa(b + (j + 1) * P);
+    // The leaves: each to its page's host page as the boundary's leaf is to its own.
+    const words = vm.pgt.mem.pages[table]!;
+    const relLeaf = pteOa(g, words[2 * index]!, words[2 * index + 1]!) - hostPa(b);
+    for (let j = 0; j < k; j++) pas[j] = hostPa(b + (j + 1) * P) + relLeaf;
     vm.pgt.copyLeaves(table, index, k, pas);
     // The periods' TLBIs, then the pages they dirty.
     const sinceTlbi = this.vcpus.map((_, i) => this.path.cachedSinceTlbi(i));
