@@ -82,9 +82,8 @@ export class FastForward {
   private prevPeriod = 0;
   private prevDelta: number[] = [];
   private delta: number[] = [];
-  /** The TLBIs recorded since the last boundary, and scratch for the last period's. */
+  /** The TLBIs recorded since the last boundary. */
   private readonly tlbis = new TlbiRecord();
-  private readonly periodTlbis: number[] = [];
   /**
    * The last period's TLBIs by IPA, and the one's before it (two arrays that trade places): per
    * TLBI, whether its IPA is in the convoy's memslot, the IPA (then relative to the period's
@@ -156,12 +155,8 @@ export class FastForward {
   private atBoundary(id: number, end: number): number {
     const ctx = this.vm.vcpus[id]!.fault;
     const P = this.page;
-    // The TLBIs since the last boundary: this period's (recorded again from here).
+    // The TLBIs since the last boundary are this period's (recorded again from here).
     const tlbis = this.tlbis;
-    this.periodTlbis.length = 0;
-    for (let i = 0; i < tlbis.ipa.length; i++) this.periodTlbis.push(tlbis.ipa[i]!, tlbis.level[i]!);
-    const vmidFlushed = tlbis.vmids > 0;
-    tlbis.clear();
     if (
       this.vm.events.active ||
       this.mmu.observer !== null ||
@@ -169,14 +164,16 @@ export class FastForward {
       ctx.ret !== 0 ||
       ctx.vmaPagesize !== P ||
       ctx.slot === null ||
-      vmidFlushed
+      tlbis.vmids > 0
     ) {
+      tlbis.clear();
       this.prev = null;
       return 0;
     }
     const page = ctx.faultIpa / P;
     const leaf = this.leafOf(ctx.faultIpa);
     if (leaf < 0) {
+      tlbis.clear();
       this.prev = null;
       return 0;
     }
@@ -186,11 +183,12 @@ export class FastForward {
     const b0 = page * P;
     const pattern = this.pattern;
     pattern.length = 0;
-    for (let i = 0; i < this.periodTlbis.length; i += 2) {
-      const ipa = this.periodTlbis[i]!;
+    for (let i = 0; i < tlbis.ipa.length; i++) {
+      const ipa = tlbis.ipa[i]!;
       const inSlot = ipa >= ctx.slot.gpa && ipa < ctx.slot.gpa + ctx.slot.size;
-      pattern.push(inSlot ? 1 : 0, inSlot ? ipa - b0 : ipa, this.periodTlbis[i + 1]!);
+      pattern.push(inSlot ? 1 : 0, inSlot ? ipa - b0 : ipa, tlbis.level[i]!);
     }
+    tlbis.clear();
     const counters = this.counters(this.cur, ctx.slot);
     const ring = this.mmu.tlbs.map((t) => t.recentPosition);
     const prev = this.prev;
@@ -578,7 +576,7 @@ export class FastForward {
       const midway = this.midway(tlb, from, slot, pattern.length / 3);
       if (midway < 0 || (midway === 1 && refills !== 1)) return 0;
       this.midwayOf[i] = midway;
-      k = tlb.fillRunLimit(tlb.lastFillBase + P, P, LAST_LEVEL, k, keep);
+      k = tlb.fillRunLimit(tlb.lastFillBase + P, LAST_LEVEL, k, keep);
     }
     return k >= MIN_SKIP ? k : 0;
   }
@@ -614,10 +612,12 @@ export class FastForward {
     );
   }
 
-  /** The host address of guest page `ipa` of `slot`, from {@link hostPas} where it holds it. */
-  private hostPaNear(slot: Memslot, b: number, ipa: number, k: number): number {
-    const d = (ipa - b) / this.page;
-    return d >= -SPAN && d <= k + SPAN ? this.hostPas[d + SPAN]! : this.hostPa(slot, ipa);
+  /**
+   * The host address of the guest page `d` pages from `b` in `slot`, from {@link hostPas} where
+   * it holds it (the last {@link periodsAhead}, for a skip of at most `k`).
+   */
+  private hostPaAt(slot: Memslot, b: number, d: number, k: number): number {
+    return d >= -SPAN && d <= k + SPAN ? this.hostPas[d + SPAN]! : this.hostPa(slot, b + d * this.page);
   }
 
   /**
@@ -644,7 +644,8 @@ export class FastForward {
     const hi = slot.gpa + slot.size;
     const moves = (ipa: number): boolean => ipa >= lo && ipa < hi;
     const b = page * P;
-    const hostPa = (ipa: number): number => this.hostPaNear(slot, b, ipa, k);
+    // The host address of the guest page `d` pages from the boundary's.
+    const hostPa = (d: number): number => this.hostPaAt(slot, b, d, k);
     const log = this.mmu.log;
     const m = pattern.length / 3;
     const pas = this.replayPas;
@@ -653,15 +654,11 @@ export class FastForward {
     for (let i = 0; i < this.vcpus.length; i++) {
       const tlb = this.mmu.tlbs[i]!;
       const from = tlb.slotOf(tlb.lastFillBase, LAST_LEVEL);
-      const e: number[] = [];
-      tlb.slotState(e, from, 0, { ipa: (x) => x, pa: (_b, pa) => pa });
-      const [base, , pa, perms, level, expiry] = e as [number, number, number, number, number, number];
-      const rel = pa - hostPa(base);
-      // The host pages after `base`: hostPas holds those of pages -SPAN .. k + SPAN from b.
-      const d0 = (base - b) / P + 1 + SPAN;
-      const near = d0 >= 0 ? Math.max(0, Math.min(k, k + 2 * SPAN + 1 - d0)) : 0;
-      for (let j = 0; j < near; j++) pas[j] = this.hostPas[d0 + j]! + rel;
-      for (let j = near; j < k; j++) pas[j] = hostPa(base + (j + 1) * P) + rel;
+      const { base, pa, perms, level } = tlb.entry(from);
+      const expiry = tlb.expiryOf(from);
+      const d0 = (base - b) / P;
+      const rel = pa - hostPa(d0);
+      for (let j = 0; j < k; j++) pas[j] = hostPa(d0 + j + 1) + rel;
       const seq = tlb.fillSeqOf(from);
       if (this.midwayOf[i] === 0) tlb.fillRun(base + P, level, pas, perms, expiry, seq, m, k);
       else {
@@ -679,8 +676,8 @@ export class FastForward {
     }
     // The leaves: each to its page's host page as the boundary's leaf is to its own.
     const words = vm.pgt.mem.pages[table]!;
-    const relLeaf = pteOa(g, words[2 * index]!, words[2 * index + 1]!) - hostPa(b);
-    for (let j = 0; j < k; j++) pas[j] = hostPa(b + (j + 1) * P) + relLeaf;
+    const relLeaf = pteOa(g, words[2 * index]!, words[2 * index + 1]!) - hostPa(0);
+    for (let j = 0; j < k; j++) pas[j] = hostPa(j + 1) + relLeaf;
     vm.pgt.copyLeaves(table, index, k, pas);
     // The periods' TLBIs, then the pages they dirty.
     const sinceTlbi = this.vcpus.map((_, i) => this.path.cachedSinceTlbi(i));
@@ -699,7 +696,7 @@ export class FastForward {
       const c = vm.vcpus[i]!.fault;
       if (c.slot === slot) {
         c.hva += shift;
-        if (moves(c.gpa)) c.pa = hostPa(c.gpa + shift) + (c.pa - hostPa(c.gpa));
+        if (moves(c.gpa)) c.pa += hostPa((c.gpa - b) / P + k) - hostPa((c.gpa - b) / P);
       }
       if (moves(c.faultIpa)) c.faultIpa += shift;
       if (moves(c.gpa)) c.gpa += shift;
@@ -708,7 +705,7 @@ export class FastForward {
     // Stores in flight move k entries on; a valid old value to the host page there.
     this.visibility.fastForward(k, dt, table, index, (d, w0, w1) => {
       if ((w0 & 1) === 0) return [w0, w1];
-      const oa = pteOa(g, w0, w1) - hostPa(b + d * P) + hostPa(b + (d + k) * P);
+      const oa = pteOa(g, w0, w1) - hostPa(d) + hostPa(d + k);
       return [((w0 & ~this.oaMaskLo) | oaLo(g, oa)) >>> 0, ((w1 & ~this.oaMaskHi) | oaHi(oa)) >>> 0];
     });
     // The counters, in the order counters() lists them.

@@ -285,11 +285,6 @@ export class Stage2Tlb {
     this.hitLevel = this.data[o + F_LEVEL]!;
   }
 
-  /** Number of sets. */
-  get setCount(): number {
-    return this.sets;
-  }
-
   /** The slot tagged with a `level` entry at `blockBase` (live or not), or -1. Changes nothing. */
   slotOf(blockBase: number, level: number): number {
     const block = Math.floor(blockBase * this.sizes.inv[level + 1]!);
@@ -300,29 +295,25 @@ export class Stage2Tlb {
   }
 
   /**
-   * How many of the fills of `level` entries at `first`, `first` + `step`, ... (at most `max`)
-   * could be made in order before one would meet a slot already tagged for its block, or take one
-   * of the slots in `keep` (-1 entries ignored) as its set's victim. When `step` is the entry size
-   * the blocks are consecutive, so fill j is its set's (j / setCount)-th of the run (rounded
-   * down) and takes the way that many places past the set's victim now (FIFO); otherwise at most
-   * {@link setCount} fills are counted, no two in one set. Changes nothing.
+   * How many of the fills of `level` entries at `first`, `first` + size, ... (consecutive blocks,
+   * at most `max`) could be made in order before one would meet a slot already tagged for its
+   * block, or take one of the slots in `keep` (-1 entries ignored) as its set's victim. The blocks
+   * take consecutive sets, so fill j is its set's (j / sets)-th of the run (rounded down) and
+   * takes the way that many places past the set's victim now (FIFO). Changes nothing.
    */
-  fillRunLimit(first: number, step: number, level: number, max: number, keep: readonly number[]): number {
+  fillRunLimit(first: number, level: number, max: number, keep: readonly number[]): number {
     const mark = this.keepMark;
     for (const s of keep) if (s >= 0) mark[s] = 1;
-    const inv = this.sizes.inv[level + 1]!;
+    const size = this.sizes.size[level + 1]!;
     const ways = this.ways;
     const sets = this.sets;
     const tag = this.tag;
-    const consecutive = step === this.sizes.size[level + 1]!;
-    const n = consecutive ? max : Math.min(max, sets);
-    const set0 = this.setOf(Math.floor(first * inv));
+    const set0 = this.setOf(Math.floor(first * this.sizes.inv[level + 1]!));
     let j = 0;
-    scan: for (; j < n; j++) {
-      const q = first + j * step;
-      const set = consecutive ? (set0 + j) & this.setMask : this.setOf(Math.floor(q * inv));
+    scan: for (; j < max; j++) {
+      const set = (set0 + j) & this.setMask;
       const from = set * ways;
-      const want = q + level;
+      const want = first + j * size + level;
       for (let i = from; i < from + ways; i++) if (tag[i] === want) break scan;
       if (mark[from + ((this.victim[set]! + Math.floor(j / sets)) % ways)] === 1) break;
     }
@@ -347,7 +338,10 @@ export class Stage2Tlb {
     out.push(d[o + F_PERMS]!, d[o + F_LEVEL]!, d[o + F_EXPIRY]!, this.isLive(i, now) ? 1 : 0);
   }
 
-  /** Everything the TLB holds, into `d`: each slot's entry (liveness at `now`), the sets' victims, the recent slots and the counters. */
+  /**
+   * Everything the TLB holds, into `d`: each slot's entry (liveness at `now`), the sets' victims,
+   * the recent slots and the counters.
+   */
   digest(d: Digest, now: number): void {
     const out: number[] = [];
     const rel: SlotRelativizer = { ipa: (x) => x, pa: (_b, pa) => pa };

@@ -142,7 +142,7 @@ describe("the fast-forward's fill runs", () => {
           const { tlb } = setup();
           for (const p of before) tlb.fill(BASE + p * P, 3, p * P, TLB_R, Infinity);
           const first = BASE + (100 + start) * P;
-          const limit = tlb.fillRunLimit(first, P, 3, n, keep);
+          const limit = tlb.fillRunLimit(first, 3, n, keep);
           // The fills one by one: the first whose block was tagged before the run, or that takes a
           // kept slot.
           const tagged = Array.from({ length: n }, (_, j) => tlb.slotOf(first + j * P, 3) >= 0);
