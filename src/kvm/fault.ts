@@ -320,9 +320,58 @@ export function umaAfterGup(ctx: FaultContext): number {
   return CONTINUE;
 }
 
+/** user_mem_abort step 11's test: the page belongs to a THP that can be mapped as a whole PMD. */
+function mapsWholeThp(vm: Vm, ctx: FaultContext): boolean {
+  return (
+    ctx.vmaPagesize === vm.geo.granule.size &&
+    !ctx.forcePte &&
+    vm.host.isTransparentHugepage(ctx.pa) &&
+    faultSupportsStage2HugeMapping(ctx.slot!, ctx.hva, ctx.pmdSize)
+  );
+}
+
+/** user_mem_abort steps 12, 14 and 15: the permissions of the mapping. */
+function faultProt(vm: Vm, ctx: FaultContext): number {
+  let prot = PROT_R | (ctx.writable ? PROT_W : 0);
+  if (ctx.execFault) prot |= PROT_X;
+  if (vm.cpu.dic) prot |= PROT_X;
+  return prot;
+}
+
+/** user_mem_abort step 16's test: relax_perms, as the leaf already has the right size. */
+function relaxes(ctx: FaultContext, size: number): boolean {
+  return ctx.fsc === "permission" && size === ctx.faultGranule;
+}
+
+/**
+ * Whether {@link umaLocked} for `ctx` would certainly store no stage-2 descriptor and issue no
+ * TLBI, run now or after critical sections that change neither (for the simulator's lookahead):
+ * the notifier sequence moved since the sample (a retry whatever else happens: it only grows), or
+ * the map it would make returns -EAGAIN from the tables as they are. Its THP test reads host
+ * state, which must be settled: a THP stays one (the host model never makes a THP's pages
+ * anything else) and the 4K zero page never becomes one; any other page might, so then false.
+ * Changes nothing.
+ */
+export function umaLockedChangesNothing(vm: Vm, ctx: FaultContext): boolean {
+  if (vm.mmuNotifierSeq !== ctx.mmuSeq) return true;
+  if (ctx.slot === null) return false;
+  let ipa = ctx.faultIpa;
+  let pa = ctx.pa;
+  let size = ctx.vmaPagesize;
+  if (size === vm.geo.granule.size && !ctx.forcePte) {
+    if (!vm.host.isTransparentHugepage(pa) && !vm.host.isZeroPage(pa)) return false;
+    if (mapsWholeThp(vm, ctx)) {
+      size = ctx.pmdSize;
+      ipa -= modPow2(ipa, size);
+      pa -= modPow2(pa, size);
+    }
+  }
+  if (relaxes(ctx, size)) return false;
+  return vm.pgt.mapChangesNothing(ipa, size, pa, faultProt(vm, ctx));
+}
+
 /** user_mem_abort steps 10-17, run while holding mmu_lock. */
 export function umaLocked(vm: Vm, vcpu: Vcpu, ctx: FaultContext): void {
-  const page = vm.geo.granule.size;
   const slot = ctx.slot!;
   ctx.ret = 0;
   ctx.action = "retry";
@@ -330,29 +379,23 @@ export function umaLocked(vm: Vm, vcpu: Vcpu, ctx: FaultContext): void {
   // 10. Invalidated since the sample: back to the guest, which refaults.
   if (vm.mmuNotifierRetry(ctx.mmuSeq)) return;
   // 11. THP: map the whole PMD if the page belongs to one (the huge zero page included).
-  if (ctx.vmaPagesize === page && !ctx.forcePte) {
+  if (mapsWholeThp(vm, ctx)) {
     const pmdSize = ctx.pmdSize;
-    if (vm.host.isTransparentHugepage(ctx.pa) && faultSupportsStage2HugeMapping(slot, ctx.hva, pmdSize)) {
-      ctx.faultIpa -= modPow2(ctx.faultIpa, pmdSize);
-      ctx.pa -= modPow2(ctx.pa, pmdSize);
-      ctx.vmaPagesize = pmdSize;
-    }
+    ctx.faultIpa -= modPow2(ctx.faultIpa, pmdSize);
+    ctx.pa -= modPow2(ctx.pa, pmdSize);
+    ctx.vmaPagesize = pmdSize;
   }
-  // 12. Permissions.
-  let prot = PROT_R | (ctx.writable ? PROT_W : 0);
+  // 12. Permissions (with 14's X for an exec fault and 15's: with DIC all normal memory is
+  // mapped executable).
+  const prot = faultProt(vm, ctx);
   // 13-14. v5.12: every faulting vCPU cleans (and for exec invalidates) the whole mapping here.
   const cmoHere = vm.kernel.faultCmos === "user_mem_abort";
   if (cmoHere && ctx.fsc !== "permission" && !ctx.device)
     cleanDcacheGuestPage(vm.pgt, ctx.pa, ctx.vmaPagesize);
-  if (ctx.execFault) {
-    prot |= PROT_X;
-    if (cmoHere) invalidateIcacheGuestPage(vm.pgt, ctx.pa, ctx.vmaPagesize);
-  }
-  // 15. With DIC all normal memory is mapped executable.
-  if (vm.cpu.dic) prot |= PROT_X;
+  if (ctx.execFault && cmoHere) invalidateIcacheGuestPage(vm.pgt, ctx.pa, ctx.vmaPagesize);
   ctx.prot = prot;
   // 16. relax_perms when the leaf already has the right size, map otherwise.
-  if (ctx.fsc === "permission" && ctx.vmaPagesize === ctx.faultGranule) {
+  if (relaxes(ctx, ctx.vmaPagesize)) {
     ctx.action = "relax";
     ctx.ret = vm.pgt.relaxPerms(ctx.faultIpa, prot);
   } else {

@@ -86,6 +86,49 @@ export class MapVisitor implements Visitor {
     return this.pgt.walk(addr, size, this);
   }
 
+  /**
+   * Whether {@link run} for one leaf (`size` the entry size of some level) would certainly return
+   * without storing a descriptor or issuing a TLBI, from the tables as they are now: the walk
+   * reaches that level through tables where no block fits, and try_leaf finds a counted leaf
+   * there that differs at most in its permissions (-EAGAIN). False whenever it may store (or
+   * with an injected bug). Changes nothing.
+   */
+  changesNothing(addr: number, size: number, phys: number, prot: number): boolean {
+    const pgt = this.pgt;
+    if (this.bug !== null) return false;
+    if (stage2ProtAttr(prot, pgt.fwb, this.probeAttr) !== 0) return false;
+    const sizes = pgt.sizes;
+    const g = pgt.granule;
+    // The walk's range: from the page of addr; one entry only when size-aligned.
+    addr = alignDownExact(addr, this.pageSize, this.pageInv);
+    phys = alignDownExact(phys, this.pageSize, this.pageInv);
+    const end = addr + size;
+    if (addr < 0 || end > pgt.geo.ipaLimit || Math.floor(addr / size) * size !== addr) return false;
+    let level = pgt.geo.startLevel;
+    let table = pgt.pgd + Math.floor(addr * sizes.inv[level]!);
+    for (;;) {
+      const idx = Math.floor(addr * sizes.inv[level + 1]!) & (g.ptrsPerTable - 1);
+      const words = pgt.mem.pages[table]!;
+      const lo = words[2 * idx]!;
+      const hi = words[2 * idx + 1]!;
+      // A block fitting here over a table would coalesce, over anything else try a leaf.
+      const fits = pgt.blockMappingSupported(addr, end, phys, level);
+      if (level < LAST && (lo & 3) === 3) {
+        if (fits) return false;
+        table = pgt.follow(lo, hi);
+        level++;
+        continue;
+      }
+      // A leaf that does not fit here would split what is here (a new table).
+      if (!fits || sizes.size[level + 1]! !== size || !pgt.isCounted(lo, hi)) return false;
+      const attr = this.probeAttr;
+      return differOnlyInPerms(lo, hi, leafLo(g, phys, attr.lo, level), leafHi(phys, attr.hi));
+    }
+  }
+
+  /** Scratch attributes for {@link changesNothing}. */
+  private readonly probeAttr: LeafAttr = { lo: 0, hi: 0 };
+
   /** stage2_set_prot_attr into {@link attr}; a failure leaves attr and attrProt as they were. */
   private setProt(prot: number): number {
     const ret = stage2ProtAttr(prot, this.pgt.fwb, this.attr);

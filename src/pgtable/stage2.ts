@@ -236,6 +236,15 @@ export class Stage2Pgtable implements Stage2Env {
     return this.done("map", this.mapVisitor.run(addr, size, phys, prot, mc));
   }
 
+  /**
+   * Whether {@link map} of one leaf would certainly store no descriptor and issue no TLBI (it
+   * would return -EAGAIN, finding the leaf there differing at most in permissions), from the
+   * tables as they are now; false when it may. Charges and reports nothing.
+   */
+  mapChangesNothing(addr: number, size: number, phys: number, prot: number): boolean {
+    return this.mapVisitor.changesNothing(addr, size, phys, prot);
+  }
+
   /** kvm_pgtable_stage2_unmap. */
   unmap(addr: number, size: number): number {
     this.begin("unmap", addr, size);

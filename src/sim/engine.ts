@@ -148,6 +148,13 @@ export interface SimCode {
    * resumes with must also reach its next step before changing any.
    */
   hostQuietFor(): number;
+  /**
+   * Optional, for the lookahead: parked holding or waiting for the engine's store lock
+   * ({@link Engine.storeLock}) with its critical section still to run (or run), whether that
+   * section certainly stores no stage-2 descriptor and issues no TLBI, provided no other CPU does
+   * either before it. Absent: it may.
+   */
+  changesNothingBeforeUnlock?(): boolean;
 }
 
 /** Runs a generator as {@link SimCode}. */
@@ -209,6 +216,15 @@ export class Engine {
   private readonly hostQuiet: QuietTracker;
   /** Tasks waiting for a lock that may change host state as soon as they get it. */
   private hostLoudWaiters = 0;
+  /**
+   * The lock every stage-2 descriptor store and TLBI is made under (kvm->mmu_lock), when the
+   * simulated code guarantees that: then {@link mayRunAhead} may also look past the CPUs queued
+   * for it whose critical sections change nothing (SimCode.changesNothingBeforeUnlock).
+   */
+  storeLock: LockId | null = null;
+  /** {@link lockBound} as of {@link steps} = boundSteps (nothing can change it in between). */
+  private boundSteps = -1;
+  private boundTime = 0;
   /** Set by the running code to have {@link onBoundary} called when its segment ends. */
   boundary = false;
   /**
@@ -267,7 +283,52 @@ export class Engine {
 
   /** {@link mayRunAhead} as of time `t` instead of now (see {@link inSyncAt}). */
   mayRunAheadAt(t: number): boolean {
-    return this.lookahead && this.tlbiQuiet.quietUntilAfter(t);
+    return (
+      this.lookahead &&
+      (this.tlbiQuiet.quietUntilAfter(t) || (this.storeLock !== null && t < this.lockBound()))
+    );
+  }
+
+  /**
+   * A time before which no CPU can store a descriptor or issue a TLBI, from the store lock's
+   * queue: all of them happen in its critical sections, which run one at a time in FIFO order,
+   * each starting at least a handoff after the one before, the owner's no sooner than its time in
+   * the heap. If the owner's section and those of the first j waiters change nothing, the next
+   * waiter's cannot start before j + 1 handoffs after the owner's time; when every queued one
+   * changes nothing, any other section (a CPU not queued yet, or one of these coming back) starts
+   * behind them all, so no sooner than the last one's earliest start. -Infinity when this says
+   * nothing (a free lock, an owner not in the heap). Computed once per engine step: between two,
+   * no task moves.
+   */
+  private lockBound(): number {
+    if (this.boundSteps !== this.steps) {
+      this.boundSteps = this.steps;
+      this.boundTime = this.computeLockBound();
+    }
+    return this.boundTime;
+  }
+
+  private computeLockBound(): number {
+    const lock = this.storeLock!;
+    const s = this.locks.get(lock);
+    if (s === undefined || s.owner === NONE || s.owner === this.current) return -Infinity;
+    const heap = this.heap;
+    let owned = Number.NaN;
+    for (let i = 0; i < heap.size; i++) {
+      if (heap.idAt(i) === s.owner) {
+        owned = heap.timeAt(i);
+        break;
+      }
+    }
+    if (Number.isNaN(owned)) return -Infinity;
+    if (this.tasks[s.owner]!.code.changesNothingBeforeUnlock?.() !== true) return owned;
+    const handoff = lock.kind === "mutex" ? this.costs.mutexWakeup : this.costs.lockHandoff;
+    const n = s.waiters.size;
+    for (let j = 0; j < n; j++) {
+      const code = this.tasks[s.waiters.at(j)]!.code;
+      if (code.changesNothingBeforeUnlock?.() !== true) return owned + (j + 1) * handoff;
+    }
+    return owned + n * handoff;
   }
 
   /**

@@ -202,17 +202,23 @@ export class GuestAccessPath {
    * Whether the accesses after a vCPU's current one (`access`, just completed), with the same
    * direction and stage-1 tables, may be made as a flowing run (SimVcpu.flowRun): the stage-1
    * table pages' translations would succeed as of `now`, and {@link SimMmu.startRun} began a run
-   * at `next`, the first one's IPA; each is then checked with SimMmu.runTranslates. False while a
-   * store is in flight, with an MMU observer, with access runs off, or when a walk level's cost
-   * is not whole picoseconds (as for running ahead).
+   * at `next`, the first one's IPA; each is then checked with SimMmu.runTranslates. False when a
+   * store in flight is in the way (see startRun), with an MMU observer, with access runs off, or
+   * when a walk level's cost is not whole picoseconds (as for running ahead).
    */
   startFlow(access: PendingAccess, next: number, now: number): boolean {
     const mmu = this.mmu;
-    if (!this.accessRuns || mmu.observer !== null || !this.walksWhole || mmu.storesInFlight()) return false;
-    // A walk decides: a TLB entry that does not permit the access leads to one.
-    for (let i = 0; i < access.nTables; i++)
-      if (!mmu.walkWouldTranslate(access.tables[i]!, true, now)) return false;
-    return mmu.startRun(next);
+    if (!this.accessRuns || mmu.observer !== null || !this.walksWhole) return false;
+    // A walk decides: a TLB entry that does not permit the access leads to one. Stores still in
+    // flight are read as they are at `now` (SimMmu.ahead), without settling what other CPUs,
+    // earlier, may still read; startRun accepts only stores into invalid entries, which cannot
+    // make these translations fail later.
+    const ahead = mmu.ahead;
+    mmu.ahead = true;
+    let ok = true;
+    for (let i = 0; i < access.nTables && ok; i++) ok = mmu.walkWouldTranslate(access.tables[i]!, true, now);
+    mmu.ahead = ahead;
+    return ok && mmu.startRun(next);
   }
 
   /** Accesses {@link hitRun} has done (speed information). */

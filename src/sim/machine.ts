@@ -181,6 +181,8 @@ export class SimMachine {
     const lookahead = this.lookahead && path.walksChargeWholePs();
     const engine = new Engine(this.meter, this.profile.engine, streams.length + 1, lookahead);
     this.engine = engine;
+    // Every stage-2 store and TLBI of the model is made under kvm->mmu_lock.
+    engine.storeLock = vm.mmuLock;
     this.visibility.clear();
     path.reset();
     path.accessRuns = this.accessRuns;

@@ -46,8 +46,6 @@ export class SimMmu {
   private dLo = 0;
   private dHi = 0;
   private dLevel = 0;
-  /** The table page holding that descriptor. */
-  private dTable = 0;
   private readonly blockLevel: boolean[];
   private readonly ptrsMask: number;
 
@@ -128,18 +126,38 @@ export class SimMmu {
 
   /**
    * Starts checking a run of data accesses at `ipa` and after (see {@link runTranslates}): finds
-   * the table whose entries map `ipa`. False (the run is empty) while a store is in flight, so
-   * that what the checks read cannot change before the accesses are made.
+   * the table whose entries map `ipa`. The caller makes sure no store is made until the run ends.
+   * False (the run is empty) when a store in flight is to a table on the way there, whose value
+   * the checks would read too early, or is to a valid entry (it might make a translation fail
+   * when it lands); other stores in flight, into invalid entries elsewhere, change nothing the
+   * run's accesses find.
    */
   startRun(ipa: number): boolean {
     const pgt = this.pgt;
-    if (this.visibility.pending || pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return false;
-    // Nothing in flight: the walk reads the tables as they are, at any time.
-    this.descend(ipa, 0);
-    const level = this.dLevel;
+    if (pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return false;
+    const vis = this.visibility;
+    const pending = vis.pending;
+    if (pending && !vis.onlyIntoInvalid()) return false;
     const sizes = pgt.sizes;
+    const pages = pgt.mem.pages;
+    let level = pgt.geo.startLevel;
+    let table = pgt.pgd + Math.floor(ipa * sizes.inv[level]!);
+    for (;;) {
+      // No store in flight on the way: the tables read as they are, at any time.
+      if (pending && vis.touches(table)) return false;
+      const words = pages[table]!;
+      const idx = Math.floor(ipa * sizes.inv[level + 1]!) & this.ptrsMask;
+      const lo = words[2 * idx]!;
+      if (level < LAST_LEVEL && (lo & 3) === 3) {
+        table = pgt.mem.pageOfPte(lo, words[2 * idx + 1]!);
+        level++;
+        continue;
+      }
+      break;
+    }
     const span = sizes.size[level]!;
-    this.runWords = pgt.mem.pages[this.dTable]!;
+    this.runWords = pages[table]!;
+    this.runTable = table;
     this.runLevel = level;
     this.runLo = Math.floor(ipa / span) * span;
     this.runHi = Math.min(this.runLo + span, pgt.geo.ipaLimit);
@@ -166,7 +184,8 @@ export class SimMmu {
    */
   inRun = false;
 
-  /** The table {@link startRun} found: its words, level and the IPA range it maps. */
+  /** The table {@link startRun} found: its page, words, level and the IPA range it maps. */
+  private runTable = -1;
   private runWords: Uint32Array = new Uint32Array(0);
   private runLevel = 0;
   private runLo = 0;
@@ -202,11 +221,13 @@ export class SimMmu {
     let reads = 0;
     let lo: number;
     let hi: number;
-    // A flowing run's access (startRun found its table, and nothing can be stored meanwhile)
-    // starts at that table: the descriptors above it are those the loop would read.
-    let fromRun = this.inRun && obs === null && !overlay && ipa >= this.runLo && ipa < this.runHi;
+    // A flowing run's access (startRun found its table, no store in flight on the way there,
+    // and nothing can be stored meanwhile) starts at that table: the descriptors above it are
+    // those the loop would read.
+    let fromRun = this.inRun && obs === null && ipa >= this.runLo && ipa < this.runHi;
     if (fromRun) {
       level = this.runLevel;
+      table = this.runTable;
       reads = level - pgt.geo.startLevel;
     }
     for (;;) {
@@ -285,7 +306,6 @@ export class SimMmu {
       this.dLo = lo;
       this.dHi = hi;
       this.dLevel = level;
-      this.dTable = table;
       return;
     }
   }

@@ -20,6 +20,7 @@ import {
   umaBeforeGup,
   umaDone,
   umaLocked,
+  umaLockedChangesNothing,
   umaSampleSeq,
 } from "../kvm/fault.js";
 import type { Vcpu, Vm } from "../kvm/vm.js";
@@ -51,6 +52,7 @@ const MAX_FAULTS_PER_ACCESS = 64;
 const W_EXIT = W.exit;
 const W_ENTRY = W.entry;
 const W_ABORT = W.abort;
+const W_PTE_WRITE = W["pte-write"];
 
 const S_NEXT = 0;
 const S_ATTEMPT = 1;
@@ -111,6 +113,31 @@ export class SimVcpu implements SimCode {
   quietFor(): number {
     return this.state === S_NEXT || this.state === S_ATTEMPT ? this.toHandler : 0;
   }
+
+  /**
+   * SimCode.changesNothingBeforeUnlock: at S_LOCKED (waiting for or holding mmu_lock, umaLocked
+   * still to run) whether umaLocked would store no descriptor and issue no TLBI
+   * (umaLockedChangesNothing); at S_UNLOCKED (it ran) true. The answer stands until a descriptor
+   * is stored or a TLBI issued somewhere (its fault context is fixed meanwhile), so it is kept
+   * until the counts of those move.
+   */
+  changesNothingBeforeUnlock(): boolean {
+    if (this.state === S_UNLOCKED) return true;
+    if (this.state !== S_LOCKED) return false;
+    const writes = this.meter.count[W_PTE_WRITE]!;
+    const tlbis = this.mmu.log.seq;
+    if (writes !== this.noopWrites || tlbis !== this.noopTlbis) {
+      this.noopWrites = writes;
+      this.noopTlbis = tlbis;
+      this.noop = umaLockedChangesNothing(this.vm, this.vcpu.fault);
+    }
+    return this.noop;
+  }
+
+  /** The last answer of {@link changesNothingBeforeUnlock} and the counts it was given at (-1: none). */
+  private noop = false;
+  private noopWrites = -1;
+  private noopTlbis = -1;
 
   /**
    * Host memory state (host page tables, notifier sequence, page pools, per-page cache state)
@@ -371,6 +398,7 @@ export class SimVcpu implements SimCode {
             continue;
           }
           this.state = S_LOCKED;
+          this.noopWrites = -1;
           return vm.lockStep;
         }
         case S_LOCKED:

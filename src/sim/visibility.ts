@@ -42,6 +42,26 @@ export class PteVisibility implements PteObserver {
     } else if ((oldLo & 1) !== 0 && (newLo & 1) !== 0 && this.onValidStore !== null) this.onValidStore();
   }
 
+  /** Whether a store in flight is into an entry of table page `table`. */
+  touches(table: number): boolean {
+    const lo = table * this.ptrsPerTable;
+    const hi = lo + this.ptrsPerTable;
+    for (let i = this.head; i < this.tail; i++) {
+      const k = this.key[i]!;
+      if (k >= lo && k < hi) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether every store in flight is into an entry that was invalid: such a store only lets walks
+   * that would have faulted there go on, so it cannot make a translation fail.
+   */
+  onlyIntoInvalid(): boolean {
+    for (let i = this.head; i < this.tail; i++) if ((this.oldLo[i]! & 1) !== 0) return false;
+    return true;
+  }
+
   /** Called at a store into an entry that held zero (a new entry), when set. */
   onFirstStore: (() => void) | null = null;
   /** Called at a store of a valid value into a valid entry (a permission change...), when set. */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Blocking, LockId } from "../../src/common/steps.js";
+import { SCHED, type Blocking, type LockId, type Step } from "../../src/common/steps.js";
 import { W, WorkMeter } from "../../src/common/work.js";
-import { Engine } from "../../src/sim/engine.js";
+import { Engine, type SimCode } from "../../src/sim/engine.js";
 import { TaskHeap } from "../../src/sim/heap.js";
 
 const costs = { lockAcquire: 10, lockHandoff: 100, mutexWakeup: 1000 };
@@ -51,6 +51,59 @@ describe("sim engine", () => {
     assert.equal(s.contended, 2);
     // Waits: CPU 2 from 10 to 1015, CPU 1 from 20 to 2115 (handoffs excluded).
     assert.equal(s.waitPs, 1015 - 10 + 2115 - 20);
+  });
+
+  it("runs ahead past the store lock's queued critical sections only while they change nothing", () => {
+    // A code that charges 5 ps (plus `work` on its second segment) per segment and yields `steps`.
+    class Scripted implements SimCode {
+      private i = 0;
+      constructor(
+        private readonly meter: WorkMeter,
+        private readonly steps: readonly Step[],
+        private readonly nothing: boolean,
+        private readonly work = 0,
+      ) {}
+      resume(): Step | null {
+        this.meter.charge(W["pgt-call"], this.i === 1 ? 5 + this.work : 5);
+        return this.steps[this.i++] ?? null;
+      }
+      quietFor(): number {
+        return 0;
+      }
+      hostQuietFor(): number {
+        return 0;
+      }
+      changesNothingBeforeUnlock(): boolean {
+        return this.nothing;
+      }
+    }
+    const bounds = (owner: boolean, first: boolean, second: boolean): boolean[] => {
+      const meter = meterWith(1);
+      const lock: LockId = { name: "mmu_lock", kind: "spinlock" };
+      const e = new Engine(meter, costs, 4);
+      e.storeLock = lock;
+      const lockStep: Step = { kind: "lock", lock };
+      const unlock: Step = { kind: "unlock", lock };
+      // The owner asks at 5, gets it at 15 (acquire), parks holding it until 520; two CPUs queue.
+      e.spawn(new Scripted(meter, [lockStep, SCHED, unlock], owner, 500), 0);
+      e.spawn(new Scripted(meter, [lockStep, unlock], first), 1);
+      e.spawn(new Scripted(meter, [lockStep, unlock], second), 2);
+      const seen: boolean[] = [];
+      e.spawn(
+        (function* (): Blocking<void> {
+          for (const t of [519, 520, 619, 620, 719, 720]) seen.push(e.mayRunAheadAt(t));
+          yield SCHED;
+        })(),
+        100,
+      );
+      e.run();
+      return seen;
+    };
+    // The owner's section starts at 520, the waiters' no sooner than 620 and 720.
+    assert.deepEqual(bounds(false, true, true), [true, false, false, false, false, false]);
+    assert.deepEqual(bounds(true, false, true), [true, true, true, false, false, false]);
+    assert.deepEqual(bounds(true, true, false), [true, true, true, true, true, false]);
+    assert.deepEqual(bounds(true, true, true), [true, true, true, true, true, false]);
   });
 
   it("is deterministic and reports a lock held at the end", () => {
