@@ -308,6 +308,16 @@ export class FastForward {
     return out;
   }
 
+  /** {@link hostPa} of the pages from SPAN before to SPAN after the snapshot's page (nearBase). */
+  private readonly nearPas = new Float64Array(2 * SPAN + 1);
+  private nearBase = Number.NaN;
+
+  /** {@link hostPa}, from {@link nearPas} for the pages around the snapshot's page. */
+  private nearHostPa(slot: Memslot, ipa: number): number {
+    const d = (ipa - this.nearBase) / this.page;
+    return d >= -SPAN && d <= SPAN && Number.isInteger(d) ? this.nearPas[d + SPAN]! : this.hostPa(slot, ipa);
+  }
+
   /**
    * The PA of the byte at `ipa` in `slot` as the host maps it now, or NaN when no host page is
    * present there.
@@ -343,9 +353,13 @@ export class FastForward {
     const lo = slot.gpa;
     const hi = slot.gpa + slot.size;
     const relIpa = (x: number): number => (x >= lo && x < hi ? x - b + REL : x);
+    // The host addresses of the pages around, which every vCPU's entries and context refer to.
+    const near = this.nearPas;
+    for (let d = -SPAN; d <= SPAN; d++) near[d + SPAN] = this.hostPa(slot, b + d * P);
+    this.nearBase = b;
     const rel: SlotRelativizer = {
       ipa: relIpa,
-      pa: (base, pa) => (base >= lo && base < hi ? pa - this.hostPa(slot, base) + REL : pa),
+      pa: (base, pa) => (base >= lo && base < hi ? pa - this.nearHostPa(slot, base) + REL : pa),
     };
     this.engine.periodicState(out, cur, t0, (s) => this.stepCode(s));
     const vm = this.vm;
@@ -391,7 +405,7 @@ export class FastForward {
     }
     const oa = pteOa(this.vm.geo.granule, w0, w1);
     out.push(1, (w0 & ~this.oaMaskLo) >>> 0, (w1 & ~this.oaMaskHi) >>> 0);
-    out.push(oa - this.hostPa(slot, ipa) + REL);
+    out.push(oa - this.nearHostPa(slot, ipa) + REL);
   }
 
   /** A number for a string of the fault context. */
@@ -441,7 +455,7 @@ export class FastForward {
     out.push(inSlot ? c.hva - slot.hvaOf(b) + REL : c.hva, c.writeFault ? 1 : 0, c.execFault ? 1 : 0);
     out.push(relIpa(c.faultIpa), c.faultGranule, c.logging ? 1 : 0, c.forcePte ? 1 : 0, c.vmaPagesize);
     out.push(c.pmdSize, relIpa(c.gpa), c.mmuSeq);
-    out.push(inSlot ? c.pa - this.hostPa(slot, c.gpa) + REL : c.pa);
+    out.push(inSlot ? c.pa - this.nearHostPa(slot, c.gpa) + REL : c.pa);
     out.push(c.writable ? 1 : 0, c.device ? 1 : 0, c.toppedUp, this.code(c.action), c.prot, c.ret);
   }
 
