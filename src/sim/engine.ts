@@ -90,6 +90,12 @@ class QuietTracker {
     }
   }
 
+  /** The time {@link quietUntilAfter} holds before: it is t < quietBefore(). */
+  quietBefore(): number {
+    const q = this.heap.peekTime() + this.minQuiet;
+    return this.loud === 0 ? q : Math.min(q, this.earliestLoud());
+  }
+
   /** Whether no task in the heap can change the state at or before `t`. */
   quietUntilAfter(t: number): boolean {
     if (t >= this.heap.peekTime() + this.minQuiet) return false;
@@ -280,6 +286,29 @@ export class Engine {
   inSyncAt(t: number): boolean {
     return this.heap.size === 0 || this.heap.before(this.current, t);
   }
+
+  /**
+   * {@link inSyncAt} and {@link mayRunAheadAt} as thresholds, for code that checks many times in
+   * a row with nothing else run in between: sets {@link syncBefore} and {@link aheadBefore} so
+   * that for a whole number of picoseconds `t` (at or after {@link timeNow}), inSyncAt(t) is
+   * t < syncBefore and mayRunAheadAt(t) is t < aheadBefore.
+   */
+  runLimits(): void {
+    const heap = this.heap;
+    if (heap.size === 0) {
+      this.syncBefore = Infinity;
+    } else {
+      // Ties go to the lower task number.
+      this.syncBefore = heap.peekTime() + (this.current < heap.idAt(0) ? 1 : 0);
+    }
+    this.aheadBefore = this.lookahead
+      ? Math.max(this.tlbiQuiet.quietBefore(), this.storeLock !== null ? this.lockBound() : -Infinity)
+      : -Infinity;
+  }
+
+  /** Set by {@link runLimits}. */
+  syncBefore = 0;
+  aheadBefore = 0;
 
   /** {@link mayRunAhead} as of time `t` instead of now (see {@link inSyncAt}). */
   mayRunAheadAt(t: number): boolean {

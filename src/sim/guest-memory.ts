@@ -157,17 +157,18 @@ export class GuestAccessPath {
     const s1 = cost[W_S1_WALK]!;
     const inv = this.pageInv;
     const ipa0 = access.ipa;
-    // The times the accesses would start at, while each may go on without yielding.
+    // The times the accesses would start at, while each may go on without yielding (in sync, or
+    // run ahead: Engine.inSyncAt, mayRunAheadAt, as thresholds since nothing else runs meanwhile).
     let t = engine.timeNow();
+    engine.runLimits();
+    const syncBefore = engine.syncBefore;
+    const before = Math.max(syncBefore, engine.aheadBefore);
     let page = this.lastPage[cpu]!;
     let walks = 0;
-    let inSync = false;
+    const inSync = t < syncBefore;
     let n = 0;
     let last = t;
-    while (n < max) {
-      const sync = engine.inSyncAt(t);
-      if (!sync && !engine.mayRunAheadAt(t)) break;
-      inSync ||= sync;
+    while (n < max && t < before) {
       last = t;
       const p = Math.floor((ipa0 + (n + 1) * step) * inv);
       const walk = p !== page;
