@@ -239,9 +239,14 @@ export class SimVcpu implements SimCode {
     const step = s.pageStep!();
     const first = s.ipa + step;
     if (!path.startFlow(s, first, engine.timeNow())) return;
+    // Engine.inSync and mayRunAhead as thresholds: no other CPU runs until the run ends.
+    engine.runLimits();
+    const syncBefore = engine.syncBefore;
+    const aheadBefore = engine.aheadBefore;
     for (let j = 0; j < max; j++) {
-      const sync = engine.inSync();
-      if (!sync && !engine.mayRunAhead()) return;
+      const now = engine.timeNow();
+      const sync = now < syncBefore;
+      if (!sync && now >= aheadBefore) return;
       if (!mmu.runTranslates(first + j * step, s.write)) return;
       s.next();
       this.onAccess(1);
