@@ -6,6 +6,7 @@
  * attemptHits and attemptAhead, which the engine's lookahead allows ahead of other CPUs.
  */
 import type { Digest } from "../common/digest.js";
+import { LAST_LEVEL } from "../arch/granule.js";
 import { W, type WorkMeter } from "../common/work.js";
 import { type GuestAccess, leafPermits } from "../pgtable/hw-walk.js";
 import type { Engine } from "./engine.js";
@@ -15,6 +16,9 @@ import { type SimMmu, XLATE_OK } from "./mmu.js";
 const W_GUEST_ACCESS = W["guest-access"];
 const W_S1_WALK = W["s1-walk"];
 const W_S2_WALK = W["s2-walk-level"];
+
+/** The fewest accesses {@link GuestAccessPath.missRun} makes at once (fewer go one by one). */
+const MIN_MISS_RUN = 4;
 
 /** The guest access a vCPU is about to execute. */
 export interface PendingAccess {
@@ -221,6 +225,77 @@ export class GuestAccessPath {
     mmu.ahead = ahead;
     return ok && mmu.startRun(next);
   }
+
+  /**
+   * The first accesses of a flowing run (SimVcpu.flowRun, after {@link startFlow} and
+   * Engine.runLimits) made at once, when each would be made alike: its own guest page, so a
+   * stage-1 walk whose table pages (`access`'s) hit in the TLB, then a data miss, a walk from
+   * the run's table to a leaf with the same permissions as the others, and a fill. Returns how
+   * many it made (0 for none, or fewer than MIN_MISS_RUN): those that start before the engine's
+   * thresholds (`syncBefore`, `aheadBefore`) and translate (SimMmu.runLeaves), while each
+   * table page's entry is the only live one covering it (Stage2Tlb.onlyLiveLeaf), no larger live
+   * entry covers a data page, and no fill meets a slot tagged for its page or evicts a table
+   * page's entry (Stage2Tlb.fillRunLimit). It charges, fills (Stage2Tlb.flowFills), counts the
+   * walks and settles stores as those accesses one by one would.
+   */
+  missRun(
+    cpu: number,
+    access: PendingAccess,
+    first: number,
+    step: number,
+    max: number,
+    t0: number,
+    syncBefore: number,
+    aheadBefore: number,
+  ): number {
+    const mmu = this.mmu;
+    if (step * this.pageInv < 1 || access.nTables > this.missHits.length) return 0;
+    const cost = this.meter.cost;
+    const reads = mmu.runReads();
+    const each = cost[W_GUEST_ACCESS]! + cost[W_S1_WALK]! + reads * cost[W_S2_WALK]!;
+    if (!(each > 0)) return 0;
+    // Access j starts at t0 + j * each: it is made while that is before a threshold.
+    const startsBefore = (t: number): number =>
+      t === Infinity ? max : Math.max(0, Math.ceil((t - t0) / each));
+    let n = Math.min(max, startsBefore(Math.max(syncBefore, aheadBefore)));
+    if (this.missPas.length < n) this.missPas = new Float64Array(n);
+    n = mmu.runLeaves(first, step, n, access.write, this.missPas);
+    if (n < MIN_MISS_RUN) return 0;
+    const tlb = mmu.tlbs[cpu]!;
+    const end = t0 + (n - 1) * each;
+    const hits = this.missHits;
+    for (let i = 0; i < access.nTables; i++) {
+      const slot = tlb.onlyLiveLeaf(access.tables[i]!, LAST_LEVEL, end);
+      if (slot < 0 || !leafPermits(tlb.permsOf(slot), true, false)) return 0;
+      hits[i] = slot;
+    }
+    const last = first + (n - 1) * step;
+    if (tlb.liveAbove(first, last, LAST_LEVEL, t0)) return 0;
+    const keep = this.missKeep;
+    keep.length = 0;
+    for (let i = 0; i < access.nTables; i++) keep.push(hits[i]!);
+    n = tlb.fillRunLimit(first, LAST_LEVEL, n, keep);
+    if (n < MIN_MISS_RUN) return 0;
+    this.meter.charge(W_GUEST_ACCESS, n);
+    this.meter.charge(W_S1_WALK, n);
+    this.meter.charge(W_S2_WALK, n * reads);
+    const seq = mmu.log.seq;
+    tlb.flowFills(first, LAST_LEVEL, this.missPas, mmu.runPerms, seq, n, hits, access.nTables);
+    const synced = Math.min(n, startsBefore(syncBefore));
+    mmu.runWalks(n, synced > 0 ? t0 + (synced - 1) * each : Number.NaN);
+    const ipa = first + (n - 1) * step;
+    const size = mmu.runEntrySize();
+    mmu.pa = this.missPas[n - 1]! + (ipa - Math.floor(ipa / size) * size);
+    this.lastPage[cpu] = Math.floor(ipa * this.pageInv);
+    this.lastSeq[cpu] = seq;
+    this.flowRunAccesses += n;
+    return n;
+  }
+
+  /** Scratch for {@link missRun}: output addresses, table-page slots, slots to keep. */
+  private missPas = new Float64Array(0);
+  private readonly missHits = new Int32Array(4);
+  private readonly missKeep: number[] = [];
 
   /** Accesses {@link hitRun} has done (speed information). */
   hitRunAccesses = 0;

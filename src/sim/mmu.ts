@@ -179,6 +179,58 @@ export class SimMmu {
   }
 
   /**
+   * For a flowing run's accesses made at once (GuestAccessPath.missRun), after {@link startRun}:
+   * how many of the data accesses from `ipa` on, `step` bytes apart (at most `max`), would each
+   * translate through a leaf of the run's table ({@link runTranslates}) with the same
+   * permissions as the first (left in {@link runPerms}); each one's output address (the leaf's)
+   * into `pa`. Charges, caches and reports nothing.
+   */
+  runLeaves(ipa: number, step: number, max: number, write: boolean, pa: Float64Array): number {
+    const level = this.runLevel;
+    if (level !== LAST_LEVEL) return 0;
+    const g = this.pgt.granule;
+    const inv = this.pgt.sizes.inv[level + 1]!;
+    const words = this.runWords;
+    let n = 0;
+    for (; n < max; n++) {
+      const a = ipa + n * step;
+      if (a < this.runLo || a >= this.runHi) break;
+      const idx = Math.floor(a * inv) & this.ptrsMask;
+      const lo = words[2 * idx]!;
+      const hi = words[2 * idx + 1]!;
+      if (leafFault(lo, level, this.blockLevel[level]!, this.hwAccessFlag) !== null) break;
+      const perms = leafPerms(lo, hi);
+      if (n === 0) this.runPerms = perms;
+      else if (perms !== this.runPerms) break;
+      if (!leafPermits(perms, write, false)) break;
+      pa[n] = pteOa(g, lo, hi);
+    }
+    return n;
+  }
+
+  /** Permissions of the leaves {@link runLeaves} found. */
+  runPerms = 0;
+
+  /** Bytes an entry of the run's table maps. */
+  runEntrySize(): number {
+    return this.pgt.sizes.size[this.runLevel + 1]!;
+  }
+
+  /** Table levels a flowing run's walk reads: from the start level down to the run's table. */
+  runReads(): number {
+    return this.runLevel - this.pgt.geo.startLevel + 1;
+  }
+
+  /**
+   * Accounts `n` walks of a flowing run made at once, the last of them in sync (which settles the
+   * stores landed by then, as a walk in sync does) at `syncedAt`, or none in sync (NaN).
+   */
+  runWalks(n: number, syncedAt: number): void {
+    this.walks += n;
+    if (!Number.isNaN(syncedAt)) this.visibility.settle(syncedAt);
+  }
+
+  /**
    * Set by the flowing run (SimVcpu.flowRun) around its accesses, after {@link startRun}: the
    * run's walks may read the table startRun found without descending to it again.
    */

@@ -472,6 +472,7 @@ export class Stage2Tlb {
     seq: number,
     seqStep: number,
     n: number,
+    slots: Int32Array | null = null,
   ): void {
     if (n <= 0) return;
     const size = this.sizes.size[level + 1]!;
@@ -489,6 +490,7 @@ export class Stage2Tlb {
       const set = (set0 + j) & mask;
       const v = victim[set]!;
       const slot = set * ways + v;
+      if (slots !== null) slots[j] = slot;
       victim[set] = v + 1 === ways ? 0 : v + 1;
       const old = tag[slot]!;
       if (old >= 0) tagged[old - Math.floor(old * 0.25) * 4]!--;
@@ -507,6 +509,76 @@ export class Stage2Tlb {
     this.fills += n;
     this.lastFillBase = first + (n - 1) * size;
   }
+
+  /**
+   * The slot of the only live entry covering `ipa` at `now`, when that entry is a `level` leaf
+   * and no larger leaf covering it is live (so every lookup of `ipa` until then finds that
+   * slot, wherever it looks first); else -1. Changes nothing.
+   */
+  onlyLiveLeaf(ipa: number, level: number, now: number): number {
+    const size = this.sizes.size[level + 1]!;
+    const slot = this.slotOf(Math.floor(ipa / size) * size, level);
+    if (slot < 0 || !this.isLive(slot, now)) return -1;
+    return this.liveAbove(ipa, ipa, level, now) ? -1 : slot;
+  }
+
+  /**
+   * Whether a leaf larger than a `level` one covering some of [lo, hi] is live at `now` (a lookup
+   * there could hit it). Changes nothing.
+   */
+  liveAbove(lo: number, hi: number, level: number, now: number): boolean {
+    const levels = this.leafLevels;
+    for (let k = 0; k < levels.length; k++) {
+      const l = levels[k]!;
+      if (l >= level || this.tagged[l] === 0) continue;
+      const size = this.sizes.size[l + 1]!;
+      for (let b = Math.floor(lo / size) * size; b <= hi; b += size) {
+        const slot = this.slotOf(b, l);
+        if (slot >= 0 && this.isLive(slot, now)) return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * `n` accesses of a flowing run at once, as translate leaves the TLB after each when it looks up
+   * the `nHits` entries in `hits` (the stage-1 table pages': each a hit on its slot, which
+   * {@link onlyLiveLeaf} found) and then misses its data page and fills it: the fills of
+   * {@link fillRun} (with the TLBI count `seq`, no expiry), then the recent slots and lastSlot
+   * as those lookups and fills in order leave them (a hit outside the recent slots is remembered,
+   * a fill always is). For runs {@link fillRunLimit} has checked with `hits` kept.
+   */
+  flowFills(
+    first: number,
+    level: number,
+    pa: Float64Array,
+    perms: number,
+    seq: number,
+    n: number,
+    hits: Int32Array,
+    nHits: number,
+  ): void {
+    if (n <= 0) return;
+    if (this.flowSlots.length < n) this.flowSlots = new Int32Array(n);
+    const slots = this.flowSlots;
+    this.fillRun(first, level, pa, perms, Infinity, seq, 0, n, slots);
+    const d = this.data;
+    const size = this.sizes.size[level + 1]!;
+    for (let j = 0; j < n; j++) {
+      for (let h = 0; h < nHits; h++) {
+        const i = hits[h]!;
+        let j2 = 0;
+        while (j2 < RECENT && this.recent[j2] !== i) j2++;
+        if (j2 === RECENT) this.remember(i, d[i * STRIDE + F_BASE]!, d[i * STRIDE + F_END]!);
+      }
+      const base = first + j * size;
+      this.remember(slots[j]!, base, base + size);
+    }
+    this.lastSlot = slots[n - 1]!;
+  }
+
+  /** Scratch for {@link flowFills}: the slot of each fill. */
+  private flowSlots = new Int32Array(0);
 
   /** Caches a `level` leaf at `blockBase` -> `paBase` with `perms`, valid until `expiry`. */
   fill(blockBase: number, level: number, paBase: number, perms: number, expiry: number): void {

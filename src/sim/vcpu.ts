@@ -243,7 +243,18 @@ export class SimVcpu implements SimCode {
     engine.runLimits();
     const syncBefore = engine.syncBefore;
     const aheadBefore = engine.aheadBefore;
-    for (let j = 0; j < max; j++) {
+    // The first accesses at once where they are all alike (a TLB miss and fill each).
+    let j = 0;
+    if (s.skip !== undefined) {
+      j = path.missRun(id, s, first, step, max, engine.timeNow(), syncBefore, aheadBefore);
+      if (j > 0) {
+        s.skip(j);
+        this.onAccess(j);
+        this.faults = 0;
+        this.hitting = false;
+      }
+    }
+    for (; j < max; j++) {
       const now = engine.timeNow();
       const sync = now < syncBefore;
       if (!sync && now >= aheadBefore) return;

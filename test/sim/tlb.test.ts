@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { stage2Geometry } from "../../src/arch/geometry.js";
+import { Digest } from "../../src/common/digest.js";
 import { granuleOf, leafLevels } from "../../src/arch/granule.js";
 import { LevelSizes } from "../../src/pgtable/walker.js";
 import { LEAF_R as TLB_R, LEAF_W as TLB_W } from "../../src/pgtable/hw-walk.js";
@@ -129,6 +130,75 @@ describe("the fast-forward's fill runs", () => {
           all.fill(BASE + p * P, 3, p * P, TLB_R, Infinity);
         }
         assert.deepEqual(slots(all), slots(one));
+      }),
+    );
+  });
+
+  it("onlyLiveLeaf and liveAbove: a lookup there can only find that leaf, or a larger one is live", () => {
+    const { log, tlb } = setup();
+    const page = BASE + 5 * P;
+    tlb.fill(page, 3, 0x1000_0000, TLB_R, Infinity);
+    const slot = tlb.onlyLiveLeaf(page, 3, 0);
+    assert.ok(slot >= 0);
+    assert.ok(!tlb.liveAbove(BASE, BASE + 100 * P, 3, 0));
+    // A live 2 MiB block over it: a lookup might find either.
+    tlb.fill(BASE, 2, 0x2000_0000, TLB_R, Infinity);
+    assert.equal(tlb.onlyLiveLeaf(page, 3, 0), -1);
+    assert.ok(tlb.liveAbove(BASE + 100 * P, BASE + 200 * P, 3, 0));
+    assert.ok(!tlb.liveAbove(BASE + 2 ** 21, BASE + 2 ** 21 + P, 3, 0));
+    // A TLBI by IPA elsewhere in the block removes the block (which contains it), not the page.
+    log.invalidateIpa(BASE + 7 * P, 3);
+    assert.ok(!tlb.liveAbove(BASE, BASE + 100 * P, 3, 0));
+    assert.equal(tlb.onlyLiveLeaf(page, 3, 0), slot);
+    // One at the page removes it too; filled again, it is the only one.
+    log.invalidateIpa(page, 3);
+    assert.equal(tlb.onlyLiveLeaf(page, 3, 0), -1);
+    tlb.fill(page, 3, 0x1000_0000, TLB_R, Infinity);
+    assert.equal(tlb.onlyLiveLeaf(page, 3, 0), slot);
+    // An entry that expires is not live after.
+    tlb.fill(BASE + 2 ** 21, 2, 0x2000_0000, TLB_R, 50);
+    assert.ok(tlb.liveAbove(BASE + 2 ** 21, BASE + 2 ** 21, 3, 49));
+    assert.ok(!tlb.liveAbove(BASE + 2 ** 21, BASE + 2 ** 21, 3, 50));
+  });
+
+  it("flowFills leaves the TLB as a flowing run's lookups and fills one by one would", () => {
+    const tables = fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 3 });
+    const looks = fc.array(fc.integer({ min: 0, max: 200 }), { maxLength: 8 });
+    fc.assert(
+      fc.property(run, tables, looks, ({ before, start, n }, tbl, look) => {
+        const a = setup();
+        const b = setup();
+        const one = a.tlb;
+        const all = b.tlb;
+        // The stage-1 table pages, far from the data, filled among the other entries; some
+        // lookups turn the recent slots.
+        const T = [...new Set(tbl)].map((t) => BASE + 2 ** 30 + t * P);
+        const prior = [...before.map((p) => BASE + p * P), ...T];
+        for (const tlb of [one, all]) {
+          prior.forEach((ipa, i) => tlb.fill(ipa, 3, 0x4000_0000 + i * P, TLB_R | TLB_W, Infinity));
+          for (const p of look) tlb.lookup(BASE + p * P, 0);
+        }
+        const hits = Int32Array.from(T, (t) => all.onlyLiveLeaf(t, 3, 0));
+        const first = BASE + (300 + start) * P;
+        const m = all.fillRunLimit(first, 3, n, [...hits]);
+        const pas = Float64Array.from({ length: m }, (_, j) => 0x8000_0000 + j * 2 * P);
+        for (let j = 0; j < m; j++) {
+          for (const t of T) assert.ok(one.lookup(t, 0), "a table page's entry hits");
+          assert.ok(!one.lookup(first + j * P, 0), "the data page misses");
+          one.fill(first + j * P, 3, pas[j]!, TLB_W, Infinity);
+        }
+        all.flowFills(first, 3, pas, TLB_W, b.log.seq, m, hits, hits.length);
+        const digest = (tlb: Stage2Tlb): string => {
+          const d = new Digest();
+          tlb.digest(d, 0);
+          return d.toString();
+        };
+        assert.deepEqual(slots(all), slots(one));
+        assert.equal(digest(all), digest(one));
+        assert.equal(all.lastSlot, m > 0 ? one.lastSlot : all.lastSlot);
+        // Later lookups find the same entries first.
+        for (const p of look) assert.equal(all.lookup(BASE + p * P, 0), one.lookup(BASE + p * P, 0));
+        assert.equal(digest(all), digest(one));
       }),
     );
   });
