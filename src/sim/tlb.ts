@@ -308,14 +308,20 @@ export class Stage2Tlb {
     const ways = this.ways;
     const sets = this.sets;
     const tag = this.tag;
+    const victim = this.victim;
+    const setMask = this.setMask;
     const set0 = this.setOf(Math.floor(first * this.sizes.inv[level + 1]!));
     let j = 0;
-    scan: for (; j < max; j++) {
-      const set = (set0 + j) & this.setMask;
-      const from = set * ways;
-      const want = first + j * size + level;
-      for (let i = from; i < from + ways; i++) if (tag[i] === want) break scan;
-      if (mark[from + ((this.victim[set]! + Math.floor(j / sets)) % ways)] === 1) break;
+    // Round r (fills j with floor(j / sets) = r) takes each set's way r places past its victim.
+    scan: for (let round = 0; j < max; round++) {
+      const end = Math.min(max, (round + 1) * sets);
+      for (; j < end; j++) {
+        const set = (set0 + j) & setMask;
+        const from = set * ways;
+        const want = first + j * size + level;
+        for (let i = from; i < from + ways; i++) if (tag[i] === want) break scan;
+        if (mark[from + ((victim[set]! + round) % ways)] === 1) break scan;
+      }
     }
     for (const s of keep) if (s >= 0) mark[s] = 0;
     return j;
