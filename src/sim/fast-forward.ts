@@ -190,7 +190,6 @@ export class FastForward {
     }
     tlbis.clear();
     const counters = this.counters(this.cur, ctx.slot);
-    const ring = this.mmu.tlbs.map((t) => t.recentPosition);
     const prev = this.prev;
     let period = 0;
     const delta = this.delta;
@@ -230,6 +229,7 @@ export class FastForward {
       this.forgetHistory();
       return 0;
     }
+    const ring = this.mmu.tlbs.map((t) => t.recentPosition);
     // The last `stable` pages each took the same time and work. If the state is what it was
     // `lag` pages ago, the simulation repeats every `lag` pages from here.
     const lagMax = Math.min(this.stable, LAG_MAX, this.history.length);
