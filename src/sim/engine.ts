@@ -228,8 +228,12 @@ export class Engine {
    * for it whose critical sections change nothing (SimCode.changesNothingBeforeUnlock).
    */
   storeLock: LockId | null = null;
-  /** {@link lockBound} as of {@link steps} = boundSteps (nothing can change it in between). */
+  /**
+   * {@link lockBound} as of {@link steps} = boundSteps with task boundCurrent running: a task
+   * parks or runs only at a step, or (first started) with another task running.
+   */
   private boundSteps = -1;
+  private boundCurrent = NONE;
   private boundTime = 0;
   /** Set by the running code to have {@link onBoundary} called when its segment ends. */
   boundary = false;
@@ -326,12 +330,13 @@ export class Engine {
    * waiter's cannot start before j + 1 handoffs after the owner's time; when every queued one
    * changes nothing, any other section (a CPU not queued yet, or one of these coming back) starts
    * behind them all, so no sooner than the last one's earliest start. -Infinity when this says
-   * nothing (a free lock, an owner not in the heap). Computed once per engine step: between two,
-   * no task moves.
+   * nothing (a free lock, an owner not in the heap). Computed once per engine step and running
+   * task: meanwhile no task moves.
    */
   private lockBound(): number {
-    if (this.boundSteps !== this.steps) {
+    if (this.boundSteps !== this.steps || this.boundCurrent !== this.current) {
       this.boundSteps = this.steps;
+      this.boundCurrent = this.current;
       this.boundTime = this.computeLockBound();
     }
     return this.boundTime;
