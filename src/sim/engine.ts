@@ -305,9 +305,18 @@ export class Engine {
       // Ties go to the lower task number.
       this.syncBefore = heap.peekTime() + (this.current < heap.idAt(0) ? 1 : 0);
     }
-    this.aheadBefore = this.lookahead
-      ? Math.max(this.tlbiQuiet.quietBefore(), this.storeLock !== null ? this.lockBound() : -Infinity)
-      : -Infinity;
+    this.aheadBefore = this.aheadLimit();
+  }
+
+  /**
+   * The time the running code may read its TLB and walk ahead of other CPUs before (see
+   * {@link mayRunAhead}): the later of the bound by the parked tasks' quiet times and the bound by
+   * the store lock's queue ({@link lockBound}), each of which holds on its own.
+   */
+  private aheadLimit(): number {
+    if (!this.lookahead) return -Infinity;
+    const quiet = this.tlbiQuiet.quietBefore();
+    return this.storeLock === null ? quiet : Math.max(quiet, this.lockBound());
   }
 
   /** Set by {@link runLimits}. */
@@ -316,10 +325,7 @@ export class Engine {
 
   /** {@link mayRunAhead} as of time `t` instead of now (see {@link inSyncAt}). */
   mayRunAheadAt(t: number): boolean {
-    return (
-      this.lookahead &&
-      (this.tlbiQuiet.quietUntilAfter(t) || (this.storeLock !== null && t < this.lockBound()))
-    );
+    return t < this.aheadLimit();
   }
 
   /**

@@ -20,6 +20,13 @@ const W_S2_WALK = W["s2-walk-level"];
 /** The fewest accesses {@link GuestAccessPath.missRun} makes at once (fewer go one by one). */
 const MIN_MISS_RUN = 4;
 
+/**
+ * How many of at most `max` accesses starting at `t0`, `t0` + `each`, ... start before `t`.
+ */
+function startsBefore(t: number, t0: number, each: number, max: number): number {
+  return t === Infinity ? max : Math.min(max, Math.max(0, Math.ceil((t - t0) / each)));
+}
+
 /** The guest access a vCPU is about to execute. */
 export interface PendingAccess {
   readonly ipa: number;
@@ -254,16 +261,14 @@ export class GuestAccessPath {
     const reads = mmu.runReads();
     const each = cost[W_GUEST_ACCESS]! + cost[W_S1_WALK]! + reads * cost[W_S2_WALK]!;
     if (!(each > 0)) return 0;
-    // Access j starts at t0 + j * each: it is made while that is before a threshold.
-    const startsBefore = (t: number): number =>
-      t === Infinity ? max : Math.max(0, Math.ceil((t - t0) / each));
-    let n = Math.min(max, startsBefore(Math.max(syncBefore, aheadBefore)));
+    let n = startsBefore(Math.max(syncBefore, aheadBefore), t0, each, max);
     if (this.missPas.length < n) this.missPas = new Float64Array(n);
     n = mmu.runLeaves(first, step, n, access.write, this.missPas);
     if (n < MIN_MISS_RUN) return 0;
     const tlb = mmu.tlbs[cpu]!;
     const end = t0 + (n - 1) * each;
-    const hits = this.missHits;
+    // The table pages' slots, kept from eviction (the unused ones -1: ignored).
+    const hits = this.missHits.fill(-1);
     for (let i = 0; i < access.nTables; i++) {
       const slot = tlb.onlyLiveLeaf(access.tables[i]!, LAST_LEVEL, end);
       if (slot < 0 || !leafPermits(tlb.permsOf(slot), true, false)) return 0;
@@ -271,17 +276,14 @@ export class GuestAccessPath {
     }
     const last = first + (n - 1) * step;
     if (tlb.liveAbove(first, last, LAST_LEVEL, t0)) return 0;
-    const keep = this.missKeep;
-    keep.length = 0;
-    for (let i = 0; i < access.nTables; i++) keep.push(hits[i]!);
-    n = tlb.fillRunLimit(first, LAST_LEVEL, n, keep);
+    n = tlb.fillRunLimit(first, LAST_LEVEL, n, hits);
     if (n < MIN_MISS_RUN) return 0;
     this.meter.charge(W_GUEST_ACCESS, n);
     this.meter.charge(W_S1_WALK, n);
     this.meter.charge(W_S2_WALK, n * reads);
     const seq = mmu.log.seq;
     tlb.flowFills(first, LAST_LEVEL, this.missPas, mmu.runPerms, seq, n, hits, access.nTables);
-    const synced = Math.min(n, startsBefore(syncBefore));
+    const synced = startsBefore(syncBefore, t0, each, n);
     mmu.runWalks(n, synced > 0 ? t0 + (synced - 1) * each : Number.NaN);
     const ipa = first + (n - 1) * step;
     const size = mmu.runEntrySize();
@@ -292,10 +294,9 @@ export class GuestAccessPath {
     return n;
   }
 
-  /** Scratch for {@link missRun}: output addresses, table-page slots, slots to keep. */
+  /** Scratch for {@link missRun}: output addresses, table-page slots. */
   private missPas = new Float64Array(0);
   private readonly missHits = new Int32Array(4);
-  private readonly missKeep: number[] = [];
 
   /** Accesses {@link hitRun} has done (speed information). */
   hitRunAccesses = 0;

@@ -119,9 +119,13 @@ export class SimMmu {
     const pgt = this.pgt;
     if (pgt.pgd < 0 || ipa < 0 || ipa >= pgt.geo.ipaLimit) return false;
     this.descend(ipa, now);
-    const level = this.dLevel;
-    if (leafFault(this.dLo, level, this.blockLevel[level]!, this.hwAccessFlag) !== null) return false;
-    return leafPermits(leafPerms(this.dLo, this.dHi), write, false);
+    return this.leafTranslates(this.dLo, this.dHi, this.dLevel, write);
+  }
+
+  /** Whether a walk ending at descriptor `lo`/`hi` of `level` translates a data access with `write`'s permission. */
+  private leafTranslates(lo: number, hi: number, level: number, write: boolean): boolean {
+    if (leafFault(lo, level, this.blockLevel[level]!, this.hwAccessFlag) !== null) return false;
+    return leafPermits(leafPerms(lo, hi), write, false);
   }
 
   /**
@@ -173,9 +177,7 @@ export class SimMmu {
     if (ipa < this.runLo || ipa >= this.runHi) return false;
     const level = this.runLevel;
     const idx = Math.floor(ipa * this.pgt.sizes.inv[level + 1]!) & this.ptrsMask;
-    const lo = this.runWords[2 * idx]!;
-    if (leafFault(lo, level, this.blockLevel[level]!, this.hwAccessFlag) !== null) return false;
-    return leafPermits(leafPerms(lo, this.runWords[2 * idx + 1]!), write, false);
+    return this.leafTranslates(this.runWords[2 * idx]!, this.runWords[2 * idx + 1]!, level, write);
   }
 
   /**
@@ -198,11 +200,10 @@ export class SimMmu {
       const idx = Math.floor(a * inv) & this.ptrsMask;
       const lo = words[2 * idx]!;
       const hi = words[2 * idx + 1]!;
-      if (leafFault(lo, level, this.blockLevel[level]!, this.hwAccessFlag) !== null) break;
+      if (!this.leafTranslates(lo, hi, level, write)) break;
       const perms = leafPerms(lo, hi);
       if (n === 0) this.runPerms = perms;
       else if (perms !== this.runPerms) break;
-      if (!leafPermits(perms, write, false)) break;
       pa[n] = pteOa(g, lo, hi);
     }
     return n;

@@ -301,9 +301,9 @@ export class Stage2Tlb {
    * take consecutive sets, so fill j is its set's (j / sets)-th of the run (rounded down) and
    * takes the way that many places past the set's victim now (FIFO). Changes nothing.
    */
-  fillRunLimit(first: number, level: number, max: number, keep: readonly number[]): number {
+  fillRunLimit(first: number, level: number, max: number, keep: ArrayLike<number>): number {
     const mark = this.keepMark;
-    for (const s of keep) if (s >= 0) mark[s] = 1;
+    for (let k = 0; k < keep.length; k++) if (keep[k]! >= 0) mark[keep[k]!] = 1;
     const size = this.sizes.size[level + 1]!;
     const ways = this.ways;
     const sets = this.sets;
@@ -323,7 +323,7 @@ export class Stage2Tlb {
         if (mark[from + ((victim[set]! + round) % ways)] === 1) break scan;
       }
     }
-    for (const s of keep) if (s >= 0) mark[s] = 0;
+    for (let k = 0; k < keep.length; k++) if (keep[k]! >= 0) mark[keep[k]!] = 0;
     return j;
   }
 
