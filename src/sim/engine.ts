@@ -16,6 +16,7 @@
  * fault handler may sample the notifier sequence and GUP before CPUs that cannot change either.
  */
 import type { Blocking, LockId, Step } from "../common/steps.js";
+import type { NumberList } from "../common/number-list.js";
 import { W, type WorkMeter } from "../common/work.js";
 import { TaskHeap, TaskQueue } from "./heap.js";
 
@@ -509,27 +510,44 @@ export class Engine {
    * where each task is and when, its pending step, the locks' owners and queues. Appended to
    * `out` as numbers; `stepCode` numbers a step.
    */
-  periodicState(out: number[], cur: number, t0: number, stepCode: (s: Step | null) => number): void {
+  periodicState(out: NumberList, cur: number, t0: number, stepCode: (s: Step | null) => number): void {
     const heap = this.heap;
-    const at = new Float64Array(this.tasks.length).fill(NaN);
+    const tasks = this.tasks;
+    if (this.heapTimes.length !== tasks.length) this.heapTimes = new Float64Array(tasks.length);
+    const at = this.heapTimes.fill(NaN);
     for (let i = 0; i < heap.size; i++) at[heap.idAt(i)] = heap.timeAt(i) - t0;
-    this.tasks.forEach((task, i) => {
+    for (let i = 0; i < tasks.length; i++) {
+      const task = tasks[i]!;
       const where = i === cur ? 0 : task.finished ? 1 : Number.isNaN(at[i]!) ? 3 : 2;
-      out.push(where, where === 2 ? at[i]! : where === 3 ? task.waitSince - t0 : 0);
-      out.push(stepCode(task.pending), task.loudBits, task.hostLoudWaiting ? 1 : 0);
-    });
+      out.push(where);
+      out.push(where === 2 ? at[i]! : where === 3 ? task.waitSince - t0 : 0);
+      out.push(stepCode(task.pending));
+      out.push(task.loudBits);
+      out.push(task.hostLoudWaiting ? 1 : 0);
+    }
     for (const s of this.locks.values()) {
-      out.push(s.owner, s.lastOwner, s.owner === NONE ? 0 : s.since - t0, s.waiters.size);
+      out.push(s.owner);
+      out.push(s.lastOwner);
+      out.push(s.owner === NONE ? 0 : s.since - t0);
+      out.push(s.waiters.size);
       for (let k = 0; k < s.waiters.size; k++) out.push(s.waiters.at(k));
     }
-    out.push(this.hostLoudWaiters, this.tlbiQuiet.shortest, this.hostQuiet.shortest);
+    out.push(this.hostLoudWaiters);
+    out.push(this.tlbiQuiet.shortest);
+    out.push(this.hostQuiet.shortest);
   }
 
+  /** Scratch of {@link periodicState}: each task's time in the heap. */
+  private heapTimes = new Float64Array(0);
+
   /** Counters that grow with the work simulated: steps, then each lock's statistics. */
-  counters(out: number[]): void {
+  counters(out: NumberList): void {
     out.push(this.steps);
     for (const s of this.locks.values()) {
-      out.push(s.stats.acquisitions, s.stats.contended, s.stats.waitPs, s.stats.holdPs);
+      out.push(s.stats.acquisitions);
+      out.push(s.stats.contended);
+      out.push(s.stats.waitPs);
+      out.push(s.stats.holdPs);
     }
   }
 

@@ -14,6 +14,7 @@
  * (docs/model.md, "The fast-forward"); tests compare runs with it on and off.
  */
 import { LAST_LEVEL } from "../arch/granule.js";
+import { NumberList } from "../common/number-list.js";
 import type { Step } from "../common/steps.js";
 import { oaHi, oaLo, pteOa } from "../arch/descriptor.js";
 import { W, type WorkMeter } from "../common/work.js";
@@ -51,7 +52,7 @@ interface Boundary {
 /** A boundary's relative state, kept for the last few boundaries of a stable run. */
 interface Snapshot {
   page: number;
-  readonly state: number[];
+  readonly state: NumberList;
   /** Each TLB's recent-ring position (the snapshot leaves it out, see Stage2Tlb.recentState). */
   ring: number[];
 }
@@ -76,8 +77,8 @@ export class FastForward {
   skips = 0;
   private prev: Boundary | null = null;
   /** Every counter of simulated work at the last boundary (see {@link counters}), and scratch. */
-  private last: number[] = [];
-  private cur: number[] = [];
+  private last = new NumberList();
+  private cur = new NumberList();
   /** The last period's length and counter deltas (between the last two boundaries). */
   private prevPeriod = 0;
   private prevDelta: number[] = [];
@@ -102,7 +103,7 @@ export class FastForward {
   /** Snapshots of the last boundaries of the stable run, oldest first. */
   private readonly history: Snapshot[] = [];
   /** Arrays of dropped snapshots, for the next ones (they are thousands of numbers long). */
-  private readonly pool: number[][] = [];
+  private readonly pool: NumberList[] = [];
   private readonly page: number;
   private readonly stepCodes = new Map<Step, number>();
   /** Strings of the fault context, as numbers for the snapshot. */
@@ -197,7 +198,7 @@ export class FastForward {
       period = end - prev.end;
       const last = this.last;
       delta.length = counters.length;
-      for (let i = 0; i < counters.length; i++) delta[i] = counters[i]! - last[i]!;
+      for (let i = 0; i < counters.length; i++) delta[i] = counters.get(i) - last.get(i);
       const same =
         this.stable >= 0 &&
         period === this.prevPeriod &&
@@ -224,8 +225,10 @@ export class FastForward {
       this.forgetHistory();
       return 0;
     }
-    const state = this.relativeState(id, page, end, ctx.slot, table, index, this.pool.pop() ?? []);
+    const out = this.pool.pop() ?? new NumberList(1024);
+    const state = this.relativeState(id, page, end, ctx.slot, table, index, out);
     if (state === null) {
+      this.pool.push(out);
       this.forgetHistory();
       return 0;
     }
@@ -236,7 +239,7 @@ export class FastForward {
     let skipped = 0;
     for (let lag = 1; lag <= lagMax; lag++) {
       const h = this.history[this.history.length - lag]!;
-      if (h.page !== page - lag || !sameNumbers(state, h.state)) continue;
+      if (h.page !== page - lag || !state.equals(h.state)) continue;
       let k = this.periodsAhead(page, table, index, ctx.slot, cap, delta, pattern);
       k -= k % lag;
       if (k < Math.max(MIN_SKIP, lag)) break;
@@ -245,7 +248,7 @@ export class FastForward {
       const turned = ring.map((r, i) => (r + turn[i]!) % RECENT);
       this.skip(k, page, table, index, period, delta, ctx.slot, turned, pattern);
       this.prev = { page: page + k, table, index: index + k, end: end + k * period };
-      for (let i = 0; i < counters.length; i++) counters[i]! += k * delta[i]!;
+      for (let i = 0; i < counters.length; i++) counters.set(i, counters.get(i) + k * delta[i]!);
       // The pattern's addresses are relative to the page, so it is that of the next period too.
       // Only the snapshots of the repeat just found (from `lag` pages back) are the state k pages
       // on; older ones may predate it.
@@ -292,16 +295,19 @@ export class FastForward {
   }
 
   /** Every counter the simulation's work advances, in a fixed order (`slot`: the convoy's). */
-  private counters(out: number[], slot: Memslot): number[] {
-    out.length = 0;
+  private counters(out: NumberList, slot: Memslot): NumberList {
+    out.clear();
     for (const c of this.meter.count) out.push(c);
     const fs = this.vm.faultStats;
     for (const c of fs.aborts) out.push(c);
     for (const c of fs.actions) out.push(c);
     for (const c of fs.eagain) out.push(c);
-    out.push(fs.s1ptw, slot.dirtyPages);
+    out.push(fs.s1ptw);
+    out.push(slot.dirtyPages);
     this.engine.counters(out);
-    out.push(this.mmu.walks, this.accesses(), this.vm.pgt.tablesInstalled);
+    out.push(this.mmu.walks);
+    out.push(this.accesses());
+    out.push(this.vm.pgt.tablesInstalled);
     // Each TLB's fills of the same entry again, then its other fills (last).
     for (const tlb of this.mmu.tlbs) out.push(tlb.refills);
     for (const tlb of this.mmu.tlbs) out.push(tlb.fills - tlb.refills);
@@ -345,11 +351,11 @@ export class FastForward {
     slot: Memslot,
     table: number,
     index: number,
-    out: number[],
-  ): number[] | null {
+    out: NumberList,
+  ): NumberList | null {
     const P = this.page;
     const b = page * P;
-    out.length = 0;
+    out.clear();
     const lo = slot.gpa;
     const hi = slot.gpa + slot.size;
     const relIpa = (x: number): number => (x >= lo && x < hi ? x - b + REL : x);
@@ -366,7 +372,8 @@ export class FastForward {
     // Not the TLBI history: a TLB entry's past TLBIs matter only through whether it is live now
     // (each entry's state says), later TLBIs remove it whenever it was filled, and fills to come
     // are all made after every TLBI so far.
-    out.push(vm.mmuNotifierSeq, vm.mmuNotifierCount);
+    out.push(vm.mmuNotifierSeq);
+    out.push(vm.mmuNotifierCount);
     // The dirty bits of the pages around.
     for (let d = -SPAN; d <= SPAN; d++) out.push(slot.isDirty(b + d * P) ? 1 : 0);
     for (let i = 0; i < this.vcpus.length; i++) {
@@ -398,13 +405,17 @@ export class FastForward {
    * A descriptor (words `w0`, `w1`) of the entry for guest page `ipa` of `slot`, appended to
    * `out` with its output address relative to the host page there.
    */
-  private entryState(out: number[], slot: Memslot, ipa: number, w0: number, w1: number): void {
+  private entryState(out: NumberList, slot: Memslot, ipa: number, w0: number, w1: number): void {
     if ((w0 & 1) === 0) {
-      out.push(0, w0, w1);
+      out.push(0);
+      out.push(w0);
+      out.push(w1);
       return;
     }
     const oa = pteOa(this.vm.geo.granule, w0, w1);
-    out.push(1, (w0 & ~this.oaMaskLo) >>> 0, (w1 & ~this.oaMaskHi) >>> 0);
+    out.push(1);
+    out.push((w0 & ~this.oaMaskLo) >>> 0);
+    out.push((w1 & ~this.oaMaskHi) >>> 0);
     out.push(oa - this.nearHostPa(slot, ipa) + REL);
   }
 
@@ -419,9 +430,16 @@ export class FastForward {
   }
 
   /** The TLB entries of the stage-1 table pages vCPU `i`'s current access reads. */
-  private stageOneEntries(out: number[], i: number, tlb: Stage2Tlb, t0: number, rel: SlotRelativizer): void {
+  private stageOneEntries(
+    out: NumberList,
+    i: number,
+    tlb: Stage2Tlb,
+    t0: number,
+    rel: SlotRelativizer,
+  ): void {
     const tables = this.vcpuTables(i);
-    for (const t of tables) tlb.slotState(out, this.stageOneSlot(tlb, t), t0, rel);
+    for (let j = 0; j < tables.length; j++)
+      tlb.slotState(out, this.stageOneSlot(tlb, tables.get(j)), t0, rel);
   }
 
   /** The slot of the entry translating stage-1 table page `ipa` (any leaf size), or -1. */
@@ -435,28 +453,46 @@ export class FastForward {
     return -1;
   }
 
-  /** The stage-1 table pages of vCPU `i`'s current access. */
-  private vcpuTables(i: number): number[] {
-    const out: number[] = [];
+  /** The stage-1 table pages of vCPU `i`'s current access (in a scratch list, until the next call). */
+  private vcpuTables(i: number): NumberList {
+    const out = this.tables;
+    out.clear();
     this.vcpus[i]!.tablesOf(out);
     return out;
   }
 
+  private readonly tables = new NumberList(8);
+
   /** A fault context relative to page base `b` (host PA `paB`). */
   private contextState(
-    out: number[],
+    out: NumberList,
     c: FaultContext,
     relIpa: (x: number) => number,
     slot: Memslot,
     b: number,
   ): void {
     const inSlot = c.slot === slot;
-    out.push(this.code(c.fsc), c.level, c.slot === null ? -1 : c.slot === slot ? 1 : 0);
-    out.push(inSlot ? c.hva - slot.hvaOf(b) + REL : c.hva, c.writeFault ? 1 : 0, c.execFault ? 1 : 0);
-    out.push(relIpa(c.faultIpa), c.faultGranule, c.logging ? 1 : 0, c.forcePte ? 1 : 0, c.vmaPagesize);
-    out.push(c.pmdSize, relIpa(c.gpa), c.mmuSeq);
+    out.push(this.code(c.fsc));
+    out.push(c.level);
+    out.push(c.slot === null ? -1 : c.slot === slot ? 1 : 0);
+    out.push(inSlot ? c.hva - slot.hvaOf(b) + REL : c.hva);
+    out.push(c.writeFault ? 1 : 0);
+    out.push(c.execFault ? 1 : 0);
+    out.push(relIpa(c.faultIpa));
+    out.push(c.faultGranule);
+    out.push(c.logging ? 1 : 0);
+    out.push(c.forcePte ? 1 : 0);
+    out.push(c.vmaPagesize);
+    out.push(c.pmdSize);
+    out.push(relIpa(c.gpa));
+    out.push(c.mmuSeq);
     out.push(inSlot ? c.pa - this.nearHostPa(slot, c.gpa) + REL : c.pa);
-    out.push(c.writable ? 1 : 0, c.device ? 1 : 0, c.toppedUp, this.code(c.action), c.prot, c.ret);
+    out.push(c.writable ? 1 : 0);
+    out.push(c.device ? 1 : 0);
+    out.push(c.toppedUp);
+    out.push(this.code(c.action));
+    out.push(c.prot);
+    out.push(c.ret);
   }
 
   /** A number for a step (the same step object, the same number). */
@@ -578,9 +614,12 @@ export class FastForward {
     const keep: number[] = [];
     for (let i = 0; i < nv && k >= MIN_SKIP; i++) {
       const tlb = this.mmu.tlbs[i]!;
-      keep.length = 0;
-      for (const t of this.vcpuTables(i)) keep.push(this.stageOneSlot(tlb, t));
-      for (let d = -2 * SPAN; d <= 2 * SPAN; d++) keep.push(tlb.slotOf(b + d * P, LAST_LEVEL));
+      // Written by index: emptying an array gives its storage back.
+      let nk = 0;
+      const tables = this.vcpuTables(i);
+      for (let j = 0; j < tables.length; j++) keep[nk++] = this.stageOneSlot(tlb, tables.get(j));
+      for (let d = -2 * SPAN; d <= 2 * SPAN; d++) keep[nk++] = tlb.slotOf(b + d * P, LAST_LEVEL);
+      keep.length = nk;
       const from = tlb.slotOf(tlb.lastFillBase, LAST_LEVEL);
       if (from < 0 || tlb.lastFillBase < slot.gpa || tlb.lastFillBase >= slot.gpa + slot.size) return 0;
       // Replayed fills copy its expiry: only one that never expires (TLBIs may have removed it:
@@ -732,7 +771,7 @@ export class FastForward {
     for (let i = 0; i < fs.eagain.length; i++) fs.eagain[i]! += k * delta[n++]!;
     fs.s1ptw += k * delta[n++]!;
     n++; // the dirty pages, counted by markDirty above
-    const engineCounters: number[] = [];
+    const engineCounters = new NumberList();
     this.engine.counters(engineCounters);
     this.engine.fastForward(dt, k, delta.slice(n, n + engineCounters.length));
     n += engineCounters.length;

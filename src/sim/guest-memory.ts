@@ -6,6 +6,7 @@
  * attemptHits and attemptAhead, which the engine's lookahead allows ahead of other CPUs.
  */
 import type { Digest } from "../common/digest.js";
+import type { NumberList } from "../common/number-list.js";
 import { LAST_LEVEL } from "../arch/granule.js";
 import { W, type WorkMeter } from "../common/work.js";
 import { type GuestAccess, leafPermits } from "../pgtable/hw-walk.js";
@@ -87,9 +88,10 @@ export class GuestAccessPath {
    * vCPU `cpu`'s cached stage-1 translation relative to guest page `page`, and whether a TLBI has
    * been issued since (then it is not used: TLBI numbers only grow), appended to `out`.
    */
-  periodicState(out: number[], cpu: number, page: number): void {
+  periodicState(out: NumberList, cpu: number, page: number): void {
     const last = this.lastPage[cpu]!;
-    out.push(last < 0 ? -Infinity : last - page, this.cachedSinceTlbi(cpu) ? 1 : 0);
+    out.push(last < 0 ? -Infinity : last - page);
+    out.push(this.cachedSinceTlbi(cpu) ? 1 : 0);
   }
 
   /** The cached stage-1 translations, into `d`. */

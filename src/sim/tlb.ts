@@ -6,6 +6,7 @@
  * was in the middle of changing).
  */
 import type { Digest } from "../common/digest.js";
+import { NumberList } from "../common/number-list.js";
 import type { LevelSizes } from "../pgtable/walker.js";
 import type { TlbiLog } from "./tlbi-log.js";
 
@@ -332,7 +333,7 @@ export class Stage2Tlb {
    * and whether it is live at `now` (one -1 for an empty slot); the IPAs and output address as
    * `rel` makes them.
    */
-  slotState(out: number[], i: number, now: number, rel: SlotRelativizer): void {
+  slotState(out: NumberList, i: number, now: number, rel: SlotRelativizer): void {
     if (i < 0 || this.tag[i]! < 0) {
       out.push(-1);
       return;
@@ -340,8 +341,13 @@ export class Stage2Tlb {
     const d = this.data;
     const o = i * STRIDE;
     const base = d[o + F_BASE]!;
-    out.push(rel.ipa(base), rel.ipa(d[o + F_END]!), rel.pa(base, d[o + F_PA]!));
-    out.push(d[o + F_PERMS]!, d[o + F_LEVEL]!, d[o + F_EXPIRY]!, this.isLive(i, now) ? 1 : 0);
+    out.push(rel.ipa(base));
+    out.push(rel.ipa(d[o + F_END]!));
+    out.push(rel.pa(base, d[o + F_PA]!));
+    out.push(d[o + F_PERMS]!);
+    out.push(d[o + F_LEVEL]!);
+    out.push(d[o + F_EXPIRY]!);
+    out.push(this.isLive(i, now) ? 1 : 0);
   }
 
   /**
@@ -349,13 +355,16 @@ export class Stage2Tlb {
    * the recent slots and the counters.
    */
   digest(d: Digest, now: number): void {
-    const out: number[] = [];
+    const out = new NumberList();
     const rel: SlotRelativizer = { ipa: (x) => x, pa: (_b, pa) => pa };
     for (let i = 0; i < this.tag.length; i++) {
-      out.length = 0;
+      out.clear();
       this.slotState(out, i, now, rel);
-      if (out.length > 1) out.push(this.fillSeqOf(i), this.data[i * STRIDE + F_LOG_INDEX]!);
-      d.addAll(out);
+      if (out.length > 1) {
+        out.push(this.fillSeqOf(i));
+        out.push(this.data[i * STRIDE + F_LOG_INDEX]!);
+      }
+      d.addAll(out.toArray());
     }
     d.addAll(this.victim);
     d.addAll(this.recent);
@@ -392,11 +401,12 @@ export class Stage2Tlb {
    * first decides nothing, so rings that differ by a rotation behave alike ({@link rotateRecent}).
    * Returns false when two ranges overlap.
    */
-  recentState(out: number[], now: number, rel: SlotRelativizer): boolean {
+  recentState(out: NumberList, now: number, rel: SlotRelativizer): boolean {
     for (let n = 0; n < RECENT; n++) {
       const j = (this.recentNext + n) % RECENT;
       this.slotState(out, this.recent[j]!, now, rel);
-      out.push(rel.ipa(this.recentLo[j]!), rel.ipa(this.recentHi[j]!));
+      out.push(rel.ipa(this.recentLo[j]!));
+      out.push(rel.ipa(this.recentHi[j]!));
       for (let m = 0; m < j; m++)
         if (this.recentLo[m]! < this.recentHi[j]! && this.recentLo[j]! < this.recentHi[m]!) return false;
     }

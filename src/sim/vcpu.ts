@@ -7,6 +7,7 @@
  * access-flag faults) run as generators.
  */
 import { EFAULT } from "../common/errno.js";
+import type { NumberList } from "../common/number-list.js";
 import { SCHED, type Step } from "../common/steps.js";
 import { W, type WorkMeter } from "../common/work.js";
 import type { GupResult } from "../host/mm.js";
@@ -40,7 +41,7 @@ export interface AccessStream extends PendingAccess {
   /** Bytes of IPA each access of a page run steps on (with {@link pageRun}). */
   pageStep?(): number;
   /** The program's state relative to guest IPA `base`, appended to `out`. */
-  periodicState?(out: number[], base: number): void;
+  periodicState?(out: NumberList, base: number): void;
   /** Skips `k` accesses of the page run. */
   skip?(k: number): void;
 }
@@ -282,18 +283,24 @@ export class SimVcpu implements SimCode {
    * access it is on or faulted on, its program), appended to `out`; `rel` expresses an IPA.
    * False when it cannot be expressed (in a generator, or a program without page runs).
    */
-  periodicState(out: number[], base: number, rel: (ipa: number) => number): boolean {
+  periodicState(out: NumberList, base: number, rel: (ipa: number) => number): boolean {
     const s = this.stream;
     if (this.gup !== null || this.sub !== null || s.periodicState === undefined) return false;
     const f = this.fault;
-    out.push(this.state, this.hitting ? 1 : 0, this.flowing ? 1 : 0, this.faults);
-    out.push(rel(f.ipa), f.write ? 1 : 0, f.exec ? 1 : 0, f.s1ptw ? 1 : 0);
+    out.push(this.state);
+    out.push(this.hitting ? 1 : 0);
+    out.push(this.flowing ? 1 : 0);
+    out.push(this.faults);
+    out.push(rel(f.ipa));
+    out.push(f.write ? 1 : 0);
+    out.push(f.exec ? 1 : 0);
+    out.push(f.s1ptw ? 1 : 0);
     s.periodicState(out, base);
     return true;
   }
 
   /** Appends the stage-1 table pages its current access's walk reads. */
-  tablesOf(out: number[]): void {
+  tablesOf(out: NumberList): void {
     const s = this.stream;
     for (let i = 0; i < s.nTables; i++) out.push(s.tables[i]!);
   }

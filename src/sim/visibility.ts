@@ -5,6 +5,7 @@
  * are recorded here with the time they land; walks read through this overlay.
  */
 import type { PteObserver } from "../pgtable/stage2.js";
+import type { NumberList } from "../common/number-list.js";
 
 /** Pending (not yet visible) descriptor stores. */
 export class PteVisibility implements PteObserver {
@@ -73,7 +74,7 @@ export class PteVisibility implements PteObserver {
    * (with nothing useful appended) if one is to another table.
    */
   periodicState(
-    out: number[],
+    out: NumberList,
     table: number,
     index: number,
     t0: number,

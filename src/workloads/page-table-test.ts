@@ -4,6 +4,7 @@
  * simulator's virtual time, or a fixed policy here).
  */
 import { S2simError } from "../common/error.js";
+import type { NumberList } from "../common/number-list.js";
 import { type Blocking, type InterleavePolicy, interleave, runToCompletion } from "../common/steps.js";
 import { backingSource } from "../host/backing.js";
 import type { ReleaseOrder } from "./release-order.js";
@@ -355,9 +356,13 @@ export class GuestAccessCursor {
    * left in a large page count down each access and only matter where the page run ends, so they
    * are left out; the running address only matters in UPDATE on large pages.
    */
-  periodicState(out: number[], base: number): void {
+  periodicState(out: NumberList, base: number): void {
     const rel = base - this.test.slot.gpa;
-    out.push(this.ipa - base, this.write ? 1 : 0, this.nTables, this.off - rel, this.writes);
+    out.push(this.ipa - base);
+    out.push(this.write ? 1 : 0);
+    out.push(this.nTables);
+    out.push(this.off - rel);
+    out.push(this.writes);
     if (this.stage === "KVM_UPDATE_MAPPINGS" && !this.test.anonymous) out.push(this.addr - rel);
     for (let i = 0; i < this.nTables; i++) out.push(this.tables[i]!);
   }

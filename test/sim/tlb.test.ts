@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { stage2Geometry } from "../../src/arch/geometry.js";
 import { Digest } from "../../src/common/digest.js";
+import { NumberList } from "../../src/common/number-list.js";
 import { granuleOf, leafLevels } from "../../src/arch/granule.js";
 import { LevelSizes } from "../../src/pgtable/walker.js";
 import { LEAF_R as TLB_R, LEAF_W as TLB_W } from "../../src/pgtable/hw-walk.js";
@@ -84,9 +85,9 @@ describe("stage-2 TLB", () => {
 
 /** Every slot's entry (IPAs and output address as they are). */
 function slots(tlb: Stage2Tlb): number[] {
-  const out: number[] = [];
+  const out = new NumberList();
   for (let i = 0; i < tlb.capacity; i++) tlb.slotState(out, i, 0, { ipa: (x) => x, pa: (_b, pa) => pa });
-  return out;
+  return out.toArray();
 }
 
 describe("the fast-forward's fill runs", () => {
@@ -238,9 +239,9 @@ describe("the fast-forward's fill runs", () => {
 
 /** Slot `i`'s entry as a string (to see whether a fill replaced it). */
 function entryAt(tlb: Stage2Tlb, i: number): string {
-  const out: number[] = [];
+  const out = new NumberList();
   tlb.slotState(out, i, 0, { ipa: (x) => x, pa: (_b, pa) => pa });
-  return out.join(",");
+  return out.toArray().join(",");
 }
 
 describe("store visibility", () => {
