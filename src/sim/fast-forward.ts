@@ -90,8 +90,8 @@ export class FastForward {
    * TLBI, whether its IPA is in the convoy's memslot, the IPA (then relative to the period's
    * page) and the level hint.
    */
-  private pattern: number[] = [];
-  private prevPattern: number[] = [];
+  private pattern = new NumberList(16);
+  private prevPattern = new NumberList(16);
   /** Host addresses of the pages around and ahead of a boundary ({@link periodsAhead}). */
   private readonly hostPas: Float64Array;
   /** Per vCPU, what {@link midway} said of its TLB's last fill at the last {@link periodsAhead}. */
@@ -183,11 +183,13 @@ export class FastForward {
     // This period's TLBIs by IPA, relative to the page (addresses outside the slot as they are).
     const b0 = page * P;
     const pattern = this.pattern;
-    pattern.length = 0;
+    pattern.clear();
     for (let i = 0; i < tlbis.ipa.length; i++) {
-      const ipa = tlbis.ipa[i]!;
+      const ipa = tlbis.ipa.get(i);
       const inSlot = ipa >= ctx.slot.gpa && ipa < ctx.slot.gpa + ctx.slot.size;
-      pattern.push(inSlot ? 1 : 0, inSlot ? ipa - b0 : ipa, tlbis.level[i]!);
+      pattern.push(inSlot ? 1 : 0);
+      pattern.push(inSlot ? ipa - b0 : ipa);
+      pattern.push(tlbis.level.get(i));
     }
     tlbis.clear();
     const counters = this.counters(this.cur, ctx.slot);
@@ -203,7 +205,7 @@ export class FastForward {
         this.stable >= 0 &&
         period === this.prevPeriod &&
         sameNumbers(delta, this.prevDelta) &&
-        sameNumbers(pattern, this.prevPattern);
+        pattern.equals(this.prevPattern);
       this.stable = same ? this.stable + 1 : 0;
     } else this.stable = -1;
     this.prev = { page, table, index, end };
@@ -549,7 +551,7 @@ export class FastForward {
     slot: Memslot,
     cap: number,
     delta: readonly number[],
-    pattern: readonly number[],
+    pattern: NumberList,
   ): number {
     const P = this.page;
     const vm = this.vm;
@@ -686,7 +688,7 @@ export class FastForward {
     delta: readonly number[],
     slot: Memslot,
     ring: readonly number[],
-    pattern: readonly number[],
+    pattern: NumberList,
   ): void {
     const P = this.page;
     const vm = this.vm;
@@ -737,8 +739,8 @@ export class FastForward {
     log.recorder = null;
     for (let j = 1; j <= k; j++) {
       for (let t = 0; t < pattern.length; t += 3) {
-        const ipa = pattern[t + 1]!;
-        log.invalidateIpa(pattern[t] === 1 ? b + j * P + ipa : ipa, pattern[t + 2]!);
+        const ipa = pattern.get(t + 1);
+        log.invalidateIpa(pattern.get(t) === 1 ? b + j * P + ipa : ipa, pattern.get(t + 2));
       }
     }
     log.recorder = this.tlbis;

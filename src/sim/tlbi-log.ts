@@ -6,6 +6,7 @@
  * later is one array read.
  */
 import type { Digest } from "../common/digest.js";
+import { NumberList } from "../common/number-list.js";
 import type { LevelSizes } from "../pgtable/walker.js";
 
 /** A guest-physical range whose translations are tracked (a memslot). */
@@ -21,8 +22,8 @@ interface TrackedRange {
 /** The TLBIs issued since it was last cleared, in order. */
 export class TlbiRecord {
   /** The IPA and level hint of each TLBI by IPA. */
-  readonly ipa: number[] = [];
-  readonly level: number[] = [];
+  readonly ipa = new NumberList(16);
+  readonly level = new NumberList(16);
   /** Whole-VMID TLBIs. */
   vmids = 0;
 
@@ -32,8 +33,8 @@ export class TlbiRecord {
   }
 
   clear(): void {
-    this.ipa.length = 0;
-    this.level.length = 0;
+    this.ipa.clear();
+    this.level.clear();
     this.vmids = 0;
   }
 }
