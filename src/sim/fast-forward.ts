@@ -52,7 +52,10 @@ interface Boundary {
 /** A boundary's relative state, kept for the last few boundaries of a stable run. */
 interface Snapshot {
   page: number;
-  readonly state: NumberList;
+  /** The stores in flight and the descriptors around the leaf (part of its state, see atBoundary). */
+  readonly key: NumberList;
+  /** The whole relative state, or null where it was not taken. */
+  readonly state: NumberList | null;
   /** Each TLB's recent-ring position (the snapshot leaves it out, see Stage2Tlb.recentState). */
   ring: number[];
 }
@@ -102,8 +105,9 @@ export class FastForward {
   private stable = 0;
   /** Snapshots of the last boundaries of the stable run, oldest first. */
   private readonly history: Snapshot[] = [];
-  /** Arrays of dropped snapshots, for the next ones (they are thousands of numbers long). */
+  /** Lists of dropped snapshots, for the next ones (states are thousands of numbers long). */
   private readonly pool: NumberList[] = [];
+  private readonly keyPool: NumberList[] = [];
   private readonly page: number;
   private readonly stepCodes = new Map<Step, number>();
   /** Strings of the fault context, as numbers for the snapshot. */
@@ -227,21 +231,43 @@ export class FastForward {
       this.forgetHistory();
       return 0;
     }
+    // The stage-2 side first (stores in flight, the descriptors around the leaf): the whole state
+    // (thousands of numbers) is only taken where that part is as it was at one of the boundaries
+    // kept, since no state can repeat another whose part differs. Where it never repeats (a run
+    // about to end) no whole state is taken.
+    this.nearPages(ctx.slot, page * P);
+    const key = this.keyPool.pop() ?? new NumberList(16);
+    key.clear();
+    if (!this.tablesState(key, ctx.slot, page, table, index, end)) {
+      this.keyPool.push(key);
+      this.forgetHistory();
+      return 0;
+    }
+    const lagMax = Math.min(this.stable, LAG_MAX, this.history.length);
+    let keyRepeats = false;
+    for (let lag = 1; lag <= lagMax && !keyRepeats; lag++) {
+      const h = this.history[this.history.length - lag]!;
+      keyRepeats = h.page === page - lag && key.equals(h.key);
+    }
+    const ring = this.mmu.tlbs.map((t) => t.recentPosition);
+    if (!keyRepeats) {
+      this.remember({ page, key, state: null, ring });
+      return 0;
+    }
     const out = this.pool.pop() ?? new NumberList(1024);
     const state = this.relativeState(id, page, end, ctx.slot, table, index, out);
     if (state === null) {
       this.pool.push(out);
+      this.keyPool.push(key);
       this.forgetHistory();
       return 0;
     }
-    const ring = this.mmu.tlbs.map((t) => t.recentPosition);
     // The last `stable` pages each took the same time and work. If the state is what it was
     // `lag` pages ago, the simulation repeats every `lag` pages from here.
-    const lagMax = Math.min(this.stable, LAG_MAX, this.history.length);
     let skipped = 0;
     for (let lag = 1; lag <= lagMax; lag++) {
       const h = this.history[this.history.length - lag]!;
-      if (h.page !== page - lag || !state.equals(h.state)) continue;
+      if (h.page !== page - lag || h.state === null || !state.equals(h.state)) continue;
       let k = this.periodsAhead(page, table, index, ctx.slot, cap, delta, pattern);
       k -= k % lag;
       if (k < Math.max(MIN_SKIP, lag)) break;
@@ -254,24 +280,34 @@ export class FastForward {
       // The pattern's addresses are relative to the page, so it is that of the next period too.
       // Only the snapshots of the repeat just found (from `lag` pages back) are the state k pages
       // on; older ones may predate it.
-      while (this.history.length > 0 && this.history[0]!.page < page - lag)
-        this.pool.push(this.history.shift()!.state);
+      while (this.history.length > 0 && this.history[0]!.page < page - lag) this.drop(this.history.shift()!);
       for (const e of this.history) {
         e.page += k;
         e.ring = e.ring.map((r, i) => (r + turn[i]!) % RECENT);
       }
-      this.history.push({ page: page + k, state, ring: turned });
+      this.remember({ page: page + k, key, state, ring: turned });
       skipped = k;
       break;
     }
-    if (skipped === 0) this.history.push({ page, state, ring });
-    if (this.history.length > LAG_MAX) this.pool.push(this.history.shift()!.state);
+    if (skipped === 0) this.remember({ page, key, state, ring });
     return skipped * period;
   }
 
-  /** Drops the snapshots (their arrays are reused). */
+  /** Keeps snapshot `e`, the newest, and drops the oldest beyond LAG_MAX. */
+  private remember(e: Snapshot): void {
+    this.history.push(e);
+    if (this.history.length > LAG_MAX) this.drop(this.history.shift()!);
+  }
+
+  /** Gives a dropped snapshot's lists back for the next ones. */
+  private drop(e: Snapshot): void {
+    this.keyPool.push(e.key);
+    if (e.state !== null) this.pool.push(e.state);
+  }
+
+  /** Drops the snapshots (their lists are reused). */
   private forgetHistory(): void {
-    for (const h of this.history) this.pool.push(h.state);
+    for (const h of this.history) this.drop(h);
     this.history.length = 0;
   }
 
@@ -344,7 +380,8 @@ export class FastForward {
    * whose segment ended at `t0`: the engine's tasks and locks, every vCPU (state machine, fault
    * context, stage-1 cache, memcache, TLB entries it will use), the stores in flight, the
    * descriptors and host pages around the page, and the notifier sequence; written over `out`,
-   * which it returns. Null if some part cannot be expressed relative to the page.
+   * which it returns. Null if some part cannot be expressed relative to the page. Needs
+   * {@link nearPages} of the page.
    */
   private relativeState(
     cur: number,
@@ -361,10 +398,6 @@ export class FastForward {
     const lo = slot.gpa;
     const hi = slot.gpa + slot.size;
     const relIpa = (x: number): number => (x >= lo && x < hi ? x - b + REL : x);
-    // The host addresses of the pages around, which every vCPU's entries and context refer to.
-    const near = this.nearPas;
-    for (let d = -SPAN; d <= SPAN; d++) near[d + SPAN] = this.hostPa(slot, b + d * P);
-    this.nearBase = b;
     const rel: SlotRelativizer = {
       ipa: relIpa,
       pa: (base, pa) => (base >= lo && base < hi ? pa - this.nearHostPa(slot, base) + REL : pa),
@@ -391,16 +424,45 @@ export class FastForward {
       for (let d = -SPAN; d <= SPAN; d++) tlb.slotState(out, tlb.slotOf(b + d * P, LAST_LEVEL), t0, rel);
       this.stageOneEntries(out, i, tlb, t0, rel);
     }
+    if (!this.tablesState(out, slot, page, table, index, t0)) return null;
+    return out;
+  }
+
+  /**
+   * Notes the host addresses of the pages around guest IPA `b` of `slot` (SPAN either side),
+   * which the relative state of the boundary there refers to ({@link nearHostPa}).
+   */
+  private nearPages(slot: Memslot, b: number): void {
+    const near = this.nearPas;
+    for (let d = -SPAN; d <= SPAN; d++) near[d + SPAN] = this.hostPa(slot, b + d * this.page);
+    this.nearBase = b;
+  }
+
+  /**
+   * The stores in flight and the descriptors around the leaf, relative to the boundary at guest
+   * page `page` (its leaf at `index` of `table`, its segment ended at `t0`), appended to `out`;
+   * false when a store cannot be expressed so. Needs {@link nearPages} of the page.
+   */
+  private tablesState(
+    out: NumberList,
+    slot: Memslot,
+    page: number,
+    table: number,
+    index: number,
+    t0: number,
+  ): boolean {
+    const P = this.page;
+    const b = page * P;
     const entry = (d: number, w0: number, w1: number): void => this.entryState(out, slot, b + d * P, w0, w1);
-    if (!this.visibility.periodicState(out, table, index, t0, entry)) return null;
-    // The descriptors around the leaf.
-    const words = vm.pgt.mem.pages[table]!;
+    if (!this.visibility.periodicState(out, table, index, t0, entry)) return false;
+    const words = this.vm.pgt.mem.pages[table]!;
+    const entries = this.vm.geo.granule.ptrsPerTable;
     for (let d = -SPAN; d <= SPAN; d++) {
       const j = index + d;
-      if (j < 0 || j >= vm.geo.granule.ptrsPerTable) out.push(-1);
+      if (j < 0 || j >= entries) out.push(-1);
       else entry(d, words[2 * j]!, words[2 * j + 1]!);
     }
-    return out;
+    return true;
   }
 
   /**
