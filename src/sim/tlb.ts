@@ -61,8 +61,6 @@ export class Stage2Tlb {
   private readonly tagged = new Int32Array(4);
   /** Slot of the last hit or fill. */
   lastSlot = -1;
-  /** Scratch marks per slot for {@link fillRunLimit} (all 0 between calls). */
-  private readonly keepMark: Uint8Array;
   /** Fills so far, and the IPA base of the last one (for the simulator's fast-forward). */
   fills = 0;
   /** Fills of the entry the last fill made, again (in its slot; for the fast-forward). */
@@ -86,7 +84,6 @@ export class Stage2Tlb {
     this.setMask = this.sets - 1;
     const n = this.sets * ways;
     this.tag = new Float64Array(n).fill(-1);
-    this.keepMark = new Uint8Array(n);
     this.data = new Float64Array(n * STRIDE);
     this.victim = new Uint16Array(this.sets);
     const down = [...leafLevels].reverse();
@@ -303,8 +300,6 @@ export class Stage2Tlb {
    * takes the way that many places past the set's victim now (FIFO). Changes nothing.
    */
   fillRunLimit(first: number, level: number, max: number, keep: ArrayLike<number>): number {
-    const mark = this.keepMark;
-    for (let k = 0; k < keep.length; k++) if (keep[k]! >= 0) mark[keep[k]!] = 1;
     const size = this.sizes.size[level + 1]!;
     const ways = this.ways;
     const sets = this.sets;
@@ -312,20 +307,32 @@ export class Stage2Tlb {
     const victim = this.victim;
     const setMask = this.setMask;
     const set0 = this.setOf(Math.floor(first * this.sizes.inv[level + 1]!));
-    let j = 0;
-    // Round r (fills j with floor(j / sets) = r) takes each set's way r places past its victim.
-    scan: for (let round = 0; j < max; round++) {
-      const end = Math.min(max, (round + 1) * sets);
-      for (; j < end; j++) {
-        const set = (set0 + j) & setMask;
-        const from = set * ways;
-        const want = first + j * size + level;
-        for (let i = from; i < from + ways; i++) if (tag[i] === want) break scan;
-        if (mark[from + ((victim[set]! + round) % ways)] === 1) break scan;
-      }
+    // The first fill that would take a kept slot: fill j is the (j / sets)-th of its set (rounded
+    // down), so set s's way w goes to the one of round (w - victim) mod ways.
+    let limit = max;
+    for (let k = 0; k < keep.length; k++) {
+      const slot = keep[k]!;
+      if (slot < 0) continue;
+      const set = Math.floor(slot / ways);
+      const round = (slot - set * ways - victim[set]! + ways) % ways;
+      const j = ((set - set0) & setMask) + round * sets;
+      if (j < limit) limit = j;
     }
-    for (let k = 0; k < keep.length; k++) if (keep[k]! >= 0) mark[keep[k]!] = 0;
-    return j;
+    // The first fill that would meet a slot already tagged for its block.
+    let want = first + level;
+    if (ways === 4) {
+      for (let j = 0; j < limit; j++, want += size) {
+        const from = ((set0 + j) & setMask) * 4;
+        if (tag[from] === want || tag[from + 1] === want || tag[from + 2] === want || tag[from + 3] === want)
+          return j;
+      }
+      return limit;
+    }
+    for (let j = 0; j < limit; j++, want += size) {
+      const from = ((set0 + j) & setMask) * ways;
+      for (let i = from; i < from + ways; i++) if (tag[i] === want) return j;
+    }
+    return limit;
   }
 
   /**

@@ -16,10 +16,10 @@ const sizes = new LevelSizes(stage2Geometry(g, 40));
 const levels = leafLevels(g);
 const BASE = 2 ** 39;
 
-function setup(): { log: TlbiLog; tlb: Stage2Tlb } {
+function setup(ways = 4): { log: TlbiLog; tlb: Stage2Tlb } {
   const log = new TlbiLog(sizes, levels);
   log.track(BASE, 2 ** 31);
-  return { log, tlb: new Stage2Tlb(64, 4, sizes, levels, log) };
+  return { log, tlb: new Stage2Tlb(64, ways, sizes, levels, log) };
 }
 
 describe("stage-2 TLB", () => {
@@ -204,15 +204,25 @@ describe("the fast-forward's fill runs", () => {
     );
   });
 
-  it("fillRunLimit stops at the first fill that takes a kept slot or meets its own block", () => {
+  it("fillRunLimit stops at the first fill that takes a kept slot or meets its own block (2, 4 and 8 ways)", () => {
     fc.assert(
       fc.property(
-        run,
-        fc.array(fc.integer({ min: 0, max: 63 }), { maxLength: 6 }),
-        ({ before, start, n }, keep) => {
-          const { tlb } = setup();
-          for (const p of before) tlb.fill(BASE + p * P, 3, p * P, TLB_R, Infinity);
-          const first = BASE + (100 + start) * P;
+        // Pages filled before, relative to the run's first: most of them inside it, in a few sets
+        // (16 pages apart), so that every way of those sets holds some.
+        fc.array(
+          fc
+            .tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: -1, max: 4 }))
+            .map(([s, m]) => s + 16 * m),
+          { minLength: 12, maxLength: 40 },
+        ),
+        fc.integer({ min: 1, max: 80 }),
+        // Often nothing kept, so that runs also stop at a tagged block in any way of a set.
+        fc.oneof(fc.constant([]), fc.array(fc.integer({ min: 0, max: 63 }), { maxLength: 6 })),
+        fc.constantFrom(2, 4, 8),
+        (before, n, keep, ways) => {
+          const { tlb } = setup(ways);
+          const first = BASE + 100 * P;
+          for (const d of before) tlb.fill(first + d * P, 3, (100 + d) * P, TLB_R, Infinity);
           const limit = tlb.fillRunLimit(first, 3, n, keep);
           // The fills one by one: the first whose block was tagged before the run, or that takes a
           // kept slot.
@@ -233,6 +243,7 @@ describe("the fast-forward's fill runs", () => {
           assert.equal(limit, expect);
         },
       ),
+      { numRuns: 400 },
     );
   });
 });
