@@ -45,9 +45,29 @@ interface LockState {
   since: number;
   readonly waiters: TaskQueue;
   readonly stats: LockStats;
+  /** Its number, in the order the locks were first used. */
+  readonly index: number;
+  /** Whether its statistics changed since the last {@link Engine.periodCounters}, and as of then. */
+  touched: boolean;
+  readonly seen: LockStats;
 }
 
 const NONE = -1;
+
+/** Adds `times` x the given changes to lock statistics `s`. */
+function addStats(
+  s: LockStats,
+  times: number,
+  acquisitions: number,
+  contended: number,
+  waitPs: number,
+  holdPs: number,
+): void {
+  s.acquisitions += times * acquisitions;
+  s.contended += times * contended;
+  s.waitPs += times * waitPs;
+  s.holdPs += times * holdPs;
+}
 
 /**
  * For one kind of shared state, which parked tasks may change it as soon as they resume (loud)
@@ -540,35 +560,86 @@ export class Engine {
   /** Scratch of {@link periodicState}: each task's time in the heap. */
   private heapTimes = new Float64Array(0);
 
-  /** Counters that grow with the work simulated: steps, then each lock's statistics. */
-  counters(out: NumberList): void {
-    out.push(this.steps);
-    for (const s of this.locks.values()) {
-      out.push(s.stats.acquisitions);
-      out.push(s.stats.contended);
-      out.push(s.stats.waitPs);
-      out.push(s.stats.holdPs);
+  /**
+   * What the simulated work added to the engine's counters since the last call (the fast-forward's
+   * periods), appended to `out`: the steps, the number m of locks whose statistics changed, then
+   * for each of those, in the order the locks were first used, its number and what its
+   * acquisitions, contended acquisitions, wait and hold time grew by. Only the locks that changed
+   * are listed, so a period costs what it touched however many locks the run has used (the
+   * host's page-table locks: one per 2 MiB of 4 KiB pages).
+   */
+  periodCounters(out: NumberList): void {
+    out.push(this.steps - this.stepsSeen);
+    this.stepsSeen = this.steps;
+    const touched = this.touched;
+    // Few locks change in a period: an insertion sort puts them in order.
+    for (let i = 1; i < touched.length; i++) {
+      const t = touched[i]!;
+      let j = i - 1;
+      for (; j >= 0 && touched[j]!.index > t.index; j--) touched[j + 1] = touched[j]!;
+      touched[j + 1] = t;
     }
+    const at = out.length;
+    out.push(0);
+    let m = 0;
+    for (const s of touched) {
+      const { stats, seen } = s;
+      const acquisitions = stats.acquisitions - seen.acquisitions;
+      const contended = stats.contended - seen.contended;
+      const waitPs = stats.waitPs - seen.waitPs;
+      const holdPs = stats.holdPs - seen.holdPs;
+      s.touched = false;
+      // A release after no hold time changes nothing: listed, it would differ from a period that
+      // did not touch the lock at all.
+      if (acquisitions === 0 && contended === 0 && waitPs === 0 && holdPs === 0) continue;
+      out.push(s.index);
+      out.push(acquisitions);
+      out.push(contended);
+      out.push(waitPs);
+      out.push(holdPs);
+      addStats(seen, 1, acquisitions, contended, waitPs, holdPs);
+      m++;
+    }
+    out.set(at, m);
+    touched.length = 0;
   }
 
   /**
    * Moves every task but the running one (its time is the caller's) `dt` later and adds `times`
-   * x `delta` to the {@link counters} (as {@link counters} lays them out).
+   * x `delta` to the counters (`delta` as {@link periodCounters} lays them out), as `times` more
+   * periods would have (they count as seen: the next periodCounters leaves them out).
    */
-  fastForward(dt: number, times: number, delta: readonly number[]): void {
+  fastForward(dt: number, times: number, delta: NumberList): void {
     this.heap.shiftTimes(dt);
     for (const task of this.tasks) if (!task.finished) task.waitSince += dt;
-    this.steps += times * delta[0]!;
-    let k = 1;
-    for (const s of this.locks.values()) {
-      if (s.owner !== NONE) s.since += dt;
-      s.stats.acquisitions += times * delta[k++]!;
-      s.stats.contended += times * delta[k++]!;
-      s.stats.waitPs += times * delta[k++]!;
-      s.stats.holdPs += times * delta[k++]!;
+    this.steps += times * delta.get(0);
+    this.stepsSeen += times * delta.get(0);
+    for (const s of this.locks.values()) if (s.owner !== NONE) s.since += dt;
+    const m = delta.get(1);
+    for (let j = 0; j < m; j++) {
+      const o = 2 + 5 * j;
+      const s = this.lockList[delta.get(o)]!;
+      const [a, c, w, h] = [delta.get(o + 1), delta.get(o + 2), delta.get(o + 3), delta.get(o + 4)];
+      addStats(s.stats, times, a, c, w, h);
+      addStats(s.seen, times, a, c, w, h);
     }
     this.tlbiQuiet.forget();
     this.hostQuiet.forget();
+  }
+
+  /** Steps as of the last {@link periodCounters}. */
+  private stepsSeen = 0;
+  /** The locks in the order they were first used (LockState.index). */
+  private readonly lockList: LockState[] = [];
+  /** The locks whose statistics changed since the last {@link periodCounters}. */
+  private readonly touched: LockState[] = [];
+
+  /** Notes that lock `s`'s statistics are about to change. */
+  private touch(s: LockState): void {
+    if (!s.touched) {
+      s.touched = true;
+      this.touched.push(s);
+    }
   }
 
   /** Notes that `task` was put in the heap, with its code's quiet times. */
@@ -595,8 +666,12 @@ export class Engine {
         since: 0,
         waiters: new TaskQueue(this.capacity),
         stats: { acquisitions: 0, contended: 0, waitPs: 0, holdPs: 0 },
+        index: this.lockList.length,
+        touched: false,
+        seen: { acquisitions: 0, contended: 0, waitPs: 0, holdPs: 0 },
       };
       this.locks.set(lock, s);
+      this.lockList.push(s);
     }
     this.lastLock = lock;
     this.lastState = s;
@@ -607,6 +682,7 @@ export class Engine {
   private acquire(id: number, task: Task, lock: LockId): boolean {
     const s = this.lockState(lock);
     if (s.owner === id) throw new Error(`deadlock: ${lock.name} taken twice by CPU ${id}`);
+    this.touch(s);
     if (s.owner === NONE) {
       // A free lock last held by another CPU: its line, and the state its holder wrote, are
       // remote, as on a handoff; lock-acquire prices a lock whose line this CPU already owns.
@@ -634,6 +710,7 @@ export class Engine {
   private release(id: number, lock: LockId): void {
     const s = this.lockState(lock);
     if (s.owner !== id) throw new Error(`${lock.name} released by CPU ${id}, which does not hold it`);
+    this.touch(s);
     s.stats.holdPs += this.now - s.since;
     if (s.waiters.size === 0) {
       s.owner = NONE;

@@ -86,6 +86,9 @@ export class FastForward {
   private prevPeriod = 0;
   private prevDelta: number[] = [];
   private delta: number[] = [];
+  /** What the engine's counters grew by in the last period and the one before (Engine.periodCounters). */
+  private engineDelta = new NumberList(16);
+  private prevEngineDelta = new NumberList(16);
   /** The TLBIs recorded since the last boundary. */
   private readonly tlbis = new TlbiRecord();
   /**
@@ -197,6 +200,9 @@ export class FastForward {
     }
     tlbis.clear();
     const counters = this.counters(this.cur, ctx.slot);
+    const engineDelta = this.engineDelta;
+    engineDelta.clear();
+    this.engine.periodCounters(engineDelta);
     const prev = this.prev;
     let period = 0;
     const delta = this.delta;
@@ -209,6 +215,7 @@ export class FastForward {
         this.stable >= 0 &&
         period === this.prevPeriod &&
         sameNumbers(delta, this.prevDelta) &&
+        engineDelta.equals(this.prevEngineDelta) &&
         pattern.equals(this.prevPattern);
       this.stable = same ? this.stable + 1 : 0;
     } else this.stable = -1;
@@ -219,6 +226,8 @@ export class FastForward {
     this.last = counters;
     this.delta = this.prevDelta;
     this.prevDelta = delta;
+    this.engineDelta = this.prevEngineDelta;
+    this.prevEngineDelta = engineDelta;
     this.pattern = this.prevPattern;
     this.prevPattern = pattern;
     if (this.stable <= 0) {
@@ -332,7 +341,10 @@ export class FastForward {
     }
   }
 
-  /** Every counter the simulation's work advances, in a fixed order (`slot`: the convoy's). */
+  /**
+   * Every counter the simulation's work advances but the engine's (Engine.periodCounters), in a
+   * fixed order (`slot`: the convoy's).
+   */
   private counters(out: NumberList, slot: Memslot): NumberList {
     out.clear();
     for (const c of this.meter.count) out.push(c);
@@ -342,7 +354,6 @@ export class FastForward {
     for (const c of fs.eagain) out.push(c);
     out.push(fs.s1ptw);
     out.push(slot.dirtyPages);
-    this.engine.counters(out);
     out.push(this.mmu.walks);
     out.push(this.accesses());
     out.push(this.vm.pgt.tablesInstalled);
@@ -835,10 +846,7 @@ export class FastForward {
     for (let i = 0; i < fs.eagain.length; i++) fs.eagain[i]! += k * delta[n++]!;
     fs.s1ptw += k * delta[n++]!;
     n++; // the dirty pages, counted by markDirty above
-    const engineCounters = new NumberList();
-    this.engine.counters(engineCounters);
-    this.engine.fastForward(dt, k, delta.slice(n, n + engineCounters.length));
-    n += engineCounters.length;
+    this.engine.fastForward(dt, k, this.prevEngineDelta);
     this.mmu.walks += k * delta[n++]!;
     this.addAccesses(k * delta[n++]!);
     n++; // tables installed (0)

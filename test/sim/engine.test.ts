@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SCHED, type Blocking, type LockId, type Step } from "../../src/common/steps.js";
+import { NumberList } from "../../src/common/number-list.js";
 import { W, WorkMeter } from "../../src/common/work.js";
 import { Engine, type SimCode } from "../../src/sim/engine.js";
 import { TaskHeap } from "../../src/sim/heap.js";
@@ -51,6 +52,51 @@ describe("sim engine", () => {
     assert.equal(s.contended, 2);
     // Waits: CPU 2 from 10 to 1015, CPU 1 from 20 to 2115 (handoffs excluded).
     assert.equal(s.waitPs, 1015 - 10 + 2115 - 20);
+  });
+
+  it("periodCounters lists only the locks a period changed, in first-use order; fastForward counts skipped periods as seen", () => {
+    const meter = meterWith(1);
+    const a: LockId = { name: "A", kind: "spinlock" };
+    const b: LockId = { name: "B", kind: "spinlock" };
+    const c: LockId = { name: "C", kind: "spinlock" };
+    const e = new Engine(meter, costs, 4);
+    const periods: number[][] = [];
+    const period = (): void => {
+      const out = new NumberList();
+      e.periodCounters(out);
+      periods.push(out.toArray());
+    };
+    function* cpu(): Blocking<void> {
+      // Locks first used in the order A, B, C; period 2 takes C then A.
+      for (const l of [a, b, c]) {
+        yield { kind: "lock", lock: l };
+        meter.charge(W["pgt-call"], 7);
+        yield { kind: "unlock", lock: l };
+      }
+      period();
+      yield { kind: "lock", lock: c };
+      meter.charge(W["pgt-call"], 3);
+      yield { kind: "unlock", lock: c };
+      yield { kind: "lock", lock: a };
+      yield { kind: "unlock", lock: a };
+      period();
+      period();
+    }
+    e.spawn(cpu(), 0);
+    e.run();
+    // [steps, m, then per lock: index, acquisitions, contended, wait, hold].
+    assert.deepEqual(periods[0], [6, 3, 0, 1, 0, 0, 7, 1, 1, 0, 0, 7, 2, 1, 0, 0, 7]);
+    // A's hold of no time changes nothing but its acquisitions; listed in index order.
+    assert.deepEqual(periods[1], [4, 2, 0, 1, 0, 0, 0, 2, 1, 0, 0, 3]);
+    assert.deepEqual(periods[2], [0, 0]);
+    const delta = new NumberList();
+    for (const x of periods[1]!) delta.push(x);
+    e.fastForward(0, 5, delta);
+    assert.equal(e.lockStats(c).acquisitions, 2 + 5);
+    assert.equal(e.lockStats(c).holdPs, 7 + 3 + 5 * 3);
+    const after = new NumberList();
+    e.periodCounters(after);
+    assert.deepEqual(after.toArray(), [0, 0]);
   });
 
   it("runs ahead past the store lock's queued critical sections only while they change nothing", () => {
