@@ -26,6 +26,17 @@ const STRIDE = 8;
  */
 export const RECENT = 3;
 
+/** A flowing run's recent-ring shape: per position its content, then the next position. */
+const SHAPE = RECENT + 1;
+/** Shapes kept: periods up to SHAPES - 1 accesses are found. */
+const SHAPES = 8;
+
+/** Whether the shapes at `a` and `b` of `s` are the same. */
+function sameShape(s: Float64Array, a: number, b: number): boolean {
+  for (let k = 0; k < SHAPE; k++) if (s[a + k] !== s[b + k]) return false;
+  return true;
+}
+
 /** How the fast-forward's snapshots express a TLB entry's addresses (relative or not). */
 export interface SlotRelativizer {
   ipa(ipa: number): number;
@@ -587,6 +598,12 @@ export class Stage2Tlb {
     this.fillRun(first, level, pa, perms, Infinity, seq, 0, n, slots);
     const d = this.data;
     const size = this.sizes.size[level + 1]!;
+    // The recent slots after each access, as shapes (see ringShape). Once the ring holds only the
+    // run's hits and fills, each access changes it as its shape says (the fills take distinct
+    // slots, none a hit's), so a shape that comes again p accesses later comes every p accesses:
+    // the run goes on whole periods at once.
+    const shapes = this.ringShapes;
+    let periodic = false;
     for (let j = 0; j < n; j++) {
       for (let h = 0; h < nHits; h++) {
         const i = hits[h]!;
@@ -596,12 +613,67 @@ export class Stage2Tlb {
       }
       const base = first + j * size;
       this.remember(slots[j]!, base, base + size);
+      if (periodic || !this.ringShape(shapes, (j % SHAPES) * SHAPE, slots, j, hits, nHits)) continue;
+      for (let p = 1; p < SHAPES && p <= j; p++) {
+        if (!sameShape(shapes, (j % SHAPES) * SHAPE, ((j - p) % SHAPES) * SHAPE)) continue;
+        periodic = true;
+        const jump = n - 1 - j - ((n - 1 - j) % p);
+        if (jump === 0) break;
+        j += jump;
+        // The ring as after access j: the same shape, its fills `off` accesses before j.
+        const o = ((j - jump) % SHAPES) * SHAPE;
+        for (let q = 0; q < RECENT; q++) {
+          const off = shapes[o + q]!;
+          if (off < 0) continue;
+          const fillBase = first + (j - off) * size;
+          this.recent[q] = slots[j - off]!;
+          this.recentLo[q] = fillBase;
+          this.recentHi[q] = fillBase + size;
+        }
+        break;
+      }
     }
     this.lastSlot = slots[n - 1]!;
   }
 
-  /** Scratch for {@link flowFills}: the slot of each fill. */
+  /**
+   * The recent slots after access j of a flowing run, as a shape written at `o` of `out`: per
+   * ring position, a hit (-1 - its index in `hits`) or the run's fill `off` accesses before
+   * (off >= 0), then the next position to replace. False (and no shape at `o`) when a position
+   * holds anything else.
+   */
+  private ringShape(
+    out: Float64Array,
+    o: number,
+    slots: Int32Array,
+    j: number,
+    hits: Int32Array,
+    nHits: number,
+  ): boolean {
+    for (let q = 0; q < RECENT; q++) {
+      const r = this.recent[q]!;
+      let code = Number.NaN;
+      for (let off = 0; off < RECENT && off <= j; off++) {
+        if (slots[j - off] === r) {
+          code = off;
+          break;
+        }
+      }
+      for (let h = 0; h < nHits && code !== code; h++) if (hits[h] === r) code = -1 - h;
+      if (code !== code) {
+        // No shape here: a later one must not match what an earlier access left at `o`.
+        out[o + RECENT] = Number.NaN;
+        return false;
+      }
+      out[o + q] = code;
+    }
+    out[o + RECENT] = this.recentNext;
+    return true;
+  }
+
+  /** Scratch for {@link flowFills}: the slot of each fill, and the ring's last shapes. */
   private flowSlots = new Int32Array(0);
+  private readonly ringShapes = new Float64Array(SHAPES * SHAPE);
 
   /** Caches a `level` leaf at `blockBase` -> `paBase` with `perms`, valid until `expiry`. */
   fill(blockBase: number, level: number, paBase: number, perms: number, expiry: number): void {
