@@ -143,7 +143,9 @@ export class HostPhys {
     const page = this.granule.size;
     const first = Math.max(0, Math.floor((pa - this.base) / page));
     const end = Math.min(marks.length, Math.ceil((pa + size - this.base) / page));
-    if (end > first) marks.fill(v, first, end);
+    // Mostly one page (a 4 KiB write or clean): a store, not a call of the fill builtin.
+    if (end === first + 1) marks[first] = v;
+    else if (end > first) marks.fill(v, first, end);
   }
 
   /** Whether `pa` is host memory managed here. */
