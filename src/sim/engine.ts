@@ -47,8 +47,9 @@ interface LockState {
   readonly stats: LockStats;
   /** Its number, in the order the locks were first used. */
   readonly index: number;
-  /** Whether its statistics changed since the last {@link Engine.periodCounters}, and as of then. */
+  /** Whether its statistics may have changed since the last {@link Engine.periodCounters}. */
   touched: boolean;
+  /** Its statistics as that call reported them (plus the periods skipped since). */
   readonly seen: LockStats;
 }
 

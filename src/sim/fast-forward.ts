@@ -276,6 +276,8 @@ export class FastForward {
     let skipped = 0;
     for (let lag = 1; lag <= lagMax; lag++) {
       const h = this.history[this.history.length - lag]!;
+      // NaN (an address relative to a host page that is not there) equals nothing: such states
+      // do not say where the pages are, so they never match.
       if (h.page !== page - lag || h.state === null || !state.equals(h.state)) continue;
       let k = this.periodsAhead(page, table, index, ctx.slot, cap, delta, pattern);
       k -= k % lag;
@@ -860,11 +862,9 @@ export class FastForward {
   }
 }
 
-/** Whether two arrays hold the same numbers. */
-function sameNumbers(a: readonly number[], b: readonly number[] | null): boolean {
-  if (b === null || a.length !== b.length) return false;
-  // NaN (an address relative to a host page that is not there) equals nothing: such states
-  // do not say where the pages are, so they never match.
+/** Whether two periods' counter deltas are the same. */
+function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
