@@ -25,6 +25,12 @@ const STRIDE = 8;
  * cover the stage-1 table pages and the data of one guest access.
  */
 export const RECENT = 3;
+// Where the parts of Stage2Tlb.hot start.
+const H_LO = 0;
+const H_HI = RECENT;
+const H_SLOT = 2 * RECENT;
+const H_TAGGED = 3 * RECENT;
+const H_SIZE = 3 * RECENT + 4;
 
 /** A flowing run's recent-ring shape: per position its content, then the next position. */
 const SHAPE = RECENT + 1;
@@ -35,6 +41,33 @@ const SHAPES = 8;
 function sameShape(s: Float64Array, a: number, b: number): boolean {
   for (let k = 0; k < SHAPE; k++) if (s[a + k] !== s[b + k]) return false;
   return true;
+}
+
+/** A lookup's leaf levels from the smallest entry size up, with their sizes and reciprocals. */
+interface SearchOrder {
+  readonly levels: Int32Array;
+  readonly size: Float64Array;
+  readonly inv: Float64Array;
+}
+
+/** The search order of the TLBs of one geometry, shared by all of them (it stays in the cache). */
+const searchOrders = new WeakMap<LevelSizes, Map<string, SearchOrder>>();
+
+function searchOrder(sizes: LevelSizes, leafLevels: readonly number[]): SearchOrder {
+  let byLevels = searchOrders.get(sizes);
+  if (byLevels === undefined) searchOrders.set(sizes, (byLevels = new Map()));
+  const key = leafLevels.join(",");
+  let order = byLevels.get(key);
+  if (order === undefined) {
+    const down = [...leafLevels].reverse();
+    order = {
+      levels: Int32Array.from(down),
+      size: Float64Array.from(down, (l) => sizes.size[l + 1]!),
+      inv: Float64Array.from(down, (l) => sizes.inv[l + 1]!),
+    };
+    byLevels.set(key, order);
+  }
+  return order;
 }
 
 /** How the fast-forward's snapshots express a TLB entry's addresses (relative or not). */
@@ -57,19 +90,22 @@ export class Stage2Tlb {
   private readonly data: Float64Array;
   private readonly victim: Uint16Array;
   private readonly setMask: number;
-  /** Slots of the last RECENT distinct hits or fills (-1: none), and where the next one goes. */
-  private readonly recent = new Int32Array(RECENT).fill(-1);
+  /**
+   * The TLB's small, hot state in one array, so that a lookup's first loads share a cache line or
+   * two (a vCPU's state is cold each time the engine switches to it): the IPA range of each
+   * recent slot's entry (H_LO + j, H_HI + j; empty: Infinity, -Infinity, so most misses read no
+   * record), the recent slots, those of the last RECENT distinct hits or fills (H_SLOT + j; -1:
+   * none), and per level the number of slots tagged with an entry of it (H_TAGGED + level), so a
+   * lookup skips sizes the TLB holds none of.
+   */
+  private readonly hot = new Float64Array(H_SIZE);
+  /** Where the next recent slot goes. */
   private recentNext = 0;
-  /** The IPA range of each recent slot's entry (empty for none), so most misses read no record. */
-  private readonly recentLo = new Float64Array(RECENT).fill(Infinity);
-  private readonly recentHi = new Float64Array(RECENT).fill(-Infinity);
   private readonly saved = new Float64Array(3 * RECENT + 2);
   /** Leaf levels from the smallest entry size up, and their sizes and reciprocals. */
   private readonly searchLevels: Int32Array;
   private readonly searchSize: Float64Array;
   private readonly searchInv: Float64Array;
-  /** Slots tagged with an entry of each level, so a lookup skips sizes the TLB holds none of. */
-  private readonly tagged = new Int32Array(4);
   /** Slot of the last hit or fill. */
   lastSlot = -1;
   /** Fills so far, and the IPA base of the last one (for the simulator's fast-forward). */
@@ -95,12 +131,15 @@ export class Stage2Tlb {
     this.setMask = this.sets - 1;
     const n = this.sets * ways;
     this.tag = new Float64Array(n).fill(-1);
+    this.hot.fill(Infinity, H_LO, H_LO + RECENT);
+    this.hot.fill(-Infinity, H_HI, H_HI + RECENT);
+    this.hot.fill(-1, H_SLOT, H_SLOT + RECENT);
     this.data = new Float64Array(n * STRIDE);
     this.victim = new Uint16Array(this.sets);
-    const down = [...leafLevels].reverse();
-    this.searchLevels = Int32Array.from(down);
-    this.searchSize = Float64Array.from(down, (l) => sizes.size[l + 1]!);
-    this.searchInv = Float64Array.from(down, (l) => sizes.inv[l + 1]!);
+    const order = searchOrder(sizes, leafLevels);
+    this.searchLevels = order.levels;
+    this.searchSize = order.size;
+    this.searchInv = order.inv;
   }
 
   /**
@@ -110,12 +149,10 @@ export class Stage2Tlb {
    * one live entry covering `ipa`; then whichever is found first hits.
    */
   lookup(ipa: number, now: number): boolean {
-    const recent = this.recent;
-    const lo = this.recentLo;
-    const hi = this.recentHi;
+    const hot = this.hot;
     for (let j = 0; j < RECENT; j++) {
-      if (ipa < lo[j]! || ipa >= hi[j]!) continue;
-      const r = recent[j]!;
+      if (ipa < hot[H_LO + j]! || ipa >= hot[H_HI + j]!) continue;
+      const r = hot[H_SLOT + j]!;
       if (this.match(r, ipa, now)) {
         this.lastSlot = r;
         return true;
@@ -125,7 +162,7 @@ export class Stage2Tlb {
     const ways = this.ways;
     const levels = this.searchLevels;
     for (let k = 0; k < levels.length; k++) {
-      if (this.tagged[levels[k]!] === 0) continue;
+      if (this.hot[H_TAGGED + levels[k]!] === 0) continue;
       const block = Math.floor(ipa * this.searchInv[k]!);
       const want = block * this.searchSize[k]! + levels[k]!;
       const first = this.setOf(block) * ways;
@@ -151,16 +188,16 @@ export class Stage2Tlb {
    * unless it is there; either way records its range.
    */
   private remember(i: number, base: number, end: number): void {
-    const recent = this.recent;
+    const hot = this.hot;
     let j = 0;
-    while (j < RECENT && recent[j] !== i) j++;
+    while (j < RECENT && hot[H_SLOT + j] !== i) j++;
     if (j === RECENT) {
       j = this.recentNext;
-      recent[j] = i;
+      hot[H_SLOT + j] = i;
       this.recentNext = j + 1 === RECENT ? 0 : j + 1;
     }
-    this.recentLo[j] = base;
-    this.recentHi[j] = end;
+    hot[H_LO + j] = base;
+    hot[H_HI + j] = end;
   }
 
   /** Whether slot `i` holds a live entry covering `ipa`; on a hit sets the hit fields. */
@@ -185,9 +222,9 @@ export class Stage2Tlb {
   saveRecent(): void {
     const v = this.saved;
     for (let j = 0; j < RECENT; j++) {
-      v[3 * j] = this.recent[j]!;
-      v[3 * j + 1] = this.recentLo[j]!;
-      v[3 * j + 2] = this.recentHi[j]!;
+      v[3 * j] = this.hot[H_SLOT + j]!;
+      v[3 * j + 1] = this.hot[H_LO + j]!;
+      v[3 * j + 2] = this.hot[H_HI + j]!;
     }
     v[3 * RECENT] = this.recentNext;
     v[3 * RECENT + 1] = this.lastSlot;
@@ -197,9 +234,9 @@ export class Stage2Tlb {
   restoreRecent(): void {
     const v = this.saved;
     for (let j = 0; j < RECENT; j++) {
-      this.recent[j] = v[3 * j]!;
-      this.recentLo[j] = v[3 * j + 1]!;
-      this.recentHi[j] = v[3 * j + 2]!;
+      this.hot[H_SLOT + j] = v[3 * j]!;
+      this.hot[H_LO + j] = v[3 * j + 1]!;
+      this.hot[H_HI + j] = v[3 * j + 2]!;
     }
     this.recentNext = v[3 * RECENT]!;
     this.lastSlot = v[3 * RECENT + 1]!;
@@ -271,9 +308,9 @@ export class Stage2Tlb {
    */
   recentRunHit(lo: number, hi: number, now: number): number {
     for (let j = 0; j < RECENT; j++) {
-      if (hi < this.recentLo[j]! || lo >= this.recentHi[j]!) continue;
-      const r = this.recent[j]!;
-      if (lo < this.recentLo[j]! || hi >= this.recentHi[j]! || !this.isLive(r, now)) return -1;
+      if (hi < this.hot[H_LO + j]! || lo >= this.hot[H_HI + j]!) continue;
+      const r = this.hot[H_SLOT + j]!;
+      if (lo < this.hot[H_LO + j]! || hi >= this.hot[H_HI + j]! || !this.isLive(r, now)) return -1;
       const o = r * STRIDE;
       return lo >= this.data[o + F_BASE]! && hi < this.data[o + F_END]! ? r : -1;
     }
@@ -385,10 +422,11 @@ export class Stage2Tlb {
       d.addAll(out.toArray());
     }
     d.addAll(this.victim);
-    d.addAll(this.recent);
-    d.addAll(this.recentLo);
-    d.addAll(this.recentHi);
-    d.addAll(this.tagged);
+    const hot = this.hot;
+    d.addAll(hot.subarray(H_SLOT, H_SLOT + RECENT));
+    d.addAll(hot.subarray(H_LO, H_LO + RECENT));
+    d.addAll(hot.subarray(H_HI, H_HI + RECENT));
+    d.addAll(hot.subarray(H_TAGGED, H_TAGGED + 4));
     d.addAll([this.recentNext, this.lastSlot, this.fills, this.refills, this.lastFillBase]);
   }
 
@@ -422,11 +460,12 @@ export class Stage2Tlb {
   recentState(out: NumberList, now: number, rel: SlotRelativizer): boolean {
     for (let n = 0; n < RECENT; n++) {
       const j = (this.recentNext + n) % RECENT;
-      this.slotState(out, this.recent[j]!, now, rel);
-      out.push(rel.ipa(this.recentLo[j]!));
-      out.push(rel.ipa(this.recentHi[j]!));
+      this.slotState(out, this.hot[H_SLOT + j]!, now, rel);
+      out.push(rel.ipa(this.hot[H_LO + j]!));
+      out.push(rel.ipa(this.hot[H_HI + j]!));
       for (let m = 0; m < j; m++)
-        if (this.recentLo[m]! < this.recentHi[j]! && this.recentLo[j]! < this.recentHi[m]!) return false;
+        if (this.hot[H_LO + m]! < this.hot[H_HI + j]! && this.hot[H_LO + j]! < this.hot[H_HI + m]!)
+          return false;
     }
     this.slotState(out, this.lastSlot, now, rel);
     return true;
@@ -443,17 +482,17 @@ export class Stage2Tlb {
     if (r === 0) return;
     // Each step moves every position one on (RECENT is small).
     for (let step = 0; step < r; step++) {
-      const slot = this.recent[RECENT - 1]!;
-      const lo = this.recentLo[RECENT - 1]!;
-      const hi = this.recentHi[RECENT - 1]!;
+      const slot = this.hot[H_SLOT + RECENT - 1]!;
+      const lo = this.hot[H_LO + RECENT - 1]!;
+      const hi = this.hot[H_HI + RECENT - 1]!;
       for (let j = RECENT - 1; j > 0; j--) {
-        this.recent[j] = this.recent[j - 1]!;
-        this.recentLo[j] = this.recentLo[j - 1]!;
-        this.recentHi[j] = this.recentHi[j - 1]!;
+        this.hot[H_SLOT + j] = this.hot[H_SLOT + j - 1]!;
+        this.hot[H_LO + j] = this.hot[H_LO + j - 1]!;
+        this.hot[H_HI + j] = this.hot[H_HI + j - 1]!;
       }
-      this.recent[0] = slot;
-      this.recentLo[0] = lo;
-      this.recentHi[0] = hi;
+      this.hot[H_SLOT + 0] = slot;
+      this.hot[H_LO + 0] = lo;
+      this.hot[H_HI + 0] = hi;
     }
     this.recentNext = next;
   }
@@ -475,11 +514,11 @@ export class Stage2Tlb {
       return j;
     };
     for (let j = 0; j < RECENT; j++) {
-      if (moves(this.recentLo[j]!)) {
-        this.recentLo[j]! += shift;
-        this.recentHi[j]! += shift;
+      if (moves(this.hot[H_LO + j]!)) {
+        this.hot[H_LO + j]! += shift;
+        this.hot[H_HI + j]! += shift;
       }
-      this.recent[j] = moved(this.recent[j]!);
+      this.hot[H_SLOT + j] = moved(this.hot[H_SLOT + j]!);
     }
     this.lastSlot = moved(this.lastSlot);
   }
@@ -514,7 +553,7 @@ export class Stage2Tlb {
     const mask = this.setMask;
     const tag = this.tag;
     const victim = this.victim;
-    const tagged = this.tagged;
+    const hot = this.hot;
     const d = this.data;
     // Consecutive blocks: consecutive sets, and (within one tracked range) consecutive counters.
     const set0 = this.setOf(Math.floor(first * this.sizes.inv[level + 1]!));
@@ -527,8 +566,8 @@ export class Stage2Tlb {
       if (slots !== null) slots[j] = slot;
       victim[set] = v + 1 === ways ? 0 : v + 1;
       const old = tag[slot]!;
-      if (old >= 0) tagged[old - Math.floor(old * 0.25) * 4]!--;
-      tagged[level]!++;
+      if (old >= 0) hot[H_TAGGED + old - Math.floor(old * 0.25) * 4]!--;
+      hot[H_TAGGED + level]!++;
       tag[slot] = blockBase + level;
       const o = slot * STRIDE;
       d[o + F_BASE] = blockBase;
@@ -564,7 +603,7 @@ export class Stage2Tlb {
     const levels = this.leafLevels;
     for (let k = 0; k < levels.length; k++) {
       const l = levels[k]!;
-      if (l >= level || this.tagged[l] === 0) continue;
+      if (l >= level || this.hot[H_TAGGED + l] === 0) continue;
       const size = this.sizes.size[l + 1]!;
       for (let b = Math.floor(lo / size) * size; b <= hi; b += size) {
         const slot = this.slotOf(b, l);
@@ -608,7 +647,7 @@ export class Stage2Tlb {
       for (let h = 0; h < nHits; h++) {
         const i = hits[h]!;
         let j2 = 0;
-        while (j2 < RECENT && this.recent[j2] !== i) j2++;
+        while (j2 < RECENT && this.hot[H_SLOT + j2] !== i) j2++;
         if (j2 === RECENT) this.remember(i, d[i * STRIDE + F_BASE]!, d[i * STRIDE + F_END]!);
       }
       const base = first + j * size;
@@ -626,9 +665,9 @@ export class Stage2Tlb {
           const off = shapes[o + q]!;
           if (off < 0) continue;
           const fillBase = first + (j - off) * size;
-          this.recent[q] = slots[j - off]!;
-          this.recentLo[q] = fillBase;
-          this.recentHi[q] = fillBase + size;
+          this.hot[H_SLOT + q] = slots[j - off]!;
+          this.hot[H_LO + q] = fillBase;
+          this.hot[H_HI + q] = fillBase + size;
         }
         break;
       }
@@ -651,7 +690,7 @@ export class Stage2Tlb {
     nHits: number,
   ): boolean {
     for (let q = 0; q < RECENT; q++) {
-      const r = this.recent[q]!;
+      const r = this.hot[H_SLOT + q]!;
       let code = Number.NaN;
       for (let off = 0; off < RECENT && off <= j; off++) {
         if (slots[j - off] === r) {
@@ -701,8 +740,8 @@ export class Stage2Tlb {
     const old = this.tag[slot]!;
     if (old !== want) {
       // The level of the entry replaced, from its tag (its record is likely not in the cache).
-      if (old >= 0) this.tagged[old - Math.floor(old * 0.25) * 4]!--;
-      this.tagged[level]!++;
+      if (old >= 0) this.hot[H_TAGGED + old - Math.floor(old * 0.25) * 4]!--;
+      this.hot[H_TAGGED + level]!++;
     }
     this.tag[slot] = want;
     const end = blockBase + this.sizes.size[level + 1]!;
