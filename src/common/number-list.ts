@@ -28,6 +28,14 @@ export class NumberList {
     this.data[this.size++] = x;
   }
 
+  /** Appends the numbers of `other`. */
+  append(other: NumberList): void {
+    const n = this.size + other.size;
+    while (this.data.length < n) this.grow();
+    this.data.set(other.data.subarray(0, other.size), this.size);
+    this.size = n;
+  }
+
   /** The number at index `i` (0 <= i < length). */
   get(i: number): number {
     return this.data[i]!;

@@ -620,9 +620,12 @@ export class Engine {
     for (let j = 0; j < m; j++) {
       const o = 2 + 5 * j;
       const s = this.lockList[delta.get(o)]!;
-      const [a, c, w, h] = [delta.get(o + 1), delta.get(o + 2), delta.get(o + 3), delta.get(o + 4)];
-      addStats(s.stats, times, a, c, w, h);
-      addStats(s.seen, times, a, c, w, h);
+      const acquisitions = delta.get(o + 1);
+      const contended = delta.get(o + 2);
+      const waitPs = delta.get(o + 3);
+      const holdPs = delta.get(o + 4);
+      addStats(s.stats, times, acquisitions, contended, waitPs, holdPs);
+      addStats(s.seen, times, acquisitions, contended, waitPs, holdPs);
     }
     this.tlbiQuiet.forget();
     this.hostQuiet.forget();

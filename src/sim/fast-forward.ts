@@ -264,7 +264,7 @@ export class FastForward {
       return 0;
     }
     const out = this.pool.pop() ?? new NumberList(1024);
-    const state = this.relativeState(id, page, end, ctx.slot, table, index, out);
+    const state = this.relativeState(id, page, end, ctx.slot, key, out);
     if (state === null) {
       this.pool.push(out);
       this.keyPool.push(key);
@@ -394,15 +394,14 @@ export class FastForward {
    * context, stage-1 cache, memcache, TLB entries it will use), the stores in flight, the
    * descriptors and host pages around the page, and the notifier sequence; written over `out`,
    * which it returns. Null if some part cannot be expressed relative to the page. Needs
-   * {@link nearPages} of the page.
+   * {@link nearPages} of the page, and takes its stage-2 part as {@link tablesState} gave it.
    */
   private relativeState(
     cur: number,
     page: number,
     t0: number,
     slot: Memslot,
-    table: number,
-    index: number,
+    tables: NumberList,
     out: NumberList,
   ): NumberList | null {
     const P = this.page;
@@ -437,7 +436,7 @@ export class FastForward {
       for (let d = -SPAN; d <= SPAN; d++) tlb.slotState(out, tlb.slotOf(b + d * P, LAST_LEVEL), t0, rel);
       this.stageOneEntries(out, i, tlb, t0, rel);
     }
-    if (!this.tablesState(out, slot, page, table, index, t0)) return null;
+    out.append(tables);
     return out;
   }
 

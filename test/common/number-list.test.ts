@@ -35,5 +35,10 @@ describe("NumberList", () => {
     assert.ok(l.equals(of([5])), "numbers left from before a clear are not compared");
     l.set(0, 9);
     assert.equal(l.get(0), 9);
+    // append: the other list's numbers after its own, growing past its capacity.
+    const tail = of([1, 2, 3, 4, 5]);
+    l.append(tail);
+    l.append(of([]));
+    assert.deepEqual(l.toArray(), [9, 1, 2, 3, 4, 5]);
   });
 });
