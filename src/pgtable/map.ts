@@ -164,6 +164,10 @@ export class MapVisitor implements Visitor {
       }
       return k;
     }
+    if (pgt.quietRun()) {
+      const k = this.leafRunQuiet(addr, end, table, idx, count);
+      if (k >= 0) return k;
+    }
     return this.leafRunFast(addr, end, table, idx, count);
   }
 
@@ -208,6 +212,52 @@ export class MapVisitor implements Visitor {
       phys += size;
       addr += size;
     }
+    this.phys = phys;
+    return k;
+  }
+
+  /**
+   * {@link leafRunFast} as a quiet run (Stage2Pgtable.quietRun): the new leaves are stored in
+   * order, and each stretch of them adds its stores, references and D-cache lines at once; an
+   * entry in the way still goes through try_leaf, after the stretch before it is counted. Returns
+   * -1, having done nothing, when the leaves need an I-cache invalidation or the D-cache line does
+   * not divide the granule.
+   */
+  private leafRunQuiet(addr: number, end: number, table: number, idx: number, count: number): number {
+    const pgt = this.pgt;
+    const g = pgt.granule;
+    const size = this.pageSize;
+    const mm = pgt.mmOps;
+    const lo0 = leafLo(g, 0, this.attr.lo, LAST);
+    const hi0 = leafHi(0, this.attr.hi);
+    if (mm.icacheInvalPou !== null && pteExecutable(hi0)) return -1;
+    // clean_dcache_guest_page returns at once with FWB.
+    const lines =
+      mm.dcacheCleanInvalPoc !== null && pteCacheable(lo0, pgt.fwb) && !pgt.fwb ? pgt.dcLinesPerPage : 0;
+    if (lines < 0) return -1;
+    const counted = pgt.isCounted(lo0, hi0);
+    const words = pgt.mem.pages[table]!;
+    let phys = this.phys;
+    let placed = 0;
+    let k = 0;
+    for (; k < count; k++) {
+      const i = idx + k;
+      if (pgt.isCounted(words[2 * i]!, words[2 * i + 1]!)) {
+        pgt.quietRunDone(table, placed, 0, counted ? placed : 0, placed * lines);
+        placed = 0;
+        this.phys = phys;
+        if (this.tryLeaf(addr, end, LAST, table, i) !== 0) break;
+        phys = this.phys;
+        addr += size;
+        continue;
+      }
+      words[2 * i] = (lo0 | oaLo(g, phys)) >>> 0;
+      words[2 * i + 1] = (hi0 | oaHi(phys)) >>> 0;
+      placed++;
+      phys += size;
+      addr += size;
+    }
+    pgt.quietRunDone(table, placed, 0, counted ? placed : 0, placed * lines);
     this.phys = phys;
     return k;
   }

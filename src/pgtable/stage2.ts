@@ -63,6 +63,8 @@ const W_PGT_VISIT = W["pgt-visit"];
 const W_PTE_WRITE = W["pte-write"];
 const W_TLBI_IPA = W["tlbi-ipa"];
 const W_TLBI_VMID = W["tlbi-vmid"];
+const W_TABLE_REFCOUNT = W["table-refcount"];
+const W_DC_CIVAC_LINE = W["dc-civac-line"];
 
 /** A sink that never listens. */
 const NO_EVENTS: PgtableSink = {
@@ -150,7 +152,8 @@ export class Stage2Pgtable implements Stage2Env {
    */
   private readonly countedLo: number = 0;
   private readonly countedHi: number = 0;
-  private readonly zeroOnInvalidate: boolean;
+  /** A break stores zero (v5.14's kvm_clear_pte), not the entry with its valid bit cleared (v5.12). */
+  readonly zeroOnInvalidate: boolean;
   /** False only with the injected bug "no-tlbi-after-break". */
   private readonly tlbiOnBreak: boolean;
   /** A VPIPT I-cache with KVM in nVHE mode: the TLBI by IPA also invalidates the I-cache. */
@@ -161,6 +164,17 @@ export class Stage2Pgtable implements Stage2Env {
   private readonly flushVisitor: FlushVisitor;
   /** Stage2PgtableOptions.genericWalkLoop. */
   private readonly genericWalkLoop: boolean;
+  /**
+   * Whether this table can run leaves quietly (see {@link quietRun}): no store observer,
+   * {@link NULL_HW}, the model's own mm_ops, no injected bug, and no TLBI that also invalidates
+   * the I-cache.
+   */
+  private readonly quietCapable: boolean = false;
+  /**
+   * DC CIVAC lines in one page-aligned granule (granule / line), or -1 when the line does not
+   * divide the granule (then a quiet run could not count them without linesIn per leaf).
+   */
+  readonly dcLinesPerPage: number = -1;
 
   /** kvm_pgtable_stage2_init: allocates the zeroed, contiguous start-level pages. */
   constructor(opts: Stage2PgtableOptions) {
@@ -193,6 +207,15 @@ export class Stage2Pgtable implements Stage2Env {
     this.unmapVisitor = new UnmapVisitor(this);
     this.attrVisitor = new AttrVisitor(this);
     this.flushVisitor = new FlushVisitor(this);
+    const line = this.cpu.dcacheLine;
+    const lineDivides = line > 0 && (line | 0) === line && this.granule.size % line === 0;
+    this.dcLinesPerPage = lineDivides ? this.granule.size / line : -1;
+    this.quietCapable =
+      this.pteObserver === null &&
+      this.hw === NULL_HW &&
+      opts.mmOps === undefined &&
+      this.kernel.bug === null &&
+      !this.vpiptNvhe;
 
     this.begin("init", 0, this.geo.ipaLimit);
     const pgd = this.mmOps.zallocPagesExact(this.geo.pgdPages);
@@ -378,6 +401,40 @@ export class Stage2Pgtable implements Stage2Env {
       words[2 * i] = (attrLo | oaLo(g, pa)) >>> 0;
       words[2 * i + 1] = (attrHi | oaHi(pa)) >>> 0;
     }
+  }
+
+  /**
+   * Whether a visitor may run the last-level leaves it is handed quietly: make their descriptor
+   * stores in order and add their work counts and table-page references once for the run,
+   * instead of one call chain per leaf (CMO callback, TLBI, put/get_page, each with its charge).
+   * Only when nobody can tell the difference: no store observer and no event subscriber, hardware
+   * that does nothing ({@link NULL_HW}), the model's own mm_ops (so a CMO callback's only effect is
+   * its charge), no injected bug, and a zero cost on every item a run charges (so the meter's
+   * running total is untouched either way). The tables, refcounts and every work count end the
+   * same as leaf by leaf; the simulator, which prices work and watches stores, never runs quietly.
+   */
+  quietRun(): boolean {
+    if (!this.quietCapable || this.events.active) return false;
+    const c = this.meter.cost;
+    return (
+      c[W_PTE_WRITE] === 0 && c[W_TABLE_REFCOUNT] === 0 && c[W_DC_CIVAC_LINE] === 0 && c[W_TLBI_IPA] === 0
+    );
+  }
+
+  /**
+   * Adds the work of a quiet run's `stores` descriptor stores, `tlbis` TLBIs by IPA, `refs`
+   * table-page references taken (negative: dropped) on `table` and `lines` D-cache lines cleaned,
+   * as the calls of each leaf would have charged them (the costs are zero: see {@link quietRun}).
+   */
+  quietRunDone(table: number, stores: number, tlbis: number, refs: number, lines: number): void {
+    const meter = this.meter;
+    meter.charge(W_PTE_WRITE, stores);
+    if (tlbis !== 0) meter.charge(W_TLBI_IPA, tlbis);
+    if (refs !== 0) {
+      this.mem.refcount[table]! += refs;
+      meter.charge(W_TABLE_REFCOUNT, refs < 0 ? -refs : refs);
+    }
+    if (lines !== 0) meter.charge(W_DC_CIVAC_LINE, lines);
   }
 
   /** kvm_pte_follow: the table page a table descriptor points to. */

@@ -33,7 +33,8 @@ export class UnmapVisitor implements Visitor {
     const pgt = this.pgt;
     const size = pgt.granule.size;
     const words = pgt.mem.pages[table]!;
-    for (let k = 0; k < count; k++) {
+    let k = pgt.quietRun() && pgt.dcLinesPerPage >= 0 ? this.leafRunQuiet(table, idx, count) : 0;
+    for (; k < count; k++) {
       const i = idx + k;
       const a = addr + k * size;
       const lo = words[2 * i]!;
@@ -44,6 +45,52 @@ export class UnmapVisitor implements Visitor {
       this.leaf(a, LAST, table, i, lo);
     }
     return count;
+  }
+
+  /**
+   * The start of {@link leafRun} as a quiet run (Stage2Pgtable.quietRun): each entry's store in
+   * order, and the stores, TLBIs by IPA, dropped references and D-cache lines added at the end, as
+   * the leaf path's calls would have charged them one leaf at a time. It stops before a reference
+   * that would free the table page (only a broken refcount gets there): the leaf path frees it.
+   * Returns how many entries it did.
+   */
+  private leafRunQuiet(table: number, idx: number, count: number): number {
+    const pgt = this.pgt;
+    const words = pgt.mem.pages[table]!;
+    const fwb = pgt.fwb;
+    const zero = pgt.zeroOnInvalidate;
+    // References the run may drop while the page keeps one.
+    const room = pgt.mem.refcount[table]! - 1;
+    let breaks = 0;
+    let drops = 0;
+    let cleans = 0;
+    let k = 0;
+    for (; k < count; k++) {
+      const i = idx + k;
+      const lo = words[2 * i]!;
+      if ((lo & VALID) === 0) {
+        // As invalid(): v5.14's counted invalid entry (an owner annotation) is cleared.
+        if (pgt.isCounted(lo, words[2 * i + 1]!)) {
+          if (breaks + drops === room) break;
+          words[2 * i] = 0;
+          words[2 * i + 1] = 0;
+          drops++;
+        }
+        continue;
+      }
+      // As leaf(): a break (with its TLBI and put_page), then the clean unless FWB.
+      if (breaks + drops === room) break;
+      if (!fwb && pteCacheable(lo, fwb)) cleans++;
+      if (zero) {
+        words[2 * i] = 0;
+        words[2 * i + 1] = 0;
+      } else {
+        words[2 * i] = (lo & ~VALID) >>> 0;
+      }
+      breaks++;
+    }
+    pgt.quietRunDone(table, breaks + drops, breaks, -(breaks + drops), cleans * pgt.dcLinesPerPage);
+    return k;
   }
 
   /**

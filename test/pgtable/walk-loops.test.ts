@@ -3,7 +3,8 @@
  * of last-level leaves (Visitor.leafRun) against one visit per entry: the same source text, and
  * the same walks: random operation sequences run on two tables, one of them with
  * `genericWalkLoop` and without `leafRuns`, must agree on every return value, event, store
- * observed, work count, descriptor and refcount.
+ * observed, work count, descriptor and refcount. A third table, watched by nobody, runs its leaves
+ * quietly (Stage2Pgtable.quietRun) and must agree on return values, work counts and tables.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -28,9 +29,11 @@ import {
   Stage2Pgtable,
   V5_12,
   V5_14,
+  WALK_LEAF,
   Walker,
 } from "../../src/pgtable/index.js";
 import { INJECTED_BUGS } from "../../src/pgtable/bugs.js";
+import { W } from "../../src/common/work.js";
 
 describe("walk loop copies", () => {
   it("are the generic loop's text under another name", () => {
@@ -64,6 +67,8 @@ function show(e: PgtableEvent): string {
   return Object.values(e).join(" ");
 }
 
+type SideKind = "generic" | "runs" | "quiet";
+
 /** One table and everything it reports. */
 class Side {
   readonly mem: PhysMem;
@@ -74,23 +79,35 @@ class Side {
   private readonly bus = new EventBus<PgtableEvent>(PGTABLE_EVENT_KINDS);
   private off: (() => void) | null = null;
 
-  constructor(g: GranuleSize, ipaBits: number, kernel: PgtableKernel, cpu: CpuFeatures, generic: boolean) {
+  /**
+   * @param kind "generic": the generic loop, one visit per entry; "runs": the loop copies and leaf
+   *   runs; both with a subscriber and a store observer. "quiet": the loop copies and leaf runs with
+   *   neither (so Stage2Pgtable.quietRun holds where the kernel, CPU and bug allow it): only its
+   *   work counts and tables can be compared.
+   */
+  constructor(g: GranuleSize, ipaBits: number, kernel: PgtableKernel, cpu: CpuFeatures, kind: SideKind) {
     const granule = GRANULES[g];
     this.mem = new PhysMem(granule);
     const log = this.log;
+    const generic = kind === "generic";
+    const watched = kind !== "quiet";
     this.pgt = new Stage2Pgtable({
       geometry: stage2Geometry(granule, ipaBits),
       kernel,
       cpu,
       mem: this.mem,
-      events: this.bus,
+      ...(watched ? { events: this.bus } : {}),
       genericWalkLoop: generic,
       leafRuns: !generic,
-      pteObserver: {
-        pteWritten(table, index, oldLo, oldHi) {
-          log.push(`store ${table} ${index} ${oldLo} ${oldHi}`);
-        },
-      },
+      ...(watched
+        ? {
+            pteObserver: {
+              pteWritten(table: number, index: number, oldLo: number, oldHi: number) {
+                log.push(`store ${table} ${index} ${oldLo} ${oldHi}`);
+              },
+            },
+          }
+        : {}),
     });
     this.mc = new MemoryCache(this.mem, 16);
   }
@@ -106,7 +123,12 @@ class Side {
 
   /** What an operation reported: the log so far and the work counts. */
   state(): unknown {
-    return { log: this.log.splice(0), count: Array.from(this.pgt.meter.count) };
+    return { log: this.log.splice(0), count: this.counts() };
+  }
+
+  /** The work counts so far. */
+  counts(): number[] {
+    return Array.from(this.pgt.meter.count);
   }
 
   /** The tables themselves: every page's words and refcount (compare at once: not copies). */
@@ -166,8 +188,9 @@ describe("walk loop copies", () => {
       for (const kernel of bugs ? KERNELS : [V5_12, V5_14]) {
         for (const cpu of CPUS) {
           const r = rng(seed++ * 2654435761);
-          const a = new Side(g, ipaBits, kernel, cpu, false);
-          const b = new Side(g, ipaBits, kernel, cpu, true);
+          const a = new Side(g, ipaBits, kernel, cpu, "runs");
+          const b = new Side(g, ipaBits, kernel, cpu, "generic");
+          const q = new Side(g, ipaBits, kernel, cpu, "quiet");
           const page = g;
           const block = page * (page / 8);
           // A window of a few blocks somewhere in the IPA space.
@@ -220,16 +243,125 @@ describe("walk loop copies", () => {
                   return p.flush(addr, size);
               }
             };
-            assert.deepEqual(run(b), run(a), `step ${step} op ${op}`);
-            assert.deepEqual(b.state(), a.state(), `step ${step} op ${op}: state`);
-            if (step % 20 === 19) assert.deepEqual(b.tables(), a.tables(), `step ${step}: tables`);
+            const ret = run(b);
+            assert.deepEqual(run(a), ret, `step ${step} op ${op}`);
+            assert.deepEqual(run(q), ret, `step ${step} op ${op}: quiet`);
+            assert.deepEqual(a.state(), b.state(), `step ${step} op ${op}: state`);
+            assert.deepEqual(q.counts(), b.counts(), `step ${step} op ${op}: quiet counts`);
+            if (step % 20 === 19) {
+              assert.deepEqual(a.tables(), b.tables(), `step ${step}: tables`);
+              assert.deepEqual(q.tables(), b.tables(), `step ${step}: quiet tables`);
+            }
           }
-          a.pgt.destroy();
-          b.pgt.destroy();
-          assert.deepEqual(b.state(), a.state(), "destroy");
-          assert.deepEqual(b.tables(), a.tables(), "destroy: tables");
+          for (const s of [a, b, q]) s.pgt.destroy();
+          assert.deepEqual(a.state(), b.state(), "destroy");
+          assert.deepEqual(q.counts(), b.counts(), "destroy: quiet counts");
+          assert.deepEqual(a.tables(), b.tables(), "destroy: tables");
+          assert.deepEqual(q.tables(), b.tables(), "destroy: quiet tables");
         }
       }
     }
+  });
+});
+
+describe("quiet runs", () => {
+  const geo = stage2Geometry(GRANULES[4096], 40);
+  const table = (opts: Partial<ConstructorParameters<typeof Stage2Pgtable>[0]> = {}): Stage2Pgtable => {
+    const mem = new PhysMem(GRANULES[4096]);
+    return new Stage2Pgtable({ geometry: geo, kernel: V5_14, cpu: KUNPENG_920, mem, ...opts });
+  };
+
+  it("run only when nobody can tell: no observer, subscriber, hardware, own mm_ops, bug or cost", () => {
+    assert.equal(table().quietRun(), true);
+    assert.equal(table({ pteObserver: { pteWritten() {} } }).quietRun(), false);
+    assert.equal(table({ hw: { ...table().hw } }).quietRun(), false);
+    assert.equal(table({ kernel: { ...V5_14, bug: "install-no-cmo" } }).quietRun(), false);
+    assert.equal(table({ cpu: { ...KUNPENG_920, icache: "vpipt", vhe: false } }).quietRun(), false);
+    const bus = new EventBus<PgtableEvent>(PGTABLE_EVENT_KINDS);
+    const heard = table({ events: bus });
+    assert.equal(heard.quietRun(), true);
+    const off = bus.subscribe(() => {});
+    assert.equal(heard.quietRun(), false);
+    off();
+    const priced = table();
+    priced.meter.cost[W["dc-civac-line"]] = 1;
+    assert.equal(priced.quietRun(), false);
+  });
+
+  it("leave the tables and counts of leaf-by-leaf runs over a whole level-3 table (both kernels)", () => {
+    for (const kernel of [V5_12, V5_14]) {
+      const mem = [new PhysMem(GRANULES[4096]), new PhysMem(GRANULES[4096])];
+      const [quiet, watched] = mem.map(
+        (m, i) =>
+          new Stage2Pgtable({
+            geometry: geo,
+            kernel,
+            cpu: KUNPENG_920,
+            mem: m,
+            ...(i === 1 ? { pteObserver: { pteWritten() {} } } : {}),
+          }),
+      ) as [Stage2Pgtable, Stage2Pgtable];
+      assert.equal(quiet.quietRun(), true);
+      const mc = mem.map((m) => new MemoryCache(m, 8));
+      for (const [i, p] of [quiet, watched].entries()) {
+        mc[i]!.topup(4);
+        // 1 GiB + 64 KiB .. 1 GiB + 2 MiB + 64 KiB: two level-3 tables, and a page mapped
+        // elsewhere already in the way (a break in the middle of the run).
+        assert.equal(p.map(2 ** 30 + 2 ** 20, 4096, 2 ** 34, PROT_R, mc[i]!), 0);
+        assert.equal(p.map(2 ** 30 + 65536, 2 ** 21, 2 ** 33 + 65536, PROT_R | PROT_W, mc[i]!), 0);
+        // An owner annotation (invalid, non-zero: counted in v5.14 only) in the second table.
+        const at = { table: -1, idx: -1 };
+        p.walk(2 ** 30 + 2 ** 21 + 100 * 4096, 4096, {
+          flags: WALK_LEAF,
+          visit(_a, _e, _l, table, idx) {
+            at.table = table;
+            at.idx = idx;
+            return 0;
+          },
+        });
+        p.mem.pages[at.table]![2 * at.idx] = 2 << 2;
+        if (kernel === V5_14) p.mem.refcount[at.table]!++;
+        assert.equal(p.unmap(2 ** 30 + 4096, 2 ** 21 + 2 ** 20), 0);
+      }
+      assert.deepEqual(Array.from(quiet.meter.count), Array.from(watched.meter.count));
+      assert.deepEqual(mem[0]!.pages, mem[1]!.pages);
+      assert.deepEqual(mem[0]!.refcount, mem[1]!.refcount);
+      assert.ok(quiet.meter.count[W["dc-civac-line"]]! > 0);
+    }
+  });
+
+  it("leave a free that a broken refcount brings mid-run to the leaf path", () => {
+    const sides = [0, 1].map((i) => {
+      const mem = new PhysMem(GRANULES[4096]);
+      const p = new Stage2Pgtable({
+        geometry: geo,
+        kernel: V5_14,
+        cpu: KUNPENG_920,
+        mem,
+        ...(i === 1 ? { pteObserver: { pteWritten() {} } } : {}),
+      });
+      const mc = new MemoryCache(mem, 4);
+      mc.topup(4);
+      assert.equal(p.map(2 ** 30, 16 * 4096, 2 ** 33, PROT_R, mc), 0);
+      return { p, mem };
+    });
+    for (const s of sides) {
+      let table = -1;
+      s.p.walk(2 ** 30, 4096, {
+        flags: WALK_LEAF,
+        visit(_a, _e, _l, t) {
+          table = t;
+          return 0;
+        },
+      });
+      // The level-3 table holds 16 leaves: claim 5 references instead of 17.
+      s.mem.refcount[table] = 5;
+    }
+    assert.equal(sides[0]!.p.quietRun(), true);
+    for (const s of sides) s.p.unmap(2 ** 30, 16 * 4096);
+    assert.deepEqual(Array.from(sides[0]!.p.meter.count), Array.from(sides[1]!.p.meter.count));
+    assert.equal(sides[0]!.p.meter.count[W["table-free"]], 1);
+    assert.deepEqual(sides[0]!.mem.pages, sides[1]!.mem.pages);
+    assert.deepEqual(sides[0]!.mem.refcount, sides[1]!.mem.refcount);
   });
 });
