@@ -6,10 +6,12 @@ import { KUNPENG_920, GRANULES, stage2Geometry } from "../src/arch/index.js";
 import { EAGAIN } from "../src/common/errno.js";
 import {
   MemoryCache,
+  NULL_HW,
   PhysMem,
   PROT_R,
   PROT_W,
   Stage2Pgtable,
+  type Stage2Hw,
   V5_12,
   V5_14,
   type PgtableKernel,
@@ -37,6 +39,14 @@ export interface PgtableResult extends WalkFigures {
   readonly map_eagain_per_call_ns: number;
   /** One relaxPerms(addr, R|W) on a write-protected 4K page (PTE store + TLBI), ns per call. */
   readonly relax_perms_per_call_ns: number;
+  /**
+   * The single-walk map, wrprotect and unmap with a hardware model attached (methods that do
+   * nothing, but not NULL_HW), so no run is quiet: every leaf goes through its calls and charges
+   * one at a time, as under the simulator (without its pricing and store observer). ns per page.
+   */
+  readonly map_per_leaf_ns_per_page: number;
+  readonly wrprotect_per_leaf_ns_per_page: number;
+  readonly unmap_per_leaf_ns_per_page: number;
   readonly peak_rss_bytes: number;
   readonly peak_heap_used_bytes: number;
   readonly peak_array_buffers_bytes: number;
@@ -69,10 +79,23 @@ function tablePagesNeeded(pages: number): number {
   return Math.ceil(pages / 512) + Math.ceil(pages / (512 * 512));
 }
 
-function setup(kernel: PgtableKernel, pages: number): Setup {
+/**
+ * Hardware whose methods do nothing, as NULL_HW's, but which is not NULL_HW: a table with it never
+ * runs leaves quietly (Stage2Pgtable.quietRun).
+ */
+const NO_OP_HW: Stage2Hw = { ...NULL_HW };
+
+/** A fresh table; `perLeaf`: with {@link NO_OP_HW}, so every leaf takes its calls one at a time. */
+function setup(kernel: PgtableKernel, pages: number, perLeaf = false): Setup {
   const g = GRANULES[4096];
   const mem = new PhysMem(g);
-  const pgt = new Stage2Pgtable({ geometry: stage2Geometry(g, IPA_BITS), kernel, cpu: KUNPENG_920, mem });
+  const pgt = new Stage2Pgtable({
+    geometry: stage2Geometry(g, IPA_BITS),
+    kernel,
+    cpu: KUNPENG_920,
+    mem,
+    ...(perLeaf ? { hw: NO_OP_HW } : {}),
+  });
   const need = tablePagesNeeded(pages) + 2;
   const mc = new MemoryCache(mem, need);
   if (mc.topup(need) < 0) throw new Error(`cannot preallocate ${need} table pages`);
@@ -154,24 +177,34 @@ class MemPeak {
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
-/** Runs the page-table benchmark. */
-export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number): PgtableResult {
-  const kernel = opts.kernel === "v5.12" ? V5_12 : V5_14;
-  const size = opts.size;
+/** Best times (ns) of the single-walk series, and the table pages the map left in use. */
+interface WalkTimes {
+  readonly map: number;
+  readonly wrprotect: number;
+  readonly unmap: number;
+  readonly tablePages: number;
+}
+
+/**
+ * The single walks: the whole region in one map call, then wrprotect and unmap likewise, each
+ * round on a fresh table (`perLeaf`: with {@link NO_OP_HW}); the first WARMUP rounds let the JIT
+ * settle and are not counted.
+ */
+function singleWalks(
+  kernel: PgtableKernel,
+  size: number,
+  runs: number,
+  peak: MemPeak,
+  perLeaf: boolean,
+): WalkTimes {
   const pages = size / PAGE;
-  const peak = new MemPeak();
   let mapBest = Infinity;
-  let perCallBest = Infinity;
   let wrpBest = Infinity;
   let unmapBest = Infinity;
-  let tableBytes = 0;
   let tablePages = 0;
-
-  // Single walk: the whole region in one map call, then wrprotect and unmap likewise. The first
-  // WARMUP rounds let the JIT settle and are not counted.
-  for (let run = 0; run < WARMUP + opts.runs; run++) {
+  for (let run = 0; run < WARMUP + runs; run++) {
     gc();
-    const s = setup(kernel, pages);
+    const s = setup(kernel, pages, perLeaf);
     const before = s.mem.allocated - s.mc.count;
     let t0 = now();
     check(s.pgt.map(IPA_BASE, size, PHYS_BASE, PROT_RW, s.mc), "map");
@@ -180,7 +213,6 @@ export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number
     if (counted) mapBest = Math.min(mapBest, Number(t1 - t0));
     // Table pages in use = allocated minus those still waiting in the memcache.
     tablePages = s.mem.allocated - s.mc.count;
-    tableBytes = tablePages * PAGE;
     if (tablePages - before !== tablePagesNeeded(pages)) {
       // Sanity: 4K leaves really were installed (one L3 table per 2 MiB).
       throw new Error(`unexpected table count ${tablePages - before}`);
@@ -197,6 +229,21 @@ export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number
     if (s.mem.allocated - s.mc.count !== before) throw new Error("unmap left table pages behind");
     peak.sample();
   }
+  return { map: mapBest, wrprotect: wrpBest, unmap: unmapBest, tablePages };
+}
+
+/** Runs the page-table benchmark. */
+export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number): PgtableResult {
+  const kernel = opts.kernel === "v5.12" ? V5_12 : V5_14;
+  const size = opts.size;
+  const pages = size / PAGE;
+  const peak = new MemPeak();
+  let perCallBest = Infinity;
+
+  // Single walk: the whole region in one map call, then wrprotect and unmap likewise.
+  const walks = singleWalks(kernel, size, opts.runs, peak, false);
+  const tablePages = walks.tablePages;
+  const tableBytes = tablePages * PAGE;
 
   // Per call: one map() per 4K page, as the fault path does, each round on a fresh table.
   for (let run = 0; run < WARMUP + opts.runs; run++) {
@@ -238,16 +285,21 @@ export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number
     if (counted) relaxBest = Math.min(relaxBest, Number(t1 - t0));
     peak.sample();
   }
+  // Last, so that the other series run where the JIT has seen only NULL_HW.
+  const perLeaf = singleWalks(kernel, size, opts.runs, peak, true);
   const maxRss = process.resourceUsage().maxRSS * 1024;
   return {
     benchmark: "pgtable",
-    map_ns_per_page: round2(mapBest / pages),
+    map_ns_per_page: round2(walks.map / pages),
     map_per_call_ns_per_page: round2(perCallBest / pages),
-    wrprotect_ns_per_page: round2(wrpBest / pages),
-    unmap_ns_per_page: round2(unmapBest / pages),
+    wrprotect_ns_per_page: round2(walks.wrprotect / pages),
+    unmap_ns_per_page: round2(walks.unmap / pages),
     map_new_leaf_per_call_ns: round2(newLeafBest / newLeaves),
     map_eagain_per_call_ns: round2(eagainBest / pages),
     relax_perms_per_call_ns: round2(relaxBest / pages),
+    map_per_leaf_ns_per_page: round2(perLeaf.map / pages),
+    wrprotect_per_leaf_ns_per_page: round2(perLeaf.wrprotect / pages),
+    unmap_per_leaf_ns_per_page: round2(perLeaf.unmap / pages),
     table_bytes_per_page: round2(tableBytes / pages),
     table_pages: tablePages,
     peak_rss_bytes: Math.max(peak.rss, maxRss),
@@ -265,7 +317,8 @@ export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number
       "clock starts: page allocation from the cache is timed, the refill is not",
     timing:
       `best of runs after ${WARMUP} untimed warm-up rounds (per series); wall clock; each round uses ` +
-      "a fresh PhysMem and table; no event subscriber; map is one call over the region with phys 4K- " +
+      "a fresh PhysMem and table; no event subscriber, so the single walks run their leaves quietly " +
+      "(work counted per run, see docs/model.md) except in the *_per_leaf_* series; map is one call over the region with phys 4K- " +
       "but not 2M-aligned (4K leaves only); per-call map is one map() per 4K page; the *_per_call_ns " +
       "figures are ns per call: map of a new leaf into an existing level-3 table, map returning " +
       "-EAGAIN (identical leaf present), relaxPerms(R|W) on a write-protected page",
@@ -287,6 +340,9 @@ export function formatPgtable(r: PgtableResult): string {
     ["relaxPerms, per call", `${r.relax_perms_per_call_ns.toFixed(2)} ns/call`],
     ["wrprotect", `${r.wrprotect_ns_per_page.toFixed(2)} ns/page`],
     ["unmap", `${r.unmap_ns_per_page.toFixed(2)} ns/page`],
+    ["map, leaf by leaf (hardware attached)", `${r.map_per_leaf_ns_per_page.toFixed(2)} ns/page`],
+    ["wrprotect, leaf by leaf", `${r.wrprotect_per_leaf_ns_per_page.toFixed(2)} ns/page`],
+    ["unmap, leaf by leaf", `${r.unmap_per_leaf_ns_per_page.toFixed(2)} ns/page`],
     ["table memory", `${r.table_bytes_per_page.toFixed(2)} bytes/page (${r.table_pages} table pages)`],
     ["peak RSS", mib(r.peak_rss_bytes)],
     ["peak heapUsed", mib(r.peak_heap_used_bytes)],
