@@ -311,7 +311,9 @@ export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number
     kernel: kernel.version,
     granule: "4K",
     ipa_bits: IPA_BITS,
-    cpu_features: "KUNPENG_920 (no FWB: v5.14 map issues its CMO callback per leaf, to NULL_HW)",
+    cpu_features:
+      "KUNPENG_920 (no FWB: v5.14 map cleans each new leaf to the PoC, per leaf in the *_per_leaf_* " +
+      "series, counted per run of leaves in the quiet single walks; NULL_HW)",
     memcache:
       "one MemoryCache per run, sized for every table page the map needs and topped up before the " +
       "clock starts: page allocation from the cache is timed, the refill is not",

@@ -193,7 +193,8 @@ static int map_visit(struct walk *w, uint64_t addr, int level, uint32_t table, u
 
 /*
  * map_visit with v5.14's shape for memory that needs cleaning (no FWB): a clean-to-PoC hook on the
- * new leaf's page before it is stored, as the model's v5.14 map issues its CMO callback per leaf.
+ * new leaf's page before it is stored, as the model's v5.14 map issues its CMO callback per leaf
+ * (when it runs leaf by leaf; its quiet runs only count the lines).
  */
 static int map_cmo_visit(struct walk *w, uint64_t addr, int level, uint32_t table, uint32_t idx, int flag)
 {
