@@ -66,6 +66,14 @@ const W_TLBI_VMID = W["tlbi-vmid"];
 const W_TABLE_REFCOUNT = W["table-refcount"];
 const W_DC_CIVAC_LINE = W["dc-civac-line"];
 
+/** 2^52: the first address past the largest output address a stage-2 descriptor holds. */
+const MAX_OA = 4503599627370496;
+
+/** Throws the error for a map() output address that is not one (out of line: map stays small). */
+function badPhys(phys: number): never {
+  throw new S2simError("bad-phys", `map: output address ${phys} is not a whole number in [0, 2^52)`);
+}
+
 /** A sink that never listens. */
 const NO_EVENTS: PgtableSink = {
   active: false,
@@ -255,6 +263,9 @@ export class Stage2Pgtable implements Stage2Env {
 
   /** kvm_pgtable_stage2_map: map [addr, addr + size) to `phys` with `prot`. */
   map(addr: number, size: number, phys: number, prot: number, mc: MemoryCache | null): number {
+    // The kernel is only ever handed a real physical address; the model says so rather than
+    // encode a masked one (and count CMO lines of a NaN or out-of-range address).
+    if (!(phys >= 0 && phys < MAX_OA && Math.floor(phys) === phys)) badPhys(phys);
     this.begin("map", addr, size);
     return this.done("map", this.mapVisitor.run(addr, size, phys, prot, mc));
   }

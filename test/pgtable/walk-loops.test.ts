@@ -34,6 +34,7 @@ import {
 } from "../../src/pgtable/index.js";
 import { INJECTED_BUGS } from "../../src/pgtable/bugs.js";
 import { W } from "../../src/common/work.js";
+import { S2simError } from "../../src/common/error.js";
 
 describe("walk loop copies", () => {
   it("are the generic loop's text under another name", () => {
@@ -286,6 +287,24 @@ describe("quiet runs", () => {
     const priced = table();
     priced.meter.cost[W["dc-civac-line"]] = 1;
     assert.equal(priced.quietRun(), false);
+  });
+
+  it("are only handed real output addresses: map refuses any other phys (its D-cache lines would be NaN)", () => {
+    for (const phys of [Number.NaN, Infinity, -4096, 2 ** 52, 2 ** 70, 4096.5]) {
+      const p = table();
+      const mc = new MemoryCache(p.mem, 4);
+      mc.topup(4);
+      assert.throws(
+        () => p.map(0x4000_0000, 0x4000, phys, PROT_R | PROT_W, mc),
+        (e: unknown) => e instanceof S2simError && e.code === "bad-phys",
+        String(phys),
+      );
+      assert.equal(p.meter.count[W["pte-write"]], 0, "nothing stored");
+    }
+    const p = table();
+    const mc = new MemoryCache(p.mem, 4);
+    mc.topup(4);
+    assert.equal(p.map(0x4000_0000, 0x4000, 2 ** 52 - 0x4000, PROT_R | PROT_W, mc), 0);
   });
 
   it("leave the tables and counts of leaf-by-leaf runs over a whole level-3 table (both kernels)", () => {
