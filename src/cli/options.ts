@@ -4,6 +4,7 @@ import { S2simError } from "../common/error.js";
 import { backingSource } from "../host/backing.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import { type CostProfile, loadProfile } from "../sim/profile.js";
+import type { ReleaseOrder } from "../workloads/release-order.js";
 
 /** The model's host (and guest) page size. */
 export const HOST_PAGE = 4096;
@@ -123,4 +124,18 @@ export function seconds(x: number): string {
   if (Math.abs(x) >= 1000) return x.toFixed(0);
   const digits = Math.max(0, 3 - Math.floor(Math.log10(Math.abs(x))));
   return x.toFixed(Math.min(digits, 9));
+}
+
+/** How the text outputs name a release order. */
+export function releaseOrderText(order: ReleaseOrder): string {
+  switch (order) {
+    case "fifo":
+      return "the selftest's order (by id, then by when each finished the stage before)";
+    case "id":
+      return "id order in every stage";
+    case "reverse":
+      return "reverse id order in every stage";
+    case "random":
+      return "a random order per stage (from the seed)";
+  }
 }

@@ -8,7 +8,7 @@ import { parseCount, parseSize } from "../common/size.js";
 import { S2simError } from "../common/error.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig } from "../workloads/page-table-test.js";
-import { parseReleaseOrder, type ReleaseOrder } from "../workloads/release-order.js";
+import { parseReleaseOrder } from "../workloads/release-order.js";
 import { TEST_HVA, TEST_STAGES } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
@@ -21,6 +21,7 @@ import {
   parseGpa,
   parseMode,
   parseSeed,
+  releaseOrderText,
   profileOption,
   seconds,
   timespec,
@@ -110,20 +111,6 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     out.push("", `checkers ${report.check.checkers.join(", ")}: no violation in any stage`);
   }
   return out.join("\n");
-}
-
-/** How the text output names a release order. */
-function releaseOrderText(order: ReleaseOrder): string {
-  switch (order) {
-    case "fifo":
-      return "the selftest's order (by id, then by when each finished the stage before)";
-    case "id":
-      return "id order in every stage";
-    case "reverse":
-      return "reverse id order in every stage";
-    case "random":
-      return "a random order per stage (from the seed)";
-  }
 }
 
 /** The selftest's timing line and the compact per-stage summary. */

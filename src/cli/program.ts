@@ -13,6 +13,25 @@ import { type ScenarioOptions, scenarioCommand } from "./scenario.js";
 import { RELEASE_ORDERS } from "../workloads/release-order.js";
 import { traceCommand } from "./trace.js";
 
+/** `--release-order`, as page-table-test and reproduce take it. */
+function releaseOrderOption(): Option {
+  return new Option(
+    "--release-order <order>",
+    "order the vCPUs start each stage in: fifo (the selftest's semaphore: by id, then by when " +
+      "each finished the stage before), id, reverse, or random (a permutation per stage from --seed)",
+  )
+    .choices(RELEASE_ORDERS)
+    .default("fifo");
+}
+
+/** `--seed`, as page-table-test and reproduce take it. */
+function seedOption(): Option {
+  return new Option(
+    "--seed <n>",
+    "integer seed of the run's random choices (only --release-order random makes any); same seed, same result",
+  ).default("1");
+}
+
 /** Builds the program; exported for tests. */
 export function buildProgram(out: (s: string) => void): Command {
   const program = new Command();
@@ -75,21 +94,8 @@ export function buildProgram(out: (s: string) => void): Command {
         DEFAULT_PROFILE,
       ),
     )
-    .addOption(
-      new Option(
-        "--release-order <order>",
-        "order the vCPUs start each stage in: fifo (the selftest's semaphore: by id, then by when " +
-          "each finished the stage before), id, reverse, or random (a permutation per stage from --seed)",
-      )
-        .choices(RELEASE_ORDERS)
-        .default("fifo"),
-    )
-    .addOption(
-      new Option(
-        "--seed <n>",
-        "integer seed of the run's random choices (only --release-order random makes any); same seed, same result",
-      ).default("1"),
-    )
+    .addOption(releaseOrderOption())
+    .addOption(seedOption())
     .option(
       "--check [names]",
       "run the architectural checkers (all, or a comma list; 'list' names them); the first violation " +
@@ -133,6 +139,8 @@ export function buildProgram(out: (s: string) => void): Command {
       "only these command lines, by their -s (comma-separated: anonymous, anonymous_thp, " +
         "anonymous_hugetlb_1gb); default all three",
     )
+    .addOption(releaseOrderOption())
+    .addOption(seedOption())
     .option("--json", 'print one JSON object: {"rows": [...], "host_s": ...}')
     .addOption(
       new Option(

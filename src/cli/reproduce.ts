@@ -18,9 +18,12 @@ import {
   columns,
   DEFAULT_PROFILE,
   parseMemScale,
+  parseSeed,
   profileOption,
+  releaseOrderText,
   seconds,
 } from "./options.js";
+import { parseReleaseOrder, type ReleaseOrder } from "../workloads/release-order.js";
 import { simProgress } from "./progress.js";
 import { PUBLISHED, PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
 import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
@@ -32,6 +35,9 @@ export interface ReproduceOptions {
   memScale?: string;
   /** Comma-separated `-s` values of the command lines to run (default: all three). */
   src?: string;
+  /** How the vCPUs start each stage (default fifo: the selftest's order). */
+  releaseOrder?: string;
+  seed?: string;
 }
 
 /** One row of `--json`: one stage of one run on one kernel. */
@@ -67,6 +73,8 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   // Load once here so that a bad profile is one error line before any worker starts.
   const profile = profileOption(profileName);
   const runs = selectRuns(opts.src);
+  const releaseOrder = parseReleaseOrder(opts.releaseOrder ?? "fifo");
+  const seed = parseSeed(opts.seed ?? "1");
   const kernels: KernelVersion[] = [PUBLISHED_SOURCE.before, PUBLISHED_SOURCE.after];
   const jobs: Job[] = runs.flatMap((run) => {
     const page = backingPageSize(run.src);
@@ -74,7 +82,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     return kernels.map((kernel) => ({
       run,
       kernel,
-      config: { kernel, backing: run.src, memBytes, vcpus: run.vcpus },
+      config: { kernel, backing: run.src, memBytes, vcpus: run.vcpus, releaseOrder, seed },
       weight: expectedAccesses(memBytes, page, run.vcpus),
     }));
   });
@@ -117,7 +125,17 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   rows.sort((a, b) => order(a) - order(b));
 
   if (opts.json) {
-    return JSON.stringify({ rows, host_s, ...(memScale === 1 ? {} : { mem_scale: memScale }) }, null, 2);
+    return JSON.stringify(
+      {
+        rows,
+        host_s,
+        ...(memScale === 1 ? {} : { mem_scale: memScale }),
+        // Only off the selftest's order, as --mem-scale: a row set to compare with another.
+        ...(releaseOrder === "fifo" ? {} : { release_order: releaseOrder, seed }),
+      },
+      null,
+      2,
+    );
   }
   return renderText(rows, {
     runs,
@@ -126,6 +144,8 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     scaledWarning,
     host_s,
     workers,
+    releaseOrder,
+    seed,
   });
 }
 
@@ -281,6 +301,9 @@ export function renderText(
     scaledWarning: string | null;
     host_s: number;
     workers: number;
+    /** The vCPUs' start order when not the selftest's (fifo, the default). */
+    releaseOrder?: ReleaseOrder;
+    seed?: number;
   },
 ): string {
   const runs = ctx.runs ?? PUBLISHED;
@@ -295,6 +318,11 @@ export function renderText(
     "Stages are named as in the cover letter: KVM_REBUILD_BLOCKS = the selftest's KVM_ADJUST_MAPPINGS.",
     "dev = (simulated - published) / published; gain = (before - after) / before; diff = simulated gain - published gain.",
   ];
+  if (ctx.releaseOrder !== undefined && ctx.releaseOrder !== "fifo") {
+    out.push(
+      `vCPUs released in ${releaseOrderText(ctx.releaseOrder)}, not the selftest's; seed ${ctx.seed ?? 1}.`,
+    );
+  }
   if (ctx.scaledWarning) out.push("", ctx.scaledWarning);
   out.push("");
 
