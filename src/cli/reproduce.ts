@@ -12,6 +12,7 @@ import { sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig, TestStage } from "../workloads/page-table-test.js";
 import type { SimReport } from "../workloads/page-table-sim.js";
+import { parseReleaseOrder, type ReleaseOrder } from "../workloads/release-order.js";
 import {
   HOST_PAGE,
   backingPageSize,
@@ -23,7 +24,6 @@ import {
   releaseOrderText,
   seconds,
 } from "./options.js";
-import { parseReleaseOrder, type ReleaseOrder } from "../workloads/release-order.js";
 import { simProgress } from "./progress.js";
 import { PUBLISHED, PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
 import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";

@@ -161,7 +161,7 @@ export class Stage2Pgtable implements Stage2Env {
   private readonly countedLo: number = 0;
   private readonly countedHi: number = 0;
   /** A break stores zero (v5.14's kvm_clear_pte), not the entry with its valid bit cleared (v5.12). */
-  readonly zeroOnInvalidate: boolean;
+  private readonly zeroOnInvalidate: boolean;
   /** False only with the injected bug "no-tlbi-after-break". */
   private readonly tlbiOnBreak: boolean;
   /** A VPIPT I-cache with KVM in nVHE mode: the TLBI by IPA also invalidates the I-cache. */
@@ -521,10 +521,24 @@ export class Stage2Pgtable implements Stage2Env {
   invalidatePte(table: number, idx: number, addr: number, level: number): void {
     // One writePte call site (inlined once), whichever the value.
     const words = this.pages[table]!;
-    const zero = this.zeroOnInvalidate;
-    const lo = zero ? 0 : (words[2 * idx]! & ~VALID) >>> 0;
-    const hi = zero ? 0 : words[2 * idx + 1]!;
-    this.writePte(table, idx, lo, hi, addr, level);
+    this.writePte(
+      table,
+      idx,
+      this.brokenLo(words[2 * idx]!),
+      this.brokenHi(words[2 * idx + 1]!),
+      addr,
+      level,
+    );
+  }
+
+  /** The low word a break leaves of an entry whose low word is `lo` (see {@link invalidatePte}). */
+  brokenLo(lo: number): number {
+    return this.zeroOnInvalidate ? 0 : (lo & ~VALID) >>> 0;
+  }
+
+  /** The high word a break leaves of an entry whose high word is `hi` (see {@link invalidatePte}). */
+  brokenHi(hi: number): number {
+    return this.zeroOnInvalidate ? 0 : hi;
   }
 
   /**

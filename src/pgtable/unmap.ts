@@ -33,7 +33,7 @@ export class UnmapVisitor implements Visitor {
     const pgt = this.pgt;
     const size = pgt.granule.size;
     const words = pgt.mem.pages[table]!;
-    let k = pgt.quietRun() && pgt.dcLinesPerPage >= 0 ? this.leafRunQuiet(table, idx, count) : 0;
+    let k = pgt.quietRun() ? this.leafRunQuiet(table, idx, count) : 0;
     for (; k < count; k++) {
       const i = idx + k;
       const a = addr + k * size;
@@ -52,13 +52,13 @@ export class UnmapVisitor implements Visitor {
    * order, and the stores, TLBIs by IPA, dropped references and D-cache lines added at the end, as
    * the leaf path's calls would have charged them one leaf at a time. It stops before a reference
    * that would free the table page (only a broken refcount gets there): the leaf path frees it.
-   * Returns how many entries it did.
+   * Returns how many entries it did (none when the D-cache line does not divide the granule).
    */
   private leafRunQuiet(table: number, idx: number, count: number): number {
     const pgt = this.pgt;
+    if (pgt.dcLinesPerPage < 0) return 0;
     const words = pgt.mem.pages[table]!;
     const fwb = pgt.fwb;
-    const zero = pgt.zeroOnInvalidate;
     // References the run may drop while the page keeps one.
     const room = pgt.mem.refcount[table]! - 1;
     let breaks = 0;
@@ -81,12 +81,8 @@ export class UnmapVisitor implements Visitor {
       // As leaf(): a break (with its TLBI and put_page), then the clean unless FWB.
       if (breaks + drops === room) break;
       if (!fwb && pteCacheable(lo, fwb)) cleans++;
-      if (zero) {
-        words[2 * i] = 0;
-        words[2 * i + 1] = 0;
-      } else {
-        words[2 * i] = (lo & ~VALID) >>> 0;
-      }
+      words[2 * i] = pgt.brokenLo(lo);
+      words[2 * i + 1] = pgt.brokenHi(words[2 * i + 1]!);
       breaks++;
     }
     pgt.quietRunDone(table, breaks + drops, breaks, -(breaks + drops), cleans * pgt.dcLinesPerPage);
