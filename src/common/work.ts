@@ -24,6 +24,7 @@ export const WORK_ITEMS = [
   "page-alloc",
   "zero-byte",
   "pmd-split",
+  "host-tlbi",
   // kvm_pgtable
   "pgt-call",
   "pgt-visit",

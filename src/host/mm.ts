@@ -27,6 +27,7 @@ export const HPTE_HUGETLB = 16;
 // Module-private copies: V8 folds these into the code, while an imported binding is re-read.
 const W_GUP = W.gup;
 const W_HOST_FAULT = W["host-fault"];
+const W_HOST_TLBI = W["host-tlbi"];
 
 /** Whether slow GUP can take a page with host PTE flags `f` without faulting it in. */
 function gupCanUse(f: number, writeFault: boolean): boolean {
@@ -424,6 +425,7 @@ export class HostMm {
     }
     if ((f & HPTE_ZERO) === 0) {
       vma.flags[i] = f | HPTE_WRITE; // wp_page_reuse: sole owner
+      this.meter.charge(W_HOST_TLBI, 1);
       yield ptl.drop;
       this.faulted(hva, write, "reuse", page);
       return;
@@ -439,6 +441,7 @@ export class HostMm {
     const same = vma.flags[i] === f && vma.pa[i] === this.phys.zeroPage;
     if (same) {
       vma.flags[i] = 0;
+      this.meter.charge(W_HOST_TLBI, 1);
       yield* this.changePte(start, pa);
       vma.pa[i] = pa;
       vma.flags[i] = HPTE_PRESENT | HPTE_WRITE;
@@ -554,6 +557,7 @@ export class HostMm {
       this.faulted(hva, write, "hugetlb-alloc", size);
     } else if (write && (f & HPTE_WRITE) === 0) {
       for (let k = 0; k < count; k++) vma.flags[first + k] = vma.flags[first + k]! | HPTE_WRITE;
+      this.meter.charge(W_HOST_TLBI, 1);
       this.faulted(hva, write, "hugetlb-reuse", size);
     }
     yield { kind: "unlock", lock: mutex };

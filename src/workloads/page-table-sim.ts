@@ -19,7 +19,7 @@ import { parseReleaseOrder, type ReleaseOrder, releaseOrder } from "./release-or
 const CATEGORIES: ReadonlyArray<readonly [string, readonly WorkItem[]]> = [
   ["guest execution and TLB walks", ["guest-access", "s1-walk", "s2-walk-level"]],
   ["exits and KVM fault handling", ["exit", "entry", "abort", "memcache-page", "mark-dirty"]],
-  ["GUP and host page faults", ["gup", "host-fault", "page-alloc", "zero-byte", "pmd-split"]],
+  ["GUP and host page faults", ["gup", "host-fault", "page-alloc", "zero-byte", "pmd-split", "host-tlbi"]],
   ["stage-2 table walks and updates", ["pgt-call", "pgt-visit", "pte-write", "table-refcount", "table-free"]],
   ["TLB invalidation", ["tlbi-ipa", "tlbi-vmid"]],
   ["D-cache clean+invalidate (DC CIVAC)", ["dc-civac-line"]],
