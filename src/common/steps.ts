@@ -9,6 +9,12 @@ export interface LockId {
   readonly name: string;
   /** A spinlock's waiters spin; a mutex's waiters sleep and must be woken. */
   readonly kind: "spinlock" | "mutex";
+  /**
+   * Whose lock it is, which prices passing a spinlock to another CPU: KVM's `mmu_lock`
+   * (`lock-handoff`: its holders' fault-path state moves with it) or one of the host mm's
+   * page-table and fault locks (`host-lock-handoff`).
+   */
+  readonly domain: "kvm" | "host";
 }
 
 /** One scheduling point. */

@@ -40,6 +40,7 @@ export const WORK_ITEMS = [
   // locks
   "lock-acquire",
   "lock-handoff",
+  "host-lock-handoff",
   "mutex-wakeup",
 ] as const;
 

@@ -110,7 +110,7 @@ export class Vma {
     const k = Math.floor(hva * this.ptlInv) - this.ptlBase;
     let p = this.ptls[k];
     if (p === undefined) {
-      const lock: LockId = { name: `ptl[${hex((this.ptlBase + k) * this.ptlSpan)}]`, kind: "spinlock" };
+      const lock: LockId = { name: `ptl[${hex((this.ptlBase + k) * this.ptlSpan)}]`, kind: "spinlock", domain: "host" };
       p = { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
       this.ptls[k] = p;
     }
@@ -125,7 +125,7 @@ export class Vma {
     const i = this.index(hva);
     let p = this.pageLocks.get(i);
     if (p === undefined) {
-      const lock: LockId = { name: `page_lock[${hex(this.start + i * this.pageSize)}]`, kind: "mutex" };
+      const lock: LockId = { name: `page_lock[${hex(this.start + i * this.pageSize)}]`, kind: "mutex", domain: "host" };
       p = { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
       this.pageLocks.set(i, p);
     }
@@ -155,6 +155,7 @@ export class Vma {
       lock = {
         name: `hugetlb_fault_mutex[${hex(this.start + h * this.backing.pageSize)}]`,
         kind: "spinlock",
+        domain: "host",
       };
       this.hugetlbMutexes.set(h, lock);
     }

@@ -76,7 +76,7 @@ export class Vm {
   readonly memslots: Memslots;
   readonly vcpus: Vcpu[];
   /** kvm->mmu_lock (a spinlock in v5.12 and v5.14). */
-  readonly mmuLock: LockId = { name: "kvm->mmu_lock", kind: "spinlock" };
+  readonly mmuLock: LockId = { name: "kvm->mmu_lock", kind: "spinlock", domain: "kvm" };
   /** The locks held during a fixed interleaving (pass it to `interleave`). */
   readonly heldLocks = new HeldLocks();
   /** The steps that take and release mmu_lock (shared, immutable). */

@@ -24,8 +24,10 @@ import { TaskHeap, TaskQueue } from "./heap.js";
 export interface EngineCosts {
   /** Taking a free lock. */
   readonly lockAcquire: number;
-  /** From a spinlock's release to its next waiter running with it. */
+  /** From KVM's spinlock's release to its next waiter running with it. */
   readonly lockHandoff: number;
+  /** The same for a spinlock of the host mm (a PTE page's lock, a hugetlb fault mutex). */
+  readonly hostLockHandoff: number;
   /** From a mutex's release to its next waiter running with it (a wake-up). */
   readonly mutexWakeup: number;
 }
@@ -47,6 +49,12 @@ interface LockState {
   readonly stats: LockStats;
   /** Its number, in the order the locks were first used. */
   readonly index: number;
+  /**
+   * The work item, and its cost, of passing it to another CPU or taking it free after one:
+   * `mutex-wakeup`, `lock-handoff` or `host-lock-handoff` (by its kind and domain).
+   */
+  readonly handoffItem: number;
+  readonly handoffCost: number;
   /** Whether its statistics may have changed since the last {@link Engine.periodCounters}. */
   touched: boolean;
   /** Its statistics as that call reported them (plus the periods skipped since). */
@@ -154,6 +162,7 @@ class QuietTracker {
 // Module-private copies: V8 folds these into the code, while an imported binding is re-read.
 const W_LOCK_ACQUIRE = W["lock-acquire"];
 const W_LOCK_HANDOFF = W["lock-handoff"];
+const W_HOST_LOCK_HANDOFF = W["host-lock-handoff"];
 const W_MUTEX_WAKEUP = W["mutex-wakeup"];
 
 /**
@@ -278,6 +287,7 @@ export class Engine {
     // The meter derives each item's time from its cost; lock items are priced by the engine.
     meter.cost[W_LOCK_ACQUIRE] = costs.lockAcquire;
     meter.cost[W_LOCK_HANDOFF] = costs.lockHandoff;
+    meter.cost[W_HOST_LOCK_HANDOFF] = costs.hostLockHandoff;
     meter.cost[W_MUTEX_WAKEUP] = costs.mutexWakeup;
   }
 
@@ -384,7 +394,7 @@ export class Engine {
     }
     if (Number.isNaN(owned)) return -Infinity;
     if (this.tasks[s.owner]!.code.changesNothingBeforeUnlock?.() !== true) return owned;
-    const handoff = lock.kind === "mutex" ? this.costs.mutexWakeup : this.costs.lockHandoff;
+    const handoff = s.handoffCost;
     const n = s.waiters.size;
     for (let j = 0; j < n; j++) {
       const code = this.tasks[s.waiters.at(j)]!.code;
@@ -664,6 +674,8 @@ export class Engine {
     if (lock === this.lastLock) return this.lastState!;
     let s = this.locks.get(lock);
     if (s === undefined) {
+      const item =
+        lock.kind === "mutex" ? W_MUTEX_WAKEUP : lock.domain === "host" ? W_HOST_LOCK_HANDOFF : W_LOCK_HANDOFF;
       s = {
         owner: NONE,
         lastOwner: NONE,
@@ -671,6 +683,8 @@ export class Engine {
         waiters: new TaskQueue(this.capacity),
         stats: { acquisitions: 0, contended: 0, waitPs: 0, holdPs: 0 },
         index: this.lockList.length,
+        handoffItem: item,
+        handoffCost: this.meter.cost[item]!,
         touched: false,
         seen: { acquisitions: 0, contended: 0, waitPs: 0, holdPs: 0 },
       };
@@ -691,8 +705,8 @@ export class Engine {
       // A free lock last held by another CPU: its line, and the state its holder wrote, are
       // remote, as on a handoff; lock-acquire prices a lock whose line this CPU already owns.
       const remote = s.lastOwner !== NONE && s.lastOwner !== id;
-      const c = remote ? this.costs.lockHandoff : this.costs.lockAcquire;
-      this.meter.count[remote ? W_LOCK_HANDOFF : W_LOCK_ACQUIRE]!++;
+      const c = remote ? s.handoffCost : this.costs.lockAcquire;
+      this.meter.count[remote ? s.handoffItem : W_LOCK_ACQUIRE]!++;
       this.now += c;
       s.owner = id;
       s.lastOwner = id;
@@ -722,11 +736,8 @@ export class Engine {
     }
     const next = s.waiters.shift();
     s.lastOwner = next;
-    const mutex = lock.kind === "mutex";
-    const item = mutex ? W_MUTEX_WAKEUP : W_LOCK_HANDOFF;
-    const c = mutex ? this.costs.mutexWakeup : this.costs.lockHandoff;
-    const at = this.now + c;
-    this.meter.count[item]!++;
+    const at = this.now + s.handoffCost;
+    this.meter.count[s.handoffItem]!++;
     s.owner = next;
     s.since = at;
     s.stats.acquisitions++;

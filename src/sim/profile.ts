@@ -113,6 +113,7 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
     engine: {
       lockAcquire: at("lock-acquire"),
       lockHandoff: at("lock-handoff"),
+      hostLockHandoff: at("host-lock-handoff"),
       mutexWakeup: at("mutex-wakeup"),
     },
     tlb,

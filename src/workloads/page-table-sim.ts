@@ -25,7 +25,7 @@ const CATEGORIES: ReadonlyArray<readonly [string, readonly WorkItem[]]> = [
   ["D-cache clean+invalidate (DC CIVAC)", ["dc-civac-line"]],
   ["I-cache invalidation", ["ic-ivau-line", "ic-iallu"]],
   ["MMU-notifier handlers", ["notifier-handler"]],
-  ["lock acquire and handoff", ["lock-acquire", "lock-handoff", "mutex-wakeup"]],
+  ["lock acquire and handoff", ["lock-acquire", "lock-handoff", "host-lock-handoff", "mutex-wakeup"]],
 ];
 
 /** One category of the time attribution. */

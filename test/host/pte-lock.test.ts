@@ -107,7 +107,7 @@ test("with HeldLocks, a GUP during another task's copy waits for the PTE lock an
   const held = new HeldLocks();
   const events = new EventBus<HostEvent>(HOST_EVENT_KINDS);
   const mm = host((l) => held.isHeld(l), events);
-  const mmuLock: LockId = { name: "mmu_lock", kind: "spinlock" };
+  const mmuLock: LockId = { name: "mmu_lock", kind: "spinlock", domain: "kvm" };
   const seen: number[] = [];
   const n = recorder(mm, HVA, seen);
   mm.registerNotifier({

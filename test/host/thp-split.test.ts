@@ -60,7 +60,7 @@ test("two writers on a huge-zero PMD both call the notifiers; the PMD is split o
   const meter = new WorkMeter();
   const mm = new HostMm(G, new HostPhys(G, 2 ** 26, M2), events, M2, meter);
   const vma = mm.mmap(HVA, 2 * M2, backingSource("anonymous_thp", G));
-  const mmuLock: LockId = { name: "mmu_lock", kind: "spinlock" };
+  const mmuLock: LockId = { name: "mmu_lock", kind: "spinlock", domain: "kvm" };
   const calls: string[] = [];
   mm.registerNotifier(lockingNotifier(mmuLock, calls));
   const results: string[] = [];

@@ -6,7 +6,7 @@ import { W, WorkMeter } from "../../src/common/work.js";
 import { Engine, type SimCode } from "../../src/sim/engine.js";
 import { TaskHeap } from "../../src/sim/heap.js";
 
-const costs = { lockAcquire: 10, lockHandoff: 100, mutexWakeup: 1000 };
+const costs = { lockAcquire: 10, lockHandoff: 100, hostLockHandoff: 40, mutexWakeup: 1000 };
 
 function meterWith(itemCost: number): WorkMeter {
   const m = new WorkMeter();
@@ -26,7 +26,7 @@ describe("sim engine", () => {
 
   it("charges segment work as virtual time and grants a spinlock in FIFO order with handoff", () => {
     const meter = meterWith(1);
-    const lock: LockId = { name: "L", kind: "spinlock" };
+    const lock: LockId = { name: "L", kind: "spinlock", domain: "kvm" };
     const order: Array<[number, number]> = [];
     const e = new Engine(meter, costs, 4);
     function* cpu(id: number, before: number, hold: number): Blocking<void> {
@@ -54,11 +54,42 @@ describe("sim engine", () => {
     assert.equal(s.waitPs, 1015 - 10 + 2115 - 20);
   });
 
+  it("a host spinlock is passed on, or taken free after another CPU, at host-lock-handoff; mmu_lock at lock-handoff", () => {
+    const meter = meterWith(1);
+    const host: LockId = { name: "ptl", kind: "spinlock", domain: "host" };
+    const kvm: LockId = { name: "mmu_lock", kind: "spinlock", domain: "kvm" };
+    const order: string[] = [];
+    const e = new Engine(meter, costs, 5);
+    function* cpu(id: number, before: number, lock: LockId): Blocking<void> {
+      meter.charge(W["pgt-call"], before);
+      yield { kind: "lock", lock };
+      order.push(`${id}:${lock.name}@${e.timeNow()}`);
+      meter.charge(W["pgt-call"], 1000);
+      yield { kind: "unlock", lock };
+    }
+    e.spawn(cpu(0, 5, host), 0);
+    e.spawn(cpu(1, 10, host), 0); // queues: handed over
+    e.spawn(cpu(2, 5000, host), 0); // free, last held by CPU 1: taken at the host handoff cost
+    e.spawn(cpu(3, 5, kvm), 0);
+    e.spawn(cpu(4, 10, kvm), 0);
+    e.run();
+    assert.deepEqual(order.sort(), [
+      "0:ptl@15",
+      "1:ptl@1055",
+      "2:ptl@5040",
+      "3:mmu_lock@15",
+      "4:mmu_lock@1115",
+    ]);
+    assert.equal(meter.count[W["host-lock-handoff"]], 2);
+    assert.equal(meter.count[W["lock-handoff"]], 1);
+    assert.equal(meter.count[W["lock-acquire"]], 2);
+  });
+
   it("periodCounters lists only the locks a period changed, in first-use order; fastForward counts skipped periods as seen", () => {
     const meter = meterWith(1);
-    const a: LockId = { name: "A", kind: "spinlock" };
-    const b: LockId = { name: "B", kind: "spinlock" };
-    const c: LockId = { name: "C", kind: "spinlock" };
+    const a: LockId = { name: "A", kind: "spinlock", domain: "kvm" };
+    const b: LockId = { name: "B", kind: "spinlock", domain: "kvm" };
+    const c: LockId = { name: "C", kind: "spinlock", domain: "kvm" };
     const e = new Engine(meter, costs, 4);
     const periods: number[][] = [];
     const period = (): void => {
@@ -125,7 +156,7 @@ describe("sim engine", () => {
     }
     const bounds = (owner: boolean, first: boolean, second: boolean): boolean[] => {
       const meter = meterWith(1);
-      const lock: LockId = { name: "mmu_lock", kind: "spinlock" };
+      const lock: LockId = { name: "mmu_lock", kind: "spinlock", domain: "kvm" };
       const e = new Engine(meter, costs, 4);
       e.storeLock = lock;
       const lockStep: Step = { kind: "lock", lock };
@@ -154,7 +185,7 @@ describe("sim engine", () => {
 
   it("is deterministic and reports a lock held at the end", () => {
     const meter = meterWith(1);
-    const lock: LockId = { name: "L", kind: "mutex" };
+    const lock: LockId = { name: "L", kind: "mutex", domain: "kvm" };
     const e = new Engine(meter, costs, 2);
     e.spawn(
       (function* (): Blocking<void> {
