@@ -45,6 +45,16 @@ const PMD_THP = 1;
 const PMD_HUGE_ZERO = 2;
 /** Split, or populated at PTE level. */
 const PMD_PTE = 3;
+/**
+ * Being split (__split_huge_zero_page_pmd, under the PMD lock): the PMD was cleared and the PTE
+ * table is not in yet, so it reads as none.
+ */
+const PMD_SPLITTING = 4;
+
+/** Whether a PMD state reads as none (pmd_none): nothing there, or cleared by a split in flight. */
+function pmdNone(state: number): boolean {
+  return state === PMD_NONE || state === PMD_SPLITTING;
+}
 
 /** What GUP returns: the host page for the address and whether it may be mapped writable. */
 export interface GupResult {
@@ -57,6 +67,45 @@ export interface PteLock {
   readonly lock: LockId;
   readonly take: Step;
   readonly drop: Step;
+}
+
+function hostSpinlock(name: string): PteLock {
+  const lock: LockId = { name, kind: "spinlock", domain: "host" };
+  return { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
+}
+
+/**
+ * The split page-table locks of one level (pte_lockptr, pmd_lockptr): one spinlock per table page,
+ * that is per naturally aligned `span` bytes of address space, made on first use.
+ */
+class SplitLocks {
+  private readonly inv: number;
+  /** Number of the first table page the VMA touches (counted from address 0). */
+  private readonly base: number;
+  private readonly locks: Array<PteLock | undefined>;
+
+  constructor(
+    private readonly prefix: string,
+    private readonly span: number,
+    start: number,
+    end: number,
+  ) {
+    this.inv = 1 / span;
+    this.base = Math.floor(start * this.inv);
+    const last = Math.floor((end - 1) * this.inv);
+    this.locks = new Array<PteLock | undefined>(end > start ? last - this.base + 1 : 0).fill(undefined);
+  }
+
+  /** The lock of the table page mapping `hva`. */
+  of(hva: number): PteLock {
+    const k = Math.floor(hva * this.inv) - this.base;
+    let p = this.locks[k];
+    if (p === undefined) {
+      p = hostSpinlock(`${this.prefix}[${hex((this.base + k) * this.span)}]`);
+      this.locks[k] = p;
+    }
+    return p;
+  }
 }
 
 /** One mapping of the host process (a vm_area_struct) with its slice of the host page table. */
@@ -73,15 +122,12 @@ export class Vma {
   readonly cachePa: Float64Array;
   /** 1 / pageSize (exact: a power of two). */
   private readonly pageInv: number;
-  /** Bytes one host PTE page maps (PAGE_SIZE / 8 entries of PAGE_SIZE), and its reciprocal. */
-  private readonly ptlSpan: number;
-  private readonly ptlInv: number;
-  /** Number of the first PTE page the VMA touches (counted from address 0). */
-  private readonly ptlBase: number;
   private readonly hugetlbMutexes = new Map<number, LockId>();
   private readonly pageLocks = new Map<number, PteLock>();
-  /** The PTE pages' locks, made on first use. */
-  private readonly ptls: Array<PteLock | undefined>;
+  /** The PTE pages' locks (each PTE page maps PAGE_SIZE / 8 pages). */
+  private readonly ptls: SplitLocks;
+  /** THP VMAs: the PMD pages' locks (each PMD page maps PAGE_SIZE / 8 THP-sized regions). */
+  private readonly pmdLocks: SplitLocks;
 
   constructor(
     readonly start: number,
@@ -97,24 +143,21 @@ export class Vma {
     this.flags = new Uint8Array(pages);
     this.pmd = new Uint8Array(backing.kind === "thp" ? size / backing.pageSize : 0);
     this.cachePa = new Float64Array(backing.kind === "shmem" ? pages : 0).fill(-1);
-    this.ptlSpan = (granule.size / 8) * granule.size;
-    this.ptlInv = 1 / this.ptlSpan;
-    // PTE pages cover naturally aligned ranges of the address space, whatever the VMA's start.
-    this.ptlBase = Math.floor(start * this.ptlInv);
-    const last = Math.floor((start + size - 1) * this.ptlInv);
-    this.ptls = new Array<PteLock | undefined>(last - this.ptlBase + 1).fill(undefined);
+    // Table pages cover naturally aligned ranges of the address space, whatever the VMA's start.
+    const entries = granule.size / 8;
+    this.ptls = new SplitLocks("ptl", entries * granule.size, start, this.end);
+    const thp = backing.kind === "thp";
+    this.pmdLocks = new SplitLocks("pmd_lock", entries * backing.pageSize, start, thp ? this.end : start);
   }
 
   /** pte_lockptr: the split page-table lock (a spinlock) of the host PTE page mapping `hva`. */
   ptl(hva: number): PteLock {
-    const k = Math.floor(hva * this.ptlInv) - this.ptlBase;
-    let p = this.ptls[k];
-    if (p === undefined) {
-      const lock: LockId = { name: `ptl[${hex((this.ptlBase + k) * this.ptlSpan)}]`, kind: "spinlock", domain: "host" };
-      p = { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
-      this.ptls[k] = p;
-    }
-    return p;
+    return this.ptls.of(hva);
+  }
+
+  /** pmd_lockptr (THP VMAs): the split lock of the host PMD page mapping `hva`. */
+  pmdLock(hva: number): PteLock {
+    return this.pmdLocks.of(hva);
   }
 
   /**
@@ -125,7 +168,11 @@ export class Vma {
     const i = this.index(hva);
     let p = this.pageLocks.get(i);
     if (p === undefined) {
-      const lock: LockId = { name: `page_lock[${hex(this.start + i * this.pageSize)}]`, kind: "mutex", domain: "host" };
+      const lock: LockId = {
+        name: `page_lock[${hex(this.start + i * this.pageSize)}]`,
+        kind: "mutex",
+        domain: "host",
+      };
       p = { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
       this.pageLocks.set(i, p);
     }
@@ -285,15 +332,30 @@ export class HostMm {
     const i = vma.index(hva);
     const f = vma.flags[i]!;
     if (!gupCanUse(f, writeFault)) return false;
-    // follow_page reads the PTE under its lock: held by another CPU, slow GUP must wait for it
-    // (gupSlow). Free, the lock round trip is part of the `gup` cost.
-    if (this.lockBusy(vma.ptl(hva).lock)) return false;
+    // follow_page reads the entry under its table's lock: held by another CPU, slow GUP must wait
+    // for it (gupSlow). Free, the lock round trip is part of the `gup` cost.
+    const lock = this.followLock(vma, hva);
+    if (lock !== null && this.lockBusy(lock.lock)) return false;
     this.chargeSlowGup(writeFault);
     this.gupPa = vma.pa[i]!;
     this.gupWritable = gupWritable(f, writeFault);
     if (this.events.active && this.events.wants["gup"])
       this.gupDone(hva, writeFault, "slow", this.gupPa, this.gupWritable);
     return true;
+  }
+
+  /**
+   * The lock follow_page takes to read the entry of `hva`: the PMD page's for a huge PMD
+   * (follow_pmd_mask), else the PTE page's (follow_page_pte). A PMD that reads as none is met
+   * without a lock (no_page_table); the fault that follows takes the PMD lock itself.
+   */
+  private followLock(vma: Vma, hva: number): PteLock | null {
+    if (vma.backing.kind === "thp") {
+      const state = vma.pmd[Math.floor((hva - vma.start) / vma.backing.pageSize)]!;
+      if (state === PMD_HUGE_ZERO || state === PMD_THP) return vma.pmdLock(hva);
+      if (pmdNone(state)) return null;
+    }
+    return vma.ptl(hva);
   }
 
   /**
@@ -326,15 +388,15 @@ export class HostMm {
     const vma = this.findVma(hva);
     if (vma === null) return null;
     const i = vma.index(hva);
-    const ptl = vma.ptl(hva);
     for (let tries = 0; ; tries++) {
-      // follow_page: the PTE is read under its lock, waited for if another CPU holds it (a free
-      // lock's round trip is part of the `gup` cost, as in gupNoFault).
-      const busy = this.lockBusy(ptl.lock);
-      if (busy) yield ptl.take;
+      // follow_page: the entry is read under its table's lock, waited for if another CPU holds it
+      // (a free lock's round trip is part of the `gup` cost, as in gupNoFault).
+      const lock = this.followLock(vma, hva);
+      const busy = lock !== null && this.lockBusy(lock.lock);
+      if (busy) yield lock.take;
       const f = vma.flags[i]!;
       const pa = vma.pa[i]!;
-      if (busy) yield ptl.drop;
+      if (busy) yield lock.drop;
       if (gupCanUse(f, writeFault)) {
         this.chargeSlowGup(writeFault);
         return this.gupDone(hva, writeFault, "slow", pa, gupWritable(f, writeFault));
@@ -491,23 +553,25 @@ export class HostMm {
     const first = (h * size) / vma.pageSize;
     const count = size / vma.pageSize;
     const state = vma.pmd[h]!;
-    if (state === PMD_NONE) {
-      if (!write) {
-        // The fault path's work comes before the PMD lock is taken and the PMD re-checked.
-        yield SCHED;
-        if (vma.pmd[h] !== PMD_NONE) return;
+    if (pmdNone(state)) {
+      // The fault path's work (for a write, clear_huge_page too) comes before the PMD lock is
+      // taken and the PMD re-checked; a PMD populated meanwhile (or split meanwhile: a split in
+      // flight holds the lock) is left alone, and GUP looks again.
+      const pmdl = vma.pmdLock(hva);
+      const pa = write ? this.allocZeroed(size) : -1;
+      yield pmdl.take;
+      const install = vma.pmd[h] === PMD_NONE;
+      if (install && write) {
+        this.fillPmd(vma, first, count, pa, HPTE_PRESENT | HPTE_WRITE | HPTE_THP);
+        vma.pmd[h] = PMD_THP;
+        this.thpBases.add(pa);
+      } else if (install) {
         this.fillPmd(vma, first, count, this.phys.hugeZeroPage, HPTE_PRESENT | HPTE_ZERO | HPTE_THP);
         vma.pmd[h] = PMD_HUGE_ZERO;
-        this.faulted(hva, write, "huge-zero", size);
-        return;
       }
-      const pa = this.allocZeroed(size);
-      yield SCHED; // clear_huge_page runs before the PMD lock is taken
-      if (vma.pmd[h] !== PMD_NONE) return this.dropRaced(hva, write, pa, size);
-      this.fillPmd(vma, first, count, pa, HPTE_PRESENT | HPTE_WRITE | HPTE_THP);
-      vma.pmd[h] = PMD_THP;
-      this.thpBases.add(pa);
-      this.faulted(hva, write, "thp-alloc", size);
+      yield pmdl.drop;
+      if (install) this.faulted(hva, write, write ? "thp-alloc" : "huge-zero", size);
+      else if (write) this.dropRaced(hva, write, pa, size);
       return;
     }
     if (state === PMD_HUGE_ZERO && write) yield* this.splitHugeZeroPmd(vma, hva, h);
@@ -527,15 +591,23 @@ export class HostMm {
     const count = size / vma.pageSize;
     const regionStart = vma.start + h * size;
     yield* this.invalidateRangeStart(regionStart, regionStart + size);
+    const pmdl = vma.pmdLock(hva);
+    yield pmdl.take;
     const split = vma.pmd[h] === PMD_HUGE_ZERO;
     if (split) {
+      // pmdp_huge_clear_flush, then the PTE table filled and populated: meanwhile the PMD reads as
+      // none, to GUP and to faults (which wait for this lock to install).
+      vma.pmd[h] = PMD_SPLITTING;
+      vma.flags.fill(0, first, first + count);
       this.meter.charge(W["pmd-split"], 1);
+      yield SCHED;
       for (let k = 0; k < count; k++) {
         vma.pa[first + k] = this.phys.zeroPage;
         vma.flags[first + k] = HPTE_PRESENT | HPTE_ZERO;
       }
       vma.pmd[h] = PMD_PTE;
     }
+    yield pmdl.drop;
     yield* this.invalidateRangeEnd(regionStart, regionStart + size);
     if (split) this.faulted(hva, true, "thp-split", size);
   }

@@ -675,7 +675,11 @@ export class Engine {
     let s = this.locks.get(lock);
     if (s === undefined) {
       const item =
-        lock.kind === "mutex" ? W_MUTEX_WAKEUP : lock.domain === "host" ? W_HOST_LOCK_HANDOFF : W_LOCK_HANDOFF;
+        lock.kind === "mutex"
+          ? W_MUTEX_WAKEUP
+          : lock.domain === "host"
+            ? W_HOST_LOCK_HANDOFF
+            : W_LOCK_HANDOFF;
       s = {
         owner: NONE,
         lastOwner: NONE,
