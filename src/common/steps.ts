@@ -63,7 +63,25 @@ export function runToCompletion<T>(gen: Blocking<T>): T {
  * Which task of an {@link interleave} holds each lock, also for code that must know whether taking
  * one now would wait without taking it (a lockless check, such as the host's slow GUP).
  */
-export class HeldLocks {
+/**
+ * What code that reads a lock without waiting for it as a step may ask (follow_page's round trip
+ * of a free page-table lock): the simulator's engine, or a fixed interleaving's {@link HeldLocks}.
+ */
+export interface LockView {
+  /** Whether some CPU holds `lock` now. */
+  isHeld(lock: LockId): boolean;
+  /**
+   * Takes and drops the free `lock` at once for the running CPU, which becomes its last holder:
+   * returns the work item that costs (its handoff when another CPU held it last), or -1 when it
+   * costs nothing beyond the caller's own work.
+   */
+  takeFree(lock: LockId): number;
+}
+
+/** Every lock free, at no cost: exact for single-threaded use. */
+export const FREE_LOCKS: LockView = { isHeld: () => false, takeFree: () => -1 };
+
+export class HeldLocks implements LockView {
   private readonly owners = new Map<LockId, number>();
 
   /** Whether some task holds `lock`. */
@@ -74,6 +92,11 @@ export class HeldLocks {
   /** The task holding `lock`, or undefined. */
   ownerOf(lock: LockId): number | undefined {
     return this.owners.get(lock);
+  }
+
+  /** A fixed interleaving prices nothing. */
+  takeFree(): number {
+    return -1;
   }
 
   /** Records that `lock` was granted to `task`. */

@@ -7,7 +7,15 @@ import type { Granule } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import type { EventSink } from "../common/events.js";
 import { hex, sizeName } from "../common/format.js";
-import { type Blocking, type LockId, runToCompletion, SCHED, type Step } from "../common/steps.js";
+import {
+  type Blocking,
+  FREE_LOCKS,
+  type LockId,
+  type LockView,
+  runToCompletion,
+  SCHED,
+  type Step,
+} from "../common/steps.js";
 import { W, WorkMeter } from "../common/work.js";
 import type { BackingSource } from "./backing.js";
 import type { HostEvent, HostFaultResult } from "./events.js";
@@ -211,10 +219,10 @@ export class Vma {
 }
 
 /**
- * The host mm (struct mm_struct) of the VMM process. `lockBusy` tells whether a lock is held by
- * some CPU at this point: the simulator's engine (as of the start of the asking CPU's code
- * segment), or the locks a fixed interleaving granted (`HeldLocks`). Without it, locks always read
- * as free, which is exact for single-threaded use.
+ * The host mm (struct mm_struct) of the VMM process. `locks` tells whether a lock is held by some
+ * CPU at this point and prices follow_page's round trip of a free one: the simulator's engine (as
+ * of the start of the asking CPU's code segment), or the locks a fixed interleaving granted
+ * (`HeldLocks`). Without it, locks always read as free, which is exact for single-threaded use.
  */
 export class HostMm {
   readonly vmas: Vma[] = [];
@@ -234,7 +242,7 @@ export class HostMm {
     readonly events: EventSink<HostEvent>,
     hugeZeroSize: number,
     readonly meter: WorkMeter = new WorkMeter(),
-    private readonly lockBusy: (lock: LockId) => boolean = () => false,
+    private readonly locks: LockView = FREE_LOCKS,
   ) {
     this.thpSize = hugeZeroSize;
     this.thpInv = 1 / hugeZeroSize;
@@ -335,13 +343,20 @@ export class HostMm {
     // follow_page reads the entry under its table's lock: held by another CPU, slow GUP must wait
     // for it (gupSlow). Free, the lock round trip is part of the `gup` cost.
     const lock = this.followLock(vma, hva);
-    if (lock !== null && this.lockBusy(lock.lock)) return false;
+    if (lock !== null && this.locks.isHeld(lock.lock)) return false;
+    if (lock !== null) this.takeFree(lock.lock);
     this.chargeSlowGup(writeFault);
     this.gupPa = vma.pa[i]!;
     this.gupWritable = gupWritable(f, writeFault);
     if (this.events.active && this.events.wants["gup"])
       this.gupDone(hva, writeFault, "slow", this.gupPa, this.gupWritable);
     return true;
+  }
+
+  /** follow_page's round trip of a free lock: a line transfer when another CPU held it last. */
+  private takeFree(lock: LockId): void {
+    const item = this.locks.takeFree(lock);
+    if (item >= 0) this.meter.charge(item, 1);
   }
 
   /**
@@ -392,7 +407,8 @@ export class HostMm {
       // follow_page: the entry is read under its table's lock, waited for if another CPU holds it
       // (a free lock's round trip is part of the `gup` cost, as in gupNoFault).
       const lock = this.followLock(vma, hva);
-      const busy = lock !== null && this.lockBusy(lock.lock);
+      const busy = lock !== null && this.locks.isHeld(lock.lock);
+      if (lock !== null && !busy) this.takeFree(lock.lock);
       if (busy) yield lock.take;
       const f = vma.flags[i]!;
       const pa = vma.pa[i]!;

@@ -10,7 +10,7 @@ import { S2simError } from "../common/error.js";
 import { EventBus } from "../common/events.js";
 import { WorkMeter } from "../common/work.js";
 import { hex, sizeName } from "../common/format.js";
-import { HeldLocks, type LockId, type Step } from "../common/steps.js";
+import { HeldLocks, type LockId, type LockView, type Step } from "../common/steps.js";
 import { type BackingSource, backingSource } from "../host/backing.js";
 import { HostPhys } from "../host/host-phys.js";
 import { HostMm } from "../host/mm.js";
@@ -45,10 +45,11 @@ export interface VmOptions {
   /** Told of every stage-2 descriptor store (the simulator's visibility model). */
   readonly pteObserver?: PteObserver;
   /**
-   * Whether a lock is held by some CPU right now: the simulator's engine. By default the VM's
-   * {@link Vm.heldLocks}, which a fixed interleaving keeps up to date.
+   * Whether a lock is held by some CPU right now, and what taking a free one costs: the
+   * simulator's engine. By default the VM's {@link Vm.heldLocks}, which a fixed interleaving
+   * keeps up to date.
    */
-  readonly lockBusy?: (lock: LockId) => boolean;
+  readonly locks?: LockView;
 }
 
 /** A vCPU as the KVM code sees it: its id, its table-page memcache and its fault in progress. */
@@ -109,14 +110,7 @@ export class Vm {
     this.hostPhys = new HostPhys(granule, opts.hostBytes ?? 2 ** 30, hugeZero);
     this.meter = opts.meter ?? new WorkMeter();
     const held = this.heldLocks;
-    this.host = new HostMm(
-      granule,
-      this.hostPhys,
-      this.events,
-      hugeZero,
-      this.meter,
-      opts.lockBusy ?? ((lock) => held.isHeld(lock)),
-    );
+    this.host = new HostMm(granule, this.hostPhys, this.events, hugeZero, this.meter, opts.locks ?? held);
     this.tableMem = new PhysMem(granule);
     const userHw = opts.hw ?? NULL_HW;
     const phys = this.hostPhys;

@@ -446,6 +446,19 @@ export class Engine {
     return s !== undefined && s.owner !== NONE;
   }
 
+  /**
+   * The running task takes and drops the free `lock` at once (outside the steps: follow_page's
+   * round trip); it becomes the lock's last holder. Returns the lock's handoff item when another
+   * task held it last (the line moves), else -1.
+   */
+  takeFree(lock: LockId): number {
+    const s = this.lockState(lock);
+    const id = this.current;
+    const item = s.lastOwner !== NONE && s.lastOwner !== id ? s.handoffItem : -1;
+    s.lastOwner = id;
+    return item;
+  }
+
   /** Statistics of one lock (zeros if never taken). */
   lockStats(lock: LockId): LockStats {
     return this.lockState(lock).stats;

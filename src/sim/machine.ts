@@ -4,7 +4,7 @@
  * {@link attach} it.
  */
 import { Digest } from "../common/digest.js";
-import type { LockId } from "../common/steps.js";
+import type { LockView } from "../common/steps.js";
 import { WorkMeter } from "../common/work.js";
 import type { Vm } from "../kvm/vm.js";
 import type { Stage2Hw } from "../pgtable/hw.js";
@@ -82,7 +82,7 @@ export class SimMachine {
     meter: WorkMeter;
     pteObserver: PteVisibility;
     hw: Stage2Hw;
-    lockBusy: (lock: LockId) => boolean;
+    locks: LockView;
   } {
     const hw: Stage2Hw = {
       tlbFlushVmidIpa: (ipa, level) => this.mmuRef?.log.invalidateIpa(ipa, level),
@@ -91,8 +91,11 @@ export class SimMachine {
       icacheInvalPou: () => {},
       icacheInvalAll: () => {},
     };
-    const lockBusy = (lock: LockId): boolean => this.engine !== null && this.engine.isHeld(lock);
-    return { meter: this.meter, pteObserver: this.visibility, hw, lockBusy };
+    const locks: LockView = {
+      isHeld: (lock) => this.engine !== null && this.engine.isHeld(lock),
+      takeFree: (lock) => (this.engine === null ? -1 : this.engine.takeFree(lock)),
+    };
+    return { meter: this.meter, pteObserver: this.visibility, hw, locks };
   }
 
   /** Connects the VM built with {@link vmHooks}; call after its memslots exist. */

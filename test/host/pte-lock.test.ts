@@ -7,7 +7,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GRANULES } from "../../src/arch/index.js";
 import { EventBus } from "../../src/common/events.js";
-import { type Blocking, HeldLocks, type LockId, runToCompletion, type Step } from "../../src/common/steps.js";
+import {
+  type Blocking,
+  HeldLocks,
+  type LockId,
+  type LockView,
+  runToCompletion,
+  type Step,
+} from "../../src/common/steps.js";
+import { W, WorkMeter } from "../../src/common/work.js";
 import { backingSource } from "../../src/host/backing.js";
 import { HOST_EVENT_KINDS, type HostEvent } from "../../src/host/events.js";
 import { HostPhys } from "../../src/host/host-phys.js";
@@ -18,12 +26,9 @@ const G = GRANULES[4096];
 const HVA = 2 ** 40;
 const K4 = 4096;
 
-function host(
-  lockBusy?: (lock: LockId) => boolean,
-  events = new EventBus<HostEvent>(HOST_EVENT_KINDS),
-): HostMm {
+function host(locks?: LockView, events = new EventBus<HostEvent>(HOST_EVENT_KINDS)): HostMm {
   const phys = new HostPhys(G, 2 ** 24, 2 ** 21);
-  const mm = new HostMm(G, phys, events, 2 ** 21, undefined, lockBusy);
+  const mm = new HostMm(G, phys, events, 2 ** 21, undefined, locks);
   mm.mmap(HVA, 2 ** 21, backingSource("anonymous", G));
   return mm;
 }
@@ -80,7 +85,7 @@ test("a zero-page copy clears the PTE, tells change_pte, then stores the new PTE
 
 test("slow GUP waits for a PTE lock another CPU holds, and only then", () => {
   let busy = false;
-  const mm = host(() => busy);
+  const mm = host({ isHeld: () => busy, takeFree: () => -1 });
   runToCompletion(mm.gup(HVA + K4, false)); // zero page: present, read-only
   assert.equal(mm.gupNoFault(HVA + K4, false), true);
   assert.deepEqual(steps(mm.gup(HVA + K4, false)), []);
@@ -106,7 +111,7 @@ test("PTE-page locks cover naturally aligned 2 MiB ranges, whatever the VMA's st
 test("with HeldLocks, a GUP during another task's copy waits for the PTE lock and allocates nothing", () => {
   const held = new HeldLocks();
   const events = new EventBus<HostEvent>(HOST_EVENT_KINDS);
-  const mm = host((l) => held.isHeld(l), events);
+  const mm = host(held, events);
   const mmuLock: LockId = { name: "mmu_lock", kind: "spinlock", domain: "kvm" };
   const seen: number[] = [];
   const n = recorder(mm, HVA, seen);
@@ -135,4 +140,37 @@ test("with HeldLocks, a GUP during another task's copy waits for the PTE lock an
   const b = mm.gup(HVA, true).next();
   assert.deepEqual(b.value, mm.findVma(HVA)!.ptl(HVA).take);
   assert.equal(allocs.length, 1);
+});
+
+test("follow_page of a free PTE lock costs what the lock view says (a handoff when another CPU held it last)", () => {
+  const meter = new WorkMeter();
+  const asked: LockId[] = [];
+  const locks: LockView = {
+    isHeld: () => false,
+    takeFree: (lock) => {
+      asked.push(lock);
+      return W["host-lock-handoff"];
+    },
+  };
+  const mm = new HostMm(
+    G,
+    new HostPhys(G, 2 ** 24, 2 ** 21),
+    new EventBus<HostEvent>(HOST_EVENT_KINDS),
+    2 ** 21,
+    meter,
+    locks,
+  );
+  mm.mmap(HVA, 2 ** 21, backingSource("anonymous", G));
+  runToCompletion(mm.gup(HVA, false)); // slow GUP: follow_page (none), the fault, follow_page again
+  const ptl = mm.findVma(HVA)!.ptl(HVA).lock;
+  assert.deepEqual(asked, [ptl, ptl]);
+  assert.equal(meter.count[W["host-lock-handoff"]], 2);
+  assert.equal(
+    mm.gupNoFault(HVA, false),
+    true,
+    "the zero page, read-only: fast GUP fails, follow_page finds it",
+  );
+  assert.equal(meter.count[W["host-lock-handoff"]], 3);
+  assert.equal(mm.gupFast(HVA, true), false);
+  assert.equal(meter.count[W["host-lock-handoff"]], 3, "fast GUP takes no lock");
 });

@@ -114,7 +114,7 @@ test("the split holds the PMD lock across its work, and the region reads as none
   const held = new HeldLocks();
   const meter = new WorkMeter();
   const events = new EventBus<HostEvent>(HOST_EVENT_KINDS);
-  const mm = new HostMm(G, new HostPhys(G, 2 ** 26, M2), events, M2, meter, (l) => held.isHeld(l));
+  const mm = new HostMm(G, new HostPhys(G, 2 ** 26, M2), events, M2, meter, held);
   const vma = mm.mmap(HVA, 2 * M2, backingSource("anonymous_thp", G));
   const pmdl = vma.pmdLock(HVA);
   assert.equal(pmdl, vma.pmdLock(HVA + M2), "one PMD page maps 1 GiB");
@@ -173,7 +173,7 @@ test("slow GUP of a huge PMD waits for the PMD lock, not the PTE page's", () => 
     new EventBus<HostEvent>(HOST_EVENT_KINDS),
     M2,
     undefined,
-    (l) => held.isHeld(l),
+    held,
   );
   const vma = mm.mmap(HVA, 2 * M2, backingSource("anonymous_thp", G));
   runToCompletion(mm.gup(HVA, false)); // the huge zero page

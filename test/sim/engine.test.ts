@@ -85,6 +85,27 @@ describe("sim engine", () => {
     assert.equal(meter.count[W["lock-acquire"]], 2);
   });
 
+  it("takeFree: a free lock taken and dropped outside the steps costs its handoff when another CPU held it last, and moves it", () => {
+    const meter = meterWith(1);
+    const host: LockId = { name: "ptl", kind: "spinlock", domain: "host" };
+    const e = new Engine(meter, costs, 2);
+    const items: number[] = [];
+    function* cpu(before: number, takes: number): Blocking<void> {
+      meter.charge(W["pgt-call"], before);
+      yield SCHED;
+      for (let k = 0; k < takes; k++) items.push(e.takeFree(host));
+      yield { kind: "lock", lock: host };
+      yield { kind: "unlock", lock: host };
+    }
+    e.spawn(cpu(5, 2), 0); // never held: free of charge, then its own
+    e.spawn(cpu(1000, 1), 0); // last held by CPU 0: a handoff
+    e.run();
+    assert.deepEqual(items, [-1, -1, W["host-lock-handoff"]]);
+    // CPU 0's step acquisition found itself last (lock-acquire); CPU 1's too, after its takeFree.
+    assert.equal(meter.count[W["lock-acquire"]], 2);
+    assert.equal(meter.count[W["host-lock-handoff"]], 0, "takeFree charges nothing itself");
+  });
+
   it("periodCounters lists only the locks a period changed, in first-use order; fastForward counts skipped periods as seen", () => {
     const meter = meterWith(1);
     const a: LockId = { name: "A", kind: "spinlock", domain: "kvm" };
