@@ -59,6 +59,10 @@ interface LockState {
   touched: boolean;
   /** Its statistics as that call reported them (plus the periods skipped since). */
   readonly seen: LockStats;
+  /** The lock clock at its last change of owner, last holder or queue (Engine.lockTime). */
+  changed: number;
+  /** Whether it is in Engine.recentLocks. */
+  recent: boolean;
 }
 
 const NONE = -1;
@@ -454,8 +458,10 @@ export class Engine {
   takeFree(lock: LockId): number {
     const s = this.lockState(lock);
     const id = this.current;
-    const item = s.lastOwner !== NONE && s.lastOwner !== id ? s.handoffItem : -1;
+    if (s.lastOwner === id) return -1;
+    const item = s.lastOwner !== NONE ? s.handoffItem : -1;
     s.lastOwner = id;
+    this.lockChanged(s);
     return item;
   }
 
@@ -551,10 +557,19 @@ export class Engine {
 
   /**
    * The engine's state relative to task `cur` ending a segment at `t0` (see {@link onBoundary}):
-   * where each task is and when, its pending step, the locks' owners and queues. Appended to
-   * `out` as numbers; `stepCode` numbers a step.
+   * where each task is and when, its pending step, the locks' owners, last holders and queues.
+   * Appended to `out` as numbers; `stepCode` numbers a step. `since` is the {@link lockTime} at
+   * the oldest boundary this state may be compared with (locks unchanged since then and free are
+   * left out), `keepSince` the lowest `since` any later call will pass.
    */
-  periodicState(out: NumberList, cur: number, t0: number, stepCode: (s: Step | null) => number): void {
+  periodicState(
+    out: NumberList,
+    cur: number,
+    t0: number,
+    stepCode: (s: Step | null) => number,
+    since: number,
+    keepSince: number,
+  ): void {
     const heap = this.heap;
     const tasks = this.tasks;
     if (this.heapTimes.length !== tasks.length) this.heapTimes = new Float64Array(tasks.length);
@@ -569,7 +584,26 @@ export class Engine {
       out.push(task.loudBits);
       out.push(task.hostLoudWaiting ? 1 : 0);
     }
-    for (const s of this.locks.values()) {
+    // The locks: those changed after `since`, or held, or waited for, with their numbers. Any
+    // other lock is free and as it was when the lock clock read `since`, at a boundary this state
+    // is compared with; states that list different locks differ.
+    const recent = this.recentLocks;
+    let n = 0;
+    for (let i = 0; i < recent.length; i++) {
+      const s = recent[i]!;
+      if (s.changed > keepSince || s.owner !== NONE || s.waiters.size > 0) recent[n++] = s;
+      else s.recent = false;
+    }
+    recent.length = n;
+    for (let i = 1; i < n; i++) {
+      const t = recent[i]!;
+      let j = i - 1;
+      for (; j >= 0 && recent[j]!.index > t.index; j--) recent[j + 1] = recent[j]!;
+      recent[j + 1] = t;
+    }
+    for (const s of recent) {
+      if (s.changed <= since && s.owner === NONE && s.waiters.size === 0) continue;
+      out.push(s.index);
       out.push(s.owner);
       out.push(s.lastOwner);
       out.push(s.owner === NONE ? 0 : s.since - t0);
@@ -579,6 +613,30 @@ export class Engine {
     out.push(this.hostLoudWaiters);
     out.push(this.tlbiQuiet.shortest);
     out.push(this.hostQuiet.shortest);
+  }
+
+  /**
+   * The lock clock: counts changes of the locks' owners, last holders and queues. The fast-forward
+   * reads it at each boundary it keeps, for {@link periodicState}'s `since` and `keepSince`.
+   */
+  get lockTime(): number {
+    return this.lockClock;
+  }
+
+  private lockClock = 0;
+  /**
+   * The locks changed after the oldest boundary the fast-forward keeps, and every lock held or
+   * waited for: what {@link periodicState} lists. Other locks (the host's page-table locks of
+   * regions the run has left: thousands) are left out of every snapshot.
+   */
+  private readonly recentLocks: LockState[] = [];
+
+  private lockChanged(s: LockState): void {
+    s.changed = ++this.lockClock;
+    if (!s.recent) {
+      s.recent = true;
+      this.recentLocks.push(s);
+    }
   }
 
   /** Scratch of {@link periodicState}: each task's time in the heap. */
@@ -638,7 +696,8 @@ export class Engine {
     for (const task of this.tasks) if (!task.finished) task.waitSince += dt;
     this.steps += times * delta.get(0);
     this.stepsSeen += times * delta.get(0);
-    for (const s of this.locks.values()) if (s.owner !== NONE) s.since += dt;
+    // Held locks are all among the recent ones (periodicState never drops them).
+    for (const s of this.recentLocks) if (s.owner !== NONE) s.since += dt;
     const m = delta.get(1);
     for (let j = 0; j < m; j++) {
       const o = 2 + 5 * j;
@@ -703,6 +762,8 @@ export class Engine {
         handoffItem: item,
         handoffCost: this.meter.cost[item]!,
         touched: false,
+        changed: 0,
+        recent: false,
         seen: { acquisitions: 0, contended: 0, waitPs: 0, holdPs: 0 },
       };
       this.locks.set(lock, s);
@@ -727,6 +788,7 @@ export class Engine {
       this.now += c;
       s.owner = id;
       s.lastOwner = id;
+      this.lockChanged(s);
       s.since = this.now;
       s.stats.acquisitions++;
       return true;
@@ -737,6 +799,7 @@ export class Engine {
       this.hostLoudWaiters++;
     }
     s.waiters.push(id);
+    this.lockChanged(s);
     s.stats.contended++;
     return false;
   }
@@ -747,6 +810,7 @@ export class Engine {
     if (s.owner !== id) throw new Error(`${lock.name} released by CPU ${id}, which does not hold it`);
     this.touch(s);
     s.stats.holdPs += this.now - s.since;
+    this.lockChanged(s);
     if (s.waiters.size === 0) {
       s.owner = NONE;
       return;

@@ -52,6 +52,8 @@ interface Boundary {
 /** A boundary's relative state, kept for the last few boundaries of a stable run. */
 interface Snapshot {
   page: number;
+  /** The engine's lock clock at the boundary (Engine.lockTime). */
+  readonly clock: number;
   /** The stores in flight and the descriptors around the leaf (part of its state, see atBoundary). */
   readonly key: NumberList;
   /** The whole relative state, or null where it was not taken. */
@@ -260,11 +262,13 @@ export class FastForward {
     }
     const ring = this.mmu.tlbs.map((t) => t.recentPosition);
     if (!keyRepeats) {
-      this.remember({ page, key, state: null, ring });
+      this.remember({ page, clock: this.engine.lockTime, key, state: null, ring });
       return 0;
     }
     const out = this.pool.pop() ?? new NumberList(1024);
-    const state = this.relativeState(id, page, end, ctx.slot, key, out);
+    // Locks are compared as far back as the oldest boundary this state may be compared with.
+    const since = this.history[this.history.length - lagMax]!.clock;
+    const state = this.relativeState(id, page, end, ctx.slot, key, out, since, this.history[0]!.clock);
     if (state === null) {
       this.pool.push(out);
       this.keyPool.push(key);
@@ -296,11 +300,11 @@ export class FastForward {
         e.page += k;
         e.ring = e.ring.map((r, i) => (r + turn[i]!) % RECENT);
       }
-      this.remember({ page: page + k, key, state, ring: turned });
+      this.remember({ page: page + k, clock: this.engine.lockTime, key, state, ring: turned });
       skipped = k;
       break;
     }
-    if (skipped === 0) this.remember({ page, key, state, ring });
+    if (skipped === 0) this.remember({ page, clock: this.engine.lockTime, key, state, ring });
     return skipped * period;
   }
 
@@ -403,6 +407,8 @@ export class FastForward {
     slot: Memslot,
     tables: NumberList,
     out: NumberList,
+    since: number,
+    keepSince: number,
   ): NumberList | null {
     const P = this.page;
     const b = page * P;
@@ -414,7 +420,7 @@ export class FastForward {
       ipa: relIpa,
       pa: (base, pa) => (base >= lo && base < hi ? pa - this.nearHostPa(slot, base) + REL : pa),
     };
-    this.engine.periodicState(out, cur, t0, (s) => this.stepCode(s));
+    this.engine.periodicState(out, cur, t0, (s) => this.stepCode(s), since, keepSince);
     const vm = this.vm;
     // Not the TLBI history: a TLB entry's past TLBIs matter only through whether it is live now
     // (each entry's state says), later TLBIs remove it whenever it was filled, and fills to come

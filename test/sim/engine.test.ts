@@ -106,6 +106,31 @@ describe("sim engine", () => {
     assert.equal(meter.count[W["host-lock-handoff"]], 0, "takeFree charges nothing itself");
   });
 
+  it("periodicState lists the locks changed after `since`, and held or waited-for ones, by number; the rest are left out", () => {
+    const meter = meterWith(1);
+    const locks: LockId[] = [0, 1, 2].map((i) => ({ name: `ptl${i}`, kind: "spinlock", domain: "host" }));
+    const e = new Engine(meter, costs, 2);
+    const clocks: number[] = [];
+    const states: number[][] = [];
+    function* cpu(): Blocking<void> {
+      for (const lock of locks) {
+        yield { kind: "lock", lock };
+        yield { kind: "unlock", lock };
+        clocks.push(e.lockTime);
+      }
+      const out = new NumberList();
+      e.periodicState(out, 0, e.timeNow(), () => 0, clocks[0]!, clocks[0]!);
+      states.push(Array.from({ length: out.length }, (_, i) => out.get(i)));
+    }
+    e.spawn(cpu(), 0);
+    e.run();
+    // One task (5 numbers), then locks 1 and 2 (changed after the first lock's release), each as
+    // its number, owner, last holder, hold start and queue length; then three more numbers.
+    const s = states[0]!;
+    assert.equal(s.length, 5 + 2 * 5 + 3);
+    assert.deepEqual(s.slice(5, 15), [1, -1, 0, 0, 0, 2, -1, 0, 0, 0]);
+  });
+
   it("periodCounters lists only the locks a period changed, in first-use order; fastForward counts skipped periods as seen", () => {
     const meter = meterWith(1);
     const a: LockId = { name: "A", kind: "spinlock", domain: "kvm" };
