@@ -68,18 +68,20 @@ export function runToCompletion<T>(gen: Blocking<T>): T {
  * of a free page-table lock): the simulator's engine, or a fixed interleaving's {@link HeldLocks}.
  */
 export interface LockView {
-  /** Whether some CPU holds `lock` now. */
-  isHeld(lock: LockId): boolean;
   /**
-   * Takes and drops the free `lock` at once for the running CPU, which becomes its last holder:
+   * {@link LOCK_HELD} when some CPU holds `lock` now (the caller must wait for it as a step);
+   * otherwise takes and drops it at once for the running CPU, which becomes its last holder, and
    * returns the work item that costs (its handoff when another CPU held it last), or -1 when it
    * costs nothing beyond the caller's own work.
    */
   takeFree(lock: LockId): number;
 }
 
+/** {@link LockView.takeFree}'s answer for a lock another CPU holds. */
+export const LOCK_HELD = -2;
+
 /** Every lock free, at no cost: exact for single-threaded use. */
-export const FREE_LOCKS: LockView = { isHeld: () => false, takeFree: () => -1 };
+export const FREE_LOCKS: LockView = { takeFree: () => -1 };
 
 export class HeldLocks implements LockView {
   private readonly owners = new Map<LockId, number>();
@@ -94,9 +96,9 @@ export class HeldLocks implements LockView {
     return this.owners.get(lock);
   }
 
-  /** A fixed interleaving prices nothing. */
-  takeFree(): number {
-    return -1;
+  /** Whether `lock` is held; a fixed interleaving prices nothing. */
+  takeFree(lock: LockId): number {
+    return this.owners.has(lock) ? LOCK_HELD : -1;
   }
 
   /** Records that `lock` was granted to `task`. */

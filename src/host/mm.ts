@@ -10,6 +10,7 @@ import { hex, sizeName } from "../common/format.js";
 import {
   type Blocking,
   FREE_LOCKS,
+  LOCK_HELD,
   type LockId,
   type LockView,
   runToCompletion,
@@ -343,8 +344,7 @@ export class HostMm {
     // follow_page reads the entry under its table's lock: held by another CPU, slow GUP must wait
     // for it (gupSlow). Free, the lock round trip is part of the `gup` cost.
     const lock = this.followLock(vma, hva);
-    if (lock !== null && this.locks.isHeld(lock.lock)) return false;
-    if (lock !== null) this.takeFree(lock.lock);
+    if (lock !== null && !this.takeFree(lock.lock)) return false;
     this.chargeSlowGup(writeFault);
     this.gupPa = vma.pa[i]!;
     this.gupWritable = gupWritable(f, writeFault);
@@ -354,9 +354,11 @@ export class HostMm {
   }
 
   /** follow_page's round trip of a free lock: a line transfer when another CPU held it last. */
-  private takeFree(lock: LockId): void {
+  private takeFree(lock: LockId): boolean {
     const item = this.locks.takeFree(lock);
+    if (item === LOCK_HELD) return false;
     if (item >= 0) this.meter.charge(item, 1);
+    return true;
   }
 
   /**
@@ -407,8 +409,7 @@ export class HostMm {
       // follow_page: the entry is read under its table's lock, waited for if another CPU holds it
       // (a free lock's round trip is part of the `gup` cost, as in gupNoFault).
       const lock = this.followLock(vma, hva);
-      const busy = lock !== null && this.locks.isHeld(lock.lock);
-      if (lock !== null && !busy) this.takeFree(lock.lock);
+      const busy = lock !== null && !this.takeFree(lock.lock);
       if (busy) yield lock.take;
       const f = vma.flags[i]!;
       const pa = vma.pa[i]!;

@@ -15,7 +15,7 @@
  * same for host memory state ({@link SimCode.hostQuietFor}, {@link Engine.mayReadHostAhead}): a
  * fault handler may sample the notifier sequence and GUP before CPUs that cannot change either.
  */
-import type { Blocking, LockId, Step } from "../common/steps.js";
+import { type Blocking, LOCK_HELD, type LockId, type Step } from "../common/steps.js";
 import type { NumberList } from "../common/number-list.js";
 import { W, type WorkMeter } from "../common/work.js";
 import { TaskHeap, TaskQueue } from "./heap.js";
@@ -451,12 +451,14 @@ export class Engine {
   }
 
   /**
-   * The running task takes and drops the free `lock` at once (outside the steps: follow_page's
-   * round trip); it becomes the lock's last holder. Returns the lock's handoff item when another
-   * task held it last (the line moves), else -1.
+   * The running task takes and drops `lock` at once if it is free (outside the steps:
+   * follow_page's round trip); it becomes the lock's last holder. Returns LOCK_HELD when a task
+   * holds it, the lock's handoff item when another task held it last (the line moves), else -1.
    */
   takeFree(lock: LockId): number {
-    const s = this.lockState(lock);
+    // Not lockState: its one-lock cache is for mmu_lock, between whose uses these come.
+    const s = this.locks.get(lock) ?? this.lockState(lock);
+    if (s.owner !== NONE) return LOCK_HELD;
     const id = this.current;
     if (s.lastOwner === id) return -1;
     const item = s.lastOwner !== NONE ? s.handoffItem : -1;

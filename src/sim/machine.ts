@@ -92,7 +92,6 @@ export class SimMachine {
       icacheInvalAll: () => {},
     };
     const locks: LockView = {
-      isHeld: (lock) => this.engine !== null && this.engine.isHeld(lock),
       takeFree: (lock) => (this.engine === null ? -1 : this.engine.takeFree(lock)),
     };
     return { meter: this.meter, pteObserver: this.visibility, hw, locks };

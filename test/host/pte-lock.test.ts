@@ -10,6 +10,7 @@ import { EventBus } from "../../src/common/events.js";
 import {
   type Blocking,
   HeldLocks,
+  LOCK_HELD,
   type LockId,
   type LockView,
   runToCompletion,
@@ -85,7 +86,7 @@ test("a zero-page copy clears the PTE, tells change_pte, then stores the new PTE
 
 test("slow GUP waits for a PTE lock another CPU holds, and only then", () => {
   let busy = false;
-  const mm = host({ isHeld: () => busy, takeFree: () => -1 });
+  const mm = host({ takeFree: () => (busy ? LOCK_HELD : -1) });
   runToCompletion(mm.gup(HVA + K4, false)); // zero page: present, read-only
   assert.equal(mm.gupNoFault(HVA + K4, false), true);
   assert.deepEqual(steps(mm.gup(HVA + K4, false)), []);
@@ -146,7 +147,6 @@ test("follow_page of a free PTE lock costs what the lock view says (a handoff wh
   const meter = new WorkMeter();
   const asked: LockId[] = [];
   const locks: LockView = {
-    isHeld: () => false,
     takeFree: (lock) => {
       asked.push(lock);
       return W["host-lock-handoff"];
