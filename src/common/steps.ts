@@ -60,10 +60,6 @@ export function runToCompletion<T>(gen: Blocking<T>): T {
 }
 
 /**
- * Which task of an {@link interleave} holds each lock, also for code that must know whether taking
- * one now would wait without taking it (a lockless check, such as the host's slow GUP).
- */
-/**
  * What code that reads a lock without waiting for it as a step may ask (follow_page's round trip
  * of a free page-table lock): the simulator's engine, or a fixed interleaving's {@link HeldLocks}.
  */
@@ -83,6 +79,10 @@ export const LOCK_HELD = -2;
 /** Every lock free, at no cost: exact for single-threaded use. */
 export const FREE_LOCKS: LockView = { takeFree: () => -1 };
 
+/**
+ * Which task of an {@link interleave} holds each lock, also for code that must know whether taking
+ * one now would wait without taking it (a lockless check, such as the host's slow GUP).
+ */
 export class HeldLocks implements LockView {
   private readonly owners = new Map<LockId, number>();
 

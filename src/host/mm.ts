@@ -78,8 +78,9 @@ export interface PteLock {
   readonly drop: Step;
 }
 
-function hostSpinlock(name: string): PteLock {
-  const lock: LockId = { name, kind: "spinlock", domain: "host" };
+/** A lock of the host mm with its steps, built once. */
+function hostLock(name: string, kind: LockId["kind"]): PteLock {
+  const lock: LockId = { name, kind, domain: "host" };
   return { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
 }
 
@@ -110,7 +111,7 @@ class SplitLocks {
     const k = Math.floor(hva * this.inv) - this.base;
     let p = this.locks[k];
     if (p === undefined) {
-      p = hostSpinlock(`${this.prefix}[${hex((this.base + k) * this.span)}]`);
+      p = hostLock(`${this.prefix}[${hex((this.base + k) * this.span)}]`, "spinlock");
       this.locks[k] = p;
     }
     return p;
@@ -177,12 +178,7 @@ export class Vma {
     const i = this.index(hva);
     let p = this.pageLocks.get(i);
     if (p === undefined) {
-      const lock: LockId = {
-        name: `page_lock[${hex(this.start + i * this.pageSize)}]`,
-        kind: "mutex",
-        domain: "host",
-      };
-      p = { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
+      p = hostLock(`page_lock[${hex(this.start + i * this.pageSize)}]`, "mutex");
       this.pageLocks.set(i, p);
     }
     return p;
@@ -342,7 +338,7 @@ export class HostMm {
     const f = vma.flags[i]!;
     if (!gupCanUse(f, writeFault)) return false;
     // follow_page reads the entry under its table's lock: held by another CPU, slow GUP must wait
-    // for it (gupSlow). Free, the lock round trip is part of the `gup` cost.
+    // for it (gupSlow); free, GUP takes and drops it at once (takeFree).
     const lock = this.followLock(vma, hva);
     if (lock !== null && !this.takeFree(lock.lock)) return false;
     this.chargeSlowGup(writeFault);
@@ -406,8 +402,8 @@ export class HostMm {
     if (vma === null) return null;
     const i = vma.index(hva);
     for (let tries = 0; ; tries++) {
-      // follow_page: the entry is read under its table's lock, waited for if another CPU holds it
-      // (a free lock's round trip is part of the `gup` cost, as in gupNoFault).
+      // follow_page: the entry is read under its table's lock, waited for if another CPU holds it,
+      // else taken and dropped at once (as in gupNoFault).
       const lock = this.followLock(vma, hva);
       const busy = lock !== null && !this.takeFree(lock.lock);
       if (busy) yield lock.take;

@@ -444,12 +444,6 @@ export class Engine {
     return this.tasks[id]!.finishedAt;
   }
 
-  /** Whether some CPU holds `lock` (or is being handed it) at this point of the run. */
-  isHeld(lock: LockId): boolean {
-    const s = this.locks.get(lock);
-    return s !== undefined && s.owner !== NONE;
-  }
-
   /**
    * The running task takes and drops `lock` at once if it is free (outside the steps:
    * follow_page's round trip); it becomes the lock's last holder. Returns LOCK_HELD when a task
