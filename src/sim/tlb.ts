@@ -558,6 +558,11 @@ export class Stage2Tlb {
     // Consecutive blocks: consecutive sets, and (within one tracked range) consecutive counters.
     const set0 = this.setOf(Math.floor(first * this.sizes.inv[level + 1]!));
     const log0 = this.log.runIndex(first, level, n);
+    // The entries replaced, per level, counted in locals and taken off the tagged counts once.
+    let l0 = 0;
+    let l1 = 0;
+    let l2 = 0;
+    let l3 = 0;
     for (let j = 0; j < n; j++) {
       const blockBase = first + j * size;
       const set = (set0 + j) & mask;
@@ -566,8 +571,13 @@ export class Stage2Tlb {
       if (slots !== null) slots[j] = slot;
       victim[set] = v + 1 === ways ? 0 : v + 1;
       const old = tag[slot]!;
-      if (old >= 0) hot[H_TAGGED + old - Math.floor(old * 0.25) * 4]!--;
-      hot[H_TAGGED + level]!++;
+      if (old >= 0) {
+        const oldLevel = old - Math.floor(old * 0.25) * 4;
+        if (oldLevel === 3) l3++;
+        else if (oldLevel === 2) l2++;
+        else if (oldLevel === 1) l1++;
+        else l0++;
+      }
       tag[slot] = blockBase + level;
       const o = slot * STRIDE;
       d[o + F_BASE] = blockBase;
@@ -579,6 +589,11 @@ export class Stage2Tlb {
       d[o + F_EXPIRY] = expiry;
       d[o + F_LOG_INDEX] = log0 >= 0 ? log0 + j : this.log.indexOf(blockBase, level);
     }
+    hot[H_TAGGED + 0]! -= l0;
+    hot[H_TAGGED + 1]! -= l1;
+    hot[H_TAGGED + 2]! -= l2;
+    hot[H_TAGGED + 3]! -= l3;
+    hot[H_TAGGED + level]! += n;
     this.fills += n;
     this.lastFillBase = first + (n - 1) * size;
   }
