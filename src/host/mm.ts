@@ -136,7 +136,7 @@ export class Vma {
   private readonly pageLocks = new Map<number, PteLock>();
   /** The PTE pages' locks (each PTE page maps PAGE_SIZE / 8 pages). */
   private readonly ptls: SplitLocks;
-  /** THP VMAs: the PMD pages' locks (each PMD page maps PAGE_SIZE / 8 THP-sized regions). */
+  /** THP and PMD-sized hugetlb VMAs: the PMD pages' locks (each maps PAGE_SIZE / 8 PMD-sized regions). */
   private readonly pmdLocks: SplitLocks;
 
   constructor(
@@ -156,16 +156,25 @@ export class Vma {
     // Table pages cover naturally aligned ranges of the address space, whatever the VMA's start.
     const entries = granule.size / 8;
     this.ptls = new SplitLocks("ptl", entries * granule.size, start, this.end);
-    const thp = backing.kind === "thp";
-    this.pmdLocks = new SplitLocks("pmd_lock", entries * backing.pageSize, start, thp ? this.end : start);
+    this.pmdSized = backing.pageSize === entries * granule.size;
+    const pmdLocked = backing.kind === "thp" || (backing.kind === "hugetlb" && this.pmdSized);
+    this.pmdLocks = new SplitLocks(
+      "pmd_lock",
+      entries * backing.pageSize,
+      start,
+      pmdLocked ? this.end : start,
+    );
   }
+
+  /** Whether the backing's pages are PMD-sized (2M with 4K pages): mapped by PMDs, under PMD locks. */
+  readonly pmdSized: boolean;
 
   /** pte_lockptr: the split page-table lock (a spinlock) of the host PTE page mapping `hva`. */
   ptl(hva: number): PteLock {
     return this.ptls.of(hva);
   }
 
-  /** pmd_lockptr (THP VMAs): the split lock of the host PMD page mapping `hva`. */
+  /** pmd_lockptr (THP VMAs, PMD-sized hugetlb): the split lock of the host PMD page mapping `hva`. */
   pmdLock(hva: number): PteLock {
     return this.pmdLocks.of(hva);
   }
@@ -229,6 +238,8 @@ export class HostMm {
   private readonly thpInv: number;
   /** The VMA {@link findVma} found last (VMAs are only ever added). */
   private lastVma: Vma | null = null;
+  /** mm->page_table_lock: among others, the lock of hugetlb entries other than PMD-sized ones. */
+  private readonly pageTableLock = hostLock("page_table_lock", "spinlock");
   /** Result of the last successful {@link gupFast} or {@link gupNoFault}. */
   gupPa = 0;
   gupWritable = false;
@@ -363,6 +374,8 @@ export class HostMm {
    * without a lock (no_page_table); the fault that follows takes the PMD lock itself.
    */
   private followLock(vma: Vma, hva: number): PteLock | null {
+    // follow_hugetlb_page reads the entry under huge_pte_lock.
+    if (vma.backing.kind === "hugetlb") return this.hugePteLock(vma, hva);
     if (vma.backing.kind === "thp") {
       const state = vma.pmd[Math.floor((hva - vma.start) / vma.backing.pageSize)]!;
       if (state === PMD_HUGE_ZERO || state === PMD_THP) return vma.pmdLock(hva);
@@ -493,7 +506,14 @@ export class HostMm {
       this.faulted(hva, write, write ? "alloc" : "zero-page", page);
       return;
     }
-    if (!write || (f & HPTE_WRITE) !== 0) return;
+    if (!write || (f & HPTE_WRITE) !== 0) {
+      // handle_pte_fault on a present entry that already allows the access (another CPU's fault
+      // made it so after follow_page looked): under the PTE lock it only marks it young (and
+      // dirty), then GUP looks again.
+      yield ptl.take;
+      yield ptl.drop;
+      return;
+    }
     yield ptl.take;
     if (vma.flags[i] !== f) {
       yield ptl.drop; // changed meanwhile: GUP looks again
@@ -588,6 +608,13 @@ export class HostMm {
       return;
     }
     if (state === PMD_HUGE_ZERO && write) yield* this.splitHugeZeroPmd(vma, hva, h);
+    else if (state === PMD_HUGE_ZERO || state === PMD_THP) {
+      // huge_pmd_set_accessed: a huge PMD that allows the access, under the PMD lock.
+      const pmdl = vma.pmdLock(hva);
+      yield pmdl.take;
+      yield pmdl.drop;
+      return;
+    }
     if (vma.pmd[h] === PMD_PTE) yield* this.anonFault(vma, hva, write);
   }
 
@@ -625,13 +652,18 @@ export class HostMm {
     if (split) this.faulted(hva, true, "thp-split", size);
   }
 
-  /** hugetlb_fault: under the page's fault mutex, hugetlb_no_page or hugetlb_cow (reuse). */
+  /**
+   * hugetlb_fault: under the page's fault mutex, hugetlb_no_page (allocate and clear, then install
+   * under huge_pte_lock) or, for a present entry, under huge_pte_lock: hugetlb_cow's reuse for a
+   * write to a read-only one, else only the access flags.
+   */
   private *hugetlbFault(vma: Vma, hva: number, write: boolean): Blocking<void> {
     const size = vma.backing.pageSize;
     const h = Math.floor((hva - vma.start) / size);
     const first = (h * size) / vma.pageSize;
     const count = size / vma.pageSize;
     const mutex = vma.hugetlbMutex(hva);
+    const ptl = this.hugePteLock(vma, hva);
     yield { kind: "lock", lock: mutex };
     const f = vma.flags[first]!;
     if ((f & HPTE_PRESENT) === 0) {
@@ -639,14 +671,29 @@ export class HostMm {
       yield SCHED;
       // A private read fault maps read-only; a write takes the page over at once (hugetlb_cow reuse).
       const w = write || vma.backing.shared ? HPTE_WRITE : 0;
+      yield ptl.take;
       this.fillPmd(vma, first, count, pa, HPTE_PRESENT | HPTE_HUGETLB | w);
+      yield ptl.drop;
       this.faulted(hva, write, "hugetlb-alloc", size);
-    } else if (write && (f & HPTE_WRITE) === 0) {
-      for (let k = 0; k < count; k++) vma.flags[first + k] = vma.flags[first + k]! | HPTE_WRITE;
-      this.meter.charge(W_HOST_TLBI, 1);
-      this.faulted(hva, write, "hugetlb-reuse", size);
+    } else {
+      yield ptl.take;
+      const reuse = write && (f & HPTE_WRITE) === 0;
+      if (reuse) {
+        for (let k = 0; k < count; k++) vma.flags[first + k] = vma.flags[first + k]! | HPTE_WRITE;
+        this.meter.charge(W_HOST_TLBI, 1);
+      }
+      yield ptl.drop;
+      if (reuse) this.faulted(hva, write, "hugetlb-reuse", size);
     }
     yield { kind: "unlock", lock: mutex };
+  }
+
+  /**
+   * huge_pte_lock: the PMD page's split lock for PMD-sized hugetlb pages, else the mm's
+   * page_table_lock (one for the whole process: 1 GiB pages at the PUD level, contiguous ones).
+   */
+  private hugePteLock(vma: Vma, hva: number): PteLock {
+    return vma.pmdSized ? vma.pmdLock(hva) : this.pageTableLock;
   }
 
   // ---------------------------------------------------------------- helpers
