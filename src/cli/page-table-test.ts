@@ -11,6 +11,7 @@ import type { PageTableTestConfig } from "../workloads/page-table-test.js";
 import { parseReleaseOrder } from "../workloads/release-order.js";
 import { TEST_HVA, TEST_STAGES } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
+import type { StageTimeline } from "../workloads/timeline.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { simProgress } from "./progress.js";
 import {
@@ -41,6 +42,7 @@ export interface PageTableTestOptions {
   json?: boolean;
   check?: CheckOption;
   inject?: string;
+  timeline?: string;
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -60,6 +62,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const seed = parseSeed(opts.seed);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder);
   const profile = profileOption(opts.profile);
+  const timelineChunk = opts.timeline === undefined ? undefined : timelineOption(opts.timeline, pageSize);
   const config: PageTableTestConfig = {
     kernel: opts.kernel,
     backing: opts.src,
@@ -69,6 +72,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     seed,
     ...(gpa === undefined ? {} : { gpa }),
     ...(opts.inject === undefined ? {} : { inject: opts.inject }),
+    ...(timelineChunk === undefined ? {} : { timelineChunk }),
   };
   // With checkers the run stops at the first violation (a CheckFailure carrying the report).
   const bar = simProgress(opts.json !== true, TEST_STAGES[0]);
@@ -161,6 +165,56 @@ export function stageBlock(s: SimStageReport, report: SimReport): string[] {
   const fixed = decimalsFor(Math.max(0, ...shown.map((a) => a.vcpu_s)));
   const rows = shown.map((a) => [a.category, a.vcpu_s.toFixed(fixed), `${(a.share * 100).toFixed(1)} %`]);
   lines.push(...columns([["category", "vCPU-s", "share"], ...rows], [false, true, true], "    "));
+  if (s.timeline !== undefined) lines.push(...timelineBlock(s.timeline, report));
+  return lines;
+}
+
+/** `--timeline`'s chunk size: a size that holds at least one of the backing's pages, a multiple of it. */
+function timelineOption(text: string, pageSize: number): number {
+  const chunk = parseSize(text, "timeline chunk (--timeline)");
+  if (chunk < pageSize || chunk % pageSize !== 0) {
+    throw new S2simError(
+      "bad-size",
+      `timeline chunk (--timeline) must be a multiple of the backing's page size ${humanBytes(pageSize)}`,
+    );
+  }
+  return chunk;
+}
+
+/**
+ * The CREATE stage along the region: per chunk, when the last fault there was handled, the time
+ * since the chunk before, and per large page (the backing's page) what the fault path did.
+ */
+function timelineBlock(t: StageTimeline, report: SimReport): string[] {
+  const per = t.chunk_bytes / backingPageSize(report.backing);
+  const unit = per === 1 ? "" : ` (per ${humanBytes(t.chunk_bytes / per)} page)`;
+  const lines = [
+    `  along the region, per ${humanBytes(t.chunk_bytes)}${unit}: done = when the last fault there was handled`,
+  ];
+  let before = 0;
+  const rows = t.rows.map((r) => {
+    const took = r.done_s === null ? "-" : `${((r.done_s - before) * 1e3).toFixed(2)}`;
+    if (r.done_s !== null) before = r.done_s;
+    const f = (n: number): string => (n / per).toFixed(1);
+    return [
+      hex(r.offset),
+      r.done_s === null ? "-" : seconds(r.done_s),
+      took,
+      f(r.aborts),
+      f(r.maps),
+      f(r.relaxes),
+      f(r.retries),
+      f(r.eagain),
+      humanBytes(r.dcache_bytes / per),
+    ];
+  });
+  lines.push(
+    ...columns(
+      [["offset", "done s", "ms", "aborts", "maps", "relaxes", "retries", "-EAGAIN", "cleaned"], ...rows],
+      [false, true, true, true, true, true, true, true, true],
+      "    ",
+    ),
+  );
   return lines;
 }
 

@@ -102,6 +102,11 @@ export function buildProgram(out: (s: string) => void): Command {
         "fails the run with its report (exit status 1)",
     )
     .option("--inject <bug>", "run a kernel with a named bug, for tests and teaching ('list' names them)")
+    .option(
+      "--timeline <size>",
+      "also show the CREATE stage along the region in chunks of <size> (e.g. 64M): what the fault " +
+        "path did in each and when it was done (slower; the same results)",
+    )
     .option("--json", "print one JSON object: the simulation report plus the seed")
     .action((opts: PageTableTestOptions) => out(pageTableTestCommand(opts)));
 

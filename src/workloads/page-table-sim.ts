@@ -14,6 +14,7 @@ import { S2simError } from "../common/error.js";
 import { SeededRandom } from "../common/random.js";
 import { PageTableTest, type PageTableTestConfig, TEST_STAGES, type TestStage } from "./page-table-test.js";
 import { parseReleaseOrder, type ReleaseOrder, releaseOrder } from "./release-order.js";
+import { type StageTimeline, TimelineRecorder } from "./timeline.js";
 
 /** Where vCPU time goes, by category (each a set of work items, or waiting / idle). */
 const CATEGORIES: ReadonlyArray<readonly [string, readonly WorkItem[]]> = [
@@ -98,6 +99,8 @@ export interface SimStageReport {
   readonly flow_run_accesses: number;
   /** With `stateDigest` set: a digest of the machine's state at the stage's end (for tests). */
   readonly state_digest?: string;
+  /** With `timelineChunk` set, for the CREATE stage: its timeline along the region. */
+  readonly timeline?: StageTimeline;
 }
 
 /** A whole simulated selftest run. */
@@ -221,7 +224,19 @@ function runStage(
     if (Math.floor(accesses / 65536) !== Math.floor(before / 65536)) onProgress(accesses);
   };
   const streams = vm.vcpus.map((v) => test.cursor(v, stage));
-  const run = machine.run(streams, tick, release);
+  const chunk = test.config.timelineChunk;
+  const recorder =
+    chunk !== undefined && stage === "KVM_CREATE_MAPPINGS"
+      ? new TimelineRecorder(vm, machine, test.slot.gpa, test.size, chunk)
+      : null;
+  recorder?.start();
+  let timeline: StageTimeline | undefined;
+  let run: ReturnType<SimMachine["run"]>;
+  try {
+    run = machine.run(streams, tick, release);
+  } finally {
+    timeline = recorder?.finish();
+  }
   onProgress(accesses);
   const dCount = (item: WorkItem): number => meter.count[W[item]]! - count0[W[item]]!;
   const fc: FaultCounts = vm.faultStats.since(stats0);
@@ -292,6 +307,7 @@ function runStage(
     hit_run_accesses: machine.path.hitRunAccesses - hitRuns0,
     flow_run_accesses: machine.path.flowRunAccesses - flowRuns0,
     ...(test.config.stateDigest === true ? { state_digest: machine.stateDigest() } : {}),
+    ...(timeline !== undefined ? { timeline } : {}),
   };
   return { report, finishPs: run.finishPs };
 }

@@ -93,6 +93,13 @@ export interface PageTableTestConfig {
    * (SimMachine.stateDigest), for tests that compare runs. Default false.
    */
   readonly stateDigest?: boolean;
+  /**
+   * In the simulator: record the CREATE stage's timeline along the region in chunks of this many
+   * bytes (workloads/timeline.ts): what the fault path did in each chunk and when it was done.
+   * It listens to events, so the fast-forward is off meanwhile (CREATE never uses it); every
+   * result is the same. Default: none.
+   */
+  readonly timelineChunk?: number;
 }
 
 /** Counts of what happened in one stage. */

@@ -95,6 +95,16 @@ describe("s2sim page-table-test", () => {
     assert.ok(j.stages.every((s) => s.simulated_s > 0));
   });
 
+  it("--timeline shows the CREATE stage along the region, per chunk", async () => {
+    const r = await s2sim("page-table-test", ...SMALL, "--timeline", "4M");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.split("along the region, per 4 MiB").length - 1, 1, "once: CREATE only");
+    assert.match(r.stdout, /^ +offset +done s +ms +aborts +maps +relaxes +retries +-EAGAIN +cleaned$/m);
+    for (const offset of ["0x0", "0x400000", "0x800000", "0xc00000"]) {
+      assert.match(r.stdout, new RegExp(`^ +${offset} +\\d`, "m"), offset);
+    }
+  });
+
   const errors: Array<[string, string[], RegExp]> = [
     ["-b 0", ["-b", "0"], /-b\) must not be 0/],
     ["unparsable -b", ["-b", "lots"], /"lots" is not a size/],
@@ -112,6 +122,12 @@ describe("s2sim page-table-test", () => {
       /'sideways' is invalid.*fifo, id, reverse, random/,
     ],
     ["bad GPA", ["-p", "0xg"], /test GPA "0xg"/],
+    ["unparsable --timeline", ["--timeline", "often"], /"often" is not a size/],
+    [
+      "a --timeline chunk that is not a whole number of pages",
+      ["-s", "anonymous_thp", "--timeline", "1M"],
+      /--timeline\) must be a multiple of the backing's page size 2 MiB/,
+    ],
   ];
   for (const [name, args, re] of errors) {
     it(`rejects ${name} with one line and exit status 2`, async () => {
