@@ -186,8 +186,9 @@ function timelineOption(text: string, pageSize: number): number {
  * since the chunk before, and per large page (the backing's page) what the fault path did.
  */
 function timelineBlock(t: StageTimeline, report: SimReport): string[] {
-  const per = t.chunk_bytes / backingPageSize(report.backing);
-  const unit = per === 1 ? "" : ` (per ${humanBytes(t.chunk_bytes / per)} page)`;
+  const page = backingPageSize(report.backing);
+  const per = t.chunk_bytes / page;
+  const unit = per === 1 ? "" : ` (per ${humanBytes(page)} page)`;
   const lines = [
     `  along the region, per ${humanBytes(t.chunk_bytes)}${unit}: done = when the last fault there was handled`,
   ];

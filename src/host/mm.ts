@@ -138,6 +138,8 @@ export class Vma {
   private readonly ptls: SplitLocks;
   /** THP and PMD-sized hugetlb VMAs: the PMD pages' locks (each maps PAGE_SIZE / 8 PMD-sized regions). */
   private readonly pmdLocks: SplitLocks;
+  /** Whether the backing's pages are PMD-sized (2M with 4K pages): mapped by PMDs, under PMD locks. */
+  readonly pmdSized: boolean;
 
   constructor(
     readonly start: number,
@@ -165,9 +167,6 @@ export class Vma {
       pmdLocked ? this.end : start,
     );
   }
-
-  /** Whether the backing's pages are PMD-sized (2M with 4K pages): mapped by PMDs, under PMD locks. */
-  readonly pmdSized: boolean;
 
   /** pte_lockptr: the split page-table lock (a spinlock) of the host PTE page mapping `hva`. */
   ptl(hva: number): PteLock {
