@@ -102,6 +102,13 @@ export class FastForward {
   private prevPattern = new NumberList(16);
   /** Host addresses of the pages around and ahead of a boundary ({@link periodsAhead}). */
   private readonly hostPas: Float64Array;
+  /**
+   * Pages beyond the boundary's the vCPUs' programs are on, at most ({@link skipLimit}): in a
+   * period no vCPU touches a page further ahead of the period's own.
+   */
+  private ahead = 0;
+  /** The last page, relative to the boundary's, whose host address {@link hostPas} holds. */
+  private hostPasEnd = 0;
   /** Per vCPU, what {@link midway} said of its TLB's last fill at the last {@link periodsAhead}. */
   private readonly midwayOf: number[] = [];
   /** Scratch: the output addresses of a skip's replayed fills and leaves. */
@@ -237,7 +244,7 @@ export class FastForward {
       return 0;
     }
     // Skips of fewer than MIN_SKIP pages are not worth a snapshot.
-    const cap = this.skipLimit(index, delta);
+    const cap = this.skipLimit(page, index, delta);
     if (cap < MIN_SKIP) {
       this.forgetHistory();
       return 0;
@@ -595,13 +602,18 @@ export class FastForward {
   }
 
   /**
-   * The most periods a skip from the leaf at `index` could take, from what costs little to check:
-   * the period's work (`delta`: one TLB fill per vCPU and one descriptor store, at most one page
-   * newly dirty, nothing unrepeatable), the table's end and every vCPU's page run; 0 when no
-   * skip. (The TLBs' sets are {@link periodsAhead}'s: a skip may fill a set more than once, as
-   * the real periods would.)
+   * The most periods a skip from the leaf at `index` (guest page `page`) could take, from what
+   * costs little to check: the period's work (`delta`: one TLB fill per vCPU and one descriptor
+   * store, at most one page newly dirty, nothing unrepeatable), the table's end and every vCPU's
+   * page run; 0 when no skip. (The TLBs' sets are {@link periodsAhead}'s: a skip may fill a set
+   * more than once, as the real periods would.)
+   *
+   * Over k periods a vCPU moves k accesses on its page run, and the furthest page any period
+   * touches is the boundary's plus k plus {@link ahead}: the vCPUs' programs are part of the
+   * repeating state, so each period's boundary finds them where this one does, relative to its
+   * page, and none goes past a page before that page is mapped.
    */
-  private skipLimit(index: number, delta: readonly number[]): number {
+  private skipLimit(page: number, index: number, delta: readonly number[]): number {
     const nv = this.vcpus.length;
     // One new entry per vCPU per period (the counters end with the TLBs' fills other than
     // refills of the entry just filled), nothing unrepeatable.
@@ -610,8 +622,14 @@ export class FastForward {
     if (delta[W["pte-write"]] !== 1 || delta[delta.length - 2 * nv - 1] !== 0) return 0;
     const dirty = delta[this.dirtyCounter()]!;
     if (dirty !== 0 && dirty !== 1) return 0;
-    let k = this.vm.geo.granule.ptrsPerTable - 1 - index - SPAN;
-    for (const v of this.vcpus) k = Math.min(k, v.pageRun() - SPAN);
+    const P = this.page;
+    let ahead = 0;
+    for (const v of this.vcpus) ahead = Math.max(ahead, Math.ceil(v.accessIpa() / P - page));
+    // NaN (a vCPU without an access) or beyond the snapshot's pages: no skip.
+    if (!(ahead <= SPAN)) return 0;
+    this.ahead = ahead;
+    let k = this.vm.geo.granule.ptrsPerTable - 1 - index - ahead;
+    for (const v of this.vcpus) k = Math.min(k, v.pageRun());
     return k < MIN_SKIP ? 0 : k;
   }
 
@@ -622,7 +640,7 @@ export class FastForward {
    * marks; entries both empty, or both leaves with the same attributes, each to its own host
    * page; dirty bits alike, or all clean when each period dirties its page) and no TLB fill
    * evicts an entry the vCPUs will use; 0 when fewer than MIN_SKIP. Leaves the host addresses
-   * of the pages from SPAN before to k + SPAN after `page` in {@link hostPas}.
+   * of the pages from SPAN before to k + {@link ahead} after `page` in {@link hostPas}.
    */
   private periodsAhead(
     page: number,
@@ -665,7 +683,8 @@ export class FastForward {
     if (dirties && !slot.isDirty(b)) return 0;
     const dirtyAhead = dirties ? false : slot.isDirty(b + P);
     const pas = this.hostPas;
-    for (let d = -SPAN; d <= k + SPAN; d++) {
+    const ahead = this.ahead;
+    for (let d = -SPAN; d <= k + ahead; d++) {
       const ipa = b + d * P;
       const h = slot.hvaOf(ipa);
       let ok = ipa >= slot.gpa && ipa < slot.gpa + slot.size && vm.host.findVma(h) === vma;
@@ -683,12 +702,13 @@ export class FastForward {
         ok &&= slot.isDirty(ipa) === dirtyAhead;
       }
       if (!ok) {
-        if (d <= SPAN) return 0;
-        k = d - SPAN - 1;
+        if (d <= ahead) return 0;
+        k = d - ahead - 1;
         break;
       }
       pas[d + SPAN] = pa;
     }
+    this.hostPasEnd = k + ahead;
     if (k < MIN_SKIP) return 0;
     // TLB fills: each vCPU fills the pages after its last fill; none may take the slot of an
     // entry it will look up (its stage-1 tables, the pages around the boundary) or meet an entry
@@ -752,7 +772,9 @@ export class FastForward {
    * it holds it (the last {@link periodsAhead}, for a skip of at most `k`).
    */
   private hostPaAt(slot: Memslot, b: number, d: number, k: number): number {
-    return d >= -SPAN && d <= k + SPAN ? this.hostPas[d + SPAN]! : this.hostPa(slot, b + d * this.page);
+    return d >= -SPAN && d <= Math.min(k + this.ahead, this.hostPasEnd)
+      ? this.hostPas[d + SPAN]!
+      : this.hostPa(slot, b + d * this.page);
   }
 
   /**

@@ -305,6 +305,11 @@ export class SimVcpu implements SimCode {
     for (let i = 0; i < s.nTables; i++) out.push(s.tables[i]!);
   }
 
+  /** Guest-physical address of the access its program is on. */
+  accessIpa(): number {
+    return this.stream.ipa;
+  }
+
   /** Accesses of its program's page run left after the current one (0 without page runs). */
   pageRun(): number {
     return this.stream.pageRun?.() ?? 0;
