@@ -107,6 +107,12 @@ export class FastForward {
    * period no vCPU touches a page further ahead of the period's own.
    */
   private ahead = 0;
+  /**
+   * Pages before the boundary's the vCPUs' programs are on, at most ({@link skipLimit}): the
+   * snapshot's descriptors, dirty bits and TLB entries start there, since no vCPU looks at a page
+   * behind its program's again.
+   */
+  private behind = 0;
   /** The last page, relative to the boundary's, whose host address {@link hostPas} holds. */
   private hostPasEnd = 0;
   /** Per vCPU, what {@link midway} said of its TLB's last fill at the last {@link periodsAhead}. */
@@ -239,7 +245,7 @@ export class FastForward {
     this.prevEngineDelta = engineDelta;
     this.pattern = this.prevPattern;
     this.prevPattern = pattern;
-    if (this.stable <= 0) {
+    if (this.stable < 0) {
       this.forgetHistory();
       return 0;
     }
@@ -261,7 +267,7 @@ export class FastForward {
       this.forgetHistory();
       return 0;
     }
-    const lagMax = Math.min(this.stable, LAG_MAX, this.history.length);
+    const lagMax = Math.min(this.stable + 1, LAG_MAX, this.history.length);
     let keyRepeats = false;
     for (let lag = 1; lag <= lagMax && !keyRepeats; lag++) {
       const h = this.history[this.history.length - lag]!;
@@ -434,8 +440,9 @@ export class FastForward {
     // are all made after every TLBI so far.
     out.push(vm.mmuNotifierSeq);
     out.push(vm.mmuNotifierCount);
-    // The dirty bits of the pages around.
-    for (let d = -SPAN; d <= SPAN; d++) out.push(slot.isDirty(b + d * P) ? 1 : 0);
+    // The dirty bits of the pages around (from the furthest-behind vCPU's).
+    const behind = this.behind;
+    for (let d = -behind; d <= SPAN; d++) out.push(slot.isDirty(b + d * P) ? 1 : 0);
     for (let i = 0; i < this.vcpus.length; i++) {
       if (!this.vcpus[i]!.periodicState(out, b, relIpa)) return null;
       const v = vm.vcpus[i]!;
@@ -446,7 +453,7 @@ export class FastForward {
       if (!tlb.recentState(out, t0, rel)) return null;
       out.push(tlb.lastFillBase < 0 ? -1 : relIpa(tlb.lastFillBase));
       // The entries its walks will look up: the current access's stage-1 tables, the pages around.
-      for (let d = -SPAN; d <= SPAN; d++) tlb.slotState(out, tlb.slotOf(b + d * P, LAST_LEVEL), t0, rel);
+      for (let d = -behind; d <= SPAN; d++) tlb.slotState(out, tlb.slotOf(b + d * P, LAST_LEVEL), t0, rel);
       this.stageOneEntries(out, i, tlb, t0, rel);
     }
     out.append(tables);
@@ -482,7 +489,9 @@ export class FastForward {
     if (!this.visibility.periodicState(out, table, index, t0, entry)) return false;
     const words = this.vm.pgt.mem.pages[table]!;
     const entries = this.vm.geo.granule.ptrsPerTable;
-    for (let d = -SPAN; d <= SPAN; d++) {
+    // From the furthest-behind vCPU's page: states with different windows differ.
+    out.push(this.behind);
+    for (let d = -this.behind; d <= SPAN; d++) {
       const j = index + d;
       if (j < 0 || j >= entries) out.push(-1);
       else entry(d, words[2 * j]!, words[2 * j + 1]!);
@@ -624,10 +633,16 @@ export class FastForward {
     if (dirty !== 0 && dirty !== 1) return 0;
     const P = this.page;
     let ahead = 0;
-    for (const v of this.vcpus) ahead = Math.max(ahead, Math.ceil(v.accessIpa() / P - page));
+    let behind = 0;
+    for (const v of this.vcpus) {
+      const d = v.accessIpa() / P - page;
+      ahead = Math.max(ahead, Math.ceil(d));
+      behind = Math.max(behind, Math.ceil(-d));
+    }
     // NaN (a vCPU without an access) or beyond the snapshot's pages: no skip.
-    if (!(ahead <= SPAN)) return 0;
+    if (!(ahead <= SPAN && behind <= SPAN)) return 0;
     this.ahead = ahead;
+    this.behind = behind;
     let k = this.vm.geo.granule.ptrsPerTable - 1 - index - ahead;
     for (const v of this.vcpus) k = Math.min(k, v.pageRun());
     return k < MIN_SKIP ? 0 : k;
