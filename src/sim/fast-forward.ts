@@ -113,8 +113,6 @@ export class FastForward {
    * behind its program's again.
    */
   private behind = 0;
-  /** The last page, relative to the boundary's, whose host address {@link hostPas} holds. */
-  private hostPasEnd = 0;
   /** Per vCPU, what {@link midway} said of its TLB's last fill at the last {@link periodsAhead}. */
   private readonly midwayOf: number[] = [];
   /** Scratch: the output addresses of a skip's replayed fills and leaves. */
@@ -634,17 +632,18 @@ export class FastForward {
     const P = this.page;
     let ahead = 0;
     let behind = 0;
+    let k = Infinity;
     for (const v of this.vcpus) {
       const d = v.accessIpa() / P - page;
       ahead = Math.max(ahead, Math.ceil(d));
       behind = Math.max(behind, Math.ceil(-d));
+      k = Math.min(k, v.pageRun());
     }
     // NaN (a vCPU without an access) or beyond the snapshot's pages: no skip.
     if (!(ahead <= SPAN && behind <= SPAN)) return 0;
     this.ahead = ahead;
     this.behind = behind;
-    let k = this.vm.geo.granule.ptrsPerTable - 1 - index - ahead;
-    for (const v of this.vcpus) k = Math.min(k, v.pageRun());
+    k = Math.min(k, this.vm.geo.granule.ptrsPerTable - 1 - index - ahead);
     return k < MIN_SKIP ? 0 : k;
   }
 
@@ -723,7 +722,6 @@ export class FastForward {
       }
       pas[d + SPAN] = pa;
     }
-    this.hostPasEnd = k + ahead;
     if (k < MIN_SKIP) return 0;
     // TLB fills: each vCPU fills the pages after its last fill; none may take the slot of an
     // entry it will look up (its stage-1 tables, the pages around the boundary) or meet an entry
@@ -787,9 +785,7 @@ export class FastForward {
    * it holds it (the last {@link periodsAhead}, for a skip of at most `k`).
    */
   private hostPaAt(slot: Memslot, b: number, d: number, k: number): number {
-    return d >= -SPAN && d <= Math.min(k + this.ahead, this.hostPasEnd)
-      ? this.hostPas[d + SPAN]!
-      : this.hostPa(slot, b + d * this.page);
+    return d >= -SPAN && d <= k + this.ahead ? this.hostPas[d + SPAN]! : this.hostPa(slot, b + d * this.page);
   }
 
   /**
