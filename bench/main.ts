@@ -73,7 +73,8 @@ try {
 } catch (e) {
   if (e instanceof UsageError || e instanceof NativeUnavailable) {
     process.stderr.write(`bench: ${e.message}\n`);
-    process.exit(e instanceof UsageError ? 2 : 1);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  } else {
+    throw e;
   }
-  throw e;
 }

@@ -1,7 +1,7 @@
 /** `s2sim page-table-test`: text and JSON output, determinism, and one-line errors. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { s2sim } from "./run.js";
+import { runMain, s2sim } from "./run.js";
 
 const STAGES = ["KVM_CREATE_MAPPINGS", "KVM_UPDATE_MAPPINGS", "KVM_ADJUST_MAPPINGS"];
 const SMALL = ["-m", "4", "-s", "anonymous", "-b", "16M", "-v", "2"];
@@ -74,6 +74,19 @@ describe("s2sim page-table-test", () => {
     assert.ok((create["simulated_s"] as number) > 0);
     assert.ok(Object.values(create["faults"] as Record<string, number>).reduce((x, y) => x + y, 0) > 0);
     assert.ok((create["cmo_bytes"] as { dcache: number }).dcache > 0);
+  });
+
+  it("started without its V8 flag, re-executes itself with it: same output, same exit status", async () => {
+    const args = [...SMALL, "--json", "--seed", "42"];
+    const [direct, reexec] = await Promise.all([
+      s2sim("page-table-test", ...args),
+      runMain([], ["page-table-test", ...args]),
+    ]);
+    assert.equal(reexec.code, 0, reexec.stderr);
+    assert.equal(reexec.stdout, direct.stdout);
+    const bad = await runMain([], ["page-table-test", "-b", "0"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^s2sim: [^\n]+\n$/);
   });
 
   it("takes -p as hex or decimal and -s with a block backing", async () => {

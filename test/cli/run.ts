@@ -5,18 +5,32 @@ import { fileURLToPath } from "node:url";
 /** The compiled executable, next to this compiled helper's tree (dist/test/cli -> dist/src/cli). */
 export const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
+/** The V8 flag main.js re-executes itself with when it is missing (see src/cli/main.ts). */
+export const NODE_FLAG = "--no-concurrent-recompilation";
+
 export interface CliResult {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
 }
 
-/** Runs `s2sim ...args` and collects its exit status and output (stderr is not a TTY). */
-export function s2sim(...args: string[]): Promise<CliResult> {
+/** A child still running after this long is killed: a hang fails its test instead of stalling CI. */
+const CHILD_TIMEOUT_MS = 240_000;
+
+/** Runs `node ...nodeArgs main.js ...args` and collects its exit status and output. */
+export function runMain(nodeArgs: readonly string[], args: readonly string[]): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    const options = { maxBuffer: 64 << 20, timeout: CHILD_TIMEOUT_MS };
+    execFile(process.execPath, [...nodeArgs, MAIN, ...args], options, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
+      const killed =
+        err?.killed === true ? `\n[killed after ${CHILD_TIMEOUT_MS} ms: s2sim ${args.join(" ")}]` : "";
+      resolve({ code, stdout, stderr: stderr + killed });
     });
   });
+}
+
+/** Runs `s2sim ...args` with the V8 flag already given (one process; stderr is not a TTY). */
+export function s2sim(...args: string[]): Promise<CliResult> {
+  return runMain([NODE_FLAG], args);
 }
