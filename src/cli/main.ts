@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `s2sim` executable. */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 /**
@@ -27,16 +27,24 @@ if (process.execArgv.includes(NODE_FLAG)) {
     },
   );
 } else {
+  // The child shares the terminal; signals sent to this process alone (a `timeout`, a kill by a
+  // parent) are passed on, and its own end, by a status or a signal, becomes this process's.
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, [...process.execArgv, NODE_FLAG, self, ...args], {
+  const child = spawn(process.execPath, [...process.execArgv, NODE_FLAG, self, ...args], {
     stdio: "inherit",
   });
-  if (r.error !== undefined) {
-    process.stderr.write(`s2sim: cannot start ${process.execPath}: ${r.error.message}\n`);
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+  };
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const signal of signals) process.on(signal, forward);
+  child.on("error", (err) => {
+    process.stderr.write(`s2sim: cannot start ${process.execPath}: ${err.message}\n`);
     process.exitCode = 70;
-  } else if (r.signal !== null) {
-    process.kill(process.pid, r.signal);
-  } else {
-    process.exitCode = r.status ?? 70;
-  }
+  });
+  child.on("exit", (code, signal) => {
+    for (const sig of signals) process.off(sig, forward);
+    if (signal !== null) process.kill(process.pid, signal);
+    else process.exitCode = code ?? 70;
+  });
 }

@@ -1,7 +1,37 @@
 /** `s2sim page-table-test`: text and JSON output, determinism, and one-line errors. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { runMain, s2sim } from "./run.js";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { MAIN, runMain, s2sim } from "./run.js";
+
+/** The pids of `pid`'s children (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ")".
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Whether process `pid` still exists (and is not a zombie). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
 
 const STAGES = ["KVM_CREATE_MAPPINGS", "KVM_UPDATE_MAPPINGS", "KVM_ADJUST_MAPPINGS"];
 const SMALL = ["-m", "4", "-s", "anonymous", "-b", "16M", "-v", "2"];
@@ -88,6 +118,33 @@ describe("s2sim page-table-test", () => {
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^s2sim: [^\n]+\n$/);
   });
+
+  it(
+    "started without its V8 flag, passes a SIGTERM on to the process it started",
+    { skip: process.platform !== "linux" },
+    async () => {
+      const parent = spawn(
+        process.execPath,
+        [MAIN, "page-table-test", "-s", "anonymous", "-b", "1G", "-v", "80"],
+        {
+          stdio: "ignore",
+        },
+      );
+      const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+        parent.on("exit", (code, signal) => resolve([code, signal])),
+      );
+      let kids: number[] = [];
+      for (let i = 0; i < 400 && kids.length === 0; i++) {
+        await sleep(25);
+        kids = childrenOf(parent.pid!);
+      }
+      assert.equal(kids.length, 1, "one child, the flagged s2sim");
+      parent.kill("SIGTERM");
+      assert.deepEqual(await exited, [null, "SIGTERM"]);
+      for (let i = 0; i < 400 && alive(kids[0]!); i++) await sleep(25);
+      assert.equal(alive(kids[0]!), false, "the child ended too");
+    },
+  );
 
   it("takes -p as hex or decimal and -s with a block backing", async () => {
     const r = await s2sim(
