@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `s2sim` executable. */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 /**
@@ -29,16 +29,18 @@ if (process.execArgv.includes(NODE_FLAG)) {
 } else {
   // The child shares the terminal; signals sent to this process alone (a `timeout`, a kill by a
   // parent) are passed on, and its own end, by a status or a signal, becomes this process's.
-  const self = fileURLToPath(import.meta.url);
-  const child = spawn(process.execPath, [...process.execArgv, NODE_FLAG, self, ...args], {
-    stdio: "inherit",
-  });
+  // The handlers go in before the child exists: a signal handled in JavaScript runs on the event
+  // loop, so none can come between the spawn and the assignment.
+  let child: ChildProcess | null = null;
   const forward = (signal: NodeJS.Signals): void => {
-    child.kill(signal);
+    child?.kill(signal);
   };
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const signal of signals) process.on(signal, forward);
+  const self = fileURLToPath(import.meta.url);
+  child = spawn(process.execPath, [...process.execArgv, NODE_FLAG, self, ...args], { stdio: "inherit" });
   child.on("error", (err) => {
+    for (const sig of signals) process.off(sig, forward);
     process.stderr.write(`s2sim: cannot start ${process.execPath}: ${err.message}\n`);
     process.exitCode = 70;
   });
