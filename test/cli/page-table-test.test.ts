@@ -6,31 +6,28 @@ import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { MAIN, runMain, s2sim } from "./run.js";
 
-/** The pids of `pid`'s children (Linux /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      // stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ")".
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid) out.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-/** Whether process `pid` still exists (and is not a zombie). */
-function alive(pid: number): boolean {
+/** The fields of /proc/PID/stat after "(comm)" (state, ppid, ...), or null if it is gone. */
+function statAfterComm(pid: number | string): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+    // comm may hold spaces and parentheses: the fields start after the last ")".
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
-    return false;
+    return null;
   }
+}
+
+/** The pids of `pid`'s children (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name) && Number(statAfterComm(name)?.[1]) === pid)
+    .map(Number);
+}
+
+/** Whether process `pid` still exists and is not a zombie. */
+function alive(pid: number): boolean {
+  const f = statAfterComm(pid);
+  return f !== null && f[0] !== "Z";
 }
 
 const STAGES = ["KVM_CREATE_MAPPINGS", "KVM_UPDATE_MAPPINGS", "KVM_ADJUST_MAPPINGS"];

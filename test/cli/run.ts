@@ -1,12 +1,10 @@
 /** Runs the built CLI (dist/src/cli/main.js) in a child process. */
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { NODE_FLAG } from "../../src/cli/node-flag.js";
 
 /** The compiled executable, next to this compiled helper's tree (dist/test/cli -> dist/src/cli). */
 export const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-
-/** The V8 flag main.js re-executes itself with when it is missing (see src/cli/main.ts). */
-export const NODE_FLAG = "--no-concurrent-recompilation";
 
 export interface CliResult {
   readonly code: number;
