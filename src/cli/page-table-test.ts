@@ -13,6 +13,8 @@ import { TEST_HVA, TEST_STAGES } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 import type { StageTimeline } from "../workloads/timeline.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
+import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
+import { checkMemory, memoryBudget } from "./memory.js";
 import { simProgress } from "./progress.js";
 import {
   backingPageSize,
@@ -43,6 +45,7 @@ export interface PageTableTestOptions {
   check?: CheckOption;
   inject?: string;
   timeline?: string;
+  maxMemory?: string;
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -74,6 +77,13 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     ...(opts.inject === undefined ? {} : { inject: opts.inject }),
     ...(timelineChunk === undefined ? {} : { timelineChunk }),
   };
+  // Refused before anything is allocated if it cannot fit.
+  checkMemory(
+    pageTableTestFootprint(config, profile),
+    memoryBudget(opts.maxMemory),
+    `page-table-test -s ${config.backing} -b ${opts.mem} -v ${vcpus}`,
+    "use a smaller -b",
+  );
   // With checkers the run stops at the first violation (a CheckFailure carrying the report).
   const bar = simProgress(opts.json !== true, TEST_STAGES[0]);
   let report: SimReport;

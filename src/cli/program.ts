@@ -32,6 +32,15 @@ function seedOption(): Option {
   ).default("1");
 }
 
+/** `--max-memory`, as page-table-test and reproduce take it. */
+function maxMemoryOption(): Option {
+  return new Option(
+    "--max-memory <size>",
+    "memory the run may use (default: what the machine has available); a run whose estimated " +
+      "peak is larger is refused before it starts",
+  );
+}
+
 /** Builds the program; exported for tests. */
 export function buildProgram(out: (s: string) => void): Command {
   const program = new Command();
@@ -107,6 +116,7 @@ export function buildProgram(out: (s: string) => void): Command {
       "also show the CREATE stage along the region in chunks of <size> (e.g. 64M): what the fault " +
         "path did in each and when it was done (slower; the same results)",
     )
+    .addOption(maxMemoryOption())
     .option("--json", "print one JSON object: the simulation report plus the seed")
     .action((opts: PageTableTestOptions) => out(pageTableTestCommand(opts)));
 
@@ -146,6 +156,7 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .addOption(releaseOrderOption())
     .addOption(seedOption())
+    .addOption(maxMemoryOption())
     .option("--json", 'print one JSON object: {"rows": [...], "host_s": ...}')
     .addOption(
       new Option(

@@ -12,6 +12,8 @@ import { sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig, TestStage } from "../workloads/page-table-test.js";
 import type { SimReport } from "../workloads/page-table-sim.js";
+import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
+import type { CostProfile } from "../sim/profile.js";
 import { parseReleaseOrder, type ReleaseOrder } from "../workloads/release-order.js";
 import {
   HOST_PAGE,
@@ -24,6 +26,7 @@ import {
   releaseOrderText,
   seconds,
 } from "./options.js";
+import { checkMemory, memoryBudget } from "./memory.js";
 import { simProgress } from "./progress.js";
 import { PUBLISHED, PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
 import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
@@ -38,6 +41,7 @@ export interface ReproduceOptions {
   /** How the vCPUs start each stage (default fifo: the selftest's order). */
   releaseOrder?: string;
   seed?: string;
+  maxMemory?: string;
 }
 
 /** One row of `--json`: one stage of one run on one kernel. */
@@ -64,6 +68,27 @@ interface Job {
 
 /** At most this many worker threads (one per simulation). */
 const MAX_WORKERS = 6;
+
+/**
+ * Refuses the runs before any starts if the `workers` largest at once would not fit in memory
+ * (each worker thread has a heap of its own, so the heap limit bounds each run alone).
+ */
+function checkJobsMemory(
+  jobs: readonly Job[],
+  profile: CostProfile,
+  workers: number,
+  maxMemory?: string,
+): void {
+  const needs = jobs.map((j) => pageTableTestFootprint(j.config, profile)).sort((a, b) => b.bytes - a.bytes);
+  const together = needs.slice(0, workers).reduce((a, f) => a + f.bytes, 0);
+  const heap = Math.max(...needs.map((f) => f.heapBytes));
+  checkMemory(
+    { bytes: together, heapBytes: heap },
+    memoryBudget(maxMemory),
+    `reproduce (${workers} simulations at once)`,
+    "use --mem-scale to make the regions smaller (the figures are then not comparable)",
+  );
+}
 
 /** Runs the six simulations and renders the comparison as text or JSON. */
 export async function reproduceCommand(opts: ReproduceOptions): Promise<string> {
@@ -93,8 +118,10 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
         "page size): the simulated figures are NOT comparable to the published ones.";
   if (scaledWarning && opts.json) process.stderr.write(`s2sim: ${scaledWarning}\n`);
 
-  const bar = simProgress(!opts.json, `0/${jobs.length} runs`);
   const workers = Math.min(availableParallelism(), MAX_WORKERS, jobs.length);
+  checkJobsMemory(jobs, profile, workers, opts.maxMemory);
+
+  const bar = simProgress(!opts.json, `0/${jobs.length} runs`);
   let reports: SimReport[];
   try {
     reports = await runAll(jobs, profileName, workers, (overall, done) =>

@@ -6,9 +6,35 @@
 import type { Granule } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import { sizeName } from "../common/format.js";
+import { type Footprint, scaleFootprint, typedArrayFootprint } from "../common/footprint.js";
 
 /** Physical base of guest-backing memory: 512 GiB, clear of the table-page pool. */
 export const HOST_PHYS_BASE = 0x80_0000_0000;
+
+/** Where large pages start: the largest hugetlb size, so any large page aligns naturally. */
+const LARGE_ALIGN = 2 ** 34;
+
+/**
+ * The address space {@link HostPhys} reserves for `backingBytes` of guest memory: small pages (and
+ * both zero pages) first, large pages after, each rounded up to {@link LARGE_ALIGN}.
+ */
+function hostPhysLayout(
+  granule: Granule,
+  backingBytes: number,
+  hugeZeroSize: number,
+): { smallBytes: number; span: number } {
+  const page = granule.size;
+  const smallBytes = Math.ceil(backingBytes / page) * page + 2 * hugeZeroSize;
+  const span =
+    Math.ceil(smallBytes / LARGE_ALIGN) * LARGE_ALIGN + Math.ceil(backingBytes / LARGE_ALIGN) * LARGE_ALIGN;
+  return { smallBytes, span };
+}
+
+/** The footprint of a {@link HostPhys} for `backingBytes`: its two marks per page of its span. */
+export function hostPhysFootprint(granule: Granule, backingBytes: number, hugeZeroSize: number): Footprint {
+  const pages = hostPhysLayout(granule, backingBytes, hugeZeroSize).span / granule.size;
+  return scaleFootprint(typedArrayFootprint(pages, 1), 2);
+}
 
 /** Allocator and per-page state for guest-backing host memory. */
 export class HostPhys {
@@ -39,10 +65,7 @@ export class HostPhys {
     this.granule = granule;
     this.base = HOST_PHYS_BASE;
     const page = granule.size;
-    const largeAlign = 2 ** 34; // the largest hugetlb size, so any large page aligns naturally
-    const smallBytes = Math.ceil(backingBytes / page) * page + 2 * hugeZeroSize;
-    const span =
-      Math.ceil(smallBytes / largeAlign) * largeAlign + Math.ceil(backingBytes / largeAlign) * largeAlign;
+    const { smallBytes, span } = hostPhysLayout(granule, backingBytes, hugeZeroSize);
     if (backingBytes > maxHostBytes || span / page > 2 ** 31) {
       throw new S2simError(
         "too-large",
@@ -55,7 +78,7 @@ export class HostPhys {
     this.hugeZeroPage = this.base;
     this.zeroPage = this.base + hugeZeroSize;
     this.smallNext = this.zeroPage + page;
-    this.smallEnd = this.base + Math.ceil(smallBytes / largeAlign) * largeAlign;
+    this.smallEnd = this.base + Math.ceil(smallBytes / LARGE_ALIGN) * LARGE_ALIGN;
     this.largeNext = this.smallEnd;
     // Both zero pages were zeroed by the host when they were set up.
     this.markWritten(this.hugeZeroPage, hugeZeroSize);

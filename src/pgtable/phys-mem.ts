@@ -7,6 +7,13 @@
 import { S2simError } from "../common/error.js";
 import { ADDR_51_48_MASK, ADDR_HI_MASK, pteOa } from "../arch/descriptor.js";
 import type { Granule } from "../arch/granule.js";
+import {
+  type Footprint,
+  heapFootprint,
+  scaleFootprint,
+  sumFootprints,
+  typedArrayFootprint,
+} from "../common/footprint.js";
 
 // Module-local copy of an imported constant used on the walk path (optimized code folds a
 // module's own `const`s, but reads an import through its cell at every use).
@@ -19,6 +26,18 @@ export const DEFAULT_TABLE_BASE = 0x4000_0000;
 export const DEFAULT_TABLE_BYTES = 8 * 2 ** 30;
 
 const NO_PAGE = new Uint32Array(0);
+
+/**
+ * The footprint of `pages` table pages of a {@link PhysMem}: each page's descriptors, its array
+ * objects, its slot in the page list and its refcount (in an array grown by doubling).
+ */
+export function tablePagesFootprint(granule: Granule, pages: number): Footprint {
+  return sumFootprints(
+    scaleFootprint(typedArrayFootprint(granule.size / 4, 4), pages),
+    heapFootprint(pages, 8),
+    typedArrayFootprint(2 * pages, 4),
+  );
+}
 
 /** A pool of granule-sized pages with refcounts. */
 export class PhysMem {

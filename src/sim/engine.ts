@@ -15,6 +15,13 @@
  * same for host memory state ({@link SimCode.hostQuietFor}, {@link Engine.mayReadHostAhead}): a
  * fault handler may sample the notifier sequence and GUP before CPUs that cannot change either.
  */
+import {
+  type Footprint,
+  heapFootprint,
+  scaleFootprint,
+  sumFootprints,
+  typedArrayFootprint,
+} from "../common/footprint.js";
 import { type Blocking, LOCK_HELD, type LockId, type Step } from "../common/steps.js";
 import type { NumberList } from "../common/number-list.js";
 import { W, type WorkMeter } from "../common/work.js";
@@ -66,6 +73,21 @@ interface LockState {
 }
 
 const NONE = -1;
+
+/**
+ * Heap bytes of the engine's state for one lock (LockState, its statistics twice, its wait queue's
+ * objects, its map entry and list slots), besides the queue's elements.
+ */
+const LOCK_STATE_HEAP_BYTES = 240;
+
+/** The footprint of the engine's state for `locks` locks, on a machine of `tasks` CPUs. */
+export function engineLocksFootprint(locks: number, tasks: number): Footprint {
+  return sumFootprints(
+    heapFootprint(locks, LOCK_STATE_HEAP_BYTES),
+    // A queue of up to 16 elements is kept on the heap with its array.
+    tasks <= 16 ? heapFootprint(locks, 4 * tasks) : scaleFootprint(typedArrayFootprint(tasks, 4), locks),
+  );
+}
 
 /** Adds `times` x the given changes to lock statistics `s`. */
 function addStats(

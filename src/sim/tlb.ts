@@ -5,6 +5,7 @@
  * it was read from has been overwritten (its `expiry`, for entries filled from a value another CPU
  * was in the middle of changing).
  */
+import { type Footprint, heapFootprint, sumFootprints, typedArrayFootprint } from "../common/footprint.js";
 import type { Digest } from "../common/digest.js";
 import { NumberList } from "../common/number-list.js";
 import type { LevelSizes } from "../pgtable/walker.js";
@@ -75,6 +76,19 @@ export interface SlotRelativizer {
   ipa(ipa: number): number;
   pa(base: number, pa: number): number;
 }
+
+/** The footprint of one {@link Stage2Tlb}: per entry its tag and record, per set its victim. */
+export function stage2TlbFootprint(entries: number, ways: number): Footprint {
+  return sumFootprints(
+    typedArrayFootprint(entries, 8),
+    typedArrayFootprint(entries * STRIDE, 8),
+    typedArrayFootprint(Math.max(1, Math.floor(entries / ways)), 2),
+    heapFootprint(1, TLB_FIXED_HEAP_BYTES),
+  );
+}
+
+/** Heap bytes of a {@link Stage2Tlb}'s fixed parts (the object, its small arrays). */
+const TLB_FIXED_HEAP_BYTES = 2048;
 
 /** One vCPU's stage-2 TLB. */
 export class Stage2Tlb {

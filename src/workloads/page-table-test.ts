@@ -6,7 +6,9 @@
 import { S2simError } from "../common/error.js";
 import type { NumberList } from "../common/number-list.js";
 import { type Blocking, type InterleavePolicy, interleave, runToCompletion } from "../common/steps.js";
-import { backingSource } from "../host/backing.js";
+import { granuleOf, type Granule } from "../arch/granule.js";
+import { stage2Geometry } from "../arch/geometry.js";
+import { type BackingSource, backingSource } from "../host/backing.js";
 import type { ReleaseOrder } from "./release-order.js";
 import { disableDirtyLogging, enableDirtyLogging } from "../kvm/dirty-log.js";
 import type { VmEvent } from "../kvm/events.js";
@@ -102,6 +104,54 @@ export interface PageTableTestConfig {
   readonly timelineChunk?: number;
 }
 
+/** Guest page-table pages of the test region: one L2 table per GiB and one L3 table per 2 MiB. */
+function guestTablePages(size: number): number {
+  return Math.ceil(size / GUEST_L2_SPAN) + Math.ceil(size / GUEST_L3_SPAN);
+}
+
+/** The sizes a configuration gives the selftest's VM, before anything is allocated. */
+export interface TestLayout {
+  /** The backing source, resolved for the host page size. */
+  readonly src: BackingSource;
+  /** The host (and guest) page size. */
+  readonly granule: Granule;
+  /** The test region: `-b` rounded up to the backing page size. */
+  readonly size: number;
+  /** Memslot 0 (guest pages and page tables, 2 MiB-aligned), or 0 without guest tables. */
+  readonly slot0Size: number;
+  /** The test region's guest-physical base. */
+  readonly gpa: number;
+}
+
+/**
+ * The layout of `config`; errors for an unknown backing source or granule, an empty region, or a
+ * region outside the IPA space or over memslot 0.
+ */
+export function testLayout(config: PageTableTestConfig): TestLayout {
+  const granule = granuleOf(config.vmOptions?.granule ?? 4096);
+  const src = backingSource(config.backing, granule);
+  const align = Math.max(src.pageSize, granule.size);
+  const size = Math.ceil(config.memBytes / align) * align;
+  if (size <= 0) throw new S2simError("bad-size", "the test region must not be empty");
+  // Memslot 0: the guest's own pages plus the test region's page tables.
+  const slot0Raw =
+    GUEST_PT_MIN_PADDR +
+    (GUEST_PT_PAGES_BEFORE + guestTablePages(size) + DEFAULT_GUEST_PHY_PAGES) * GUEST_PAGE;
+  const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
+  const ipaBits = config.vmOptions?.ipaBits;
+  const ipaLimit = stage2Geometry(granule, ipaBits === undefined || ipaBits === 0 ? 40 : ipaBits).ipaLimit;
+  const page = granule.size;
+  let gpa = config.gpa ?? (ipaLimit / page - 1 - size / page) * page;
+  gpa -= gpa % align;
+  if (gpa < 0 || gpa + size > ipaLimit) {
+    throw new S2simError("outside-ipa", `a ${size}-byte test region does not fit in the IPA space`);
+  }
+  if (config.guestTables && gpa < slot0Size) {
+    throw new S2simError("outside-ipa", "the test region overlaps memslot 0");
+  }
+  return { src, granule, size, slot0Size, gpa };
+}
+
 /** Counts of what happened in one stage. */
 export interface StageCounts {
   faults: Record<string, number>;
@@ -138,17 +188,9 @@ export class PageTableTest {
   private readonly tablesIpa: number = -1;
 
   constructor(readonly config: PageTableTestConfig) {
-    const granule = config.vmOptions?.granule ?? 4096;
-    const probe = new Vm({ kernel: config.kernel, granule, vcpus: 1, hostBytes: granule });
-    const src = backingSource(config.backing, probe.geo.granule);
-    const align = Math.max(src.pageSize, granule);
-    this.size = Math.ceil(config.memBytes / align) * align;
-    if (this.size <= 0) throw new S2simError("bad-size", "the test region must not be empty");
-    // Memslot 0: the guest's own pages plus one L2 table per GiB and one L3 table per 2 MiB.
-    const tablePages = Math.ceil(this.size / GUEST_L2_SPAN) + Math.ceil(this.size / GUEST_L3_SPAN);
-    const slot0Raw =
-      GUEST_PT_MIN_PADDR + (GUEST_PT_PAGES_BEFORE + tablePages + DEFAULT_GUEST_PHY_PAGES) * GUEST_PAGE;
-    const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
+    const { src, granule, size, slot0Size, gpa } = testLayout(config);
+    this.size = size;
+    const tablePages = guestTablePages(size);
     const kernel: KvmKernel =
       config.inject !== undefined
         ? withInjectedBug(kvmKernel(config.kernel), config.inject)
@@ -159,14 +201,7 @@ export class PageTableTest {
       vcpus: config.vcpus,
       hostBytes: this.size + slot0Size,
     });
-    const maxGfn = this.vm.geo.ipaLimit / granule - 1;
-    let gpa = config.gpa ?? (maxGfn - this.size / granule) * granule;
-    gpa -= gpa % align;
-    if (gpa < 0 || gpa + this.size > this.vm.geo.ipaLimit) {
-      throw new S2simError("outside-ipa", `a ${this.size}-byte test region does not fit in the IPA space`);
-    }
     if (config.guestTables) {
-      if (gpa < slot0Size) throw new S2simError("outside-ipa", "the test region overlaps memslot 0");
       this.slot0 = this.vm.addMemory(0, 0, slot0Size, SLOT0_HVA, "anonymous");
       this.tablesIpa = GUEST_PT_MIN_PADDR + GUEST_PT_PAGES_BEFORE * GUEST_PAGE;
       // The VMM wrote the guest's page tables before the guest ran: those host pages are present.
@@ -175,7 +210,7 @@ export class PageTableTest {
     this.slot = this.vm.addMemory(1, gpa, this.size, TEST_HVA, src);
     this.largePage = src.pageSize;
     this.anonymous = config.backing === "anonymous";
-    this.hostPage = granule;
+    this.hostPage = granule.size;
   }
 
   /**

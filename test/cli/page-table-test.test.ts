@@ -195,7 +195,27 @@ describe("s2sim page-table-test", () => {
       ["-s", "anonymous_thp", "--timeline", "1M"],
       /--timeline\) must be a multiple of the backing's page size 2 MiB/,
     ],
+    [
+      "a run larger than --max-memory",
+      ["-b", "1G", "--max-memory", "64M"],
+      /-b 1G -v 1 needs about \d+ MiB of memory, more than the 64 MiB --max-memory allows: use a smaller -b/,
+    ],
+    ["an unparsable --max-memory", ["--max-memory", "lots"], /memory limit \(--max-memory\) "lots"/],
+    ["a --max-memory of 0", ["--max-memory", "0"], /memory limit \(--max-memory\) must not be 0/],
+    [
+      "a region outside the IPA space before estimating its memory",
+      ["-b", "2T", "--max-memory", "1M"],
+      /does not fit in the IPA space/,
+    ],
   ];
+  it("refuses a configuration too large for the machine at once, before allocating it", async () => {
+    // The largest shmem region the IPA space allows: hundreds of GiB of simulator state.
+    const r = await s2sim("page-table-test", "-s", "shmem", "-b", "1020G");
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /^s2sim: page-table-test -s shmem -b 1020G -v 1 needs about [\d.]+ GiB of memory/);
+  });
+
   for (const [name, args, re] of errors) {
     it(`rejects ${name} with one line and exit status 2`, async () => {
       const r = await s2sim("page-table-test", "-b", "4M", ...args);

@@ -240,6 +240,11 @@ describe("s2sim reproduce", () => {
     ["a --src naming a run twice", ["--src", "anonymous,anonymous"], /names a run twice/],
     ["an unknown --release-order", ["--release-order", "sideways"], /argument 'sideways' is invalid/],
     ["a --seed that is not an integer", ["--seed", "1.5"], /seed "1.5" is not an integer/],
+    [
+      "runs larger than --max-memory, before starting any",
+      ["--max-memory", "100M"],
+      /reproduce \(\d simulations? at once\) needs about \d+ MiB of memory, more than the 100 MiB --max-memory allows: use --mem-scale/,
+    ],
   ] as Array<[string, string[], RegExp]>) {
     it(`rejects ${name} with one line and exit status 2`, async () => {
       const r = await s2sim("reproduce", ...args);

@@ -1,0 +1,60 @@
+/**
+ * Refusing runs too large for the machine before they allocate anything: a run's estimated
+ * footprint against the memory available (or `--max-memory`) and V8's heap limit.
+ */
+import { freemem } from "node:os";
+import { getHeapStatistics } from "node:v8";
+import { S2simError } from "../common/error.js";
+import type { Footprint } from "../common/footprint.js";
+import { parseSize } from "../common/size.js";
+import { humanBytes } from "./options.js";
+
+/** Constraints at or above this mean none (libuv reports "no cgroup limit" as about 2^63). */
+const NO_CONSTRAINT = 2 ** 60;
+
+/** Memory a run may use, and where that figure comes from (for the error message). */
+export interface MemoryBudget {
+  readonly bytes: number;
+  readonly source: string;
+}
+
+/**
+ * `--max-memory` parsed, or else the memory available now: the kernel's estimate of what can be
+ * allocated without swapping (MemAvailable on Linux), capped by the cgroup's limit if any.
+ */
+export function memoryBudget(maxMemory: string | undefined): MemoryBudget {
+  if (maxMemory !== undefined) {
+    const bytes = parseSize(maxMemory, "memory limit (--max-memory)");
+    if (bytes === 0) throw new S2simError("bad-size", "memory limit (--max-memory) must not be 0");
+    return { bytes, source: "--max-memory allows" };
+  }
+  const available = freemem();
+  const constrained = process.constrainedMemory?.() ?? 0;
+  if (constrained > 0 && constrained < NO_CONSTRAINT && constrained < available) {
+    return { bytes: constrained, source: "this process's cgroup allows" };
+  }
+  return { bytes: available, source: "this machine has available" };
+}
+
+/**
+ * Throws a one-line {@link S2simError} ("too-large") when `need` does not fit in `budget` or in
+ * V8's heap limit; `what` names the run and `smaller` says how to make it smaller.
+ */
+export function checkMemory(need: Footprint, budget: MemoryBudget, what: string, smaller: string): void {
+  if (need.bytes > budget.bytes) {
+    throw new S2simError(
+      "too-large",
+      `${what} needs about ${humanBytes(need.bytes)} of memory, more than the ${humanBytes(budget.bytes)} ` +
+        `${budget.source}: ${smaller}, or set --max-memory if you know better`,
+    );
+  }
+  const heapLimit = getHeapStatistics().heap_size_limit;
+  if (need.heapBytes > heapLimit) {
+    const mib = Math.ceil((need.heapBytes * 1.25) / 2 ** 20);
+    throw new S2simError(
+      "too-large",
+      `${what} needs about ${humanBytes(need.heapBytes)} of JavaScript heap, more than Node's limit of ` +
+        `${humanBytes(heapLimit)}: ${smaller}, or raise the limit (NODE_OPTIONS=--max-old-space-size=${mib})`,
+    );
+  }
+}

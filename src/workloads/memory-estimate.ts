@@ -1,0 +1,114 @@
+/**
+ * How much memory a simulated page-table-test needs at its peak, estimated from its configuration
+ * before anything is allocated (docs/model.md, "Memory"): the host's per-page state and locks,
+ * the stage-2 table pages the selftest's stages build at most, the engine's lock states and the
+ * vCPUs' TLBs, plus the garbage collector's slack and the process itself.
+ */
+import {
+  type Footprint,
+  heapFootprint,
+  scaleFootprint,
+  sumFootprints,
+  typedArrayFootprint,
+} from "../common/footprint.js";
+import type { Granule } from "../arch/granule.js";
+import { levelSize } from "../arch/granule.js";
+import { backingSource, thpSize } from "../host/backing.js";
+import { hostPhysFootprint } from "../host/host-phys.js";
+import { vmaFootprint } from "../host/mm.js";
+import { MEMCACHE_CAPACITY } from "../pgtable/memcache.js";
+import { tablePagesFootprint } from "../pgtable/phys-mem.js";
+import { engineLocksFootprint } from "../sim/engine.js";
+import type { CostProfile } from "../sim/profile.js";
+import { stage2TlbFootprint } from "../sim/tlb.js";
+import { type PageTableTestConfig, type TestLayout, testLayout } from "./page-table-test.js";
+
+/** Node, s2sim's code and the simulator's fixed state, before a run's own structures. */
+const PROCESS_BASE: Footprint = { bytes: 96 * 2 ** 20, heapBytes: 16 * 2 ** 20 };
+
+/**
+ * Resident memory per live byte. Typed-array stores are allocated once and kept: a tenth for the
+ * allocator. The heap grows to about three times its live objects before V8 collects the garbage
+ * the simulation makes (peak resident size against live heap, measured: BENCHMARKS.md, "Memory").
+ */
+const OFF_HEAP_SLACK = 1.1;
+const HEAP_SLACK = 3;
+
+/** Heap bytes per vCPU besides its TLB: its thread code, memcache, access stream, fault context. */
+const VCPU_HEAP_BYTES = 16 * 1024;
+
+/** Locks besides the VMAs': mmu_lock and the host mm's page_table_lock. */
+const OTHER_LOCKS = 2;
+
+/**
+ * Stage-2 table pages of a test region at their peak over the selftest's stages. Backing pages no
+ * larger than what a last-level table spans end up mapped by pages everywhere (4 KiB mappings,
+ * THP regions split by their zero-page path, blocks split by dirty logging): a last-level table
+ * per span. Larger backing pages (1 GiB hugetlb) have, at the end of UPDATE, a last-level table for
+ * the written page and one per span of the half that was read (spec 9.3 b). Then the tables above.
+ */
+function stage2TablePages(layout: Pick<TestLayout, "src" | "granule" | "size">): number {
+  const { src, granule, size } = layout;
+  const l3Span = levelSize(granule, 2);
+  const l2Span = levelSize(granule, 1);
+  const last =
+    src.pageSize <= l3Span
+      ? Math.ceil(size / l3Span)
+      : (size / src.pageSize) * (1 + Math.ceil(src.pageSize / 2 / l3Span));
+  // The levels above, each rounded up a table for a misaligned region, and a concatenated root.
+  return last + Math.ceil(size / l2Span) + 1 + Math.ceil(size / levelSize(granule, 0)) + 1 + 16;
+}
+
+/** Stage-2 table pages of memslot 0 (the guest's pages and page tables, 4 KiB mappings). */
+function slot0TablePages(granule: Granule, slot0Size: number): number {
+  return Math.ceil(slot0Size / levelSize(granule, 2)) + 2;
+}
+
+/**
+ * Table pages the simulated `config` holds at most at once: the stage-2 tables of both memslots,
+ * and the pages in the vCPUs' memcaches (each filled to capacity by a top-up).
+ */
+export function pageTableTestTablePages(config: PageTableTestConfig): number {
+  const layout = testLayout({ ...config, guestTables: true });
+  return (
+    stage2TablePages(layout) +
+    slot0TablePages(layout.granule, layout.slot0Size) +
+    config.vcpus * MEMCACHE_CAPACITY
+  );
+}
+
+/**
+ * The memory the simulated `config` needs at its peak: `bytes` resident (what simulatePageTableTest
+ * allocates, with the process and the collector's slack) and `heapBytes` live on the JavaScript
+ * heap (against V8's heap limit, which a collection near it can reach). An estimate, made without
+ * allocating anything. Throws the configuration's own errors (unknown backing source or granule,
+ * empty region, region outside the IPA space).
+ */
+export function pageTableTestFootprint(config: PageTableTestConfig, profile: CostProfile): Footprint {
+  const layout = testLayout({ ...config, guestTables: true });
+  const { src, granule, size, slot0Size } = layout;
+  const tablePages = pageTableTestTablePages(config);
+  const slot0 = vmaFootprint(slot0Size, backingSource("anonymous", granule), granule);
+  const region = vmaFootprint(size, src, granule);
+  const vcpus = config.vcpus;
+  const live = sumFootprints(
+    slot0,
+    region,
+    hostPhysFootprint(granule, size + slot0Size, thpSize(granule)),
+    tablePagesFootprint(granule, tablePages),
+    engineLocksFootprint(slot0.locks + region.locks + OTHER_LOCKS, vcpus),
+    scaleFootprint(stage2TlbFootprint(profile.tlb.entries, profile.tlb.ways), vcpus),
+    heapFootprint(vcpus, VCPU_HEAP_BYTES),
+    // The dirty bitmap (UPDATE), a bit per page.
+    typedArrayFootprint(Math.ceil(size / granule.size / 32), 4),
+    // The CREATE timeline's per-chunk counts.
+    typedArrayFootprint(
+      config.timelineChunk === undefined ? 0 : 7 * Math.ceil(size / config.timelineChunk),
+      8,
+    ),
+  );
+  return {
+    bytes: PROCESS_BASE.bytes + OFF_HEAP_SLACK * (live.bytes - live.heapBytes) + HEAP_SLACK * live.heapBytes,
+    heapBytes: PROCESS_BASE.heapBytes + live.heapBytes,
+  };
+}

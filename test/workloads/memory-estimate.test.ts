@@ -1,0 +1,58 @@
+/** The memory estimate made before a run allocates: what it counts against what the model builds. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { TEST_STAGES, PageTableTest } from "../../src/workloads/page-table-test.js";
+import { pageTableTestFootprint, pageTableTestTablePages } from "../../src/workloads/memory-estimate.js";
+import { loadProfile } from "../../src/sim/profile.js";
+import { MEMCACHE_CAPACITY } from "../../src/pgtable/memcache.js";
+
+const M = 2 ** 20;
+const G = 2 ** 30;
+const profile = loadProfile("kunpeng920");
+const footprint = (backing: string, memBytes: number, vcpus = 1) =>
+  pageTableTestFootprint({ kernel: "v5.14", backing, memBytes, vcpus }, profile);
+
+describe("page-table-test memory estimate", () => {
+  // Each backing's stage-2 tables at their fullest (CREATE, UPDATE's splits, ADJUST's coalescing),
+  // built by the fault model through all three stages in two interleavings.
+  const cases: Array<[string, number]> = [
+    ["anonymous", 8 * M],
+    ["anonymous_thp", 16 * M],
+    ["anonymous_hugetlb_2mb", 16 * M],
+    ["anonymous_hugetlb_1gb", 1 * G],
+    ["shmem", 8 * M],
+    ["shared_hugetlb", 16 * M],
+  ];
+  for (const [backing, memBytes] of cases) {
+    for (const policy of ["sequential", "round-robin"] as const) {
+      it(`counts at least the table pages ${backing} builds (${policy})`, () => {
+        const config = { kernel: "v5.14" as const, backing, memBytes, vcpus: 2, guestTables: true };
+        const t = new PageTableTest(config);
+        for (const stage of TEST_STAGES) t.runStage(stage, policy);
+        const peak = t.vm.tableMem.peakAllocated;
+        const estimate = pageTableTestTablePages(config);
+        assert.ok(peak <= estimate, `peak ${peak} > estimate ${estimate}`);
+        // Close to it, not a blanket bound: within the upper levels, the root's 16 pages and the
+        // memcaches, which need not all be full at the peak.
+        const slack = 24 + config.vcpus * MEMCACHE_CAPACITY;
+        assert.ok(estimate - peak <= slack, `estimate ${estimate} far above peak ${peak}`);
+      });
+    }
+  }
+
+  it("grows with the region, the vCPUs and shmem's page locks", () => {
+    const small = footprint("anonymous", 1 * G);
+    const large = footprint("anonymous", 64 * G);
+    assert.ok(large.bytes > small.bytes + 300 * M, `${large.bytes} vs ${small.bytes}`);
+    assert.ok(footprint("anonymous", 1 * G, 512).bytes > small.bytes + 512 * 70_000);
+    // A page lock per page, on the heap: shmem's heap is far above anonymous memory's.
+    const shmem = footprint("shmem", 4 * G);
+    assert.ok(shmem.heapBytes > 10 * footprint("anonymous", 4 * G).heapBytes);
+    assert.ok(shmem.heapBytes <= shmem.bytes);
+  });
+
+  it("refuses what the simulator would refuse, before allocating", () => {
+    assert.throws(() => footprint("anonymous_bogus", 1 * G), /unknown backing source/);
+    assert.throws(() => footprint("anonymous", 2 * 2 ** 40), /does not fit in the IPA space/);
+  });
+});
