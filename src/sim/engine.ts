@@ -57,11 +57,17 @@ interface LockState {
   /** Its number, in the order the locks were first used. */
   readonly index: number;
   /**
-   * The work item, and its cost, of passing it to another CPU or taking it free after one:
-   * `mutex-wakeup`, `lock-handoff` or `host-lock-handoff` (by its kind and domain).
+   * The work item, and its cost, of passing it to a waiting CPU: `mutex-wakeup` for a mutex (its
+   * waiter sleeps), else `lock-handoff` or `host-lock-handoff` (by its domain).
    */
   readonly handoffItem: number;
   readonly handoffCost: number;
+  /**
+   * The same for taking it free after another CPU held it: its line moves, nobody is woken, so
+   * `lock-handoff` or `host-lock-handoff` by its domain, for a mutex too.
+   */
+  readonly remoteItem: number;
+  readonly remoteCost: number;
   /** Whether its statistics may have changed since the last {@link Engine.periodCounters}. */
   touched: boolean;
   /** Its statistics as that call reported them (plus the periods skipped since). */
@@ -469,7 +475,8 @@ export class Engine {
   /**
    * The running task takes and drops `lock` at once if it is free (outside the steps:
    * follow_page's round trip); it becomes the lock's last holder. Returns LOCK_HELD when a task
-   * holds it, the lock's handoff item when another task held it last (the line moves), else -1.
+   * holds it, the item of taking it free after another CPU when one held it last (the line
+   * moves), else -1.
    */
   takeFree(lock: LockId): number {
     // Not lockState: its one-lock cache is for mmu_lock, between whose uses these come.
@@ -477,7 +484,7 @@ export class Engine {
     if (s.owner !== NONE) return LOCK_HELD;
     const id = this.current;
     if (s.lastOwner === id) return -1;
-    const item = s.lastOwner !== NONE ? s.handoffItem : -1;
+    const item = s.lastOwner !== NONE ? s.remoteItem : -1;
     s.lastOwner = id;
     this.lockChanged(s);
     return item;
@@ -764,12 +771,8 @@ export class Engine {
     if (lock === this.lastLock) return this.lastState!;
     let s = this.locks.get(lock);
     if (s === undefined) {
-      const item =
-        lock.kind === "mutex"
-          ? W_MUTEX_WAKEUP
-          : lock.domain === "host"
-            ? W_HOST_LOCK_HANDOFF
-            : W_LOCK_HANDOFF;
+      const remote = lock.domain === "host" ? W_HOST_LOCK_HANDOFF : W_LOCK_HANDOFF;
+      const item = lock.kind === "mutex" ? W_MUTEX_WAKEUP : remote;
       s = {
         owner: NONE,
         lastOwner: NONE,
@@ -779,6 +782,8 @@ export class Engine {
         index: this.lockList.length,
         handoffItem: item,
         handoffCost: this.meter.cost[item]!,
+        remoteItem: remote,
+        remoteCost: this.meter.cost[remote]!,
         touched: false,
         changed: 0,
         recent: false,
@@ -801,8 +806,8 @@ export class Engine {
       // A free lock last held by another CPU: its line, and the state its holder wrote, are
       // remote, as on a handoff; lock-acquire prices a lock whose line this CPU already owns.
       const remote = s.lastOwner !== NONE && s.lastOwner !== id;
-      const c = remote ? s.handoffCost : this.costs.lockAcquire;
-      this.meter.count[remote ? s.handoffItem : W_LOCK_ACQUIRE]!++;
+      const c = remote ? s.remoteCost : this.costs.lockAcquire;
+      this.meter.count[remote ? s.remoteItem : W_LOCK_ACQUIRE]!++;
       this.now += c;
       s.owner = id;
       s.lastOwner = id;

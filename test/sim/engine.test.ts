@@ -85,6 +85,28 @@ describe("sim engine", () => {
     assert.equal(meter.count[W["lock-acquire"]], 2);
   });
 
+  it("a mutex's sleeping waiter is woken at mutex-wakeup; taken free after another CPU it costs the line's move only", () => {
+    const meter = meterWith(1);
+    const page: LockId = { name: "page_lock", kind: "mutex", domain: "host" };
+    const order: string[] = [];
+    const e = new Engine(meter, costs, 3);
+    function* cpu(id: number, before: number): Blocking<void> {
+      meter.charge(W["pgt-call"], before);
+      yield { kind: "lock", lock: page };
+      order.push(`${id}@${e.timeNow()}`);
+      meter.charge(W["pgt-call"], 1000);
+      yield { kind: "unlock", lock: page };
+    }
+    e.spawn(cpu(0, 5), 0);
+    e.spawn(cpu(1, 10), 0); // sleeps; woken at 0's release (1015) + 1000
+    e.spawn(cpu(2, 5000), 0); // free, last held by CPU 1: host-lock-handoff, no wake-up
+    e.run();
+    assert.deepEqual(order, ["0@15", "1@2015", "2@5040"]);
+    assert.equal(meter.count[W["mutex-wakeup"]], 1);
+    assert.equal(meter.count[W["host-lock-handoff"]], 1);
+    assert.equal(meter.count[W["lock-acquire"]], 1);
+  });
+
   it("takeFree: a free lock taken and dropped outside the steps costs its handoff when another CPU held it last, and moves it", () => {
     const meter = meterWith(1);
     const host: LockId = { name: "ptl", kind: "spinlock", domain: "host" };
