@@ -12,7 +12,10 @@ export function geometryCommand(opts: { granule: string; ipa: string; json?: boo
   const geo = stage2Geometry(g, parseCount(opts.ipa, "IPA size", 0, 64));
   const cpu = { ...KUNPENG_920, paRangeBits: g.size === 65536 ? (52 as const) : (48 as const) };
   const vtcr = vtcrEl2(cpu, geo);
-  const blocks = leafLevels(g).map((l) => ({ level: l, size: sizeName(levelSize(g, l)) }));
+  // Leaves only where the tables have levels: below the start level there is none.
+  const blocks = leafLevels(g)
+    .filter((l) => l >= geo.startLevel)
+    .map((l) => ({ level: l, size: sizeName(levelSize(g, l)) }));
   if (opts.json) {
     return JSON.stringify({
       granule: g.name,
