@@ -18,7 +18,9 @@ describe("page-table-test memory estimate", () => {
   const cases: Array<[string, number]> = [
     ["anonymous", 8 * M],
     ["anonymous_thp", 16 * M],
+    ["anonymous_hugetlb_64kb", 8 * M],
     ["anonymous_hugetlb_2mb", 16 * M],
+    ["anonymous_hugetlb_32mb", 128 * M],
     ["anonymous_hugetlb_1gb", 1 * G],
     ["shmem", 8 * M],
     ["shared_hugetlb", 16 * M],
