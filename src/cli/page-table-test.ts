@@ -3,6 +3,7 @@
  * cost profile. Takes the selftest's options, prints its lines, then per timed stage the
  * simulated time (a model prediction, labelled as such) and what the fault path did.
  */
+import { KUNPENG_920 } from "../arch/cpu.js";
 import { hex } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
 import { S2simError } from "../common/error.js";
@@ -46,6 +47,7 @@ export interface PageTableTestOptions {
   inject?: string;
   timeline?: string;
   maxMemory?: string;
+  fwb?: boolean;
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -76,6 +78,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     ...(gpa === undefined ? {} : { gpa }),
     ...(opts.inject === undefined ? {} : { inject: opts.inject }),
     ...(timelineChunk === undefined ? {} : { timelineChunk }),
+    // The profile prices the machine's work; its CPU features are the Kunpeng 920's, with FWB on request.
+    ...(opts.fwb === true ? { vmOptions: { cpu: { ...KUNPENG_920, fwb: true } } } : {}),
   };
   // Refused before anything is allocated if it cannot fit.
   checkMemory(
@@ -98,11 +102,19 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   } finally {
     bar?.stop();
   }
-  if (opts.json) return JSON.stringify({ ...report, seed, inject: opts.inject ?? null }, null, 2);
+  if (opts.json) {
+    return JSON.stringify({ ...report, seed, inject: opts.inject ?? null, fwb: opts.fwb === true }, null, 2);
+  }
 
   const out: string[] = [
     `s2sim page-table-test: kvm_page_table_test on kernel ${report.kernel}, simulated`,
     `profile ${report.profile}: ${profile.machine}`,
+    ...(opts.fwb === true
+      ? [
+          "CPU changed by --fwb: with FEAT_S2FWB, stage 2 forces write-back memory, so KVM's D-cache " +
+            "clean+invalidate calls do nothing",
+        ]
+      : []),
     `vCPUs released in ${releaseOrderText(releaseOrder)}; seed ${seed} (same seed, same result)`,
     "Execution times below are model predictions for the profile's machine, not measurements.",
     "",

@@ -116,6 +116,10 @@ export function buildProgram(out: (s: string) => void): Command {
       "also show the CREATE stage along the region in chunks of <size> (e.g. 64M): what the fault " +
         "path did in each and when it was done (slower; the same results)",
     )
+    .option(
+      "--fwb",
+      "give the CPU FEAT_S2FWB (the Kunpeng 920 has none): KVM's D-cache maintenance becomes a no-op",
+    )
     .addOption(maxMemoryOption())
     .option("--json", "print one JSON object: the simulation report plus the seed")
     .action((opts: PageTableTestOptions) => out(pageTableTestCommand(opts)));
