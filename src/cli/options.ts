@@ -3,7 +3,7 @@ import { granuleOf } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import { backingSource } from "../host/backing.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
-import { type CostProfile, loadProfile } from "../sim/profile.js";
+import { type CostProfile, loadProfile, parseSetting, withOverrides } from "../sim/profile.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
 /** The model's host (and guest) page size. */
@@ -72,9 +72,21 @@ export function parseMemScale(text: string): number {
   return value;
 }
 
-/** Loads `--profile` (bundled name or .json path); failures are S2simErrors. */
-export function profileOption(nameOrPath: string | undefined): CostProfile {
-  return loadProfile(nameOrPath ?? DEFAULT_PROFILE);
+/**
+ * Loads `--profile` (bundled name or .json path) with the `--set` changes applied; failures are
+ * S2simErrors.
+ */
+export function profileOption(nameOrPath: string | undefined, sets: readonly string[] = []): CostProfile {
+  return withOverrides(loadProfile(nameOrPath ?? DEFAULT_PROFILE), sets.map(parseSetting));
+}
+
+/** The `--set` changes of `profile` for people, or null if none. */
+export function overridesText(profile: CostProfile): string | null {
+  if (profile.overrides.length === 0) return null;
+  const each = profile.overrides.map(
+    (o) => `${o.parameter} ${o.value} ${o.unit} (the profile's: ${o.was.value} ${o.was.unit})`,
+  );
+  return `changed with --set: ${each.join(", ")}`;
 }
 
 /** A byte count for people: `4 KiB`, `1.88 GiB`, `0 B`. */

@@ -22,6 +22,7 @@ import {
   columns,
   count,
   humanBytes,
+  overridesText,
   parseGpa,
   parseMode,
   parseSeed,
@@ -48,6 +49,8 @@ export interface PageTableTestOptions {
   timeline?: string;
   maxMemory?: string;
   fwb?: boolean;
+  /** `--set name=value[unit]` changes to the profile, in order. */
+  set?: string[];
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -66,7 +69,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const gpa = opts.gpa === undefined ? undefined : parseGpa(opts.gpa);
   const seed = parseSeed(opts.seed);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder);
-  const profile = profileOption(opts.profile);
+  const profile = profileOption(opts.profile, opts.set);
   const timelineChunk = opts.timeline === undefined ? undefined : timelineOption(opts.timeline, pageSize);
   const config: PageTableTestConfig = {
     kernel: opts.kernel,
@@ -103,12 +106,23 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     bar?.stop();
   }
   if (opts.json) {
-    return JSON.stringify({ ...report, seed, inject: opts.inject ?? null, fwb: opts.fwb === true }, null, 2);
+    return JSON.stringify(
+      {
+        ...report,
+        seed,
+        inject: opts.inject ?? null,
+        fwb: opts.fwb === true,
+        profile_overrides: profile.overrides,
+      },
+      null,
+      2,
+    );
   }
 
   const out: string[] = [
     `s2sim page-table-test: kvm_page_table_test on kernel ${report.kernel}, simulated`,
     `profile ${report.profile}: ${profile.machine}`,
+    ...(overridesText(profile) === null ? [] : [overridesText(profile)!]),
     ...(opts.fwb === true
       ? [
           "CPU changed by --fwb: with FEAT_S2FWB, stage 2 forces write-back memory, so KVM's D-cache " +

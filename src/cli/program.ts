@@ -41,6 +41,15 @@ function maxMemoryOption(): Option {
   );
 }
 
+/** `--set`, as page-table-test and reproduce take it (repeatable). */
+function setOption(): Option {
+  return new Option(
+    "--set <name=value>",
+    "change one profile parameter for this run, e.g. lock-handoff=800ns or zero-byte=10GB/s " +
+      "(repeatable; the unit defaults to the profile's)",
+  ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+}
+
 /** Builds the program; exported for tests. */
 export function buildProgram(out: (s: string) => void): Command {
   const program = new Command();
@@ -116,6 +125,7 @@ export function buildProgram(out: (s: string) => void): Command {
       "also show the CREATE stage along the region in chunks of <size> (e.g. 64M): what the fault " +
         "path did in each and when it was done (slower; the same results)",
     )
+    .addOption(setOption())
     .option(
       "--fwb",
       "give the CPU FEAT_S2FWB (the Kunpeng 920 has none): KVM's D-cache maintenance becomes a no-op",
@@ -160,6 +170,7 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .addOption(releaseOrderOption())
     .addOption(seedOption())
+    .addOption(setOption())
     .addOption(maxMemoryOption())
     .option("--json", 'print one JSON object: {"rows": [...], "host_s": ...}')
     .addOption(

@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { S2simError } from "../common/error.js";
-import { loadProfile } from "../sim/profile.js";
+import { loadProfile, parseSetting, withOverrides } from "../sim/profile.js";
 import type { PageTableTestConfig } from "../workloads/page-table-test.js";
 import { type SimReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 
@@ -13,6 +13,8 @@ export interface WorkerJob {
   readonly config: PageTableTestConfig;
   /** Profile name or path, as given to --profile. */
   readonly profile: string;
+  /** The `--set` changes to it, as given. */
+  readonly sets: readonly string[];
 }
 
 /** What a worker posts back. */
@@ -30,7 +32,7 @@ export type WorkerMessage =
 function run(port: NonNullable<typeof parentPort>, job: WorkerJob): void {
   const post = (m: WorkerMessage): void => port.postMessage(m);
   try {
-    const profile = loadProfile(job.profile);
+    const profile = withOverrides(loadProfile(job.profile), job.sets.map(parseSetting));
     let last = -1;
     const report = simulatePageTableTest(job.config, profile, (_stage, fraction) => {
       // The runner reports every 64Ki accesses; pass on changes of at least 0.1 %.

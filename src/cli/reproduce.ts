@@ -20,6 +20,7 @@ import {
   backingPageSize,
   columns,
   DEFAULT_PROFILE,
+  overridesText,
   parseMemScale,
   parseSeed,
   profileOption,
@@ -42,6 +43,8 @@ export interface ReproduceOptions {
   releaseOrder?: string;
   seed?: string;
   maxMemory?: string;
+  /** `--set name=value[unit]` changes to the profile, in order. */
+  set?: string[];
 }
 
 /** One row of `--json`: one stage of one run on one kernel. */
@@ -96,7 +99,8 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   const memScale = opts.memScale === undefined ? 1 : parseMemScale(opts.memScale);
   const profileName = opts.profile ?? DEFAULT_PROFILE;
   // Load once here so that a bad profile is one error line before any worker starts.
-  const profile = profileOption(profileName);
+  const sets = opts.set ?? [];
+  const profile = profileOption(profileName, sets);
   const runs = selectRuns(opts.src);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder ?? "fifo");
   const seed = parseSeed(opts.seed ?? "1");
@@ -124,7 +128,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   const bar = simProgress(!opts.json, `0/${jobs.length} runs`);
   let reports: SimReport[];
   try {
-    reports = await runAll(jobs, profileName, workers, (overall, done) =>
+    reports = await runAll(jobs, profileName, sets, workers, (overall, done) =>
       bar?.update(overall, `${done}/${jobs.length} runs`),
     );
   } finally {
@@ -159,6 +163,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
         ...(memScale === 1 ? {} : { mem_scale: memScale }),
         // Only off the selftest's order, as --mem-scale: a row set to compare with another.
         ...(releaseOrder === "fifo" ? {} : { release_order: releaseOrder, seed }),
+        ...(profile.overrides.length === 0 ? {} : { profile_overrides: profile.overrides }),
       },
       null,
       2,
@@ -168,6 +173,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     runs,
     machine: profile.machine,
     profile: profile.name,
+    overrides: overridesText(profile),
     scaledWarning,
     host_s,
     workers,
@@ -225,6 +231,7 @@ function expectedAccesses(size: number, large: number, vcpus: number): number {
 function runAll(
   jobs: readonly Job[],
   profile: string,
+  sets: readonly string[],
   workers: number,
   onProgress: (overall: number, done: number) => void,
 ): Promise<SimReport[]> {
@@ -251,7 +258,7 @@ function runAll(
     const startNext = (): void => {
       const i = queue.shift();
       if (i === undefined || failed) return;
-      const job: WorkerJob = { config: jobs[i]!.config, profile };
+      const job: WorkerJob = { config: jobs[i]!.config, profile, sets };
       const worker = new Worker(new URL("./reproduce-worker.js", import.meta.url), { workerData: job });
       running.add(worker);
       let finished = false;
@@ -325,6 +332,8 @@ export function renderText(
     runs?: readonly PublishedRun[];
     machine: string;
     profile: string;
+    /** The profile's `--set` changes for people (overridesText), if any. */
+    overrides?: string | null;
     scaledWarning: string | null;
     host_s: number;
     workers: number;
@@ -339,6 +348,7 @@ export function renderText(
     "s2sim reproduce: the cover letter's kvm_page_table_test runs, before (v5.12) and after (v5.14) the series",
     `Simulated seconds are model predictions for the profile's machine, not measurements.`,
     `  profile ${ctx.profile}: ${ctx.machine}`,
+    ...(ctx.overrides ? [`  ${ctx.overrides}`] : []),
     `Published seconds: ${src.author}, "${src.title}", ${src.list}, ${src.date};`,
     `  ${src.note}; measured on a ${src.machine}, host kernel ${src.hostKernel}.`,
     `  before = ${src.before}, after = ${src.after}.`,

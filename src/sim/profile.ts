@@ -28,6 +28,67 @@ export interface CostProfile {
   readonly tlb: TlbShape;
   /** Time the test's main thread takes to release one vCPU (sem_post and wake-up), ps. */
   readonly vcpuRelease: number;
+  /** Parameters changed from the file's values ({@link withOverrides}), in the order given. */
+  readonly overrides: readonly ProfileOverride[];
+}
+
+/** A parameter set to another value than the profile file's (`--set name=value[unit]`). */
+export interface ProfileOverride {
+  readonly parameter: string;
+  readonly value: number;
+  readonly unit: string;
+  /** The file's value and unit, for reports. */
+  readonly was: { readonly value: number; readonly unit: string };
+}
+
+/** `name=value[unit]` as the command line gives it; the unit defaults to the profile's. */
+export interface ProfileSetting {
+  readonly parameter: string;
+  readonly value: number;
+  readonly unit: string | null;
+}
+
+/** Parses one `--set` argument: `lock-handoff=800ns`, `zero-byte=10GB/s`, `tlb-entries=2048`. */
+export function parseSetting(text: string): ProfileSetting {
+  const m = /^\s*([a-z0-9-]+)\s*=\s*(\d+(?:\.\d+)?(?:e-?\d+)?)\s*([a-zA-Z/]*)\s*$/i.exec(text);
+  if (m === null) {
+    throw new S2simError(
+      "bad-setting",
+      `--set "${text}" is not name=value[unit] (e.g. lock-handoff=800ns, zero-byte=10GB/s, tlb-entries=2048)`,
+    );
+  }
+  return { parameter: m[1]!, value: Number(m[2]), unit: m[3] === "" ? null : m[3]! };
+}
+
+/**
+ * `profile` with `settings` applied: each replaces its parameter's value (and unit, if given),
+ * validated as the file's own values are; the result lists them as {@link CostProfile.overrides}.
+ * A parameter the profile does not have, or one set twice, is an error.
+ */
+export function withOverrides(profile: CostProfile, settings: readonly ProfileSetting[]): CostProfile {
+  if (settings.length === 0) return profile;
+  const parameters: Record<string, ProfileParameter> = { ...profile.parameters };
+  const overrides: ProfileOverride[] = [...profile.overrides];
+  for (const set of settings) {
+    const was = profile.parameters[set.parameter];
+    if (was === undefined) {
+      throw new S2simError(
+        "bad-setting",
+        `--set: profile '${profile.name}' has no parameter '${set.parameter}'; it has ${Object.keys(profile.parameters).join(", ")}`,
+      );
+    }
+    if (overrides.some((o) => o.parameter === set.parameter)) {
+      throw new S2simError("bad-setting", `--set: parameter '${set.parameter}' is set twice`);
+    }
+    const unit = set.unit ?? was.unit;
+    parameters[set.parameter] = { value: set.value, unit, source: "set on the command line (--set)" };
+    overrides.push({ parameter: set.parameter, value: set.value, unit, was: { value: was.value, unit: was.unit } });
+  }
+  const changed = parseProfile(
+    { name: profile.name, machine: profile.machine, parameters },
+    `${profile.name} with --set`,
+  );
+  return { ...changed, overrides };
 }
 
 /** Parameters besides the work items, with the units each accepts. */
@@ -104,6 +165,9 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
   };
   const tlb = { entries: countOf("tlb-entries"), ways: countOf("tlb-ways") };
   if (tlb.entries % tlb.ways !== 0) fail("tlb-entries must be a multiple of tlb-ways");
+  const sets = tlb.entries / tlb.ways;
+  // The TLB indexes its sets by address bits.
+  if ((sets & (sets - 1)) !== 0) fail(`tlb-entries / tlb-ways (${sets} sets) must be a power of two`);
   const at = (item: (typeof WORK_ITEMS)[number]): number => workCost[WORK_ITEMS.indexOf(item)]!;
   return {
     name,
@@ -118,6 +182,7 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
     },
     tlb,
     vcpuRelease: toPicoseconds(need("vcpu-release"), "vcpu-release", fail),
+    overrides: [],
   };
 }
 

@@ -198,6 +198,42 @@ describe("s2sim reproduce", () => {
     },
   );
 
+  it(
+    "--set reaches every simulation: the rows are page-table-test's with that parameter",
+    { timeout: 120_000 },
+    async () => {
+      const set = ["--set", "dc-civac-line=4ns"];
+      const r = await s2sim(
+        "reproduce",
+        "--json",
+        "--mem-scale",
+        "1/20",
+        "--src",
+        "anonymous_hugetlb_1gb",
+        ...set,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      type Out = { rows: ReproduceRow[]; profile_overrides?: Array<{ parameter: string; value: number }> };
+      const j = JSON.parse(r.stdout) as Out;
+      assert.deepEqual(
+        j.profile_overrides?.map((o) => [o.parameter, o.value]),
+        [["dc-civac-line", 4]],
+      );
+      const p = await s2sim(
+        "page-table-test",
+        ...["-s", "anonymous_hugetlb_1gb", "-b", "1G", "-v", "40", "--kernel", "v5.12", "--json", ...set],
+      );
+      assert.equal(p.code, 0, p.stderr);
+      const stages = (JSON.parse(p.stdout) as { stages: Array<{ name: string; simulated_s: number }> })
+        .stages;
+      for (const row of j.rows.filter((x) => x.kernel === "v5.12")) {
+        assert.equal(row.simulated_s, stages.find((st) => st.name === row.stage)!.simulated_s, row.stage);
+      }
+      const text = await s2sim("reproduce", "--mem-scale", "1/20", "--src", "anonymous_hugetlb_1gb", ...set);
+      assert.match(text.stdout, /^ {2}changed with --set: dc-civac-line 4 ns \(the profile's: 7\.75 ns\)$/m);
+    },
+  );
+
   it("says in the text when the vCPUs start in another order than the selftest's", () => {
     const rows = EXPECTED.map((e) => ({ ...e, mem: "1G", simulated_s: e.published_s })) as ReproduceRow[];
     const ctx = { machine: "m", profile: "p", scaledWarning: null, host_s: 1, workers: 1 };
@@ -240,6 +276,7 @@ describe("s2sim reproduce", () => {
     ["a --src naming a run twice", ["--src", "anonymous,anonymous"], /names a run twice/],
     ["an unknown --release-order", ["--release-order", "sideways"], /argument 'sideways' is invalid/],
     ["a --seed that is not an integer", ["--seed", "1.5"], /seed "1.5" is not an integer/],
+    ["an unknown --set parameter", ["--set", "nope=1"], /has no parameter 'nope'/],
     [
       "runs larger than --max-memory, before starting any",
       ["--max-memory", "100M"],

@@ -1,0 +1,66 @@
+/** Profile parameters changed from the command line (`--set name=value[unit]`). */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { W } from "../../src/common/work.js";
+import { loadProfile, parseSetting, withOverrides } from "../../src/sim/profile.js";
+
+const base = loadProfile("kunpeng920");
+
+describe("profile --set", () => {
+  it("parses name=value with or without a unit", () => {
+    assert.deepEqual(parseSetting("lock-handoff=800ns"), {
+      parameter: "lock-handoff",
+      value: 800,
+      unit: "ns",
+    });
+    assert.deepEqual(parseSetting(" zero-byte = 10GB/s "), {
+      parameter: "zero-byte",
+      value: 10,
+      unit: "GB/s",
+    });
+    assert.deepEqual(parseSetting("tlb-entries=2048"), { parameter: "tlb-entries", value: 2048, unit: null });
+    assert.deepEqual(parseSetting("exit=1.5e0us"), { parameter: "exit", value: 1.5, unit: "us" });
+    for (const bad of ["lock-handoff", "=5ns", "lock-handoff=", "lock-handoff=-1ns", "lock-handoff=x"]) {
+      assert.throws(() => parseSetting(bad), /is not name=value\[unit\]/, bad);
+    }
+  });
+
+  it("replaces a parameter's value (in the profile's unit by default) and lists what it changed", () => {
+    const p = withOverrides(base, [parseSetting("lock-handoff=800"), parseSetting("zero-byte=10GB/s")]);
+    assert.equal(p.engine.lockHandoff, 800_000);
+    assert.equal(p.workCost[W["lock-handoff"]], 800_000);
+    assert.equal(p.workCost[W["zero-byte"]], 100);
+    assert.equal(p.parameters["lock-handoff"]!.unit, "ns");
+    assert.match(p.parameters["lock-handoff"]!.source, /--set/);
+    assert.deepEqual(
+      p.overrides.map((o) => [o.parameter, o.value, o.unit, o.was.value, o.was.unit]),
+      [
+        ["lock-handoff", 800, "ns", 1100, "ns"],
+        ["zero-byte", 10, "GB/s", 19.5, "GB/s"],
+      ],
+    );
+    // Everything else is the file's.
+    assert.equal(p.workCost[W["dc-civac-line"]], base.workCost[W["dc-civac-line"]]);
+    assert.deepEqual(p.tlb, base.tlb);
+    assert.equal(withOverrides(base, []), base);
+    assert.deepEqual(base.overrides, []);
+  });
+
+  it("refuses unknown parameters, a parameter set twice and values the file could not hold", () => {
+    assert.throws(
+      () => withOverrides(base, [parseSetting("nope=1ns")]),
+      /has no parameter 'nope'; it has guest-access/,
+    );
+    assert.throws(
+      () => withOverrides(base, [parseSetting("exit=1us"), parseSetting("exit=2us")]),
+      /'exit' is set twice/,
+    );
+    assert.throws(() => withOverrides(base, [parseSetting("exit=1furlong")]), /unit 'furlong'/);
+    assert.throws(() => withOverrides(base, [parseSetting("tlb-entries=1001")]), /multiple of tlb-ways/);
+    assert.throws(
+      () => withOverrides(base, [parseSetting("tlb-entries=1000")]),
+      /\(250 sets\) must be a power of two/,
+    );
+    assert.throws(() => withOverrides(base, [parseSetting("zero-byte=0GB/s")]), /rate of 0/);
+  });
+});
