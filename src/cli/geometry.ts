@@ -12,7 +12,7 @@ export function geometryCommand(opts: { granule: string; ipa: string; json?: boo
   const geo = stage2Geometry(g, parseCount(opts.ipa, "IPA size", 0, 64));
   const cpu = { ...KUNPENG_920, paRangeBits: g.size === 65536 ? (52 as const) : (48 as const) };
   const vtcr = vtcrEl2(cpu, geo);
-  // Leaves only where the tables have levels: below the start level there is none.
+  // Leaves only at levels the tables have: none above the start level (e.g. no 1G at start level 2).
   const blocks = leafLevels(g)
     .filter((l) => l >= geo.startLevel)
     .map((l) => ({ level: l, size: sizeName(levelSize(g, l)) }));

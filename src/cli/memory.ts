@@ -9,9 +9,6 @@ import type { Footprint } from "../common/footprint.js";
 import { parseSize } from "../common/size.js";
 import { humanBytes } from "./options.js";
 
-/** Constraints at or above this mean none (libuv reports "no cgroup limit" as about 2^63). */
-const NO_CONSTRAINT = 2 ** 60;
-
 /** Memory a run may use, and where that figure comes from (for the error message). */
 export interface MemoryBudget {
   readonly bytes: number;
@@ -19,8 +16,9 @@ export interface MemoryBudget {
 }
 
 /**
- * `--max-memory` parsed, or else the memory available now: the kernel's estimate of what can be
- * allocated without swapping (MemAvailable on Linux), capped by the cgroup's limit if any.
+ * `--max-memory` parsed, or else the memory available now: what the kernel estimates can be
+ * allocated without swapping (MemAvailable on Linux), or, in a cgroup with a limit, what is left
+ * of it if that is less (process.availableMemory).
  */
 export function memoryBudget(maxMemory: string | undefined): MemoryBudget {
   if (maxMemory !== undefined) {
@@ -28,12 +26,10 @@ export function memoryBudget(maxMemory: string | undefined): MemoryBudget {
     if (bytes === 0) throw new S2simError("bad-size", "memory limit (--max-memory) must not be 0");
     return { bytes, source: "--max-memory allows" };
   }
-  const available = freemem();
-  const constrained = process.constrainedMemory?.() ?? 0;
-  if (constrained > 0 && constrained < NO_CONSTRAINT && constrained < available) {
-    return { bytes: constrained, source: "this process's cgroup allows" };
-  }
-  return { bytes: available, source: "this machine has available" };
+  const free = freemem();
+  const available = process.availableMemory();
+  if (available < free) return { bytes: available, source: "this process's cgroup has left" };
+  return { bytes: free, source: "this machine has available" };
 }
 
 /**

@@ -4,6 +4,7 @@
  * simulated time (a model prediction, labelled as such) and what the fault path did.
  */
 import { KUNPENG_920 } from "../arch/cpu.js";
+import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
 import { hex } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
 import { S2simError } from "../common/error.js";
@@ -70,7 +71,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const seed = parseSeed(opts.seed);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder);
   const profile = profileOption(opts.profile, opts.set);
-  const timelineChunk = opts.timeline === undefined ? undefined : timelineOption(opts.timeline, pageSize);
+  const timelineChunk =
+    opts.timeline === undefined ? undefined : timelineOption(opts.timeline, pageSize, memBytes);
   const config: PageTableTestConfig = {
     kernel: opts.kernel,
     backing: opts.src,
@@ -84,7 +86,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     // The profile prices the machine's work; its CPU features are the Kunpeng 920's, with FWB on request.
     ...(opts.fwb === true ? { vmOptions: { cpu: { ...KUNPENG_920, fwb: true } } } : {}),
   };
-  // Refused before anything is allocated if it cannot fit.
+  // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
+  if (opts.inject !== undefined) withInjectedBug(kvmKernel(opts.kernel), opts.inject);
   checkMemory(
     pageTableTestFootprint(config, profile),
     memoryBudget(opts.maxMemory),
@@ -119,10 +122,11 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     );
   }
 
+  const changes = overridesText(profile);
   const out: string[] = [
     `s2sim page-table-test: kvm_page_table_test on kernel ${report.kernel}, simulated`,
     `profile ${report.profile}: ${profile.machine}`,
-    ...(overridesText(profile) === null ? [] : [overridesText(profile)!]),
+    ...(changes === null ? [] : [changes]),
     ...(opts.fwb === true
       ? [
           "CPU changed by --fwb: with FEAT_S2FWB, stage 2 forces write-back memory, so KVM's D-cache " +
@@ -145,7 +149,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     "Started all vCPUs successfully",
   ];
   for (const stage of report.stages) {
-    out.push("", ...stageBlock(stage, report));
+    out.push("");
+    for (const line of stageBlock(stage, report)) out.push(line);
   }
   if (report.check !== undefined) {
     out.push("", `checkers ${report.check.checkers.join(", ")}: no violation in any stage`);
@@ -201,17 +206,31 @@ export function stageBlock(s: SimStageReport, report: SimReport): string[] {
   const fixed = decimalsFor(Math.max(0, ...shown.map((a) => a.vcpu_s)));
   const rows = shown.map((a) => [a.category, a.vcpu_s.toFixed(fixed), `${(a.share * 100).toFixed(1)} %`]);
   lines.push(...columns([["category", "vCPU-s", "share"], ...rows], [false, true, true], "    "));
-  if (s.timeline !== undefined) lines.push(...timelineBlock(s.timeline, report));
-  return lines;
+  return s.timeline === undefined ? lines : lines.concat(timelineBlock(s.timeline, report));
 }
 
-/** `--timeline`'s chunk size: a size that holds at least one of the backing's pages, a multiple of it. */
-function timelineOption(text: string, pageSize: number): number {
+/** Most rows `--timeline` makes: a table to read, not a trace (`trace` and `--json` are for those). */
+const MAX_TIMELINE_ROWS = 65536;
+
+/**
+ * `--timeline`'s chunk size: a size that holds at least one of the backing's pages, a multiple of
+ * it, that cuts the `memBytes` region into at most {@link MAX_TIMELINE_ROWS} chunks.
+ */
+function timelineOption(text: string, pageSize: number, memBytes: number): number {
   const chunk = parseSize(text, "timeline chunk (--timeline)");
   if (chunk < pageSize || chunk % pageSize !== 0) {
     throw new S2simError(
       "bad-size",
       `timeline chunk (--timeline) must be a multiple of the backing's page size ${humanBytes(pageSize)}`,
+    );
+  }
+  const rows = Math.ceil(memBytes / chunk);
+  if (rows > MAX_TIMELINE_ROWS) {
+    const least = Math.ceil(memBytes / MAX_TIMELINE_ROWS / pageSize) * pageSize;
+    throw new S2simError(
+      "bad-size",
+      `timeline chunk (--timeline) ${text} cuts the region into ${count(rows)} rows, more than ` +
+        `${count(MAX_TIMELINE_ROWS)}: use a chunk of at least ${humanBytes(least)}`,
     );
   }
   return chunk;
@@ -245,14 +264,14 @@ function timelineBlock(t: StageTimeline, report: SimReport): string[] {
       humanBytes(r.dcache_bytes / per),
     ];
   });
-  lines.push(
-    ...columns(
+  // Concatenated, not spread into push: a row per chunk can be more arguments than a call takes.
+  return lines.concat(
+    columns(
       [["offset", "done s", "ms", "aborts", "maps", "relaxes", "retries", "-EAGAIN", "cleaned"], ...rows],
       [false, true, true, true, true, true, true, true, true],
       "    ",
     ),
   );
-  return lines;
 }
 
 /**

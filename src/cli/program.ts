@@ -131,7 +131,10 @@ export function buildProgram(out: (s: string) => void): Command {
       "give the CPU FEAT_S2FWB (the Kunpeng 920 has none): KVM's D-cache maintenance becomes a no-op",
     )
     .addOption(maxMemoryOption())
-    .option("--json", "print one JSON object: the simulation report plus the seed")
+    .option(
+      "--json",
+      "print one JSON object: the simulation report plus seed, inject, fwb and profile_overrides",
+    )
     .action((opts: PageTableTestOptions) => out(pageTableTestCommand(opts)));
 
   program

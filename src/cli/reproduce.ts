@@ -73,24 +73,28 @@ interface Job {
 const MAX_WORKERS = 6;
 
 /**
- * Refuses the runs before any starts if the `workers` largest at once would not fit in memory
- * (each worker thread has a heap of its own, so the heap limit bounds each run alone).
+ * How many of at most `workers` simulations may run at once: the most whose largest estimated
+ * footprints fit in memory together. Refuses the runs before any starts if even the largest alone
+ * does not fit (each worker thread has a heap of its own, so the heap limit bounds each run alone).
  */
-function checkJobsMemory(
+function workersThatFit(
   jobs: readonly Job[],
   profile: CostProfile,
   workers: number,
   maxMemory?: string,
-): void {
+): number {
   const needs = jobs.map((j) => pageTableTestFootprint(j.config, profile)).sort((a, b) => b.bytes - a.bytes);
-  const together = needs.slice(0, workers).reduce((a, f) => a + f.bytes, 0);
-  const heap = Math.max(...needs.map((f) => f.heapBytes));
+  const budget = memoryBudget(maxMemory);
+  const together = (n: number): number => needs.slice(0, n).reduce((a, f) => a + f.bytes, 0);
+  let n = workers;
+  while (n > 1 && together(n) > budget.bytes) n--;
   checkMemory(
-    { bytes: together, heapBytes: heap },
-    memoryBudget(maxMemory),
-    `reproduce (${workers} simulations at once)`,
+    { bytes: together(n), heapBytes: Math.max(...needs.map((f) => f.heapBytes)) },
+    budget,
+    `reproduce (its largest simulation)`,
     "use --mem-scale to make the regions smaller (the figures are then not comparable)",
   );
+  return n;
 }
 
 /** Runs the six simulations and renders the comparison as text or JSON. */
@@ -122,8 +126,13 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
         "page size): the simulated figures are NOT comparable to the published ones.";
   if (scaledWarning && opts.json) process.stderr.write(`s2sim: ${scaledWarning}\n`);
 
-  const workers = Math.min(availableParallelism(), MAX_WORKERS, jobs.length);
-  checkJobsMemory(jobs, profile, workers, opts.maxMemory);
+  // As many at once as there are cores, and as fit in memory.
+  const workers = workersThatFit(
+    jobs,
+    profile,
+    Math.min(availableParallelism(), MAX_WORKERS, jobs.length),
+    opts.maxMemory,
+  );
 
   const bar = simProgress(!opts.json, `0/${jobs.length} runs`);
   let reports: SimReport[];

@@ -14,9 +14,6 @@ export interface Footprint {
   readonly heapBytes: number;
 }
 
-/** Nothing. */
-export const NO_FOOTPRINT: Footprint = { bytes: 0, heapBytes: 0 };
-
 /** Heap bytes of a typed array's objects beyond its elements (JSTypedArray, JSArrayBuffer, store record). */
 export const TYPED_ARRAY_OVERHEAD = 200;
 

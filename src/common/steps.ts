@@ -67,7 +67,7 @@ export interface LockView {
   /**
    * {@link LOCK_HELD} when some CPU holds `lock` now (the caller must wait for it as a step);
    * otherwise takes and drops it at once for the running CPU, which becomes its last holder, and
-   * returns the work item that costs (its handoff when another CPU held it last), or -1 when it
+   * returns the work item that costs (the move of its line when another CPU held it last), or -1 when it
    * costs nothing beyond the caller's own work.
    */
   takeFree(lock: LockId): number;

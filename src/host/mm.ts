@@ -229,7 +229,7 @@ export class Vma {
  * steps and the entry that finds it (the simulator's own state for the lock is apart). With the
  * engine's state for it, 320 bytes per page lock were measured live (a shmem VMA of 1 GiB).
  */
-export const HOST_LOCK_BYTES = 120;
+const HOST_LOCK_BYTES = 120;
 
 /** Heap bytes per real THP in HostMm's set of THP heads. */
 const THP_HEAD_BYTES = 48;

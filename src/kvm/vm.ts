@@ -52,6 +52,11 @@ export interface VmOptions {
   readonly locks?: LockView;
 }
 
+/** The IPA size of a VM created with `ipaBits` (KVM_VM_TYPE_ARM_IPA_SIZE; 0 or none: 40 bits). */
+export function vmIpaBits(ipaBits: number | undefined): number {
+  return ipaBits === undefined || ipaBits === 0 ? 40 : ipaBits;
+}
+
 /** A vCPU as the KVM code sees it: its id, its table-page memcache and its fault in progress. */
 export class Vcpu {
   /** The state of the stage-2 fault this vCPU is handling (reused from fault to fault). */
@@ -97,7 +102,7 @@ export class Vm {
   constructor(opts: VmOptions) {
     this.kernel = typeof opts.kernel === "string" ? kvmKernel(opts.kernel) : opts.kernel;
     const granule = granuleOf(opts.granule ?? 4096);
-    this.geo = stage2Geometry(granule, opts.ipaBits === undefined || opts.ipaBits === 0 ? 40 : opts.ipaBits);
+    this.geo = stage2Geometry(granule, vmIpaBits(opts.ipaBits));
     this.cpu = opts.cpu ?? KUNPENG_920;
     this.vtcr = vtcrEl2(this.cpu, this.geo);
     this.faultShifts = faultShifts(granule);

@@ -86,12 +86,15 @@ const NONE = -1;
  */
 const LOCK_STATE_HEAP_BYTES = 240;
 
-/** The footprint of the engine's state for `locks` locks, on a machine of `tasks` CPUs. */
+/**
+ * The footprint of the engine's state for `locks` locks, in an engine of `tasks` tasks (a
+ * simulation's vCPUs and its main thread): each lock's wait queue has room for every task.
+ */
 export function engineLocksFootprint(locks: number, tasks: number): Footprint {
   return sumFootprints(
     heapFootprint(locks, LOCK_STATE_HEAP_BYTES),
-    // A queue of up to 16 elements is kept on the heap with its array.
-    tasks <= 16 ? heapFootprint(locks, 4 * tasks) : scaleFootprint(typedArrayFootprint(tasks, 4), locks),
+    // V8 keeps a typed array of up to 64 bytes on the heap, inside its object.
+    4 * tasks <= 64 ? heapFootprint(locks, 4 * tasks) : scaleFootprint(typedArrayFootprint(tasks, 4), locks),
   );
 }
 

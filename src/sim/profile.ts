@@ -82,7 +82,12 @@ export function withOverrides(profile: CostProfile, settings: readonly ProfileSe
     }
     const unit = set.unit ?? was.unit;
     parameters[set.parameter] = { value: set.value, unit, source: "set on the command line (--set)" };
-    overrides.push({ parameter: set.parameter, value: set.value, unit, was: { value: was.value, unit: was.unit } });
+    overrides.push({
+      parameter: set.parameter,
+      value: set.value,
+      unit,
+      was: { value: was.value, unit: was.unit },
+    });
   }
   const changed = parseProfile(
     { name: profile.name, machine: profile.machine, parameters },

@@ -6,6 +6,7 @@
  * later is one array read.
  */
 import type { Digest } from "../common/digest.js";
+import { type Footprint, typedArrayFootprint } from "../common/footprint.js";
 import { NumberList } from "../common/number-list.js";
 import type { LevelSizes } from "../pgtable/walker.js";
 
@@ -37,6 +38,17 @@ export class TlbiRecord {
     this.level.clear();
     this.vmids = 0;
   }
+}
+
+/**
+ * The footprint of a {@link TlbiLog} tracking ranges of `rangeBytes` with leaves of `leafSizes`:
+ * a counter per block of each leaf size. (Tracking a range copies the array, for a moment, while
+ * the memslots are set up and no stage-2 table exists yet.)
+ */
+export function tlbiLogFootprint(rangeBytes: readonly number[], leafSizes: readonly number[]): Footprint {
+  let blocks = 0;
+  for (const size of rangeBytes) for (const leaf of leafSizes) blocks += Math.ceil(size / leaf) + 1;
+  return typedArrayFootprint(blocks, 4);
 }
 
 /** The TLBI history of one VMID. */

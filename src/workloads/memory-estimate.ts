@@ -12,7 +12,7 @@ import {
   typedArrayFootprint,
 } from "../common/footprint.js";
 import type { Granule } from "../arch/granule.js";
-import { levelSize } from "../arch/granule.js";
+import { leafLevels, levelSize } from "../arch/granule.js";
 import { backingSource, thpSize } from "../host/backing.js";
 import { hostPhysFootprint } from "../host/host-phys.js";
 import { vmaFootprint } from "../host/mm.js";
@@ -21,6 +21,7 @@ import { tablePagesFootprint } from "../pgtable/phys-mem.js";
 import { engineLocksFootprint } from "../sim/engine.js";
 import type { CostProfile } from "../sim/profile.js";
 import { stage2TlbFootprint } from "../sim/tlb.js";
+import { tlbiLogFootprint } from "../sim/tlbi-log.js";
 import { type PageTableTestConfig, type TestLayout, testLayout } from "./page-table-test.js";
 
 /** Node, s2sim's code and the simulator's fixed state, before a run's own structures. */
@@ -39,6 +40,20 @@ const VCPU_HEAP_BYTES = 16 * 1024;
 
 /** Locks besides the VMAs': mmu_lock and the host mm's page_table_lock. */
 const OTHER_LOCKS = 2;
+
+/**
+ * Heap bytes per row of the CREATE timeline: its counts' row object, and the row rendered as text
+ * or JSON (65,536 rows at 1 GiB raised the peak resident size by 84 MiB, with the heap's slack).
+ */
+const TIMELINE_ROW_HEAP_BYTES = 480;
+
+/** The CREATE timeline's footprint for `rows` chunks: 7 counts each while recording, then its rows. */
+function timelineFootprint(rows: number): Footprint {
+  return sumFootprints(
+    scaleFootprint(typedArrayFootprint(rows, 8), 7),
+    heapFootprint(rows, TIMELINE_ROW_HEAP_BYTES),
+  );
+}
 
 /**
  * Stage-2 table pages of a test region at their peak over the selftest's stages. Backing pages no
@@ -78,35 +93,43 @@ export function pageTableTestTablePages(config: PageTableTestConfig): number {
 }
 
 /**
- * The memory the simulated `config` needs at its peak: `bytes` resident (what simulatePageTableTest
- * allocates, with the process and the collector's slack) and `heapBytes` live on the JavaScript
- * heap (against V8's heap limit, which a collection near it can reach). An estimate, made without
- * allocating anything. Throws the configuration's own errors (unknown backing source or granule,
- * empty region, region outside the IPA space).
+ * The structures the simulated `config` holds at its peak (what simulatePageTableTest allocates),
+ * without the process or the collector's slack. Throws the configuration's own errors (unknown
+ * backing source or granule, empty region, region outside the IPA space).
  */
-export function pageTableTestFootprint(config: PageTableTestConfig, profile: CostProfile): Footprint {
+export function pageTableTestLiveFootprint(config: PageTableTestConfig, profile: CostProfile): Footprint {
   const layout = testLayout({ ...config, guestTables: true });
   const { src, granule, size, slot0Size } = layout;
   const tablePages = pageTableTestTablePages(config);
   const slot0 = vmaFootprint(slot0Size, backingSource("anonymous", granule), granule);
   const region = vmaFootprint(size, src, granule);
   const vcpus = config.vcpus;
-  const live = sumFootprints(
+  return sumFootprints(
     slot0,
     region,
     hostPhysFootprint(granule, size + slot0Size, thpSize(granule)),
     tablePagesFootprint(granule, tablePages),
-    engineLocksFootprint(slot0.locks + region.locks + OTHER_LOCKS, vcpus),
+    // The engine's tasks: the vCPUs and the selftest's main thread.
+    engineLocksFootprint(slot0.locks + region.locks + OTHER_LOCKS, vcpus + 1),
+    tlbiLogFootprint(
+      [slot0Size, size],
+      leafLevels(granule).map((l) => levelSize(granule, l)),
+    ),
     scaleFootprint(stage2TlbFootprint(profile.tlb.entries, profile.tlb.ways), vcpus),
     heapFootprint(vcpus, VCPU_HEAP_BYTES),
     // The dirty bitmap (UPDATE), a bit per page.
     typedArrayFootprint(Math.ceil(size / granule.size / 32), 4),
-    // The CREATE timeline's per-chunk counts.
-    typedArrayFootprint(
-      config.timelineChunk === undefined ? 0 : 7 * Math.ceil(size / config.timelineChunk),
-      8,
-    ),
+    timelineFootprint(config.timelineChunk === undefined ? 0 : Math.ceil(size / config.timelineChunk)),
   );
+}
+
+/**
+ * The memory the simulated `config` needs at its peak: `bytes` resident (its live structures, the
+ * process and the collector's slack) and `heapBytes` live on the JavaScript heap (against V8's heap
+ * limit, which a collection near it can reach). An estimate, made without allocating anything.
+ */
+export function pageTableTestFootprint(config: PageTableTestConfig, profile: CostProfile): Footprint {
+  const live = pageTableTestLiveFootprint(config, profile);
   return {
     bytes: PROCESS_BASE.bytes + OFF_HEAP_SLACK * (live.bytes - live.heapBytes) + HEAP_SLACK * live.heapBytes,
     heapBytes: PROCESS_BASE.heapBytes + live.heapBytes,

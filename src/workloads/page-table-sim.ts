@@ -129,7 +129,8 @@ const PS = 1e-12;
 
 /**
  * Runs the selftest's timed stages on `profile`: all three, or the first `stageCount` of them
- * (each stage depends on the ones before it).
+ * (each stage depends on the ones before it). `afterStage`, for tests, sees the machine and the
+ * VM after each stage.
  */
 export function simulatePageTableTest(
   config: PageTableTestConfig,
@@ -137,6 +138,7 @@ export function simulatePageTableTest(
   progress?: Progress,
   stageCount = TEST_STAGES.length,
   check?: Omit<CheckOptions, "machine">,
+  afterStage?: (machine: SimMachine, test: PageTableTest) => void,
 ): SimReport {
   const granule = config.vmOptions?.granule ?? 4096;
   const machine = new SimMachine(profile, granule / 8);
@@ -162,6 +164,7 @@ export function simulatePageTableTest(
   const stages = run.map((stage, i) => {
     const release = releaseOrder(order, config.vcpus, finished, random);
     const r = runStage(test, machine, stage, release, (n) => progress?.(stage, (before + n) / grand));
+    afterStage?.(machine, test);
     before += totals[i]!;
     finished = r.finishPs;
     return r.report;

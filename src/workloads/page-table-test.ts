@@ -15,7 +15,7 @@ import type { VmEvent } from "../kvm/events.js";
 import { guestAccessWithTables } from "../kvm/fault.js";
 import { type KvmKernel, kvmKernel, withInjectedBug } from "../kvm/kernel.js";
 import type { Memslot } from "../kvm/memslot.js";
-import { type Vcpu, Vm, type VmOptions } from "../kvm/vm.js";
+import { type Vcpu, Vm, type VmOptions, vmIpaBits } from "../kvm/vm.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 
 /** The timed stages, named as the selftest prints them. */
@@ -138,8 +138,7 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
     GUEST_PT_MIN_PADDR +
     (GUEST_PT_PAGES_BEFORE + guestTablePages(size) + DEFAULT_GUEST_PHY_PAGES) * GUEST_PAGE;
   const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
-  const ipaBits = config.vmOptions?.ipaBits;
-  const ipaLimit = stage2Geometry(granule, ipaBits === undefined || ipaBits === 0 ? 40 : ipaBits).ipaLimit;
+  const ipaLimit = stage2Geometry(granule, vmIpaBits(config.vmOptions?.ipaBits)).ipaLimit;
   const page = granule.size;
   let gpa = config.gpa ?? (ipaLimit / page - 1 - size / page) * page;
   gpa -= gpa % align;

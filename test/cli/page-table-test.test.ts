@@ -283,10 +283,20 @@ describe("s2sim page-table-test", () => {
 
   it("refuses a configuration too large for the machine at once, before allocating it", async () => {
     // The largest shmem region the IPA space allows: hundreds of GiB of simulator state.
-    const r = await s2sim("page-table-test", "-s", "shmem", "-b", "1020G");
+    const r = await s2sim("page-table-test", "-s", "shmem", "-b", "1020G", "--max-memory", "64G");
     assert.equal(r.code, 2);
     assert.equal(r.stdout, "");
-    assert.match(r.stderr, /^s2sim: page-table-test -s shmem -b 1020G -v 1 needs about [\d.]+ GiB of memory/);
+    assert.match(
+      r.stderr,
+      /^s2sim: page-table-test -s shmem -b 1020G -v 1 needs about [\d.]+ GiB of memory, more than the 64 GiB --max-memory allows/,
+    );
+    // Allowed that much memory, it still needs more JavaScript heap than Node's limit (a page lock per page).
+    const heap = await s2sim("page-table-test", "-s", "shmem", "-b", "1020G", "--max-memory", "100T");
+    assert.equal(heap.code, 2);
+    assert.match(
+      heap.stderr,
+      /needs about [\d.]+ GiB of JavaScript heap, more than Node's limit of [\d.]+ GiB: use a smaller -b, or raise the limit \(NODE_OPTIONS=--max-old-space-size=\d+\)\n$/,
+    );
   });
 
   for (const [name, args, re] of errors) {

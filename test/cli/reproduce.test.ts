@@ -280,7 +280,7 @@ describe("s2sim reproduce", () => {
     [
       "runs larger than --max-memory, before starting any",
       ["--max-memory", "100M"],
-      /reproduce \(\d simulations? at once\) needs about \d+ MiB of memory, more than the 100 MiB --max-memory allows: use --mem-scale/,
+      /reproduce \(its largest simulation\) needs about \d+ MiB of memory, more than the 100 MiB --max-memory allows: use --mem-scale/,
     ],
   ] as Array<[string, string[], RegExp]>) {
     it(`rejects ${name} with one line and exit status 2`, async () => {

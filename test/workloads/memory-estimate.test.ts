@@ -2,7 +2,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TEST_STAGES, PageTableTest } from "../../src/workloads/page-table-test.js";
-import { pageTableTestFootprint, pageTableTestTablePages } from "../../src/workloads/memory-estimate.js";
+import {
+  pageTableTestFootprint,
+  pageTableTestLiveFootprint,
+  pageTableTestTablePages,
+} from "../../src/workloads/memory-estimate.js";
+import { simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
 import { loadProfile } from "../../src/sim/profile.js";
 import { MEMCACHE_CAPACITY } from "../../src/pgtable/memcache.js";
 
@@ -40,6 +45,48 @@ describe("page-table-test memory estimate", () => {
         assert.ok(estimate - peak <= slack, `estimate ${estimate} far above peak ${peak}`);
       });
     }
+  }
+
+  // Every typed array's bytes reachable from the machine and the VM, each buffer once: what the
+  // simulation really holds off the heap (plus the small arrays V8 keeps on it).
+  function typedArrayBytes(roots: readonly unknown[]): number {
+    const seen = new Set<object>();
+    const buffers = new Set<ArrayBufferLike>();
+    const stack: unknown[] = [...roots];
+    while (stack.length > 0) {
+      const x = stack.pop();
+      if (typeof x !== "object" || x === null || seen.has(x)) continue;
+      seen.add(x);
+      if (ArrayBuffer.isView(x)) {
+        buffers.add(x.buffer);
+        continue;
+      }
+      if (x instanceof Map) for (const [k, v] of x) stack.push(k, v);
+      else if (x instanceof Set) for (const v of x) stack.push(v);
+      else for (const v of Object.values(x)) stack.push(v);
+    }
+    let bytes = 0;
+    for (const b of buffers) bytes += b.byteLength;
+    return bytes;
+  }
+
+  const sims: Array<[string, number, number]> = [
+    ["anonymous", 64 * M, 17],
+    ["anonymous_thp", 64 * M, 4],
+    ["anonymous_hugetlb_1gb", 2 * G, 2],
+    ["shmem", 16 * M, 17],
+  ];
+  for (const [backing, memBytes, vcpus] of sims) {
+    it(`counts at least the typed arrays a simulation holds (${backing}, ${vcpus} vCPUs)`, () => {
+      const config = { kernel: "v5.14" as const, backing, memBytes, vcpus, timelineChunk: 4 * M };
+      let most = 0;
+      simulatePageTableTest(config, profile, undefined, 3, undefined, (machine, test) => {
+        most = Math.max(most, typedArrayBytes([machine, test]));
+      });
+      const live = pageTableTestLiveFootprint(config, profile);
+      assert.ok(most > 0);
+      assert.ok(most <= live.bytes, `${backing}: ${most} bytes of typed arrays, estimate ${live.bytes}`);
+    });
   }
 
   it("grows with the region, the vCPUs and shmem's page locks", () => {
