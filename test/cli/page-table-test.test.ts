@@ -200,6 +200,11 @@ describe("s2sim page-table-test", () => {
       ["-b", "1G", "--max-memory", "64M"],
       /-b 1G -v 1 needs about \d+ MiB of memory, more than the 64 MiB --max-memory allows: use a smaller -b/,
     ],
+    [
+      "a --timeline of more rows than a table to read",
+      ["-b", "1G", "--timeline", "4K"],
+      /cuts the region into 262,144 rows, more than 65,536: use a chunk of at least 16 KiB/,
+    ],
     ["an unparsable --max-memory", ["--max-memory", "lots"], /memory limit \(--max-memory\) "lots"/],
     [
       "an unknown --set parameter",
