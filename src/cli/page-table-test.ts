@@ -3,7 +3,6 @@
  * cost profile. Takes the selftest's options, prints its lines, then per timed stage the
  * simulated time (a model prediction, labelled as such) and what the fault path did.
  */
-import { KUNPENG_920 } from "../arch/cpu.js";
 import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
 import { hex } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
@@ -22,6 +21,8 @@ import {
   backingPageSize,
   columns,
   count,
+  FWB_NOTE,
+  fwbVmOptions,
   humanBytes,
   overridesText,
   parseGpa,
@@ -83,8 +84,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     ...(gpa === undefined ? {} : { gpa }),
     ...(opts.inject === undefined ? {} : { inject: opts.inject }),
     ...(timelineChunk === undefined ? {} : { timelineChunk }),
-    // The profile prices the machine's work; its CPU features are the Kunpeng 920's, with FWB on request.
-    ...(opts.fwb === true ? { vmOptions: { cpu: { ...KUNPENG_920, fwb: true } } } : {}),
+    ...fwbVmOptions(opts.fwb),
   };
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
   if (opts.inject !== undefined) withInjectedBug(kvmKernel(opts.kernel), opts.inject);
@@ -127,12 +127,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     `s2sim page-table-test: kvm_page_table_test on kernel ${report.kernel}, simulated`,
     `profile ${report.profile}: ${profile.machine}`,
     ...(changes === null ? [] : [changes]),
-    ...(opts.fwb === true
-      ? [
-          "CPU changed by --fwb: with FEAT_S2FWB, stage 2 forces write-back memory, so KVM's D-cache " +
-            "clean+invalidate calls do nothing",
-        ]
-      : []),
+    ...(opts.fwb === true ? [FWB_NOTE] : []),
     `vCPUs released in ${releaseOrderText(releaseOrder)}; seed ${seed} (same seed, same result)`,
     "Execution times below are model predictions for the profile's machine, not measurements.",
     "",

@@ -32,6 +32,14 @@ function seedOption(): Option {
   ).default("1");
 }
 
+/** `--fwb`, as page-table-test and reproduce take it. */
+function fwbOption(): Option {
+  return new Option(
+    "--fwb",
+    "give the CPU FEAT_S2FWB (the Kunpeng 920 has none): KVM's D-cache maintenance becomes a no-op",
+  );
+}
+
 /** `--max-memory`, as page-table-test and reproduce take it. */
 function maxMemoryOption(): Option {
   return new Option(
@@ -126,10 +134,7 @@ export function buildProgram(out: (s: string) => void): Command {
         "path did in each and when it was done (slower; the same results)",
     )
     .addOption(setOption())
-    .option(
-      "--fwb",
-      "give the CPU FEAT_S2FWB (the Kunpeng 920 has none): KVM's D-cache maintenance becomes a no-op",
-    )
+    .addOption(fwbOption())
     .addOption(maxMemoryOption())
     .option(
       "--json",
@@ -174,6 +179,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(releaseOrderOption())
     .addOption(seedOption())
     .addOption(setOption())
+    .addOption(fwbOption())
     .addOption(maxMemoryOption())
     .option("--json", 'print one JSON object: {"rows": [...], "host_s": ...}')
     .addOption(

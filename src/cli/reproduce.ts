@@ -20,6 +20,8 @@ import {
   backingPageSize,
   columns,
   DEFAULT_PROFILE,
+  FWB_NOTE,
+  fwbVmOptions,
   overridesText,
   parseMemScale,
   parseSeed,
@@ -45,6 +47,7 @@ export interface ReproduceOptions {
   maxMemory?: string;
   /** `--set name=value[unit]` changes to the profile, in order. */
   set?: string[];
+  fwb?: boolean;
 }
 
 /** One row of `--json`: one stage of one run on one kernel. */
@@ -115,7 +118,15 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     return kernels.map((kernel) => ({
       run,
       kernel,
-      config: { kernel, backing: run.src, memBytes, vcpus: run.vcpus, releaseOrder, seed },
+      config: {
+        kernel,
+        backing: run.src,
+        memBytes,
+        vcpus: run.vcpus,
+        releaseOrder,
+        seed,
+        ...fwbVmOptions(opts.fwb),
+      },
       weight: expectedAccesses(memBytes, page, run.vcpus),
     }));
   });
@@ -173,6 +184,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
         // Only off the selftest's order, as --mem-scale: a row set to compare with another.
         ...(releaseOrder === "fifo" ? {} : { release_order: releaseOrder, seed }),
         ...(profile.overrides.length === 0 ? {} : { profile_overrides: profile.overrides }),
+        ...(opts.fwb === true ? { fwb: true } : {}),
       },
       null,
       2,
@@ -183,6 +195,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     machine: profile.machine,
     profile: profile.name,
     overrides: overridesText(profile),
+    fwb: opts.fwb === true,
     scaledWarning,
     host_s,
     workers,
@@ -343,6 +356,8 @@ export function renderText(
     profile: string;
     /** The profile's `--set` changes for people (overridesText), if any. */
     overrides?: string | null;
+    /** The CPU has FEAT_S2FWB (`--fwb`). */
+    fwb?: boolean;
     scaledWarning: string | null;
     host_s: number;
     workers: number;
@@ -358,6 +373,7 @@ export function renderText(
     `Simulated seconds are model predictions for the profile's machine, not measurements.`,
     `  profile ${ctx.profile}: ${ctx.machine}`,
     ...(ctx.overrides ? [`  ${ctx.overrides}`] : []),
+    ...(ctx.fwb === true ? [`  ${FWB_NOTE}`] : []),
     `Published seconds: ${src.author}, "${src.title}", ${src.list}, ${src.date};`,
     `  ${src.note}; measured on a ${src.machine}, host kernel ${src.hostKernel}.`,
     `  before = ${src.before}, after = ${src.after}.`,

@@ -234,6 +234,31 @@ describe("s2sim reproduce", () => {
     },
   );
 
+  it(
+    "--fwb runs the table on the CPU with FEAT_S2FWB: no CMOs, so the kernels take the same time",
+    { timeout: 120_000 },
+    async () => {
+      const r = await s2sim(
+        "reproduce",
+        "--json",
+        "--mem-scale",
+        "1/20",
+        "--src",
+        "anonymous_hugetlb_1gb",
+        "--fwb",
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout) as { rows: ReproduceRow[]; fwb?: boolean };
+      assert.equal(j.fwb, true);
+      for (const stage of ["KVM_CREATE_MAPPINGS", "KVM_UPDATE_MAPPINGS", "KVM_ADJUST_MAPPINGS"]) {
+        const [before, after] = ["v5.12", "v5.14"].map(
+          (k) => j.rows.find((x) => x.stage === stage && x.kernel === k)!.simulated_s,
+        );
+        assert.equal(before, after, stage);
+      }
+    },
+  );
+
   it("says in the text when the vCPUs start in another order than the selftest's", () => {
     const rows = EXPECTED.map((e) => ({ ...e, mem: "1G", simulated_s: e.published_s })) as ReproduceRow[];
     const ctx = { machine: "m", profile: "p", scaledWarning: null, host_s: 1, workers: 1 };
