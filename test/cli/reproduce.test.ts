@@ -198,20 +198,16 @@ describe("s2sim reproduce", () => {
     },
   );
 
+  /** `reproduce --json` of the hugetlb command line at 1 GiB, with `extra` options. */
+  const smallHugetlb = (...extra: string[]) =>
+    s2sim("reproduce", "--json", "--mem-scale", "1/20", "--src", "anonymous_hugetlb_1gb", ...extra);
+
   it(
     "--set reaches every simulation: the rows are page-table-test's with that parameter",
     { timeout: 120_000 },
     async () => {
       const set = ["--set", "dc-civac-line=4ns"];
-      const r = await s2sim(
-        "reproduce",
-        "--json",
-        "--mem-scale",
-        "1/20",
-        "--src",
-        "anonymous_hugetlb_1gb",
-        ...set,
-      );
+      const r = await smallHugetlb(...set);
       assert.equal(r.code, 0, r.stderr);
       type Out = { rows: ReproduceRow[]; profile_overrides?: Array<{ parameter: string; value: number }> };
       const j = JSON.parse(r.stdout) as Out;
@@ -238,15 +234,7 @@ describe("s2sim reproduce", () => {
     "--fwb runs the table on the CPU with FEAT_S2FWB: no CMOs, so the kernels take the same time",
     { timeout: 120_000 },
     async () => {
-      const r = await s2sim(
-        "reproduce",
-        "--json",
-        "--mem-scale",
-        "1/20",
-        "--src",
-        "anonymous_hugetlb_1gb",
-        "--fwb",
-      );
+      const r = await smallHugetlb("--fwb");
       assert.equal(r.code, 0, r.stderr);
       const j = JSON.parse(r.stdout) as { rows: ReproduceRow[]; fwb?: boolean };
       assert.equal(j.fwb, true);
