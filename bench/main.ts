@@ -1,19 +1,27 @@
 /**
- * Benchmarks: `npm run bench -- [pgtable|native|all|check] [--json] [--size 1G] [--kernel v5.14] [--runs 7]`
- * (`check` also takes `--backing anonymous_thp` etc.).
+ * Benchmarks: `npm run bench -- [pgtable|native|all|check|reproduce] [--json] [--size 1G] [--kernel v5.14] [--runs 7]`
+ * (`check` also takes `--backing anonymous_thp` etc.; `reproduce` takes `--mem-scale f`).
  * With --json, stdout carries exactly one JSON object (use `npm run --silent` to drop npm's banner).
  */
 import { cpus } from "node:os";
+import { S2simError } from "../src/common/error.js";
 import { benchCheck, formatCheck } from "./check.js";
 import { benchNative, formatNative, NativeUnavailable, type NativeResult } from "./native.js";
 import { parseBenchArgs, UsageError, type BenchOptions } from "./options.js";
 import { benchPgtable, formatPgtable, type PgtableResult } from "./pgtable.js";
+import { benchReproduce, formatReproduce } from "./reproduce.js";
 
 function ratio(model: number, native: number): number {
   return Math.round((model / native) * 100) / 100;
 }
 
-function run(opts: BenchOptions): void {
+async function run(opts: BenchOptions): Promise<void> {
+  if (opts.suite === "reproduce") {
+    // The whole reproduce takes minutes: one run unless told.
+    const r = await benchReproduce({ runs: opts.runsGiven ? opts.runs : 1, memScale: opts.memScale });
+    process.stdout.write(opts.json ? JSON.stringify(r) + "\n" : formatReproduce(r));
+    return;
+  }
   if (opts.suite === "check") {
     // The whole selftest twice per run: keep the default run count small.
     const r = benchCheck({ ...opts, runs: opts.runsGiven ? opts.runs : 1 });
@@ -69,11 +77,12 @@ function run(opts: BenchOptions): void {
 }
 
 try {
-  run(parseBenchArgs(process.argv.slice(2)));
+  await run(parseBenchArgs(process.argv.slice(2)));
 } catch (e) {
-  if (e instanceof UsageError || e instanceof NativeUnavailable) {
+  if (e instanceof UsageError || e instanceof NativeUnavailable || e instanceof S2simError) {
+    // S2simError: what the simulator refuses (e.g. a reproduce too large for the memory available).
     process.stderr.write(`bench: ${e.message}\n`);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
+    process.exitCode = e instanceof NativeUnavailable ? 1 : 2;
   } else {
     throw e;
   }

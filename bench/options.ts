@@ -1,10 +1,11 @@
 import { parseSize } from "../src/common/size.js";
 import { backingNames } from "../src/host/backing.js";
+import { parseMemScale } from "../src/cli/options.js";
 /** Command-line parsing for the benchmarks: a few options, every mistake a one-line error. */
 
 /** What `npm run bench -- <suite> [options]` asked for. */
 export interface BenchOptions {
-  readonly suite: "pgtable" | "native" | "all" | "check";
+  readonly suite: "pgtable" | "native" | "all" | "check" | "reproduce";
   /** Bytes to map, a multiple of 2 MiB. */
   readonly size: number;
   readonly kernel: "v5.12" | "v5.14";
@@ -14,14 +15,16 @@ export interface BenchOptions {
   readonly json: boolean;
   /** The selftest's backing source (`check` only). */
   readonly backing: string;
+  /** reproduce's --mem-scale (`reproduce` only; 1: the published sizes). */
+  readonly memScale: number;
 }
 
 /** A mistake on the command line; main prints its message and exits with code 2. */
 export class UsageError extends Error {}
 
 export const USAGE =
-  "usage: npm run bench -- [pgtable|native|all|check] [--json] [--size <bytes|4K|2M|1G|20G>] " +
-  "[--kernel v5.12|v5.14] [--runs N] [--backing anonymous|anonymous_thp|...]";
+  "usage: npm run bench -- [pgtable|native|all|check|reproduce] [--json] [--size <bytes|4K|2M|1G|20G>] " +
+  "[--kernel v5.12|v5.14] [--runs N] [--backing anonymous|anonymous_thp|...] [--mem-scale <f>]";
 
 const TWO_MIB = 2 ** 21;
 /** Largest size accepted: the table model's default 8 GiB pool holds the tables of ~8 TiB. */
@@ -61,6 +64,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   let runsGiven = false;
   let sawSuite = false;
   let backing = "anonymous";
+  let memScale = 1;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf("=");
@@ -77,6 +81,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case "native":
       case "all":
       case "check":
+      case "reproduce":
         if (sawSuite) throw new UsageError(`more than one benchmark given ("${arg}")`);
         suite = name;
         sawSuite = true;
@@ -111,6 +116,13 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         backing = v;
         break;
       }
+      case "--mem-scale":
+        try {
+          memScale = parseMemScale(value());
+        } catch (err) {
+          throw new UsageError(err instanceof Error ? err.message : String(err));
+        }
+        break;
       case "-h":
       case "--help":
         throw new UsageError(USAGE);
@@ -118,9 +130,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         throw new UsageError(
           arg.startsWith("-")
             ? `unknown option "${name}"`
-            : `unknown benchmark "${arg}": use pgtable, native, all or check`,
+            : `unknown benchmark "${arg}": use pgtable, native, all, check or reproduce`,
         );
     }
   }
-  return { suite, size, kernel, runs, runsGiven, json, backing };
+  return { suite, size, kernel, runs, runsGiven, json, backing, memScale };
 }

@@ -100,8 +100,84 @@ function workersThatFit(
   return n;
 }
 
+/** One simulation of a reproduce run, as it came back. */
+export interface ReproduceJob {
+  readonly run: PublishedRun;
+  readonly kernel: KernelVersion;
+  readonly config: PageTableTestConfig;
+  readonly report: SimReport;
+  /** Host seconds from its worker's start to its report. */
+  readonly host_s: number;
+}
+
+/** What {@link simulateReproduce} did: the table's rows and each simulation. */
+export interface ReproduceRun {
+  readonly rows: ReproduceRow[];
+  readonly jobs: readonly ReproduceJob[];
+  /** Host seconds for the whole run. */
+  readonly host_s: number;
+  readonly workers: number;
+  readonly profile: CostProfile;
+  readonly runs: readonly PublishedRun[];
+  readonly memScale: number;
+  readonly releaseOrder: ReleaseOrder;
+  readonly seed: number;
+  readonly scaledWarning: string | null;
+}
+
 /** Runs the six simulations and renders the comparison as text or JSON. */
 export async function reproduceCommand(opts: ReproduceOptions): Promise<string> {
+  // The bar appears once the simulations start (bad options are an error line without one).
+  let bar: ReturnType<typeof simProgress> | undefined;
+  let r: ReproduceRun;
+  try {
+    r = await simulateReproduce(opts, (overall, done, total) => {
+      bar ??= simProgress(!opts.json, `0/${total} runs`);
+      bar?.update(overall, `${done}/${total} runs`);
+    });
+  } finally {
+    bar?.stop();
+  }
+  const { rows, host_s, memScale, releaseOrder, seed, profile, scaledWarning } = r;
+  if (opts.json) {
+    if (scaledWarning) process.stderr.write(`s2sim: ${scaledWarning}\n`);
+    return JSON.stringify(
+      {
+        rows,
+        host_s,
+        ...(memScale === 1 ? {} : { mem_scale: memScale }),
+        // Only off the selftest's order, as --mem-scale: a row set to compare with another.
+        ...(releaseOrder === "fifo" ? {} : { release_order: releaseOrder, seed }),
+        ...(profile.overrides.length === 0 ? {} : { profile_overrides: profile.overrides }),
+        ...(opts.fwb === true ? { fwb: true } : {}),
+      },
+      null,
+      2,
+    );
+  }
+  return renderText(rows, {
+    runs: r.runs,
+    machine: profile.machine,
+    profile: profile.name,
+    overrides: overridesText(profile),
+    fwb: opts.fwb === true,
+    scaledWarning,
+    host_s,
+    workers: r.workers,
+    releaseOrder,
+    seed,
+  });
+}
+
+/**
+ * Runs the cover letter's simulations `opts` selects on worker threads (reproduce without the
+ * rendering; the benchmark uses it too). `onProgress` gets the share of the work done, the
+ * simulations finished and their number.
+ */
+export async function simulateReproduce(
+  opts: ReproduceOptions,
+  onProgress?: (overall: number, done: number, total: number) => void,
+): Promise<ReproduceRun> {
   const started = performance.now();
   const memScale = opts.memScale === undefined ? 1 : parseMemScale(opts.memScale);
   const profileName = opts.profile ?? DEFAULT_PROFILE;
@@ -135,7 +211,6 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
       ? null
       : `WARNING: --mem-scale ${opts.memScale} multiplies every -b by ${memScale} (rounded up to the backing ` +
         "page size): the simulated figures are NOT comparable to the published ones.";
-  if (scaledWarning && opts.json) process.stderr.write(`s2sim: ${scaledWarning}\n`);
 
   // As many at once as there are cores, and as fit in memory.
   const workers = workersThatFit(
@@ -145,21 +220,15 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     opts.maxMemory,
   );
 
-  const bar = simProgress(!opts.json, `0/${jobs.length} runs`);
-  let reports: SimReport[];
-  try {
-    reports = await runAll(jobs, profileName, sets, workers, (overall, done) =>
-      bar?.update(overall, `${done}/${jobs.length} runs`),
-    );
-  } finally {
-    bar?.stop();
-  }
+  const done = await runAll(jobs, profileName, sets, workers, (overall, n) =>
+    onProgress?.(overall, n, jobs.length),
+  );
   const host_s = (performance.now() - started) / 1000;
 
   const rows: ReproduceRow[] = [];
   jobs.forEach((job, i) => {
     for (const p of job.run.stages) {
-      const stage = reports[i]!.stages.find((s) => s.name === p.stage);
+      const stage = done[i]!.report.stages.find((s) => s.name === p.stage);
       if (!stage) throw new Error(`the runner reported no ${p.stage} stage`);
       rows.push({
         src: job.run.src,
@@ -174,34 +243,24 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   });
   // Rows in the cover letter's order: command line, stage, then before and after.
   rows.sort((a, b) => order(a) - order(b));
-
-  if (opts.json) {
-    return JSON.stringify(
-      {
-        rows,
-        host_s,
-        ...(memScale === 1 ? {} : { mem_scale: memScale }),
-        // Only off the selftest's order, as --mem-scale: a row set to compare with another.
-        ...(releaseOrder === "fifo" ? {} : { release_order: releaseOrder, seed }),
-        ...(profile.overrides.length === 0 ? {} : { profile_overrides: profile.overrides }),
-        ...(opts.fwb === true ? { fwb: true } : {}),
-      },
-      null,
-      2,
-    );
-  }
-  return renderText(rows, {
-    runs,
-    machine: profile.machine,
-    profile: profile.name,
-    overrides: overridesText(profile),
-    fwb: opts.fwb === true,
-    scaledWarning,
+  return {
+    rows,
+    jobs: jobs.map((job, i) => ({
+      run: job.run,
+      kernel: job.kernel,
+      config: job.config,
+      report: done[i]!.report,
+      host_s: done[i]!.host_s,
+    })),
     host_s,
     workers,
+    profile,
+    runs,
+    memScale,
     releaseOrder,
     seed,
-  });
+    scaledWarning,
+  };
 }
 
 /**
@@ -256,10 +315,10 @@ function runAll(
   sets: readonly string[],
   workers: number,
   onProgress: (overall: number, done: number) => void,
-): Promise<SimReport[]> {
+): Promise<Array<{ report: SimReport; host_s: number }>> {
   const total = jobs.reduce((a, j) => a + j.weight, 0);
   const fractions = jobs.map(() => 0);
-  const reports: Array<SimReport | undefined> = jobs.map(() => undefined);
+  const reports: Array<{ report: SimReport; host_s: number } | undefined> = jobs.map(() => undefined);
   const queue = jobs
     .map((_, i) => i)
     .sort((a, b) => jobs[b]!.run.vcpus - jobs[a]!.run.vcpus || jobs[b]!.weight - jobs[a]!.weight || a - b);
@@ -281,6 +340,7 @@ function runAll(
       const i = queue.shift();
       if (i === undefined || failed) return;
       const job: WorkerJob = { config: jobs[i]!.config, profile, sets };
+      const begun = performance.now();
       const worker = new Worker(new URL("./reproduce-worker.js", import.meta.url), { workerData: job });
       running.add(worker);
       let finished = false;
@@ -290,7 +350,7 @@ function runAll(
           report();
         } else if (m.type === "done") {
           finished = true;
-          reports[i] = m.report;
+          reports[i] = { report: m.report, host_s: (performance.now() - begun) / 1000 };
           fractions[i] = 1;
           done++;
           report();
@@ -314,7 +374,7 @@ function runAll(
           fail(new Error(`the worker simulating ${jobs[i]!.run.cmdline} exited with code ${code}`));
           return;
         }
-        if (done === jobs.length) resolve(reports as SimReport[]);
+        if (done === jobs.length) resolve(reports as Array<{ report: SimReport; host_s: number }>);
         else startNext();
       });
     };

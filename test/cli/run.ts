@@ -15,17 +15,26 @@ export interface CliResult {
 /** A child still running after this long is killed: a hang fails its test instead of stalling CI. */
 const CHILD_TIMEOUT_MS = 240_000;
 
-/** Runs `node ...nodeArgs main.js ...args` and collects its exit status and output. */
-export function runMain(nodeArgs: readonly string[], args: readonly string[]): Promise<CliResult> {
+/** Runs `node ...nodeArgs script ...args` and collects its exit status and output. */
+export function runNode(
+  script: string,
+  nodeArgs: readonly string[],
+  args: readonly string[],
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const options = { maxBuffer: 64 << 20, timeout: CHILD_TIMEOUT_MS };
-    execFile(process.execPath, [...nodeArgs, MAIN, ...args], options, (err, stdout, stderr) => {
+    execFile(process.execPath, [...nodeArgs, script, ...args], options, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
       const killed =
-        err?.killed === true ? `\n[killed after ${CHILD_TIMEOUT_MS} ms: s2sim ${args.join(" ")}]` : "";
+        err?.killed === true ? `\n[killed after ${CHILD_TIMEOUT_MS} ms: ${script} ${args.join(" ")}]` : "";
       resolve({ code, stdout, stderr: stderr + killed });
     });
   });
+}
+
+/** Runs `node ...nodeArgs main.js ...args` (the CLI). */
+export function runMain(nodeArgs: readonly string[], args: readonly string[]): Promise<CliResult> {
+  return runNode(MAIN, nodeArgs, args);
 }
 
 /** Runs `s2sim ...args` with the V8 flag already given (one process; stderr is not a TTY). */
