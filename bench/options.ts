@@ -15,8 +15,8 @@ export interface BenchOptions {
   readonly json: boolean;
   /** The selftest's backing source (`check` only). */
   readonly backing: string;
-  /** reproduce's --mem-scale (`reproduce` only; 1: the published sizes). */
-  readonly memScale: number;
+  /** reproduce's --mem-scale as given, or null (`reproduce` only; none: the published sizes). */
+  readonly memScale: string | null;
 }
 
 /** A mistake on the command line; main prints its message and exits with code 2. */
@@ -64,7 +64,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   let runsGiven = false;
   let sawSuite = false;
   let backing = "anonymous";
-  let memScale = 1;
+  let memScale: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf("=");
@@ -118,7 +118,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       }
       case "--mem-scale":
         try {
-          memScale = parseMemScale(value());
+          memScale = value();
+          parseMemScale(memScale);
         } catch (err) {
           throw new UsageError(err instanceof Error ? err.message : String(err));
         }

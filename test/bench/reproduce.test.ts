@@ -18,6 +18,7 @@ describe("bench reproduce", () => {
       const b = JSON.parse(r.stdout) as ReproduceBenchResult;
       assert.equal(b.benchmark, "reproduce");
       assert.equal(b.mem_scale, 1 / 1024);
+      assert.equal(b.mem_scale_text, "1/1024");
       assert.equal(b.jobs.length, 6);
       assert.deepEqual(
         b.jobs.map((j) => `${j.src} ${j.kernel}`).sort(),
@@ -40,6 +41,6 @@ describe("bench reproduce", () => {
   it("rejects a bad --mem-scale with one line and exit status 2", async () => {
     const r = await runNode(BENCH, [NODE_FLAG], ["reproduce", "--mem-scale", "3"]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^bench: memory scale "3" must be a number f with 0 < f <= 1/);
+    assert.match(r.stderr, /^bench: memory scale "3" must be a number f with 0 < f <= 1[^\n]*\n$/);
   });
 });

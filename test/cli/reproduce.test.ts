@@ -247,6 +247,25 @@ describe("s2sim reproduce", () => {
     },
   );
 
+  it("with --json, warns of --mem-scale on stderr before the simulations start", async () => {
+    const r = await s2sim("reproduce", "--json", "--mem-scale", "1/64", "--max-memory", "1M");
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, "");
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 2);
+    assert.match(lines[0]!, /^s2sim: WARNING: --mem-scale 1\/64 multiplies every -b/);
+    assert.match(lines[1]!, /more than the 1 MiB --max-memory allows/);
+  });
+
+  it("gives no verdict against the published figures when --fwb changed the CPU", () => {
+    const rows = EXPECTED.map((e) => ({ ...e, mem: "1G", simulated_s: e.published_s })) as ReproduceRow[];
+    const ctx = { machine: "m", profile: "p", scaledWarning: null, host_s: 1, workers: 1 };
+    const text = renderText(rows, { ...ctx, fwb: true });
+    assert.doesNotMatch(text, /Times within/);
+    assert.match(text, /^No verdict against the published figures: --fwb changed the CPU/m);
+    assert.match(text, /^ {2}CPU changed by --fwb/m);
+  });
+
   it("says in the text when the vCPUs start in another order than the selftest's", () => {
     const rows = EXPECTED.map((e) => ({ ...e, mem: "1G", simulated_s: e.published_s })) as ReproduceRow[];
     const ctx = { machine: "m", profile: "p", scaledWarning: null, host_s: 1, workers: 1 };
