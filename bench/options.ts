@@ -65,6 +65,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   let sawSuite = false;
   let backing = "anonymous";
   let memScale: string | null = null;
+  /** Options given that only some suites take. */
+  const given = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf("=");
@@ -91,9 +93,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         json = true;
         break;
       case "--size":
+        given.add(name);
         size = parseBenchSize(value());
         break;
       case "--kernel": {
+        given.add(name);
         const v = value();
         if (v !== "v5.12" && v !== "v5.14") throw new UsageError(`bad kernel "${v}": use v5.12 or v5.14`);
         kernel = v;
@@ -109,6 +113,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         break;
       }
       case "--backing": {
+        given.add(name);
         const v = value();
         if (!backingNames().includes(v)) {
           throw new UsageError(`bad backing "${v}": use one of ${backingNames().join(", ")}`);
@@ -117,6 +122,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         break;
       }
       case "--mem-scale":
+        given.add(name);
         try {
           memScale = value();
           parseMemScale(memScale);
@@ -134,6 +140,18 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
             : `unknown benchmark "${arg}": use pgtable, native, all, check or reproduce`,
         );
     }
+  }
+  // Options a suite would ignore are mistakes: say so rather than run something else.
+  const takes: Record<BenchOptions["suite"], readonly string[]> = {
+    pgtable: ["--size", "--kernel"],
+    native: ["--size"],
+    all: ["--size", "--kernel"],
+    check: ["--size", "--kernel", "--backing"],
+    reproduce: ["--mem-scale"],
+  };
+  for (const option of given) {
+    if (!takes[suite].includes(option))
+      throw new UsageError(`option ${option} does not apply to bench ${suite}`);
   }
   return { suite, size, kernel, runs, runsGiven, json, backing, memScale };
 }

@@ -53,6 +53,8 @@ export interface PageTableTestOptions {
   fwb?: boolean;
   /** `--set name=value[unit]` changes to the profile, in order. */
   set?: string[];
+  /** How many of the timed stages to run, from the first. */
+  stages?: string;
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -67,6 +69,9 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const memBytes = parseSize(opts.mem, "test memory size (-b)");
   if (memBytes === 0) throw new S2simError("bad-size", "test memory size (-b) must not be 0");
   const vcpus = parseCount(opts.vcpus, "vCPU count (-v)", 1, 512);
+  // Each stage starts from the one before: the first n of them.
+  const stageCount =
+    opts.stages === undefined ? TEST_STAGES.length : parseCount(opts.stages, "stage count (--stages)", 1, 3);
   const pageSize = backingPageSize(opts.src);
   const gpa = opts.gpa === undefined ? undefined : parseGpa(opts.gpa);
   const seed = parseSeed(opts.seed);
@@ -102,7 +107,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
       config,
       profile,
       bar === null ? undefined : (stage, fraction) => bar.update(fraction, stage),
-      undefined,
+      stageCount,
       checks === null ? undefined : { checks, mode: "fail-fast" },
     );
   } finally {

@@ -135,6 +135,10 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .addOption(setOption())
     .addOption(fwbOption())
+    .option(
+      "--stages <n>",
+      "run only the first n timed stages (1: KVM_CREATE_MAPPINGS alone; each stage starts from the one before)",
+    )
     .addOption(maxMemoryOption())
     .option(
       "--json",

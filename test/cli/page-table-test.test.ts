@@ -206,6 +206,7 @@ describe("s2sim page-table-test", () => {
       /cuts the region into 262,144 rows, more than 65,536: use a chunk of at least 16 KiB/,
     ],
     ["an unparsable --max-memory", ["--max-memory", "lots"], /memory limit \(--max-memory\) "lots"/],
+    ["--stages 4", ["--stages", "4"], /stage count \(--stages\) must be between 1 and 3, got 4/],
     [
       "an unknown --set parameter",
       ["--set", "nope=1"],
@@ -224,6 +225,22 @@ describe("s2sim page-table-test", () => {
       /does not fit in the IPA space/,
     ],
   ];
+  it("--stages n runs the first n stages, each as the whole run has it", async () => {
+    type Report = { stages: Array<{ name: string; simulated_s: number; faults: Record<string, number> }> };
+    const [all, first] = await Promise.all(
+      [[], ["--stages", "1"]].map(async (extra) => {
+        const r = await s2sim("page-table-test", ...SMALL, "--json", ...extra);
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout) as Report;
+      }),
+    );
+    assert.deepEqual(
+      first!.stages.map((s) => s.name),
+      ["KVM_CREATE_MAPPINGS"],
+    );
+    assert.deepEqual(first!.stages[0], all!.stages[0]);
+  });
+
   it("--set changes profile parameters for the run and says which", async () => {
     type Report = {
       stages: Array<{ simulated_s: number }>;
