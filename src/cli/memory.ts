@@ -2,7 +2,7 @@
  * Refusing runs too large for the machine before they allocate anything: a run's estimated
  * footprint against the memory available (or `--max-memory`) and V8's heap limit.
  */
-import { freemem } from "node:os";
+import { freemem, totalmem } from "node:os";
 import { getHeapStatistics } from "node:v8";
 import { S2simError } from "../common/error.js";
 import type { Footprint } from "../common/footprint.js";
@@ -16,16 +16,22 @@ export interface MemoryBudget {
 }
 
 /**
- * `--max-memory` parsed, or else the memory available now: what the kernel estimates can be
- * allocated without swapping (MemAvailable on Linux), or, in a cgroup with a limit, what is left
- * of it if that is less (process.availableMemory).
+ * `--max-memory` parsed, or else the memory available now. On Linux that is what the kernel
+ * estimates can be allocated without swapping (MemAvailable), or, in a cgroup with a limit, what is
+ * left of it if that is less (process.availableMemory). Elsewhere Node reports only free pages (on
+ * macOS a few hundred MiB of a busy machine whose inactive and cached pages could be had), so the
+ * budget is the machine's physical memory.
  */
-export function memoryBudget(maxMemory: string | undefined): MemoryBudget {
+export function memoryBudget(
+  maxMemory: string | undefined,
+  platform: NodeJS.Platform = process.platform,
+): MemoryBudget {
   if (maxMemory !== undefined) {
     const bytes = parseSize(maxMemory, "memory limit (--max-memory)");
     if (bytes === 0) throw new S2simError("bad-size", "memory limit (--max-memory) must not be 0");
     return { bytes, source: "--max-memory allows" };
   }
+  if (platform !== "linux") return { bytes: totalmem(), source: "this machine has in all" };
   const free = freemem();
   const available = process.availableMemory();
   if (available < free) return { bytes: available, source: "this process's cgroup has left" };

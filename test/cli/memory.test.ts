@@ -1,0 +1,41 @@
+/** The memory budget a run is checked against, and the check's one-line errors. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { freemem, totalmem } from "node:os";
+import { getHeapStatistics } from "node:v8";
+import { checkMemory, memoryBudget } from "../../src/cli/memory.js";
+
+const G = 2 ** 30;
+
+describe("memory budget", () => {
+  it("is --max-memory when given", () => {
+    assert.deepEqual(memoryBudget("2G"), { bytes: 2 * G, source: "--max-memory allows" });
+    assert.throws(() => memoryBudget("0"), /must not be 0/);
+    assert.throws(() => memoryBudget("lots"), /"lots" is not a size/);
+  });
+
+  it("on Linux, what can be had without swapping; elsewhere the machine's physical memory", () => {
+    const linux = memoryBudget(undefined, "linux");
+    assert.ok(linux.bytes > 0 && linux.bytes <= Math.max(freemem(), process.availableMemory()));
+    assert.match(linux.source, /this machine has available|cgroup has left/);
+    // macOS reports only free pages through Node: a busy machine would refuse everything.
+    assert.deepEqual(memoryBudget(undefined, "darwin"), {
+      bytes: totalmem(),
+      source: "this machine has in all",
+    });
+  });
+
+  it("refuses a run over the budget, or over V8's heap limit, in one line", () => {
+    const budget = { bytes: 1 * G, source: "--max-memory allows" };
+    checkMemory({ bytes: G / 2, heapBytes: G / 4 }, budget, "run", "smaller");
+    assert.throws(
+      () => checkMemory({ bytes: 2 * G, heapBytes: G / 4 }, budget, "run", "use less"),
+      /^S2simError: run needs about 2 GiB of memory, more than the 1 GiB --max-memory allows: use less, or set --max-memory if you know better$/,
+    );
+    const heap = getHeapStatistics().heap_size_limit;
+    assert.throws(
+      () => checkMemory({ bytes: G / 2, heapBytes: heap + G }, budget, "run", "use less"),
+      /needs about [\d.]+ GiB of JavaScript heap, more than Node's limit of [\d.]+ GiB: use less, or raise the limit \(NODE_OPTIONS=--max-old-space-size=\d+\)$/,
+    );
+  });
+});
