@@ -15,7 +15,9 @@ import { type SimReport, type SimStageReport, simulatePageTableTest } from "../w
 import type { StageTimeline } from "../workloads/timeline.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
-import { checkMemory, memoryBudget } from "./memory.js";
+import { getHeapStatistics } from "node:v8";
+import type { Footprint } from "../common/footprint.js";
+import { checkMemory, type MemoryBudget, memoryBudget } from "./memory.js";
 import { simProgress } from "./progress.js";
 import {
   backingPageSize,
@@ -55,6 +57,8 @@ export interface PageTableTestOptions {
   set?: string[];
   /** How many of the timed stages to run, from the first. */
   stages?: string;
+  /** Check the options and say what the run would need, without running it. */
+  dryRun?: boolean;
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -93,12 +97,11 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   };
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
   if (opts.inject !== undefined) withInjectedBug(kvmKernel(opts.kernel), opts.inject);
-  checkMemory(
-    pageTableTestFootprint(config, profile),
-    memoryBudget(opts.maxMemory),
-    `page-table-test -s ${config.backing} -b ${opts.mem} -v ${vcpus}`,
-    "use a smaller -b",
-  );
+  const need = pageTableTestFootprint(config, profile);
+  const budget = memoryBudget(opts.maxMemory);
+  const what = `page-table-test -s ${config.backing} -b ${opts.mem} -v ${vcpus}`;
+  if (opts.dryRun === true) return dryRun(what, need, budget, opts.json === true);
+  checkMemory(need, budget, what, "use a smaller -b");
   // With checkers the run stops at the first violation (a CheckFailure carrying the report).
   const bar = simProgress(opts.json !== true, TEST_STAGES[0]);
   let report: SimReport;
@@ -156,6 +159,33 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     out.push("", `checkers ${report.check.checkers.join(", ")}: no violation in any stage`);
   }
   return out.join("\n");
+}
+
+/** `--dry-run`'s answer: the run's estimated memory against the budget and the heap limit. */
+function dryRun(what: string, need: Footprint, budget: MemoryBudget, json: boolean): string {
+  const heapLimit = getHeapStatistics().heap_size_limit;
+  const fits = need.bytes <= budget.bytes && need.heapBytes <= heapLimit;
+  if (json) {
+    return JSON.stringify(
+      {
+        dry_run: true,
+        estimated_bytes: Math.round(need.bytes),
+        estimated_heap_bytes: Math.round(need.heapBytes),
+        budget_bytes: budget.bytes,
+        budget_source: budget.source,
+        heap_limit_bytes: heapLimit,
+        fits,
+      },
+      null,
+      2,
+    );
+  }
+  return [
+    `${what}: the options are valid; not run (--dry-run)`,
+    `estimated peak memory: about ${humanBytes(need.bytes)} (JavaScript heap ${humanBytes(need.heapBytes)})`,
+    `budget: ${humanBytes(budget.bytes)} (${budget.source}); heap limit ${humanBytes(heapLimit)}`,
+    fits ? "it would run" : "it would be refused: too large for the memory (see --max-memory)",
+  ].join("\n");
 }
 
 /** The selftest's timing line and the compact per-stage summary. */

@@ -140,6 +140,7 @@ export function buildProgram(out: (s: string) => void): Command {
       "run only the first n timed stages (1: KVM_CREATE_MAPPINGS alone; each stage starts from the one before)",
     )
     .addOption(maxMemoryOption())
+    .option("--dry-run", "check the options and print the run's estimated memory, without running it")
     .option(
       "--json",
       "print one JSON object: the simulation report plus seed, inject, fwb and profile_overrides",

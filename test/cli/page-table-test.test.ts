@@ -225,6 +225,42 @@ describe("s2sim page-table-test", () => {
       /does not fit in the IPA space/,
     ],
   ];
+  it("--dry-run checks the options and says what the run would need, without running it", async () => {
+    const text = await s2sim(
+      "page-table-test",
+      "-s",
+      "anonymous_thp",
+      "-b",
+      "1000G",
+      "--dry-run",
+      "--max-memory",
+      "100T",
+    );
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(
+      text.stdout,
+      /^page-table-test -s anonymous_thp -b 1000G -v 1: the options are valid; not run \(--dry-run\)$/m,
+    );
+    assert.match(text.stdout, /^estimated peak memory: about [\d.]+ GiB \(JavaScript heap [\d.]+ MiB\)$/m);
+    assert.match(text.stdout, /^it would run$/m);
+    const json = await s2sim("page-table-test", "-b", "1G", "--dry-run", "--json", "--max-memory", "64M");
+    assert.equal(json.code, 0, json.stderr);
+    const j = JSON.parse(json.stdout) as {
+      dry_run: boolean;
+      estimated_bytes: number;
+      budget_bytes: number;
+      fits: boolean;
+    };
+    assert.equal(j.dry_run, true);
+    assert.equal(j.budget_bytes, 64 * 2 ** 20);
+    assert.ok(j.estimated_bytes > j.budget_bytes);
+    assert.equal(j.fits, false);
+    // Bad options are still errors.
+    const bad = await s2sim("page-table-test", "-b", "2T", "--dry-run");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /does not fit in the IPA space/);
+  });
+
   it("--stages n runs the first n stages, each as the whole run has it", async () => {
     type Report = { stages: Array<{ name: string; simulated_s: number; faults: Record<string, number> }> };
     const [all, first] = await Promise.all(
