@@ -2,6 +2,7 @@
  * The s2sim command line (program definition; main.ts is the executable). Bad input is reported as one line on stderr with exit status 2; no
  * stack traces for user errors.
  */
+import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { CheckFailure } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
@@ -58,12 +59,21 @@ function setOption(): Option {
   ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
 }
 
+/** The package's version, from its package.json (dist/src/cli -> the package root). */
+function packageVersion(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8"));
+  const version =
+    typeof pkg === "object" && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
+  return typeof version === "string" ? version : "unknown";
+}
+
 /** Builds the program; exported for tests. */
 export function buildProgram(out: (s: string) => void): Command {
   const program = new Command();
   program
     .name("s2sim")
     .description("Executable model of Linux KVM arm64 stage-2 memory management (v5.12 vs v5.14)")
+    .version(packageVersion(), "-V, --version", "print s2sim's version")
     .exitOverride()
     .configureOutput({
       writeOut: out,
