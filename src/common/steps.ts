@@ -15,6 +15,25 @@ export interface LockId {
    * page-table and fault locks (`host-lock-handoff`).
    */
   readonly domain: "kvm" | "host";
+  /**
+   * Set for a lock made per page for the faults racing on that page (shmem's page lock): a
+   * driver may drop its state while no fault uses it, keeping only its last holder (per family
+   * and slot), so a file of millions of pages does not keep millions of lock states.
+   */
+  readonly transient?: TransientLock;
+}
+
+/** The bookkeeping of a {@link LockId.transient} lock, kept by the code that makes it. */
+export interface TransientLock {
+  /**
+   * Faults that hold the lock (until after their release step), wait for it, or have it in hand
+   * to take: at a release, 1 means no one but the releaser will use it.
+   */
+  users: number;
+  /** The locks of one kind over one range (a VMA's page locks): `size` slots. */
+  readonly family: { readonly size: number };
+  /** This lock's slot in its family (the page's index). */
+  readonly slot: number;
 }
 
 /** One scheduling point. */

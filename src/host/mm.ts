@@ -16,6 +16,7 @@ import {
   runToCompletion,
   SCHED,
   type Step,
+  type TransientLock,
 } from "../common/steps.js";
 import { W, WorkMeter } from "../common/work.js";
 import { type Footprint, heapFootprint, sumFootprints, typedArrayFootprint } from "../common/footprint.js";
@@ -80,8 +81,9 @@ export interface PteLock {
 }
 
 /** A lock of the host mm with its steps, built once. */
-function hostLock(name: string, kind: LockId["kind"]): PteLock {
-  const lock: LockId = { name, kind, domain: "host" };
+function hostLock(name: string, kind: LockId["kind"], transient?: TransientLock): PteLock {
+  const lock: LockId =
+    transient === undefined ? { name, kind, domain: "host" } : { name, kind, domain: "host", transient };
   return { lock, take: { kind: "lock", lock }, drop: { kind: "unlock", lock } };
 }
 
@@ -134,7 +136,10 @@ export class Vma {
   /** 1 / pageSize (exact: a power of two). */
   private readonly pageInv: number;
   private readonly hugetlbMutexes = new Map<number, LockId>();
+  /** shmem: the page locks faults are using now, by page index (see {@link pageLock}). */
   private readonly pageLocks = new Map<number, PteLock>();
+  /** The family of the page locks (LockId.transient): a slot per page. */
+  private readonly pageLockFamily: { readonly size: number };
   /** The PTE pages' locks (each PTE page maps PAGE_SIZE / 8 pages). */
   private readonly ptls: SplitLocks;
   /** THP and PMD-sized hugetlb VMAs: the PMD pages' locks (each maps PAGE_SIZE / 8 PMD-sized regions). */
@@ -156,6 +161,7 @@ export class Vma {
     this.flags = new Uint8Array(pages);
     this.pmd = new Uint8Array(backing.kind === "thp" ? size / backing.pageSize : 0);
     this.cachePa = new Float64Array(backing.kind === "shmem" ? pages : 0).fill(-1);
+    this.pageLockFamily = { size: backing.kind === "shmem" ? pages : 0 };
     // Table pages cover naturally aligned ranges of the address space, whatever the VMA's start.
     const entries = granule.size / 8;
     this.ptls = new SplitLocks("ptl", entries * granule.size, start, this.end);
@@ -180,17 +186,30 @@ export class Vma {
   }
 
   /**
-   * lock_page of the page-cache page at `hva` (shmem): a sleeping lock, with its steps built once.
-   * The model keys it by file index, so it exists before the page does.
+   * lock_page of the page-cache page at `hva` (shmem): a sleeping lock, keyed by file index, so it
+   * exists before the page does. A fault calls this when it is about to take the lock and
+   * {@link endPageLock} once it has dropped it: the lock lives here only while faults use it (the
+   * faults racing on a page), so a file of millions of pages keeps no lock per page (a
+   * transient lock: the simulator keeps only each page's last holder meanwhile).
    */
   pageLock(hva: number): PteLock {
     const i = this.index(hva);
     let p = this.pageLocks.get(i);
     if (p === undefined) {
-      p = hostLock(`page_lock[${hex(this.start + i * this.pageSize)}]`, "mutex");
+      p = hostLock(`page_lock[${hex(this.start + i * this.pageSize)}]`, "mutex", {
+        users: 0,
+        family: this.pageLockFamily,
+        slot: i,
+      });
       this.pageLocks.set(i, p);
     }
+    p.lock.transient!.users++;
     return p;
+  }
+
+  /** A fault is done with the page lock {@link pageLock} gave it (it has dropped it). */
+  endPageLock(hva: number, p: PteLock): void {
+    if (--p.lock.transient!.users === 0) this.pageLocks.delete(this.index(hva));
   }
 
   /** Index of the host page holding `hva`. */
@@ -234,15 +253,18 @@ const HOST_LOCK_BYTES = 120;
 /** Heap bytes per real THP in HostMm's set of THP heads. */
 const THP_HEAD_BYTES = 48;
 
-/** A {@link Vma}'s footprint, and how many host locks it makes at most. */
+/** A {@link Vma}'s footprint, how many host locks it keeps at most, and its transient locks' slots. */
 export interface VmaFootprint extends Footprint {
   readonly locks: number;
+  /** Slots of its transient locks' family (shmem: a page lock per page, made only while used). */
+  readonly transientSlots: number;
 }
 
 /**
  * The footprint of a {@link Vma} of `size` bytes of `backing` at its largest: every page's PTE
- * state, and every lock it can make (one per PTE page, per PMD page of a THP or PMD-sized hugetlb
- * VMA, per hugetlb page, and per page of a shmem file), and for THP a head per region.
+ * state, and every lock it keeps (one per PTE page, per PMD page of a THP or PMD-sized hugetlb
+ * VMA, per hugetlb page; a shmem file's page locks exist only while faults use them), and for THP
+ * a head per region.
  */
 export function vmaFootprint(size: number, backing: BackingSource, granule: Granule): VmaFootprint {
   const pages = size / granule.size;
@@ -256,8 +278,7 @@ export function vmaFootprint(size: number, backing: BackingSource, granule: Gran
   const huge = size / backing.pageSize;
   // hugetlb entries are locked by the PMD page's lock or mm->page_table_lock, never a PTE page's.
   const pteLocks = backing.kind === "hugetlb" ? 0 : ptePages;
-  const locks =
-    pteLocks + pmdPages + (backing.kind === "hugetlb" ? huge : 0) + (backing.kind === "shmem" ? pages : 0);
+  const locks = pteLocks + pmdPages + (backing.kind === "hugetlb" ? huge : 0);
   const f = sumFootprints(
     typedArrayFootprint(pages, 8),
     typedArrayFootprint(pages, 1),
@@ -267,7 +288,7 @@ export function vmaFootprint(size: number, backing: BackingSource, granule: Gran
     heapFootprint(locks, HOST_LOCK_BYTES),
     heapFootprint(backing.kind === "thp" ? huge : 0, THP_HEAD_BYTES),
   );
-  return { ...f, locks };
+  return { ...f, locks, transientSlots: backing.kind === "shmem" ? pages : 0 };
 }
 
 /**
@@ -622,6 +643,7 @@ export class HostMm {
     }
     yield ptl.drop;
     yield pageLock.drop;
+    vma.endPageLock(hva, pageLock);
     if (install) this.faulted(hva, write, fresh ? "alloc" : "page-cache", page);
   }
 

@@ -38,7 +38,10 @@ const HEAP_SLACK = 3;
 /** Heap bytes per vCPU besides its TLB: its thread code, memcache, access stream, fault context. */
 const VCPU_HEAP_BYTES = 16 * 1024;
 
-/** Locks besides the VMAs': mmu_lock and the host mm's page_table_lock. */
+/**
+ * Locks besides the VMAs': mmu_lock and the host mm's page_table_lock. (The estimate adds one per
+ * vCPU for transient locks, which live only while faults use them: at most one per fault.)
+ */
 const OTHER_LOCKS = 2;
 
 /**
@@ -110,7 +113,11 @@ export function pageTableTestLiveFootprint(config: PageTableTestConfig, profile:
     hostPhysFootprint(granule, size + slot0Size, thpSize(granule)),
     tablePagesFootprint(granule, tablePages),
     // The engine's tasks: the vCPUs and the selftest's main thread.
-    engineLocksFootprint(slot0.locks + region.locks + OTHER_LOCKS, vcpus + 1),
+    engineLocksFootprint(
+      slot0.locks + region.locks + OTHER_LOCKS + vcpus,
+      vcpus + 1,
+      slot0.transientSlots + region.transientSlots,
+    ),
     tlbiLogFootprint(
       [slot0Size, size],
       leafLevels(granule).map((l) => levelSize(granule, l)),
