@@ -107,6 +107,50 @@ describe("sim engine", () => {
     assert.equal(meter.count[W["lock-acquire"]], 1);
   });
 
+  it("a transient lock's state is dropped when no one uses it; made again, it keeps its last holder", () => {
+    const meter = meterWith(1);
+    const family = { size: 4 };
+    let current: LockId | null = null;
+    let made = 0;
+    // As the host's VMA does: one lock object while faults use it, a new one after.
+    const take = (): LockId => {
+      if (current === null) {
+        current = {
+          name: "page_lock",
+          kind: "mutex",
+          domain: "host",
+          transient: { users: 0, family, slot: 2 },
+        };
+        made++;
+      }
+      current.transient!.users++;
+      return current;
+    };
+    const order: string[] = [];
+    const e = new Engine(meter, costs, 3);
+    function* cpu(id: number, before: number): Blocking<void> {
+      meter.charge(W["pgt-call"], before);
+      yield SCHED; // the lock is looked up when the CPU gets here, not when it starts
+      const lock = take();
+      yield { kind: "lock", lock };
+      order.push(`${id}@${e.timeNow()}`);
+      meter.charge(W["pgt-call"], 1000);
+      yield { kind: "unlock", lock };
+      if (--lock.transient!.users === 0) current = null;
+    }
+    e.spawn(cpu(0, 5), 0);
+    e.spawn(cpu(1, 10), 0); // sleeps on CPU 0's lock: the same object, woken at its release
+    e.spawn(cpu(2, 5000), 0); // long after: a new object, free, its last holder CPU 1's
+    e.run();
+    assert.deepEqual(order, ["0@15", "1@2015", "2@5040"]);
+    assert.equal(made, 2);
+    assert.equal(meter.count[W["mutex-wakeup"]], 1);
+    assert.equal(meter.count[W["host-lock-handoff"]], 1, "the remade lock remembers CPU 1 held it last");
+    assert.equal(meter.count[W["lock-acquire"]], 1);
+    // CPU 1's wait (from 10 to 1015) is still counted after its lock's state was dropped.
+    assert.deepEqual(e.waitByKind(), { spinlock: 0, mutex: 1015 - 10 });
+  });
+
   it("takeFree: a free lock taken and dropped outside the steps costs its handoff when another CPU held it last, and moves it", () => {
     const meter = meterWith(1);
     const host: LockId = { name: "ptl", kind: "spinlock", domain: "host" };
