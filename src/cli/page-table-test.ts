@@ -13,6 +13,7 @@ import { parseReleaseOrder } from "../workloads/release-order.js";
 import { TEST_HVA, TEST_STAGES } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 import type { StageTimeline } from "../workloads/timeline.js";
+import type { StageTrace } from "../workloads/event-trace.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
 import { getHeapStatistics } from "node:v8";
@@ -59,6 +60,8 @@ export interface PageTableTestOptions {
   stages?: string;
   /** Check the options and say what the run would need, without running it. */
   dryRun?: boolean;
+  /** Show each stage's first n events. */
+  trace?: string;
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -83,6 +86,10 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const profile = profileOption(opts.profile, opts.set);
   const timelineChunk =
     opts.timeline === undefined ? undefined : timelineOption(opts.timeline, pageSize, memBytes);
+  const traceEvents =
+    opts.trace === undefined
+      ? undefined
+      : parseCount(opts.trace, "event count (--trace)", 1, MAX_TRACE_EVENTS);
   const config: PageTableTestConfig = {
     kernel: opts.kernel,
     backing: opts.src,
@@ -93,6 +100,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     ...(gpa === undefined ? {} : { gpa }),
     ...(opts.inject === undefined ? {} : { inject: opts.inject }),
     ...(timelineChunk === undefined ? {} : { timelineChunk }),
+    ...(traceEvents === undefined ? {} : { traceEvents }),
     ...fwbVmOptions(opts.fwb),
   };
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
@@ -236,7 +244,20 @@ export function stageBlock(s: SimStageReport, report: SimReport): string[] {
   const fixed = decimalsFor(Math.max(0, ...shown.map((a) => a.vcpu_s)));
   const rows = shown.map((a) => [a.category, a.vcpu_s.toFixed(fixed), `${(a.share * 100).toFixed(1)} %`]);
   lines.push(...columns([["category", "vCPU-s", "share"], ...rows], [false, true, true], "    "));
-  return s.timeline === undefined ? lines : lines.concat(timelineBlock(s.timeline, report));
+  const withTimeline = s.timeline === undefined ? lines : lines.concat(timelineBlock(s.timeline, report));
+  return s.trace === undefined ? withTimeline : withTimeline.concat(traceBlock(s.trace));
+}
+
+/** Most events `--trace` shows per stage. */
+const MAX_TRACE_EVENTS = 1_000_000;
+
+/** `--trace`'s block: the stage's first events, one per line. */
+function traceBlock(t: StageTrace): string[] {
+  const head =
+    t.lines.length === t.events
+      ? `  its ${count(t.events)} events in time order (time, CPU, event):`
+      : `  the first ${count(t.lines.length)} of its ${count(t.events)} events, in time order (time, CPU, event):`;
+  return [head, ...t.lines.map((l) => `    ${l}`)];
 }
 
 /** Most rows `--timeline` makes: a table to read, not a trace (`trace` and `--json` are for those). */

@@ -152,6 +152,11 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(maxMemoryOption())
     .option("--dry-run", "check the options and print the run's estimated memory, without running it")
     .option(
+      "--trace <n>",
+      "show each stage's first n events: the fault path's, the page-table code's (walk stores, " +
+        "TLBIs, CMOs) and the host's, with their virtual time and CPU (slower; the same results)",
+    )
+    .option(
       "--json",
       "print one JSON object: the simulation report plus seed, inject, fwb and profile_overrides",
     )

@@ -23,6 +23,7 @@ import type { CostProfile } from "../sim/profile.js";
 import { stage2TlbFootprint } from "../sim/tlb.js";
 import { tlbiLogFootprint } from "../sim/tlbi-log.js";
 import { type PageTableTestConfig, type TestLayout, testLayout } from "./page-table-test.js";
+import { TRACE_LINE_HEAP_BYTES } from "./event-trace.js";
 
 /** Node, s2sim's code and the simulator's fixed state, before a run's own structures. */
 const PROCESS_BASE: Footprint = { bytes: 96 * 2 ** 20, heapBytes: 16 * 2 ** 20 };
@@ -127,6 +128,8 @@ export function pageTableTestLiveFootprint(config: PageTableTestConfig, profile:
     // The dirty bitmap (UPDATE), a bit per page.
     typedArrayFootprint(Math.ceil(size / granule.size / 32), 4),
     timelineFootprint(config.timelineChunk === undefined ? 0 : Math.ceil(size / config.timelineChunk)),
+    // --trace: each stage's lines (the reports keep all three).
+    heapFootprint(3 * (config.traceEvents ?? 0), TRACE_LINE_HEAP_BYTES),
   );
 }
 

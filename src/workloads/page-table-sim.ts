@@ -15,6 +15,7 @@ import { SeededRandom } from "../common/random.js";
 import { PageTableTest, type PageTableTestConfig, TEST_STAGES, type TestStage } from "./page-table-test.js";
 import { parseReleaseOrder, type ReleaseOrder, releaseOrder } from "./release-order.js";
 import { type StageTimeline, TimelineRecorder } from "./timeline.js";
+import { EventTraceRecorder, type StageTrace } from "./event-trace.js";
 
 /** Where vCPU time goes, by category (each a set of work items, or waiting / idle). */
 const CATEGORIES: ReadonlyArray<readonly [string, readonly WorkItem[]]> = [
@@ -101,6 +102,8 @@ export interface SimStageReport {
   readonly state_digest?: string;
   /** With `timelineChunk` set, for the CREATE stage: its timeline along the region. */
   readonly timeline?: StageTimeline;
+  /** With `traceEvents`: the stage's first events as text, and how many it emitted. */
+  readonly trace?: StageTrace;
 }
 
 /** A whole simulated selftest run. */
@@ -233,12 +236,17 @@ function runStage(
       ? new TimelineRecorder(vm, machine, test.slot.gpa, test.size, chunk)
       : null;
   recorder?.start();
+  const limit = test.config.traceEvents;
+  const tracer = limit !== undefined ? new EventTraceRecorder(vm, machine, limit) : null;
+  tracer?.start();
   let timeline: StageTimeline | undefined;
+  let trace: StageTrace | undefined;
   let run: ReturnType<SimMachine["run"]>;
   try {
     run = machine.run(streams, tick, release);
   } finally {
     timeline = recorder?.finish();
+    trace = tracer?.finish();
   }
   onProgress(accesses);
   const dCount = (item: WorkItem): number => meter.count[W[item]]! - count0[W[item]]!;
@@ -311,6 +319,7 @@ function runStage(
     flow_run_accesses: machine.path.flowRunAccesses - flowRuns0,
     ...(test.config.stateDigest === true ? { state_digest: machine.stateDigest() } : {}),
     ...(timeline !== undefined ? { timeline } : {}),
+    ...(trace !== undefined ? { trace } : {}),
   };
   return { report, finishPs: run.finishPs };
 }

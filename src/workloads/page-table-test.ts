@@ -102,6 +102,11 @@ export interface PageTableTestConfig {
    * result is the same. Default: none.
    */
   readonly timelineChunk?: number;
+  /**
+   * In the simulator: record the first this many events of each stage as text (workloads/event-trace.ts).
+   * It listens to events, so the fast-forward is off meanwhile; every result is the same.
+   */
+  readonly traceEvents?: number;
 }
 
 /** Guest page-table pages of the test region: one L2 table per GiB and one L3 table per 2 MiB. */

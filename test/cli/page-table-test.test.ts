@@ -208,6 +208,7 @@ describe("s2sim page-table-test", () => {
     ],
     ["an unparsable --max-memory", ["--max-memory", "lots"], /memory limit \(--max-memory\) "lots"/],
     ["--stages 4", ["--stages", "4"], /stage count \(--stages\) must be between 1 and 3, got 4/],
+    ["--trace 0", ["--trace", "0"], /event count \(--trace\) must be between 1 and 1000000, got 0/],
     [
       "an unknown --set parameter",
       ["--set", "nope=1"],
@@ -260,6 +261,53 @@ describe("s2sim page-table-test", () => {
     const bad = await s2sim("page-table-test", "-b", "2T", "--dry-run");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /does not fit in the IPA space/);
+  });
+
+  it("--trace shows each stage's first events in time order, and changes no result", async () => {
+    type Stage = { simulated_s: number; trace?: { events: number; lines: string[] } };
+    const run = async (...extra: string[]): Promise<Stage[]> => {
+      const r = await s2sim(
+        "page-table-test",
+        "-b",
+        "8K",
+        "-v",
+        "2",
+        "--kernel",
+        "v5.12",
+        "--json",
+        ...extra,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { stages: Stage[] }).stages;
+    };
+    const [plain, traced, cut] = await Promise.all([run(), run("--trace", "100000"), run("--trace", "5")]);
+    assert.deepEqual(
+      traced.map((s) => s.simulated_s),
+      plain.map((s) => s.simulated_s),
+    );
+    const create = traced[0]!.trace!;
+    assert.equal(create.lines.length, create.events);
+    const times = create.lines.map((l) => Number(/^([\d.]+)us /.exec(l)![1]));
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+    );
+    for (const want of [
+      / guest-abort vcpu=\d ipa=0x/,
+      / handled vcpu=\d: map ipa=/,
+      / pte L3 /,
+      / cmo dc-civac /,
+      / gup fast /,
+    ]) {
+      assert.ok(
+        create.lines.some((l) => want.test(l)),
+        String(want),
+      );
+    }
+    assert.equal(cut[0]!.trace!.lines.length, 5);
+    assert.equal(cut[0]!.trace!.events, create.events);
+    const text = await s2sim("page-table-test", "-b", "8K", "-v", "2", "--trace", "5");
+    assert.match(text.stdout, /^ {2}the first 5 of its \d+ events, in time order \(time, CPU, event\):$/m);
   });
 
   it("--stages n runs the first n stages, each as the whole run has it", async () => {
