@@ -492,6 +492,8 @@ export class Engine {
    * moves), else -1.
    */
   takeFree(lock: LockId): number {
+    // A transient lock's state is dropped only at a release, which a take-and-drop here skips.
+    if (lock.transient !== undefined) throw new Error(`takeFree of transient lock ${lock.name}`);
     // Not lockState: its one-lock cache is for mmu_lock, between whose uses these come.
     const s = this.locks.get(lock) ?? this.lockState(lock);
     if (s.owner !== NONE) return LOCK_HELD;

@@ -591,9 +591,14 @@ export class FastForward {
     out.push(c.ret);
   }
 
-  /** A number for a step (the same step object, the same number). */
+  /**
+   * A number for a step (the same step object, the same number). A transient lock's steps get one
+   * number and are not kept (a file's page locks would all be): a vCPU at one is inside the
+   * host's fault path, where no snapshot is used.
+   */
   private stepCode(s: Step | null): number {
     if (s === null) return -1;
+    if (s.kind !== "sched" && s.lock.transient !== undefined) return -2;
     let c = this.stepCodes.get(s);
     if (c === undefined) {
       c = this.stepCodes.size;
