@@ -25,6 +25,8 @@ export type KvmEvent =
       level: number;
       write: boolean;
       exec: boolean;
+      /** The guest's stage-1 walk faulted on its table page (ESR.S1PTW; a write to KVM). */
+      s1ptw: boolean;
     }
   | {
       kind: "fault-action";

@@ -169,6 +169,7 @@ export function abortBegin(
       level,
       write: writeFault,
       exec: access.exec,
+      s1ptw: access.s1ptw,
     });
   }
   const slot = vm.memslots.find(access.ipa);

@@ -18,7 +18,7 @@ function protText(prot: number): string {
 export function formatVmEvent(e: VmEvent): string {
   switch (e.kind) {
     case "guest-abort":
-      return `guest-abort vcpu=${e.vcpu} ipa=${hex(e.ipa)} ${e.fsc}-L${e.level}${e.write ? " write" : " read"}${e.exec ? " exec" : ""}`;
+      return `guest-abort vcpu=${e.vcpu} ipa=${hex(e.ipa)} ${e.fsc}-L${e.level}${e.s1ptw ? " s1ptw" : e.write ? " write" : " read"}${e.exec ? " exec" : ""}`;
     case "fault-action":
       return `handled vcpu=${e.vcpu}: ${e.action} ipa=${hex(e.ipa)} size=${sizeName(e.size)} prot=${protText(e.prot)} -> ${errnoName(e.ret)}`;
     case "memcache-topup":
