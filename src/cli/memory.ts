@@ -38,25 +38,40 @@ export function memoryBudget(
   return { bytes: free, source: "this machine has available" };
 }
 
+/** V8's limit on this process's JavaScript heap, in bytes. */
+export function heapLimit(): number {
+  return getHeapStatistics().heap_size_limit;
+}
+
 /**
- * Throws a one-line {@link S2simError} ("too-large") when `need` does not fit in `budget` or in
- * V8's heap limit; `what` names the run and `smaller` says how to make it smaller.
+ * Why `need` does not fit in `budget` or in V8's heap limit, as one line (`what` names the run and
+ * `smaller` says how to make it smaller), or null when it fits.
  */
-export function checkMemory(need: Footprint, budget: MemoryBudget, what: string, smaller: string): void {
+export function memoryProblem(
+  need: Footprint,
+  budget: MemoryBudget,
+  what: string,
+  smaller: string,
+): string | null {
   if (need.bytes > budget.bytes) {
-    throw new S2simError(
-      "too-large",
+    return (
       `${what} needs about ${humanBytes(need.bytes)} of memory, more than the ${humanBytes(budget.bytes)} ` +
-        `${budget.source}: ${smaller}, or set --max-memory if you know better`,
+      `${budget.source}: ${smaller}, or set --max-memory if you know better`
     );
   }
-  const heapLimit = getHeapStatistics().heap_size_limit;
-  if (need.heapBytes > heapLimit) {
+  const limit = heapLimit();
+  if (need.heapBytes > limit) {
     const mib = Math.ceil((need.heapBytes * 1.25) / 2 ** 20);
-    throw new S2simError(
-      "too-large",
+    return (
       `${what} needs about ${humanBytes(need.heapBytes)} of JavaScript heap, more than Node's limit of ` +
-        `${humanBytes(heapLimit)}: ${smaller}, or raise the limit (NODE_OPTIONS=--max-old-space-size=${mib})`,
+      `${humanBytes(limit)}: ${smaller}, or raise the limit (NODE_OPTIONS=--max-old-space-size=${mib})`
     );
   }
+  return null;
+}
+
+/** Throws {@link memoryProblem} as a one-line {@link S2simError} ("too-large") if there is one. */
+export function checkMemory(need: Footprint, budget: MemoryBudget, what: string, smaller: string): void {
+  const problem = memoryProblem(need, budget, what, smaller);
+  if (problem !== null) throw new S2simError("too-large", problem);
 }

@@ -16,9 +16,8 @@ import type { StageTimeline } from "../workloads/timeline.js";
 import type { StageTrace } from "../workloads/event-trace.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
-import { getHeapStatistics } from "node:v8";
 import type { Footprint } from "../common/footprint.js";
-import { checkMemory, type MemoryBudget, memoryBudget } from "./memory.js";
+import { heapLimit, type MemoryBudget, memoryBudget, memoryProblem } from "./memory.js";
 import { simProgress } from "./progress.js";
 import {
   backingPageSize,
@@ -108,8 +107,9 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const need = pageTableTestFootprint(config, profile);
   const budget = memoryBudget(opts.maxMemory);
   const what = `page-table-test -s ${config.backing} -b ${opts.mem} -v ${vcpus}`;
-  if (opts.dryRun === true) return dryRun(what, need, budget, opts.json === true);
-  checkMemory(need, budget, what, "use a smaller -b");
+  const problem = memoryProblem(need, budget, what, "use a smaller -b");
+  if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
+  if (problem !== null) throw new S2simError("too-large", problem);
   // With checkers the run stops at the first violation (a CheckFailure carrying the report).
   const bar = simProgress(opts.json !== true, TEST_STAGES[0]);
   let report: SimReport;
@@ -169,10 +169,18 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   return out.join("\n");
 }
 
-/** `--dry-run`'s answer: the run's estimated memory against the budget and the heap limit. */
-function dryRun(what: string, need: Footprint, budget: MemoryBudget, json: boolean): string {
-  const heapLimit = getHeapStatistics().heap_size_limit;
-  const fits = need.bytes <= budget.bytes && need.heapBytes <= heapLimit;
+/**
+ * `--dry-run`'s answer: the run's estimated memory against the budget and the heap limit, and the
+ * `problem` that would refuse it (null: none).
+ */
+function dryRun(
+  what: string,
+  need: Footprint,
+  budget: MemoryBudget,
+  problem: string | null,
+  json: boolean,
+): string {
+  const fits = problem === null;
   if (json) {
     return JSON.stringify(
       {
@@ -181,7 +189,7 @@ function dryRun(what: string, need: Footprint, budget: MemoryBudget, json: boole
         estimated_heap_bytes: Math.round(need.heapBytes),
         budget_bytes: budget.bytes,
         budget_source: budget.source,
-        heap_limit_bytes: heapLimit,
+        heap_limit_bytes: heapLimit(),
         fits,
       },
       null,
@@ -191,8 +199,8 @@ function dryRun(what: string, need: Footprint, budget: MemoryBudget, json: boole
   return [
     `${what}: the options are valid; not run (--dry-run)`,
     `estimated peak memory: about ${humanBytes(need.bytes)} (JavaScript heap ${humanBytes(need.heapBytes)})`,
-    `budget: ${humanBytes(budget.bytes)} (${budget.source}); heap limit ${humanBytes(heapLimit)}`,
-    fits ? "it would run" : "it would be refused: too large for the memory (see --max-memory)",
+    `budget: ${humanBytes(budget.bytes)} (${budget.source}); heap limit ${humanBytes(heapLimit())}`,
+    fits ? "it would run" : `it would be refused: ${problem}`,
   ].join("\n");
 }
 

@@ -88,11 +88,13 @@ function slot0TablePages(granule: Granule, slot0Size: number): number {
  * and the pages in the vCPUs' memcaches (each filled to capacity by a top-up).
  */
 export function pageTableTestTablePages(config: PageTableTestConfig): number {
-  const layout = testLayout({ ...config, guestTables: true });
+  return tablePagesOf(testLayout({ ...config, guestTables: true }), config.vcpus);
+}
+
+/** {@link pageTableTestTablePages} for a layout already made. */
+function tablePagesOf(layout: TestLayout, vcpus: number): number {
   return (
-    stage2TablePages(layout) +
-    slot0TablePages(layout.granule, layout.slot0Size) +
-    config.vcpus * MEMCACHE_CAPACITY
+    stage2TablePages(layout) + slot0TablePages(layout.granule, layout.slot0Size) + vcpus * MEMCACHE_CAPACITY
   );
 }
 
@@ -104,10 +106,10 @@ export function pageTableTestTablePages(config: PageTableTestConfig): number {
 export function pageTableTestLiveFootprint(config: PageTableTestConfig, profile: CostProfile): Footprint {
   const layout = testLayout({ ...config, guestTables: true });
   const { src, granule, size, slot0Size } = layout;
-  const tablePages = pageTableTestTablePages(config);
+  const vcpus = config.vcpus;
+  const tablePages = tablePagesOf(layout, vcpus);
   const slot0 = vmaFootprint(slot0Size, backingSource("anonymous", granule), granule);
   const region = vmaFootprint(size, src, granule);
-  const vcpus = config.vcpus;
   return sumFootprints(
     slot0,
     region,
