@@ -262,8 +262,9 @@ const MAX_TRACE_EVENTS = 1_000_000;
 /** `--trace`'s block: the stage's first events, one per line. */
 function traceBlock(t: StageTrace): string[] {
   if (t.events === 0) return ["  no events"];
-  const head =
-    t.lines.length === t.events
+  const head = !t.complete
+    ? `  its earliest ${count(t.lines.length)} events, in time order (time, CPU, event; recording stopped after ${count(t.events)}, once no event to come could be earlier):`
+    : t.lines.length === t.events
       ? `  its ${count(t.events)} events in time order (time, CPU, event):`
       : `  the earliest ${count(t.lines.length)} of its ${count(t.events)} events, in time order (time, CPU, event):`;
   return [head, ...t.lines.map((l) => `    ${l}`)];

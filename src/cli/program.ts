@@ -154,7 +154,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .option(
       "--trace <n>",
       "show each stage's first n events: the fault path's, the page-table code's (walk stores, " +
-        "TLBIs, CMOs) and the host's, with their virtual time and CPU (slower; the same results)",
+        "TLBIs, CMOs) and the host's, with their virtual time and CPU (slower until they are known; the same results)",
     )
     .option(
       "--json",

@@ -342,6 +342,16 @@ export class Engine {
   }
 
   /**
+   * A time nothing still to happen in the simulation can precede: the running code's time, or
+   * the earliest in the heap's. A task that waits for a lock or sleeps resumes only after its
+   * owner releases it, at the owner's time or later; a task's time never goes back.
+   */
+  earliestToCome(): number {
+    const running = this.current >= 0 ? this.timeNow() : Infinity;
+    return this.heap.size > 0 ? Math.min(running, this.heap.peekTime()) : running;
+  }
+
+  /**
    * Whether the running code is still the earliest thing in the simulation, so it may read state
    * other CPUs write; when false it must yield (sched) first.
    */

@@ -146,6 +146,14 @@ export class SimMachine {
     return this.engine !== null && this.engine.current >= 0 ? this.engine.timeNow() : Number.NaN;
   }
 
+  /**
+   * A virtual time no event still to come in the running simulation can precede (Engine.earliestToCome),
+   * or -Infinity outside a run.
+   */
+  earliestToCome(): number {
+    return this.engine !== null ? this.engine.earliestToCome() : -Infinity;
+  }
+
   get mmu(): SimMmu {
     if (this.mmuRef === null) throw new Error("SimMachine: attach a VM first");
     return this.mmuRef;

@@ -2,7 +2,8 @@
  * A stage's events as text: every walk step, PTE store, TLBI and CMO of the page-table code, the
  * fault path's decisions and the host's faults, GUPs and notifier calls, each with the virtual
  * time and the CPU that made it, up to a limit. It listens to the VM's events, so the simulator's
- * fast-forward is off meanwhile; every result is the same.
+ * fast-forward is off meanwhile, until no event still to come can be among the earliest it keeps;
+ * every result is the same.
  */
 import type { Vm } from "../kvm/vm.js";
 import { formatVmEvent } from "../kvm/trace-format.js";
@@ -10,8 +11,14 @@ import type { SimMachine } from "../sim/machine.js";
 
 /** The recorded part of a stage's events. */
 export interface StageTrace {
-  /** Events the stage emitted in all. */
+  /** Events the stage made while recorded: all of them when `complete`. */
   readonly events: number;
+  /**
+   * Whether the whole stage was recorded. False when recording stopped early, once every event
+   * still to come was later in virtual time than the kept ones (the rest of the stage then runs
+   * with the simulator's fast paths, which listening turns off).
+   */
+  readonly complete: boolean;
   /**
    * The earliest of them in virtual time (up to the limit), in time order, events of one instant
    * in the order they were made: `<time in us> <cpuN> <event>`.
@@ -38,6 +45,7 @@ export class EventTraceRecorder {
   private readonly seqs: number[] = [];
   private events = 0;
   private stop: (() => void) | null = null;
+  private complete = true;
 
   constructor(
     private readonly vm: Vm,
@@ -54,13 +62,21 @@ export class EventTraceRecorder {
       const t = Number.isNaN(now) ? -1 : now;
       const full = this.lines.length >= this.limit;
       // Later than every kept event: not formatted at all (most events, once the heap is full).
-      if (full && !this.before(t, seq, 0)) return;
-      const cpu = this.machine.currentCpu();
-      // Picoseconds as microseconds with all six decimals: the model's own resolution.
-      const time = t < 0 ? "-" : `${(t / 1e6).toFixed(6)}us`;
-      const line = `${time} ${cpu >= 0 ? `cpu${cpu}` : "main"} ${formatVmEvent(e)}`;
-      if (full) this.replaceTop(line, t, seq);
-      else this.push(line, t, seq);
+      if (!full || this.before(t, seq, 0)) {
+        const cpu = this.machine.currentCpu();
+        // Picoseconds as microseconds with all six decimals: the model's own resolution.
+        const time = t < 0 ? "-" : `${(t / 1e6).toFixed(6)}us`;
+        const line = `${time} ${cpu >= 0 ? `cpu${cpu}` : "main"} ${formatVmEvent(e)}`;
+        if (full) this.replaceTop(line, t, seq);
+        else this.push(line, t, seq);
+      }
+      // Every event to come is at earliestToCome or later, and made after these: none can get in.
+      // (No event of a run is made outside a CPU, t = -1, which would sort first.)
+      if (this.lines.length >= this.limit && t >= 0 && this.times[0]! < this.machine.earliestToCome()) {
+        this.stop?.();
+        this.stop = null;
+        this.complete = false;
+      }
     });
   }
 
@@ -70,7 +86,7 @@ export class EventTraceRecorder {
     this.stop = null;
     const order = this.lines.map((_, i) => i);
     order.sort((a, b) => this.times[a]! - this.times[b]! || this.seqs[a]! - this.seqs[b]!);
-    return { events: this.events, lines: order.map((i) => this.lines[i]!) };
+    return { events: this.events, complete: this.complete, lines: order.map((i) => this.lines[i]!) };
   }
 
   /** Whether (t, seq) comes before the kept event at heap slot `i`. */

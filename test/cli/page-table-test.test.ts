@@ -264,7 +264,7 @@ describe("s2sim page-table-test", () => {
   });
 
   it("--trace shows each stage's first events in time order, and changes no result", async () => {
-    type Stage = { simulated_s: number; trace?: { events: number; lines: string[] } };
+    type Stage = { simulated_s: number; trace?: { events: number; complete: boolean; lines: string[] } };
     const run = async (...extra: string[]): Promise<Stage[]> => {
       const r = await s2sim(
         "page-table-test",
@@ -287,6 +287,7 @@ describe("s2sim page-table-test", () => {
     );
     const create = traced[0]!.trace!;
     assert.equal(create.lines.length, create.events);
+    assert.ok(traced.every((s) => s.trace!.complete));
     const times = create.lines.map((l) => Number(/^([\d.]+)us /.exec(l)![1]));
     assert.deepEqual(
       times,
@@ -305,11 +306,40 @@ describe("s2sim page-table-test", () => {
       );
     }
     assert.equal(cut[0]!.trace!.lines.length, 5);
-    assert.equal(cut[0]!.trace!.events, create.events);
+    // Recording stops once every event to come is later than the five kept.
+    assert.equal(cut[0]!.trace!.complete, false);
+    assert.ok(cut[0]!.trace!.events < create.events);
     const text = await s2sim("page-table-test", "-b", "8K", "-v", "2", "--trace", "5");
-    assert.match(text.stdout, /^ {2}the earliest 5 of its \d+ events, in time order \(time, CPU, event\):$/m);
+    assert.match(
+      text.stdout,
+      /^ {2}its earliest 5 events, in time order \(time, CPU, event; recording stopped after \d+, once no event to come could be earlier\):$/m,
+    );
     // The earliest five are the full trace's first five (not the first five the engine made).
     assert.deepEqual(cut[0]!.trace!.lines, create.lines.slice(0, 5));
+  });
+
+  const THP_8M = ["-s", "anonymous_thp", "-b", "8M", "-v", "4"];
+  it("--trace stops recording once no event to come can be earlier, and the fast-forward then runs", async () => {
+    type Stage = Record<string, unknown> & { fast_forward_leaves: number; trace?: { complete: boolean } };
+    const [plain, traced] = await Promise.all(
+      [[], ["--trace", "3"]].map(async (extra) => {
+        const r = await s2sim("page-table-test", ...THP_8M, "--json", ...extra);
+        assert.equal(r.code, 0, r.stderr);
+        return (JSON.parse(r.stdout) as { stages: Stage[] }).stages;
+      }),
+    );
+    assert.ok(traced!.every((s) => s.trace!.complete === false));
+    // UPDATE's convoy is skipped as without --trace: recording stopped in its first periods.
+    assert.ok(plain![1]!.fast_forward_leaves > 0);
+    assert.equal(traced![1]!.fast_forward_leaves, plain![1]!.fast_forward_leaves);
+    const drop = (s: Stage): Stage => ({
+      ...s,
+      trace: undefined,
+      engine_steps: 0,
+      hit_run_accesses: 0,
+      flow_run_accesses: 0,
+    });
+    assert.deepEqual(traced!.map(drop), plain!.map(drop));
   });
 
   it("--stages n runs the first n stages, each as the whole run has it", async () => {
