@@ -263,4 +263,30 @@ describe("the speed-ups on random configurations", () => {
       { numRuns: 24, seed: 20261206 },
     );
   });
+  // --trace n stops recording once no event to come can precede the n it keeps
+  // (Engine.earliestToCome): what it keeps must be the complete trace's first n, and the rest of
+  // the stage, run with the fast paths again, must give the same figures.
+  it("a trace cut short: the complete trace's first events, and the same figures", () => {
+    fc.assert(
+      fc.property(arbConfig, fc.integer({ min: 1, max: 400 }), (c, n) => {
+        const [config, prof] = configOf(c);
+        const full = simulatePageTableTest({ ...config, traceEvents: 1e7 }, prof);
+        const cut = simulatePageTableTest({ ...config, traceEvents: n }, prof);
+        full.stages.forEach((s, i) => {
+          const t = cut.stages[i]!.trace!;
+          assert.ok(s.trace!.complete);
+          assert.deepEqual(t.lines, s.trace!.lines.slice(0, n));
+          assert.ok(t.events <= s.trace!.events);
+          if (t.complete) assert.equal(t.events, s.trace!.events);
+        });
+        const untraced = (r: SimReport): SimReport => ({
+          ...r,
+          stages: r.stages.map(({ trace: _, ...s }) => s),
+        });
+        assert.equal(strip(untraced(cut)), strip(untraced(full)));
+        assert.equal(strip(untraced(cut)), strip(simulatePageTableTest(config, prof)));
+      }),
+      { numRuns: 5, seed: 20261207 },
+    );
+  });
 });
