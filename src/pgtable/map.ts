@@ -359,13 +359,13 @@ export class MapVisitor implements Visitor {
     if (pgt.isCounted(oldLo, oldHi)) {
       if (this.bug === "no-break") {
         // Injected: the table replaces the block in one store; the block's reference carries over.
-        pgt.writePte(table, idx, tableLo(pgt.granule, childPa), 0, addr, level);
+        pgt.writePte(table, idx, tableLo(pgt.granule, childPa), oaHi(childPa), addr, level);
         pgt.tlbFlushVmidIpa(addr, level);
         return 0;
       }
       pgt.putPte(table, idx, addr, level);
     }
-    pgt.writePte(table, idx, tableLo(pgt.granule, childPa), 0, addr, level);
+    pgt.writePte(table, idx, tableLo(pgt.granule, childPa), oaHi(childPa), addr, level);
     pgt.mmOps.getPage(table);
     return 0;
   }
