@@ -45,9 +45,12 @@ function gupCanUse(f: number, writeFault: boolean): boolean {
   return (f & HPTE_PRESENT) !== 0 && (!writeFault || (f & HPTE_WRITE) !== 0);
 }
 
-/** Slow GUP's writable: a read fault maps writable if the page already is (the second FOLL_WRITE try). */
-function gupWritable(f: number, writeFault: boolean): boolean {
-  return writeFault || (f & HPTE_WRITE) !== 0;
+/**
+ * Slow GUP's writable: a read fault maps writable if the page already is (the second FOLL_WRITE
+ * try), when the caller asks (`askWritable`: not for a read-only memslot).
+ */
+function gupWritable(f: number, writeFault: boolean, askWritable: boolean): boolean {
+  return writeFault || (askWritable && (f & HPTE_WRITE) !== 0);
 }
 
 /** PMD state of one THP-sized region of a THP VMA. */
@@ -393,13 +396,15 @@ export class HostMm {
   }
 
   /**
-   * hva_to_pfn for KVM (which always asks whether the page is writable): fast GUP with
-   * FOLL_WRITE; else slow GUP (FOLL_WRITE only for write faults), faulting the page in; for read
-   * faults, fast FOLL_WRITE again. Returns null for an address with no mapping.
+   * hva_to_pfn for KVM, which asks whether the page is writable (`askWritable`) except for a
+   * read-only memslot (__gfn_to_pfn_memslot passes no `writable` there): fast GUP with
+   * FOLL_WRITE for a write fault or when asked; else slow GUP (FOLL_WRITE only for write faults),
+   * faulting the page in; for read faults when asked, fast FOLL_WRITE again. Returns null for an
+   * address with no mapping.
    */
-  *gup(hva: number, writeFault: boolean): Blocking<GupResult | null> {
-    if (this.gupNoFault(hva, writeFault)) return { pa: this.gupPa, writable: this.gupWritable };
-    return yield* this.gupSlow(hva, writeFault);
+  *gup(hva: number, writeFault: boolean, askWritable = true): Blocking<GupResult | null> {
+    if (this.gupNoFault(hva, writeFault, askWritable)) return { pa: this.gupPa, writable: this.gupWritable };
+    return yield* this.gupSlow(hva, writeFault, askWritable);
   }
 
   /**
@@ -408,8 +413,8 @@ export class HostMm {
    * block). True with gupPa and gupWritable set; false when {@link gupSlow} must run (it also
    * reports an unmapped address). Same work and events as gupFast then gupSlow.
    */
-  gupNoFault(hva: number, writeFault: boolean): boolean {
-    if (this.gupFast(hva, writeFault)) return true;
+  gupNoFault(hva: number, writeFault: boolean, askWritable = true): boolean {
+    if ((writeFault || askWritable) && this.gupFast(hva, writeFault)) return true;
     const vma = this.findVma(hva);
     if (vma === null) return false;
     const i = vma.index(hva);
@@ -419,9 +424,9 @@ export class HostMm {
     // for it (gupSlow); free, GUP takes and drops it at once (takeFree).
     const lock = this.followLock(vma, hva);
     if (lock !== null && !this.takeFree(lock.lock)) return false;
-    this.chargeSlowGup(writeFault);
+    this.chargeSlowGup(writeFault, askWritable);
     this.gupPa = vma.pa[i]!;
-    this.gupWritable = gupWritable(f, writeFault);
+    this.gupWritable = gupWritable(f, writeFault, askWritable);
     if (this.events.active && this.events.wants["gup"])
       this.gupDone(hva, writeFault, "slow", this.gupPa, this.gupWritable);
     return true;
@@ -470,14 +475,15 @@ export class HostMm {
 
   /**
    * The GUP calls of hva_to_pfn_slow that find the page: get_user_pages_unlocked's walk and, for a
-   * read fault, the second fast GUP with FOLL_WRITE (each priced as one `gup`).
+   * read fault whose caller asks whether the page is writable, the second fast GUP with
+   * FOLL_WRITE (each priced as one `gup`).
    */
-  private chargeSlowGup(writeFault: boolean): void {
-    this.meter.charge(W_GUP, writeFault ? 1 : 2);
+  private chargeSlowGup(writeFault: boolean, askWritable: boolean): void {
+    this.meter.charge(W_GUP, writeFault || !askWritable ? 1 : 2);
   }
 
   /** hva_to_pfn_slow (after a failed fast GUP): fault the page in; null for an unmapped address. */
-  *gupSlow(hva: number, writeFault: boolean): Blocking<GupResult | null> {
+  *gupSlow(hva: number, writeFault: boolean, askWritable = true): Blocking<GupResult | null> {
     const vma = this.findVma(hva);
     if (vma === null) return null;
     const i = vma.index(hva);
@@ -491,8 +497,8 @@ export class HostMm {
       const pa = vma.pa[i]!;
       if (busy) yield lock.drop;
       if (gupCanUse(f, writeFault)) {
-        this.chargeSlowGup(writeFault);
-        return this.gupDone(hva, writeFault, "slow", pa, gupWritable(f, writeFault));
+        this.chargeSlowGup(writeFault, askWritable);
+        return this.gupDone(hva, writeFault, "slow", pa, gupWritable(f, writeFault, askWritable));
       }
       if (tries === 16) throw new Error(`GUP made no progress at ${hex(hva)}`);
       // A follow_page that found nothing to use, before faulting the page in.

@@ -1,7 +1,7 @@
 /** Dirty logging (spec section 7): enable, KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, disable. */
 import { S2simError } from "../common/error.js";
 import type { Blocking } from "../common/steps.js";
-import { KVM_MEM_LOG_DIRTY_PAGES, type Memslot } from "./memslot.js";
+import { KVM_MEM_LOG_DIRTY_PAGES, type Memslot, newDirtyBitmap } from "./memslot.js";
 import type { Vm } from "./vm.js";
 
 /** Options of dirty logging (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 and KVM_DIRTY_LOG_INITIALLY_SET). */
@@ -35,7 +35,7 @@ export function* enableDirtyLogging(
   mode: DirtyLogMode = DEFAULT_MODE,
 ): Blocking<void> {
   if ((slot.flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0) return;
-  const bm = new Uint32Array(Math.ceil(slot.npages / 32));
+  const bm = newDirtyBitmap(slot.npages);
   if (mode.manualProtect && mode.initiallySet) {
     bm.fill(0xffffffff, 0, slot.npages >>> 5);
     if (slot.npages % 32 !== 0) bm[slot.npages >>> 5] = (2 ** (slot.npages % 32) - 1) >>> 0;

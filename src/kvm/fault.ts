@@ -220,8 +220,10 @@ export function* userMemAbort(vm: Vm, vcpu: Vcpu, ctx: FaultContext): Blocking<n
   if (r !== CONTINUE) return r;
   umaSampleSeq(vm, ctx);
   const gupHva = ctx.slot!.hvaOf(ctx.gpa);
-  if (!vm.host.gupNoFault(gupHva, ctx.writeFault)) {
-    const gup = yield* vm.host.gupSlow(gupHva, ctx.writeFault);
+  // __gfn_to_pfn_memslot asks no `writable` of a read-only memslot: its pages map read-only.
+  const askWritable = !ctx.slot!.readonly;
+  if (!vm.host.gupNoFault(gupHva, ctx.writeFault, askWritable)) {
+    const gup = yield* vm.host.gupSlow(gupHva, ctx.writeFault, askWritable);
     if (gup === null) return EFAULT;
     ctx.pa = gup.pa;
     ctx.writable = gup.writable;

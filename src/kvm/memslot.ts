@@ -7,6 +7,11 @@ export const KVM_MEM_LOG_DIRTY_PAGES = 1 << 0;
 /** KVM_MEM_READONLY. */
 export const KVM_MEM_READONLY = 1 << 1;
 
+/** kvm_alloc_dirty_bitmap: one clear bit per page of a slot of `npages` pages. */
+export function newDirtyBitmap(npages: number): Uint32Array {
+  return new Uint32Array(Math.ceil(npages / 32));
+}
+
 /** One guest-physical range backed by host virtual memory. */
 export class Memslot {
   readonly end: number;
@@ -26,11 +31,19 @@ export class Memslot {
   ) {
     this.end = gpa + size;
     this.npages = size / pageSize;
+    // Created with KVM_MEM_LOG_DIRTY_PAGES: it logs from the start (nothing is mapped in a new
+    // slot, so the write-protection that commit would do has nothing to protect).
+    if ((flags & KVM_MEM_LOG_DIRTY_PAGES) !== 0) this.dirtyBitmap = newDirtyBitmap(this.npages);
   }
 
   /** memslot_is_logging: a dirty bitmap and not read-only. */
   get logging(): boolean {
     return this.dirtyBitmap !== null && (this.flags & KVM_MEM_READONLY) === 0;
+  }
+
+  /** memslot_is_readonly. */
+  get readonly(): boolean {
+    return (this.flags & KVM_MEM_READONLY) !== 0;
   }
 
   /** __gfn_to_hva_memslot for the page holding `gpa`. */

@@ -394,12 +394,14 @@ export class SimVcpu implements SimCode {
         case S_GUP: {
           umaSampleSeq(vm, ctx);
           const hva = ctx.slot!.hvaOf(ctx.gpa);
-          if (vm.host.gupNoFault(hva, ctx.writeFault)) {
+          // As userMemAbort: no `writable` asked of a read-only memslot.
+          const askWritable = !ctx.slot!.readonly;
+          if (vm.host.gupNoFault(hva, ctx.writeFault, askWritable)) {
             ctx.pa = vm.host.gupPa;
             ctx.writable = vm.host.gupWritable;
             this.state = S_AFTER_GUP;
           } else {
-            this.gup = vm.host.gupSlow(hva, ctx.writeFault);
+            this.gup = vm.host.gupSlow(hva, ctx.writeFault, askWritable);
             this.state = S_SLOW_GUP;
           }
           continue;
