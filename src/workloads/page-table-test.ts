@@ -57,10 +57,13 @@ export interface PageTableTestConfig {
   readonly kernel: KernelVersion;
   /** Backing source name (`-s`). */
   readonly backing: string;
-  /** Test region size in bytes (`-b`), rounded up to the backing page size. */
+  /** Test region size in bytes (`-b`), rounded up to the larger of the backing and guest page sizes. */
   readonly memBytes: number;
   readonly vcpus: number;
-  /** Test GPA (`-p`); default: the top of the IPA space minus the region, aligned. */
+  /**
+   * Test GPA (`-p`); default (also for 0, which the selftest takes as "not given"): the top of
+   * the IPA space minus the region, aligned.
+   */
   readonly gpa?: number;
   readonly vmOptions?: Partial<Omit<VmOptions, "kernel" | "vcpus">>;
   /**
@@ -120,7 +123,7 @@ export interface TestLayout {
   readonly src: BackingSource;
   /** The host (and guest) page size. */
   readonly granule: Granule;
-  /** The test region: `-b` rounded up to the backing page size. */
+  /** The test region: `-b` rounded up to the larger of the backing and guest page sizes. */
   readonly size: number;
   /** Memslot 0 (guest pages and page tables, 2 MiB-aligned), or 0 without guest tables. */
   readonly slot0Size: number;
@@ -145,7 +148,9 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
   const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
   const ipaLimit = stage2Geometry(granule, vmIpaBits(config.vmOptions?.ipaBits)).ipaLimit;
   const page = granule.size;
-  let gpa = config.gpa ?? (ipaLimit / page - 1 - size / page) * page;
+  // The selftest's `if (!p->phys_offset)`: -p 0 means the default.
+  let gpa =
+    config.gpa !== undefined && config.gpa !== 0 ? config.gpa : (ipaLimit / page - 1 - size / page) * page;
   gpa -= gpa % align;
   if (gpa < 0 || gpa + size > ipaLimit) {
     throw new S2simError("outside-ipa", `a ${size}-byte test region does not fit in the IPA space`);

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { PageTableTest, type TestStage } from "../../src/workloads/page-table-test.js";
+import { PageTableTest, type TestStage, testLayout } from "../../src/workloads/page-table-test.js";
 
 const K4 = 4096;
 const M2 = 2 ** 21;
@@ -63,4 +63,18 @@ test("ADJUST: every host page is read", () => {
     [0, "r"],
     [K4, "r"],
   ]);
+});
+
+test("-p 0 is the default test GPA (the selftest takes 0 as not given); another -p is aligned down", () => {
+  const layout = (gpa?: number): number =>
+    testLayout({
+      kernel: "v5.14",
+      backing: "anonymous_thp",
+      memBytes: 4 * M2,
+      vcpus: 1,
+      ...(gpa !== undefined ? { gpa } : {}),
+    }).gpa;
+  assert.equal(layout(0), layout());
+  assert.equal(layout(), 2 ** 40 - 4 * M2 - M2);
+  assert.equal(layout(2 ** 35 + K4), 2 ** 35);
 });
