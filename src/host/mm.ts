@@ -226,7 +226,8 @@ export class Vma {
   }
 
   /**
-   * The hugetlb fault mutex of the huge page holding `hva` (hugetlb_fault_mutex_table). Its
+   * The hugetlb fault mutex of the huge page holding `hva` (one per page; the kernel's
+   * hugetlb_fault_mutex_table hashes pages into a shared set, see docs/model.md). Its
    * waiters spin rather than sleep: a mutex is spun on while its owner runs (optimistic spinning),
    * and the owner runs throughout, clearing the huge page on a CPU with nothing else to do, so the
    * lock behaves as a queued spinlock.
@@ -743,10 +744,13 @@ export class HostMm {
     if ((f & HPTE_PRESENT) === 0) {
       const pa = this.allocZeroed(size);
       yield SCHED;
-      // A private read fault maps read-only; a write takes the page over at once (hugetlb_cow reuse).
+      // A private read fault maps read-only; a write takes the page over at once (hugetlb_cow
+      // reuse, still under the lock), whose set_huge_ptep_writable flushes the read-only entry.
+      const cow = write && !vma.backing.shared;
       const w = write || vma.backing.shared ? HPTE_WRITE : 0;
       yield ptl.take;
       this.fillPmd(vma, first, count, pa, HPTE_PRESENT | HPTE_HUGETLB | w);
+      if (cow) this.meter.charge(W_HOST_TLBI, 1);
       yield ptl.drop;
       this.faulted(hva, write, "hugetlb-alloc", size);
     } else {

@@ -108,3 +108,17 @@ test("private hugetlb: the read fault maps read-only with no flush; the write's 
   runToCompletion(mm.gup(HVA + 4096, true));
   assert.equal(meter.count[TLBI], 1);
 });
+
+test("private hugetlb: a write that faults the page in flushes once (installed read-only, then hugetlb_cow's reuse)", () => {
+  const { mm, meter } = host("anonymous_hugetlb_2mb");
+  runToCompletion(mm.gup(HVA, true));
+  assert.equal(meter.count[TLBI], 1);
+  runToCompletion(mm.gup(HVA + 4096, true));
+  assert.equal(meter.count[TLBI], 1);
+});
+
+test("shared hugetlb: a write that faults the page in installs it writable, with no flush", () => {
+  const { mm, meter } = host("shared_hugetlb");
+  runToCompletion(mm.gup(HVA, true));
+  assert.equal(meter.count[TLBI], 0);
+});
