@@ -184,7 +184,10 @@ export class TlbChecker {
       }
     }
     if (why === null) {
-      if (!mmu.storesInFlight()) checked[slot] = this.serial;
+      // The entry agrees everywhere only when one descriptor covers all of it (a leaf at its level
+      // or above): under a smaller leaf, the rest of a block entry's range may map elsewhere or
+      // not at all, so each hit there is walked.
+      if (level <= tlb.hitLevel && !mmu.storesInFlight()) checked[slot] = this.serial;
       return;
     }
     const entrySize = this.env.levelSize[tlb.hitLevel]!;
