@@ -25,8 +25,34 @@ export interface Stage2Abort {
   readonly level: number;
 }
 
-/** How many times one guest access may fault before the model calls it a livelock. */
-const MAX_FAULTS_PER_ACCESS = 64;
+/**
+ * How many times one guest access may fault, not counting the faults that found an MMU-notifier
+ * invalidation in progress (`mmu_notifier_retry`: another CPU is changing the host page, which
+ * takes as long as the profile says), before the model calls it a livelock.
+ */
+export const MAX_STUCK_FAULTS = 64;
+/** How many times one guest access may fault in all, invalidations included. */
+export const MAX_FAULTS_PER_ACCESS = 1_000_000;
+
+/**
+ * Counts a fault of vCPU `vcpu`'s access to `ipa`, the `faults`-th (from 0) of that access, of
+ * which `stuck` found no invalidation in progress; returns the new `stuck`. Throws the model's
+ * livelock error when either limit is passed.
+ */
+export function countFault(vcpu: Vcpu, ipa: number, faults: number, stuck: number): number {
+  // The handler's last outcome for this access (fault.action is the previous access's before).
+  const waiting = faults > 0 && vcpu.fault.action === "retry";
+  const now = waiting ? stuck : stuck + 1;
+  if (now > MAX_STUCK_FAULTS || faults >= MAX_FAULTS_PER_ACCESS) {
+    throw new S2simError(
+      "livelock",
+      `vCPU ${vcpu.id}'s guest access to IPA ${hex(ipa)} faulted ${faults + 1} times (${now} of them ` +
+        `with no invalidation in progress) and the model gave up: a livelock, or costs out of proportion ` +
+        `(check the profile's values and --set)`,
+    );
+  }
+  return now;
+}
 
 // Module-private copies: V8 folds these into the code, while an imported binding is re-read.
 const W_ABORT = W.abort;
@@ -38,13 +64,12 @@ const W_MARK_DIRTY = W["mark-dirty"];
  * kvm_handle_guest_abort and a retry, until the access completes. Returns the faults taken.
  */
 export function* guestAccess(vm: Vm, vcpu: Vcpu, access: GuestAccess): Blocking<number> {
+  let stuck = 0;
   for (let faults = 0; ; faults++) {
     const r = hwWalk(vm.pgt, access, vm.cpu.hwAccessFlag);
     if (r.kind === "ok") return faults;
-    // As the simulator's vCPU: the access may fault MAX_FAULTS_PER_ACCESS times, not once more.
-    if (faults === MAX_FAULTS_PER_ACCESS) {
-      throw new Error(`guest access to ${hex(access.ipa)} by vCPU ${vcpu.id} keeps faulting`);
-    }
+    // As the simulator's vCPU.
+    stuck = countFault(vcpu, access.ipa, faults, stuck);
     vm.meter.charge(W.exit, 1);
     const ret = yield* kvmHandleGuestAbort(vm, vcpu, { access, fsc: r.fsc, level: r.level });
     checkAbortReturn(ret, vcpu, access.ipa);

@@ -105,6 +105,16 @@ const EXTRA: Readonly<Record<string, readonly string[]>> = {
 
 const TIME_UNITS: Readonly<Record<string, number>> = { ps: 1, ns: 1e3, us: 1e6, ms: 1e9 };
 
+/**
+ * Bounds that keep a run's arithmetic exact and finite: one item's cost at most a second (a
+ * byte's at most a microsecond, 1 MB/s), and a TLB no larger than 65,536 entries of at most 128
+ * ways (a lookup searches a set way by way).
+ */
+const MAX_ITEM_PS = 1e12;
+const MAX_BYTE_PS = 1e6;
+const MAX_TLB_ENTRIES = 65536;
+const MAX_TLB_WAYS = 128;
+
 /** Directory holding the bundled profiles. */
 const PROFILE_DIR = new URL("../../../profiles/", import.meta.url);
 
@@ -169,6 +179,8 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
     return p.value;
   };
   const tlb = { entries: countOf("tlb-entries"), ways: countOf("tlb-ways") };
+  if (tlb.entries > MAX_TLB_ENTRIES) fail(`tlb-entries must be at most ${MAX_TLB_ENTRIES}`);
+  if (tlb.ways > MAX_TLB_WAYS) fail(`tlb-ways must be at most ${MAX_TLB_WAYS}`);
   if (tlb.entries % tlb.ways !== 0) fail("tlb-entries must be a multiple of tlb-ways");
   const sets = tlb.entries / tlb.ways;
   // The TLB indexes its sets by address bits.
@@ -194,9 +206,15 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
 /** A parameter's cost per unit in picoseconds (a time, or for byte items also a GB/s rate). */
 function toPicoseconds(p: ProfileParameter, key: string, fail: (m: string) => never): number {
   const scale = TIME_UNITS[p.unit];
-  if (scale !== undefined) return Math.round(p.value * scale * 1000) / 1000;
-  if (p.unit === "GB/s" && key.endsWith("-byte")) {
-    if (p.value === 0) fail(`parameter '${key}' cannot be a rate of 0 GB/s`);
+  const perByte = key.endsWith("-byte");
+  const max = perByte ? MAX_BYTE_PS : MAX_ITEM_PS;
+  if (scale !== undefined) {
+    const ps = Math.round(p.value * scale * 1000) / 1000;
+    if (ps > max) fail(`parameter '${key}' must be at most ${perByte ? "1 us per byte" : "1 s"}`);
+    return ps;
+  }
+  if (p.unit === "GB/s" && perByte) {
+    if (!(1000 / p.value <= max)) fail(`parameter '${key}' must be a rate of at least 0.001 GB/s`);
     return 1000 / p.value;
   }
   return fail(

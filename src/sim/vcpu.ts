@@ -16,6 +16,7 @@ import {
   abortBegin,
   checkAbortReturn,
   CONTINUE,
+  countFault,
   handleAccessFault,
   umaAfterGup,
   umaBeforeGup,
@@ -46,9 +47,6 @@ export interface AccessStream extends PendingAccess {
   skip?(k: number): void;
 }
 
-/** How many times one access may fault before the model calls it a livelock. */
-const MAX_FAULTS_PER_ACCESS = 64;
-
 // A module-private copy: V8 folds it into the code, while an imported binding is re-read.
 const W_EXIT = W.exit;
 const W_ENTRY = W.entry;
@@ -74,6 +72,8 @@ export class SimVcpu implements SimCode {
   /** The last access completed without a fault (so the next may run ahead with walks). */
   private flowing = false;
   private faults = 0;
+  /** Of this access's faults, those that found no invalidation in progress (countFault). */
+  private stuck = 0;
   private readonly fault: MutableGuestAccess = { ipa: 0, write: false, exec: false, s1ptw: false };
   private gup: Generator<Step, GupResult | null, void> | null = null;
   private sub: Generator<Step, void, void> | null = null;
@@ -358,9 +358,8 @@ export class SimVcpu implements SimCode {
             this.state = S_NEXT;
             continue;
           }
-          if (++this.faults > MAX_FAULTS_PER_ACCESS) {
-            throw new Error(`guest access to ${s.ipa} by vCPU ${this.vcpu.id} keeps faulting`);
-          }
+          this.stuck = countFault(this.vcpu, s.ipa, this.faults, this.faults === 0 ? 0 : this.stuck);
+          this.faults++;
           // Exit to EL2, then kvm_handle_guest_abort.
           this.meter.charge(W_EXIT, 1);
           // ctx.access is this.fault itself: attempt() rewrites it only on the next fault.

@@ -61,6 +61,18 @@ describe("profile --set", () => {
       () => withOverrides(base, [parseSetting("tlb-entries=1000")]),
       /\(250 sets\) must be a power of two/,
     );
-    assert.throws(() => withOverrides(base, [parseSetting("zero-byte=0GB/s")]), /rate of 0/);
+    assert.throws(() => withOverrides(base, [parseSetting("zero-byte=0GB/s")]), /at least 0.001 GB\/s/);
+  });
+
+  it("refuses values that would overflow a run's arithmetic or make a TLB search unbounded", () => {
+    const set = (text: string): unknown => withOverrides(base, [parseSetting(text)]);
+    assert.throws(() => set("zero-byte=1e-300GB/s"), /at least 0.001 GB\/s/);
+    assert.throws(() => set("zero-byte=2us"), /at most 1 us per byte/);
+    assert.throws(() => set("exit=1e308ns"), /'exit' must be at most 1 s/);
+    assert.throws(() => set("tlb-entries=131072"), /tlb-entries must be at most 65536/);
+    assert.throws(() => set("tlb-ways=256"), /tlb-ways must be at most 128/);
+    // The bounds themselves are fine.
+    assert.equal(withOverrides(base, [parseSetting("exit=1000ms")]).workCost[W.exit], 1e12);
+    assert.equal(withOverrides(base, [parseSetting("zero-byte=0.001GB/s")]).workCost[W["zero-byte"]], 1e6);
   });
 });
