@@ -279,6 +279,7 @@ const MAX_TIMELINE_ROWS = 65536;
  */
 function timelineOption(text: string, pageSize: number, memBytes: number): number {
   const chunk = parseSize(text, "timeline chunk (--timeline)");
+  if (chunk === 0) throw new S2simError("bad-size", "timeline chunk (--timeline) must not be 0");
   if (chunk < pageSize || chunk % pageSize !== 0) {
     throw new S2simError(
       "bad-size",
@@ -303,8 +304,7 @@ function timelineOption(text: string, pageSize: number, memBytes: number): numbe
  */
 function timelineBlock(t: StageTimeline, report: SimReport): string[] {
   const page = backingPageSize(report.backing);
-  const per = t.chunk_bytes / page;
-  const unit = per === 1 ? "" : ` (per ${humanBytes(page)} page)`;
+  const unit = t.chunk_bytes === page ? "" : ` (per ${humanBytes(page)} page)`;
   const lines = [
     `  along the region, per ${humanBytes(t.chunk_bytes)}${unit}: done = when the last fault there was handled`,
   ];
@@ -312,6 +312,8 @@ function timelineBlock(t: StageTimeline, report: SimReport): string[] {
   const rows = t.rows.map((r) => {
     const took = r.done_s === null ? "-" : `${((r.done_s - before) * 1e3).toFixed(2)}`;
     if (r.done_s !== null) before = r.done_s;
+    // Per page of the chunk, the last one the region's end may cut short.
+    const per = Math.min(t.chunk_bytes, report.mem_bytes - r.offset) / page;
     const f = (n: number): string => (n / per).toFixed(1);
     return [
       hex(r.offset),

@@ -163,6 +163,18 @@ describe("s2sim page-table-test", () => {
     assert.ok(j.stages.every((s) => s.simulated_s > 0));
   });
 
+  it("--timeline averages a last chunk the region's end cuts short over its own pages", async () => {
+    const r = await s2sim("page-table-test", "-b", "8M", "-v", "2", "--timeline", "3M");
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.split("\n").filter((l) => /^ {4}0x[0-9a-f]+ /.test(l));
+    assert.deepEqual(
+      rows.map((l) => l.trim().split(/ +/)[0]),
+      ["0x0", "0x300000", "0x600000"],
+    );
+    // Two vCPUs fault once each on every page, in the 2 MiB chunk as in the 3 MiB ones.
+    for (const l of rows) assert.equal(l.trim().split(/ +/)[3], "2.0", l);
+  });
+
   it("--timeline shows the CREATE stage along the region, per chunk", async () => {
     const r = await s2sim("page-table-test", ...SMALL, "--timeline", "4M");
     assert.equal(r.code, 0, r.stderr);
