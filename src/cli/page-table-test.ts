@@ -7,6 +7,7 @@ import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
 import { hex } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
 import { S2simError } from "../common/error.js";
+import { injectedBugInfo } from "../pgtable/bugs.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig } from "../workloads/page-table-test.js";
 import { parseReleaseOrder } from "../workloads/release-order.js";
@@ -103,7 +104,16 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     ...fwbVmOptions(opts.fwb),
   };
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
-  if (opts.inject !== undefined) withInjectedBug(kvmKernel(opts.kernel), opts.inject);
+  if (opts.inject !== undefined) {
+    withInjectedBug(kvmKernel(opts.kernel), opts.inject);
+    if (opts.fwb === true && injectedBugInfo(opts.inject)?.cmo === true) {
+      throw new S2simError(
+        "bad-inject",
+        `bug '${opts.inject}' leaves out a leaf's CMOs: with FEAT_S2FWB the D-cache clean is a no-op and ` +
+          `the selftest maps nothing executable, so with --fwb it changes nothing`,
+      );
+    }
+  }
   const need = pageTableTestFootprint(config, profile);
   const budget = memoryBudget(opts.maxMemory);
   const what = `page-table-test -s ${config.backing} -b ${opts.mem} -v ${vcpus}`;

@@ -21,6 +21,11 @@ export interface InjectedBugInfo {
   readonly summary: string;
   /** Kernels whose code has the place the bug changes. */
   readonly kernels: readonly KernelVersion[];
+  /**
+   * Whether it leaves out a leaf's CMOs: with FEAT_S2FWB the D-cache clean is a no-op anyway, and
+   * the I-cache invalidation concerns executable leaves only.
+   */
+  readonly cmo?: boolean;
 }
 
 /** The catalogue, in `--inject list` order. */
@@ -47,13 +52,15 @@ export const INJECTED_BUGS: readonly InjectedBugInfo[] = [
   {
     name: "coalesce-no-cmo",
     summary:
-      "the map walker installs a coalesced block without its D-cache clean (the RFC variant the series dropped)",
+      "the map walker installs a coalesced block without its CMOs, the D-cache clean (and the I-cache invalidation of an executable block): the RFC variant the series dropped",
     kernels: ["v5.14"],
+    cmo: true,
   },
   {
     name: "install-no-cmo",
     summary: "the vCPU that installs a new leaf skips the CMOs the map walker owes for it",
     kernels: ["v5.14"],
+    cmo: true,
   },
   {
     name: "free-before-tlbi",

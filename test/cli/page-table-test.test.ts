@@ -202,6 +202,9 @@ describe("s2sim page-table-test", () => {
       /'sideways' is invalid.*fifo, id, reverse, random/,
     ],
     ["bad GPA", ["-p", "0xg"], /test GPA "0xg"/],
+    ["a CMO bug with --fwb", ["--fwb", "--inject", "install-no-cmo"], /with --fwb it changes nothing/],
+    ["a --timeline chunk of 0", ["--timeline", "0"], /--timeline\) must not be 0/],
+    ["a profile value over its bound", ["--set", "exit=1e9ms"], /'exit' must be at most 1 s/],
     ["unparsable --timeline", ["--timeline", "often"], /"often" is not a size/],
     [
       "a --timeline chunk that is not a whole number of pages",
