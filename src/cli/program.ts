@@ -215,6 +215,7 @@ export function buildProgram(out: (s: string) => void): Command {
 
 /** Runs the CLI and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  watchStdout();
   const program = buildProgram((s) => process.stdout.write(s.endsWith("\n") ? s : s + "\n"));
   try {
     await program.parseAsync(argv, { from: "user" });
@@ -234,4 +235,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/**
+ * Output that cannot be written ends the run without a stack trace: a reader that went away (`s2sim
+ * ... | head`) quietly, as other command-line tools do; anything else (a full disk) with one line.
+ */
+function watchStdout(): void {
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    process.stderr.write(`s2sim: cannot write the output: ${err.message}\n`);
+    process.exit(1);
+  });
 }

@@ -1,8 +1,10 @@
 /** The `s2sim` program itself: its version and its usage. */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
-import { s2sim } from "./run.js";
+import { NODE_FLAG } from "../../src/cli/node-flag.js";
+import { MAIN, s2sim } from "./run.js";
 
 const PACKAGE = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -23,5 +25,22 @@ describe("s2sim", () => {
     for (const command of ["geometry", "trace", "page-table-test", "scenario", "reproduce"]) {
       assert.match(r.stderr + r.stdout, new RegExp(`^ {2}${command} `, "m"));
     }
+  });
+
+  it("ends quietly, with status 0, when the reader of its output goes away (s2sim ... | head -1)", async () => {
+    const child = spawn(
+      process.execPath,
+      [NODE_FLAG, MAIN, "page-table-test", "-b", "64M", "-v", "2", "--trace", "1000000"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    // The first chunk read, the pipe is closed, as `head -1` does.
+    child.stdout.once("data", () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    assert.equal(code, 0, stderr);
+    assert.equal(stderr, "");
   });
 });
