@@ -17,6 +17,9 @@ import {
   type PgtableKernel,
 } from "../src/pgtable/index.js";
 import type { BenchOptions, WalkFigures } from "./options.js";
+import { checkMemory, memoryBudget } from "../src/cli/memory.js";
+import { heapFootprint, scaleFootprint, sumFootprints } from "../src/common/footprint.js";
+import { tablePagesFootprint } from "../src/pgtable/phys-mem.js";
 
 const PAGE = 4096;
 /** IPA bits of the benchmark VM: 3 levels of 4K tables starting at level 1 (2 concatenated pages). */
@@ -237,6 +240,19 @@ export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number
   const kernel = opts.kernel === "v5.12" ? V5_12 : V5_14;
   const size = opts.size;
   const pages = size / PAGE;
+  // Refused before anything is allocated if it cannot fit (measured: 260 MiB at 20 GiB, most of it
+  // the table pages a round keeps while the next one builds its own).
+  const tablesNeeded = Math.ceil(pages / 511) + 2;
+  const need = sumFootprints(
+    heapFootprint(1, 96 * 2 ** 20),
+    scaleFootprint(tablePagesFootprint(GRANULES[4096], tablesNeeded), 4),
+  );
+  checkMemory(
+    need,
+    memoryBudget(undefined),
+    `the pgtable benchmark at --size ${opts.size / 2 ** 30}G`,
+    "use a smaller --size",
+  );
   const peak = new MemPeak();
   let perCallBest = Infinity;
 

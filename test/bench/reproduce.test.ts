@@ -1,10 +1,11 @@
-/** `npm run bench -- reproduce`: the simulator's benchmark harness (what it reports, not how fast). */
+/** The benchmark harness: `npm run bench -- reproduce` (what it reports, not how fast) and its options. */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { NODE_FLAG } from "../../src/cli/node-flag.js";
 import { runNode } from "../cli/run.js";
 import type { ReproduceBenchResult } from "../../bench/reproduce.js";
+import { parseBenchSize } from "../../bench/options.js";
 
 const BENCH = fileURLToPath(new URL("../../bench/main.js", import.meta.url));
 
@@ -43,4 +44,9 @@ describe("bench reproduce", () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^bench: memory scale "3" must be a number f with 0 < f <= 1[^\n]*\n$/);
   });
+});
+
+test("bench --size stops where the pgtable benchmark's region would leave the 40-bit IPA space", () => {
+  assert.equal(parseBenchSize("1023G"), 1023 * 2 ** 30);
+  assert.throws(() => parseBenchSize("1T"), /between 2M and 1023G/);
 });
