@@ -50,7 +50,10 @@ export const GRANULES: Readonly<Record<GranuleSize, Granule>> = {
 /** Looks a granule up by bytes; anything other than 4K/16K/64K is a clear error. */
 export function granuleOf(size: number): Granule {
   if (size === 4096 || size === 16384 || size === 65536) return GRANULES[size];
-  throw new S2simError("bad-granule", `unsupported granule ${size}: use 4096, 16384 or 65536`);
+  throw new S2simError(
+    "bad-granule",
+    `unsupported granule ${size}: use 4K, 16K or 64K (4096, 16384 or 65536)`,
+  );
 }
 
 /** log2 of the size an entry at `level` spans (ARM64_HW_PGTABLE_LEVEL_SHIFT). May be called with level -1. */

@@ -51,7 +51,10 @@ export function parseGpa(text: string): number {
 export function parseSeed(text: string): number {
   const t = text.trim();
   const value = /^-?\d+$/.test(t) ? Number(t) : NaN;
-  if (!Number.isSafeInteger(value)) throw new S2simError("bad-seed", `seed "${text}" is not an integer`);
+  if (!/^-?\d+$/.test(t)) throw new S2simError("bad-seed", `seed "${text}" is not an integer`);
+  if (!Number.isSafeInteger(value)) {
+    throw new S2simError("bad-seed", `seed "${text}" is out of range: use an integer of at most 15 digits`);
+  }
   return value;
 }
 

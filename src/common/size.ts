@@ -34,6 +34,6 @@ export function parseCount(text: string, what: string, min = 0, max = 1 << 20): 
     throw new S2simError("bad-number", `${what} "${text}" is not a whole number`);
   const n = Number(text);
   if (n < min || n > max)
-    throw new S2simError("bad-number", `${what} must be between ${min} and ${max}, got ${n}`);
+    throw new S2simError("bad-number", `${what} must be between ${min} and ${max}, got ${text.trim()}`);
   return n;
 }

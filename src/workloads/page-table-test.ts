@@ -4,6 +4,7 @@
  * simulator's virtual time, or a fixed policy here).
  */
 import { S2simError } from "../common/error.js";
+import { hex, sizeName } from "../common/format.js";
 import type { NumberList } from "../common/number-list.js";
 import { type Blocking, type InterleavePolicy, interleave, runToCompletion } from "../common/steps.js";
 import { granuleOf, type Granule } from "../arch/granule.js";
@@ -156,7 +157,11 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
     throw new S2simError("outside-ipa", `a ${size}-byte test region does not fit in the IPA space`);
   }
   if (config.guestTables && gpa < slot0Size) {
-    throw new S2simError("outside-ipa", "the test region overlaps memslot 0");
+    throw new S2simError(
+      "outside-ipa",
+      `the test region (GPA ${hex(gpa)}, ${sizeName(size)}) overlaps memslot 0, which holds the guest's ` +
+        `own pages and its page tables for the region up to GPA ${hex(slot0Size)}`,
+    );
   }
   return { src, granule, size, slot0Size, gpa };
 }

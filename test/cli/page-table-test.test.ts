@@ -197,6 +197,16 @@ describe("s2sim page-table-test", () => {
     ["unknown option", ["--frobnicate"], /unknown option '--frobnicate'/],
     ["bad seed", ["--seed", "x"], /seed "x" is not an integer/],
     [
+      "a seed out of range",
+      ["--seed", "99999999999999999999"],
+      /is out of range: use an integer of at most 15 digits/,
+    ],
+    [
+      "a test GPA inside memslot 0",
+      ["-p", "0x1000"],
+      /the test region \(GPA 0x1000, 1G\) overlaps memslot 0, which holds the guest's own pages and its page tables for the region up to GPA 0x/,
+    ],
+    [
       "unknown release order",
       ["--release-order", "sideways"],
       /'sideways' is invalid.*fifo, id, reverse, random/,
