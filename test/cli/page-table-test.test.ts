@@ -204,7 +204,7 @@ describe("s2sim page-table-test", () => {
     [
       "a test GPA inside memslot 0",
       ["-p", "0x1000"],
-      /the test region \(GPA 0x1000, 1G\) overlaps memslot 0, which holds the guest's own pages and its page tables for the region up to GPA 0x/,
+      /the test region \(GPA 0x1000, 4M\) overlaps memslot 0, which holds the guest's own pages and its page tables for the region up to GPA 0x/,
     ],
     [
       "unknown release order",
