@@ -163,6 +163,9 @@ export class Stage2Tlb {
    * one live entry covering `ipa`; then whichever is found first hits.
    */
   lookup(ipa: number, now: number): boolean {
+    // The same address missed and nothing was cached since: it misses again (entries only die
+    // with time and TLBIs; only fills add them). A faulting access's replay is such a lookup.
+    if (ipa === this.missIpa && this.fills === this.missFills) return false;
     const hot = this.hot;
     for (let j = 0; j < RECENT; j++) {
       if (ipa < hot[H_LO + j]! || ipa >= hot[H_HI + j]!) continue;
@@ -194,8 +197,14 @@ export class Stage2Tlb {
         }
       }
     }
+    this.missIpa = ipa;
+    this.missFills = this.fills;
     return false;
   }
+
+  /** The address of the last {@link lookup} that missed, and {@link fills} then. */
+  private missIpa = -1;
+  private missFills = -1;
 
   /**
    * Puts slot `i`, holding an entry for [base, end), among the recent ones (replacing the oldest)
