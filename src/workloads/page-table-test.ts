@@ -13,7 +13,7 @@ import { type BackingSource, backingSource } from "../host/backing.js";
 import type { ReleaseOrder } from "./release-order.js";
 import { disableDirtyLogging, enableDirtyLogging } from "../kvm/dirty-log.js";
 import type { VmEvent } from "../kvm/events.js";
-import { guestAccessWithTables } from "../kvm/fault.js";
+import { guestAccess, guestAccessWithTables } from "../kvm/fault.js";
 import { type KvmKernel, kvmKernel, withInjectedBug } from "../kvm/kernel.js";
 import type { Memslot } from "../kvm/memslot.js";
 import { type Vcpu, Vm, type VmOptions, vmIpaBits } from "../kvm/vm.js";
@@ -47,6 +47,12 @@ const GUEST_PT_MIN_PADDR = 0x180000;
  * the region's tables within memslot 0.
  */
 const GUEST_PT_PAGES_BEFORE = 16;
+
+/**
+ * KVM_UTIL_MIN_PFN's address: the guest's code, data and stacks are allocated from here up, below
+ * the page tables (GUEST_PT_MIN_PADDR).
+ */
+const GUEST_DATA_MIN_PADDR = 0x2000;
 
 /** Guest page size and stage-1 geometry of mode 4 (VM_MODE_P40V48_4K). */
 const GUEST_PAGE = 4096;
@@ -259,10 +265,14 @@ export class PageTableTest {
     return 2;
   }
 
-  /** The untimed step before a stage: dirty logging on before UPDATE, off before ADJUST. */
+  /**
+   * The untimed step before a stage: KVM_BEFORE_MAPPINGS before CREATE, dirty logging on before
+   * UPDATE, off before ADJUST.
+   */
   prepareStage(stage: TestStage): void {
     switch (stage) {
       case "KVM_CREATE_MAPPINGS":
+        this.beforeMappings();
         return;
       case "KVM_UPDATE_MAPPINGS":
         runToCompletion(enableDirtyLogging(this.vm, this.slot));
@@ -270,6 +280,26 @@ export class PageTableTest {
       case "KVM_ADJUST_MAPPINGS":
         disableDirtyLogging(this.vm, this.slot);
         return;
+    }
+  }
+
+  /**
+   * KVM_BEFORE_MAPPINGS, as far as later stages can tell: each vCPU's first entry runs guest_code
+   * from memslot 0, whose first stage-2 fault on its own stack tops up its memcache and, for the
+   * first vCPU, builds the stage-2 tables of memslot 0's first 2 MiB. Modelled as one write per
+   * vCPU, in id order, to a page of memslot 0 of its own below the page tables (the code and data
+   * pages it also touches are shared and change nothing later stages see; the vCPUs past the 382
+   * pages there take pages after the region's tables). Untimed, as in the selftest, and only with
+   * memslot 0 modelled (`guestTables`).
+   */
+  private beforeMappings(): void {
+    if (this.slot0 === null) return;
+    const below = (GUEST_PT_MIN_PADDR - GUEST_DATA_MIN_PADDR) / GUEST_PAGE;
+    const after = this.tablesIpa + guestTablePages(this.size) * GUEST_PAGE;
+    for (const vcpu of this.vm.vcpus) {
+      const i = vcpu.id;
+      const ipa = i < below ? GUEST_DATA_MIN_PADDR + i * GUEST_PAGE : after + (i - below) * GUEST_PAGE;
+      runToCompletion(guestAccess(this.vm, vcpu, { ipa, write: true, exec: false, s1ptw: false }));
     }
   }
 

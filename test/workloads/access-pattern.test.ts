@@ -78,3 +78,23 @@ test("-p 0 is the default test GPA (the selftest takes 0 as not given); another 
   assert.equal(layout(), 2 ** 40 - 4 * M2 - M2);
   assert.equal(layout(2 ** 35 + K4), 2 ** 35);
 });
+
+test("KVM_BEFORE_MAPPINGS (untimed, before CREATE): every memcache topped up, memslot 0's first 2 MiB mapped at stage 2", () => {
+  for (const vcpus of [1, 4, 400]) {
+    const t = new PageTableTest({
+      kernel: "v5.14",
+      backing: "anonymous",
+      memBytes: 4 * M2,
+      vcpus,
+      guestTables: true,
+    });
+    assert.ok(t.vm.vcpus.every((v) => v.memcache.count === 0));
+    t.prepareStage("KVM_CREATE_MAPPINGS");
+    // vCPU 0 took the tables of memslot 0's first 2 MiB from its memcache; the rest hold all 40.
+    assert.deepEqual([...new Set(t.vm.vcpus.slice(1).map((v) => v.memcache.count))], vcpus > 1 ? [40] : []);
+    assert.ok(t.vm.vcpus[0]!.memcache.count < 40 && t.vm.vcpus[0]!.memcache.count >= 38);
+    // The region's first guest page-table page (GPA 0x190000) is in a stage-2 last-level table
+    // that exists, so its S1PTW fault in CREATE is at level 3.
+    assert.equal(t.vm.pgt.lookup(0x190000).level, 3);
+  }
+});
