@@ -1,9 +1,11 @@
 /**
  * Table pages and their lifetime. A table page may be freed only when (1) no chain of valid table
  * entries from the start level reaches it any more, and (2) the store that cut it off (its own
- * entry's, or an ancestor's) has been followed by a TLBI covering that entry, so no walk cache can
- * still hold the way to it: a whole-VMID TLBI, or one by IPA inside the entry's range (with
- * FEAT_TTL only an unhinted one, as level hints describe leaves). No hardware walk may read a page
+ * entry's, or an ancestor's) has been followed by TLB maintenance that leaves no walk cache a way
+ * to it: a whole-VMID TLBI, or a TLBI by IPA inside the page's own range (with FEAT_TTL only an
+ * unhinted one, as level hints describe leaves). A TLBI by IPA removes the cached walk of that IPA
+ * only: after an ancestor's entry is cut, the cached entries that lead to its other descendants
+ * stay, so each freed descendant needs one in its own range. No hardware walk may read a page
  * after the time it was freed. Destroying the whole table (kvm_pgtable_stage2_destroy, with the
  * VMID retired) is exempt.
  */
@@ -20,6 +22,8 @@ interface Unlink {
   readonly level: number;
   /** Level hint of the first TLBI by IPA in its range that did not cover it (FEAT_TTL); 0: none. */
   hinted: number;
+  /** The IPAs of the TLBIs by IPA since the cut that cover table entries, in its range. */
+  readonly covered: number[];
 }
 
 /** The table-page lifetime checker. */
@@ -45,7 +49,9 @@ export class TableFreeChecker {
     const oldChild = isTableDesc(c.oldLo, c.level) ? mem.pageOf(pteOa(g, c.oldLo, c.oldHi)) : -1;
     const newChild = isTableDesc(c.newLo, c.level) ? mem.pageOf(pteOa(g, c.newLo, c.newHi)) : -1;
     if (oldChild === newChild) return;
-    if (oldChild >= 0) this.owed.set(oldChild, { ipa: c.ipa, size: c.size, level: c.level, hinted: 0 });
+    if (oldChild >= 0) {
+      this.owed.set(oldChild, { ipa: c.ipa, size: c.size, level: c.level, hinted: 0, covered: [] });
+    }
     if (newChild >= 0) this.owed.delete(newChild);
   }
 
@@ -56,9 +62,9 @@ export class TableFreeChecker {
   tlbiIpa(ipa: number, hint: number): void {
     if (this.owed.size === 0) return;
     const covers = hintCoversTable(this.ttl, hint);
-    for (const [page, u] of this.owed) {
+    for (const u of this.owed.values()) {
       if (ipa < u.ipa || ipa >= u.ipa + u.size) continue;
-      if (covers) this.owed.delete(page);
+      if (covers) u.covered.push(ipa);
       else if (u.hinted === 0) u.hinted = hint;
     }
   }
@@ -107,14 +113,21 @@ export class TableFreeChecker {
     for (;;) {
       const u = this.owed.get(cur);
       if (u !== undefined) {
+        // Its own entry's cached copies are gone after any TLBI by IPA in its range; a descendant's
+        // need one in the descendant's range.
+        const { ipa, ipaEnd } = this.links.focus(page);
+        if (u.covered.some((x) => cur === page || (x >= ipa && x < ipaEnd))) return;
         const whose = cur === page ? "its entry" : `the entry of its ancestor ${hex(mem.pa(cur))}`;
         const why =
-          u.hinted > 0
-            ? `: the TLBI by IPA hinted L${u.hinted} it got removes only leaf entries on a FEAT_TTL CPU`
-            : "";
+          u.covered.length > 0
+            ? `: the TLBI by IPA ${hex(u.covered[0]!)} it got removes the cached walk of that address only, ` +
+              `not the way to this page (IPA ${hex(ipa)}-${hex(ipaEnd - 1)})`
+            : u.hinted > 0
+              ? `: the TLBI by IPA hinted L${u.hinted} it got removes only leaf entries on a FEAT_TTL CPU`
+              : "";
         env.report(
           "table-free",
-          `table page ${hex(pagePa)} was freed before any TLBI covered ${whose} ` +
+          `table page ${hex(pagePa)} was freed before ${u.covered.length > 0 ? "a" : "any"} TLBI covered ${whose} ` +
             `(L${u.level}, IPA ${hex(u.ipa)}, ${sizeName(u.size)}), which was unlinked${why}`,
           u.ipa,
           u.level,

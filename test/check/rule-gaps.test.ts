@@ -1,12 +1,15 @@
 /**
- * The stale-TLB checker on a block entry: a hit that agrees with the tables at one address must
- * not count for the rest of the block, which a split without its TLBI leaves unmapped.
+ * Rules a review found the checkers applying too loosely: the stale-TLB checker on a block entry
+ * (a hit that agrees with the tables at one address must not count for the rest of the block),
+ * and the table-free checker on the descendants of a cut table (a TLBI by IPA removes the cached
+ * walk of that address only).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseChecks } from "../../src/check/rules.js";
 import { KERNEL_VERSIONS } from "../../src/pgtable/kernel.js";
 import { loadProfile } from "../../src/sim/profile.js";
+import { simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
 import { type CheckScenario, runCheckScenario } from "../../src/workloads/check-scenarios.js";
 
 const profile = loadProfile("kunpeng920");
@@ -45,5 +48,28 @@ for (const kernel of KERNEL_VERSIONS) {
     const stale = bad.violations.filter((v) => v.check === "stale-tlb");
     assert.ok(stale.length > 0, "the read of page 2 through the stale block is reported");
     assert.ok(stale.some((v) => v.ipa === 2 ** 30 + 2 * 4096));
+  });
+}
+
+for (const kernel of KERNEL_VERSIONS) {
+  test(`table-free: a coalesce's TLBI by IPA does not cover the way to the other tables it frees (${kernel})`, () => {
+    const run = (inject?: "coalesce-tlbi-ipa") =>
+      simulatePageTableTest(
+        {
+          kernel,
+          backing: "anonymous_hugetlb_1gb",
+          memBytes: 2 ** 30,
+          vcpus: 2,
+          ...(inject ? { inject } : {}),
+        },
+        profile,
+        undefined,
+        3,
+        { checks: parseChecks("table-free"), mode: "collect" },
+      ).check!.violations;
+    assert.deepEqual(run(), []);
+    const found = run("coalesce-tlbi-ipa");
+    assert.ok(found.length > 0, "the freed L3 tables of the coalesced GiB are reported");
+    assert.match(found[0]!.what, /removes the cached walk of that address only, not the way to this page/);
   });
 }
