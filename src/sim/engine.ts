@@ -2,10 +2,11 @@
  * The discrete-event engine: CPUs run modelled code (generators yielding lock / unlock / sched
  * steps) in integer virtual time. Code between two steps runs atomically; its duration is the
  * work it charged to the shared {@link WorkMeter} while it ran, rounded to whole picoseconds (the
- * meter keeps exact sums; the engine resets its total at the start of each segment). Steps are
- * handled in global time order (ties to the lower CPU number), so locks are granted in the order
- * CPUs really reached them. Spinlocks hand over in FIFO order (a queued spinlock); mutex waiters
- * sleep and are woken.
+ * meter sums in one fixed order, so the same run gives the same total; the engine resets it at the
+ * start of each segment). Steps are handled in global time order (ties to the lower CPU number),
+ * so locks are granted in the order CPUs really reached them, and a section runs only once it is
+ * the earliest thing left (after a handoff, or a free lock's acquisition cost). Spinlocks hand
+ * over in FIFO order (a queued spinlock); mutex waiters sleep and are woken.
  *
  * Lookahead: code may say how long after it resumes it certainly changes nothing another CPU's TLB
  * hits and hardware walks depend on (see {@link SimCode.quietFor}). The running CPU may go on with
@@ -561,6 +562,16 @@ export class Engine {
           if (!this.acquire(id, task, step.lock)) {
             this.advanceEnd = this.now;
             return NONE;
+          }
+          // Taken free, after its cost: the section starts then, so what other CPUs do before
+          // that time runs first (they find the lock held).
+          if (heap.size > 0 && !heap.before(id, this.now)) {
+            this.advanceEnd = this.now;
+            this.parked(task);
+            const other = heap.exchange(id, this.now);
+            this.now = heap.exchangedTime;
+            this.unparked(this.tasks[other]!);
+            return other;
           }
         } else if (step.kind === "unlock") {
           this.release(id, step.lock);

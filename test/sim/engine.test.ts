@@ -54,6 +54,40 @@ describe("sim engine", () => {
     assert.equal(s.waitPs, 1015 - 10 + 2115 - 20);
   });
 
+  it("a section after a free lock runs at its time: what other CPUs do before it comes first", () => {
+    const meter = meterWith(1);
+    const lock: LockId = { name: "ptl", kind: "spinlock", domain: "host" };
+    const e = new Engine(meter, costs, 4);
+    let shared = "old";
+    const seen: Array<[string, number]> = [];
+    function* taker(): Blocking<void> {
+      meter.charge(W["pgt-call"], 100);
+      // Taken free at 100, after CPU 2 held it last: the section starts at 140 (host-lock-handoff).
+      yield { kind: "lock", lock };
+      seen.push(["section", e.timeNow()]);
+      shared = "new";
+      yield { kind: "unlock", lock };
+    }
+    function* first(): Blocking<void> {
+      yield { kind: "lock", lock };
+      yield { kind: "unlock", lock };
+    }
+    function* reader(): Blocking<void> {
+      meter.charge(W["pgt-call"], 120);
+      yield SCHED;
+      // At 120 the taker's section (from 140) has not run: the old value.
+      seen.push([shared, e.timeNow()]);
+    }
+    e.spawn(taker(), 0);
+    e.spawn(reader(), 0);
+    e.spawn(first(), 0);
+    e.run();
+    assert.deepEqual(seen, [
+      ["old", 120],
+      ["section", 140],
+    ]);
+  });
+
   it("a host spinlock is passed on, or taken free after another CPU, at host-lock-handoff; mmu_lock at lock-handoff", () => {
     const meter = meterWith(1);
     const host: LockId = { name: "ptl", kind: "spinlock", domain: "host" };
