@@ -248,6 +248,14 @@ function runStage(
     timeline = recorder?.finish();
     trace = tracer?.finish();
   }
+  // Virtual time is integer picoseconds in doubles: exact up to 2^53 ps, about 2.5 simulated hours.
+  if (run.elapsedPs > Number.MAX_SAFE_INTEGER) {
+    throw new S2simError(
+      "too-long",
+      `${stage} ran for ${((run.elapsedPs * PS) / 3600).toFixed(1)} simulated hours, past the 2.5 hours ` +
+        `(2^53 ps) within which the simulator's virtual time is exact: use a smaller -b, or smaller costs`,
+    );
+  }
   onProgress(accesses);
   const dCount = (item: WorkItem): number => meter.count[W[item]]! - count0[W[item]]!;
   const fc: FaultCounts = vm.faultStats.since(stats0);

@@ -215,6 +215,11 @@ describe("s2sim page-table-test", () => {
     ["a CMO bug with --fwb", ["--fwb", "--inject", "install-no-cmo"], /with --fwb it changes nothing/],
     ["a --timeline chunk of 0", ["--timeline", "0"], /--timeline\) must not be 0/],
     ["a profile value over its bound", ["--set", "exit=1e9ms"], /'exit' must be at most 1 s/],
+    [
+      "a stage longer than the exact virtual time",
+      ["-b", "64M", "-v", "2", "--set", "exit=1000ms"],
+      /KVM_CREATE_MAPPINGS ran for 4.6 simulated hours, past the 2.5 hours/,
+    ],
     ["unparsable --timeline", ["--timeline", "often"], /"often" is not a size/],
     [
       "a --timeline chunk that is not a whole number of pages",
