@@ -40,8 +40,8 @@ export const MAX_FAULTS_PER_ACCESS = 1_000_000;
  * livelock error when either limit is passed.
  */
 export function countFault(vcpu: Vcpu, ipa: number, faults: number, stuck: number): number {
-  // The handler's last outcome for this access (fault.action is the previous access's before).
-  const waiting = faults > 0 && vcpu.fault.action === "retry";
+  // The handler's last outcome for this access (before its first fault, the previous access's).
+  const waiting = faults > 0 && vcpu.fault.retried;
   const now = waiting ? stuck : stuck + 1;
   if (now > MAX_STUCK_FAULTS || faults >= MAX_FAULTS_PER_ACCESS) {
     throw new S2simError(
@@ -153,6 +153,11 @@ export class FaultContext {
   /** Pages the memcache top-up of this fault allocated (step 5). */
   toppedUp = 0;
   action: FaultAction = "retry";
+  /**
+   * Whether the handling of this vCPU's last fault found an MMU-notifier invalidation in progress
+   * (`mmu_notifier_retry`), for the livelock guard ({@link countFault}); reset as each abort begins.
+   */
+  retried = false;
   prot = 0;
   ret = 0;
 }
@@ -183,6 +188,7 @@ export function abortBegin(
 ): number {
   const writeFault = isWriteFault(access);
   const ev = vm.events;
+  ctx.retried = false;
   vm.meter.charge(W_ABORT, 1);
   vm.faultStats.abort(fsc, level, access.s1ptw);
   if (ev.active && ev.wants["guest-abort"]) {
@@ -403,6 +409,7 @@ export function umaLocked(vm: Vm, vcpu: Vcpu, ctx: FaultContext): void {
   const slot = ctx.slot!;
   ctx.ret = 0;
   ctx.action = "retry";
+  ctx.retried = true;
   ctx.prot = 0;
   // 10. Invalidated since the sample: back to the guest, which refaults.
   if (vm.mmuNotifierRetry(ctx.mmuSeq)) return;

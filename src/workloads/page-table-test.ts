@@ -290,7 +290,9 @@ export class PageTableTest {
    * vCPU, in id order, to a page of memslot 0 of its own below the page tables (the code and data
    * pages it also touches are shared and change nothing later stages see; the vCPUs past the 382
    * pages there take pages after the region's tables). Untimed, as in the selftest, and only with
-   * memslot 0 modelled (`guestTables`).
+   * memslot 0 modelled (`guestTables`). With 16K or 64K host pages several vCPUs' pages share one
+   * host page, and only the first of them faults there, as vCPU stacks 4K-packed in one host page
+   * would; the others top up at their first fault in CREATE.
    */
   private beforeMappings(): void {
     if (this.slot0 === null) return;

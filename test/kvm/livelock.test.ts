@@ -9,7 +9,7 @@ import { simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
 
 test("an access that faults again and again with nothing in progress is a livelock, with a clear error", () => {
   const vcpu = new Vm({ kernel: "v5.14", vcpus: 1, hostBytes: 2 ** 21 }).vcpus[0]!;
-  vcpu.fault.action = "map";
+  vcpu.fault.retried = false;
   let stuck = 0;
   for (let f = 0; f < MAX_STUCK_FAULTS; f++) stuck = countFault(vcpu, 0x1000, f, stuck);
   assert.throws(
@@ -18,7 +18,7 @@ test("an access that faults again and again with nothing in progress is a livelo
       e instanceof S2simError && e.code === "livelock" && /IPA 0x1000 faulted 65 times/.test(e.message),
   );
   // Faults that found an invalidation in progress (mmu_notifier_retry) do not count.
-  vcpu.fault.action = "retry";
+  vcpu.fault.retried = true;
   for (let f = 1; f < 10 * MAX_STUCK_FAULTS; f++) assert.equal(countFault(vcpu, 0x1000, f, 1), 1);
 });
 
