@@ -4,8 +4,9 @@
  * simulated time (a model prediction, labelled as such) and what the fault path did.
  */
 import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
-import { hex } from "../common/format.js";
+import { hex, sizeName } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
+import { AnswerWithStatus } from "./exit-status.js";
 import { S2simError } from "../common/error.js";
 import { injectedBugInfo } from "../pgtable/bugs.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
@@ -18,6 +19,7 @@ import type { StageTrace } from "../workloads/event-trace.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
 import type { Footprint } from "../common/footprint.js";
+import type { CostProfile } from "../sim/profile.js";
 import { heapLimit, type MemoryBudget, memoryBudget, memoryProblem } from "./memory.js";
 import { simProgress } from "./progress.js";
 import {
@@ -117,7 +119,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const need = pageTableTestFootprint(config, profile);
   const budget = memoryBudget(opts.maxMemory);
   const what = `page-table-test -s ${config.backing} -b ${opts.mem} -v ${vcpus}`;
-  const problem = memoryProblem(need, budget, what, "use a smaller -b");
+  const problem = memoryProblem(need, budget, what, smallerRun(config, profile, budget, pageSize));
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
   // With checkers the run stops at the first violation (a CheckFailure carrying the report).
@@ -180,8 +182,36 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
 }
 
 /**
+ * What would make a run that does not fit fit, as advice for {@link memoryProblem}: a smaller
+ * region if the smallest one (one backing page) fits with these vCPUs, else fewer vCPUs, else
+ * both; a run that does not fit even then is too large for what the region and vCPUs decide
+ * (the process itself, a long --trace or --timeline, a large TLB in the profile).
+ */
+function smallerRun(
+  config: PageTableTestConfig,
+  profile: CostProfile,
+  budget: MemoryBudget,
+  pageSize: number,
+): string {
+  const fits = (c: PageTableTestConfig): boolean =>
+    memoryProblem(pageTableTestFootprint(c, profile), budget, "", "") === null;
+  // The smallest region, at the same GPA if one was given (a smaller region stays inside the IPA space).
+  const smallest: PageTableTestConfig = {
+    ...config,
+    memBytes: pageSize,
+    ...(config.timelineChunk === undefined ? {} : { timelineChunk: pageSize }),
+  };
+  if (fits(smallest)) return "use a smaller -b";
+  if (fits({ ...config, vcpus: 1 })) return "use fewer vCPUs (-v)";
+  if (fits({ ...smallest, vcpus: 1 })) return "use a smaller -b and fewer vCPUs (-v)";
+  const least = pageTableTestFootprint({ ...smallest, vcpus: 1 }, profile);
+  return `even the smallest run (-b ${sizeName(pageSize)} -v 1) would need about ${humanBytes(least.bytes)}`;
+}
+
+/**
  * `--dry-run`'s answer: the run's estimated memory against the budget and the heap limit, and the
- * `problem` that would refuse it (null: none).
+ * `problem` that would refuse it (null: none). A run that would be refused is answered with exit
+ * status 1 ({@link AnswerWithStatus}).
  */
 function dryRun(
   what: string,
@@ -191,21 +221,32 @@ function dryRun(
   json: boolean,
 ): string {
   const fits = problem === null;
-  if (json) {
-    return JSON.stringify(
-      {
-        dry_run: true,
-        estimated_bytes: Math.round(need.bytes),
-        estimated_heap_bytes: Math.round(need.heapBytes),
-        budget_bytes: budget.bytes,
-        budget_source: budget.source,
-        heap_limit_bytes: heapLimit(),
-        fits,
-      },
-      null,
-      2,
-    );
-  }
+  const text = json ? dryRunJson(need, budget, fits) : dryRunText(what, need, budget, problem);
+  // The answer "it would be refused" is exit status 1: a script can test it (the run itself exits 2).
+  if (!fits) throw new AnswerWithStatus(text, 1);
+  return text;
+}
+
+/** `--dry-run --json`'s object. */
+function dryRunJson(need: Footprint, budget: MemoryBudget, fits: boolean): string {
+  return JSON.stringify(
+    {
+      dry_run: true,
+      estimated_bytes: Math.round(need.bytes),
+      estimated_heap_bytes: Math.round(need.heapBytes),
+      budget_bytes: budget.bytes,
+      budget_source: budget.source,
+      heap_limit_bytes: heapLimit(),
+      fits,
+    },
+    null,
+    2,
+  );
+}
+
+/** `--dry-run`'s text. */
+function dryRunText(what: string, need: Footprint, budget: MemoryBudget, problem: string | null): string {
+  const fits = problem === null;
   return [
     `${what}: the options are valid; not run (--dry-run)`,
     `estimated peak memory: about ${humanBytes(need.bytes)} (JavaScript heap ${humanBytes(need.heapBytes)})`,

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { CheckFailure } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
+import { AnswerWithStatus } from "./exit-status.js";
 import { geometryCommand } from "./geometry.js";
 import { DEFAULT_PROFILE, KERNEL_CHOICES } from "./options.js";
 import { type PageTableTestOptions, pageTableTestCommand } from "./page-table-test.js";
@@ -150,7 +151,10 @@ export function buildProgram(out: (s: string) => void): Command {
       "run only the first n timed stages (1: KVM_CREATE_MAPPINGS alone; each stage starts from the one before)",
     )
     .addOption(maxMemoryOption())
-    .option("--dry-run", "check the options and print the run's estimated memory, without running it")
+    .option(
+      "--dry-run",
+      "check the options and print the run's estimated memory, without running it (exit status 1 if it would be refused)",
+    )
     .option(
       "--trace <n>",
       "show each stage's first n events: the fault path's, the page-table code's (walk stores, " +
@@ -223,6 +227,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // Help and version exit with 0; commander already printed its message.
       return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof AnswerWithStatus) {
+      process.stdout.write(err.output.endsWith("\n") ? err.output : err.output + "\n");
+      return err.status;
     }
     if (err instanceof CheckFailure) {
       process.stderr.write(`s2sim: check failed: ${err.message}\n`);

@@ -229,7 +229,17 @@ describe("s2sim page-table-test", () => {
     [
       "a run larger than --max-memory",
       ["-b", "1G", "--max-memory", "64M"],
-      /-b 1G -v 1 needs about \d+ MiB of memory, more than the 64 MiB --max-memory allows: use a smaller -b/,
+      /-b 1G -v 1 needs about \d+ MiB of memory, more than the 64 MiB --max-memory allows: even the smallest run \(-b 4K -v 1\) would need about \d+ MiB/,
+    ],
+    [
+      "a run that a smaller region would let fit",
+      ["-b", "1G", "--max-memory", "118M"],
+      /-b 1G -v 1 needs about \d+ MiB of memory, more than the 118 MiB --max-memory allows: use a smaller -b,/,
+    ],
+    [
+      "a run whose vCPUs do not fit",
+      ["-b", "64M", "-v", "512", "--max-memory", "150M"],
+      /-b 64M -v 512 needs about \d+ MiB of memory, more than the 150 MiB --max-memory allows: use fewer vCPUs \(-v\),/,
     ],
     [
       "a --timeline of more rows than a table to read",
@@ -275,8 +285,10 @@ describe("s2sim page-table-test", () => {
     );
     assert.match(text.stdout, /^estimated peak memory: about [\d.]+ GiB \(JavaScript heap [\d.]+ MiB\)$/m);
     assert.match(text.stdout, /^it would run$/m);
+    // A run that would be refused is answered on stdout with exit status 1, and no error line.
     const json = await s2sim("page-table-test", "-b", "1G", "--dry-run", "--json", "--max-memory", "64M");
-    assert.equal(json.code, 0, json.stderr);
+    assert.equal(json.code, 1, json.stderr);
+    assert.equal(json.stderr, "");
     const j = JSON.parse(json.stdout) as {
       dry_run: boolean;
       estimated_bytes: number;
@@ -287,6 +299,12 @@ describe("s2sim page-table-test", () => {
     assert.equal(j.budget_bytes, 64 * 2 ** 20);
     assert.ok(j.estimated_bytes > j.budget_bytes);
     assert.equal(j.fits, false);
+    const refused = await s2sim("page-table-test", "-b", "1G", "--dry-run", "--max-memory", "64M");
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(
+      refused.stdout,
+      /^it would be refused: page-table-test .* needs about .* more than the 64 MiB --max-memory allows/m,
+    );
     // Bad options are still errors.
     const bad = await s2sim("page-table-test", "-b", "2T", "--dry-run");
     assert.equal(bad.code, 2);
