@@ -8,7 +8,9 @@
  * them (why coalescing flushes the VMID, spec 4.3). Every correct path of these kernels issues the
  * covering TLBI inside the kvm_pgtable operation that broke the entry, so an entry still owed one
  * when that operation returns, when it is made valid again or when its table page is freed is a
- * violation (destroy, with its VMID retired, is exempt).
+ * violation (destroy, with its VMID retired, is exempt). An entry made valid again with the value
+ * it was broken from (up to the bits that may change in place) owes nothing: every copy a TLB may
+ * still hold is a copy of the new value.
  */
 import {
   ATTR_HI_DBM,
@@ -29,6 +31,11 @@ import { hintCoversLeaf, hintCoversTable, isTableDesc } from "./env.js";
 /** Bits a valid descriptor may change in place. */
 const MUTABLE_LO = ATTR_LO_S2AP_R | ATTR_LO_S2AP_W | ATTR_LO_AF;
 const MUTABLE_HI = ATTR_HI_XN | ATTR_HI_DBM | ATTR_HI_SW_MASK;
+
+/** Whether two valid descriptors differ only in the bits a valid descriptor may change in place. */
+function sameTranslation(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
+  return ((aLo ^ bLo) & ~MUTABLE_LO) === 0 && ((aHi ^ bHi) & ~MUTABLE_HI) === 0;
+}
 
 /** Per owed entry flags: the entry itself still needs a TLBI; it was a table entry. */
 const SELF = 1;
@@ -51,6 +58,9 @@ export class BbmChecker {
   private levels: Int8Array = new Int8Array(16);
   private flags: Uint8Array = new Uint8Array(16);
   private hinted: Int8Array = new Int8Array(16);
+  /** The descriptor each owed entry was broken from. */
+  private oldLos: Float64Array = new Float64Array(16);
+  private oldHis: Float64Array = new Float64Array(16);
   private leafFrom: Int32Array = new Int32Array(16);
   private leafTo: Int32Array = new Int32Array(16);
   private leafLeft: Int32Array = new Int32Array(16);
@@ -70,7 +80,7 @@ export class BbmChecker {
     const oldValid = (c.oldLo & 1) !== 0;
     const newValid = (c.newLo & 1) !== 0;
     if (oldValid && newValid) {
-      if (((c.oldLo ^ c.newLo) & ~MUTABLE_LO) !== 0 || ((c.oldHi ^ c.newHi) & ~MUTABLE_HI) !== 0) {
+      if (!sameTranslation(c.oldLo, c.oldHi, c.newLo, c.newHi)) {
         this.env.report(
           "bbm",
           `L${c.level} entry ${this.where(c.key, c.ipa, c.size)} changed from ` +
@@ -88,6 +98,11 @@ export class BbmChecker {
     }
     if (newValid && c.key < this.at.length && this.at[c.key]! > 0) {
       const i = this.at[c.key]! - 1;
+      if (sameTranslation(this.oldLos[i]!, this.oldHis[i]!, c.newLo, c.newHi)) {
+        // Back to what it was: a cached copy of the old value is a copy of this one.
+        this.remove(i);
+        return;
+      }
       const debt = this.debt(i);
       this.remove(i);
       this.env.report(
@@ -189,6 +204,8 @@ export class BbmChecker {
     this.sizes[i] = c.size;
     this.levels[i] = c.level;
     this.hinted[i] = 0;
+    this.oldLos[i] = c.oldLo;
+    this.oldHis[i] = c.oldHi;
     const table = isTableDesc(c.oldLo, c.level);
     this.flags[i] = SELF | (table ? TABLE : 0);
     this.leafFrom[i] = this.nLeaves;
@@ -275,6 +292,8 @@ export class BbmChecker {
     this.levels[i] = this.levels[last]!;
     this.flags[i] = this.flags[last]!;
     this.hinted[i] = this.hinted[last]!;
+    this.oldLos[i] = this.oldLos[last]!;
+    this.oldHis[i] = this.oldHis[last]!;
     this.leafFrom[i] = this.leafFrom[last]!;
     this.leafTo[i] = this.leafTo[last]!;
     this.leafLeft[i] = this.leafLeft[last]!;
@@ -288,6 +307,8 @@ export class BbmChecker {
     this.levels = grown(this.levels, cap);
     this.flags = grown(this.flags, cap);
     this.hinted = grown(this.hinted, cap);
+    this.oldLos = grown(this.oldLos, cap);
+    this.oldHis = grown(this.oldHis, cap);
     this.leafFrom = grown(this.leafFrom, cap);
     this.leafTo = grown(this.leafTo, cap);
     this.leafLeft = grown(this.leafLeft, cap);

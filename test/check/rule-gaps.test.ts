@@ -2,10 +2,23 @@
  * Rules a review found the checkers applying too loosely: the stale-TLB checker on a block entry
  * (a hit that agrees with the tables at one address must not count for the rest of the block),
  * and the table-free checker on the descendants of a cut table (a TLBI by IPA removes the cached
- * walk of that address only).
+ * walk of that address only), and the break-before-make checker on an entry remade with the value
+ * it was broken from (nothing is owed then).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import {
+  ATTR_LO_AF,
+  ATTR_LO_MEMATTR_SHIFT,
+  ATTR_LO_S2AP_R,
+  ATTR_LO_S2AP_W,
+  MEMATTR_NORMAL,
+  PTE_TYPE,
+  PTE_VALID,
+} from "../../src/arch/descriptor.js";
+import { GRANULES, levelSize } from "../../src/arch/granule.js";
+import { BbmChecker } from "../../src/check/bbm.js";
+import type { CheckEnv } from "../../src/check/env.js";
 import { parseChecks } from "../../src/check/rules.js";
 import { KERNEL_VERSIONS } from "../../src/pgtable/kernel.js";
 import { loadProfile } from "../../src/sim/profile.js";
@@ -73,3 +86,49 @@ for (const kernel of KERNEL_VERSIONS) {
     assert.match(found[0]!.what, /removes the cached walk of that address only, not the way to this page/);
   });
 }
+
+test("bbm: an entry made valid again with the value it was broken from owes nothing; another value owes its TLBI", () => {
+  const reports: string[] = [];
+  const granule = GRANULES[4096];
+  const env = {
+    vm: { cpu: { ttl: false }, tableMem: { pa: (page: number) => 0x4000_0000 + page * 4096 } },
+    granule,
+    ptrsPerTable: 512,
+    levelSize: [0, 1, 2, 3].map((l) => levelSize(granule, l)),
+    report: (_check: string, what: string) => reports.push(what),
+  } as unknown as CheckEnv;
+  const bbm = new BbmChecker(env);
+  // A 4K page descriptor: valid page, Normal memory, R/W, AF, output address 0x8000_0000.
+  const page = (oa: number, perms: number): number =>
+    oa | PTE_VALID | PTE_TYPE | (MEMATTR_NORMAL << ATTR_LO_MEMATTR_SHIFT) | perms | ATTR_LO_AF | 0;
+  const rw = ATTR_LO_S2AP_R | ATTR_LO_S2AP_W;
+  const change = (oldLo: number, newLo: number) => ({
+    page: 1,
+    index: 5,
+    key: 512 + 5,
+    level: 3,
+    ipa: 0x1000_5000,
+    size: 4096,
+    oldLo,
+    oldHi: 0,
+    newLo,
+    newHi: 0,
+  });
+  // Broken, then remade with the same output address and attributes (fewer permissions: an
+  // in-place change), with no TLBI between: nothing owed, nothing reported.
+  bbm.op("map");
+  bbm.pte(change(page(0x8000_0000, rw), 0));
+  bbm.pte(change(0, page(0x8000_0000, ATTR_LO_S2AP_R)));
+  bbm.opDone("map");
+  assert.deepEqual(reports, []);
+  // Broken, then remade to another page with no TLBI between: reported.
+  bbm.op("map");
+  bbm.pte(change(page(0x8000_0000, rw), 0));
+  bbm.pte(change(0, page(0x8000_1000, rw)));
+  bbm.opDone("map");
+  assert.equal(reports.length, 1);
+  assert.match(
+    reports[0]!,
+    /was made valid again \(leaf -> 0x80001000 .*\) with no TLBI since it was broken/,
+  );
+});
