@@ -409,10 +409,10 @@ export function umaLocked(vm: Vm, vcpu: Vcpu, ctx: FaultContext): void {
   const slot = ctx.slot!;
   ctx.ret = 0;
   ctx.action = "retry";
-  ctx.retried = true;
   ctx.prot = 0;
   // 10. Invalidated since the sample: back to the guest, which refaults.
-  if (vm.mmuNotifierRetry(ctx.mmuSeq)) return;
+  ctx.retried = vm.mmuNotifierRetry(ctx.mmuSeq);
+  if (ctx.retried) return;
   // 11. THP: map the whole PMD if the page belongs to one (the huge zero page included).
   if (mapsWholeThp(vm, ctx)) {
     const pmdSize = ctx.pmdSize;

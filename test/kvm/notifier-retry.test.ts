@@ -26,8 +26,12 @@ for (const kernel of KERNELS) {
         assert.deepEqual(first.value, { kind: "sched" });
         // vCPU 0 writes page 0: host CoW of the zero page runs the notifiers.
         runToCompletion(guestAccess(vm, v0, { ipa: GPA, write: true, exec: false, s1ptw: false }));
-        // vCPU 1 resumes alone: lock, retry check, unlock, refault.
-        while (!a.next().done);
+        // vCPU 1 resumes alone: lock, retry check, unlock, refault. The retry is what the livelock
+        // guard sees as waiting on an invalidation (countFault); the map after it is not.
+        let sawRetry = false;
+        while (!a.next().done) sawRetry ||= v1.fault.retried;
+        assert.ok(sawRetry, "the failed mmu_notifier_retry is recorded on the fault context");
+        assert.equal(v1.fault.retried, false, "the successful map after it is not a retry");
       });
       const s = summarize(events);
       const acts = events.flatMap((e) => (e.kind === "fault-action" && e.vcpu === 1 ? [e] : []));
