@@ -207,6 +207,15 @@ function expectedAccesses(t: PageTableTest, stage: TestStage): number {
   return perVcpu * t.config.vcpus;
 }
 
+/** The error of a stage whose virtual time has passed `ps`, beyond the exact range of its clock. */
+function tooLong(stage: TestStage, ps: number): S2simError {
+  return new S2simError(
+    "too-long",
+    `${stage} passed the 2.5 simulated hours (2^53 ps) within which the simulator's virtual time is ` +
+      `exact (stopped at ${((ps * PS) / 3600).toFixed(1)} hours): use a smaller -b, or smaller costs`,
+  );
+}
+
 function runStage(
   test: PageTableTest,
   machine: SimMachine,
@@ -227,7 +236,11 @@ function runStage(
   const tick = (n: number): void => {
     const before = accesses;
     accesses += n;
-    if (Math.floor(accesses / 65536) !== Math.floor(before / 65536)) onProgress(accesses);
+    if (Math.floor(accesses / 65536) === Math.floor(before / 65536)) return;
+    onProgress(accesses);
+    // Past the exact range already: stop now rather than at the stage's end, hours of host time later.
+    const now = machine.now();
+    if (now > Number.MAX_SAFE_INTEGER) throw tooLong(stage, now);
   };
   const streams = vm.vcpus.map((v) => test.cursor(v, stage));
   const chunk = test.config.timelineChunk;
@@ -249,13 +262,7 @@ function runStage(
     trace = tracer?.finish();
   }
   // Virtual time is integer picoseconds in doubles: exact up to 2^53 ps, about 2.5 simulated hours.
-  if (run.elapsedPs > Number.MAX_SAFE_INTEGER) {
-    throw new S2simError(
-      "too-long",
-      `${stage} ran for ${((run.elapsedPs * PS) / 3600).toFixed(1)} simulated hours, past the 2.5 hours ` +
-        `(2^53 ps) within which the simulator's virtual time is exact: use a smaller -b, or smaller costs`,
-    );
-  }
+  if (run.elapsedPs > Number.MAX_SAFE_INTEGER) throw tooLong(stage, run.elapsedPs);
   onProgress(accesses);
   const dCount = (item: WorkItem): number => meter.count[W[item]]! - count0[W[item]]!;
   const fc: FaultCounts = vm.faultStats.since(stats0);

@@ -218,7 +218,14 @@ describe("s2sim page-table-test", () => {
     [
       "a stage longer than the exact virtual time",
       ["-b", "64M", "-v", "2", "--set", "exit=1000ms"],
-      /KVM_CREATE_MAPPINGS ran for 4.6 simulated hours, past the 2.5 hours/,
+      /KVM_CREATE_MAPPINGS passed the 2\.5 simulated hours \(2\^53 ps\) .* \(stopped at 4\.6 hours\)/,
+    ],
+    [
+      // 262,144 faults of over 1 s each: stopped at the first progress tick (65,536 accesses), not
+      // after the whole stage's 73 hours.
+      "a stage that passes the exact virtual time long before its end",
+      ["-b", "1G", "--set", "exit=1000ms", "--stages", "1"],
+      /KVM_CREATE_MAPPINGS passed the 2\.5 simulated hours .* \(stopped at 18\.2 hours\)/,
     ],
     ["unparsable --timeline", ["--timeline", "often"], /"often" is not a size/],
     [
