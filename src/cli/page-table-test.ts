@@ -195,17 +195,26 @@ function smallerRun(
 ): string {
   const fits = (c: PageTableTestConfig): boolean =>
     memoryProblem(pageTableTestFootprint(c, profile), budget, "", "") === null;
+  // What the options that do not change the run's results add: the same run without them.
+  const { traceEvents: trace, timelineChunk: chunk, ...bare } = config;
+  if (trace !== undefined && fits({ ...config, traceEvents: 1 })) return "use a smaller --trace";
+  if (chunk !== undefined && fits(bare)) return "use a larger --timeline chunk, or none";
   // The smallest region, at the same GPA if one was given (a smaller region stays inside the IPA space).
   const smallest: PageTableTestConfig = {
     ...config,
     memBytes: pageSize,
-    ...(config.timelineChunk === undefined ? {} : { timelineChunk: pageSize }),
+    ...(chunk === undefined ? {} : { timelineChunk: pageSize }),
   };
   if (fits(smallest)) return "use a smaller -b";
   if (fits({ ...config, vcpus: 1 })) return "use fewer vCPUs (-v)";
   if (fits({ ...smallest, vcpus: 1 })) return "use a smaller -b and fewer vCPUs (-v)";
-  const least = pageTableTestFootprint({ ...smallest, vcpus: 1 }, profile);
-  return `even the smallest run (-b ${sizeName(pageSize)} -v 1) would need about ${humanBytes(least.bytes)}`;
+  const least = pageTableTestFootprint({ ...bare, memBytes: pageSize, vcpus: 1 }, profile);
+  // The measure that does not fit: the memory available, or else V8's heap limit.
+  const need =
+    least.bytes > budget.bytes
+      ? `${humanBytes(least.bytes)} of memory`
+      : `${humanBytes(least.heapBytes)} of JavaScript heap`;
+  return `even the smallest run (-b ${sizeName(pageSize)} -v 1) would need about ${need}`;
 }
 
 /**

@@ -244,6 +244,16 @@ describe("s2sim page-table-test", () => {
       /-b 1G -v 1 needs about \d+ MiB of memory, more than the 118 MiB --max-memory allows: use a smaller -b,/,
     ],
     [
+      "a run whose --trace does not fit",
+      ["-b", "64M", "-v", "8", "--trace", "1000000", "--max-memory", "1G"],
+      /-b 64M -v 8 needs about [\d.]+ GiB of memory, more than the 1 GiB --max-memory allows: use a smaller --trace,/,
+    ],
+    [
+      "a run whose --timeline does not fit",
+      ["-b", "1G", "--timeline", "16K", "--max-memory", "150M"],
+      /more than the 150 MiB --max-memory allows: use a larger --timeline chunk, or none,/,
+    ],
+    [
       "a run whose vCPUs do not fit",
       ["-b", "64M", "-v", "512", "--max-memory", "150M"],
       /-b 64M -v 512 needs about \d+ MiB of memory, more than the 150 MiB --max-memory allows: use fewer vCPUs \(-v\),/,
@@ -292,6 +302,19 @@ describe("s2sim page-table-test", () => {
     );
     assert.match(text.stdout, /^estimated peak memory: about [\d.]+ GiB \(JavaScript heap [\d.]+ MiB\)$/m);
     assert.match(text.stdout, /^it would run$/m);
+    // A long --trace of a tiny run needs only the lines such a run can make.
+    const tiny = await s2sim(
+      "page-table-test",
+      "-b",
+      "4K",
+      "--trace",
+      "1000000",
+      "--dry-run",
+      "--max-memory",
+      "1G",
+    );
+    assert.equal(tiny.code, 0, tiny.stdout);
+    assert.match(tiny.stdout, /^it would run$/m);
     // A run that would be refused is answered on stdout with exit status 1, and no error line.
     const json = await s2sim("page-table-test", "-b", "1G", "--dry-run", "--json", "--max-memory", "64M");
     assert.equal(json.code, 1, json.stderr);

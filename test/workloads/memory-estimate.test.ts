@@ -10,6 +10,7 @@ import {
 import { simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
 import { loadProfile } from "../../src/sim/profile.js";
 import { MEMCACHE_CAPACITY } from "../../src/pgtable/memcache.js";
+import { TRACE_LINE_HEAP_BYTES } from "../../src/workloads/event-trace.js";
 
 const M = 2 ** 20;
 const G = 2 ** 30;
@@ -104,5 +105,31 @@ describe("page-table-test memory estimate", () => {
   it("refuses what the simulator would refuse, before allocating", () => {
     assert.throws(() => footprint("anonymous_bogus", 1 * G), /unknown backing source/);
     assert.throws(() => footprint("anonymous", 2 * 2 ** 40), /does not fit in the IPA space/);
+  });
+});
+
+describe("page-table-test memory estimate with --trace", () => {
+  const traced = (memBytes: number, vcpus: number, traceEvents: number) =>
+    pageTableTestFootprint({ kernel: "v5.12", backing: "anonymous", memBytes, vcpus, traceEvents }, profile);
+  it("counts no more lines than a stage of the run can make, and at least those it makes", () => {
+    // A one-page run keeps a few dozen lines whatever n is: its estimate stops growing with n.
+    assert.equal(traced(4096, 1, 1_000_000).heapBytes, traced(4096, 1, 10_000_000).heapBytes);
+    assert.ok(traced(4096, 1, 1_000_000).heapBytes < 64 * M);
+    // A large run can fill n lines per stage: n counts in full.
+    assert.ok(traced(64 * M, 8, 1_000_000).heapBytes - traced(64 * M, 8, 0).heapBytes >= 3 * 1_000_000 * 700);
+    // What a small run of the busiest stage makes (anonymous CREATE before the series, 80 vCPUs)
+    // stays inside the bound's share of the estimate.
+    const r = simulatePageTableTest(
+      { kernel: "v5.12", backing: "anonymous", memBytes: 256 * 1024, vcpus: 80, traceEvents: 1_000_000 },
+      profile,
+      undefined,
+      1,
+    );
+    const events = r.stages[0]!.trace!.events;
+    assert.ok(r.stages[0]!.trace!.complete);
+    const bound =
+      (traced(256 * 1024, 80, 1_000_000).heapBytes - traced(256 * 1024, 80, 0).heapBytes) /
+      (3 * TRACE_LINE_HEAP_BYTES);
+    assert.ok(events <= bound, `${events} events, bound ${bound}`);
   });
 });
