@@ -47,13 +47,17 @@ export function parseGpa(text: string): number {
   return value;
 }
 
-/** Parses `--seed`: an integer. */
+/** Parses `--seed`: an integer a double holds exactly (|n| <= 2^53 - 1). */
 export function parseSeed(text: string): number {
   const t = text.trim();
-  const value = /^-?\d+$/.test(t) ? Number(t) : NaN;
   if (!/^-?\d+$/.test(t)) throw new S2simError("bad-seed", `seed "${text}" is not an integer`);
+  const value = Number(t);
   if (!Number.isSafeInteger(value)) {
-    throw new S2simError("bad-seed", `seed "${text}" is out of range: use an integer of at most 15 digits`);
+    const max = Number.MAX_SAFE_INTEGER;
+    throw new S2simError(
+      "bad-seed",
+      `seed "${text}" is out of range: use an integer from -${max} to ${max} (2^53 - 1)`,
+    );
   }
   return value;
 }

@@ -199,8 +199,10 @@ describe("s2sim page-table-test", () => {
     [
       "a seed out of range",
       ["--seed", "99999999999999999999"],
-      /is out of range: use an integer of at most 15 digits/,
+      /is out of range: use an integer from -9007199254740991 to 9007199254740991 \(2\^53 - 1\)/,
     ],
+    // 16 digits, one past the range: the message names the bound, not a digit count.
+    ["a seed just below the range", ["--seed", "-9007199254740992"], /"-9007199254740992" is out of range/],
     [
       "a test GPA inside memslot 0",
       ["-p", "0x1000"],
@@ -284,6 +286,13 @@ describe("s2sim page-table-test", () => {
       /does not fit in the IPA space/,
     ],
   ];
+  it("takes every seed a double holds exactly, 16 digits included", async () => {
+    for (const seed of ["-9007199254740991", "9007199254740991"]) {
+      const r = await s2sim("page-table-test", "-b", "4K", "--seed", seed, "--dry-run");
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+
   it("--dry-run checks the options and says what the run would need, without running it", async () => {
     const text = await s2sim(
       "page-table-test",
