@@ -2,7 +2,9 @@
 import { type CpuFeatures, KUNPENG_920 } from "../arch/cpu.js";
 import { granuleOf } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
+import { hex, sizeName } from "../common/format.js";
 import { backingSource } from "../host/backing.js";
+import { vmIpaBits } from "../kvm/vm.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import { type CostProfile, loadProfile, parseSetting, withOverrides } from "../sim/profile.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
@@ -33,18 +35,26 @@ export function backingPageSize(src: string): number {
   return backingSource(src, granuleOf(HOST_PAGE)).pageSize;
 }
 
-/** Parses a guest physical address, hex (`0x...`) or decimal. */
-export function parseGpa(text: string): number {
+/**
+ * Parses `-p`: a guest physical address, hex (`0x...`) or decimal, inside an `ipaBits`-bit IPA
+ * space (by default the selftest VM's).
+ */
+export function parseGpa(text: string, ipaBits = vmIpaBits(undefined)): number {
   const t = text.trim();
-  const value = /^0x[0-9a-f]+$/i.test(t)
-    ? Number.parseInt(t.slice(2), 16)
-    : /^\d+$/.test(t)
-      ? Number(t)
-      : NaN;
-  if (!Number.isSafeInteger(value)) {
+  // Read as a BigInt so that an address past 2^53 is named as what it is: outside the IPA space.
+  const value = /^(0x[0-9a-f]+|\d+)$/i.test(t) ? BigInt(t) : null;
+  if (value === null) {
     throw new S2simError("bad-gpa", `test GPA "${text}" is not a hex (0x...) or decimal address`);
   }
-  return value;
+  const limit = 2n ** BigInt(ipaBits);
+  if (value >= limit) {
+    const shown = /^0x/i.test(t) ? hex(value) : `${t} (${hex(value)})`;
+    throw new S2simError(
+      "outside-ipa",
+      `test GPA ${shown} is beyond the ${ipaBits}-bit IPA space (${sizeName(2 ** ipaBits)}: GPAs up to ${hex(limit - 1n)})`,
+    );
+  }
+  return Number(value);
 }
 
 /** Parses `--seed`: an integer a double holds exactly (|n| <= 2^53 - 1). */

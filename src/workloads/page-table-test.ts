@@ -153,14 +153,21 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
     GUEST_PT_MIN_PADDR +
     (GUEST_PT_PAGES_BEFORE + guestTablePages(size) + DEFAULT_GUEST_PHY_PAGES) * GUEST_PAGE;
   const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
-  const ipaLimit = stage2Geometry(granule, vmIpaBits(config.vmOptions?.ipaBits)).ipaLimit;
+  const { ipaBits, ipaLimit } = stage2Geometry(granule, vmIpaBits(config.vmOptions?.ipaBits));
   const page = granule.size;
   // The selftest's `if (!p->phys_offset)`: -p 0 means the default.
-  let gpa =
-    config.gpa !== undefined && config.gpa !== 0 ? config.gpa : (ipaLimit / page - 1 - size / page) * page;
+  const byDefault = config.gpa === undefined || config.gpa === 0;
+  let gpa = byDefault ? (ipaLimit / page - 1 - size / page) * page : config.gpa!;
   gpa -= gpa % align;
   if (gpa < 0 || gpa + size > ipaLimit) {
-    throw new S2simError("outside-ipa", `a ${size}-byte test region does not fit in the IPA space`);
+    const space = `the ${ipaBits}-bit IPA space (${sizeName(ipaLimit)}`;
+    const region = `the ${sizeName(size)} test region`;
+    throw new S2simError(
+      "outside-ipa",
+      byDefault
+        ? `${region} does not fit in ${space}) below its top page, where the default GPA puts it`
+        : `${region} at GPA ${hex(gpa)}..${hex(gpa + size - 1)} does not fit in ${space}: GPAs up to ${hex(ipaLimit - 1)})`,
+    );
   }
   if (config.guestTables && gpa < slot0Size) {
     throw new S2simError(

@@ -283,7 +283,26 @@ describe("s2sim page-table-test", () => {
     [
       "a region outside the IPA space before estimating its memory",
       ["-b", "2T", "--max-memory", "1M"],
-      /does not fit in the IPA space/,
+      /^s2sim: the 2T test region does not fit in the 40-bit IPA space \(1T\) below its top page, where the default GPA puts it$/m,
+    ],
+    [
+      "a region that runs past the top of the IPA space",
+      ["-b", "4M", "-p", "0xfffffff000"],
+      /^s2sim: the 4M test region at GPA 0xfffffff000\.\.0x100003fefff does not fit in the 40-bit IPA space \(1T: GPAs up to 0xffffffffff\)$/m,
+    ],
+    // Addresses past the IPA space, up to past 2^53 (no double holds them exactly), are named as such.
+    ...["0x10000000000", "0x20000000000000", "0xffffffffffffffff"].map((gpa): [string, string[], RegExp] => [
+      `a test GPA of ${gpa}`,
+      ["-p", gpa],
+      new RegExp(
+        `^s2sim: test GPA ${gpa} is beyond the 40-bit IPA space \\(1T: GPAs up to 0xffffffffff\\)$`,
+        "m",
+      ),
+    ]),
+    [
+      "a decimal test GPA past 2^64",
+      ["-p", "18446744073709551616"],
+      /^s2sim: test GPA 18446744073709551616 \(0x10000000000000000\) is beyond the 40-bit IPA space/,
     ],
   ];
   it("takes every seed a double holds exactly, 16 digits included", async () => {
@@ -347,7 +366,7 @@ describe("s2sim page-table-test", () => {
     // Bad options are still errors.
     const bad = await s2sim("page-table-test", "-b", "2T", "--dry-run");
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /does not fit in the IPA space/);
+    assert.match(bad.stderr, /test region does not fit in the 40-bit IPA space/);
   });
 
   it("--trace shows each stage's first events in time order, and changes no result", async () => {

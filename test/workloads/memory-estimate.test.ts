@@ -104,7 +104,7 @@ describe("page-table-test memory estimate", () => {
 
   it("refuses what the simulator would refuse, before allocating", () => {
     assert.throws(() => footprint("anonymous_bogus", 1 * G), /unknown backing source/);
-    assert.throws(() => footprint("anonymous", 2 * 2 ** 40), /does not fit in the IPA space/);
+    assert.throws(() => footprint("anonymous", 2 * 2 ** 40), /does not fit in the 40-bit IPA space/);
   });
 });
 
