@@ -66,20 +66,27 @@ export function ruleOf(name: CheckName): string {
 }
 
 /**
- * Parses a `--check` value: `all` (or an empty value) or a comma-separated list of checker names.
+ * Parses a `--check` value: a comma-separated list of checker names, in which `all` stands for
+ * every checker (`all,bbm` is all of them). An empty value or name is an error, not "all": a
+ * script that meant to name checkers would otherwise run every one without a word.
  */
 export function parseChecks(spec: string): ReadonlySet<CheckName> {
-  const s = spec.trim();
-  if (s === "" || s === "all") return new Set(CHECKS.map((c) => c.name));
+  const names = CHECKS.map((c) => c.name);
+  const choices = `all, or a comma list of ${names.join(", ")}`;
+  const parts = spec.split(",").map((p) => p.trim());
+  if (parts.every((p) => p === "")) {
+    throw new S2simError("bad-check", `--check needs checker names: ${choices}`);
+  }
   const out = new Set<CheckName>();
-  for (const part of s.split(",")) {
-    const name = part.trim();
+  for (const name of parts) {
+    if (name === "all") {
+      for (const n of names) out.add(n);
+      continue;
+    }
     const info = CHECKS.find((c) => c.name === name);
     if (info === undefined) {
-      throw new S2simError(
-        "bad-check",
-        `unknown checker '${name}'; checkers: all, ${CHECKS.map((c) => c.name).join(", ")}`,
-      );
+      const what = name === "" ? `--check "${spec}" has an empty checker name` : `unknown checker '${name}'`;
+      throw new S2simError("bad-check", `${what}; --check takes ${choices}`);
     }
     out.add(info.name);
   }

@@ -7,7 +7,7 @@ import { formatViolation } from "../check/violation.js";
 import { sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/check-scenarios.js";
-import { type CheckOption, checksOption, injectListText } from "./check.js";
+import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { columns, profileOption } from "./options.js";
 import { formatTime } from "../check/history.js";
 
@@ -31,6 +31,7 @@ export function scenarioCommand(name: string, opts: ScenarioOptions): string {
     ].join("\n");
   }
   if (opts.inject === "list") return injectListText();
+  if (opts.check === "list") return checkListText();
   const s = checkScenario(name);
   const checks = checksOption(opts.check ?? true)!;
   const profile = profileOption(opts.profile);

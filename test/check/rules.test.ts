@@ -220,6 +220,21 @@ describe("checker rules", () => {
     );
     assert.equal(parseChecks("all").size, 6);
     assert.deepEqual([...parseChecks(" bbm , coherence ")], ["bbm", "coherence"]);
+    // 'all' in a list is every checker; an empty value or name is an error, not a silent 'all'.
+    assert.equal(parseChecks("all,bbm").size, 6);
+    assert.equal(parseChecks("bbm,all").size, 6);
+    for (const [spec, re] of [
+      ["", /^--check needs checker names: all, or a comma list of bbm, /],
+      [" , ", /^--check needs checker names/],
+      ["bbm,", /^--check "bbm," has an empty checker name; --check takes all, or a comma list of /],
+      ["bbm,nope", /^unknown checker 'nope'; --check takes all, or a comma list of bbm, tlb-conflict, /],
+    ] as Array<[string, RegExp]>) {
+      assert.throws(
+        () => parseChecks(spec),
+        (e: unknown) => e instanceof S2simError && re.test(e.message),
+        JSON.stringify(spec),
+      );
+    }
     assert.throws(() => withInjectedBug(kvmKernel("v5.12"), "nope"), /unknown bug 'nope'/);
     assert.throws(
       () => withInjectedBug(kvmKernel("v5.12"), "install-no-cmo"),

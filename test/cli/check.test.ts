@@ -43,9 +43,26 @@ describe("s2sim checkers on the command line", () => {
     ]) {
       assert.match(bugs.stdout, new RegExp(`^ {2}${b} `, "m"));
     }
-    const checks = await s2sim("page-table-test", "--check", "list");
-    assert.equal(checks.code, 0);
-    assert.match(checks.stdout, /^ {2}stale-tlb +a TLB hit agrees with the tables/m);
+    for (const command of ["page-table-test", "scenario split"]) {
+      const checks = await s2sim(...command.split(" "), "--check", "list");
+      assert.equal(checks.code, 0, `${command}: ${checks.stderr}`);
+      assert.match(checks.stdout, /^ {2}stale-tlb +a TLB hit agrees with the tables/m, command);
+    }
+  });
+
+  it("--check takes 'all' in a list, and refuses an empty value instead of running every checker", async () => {
+    const all = await s2sim("page-table-test", ...SMALL, "--stages", "1", "--check", "all,bbm");
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, /checkers bbm, tlb-conflict, stale-tlb, table-free, refcount, coherence: no/);
+    for (const args of [
+      ["page-table-test", "--check", ""],
+      ["page-table-test", "--check="],
+      ["scenario", "split", "--check", ""],
+    ]) {
+      const r = await s2sim(...args);
+      assert.equal(r.code, 2, JSON.stringify(args));
+      assert.match(r.stderr, /^s2sim: --check needs checker names: all, or a comma list of bbm, [^\n]+\n$/);
+    }
   });
 
   it("bad names are one-line errors", async () => {
