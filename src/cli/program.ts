@@ -80,9 +80,11 @@ export function buildProgram(out: (s: string) => void): Command {
       writeOut: out,
       writeErr: (s) => process.stderr.write(s),
       // Commander's own errors (unknown option, bad choice, ...) in s2sim's one-line form.
-      outputError: (s, write) => write(`s2sim: ${s.replace(/^error: /, "")}`),
+      outputError: (s, write) => write(`s2sim: ${commanderErrorLine(s)}`),
     })
-    .showHelpAfterError(false);
+    .showHelpAfterError(false)
+    // Replaced by the `help` command below, which answers an unknown name with one error line.
+    .helpCommand(false);
 
   program
     .command("geometry")
@@ -213,7 +215,27 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .action(async (opts: ReproduceOptions) => out(await reproduceCommand(opts)));
 
+  program
+    .command("help")
+    .description("display help for command")
+    .argument("[command]", "the command to describe")
+    .helpOption(false)
+    .action((name: string | undefined) => {
+      if (name === undefined) program.help();
+      const command = program.commands.find((c) => c.name() === name);
+      if (command === undefined) throw new S2simError("unknown-command", `unknown command '${name}'`);
+      command.help();
+    });
+
   return program;
+}
+
+/**
+ * Commander's error text as one line: "error: " dropped and its suggestion, which it puts on a
+ * line of its own ("\n(Did you mean --profile?)"), joined to the message.
+ */
+function commanderErrorLine(text: string): string {
+  return text.replace(/^error: /, "").replace(/\n\(Did you mean (.*)\?\)/, " (did you mean $1?)");
 }
 
 /** Runs the CLI and returns the exit status. */

@@ -27,6 +27,31 @@ describe("s2sim", () => {
     }
   });
 
+  it("puts commander's suggestion on the error's one line, for options and commands", async () => {
+    for (const [args, line] of [
+      [["page-table-test", "--profil", "x"], "unknown option '--profil' (did you mean --profile?)"],
+      [["scenari", "list"], "unknown command 'scenari' (did you mean scenario?)"],
+    ] as Array<[string[], string]>) {
+      const r = await s2sim(...args);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.equal(r.stdout, "");
+      assert.equal(r.stderr, `s2sim: ${line}\n`);
+    }
+  });
+
+  it("help NAME describes a command, and an unknown NAME is one error line", async () => {
+    const scenario = await s2sim("help", "scenario");
+    assert.equal(scenario.code, 0, scenario.stderr);
+    assert.match(scenario.stdout, /^Usage: s2sim scenario /);
+    const all = await s2sim("help");
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, /^ {2}help \[command\] +display help for command$/m);
+    const bogus = await s2sim("help", "bogus");
+    assert.equal(bogus.code, 2);
+    assert.equal(bogus.stdout, "");
+    assert.equal(bogus.stderr, "s2sim: unknown command 'bogus'\n");
+  });
+
   it("ends quietly, with status 0, when the reader of its output goes away (s2sim ... | head -1)", async () => {
     const child = spawn(
       process.execPath,
