@@ -83,6 +83,8 @@ export function buildProgram(out: (s: string) => void): Command {
       outputError: (s, write) => write(`s2sim: ${commanderErrorLine(s)}`),
     })
     .showHelpAfterError(false)
+    // The command list shows each command's usage (scenario's name is optional to commander only).
+    .configureHelp({ subcommandTerm: (cmd) => [cmd.name(), cmd.usage()].filter((t) => t !== "").join(" ") })
     // Replaced by the `help` command below, which answers an unknown name with one error line.
     .helpCommand(false);
 
@@ -174,7 +176,10 @@ export function buildProgram(out: (s: string) => void): Command {
       "run a small checker scenario ('list' names them) on the simulated machine, optionally with an " +
         "injected bug; prints its steps and every violation the checkers find",
     )
-    .argument("<name>", "scenario name, or 'list'")
+    // Optional to commander, required by scenarioCommand: with `scenario --check split`, commander
+    // takes 'split' as --check's value, and only the command can say so.
+    .argument("[name]", "scenario name, or 'list'")
+    .usage("[options] <name>")
     .addOption(new Option("--kernel <version>", "kernel to model").choices(KERNEL_CHOICES).default("v5.14"))
     .option("--inject <bug>", "run the kernel with a named bug (see page-table-test --inject list)")
     .option("--check [names]", "checkers to run (default all); the first violation fails the run (exit 1)")
@@ -183,7 +188,7 @@ export function buildProgram(out: (s: string) => void): Command {
         DEFAULT_PROFILE,
       ),
     )
-    .action((name: string, opts: ScenarioOptions) => out(scenarioCommand(name, opts)));
+    .action((name: string | undefined, opts: ScenarioOptions) => out(scenarioCommand(name, opts)));
 
   program
     .command("reproduce")

@@ -4,6 +4,7 @@
  * found.
  */
 import { formatViolation } from "../check/violation.js";
+import { S2simError } from "../common/error.js";
 import { sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/check-scenarios.js";
@@ -19,8 +20,11 @@ export interface ScenarioOptions {
   profile: string;
 }
 
-/** Runs a scenario and renders the result; the first violation fails it when `--check` is given. */
-export function scenarioCommand(name: string, opts: ScenarioOptions): string {
+/**
+ * Runs a scenario and renders the result; the first violation fails it when `--check` is given.
+ * `name` is undefined when the command line has none (an error, unless a `list` is asked for).
+ */
+export function scenarioCommand(name: string | undefined, opts: ScenarioOptions): string {
   if (name === "list") {
     return [
       "scenarios (s2sim scenario NAME [--kernel v5.12|v5.14] [--inject BUG] [--check]):",
@@ -32,6 +36,7 @@ export function scenarioCommand(name: string, opts: ScenarioOptions): string {
   }
   if (opts.inject === "list") return injectListText();
   if (opts.check === "list") return checkListText();
+  if (name === undefined) throw missingName(opts.check);
   const s = checkScenario(name);
   const checks = checksOption(opts.check ?? true)!;
   const profile = profileOption(opts.profile);
@@ -55,4 +60,23 @@ export function scenarioCommand(name: string, opts: ScenarioOptions): string {
   else out.push(...result.violations.slice(0, 5).map(formatViolation));
   if (result.violations.length > 5) out.push(`... and ${result.violations.length - 5} more`);
   return out.join("\n");
+}
+
+/**
+ * The error for a command line without a scenario name. `--check` takes an optional value, so in
+ * `scenario --check split` commander reads the name as the checkers to run: say so.
+ */
+function missingName(check: CheckOption): S2simError {
+  const names = CHECK_SCENARIOS.map((s) => s.name);
+  if (typeof check === "string" && names.includes(check)) {
+    return new S2simError(
+      "bad-scenario",
+      `scenario: '${check}' was read as --check's value; put the scenario name first: ` +
+        `s2sim scenario ${check} --check`,
+    );
+  }
+  return new S2simError(
+    "bad-scenario",
+    `scenario: missing the scenario name; scenarios: ${names.join(", ")}`,
+  );
 }

@@ -79,6 +79,20 @@ describe("s2sim checkers on the command line", () => {
     }
   });
 
+  it("scenario without a name says why, when --check took the scenario name as its value", async () => {
+    for (const [args, line] of [
+      [
+        ["--check", "split"],
+        "scenario: 'split' was read as --check's value; put the scenario name first: s2sim scenario split --check",
+      ],
+      [[], "scenario: missing the scenario name; scenarios: first-touch, split, coalesce, coalesce-unclean"],
+    ] as Array<[string[], string]>) {
+      const r = await s2sim("scenario", ...args);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.equal(r.stderr, `s2sim: ${line}\n`);
+    }
+  });
+
   it("scenario runs a small program, lists its steps and shows the violations", async () => {
     const list = await s2sim("scenario", "list");
     assert.match(list.stdout, /^ {2}coalesce +provokes coalesce-tlbi-ipa, free-before-tlbi/m);
