@@ -9,7 +9,8 @@ import { parseCount, parseSize } from "../common/size.js";
 /** Renders the geometry for `--granule` and `--ipa`. */
 export function geometryCommand(opts: { granule: string; ipa: string; json?: boolean }): string {
   const g = granuleOf(parseSize(opts.granule, "granule"));
-  const geo = stage2Geometry(g, parseCount(opts.ipa, "IPA size", 0, 64));
+  // No range here: stage2Geometry refuses what the granule does not allow, naming the range it does.
+  const geo = stage2Geometry(g, parseCount(opts.ipa, "IPA size", 0, Number.POSITIVE_INFINITY));
   const cpu = { ...KUNPENG_920, paRangeBits: g.size === 65536 ? (52 as const) : (48 as const) };
   const vtcr = vtcrEl2(cpu, geo);
   // Leaves only at levels the tables have: none above the start level (e.g. no 1G at start level 2).

@@ -28,6 +28,10 @@ describe("s2sim geometry", () => {
     [["--granule", "8K"], /granule/],
     [["--ipa", "52"], /IPA size 52 bits is not supported with 4K pages/],
     [["--ipa", "x"], /IPA size "x"/],
+    // One message, with the range the granule allows, on either side of it.
+    [["--ipa", "65"], /^s2sim: IPA size 65 bits is not supported with 4K pages: use 32\.\.48$/m],
+    [["--ipa", "20"], /^s2sim: IPA size 20 bits is not supported with 4K pages: use 32\.\.48$/m],
+    [["-g", "64K", "-i", "99"], /^s2sim: IPA size 99 bits is not supported with 64K pages: use 32\.\.52$/m],
   ] as Array<[string[], RegExp]>) {
     it(`rejects ${args.join(" ")} with one line and exit status 2`, async () => {
       const r = await s2sim("geometry", ...args);
