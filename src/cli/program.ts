@@ -174,7 +174,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .command("scenario")
     .description(
       "run a small checker scenario ('list' names them) on the simulated machine, optionally with an " +
-        "injected bug; prints its steps and every violation the checkers find",
+        "injected bug; prints its steps and every violation the checkers find (exit status 1 if any)",
     )
     // Optional to commander, required by scenarioCommand: with `scenario --check split`, commander
     // takes 'split' as --check's value, and only the command can say so.
@@ -182,7 +182,12 @@ export function buildProgram(out: (s: string) => void): Command {
     .usage("[options] <name>")
     .addOption(new Option("--kernel <version>", "kernel to model").choices(KERNEL_CHOICES).default("v5.14"))
     .option("--inject <bug>", "run the kernel with a named bug (see page-table-test --inject list)")
-    .option("--check [names]", "checkers to run (default all); the first violation fails the run (exit 1)")
+    .option(
+      "--check [names]",
+      "only these checkers (all, or a comma list; 'list' names them), and stop at the first violation " +
+        "with its report on stderr; without --check every checker runs and every violation is listed. " +
+        "Any violation makes the exit status 1",
+    )
     .addOption(
       new Option("--profile <name|path>", "cost profile: bundled name or .json path").default(
         DEFAULT_PROFILE,

@@ -9,6 +9,7 @@ import { sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/check-scenarios.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
+import { AnswerWithStatus } from "./exit-status.js";
 import { columns, profileOption } from "./options.js";
 import { formatTime } from "../check/history.js";
 
@@ -21,7 +22,9 @@ export interface ScenarioOptions {
 }
 
 /**
- * Runs a scenario and renders the result; the first violation fails it when `--check` is given.
+ * Runs a scenario and renders the result. With `--check` the first violation stops it (a
+ * CheckFailure); without, every checker runs, every violation is listed, and any makes the exit
+ * status 1.
  * `name` is undefined when the command line has none (an error, unless a `list` is asked for).
  */
 export function scenarioCommand(name: string | undefined, opts: ScenarioOptions): string {
@@ -59,6 +62,8 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   if (result.violations.length === 0) out.push("no violation");
   else out.push(...result.violations.slice(0, 5).map(formatViolation));
   if (result.violations.length > 5) out.push(`... and ${result.violations.length - 5} more`);
+  // Every checker runs without --check too, so a violation found fails the run as a checked one does.
+  if (result.violations.length > 0) throw new AnswerWithStatus(out.join("\n"), 1);
   return out.join("\n");
 }
 
