@@ -1,6 +1,8 @@
 /** The `--check` and `--inject` options: parsing and their `list` texts. */
-import { BUG_CAUGHT_BY, CHECKS, type CheckName, parseChecks } from "../check/rules.js";
+import { BUG_CAUGHT_BY, CHECKS, type CheckName, parseChecks, ruleOf } from "../check/rules.js";
+import { CheckFailure, type Violation } from "../check/violation.js";
 import { INJECTED_BUGS } from "../pgtable/bugs.js";
+import { AnswerWithStatus } from "./exit-status.js";
 import { columns } from "./options.js";
 
 /** `--check` as commander hands it over: absent, `true` (given without a value) or a list. */
@@ -35,4 +37,34 @@ export function injectListText(): string {
       [false, false, false, false],
     ),
   ].join("\n");
+}
+
+/**
+ * Runs a command that prints JSON when `json` is set: a checked run's violation then becomes its
+ * answer on stdout, `{"check_failed": {...}}` with exit status 1, where a script reads it (the
+ * text output keeps the report on stderr).
+ */
+export function withJsonCheckFailure(json: boolean | undefined, command: () => string): string {
+  try {
+    return command();
+  } catch (err) {
+    if (json === true && err instanceof CheckFailure) {
+      throw new AnswerWithStatus(JSON.stringify({ check_failed: violationJson(err.violation) }, null, 2), 1);
+    }
+    throw err;
+  }
+}
+
+/** A violation as JSON: `vcpu` -1 is host code, `time_ps` null an untimed one; history lines unpadded. */
+function violationJson(v: Violation): Record<string, unknown> {
+  return {
+    check: v.check,
+    rule: ruleOf(v.check),
+    what: v.what,
+    vcpu: v.vcpu,
+    time_ps: Number.isNaN(v.timePs) ? null : v.timePs,
+    ipa: v.ipa,
+    level: v.level,
+    history: v.history.map((line) => line.trimStart()),
+  };
 }

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { CheckFailure } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
+import { withJsonCheckFailure } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { geometryCommand } from "./geometry.js";
 import { DEFAULT_PROFILE, KERNEL_CHOICES } from "./options.js";
@@ -166,9 +167,12 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .option(
       "--json",
-      "print one JSON object: the simulation report plus seed, inject, fwb and profile_overrides",
+      "print one JSON object: the simulation report plus seed, inject, fwb and profile_overrides " +
+        '(a --check violation: {"check_failed": {...}}, exit status 1)',
     )
-    .action((opts: PageTableTestOptions) => out(pageTableTestCommand(opts)));
+    .action((opts: PageTableTestOptions) =>
+      out(withJsonCheckFailure(opts.json, () => pageTableTestCommand(opts))),
+    );
 
   program
     .command("scenario")

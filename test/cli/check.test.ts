@@ -24,6 +24,35 @@ describe("s2sim checkers on the command line", () => {
     assert.match(r.stderr, /^ {2}history \(most recent last\):$/m);
   });
 
+  it("with --json, a checked run's violation is a JSON object on stdout, and still exit status 1", async () => {
+    const r = await s2sim(
+      "page-table-test",
+      ...SMALL,
+      "--inject",
+      "no-tlbi-after-break",
+      "--check",
+      "bbm",
+      "--json",
+    );
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "");
+    const j = JSON.parse(r.stdout) as {
+      check_failed: {
+        check: string;
+        rule: string;
+        what: string;
+        vcpu: number;
+        time_ps: number;
+        history: string[];
+      };
+    };
+    const v = j.check_failed;
+    assert.equal(v.check, "bbm");
+    assert.match(v.rule, /^break-before-make/);
+    assert.ok(v.what.length > 0 && v.vcpu >= 0 && v.time_ps > 0, JSON.stringify(v));
+    assert.ok(v.history.length > 0 && v.history.every((l) => /^\S/.test(l)), JSON.stringify(v.history));
+  });
+
   it("an injected bug without --check runs and says the bug is there", async () => {
     const r = await s2sim("page-table-test", ...SMALL, "--inject", "coalesce-tlbi-ipa");
     assert.equal(r.code, 0, r.stderr);
