@@ -17,3 +17,18 @@ export function sizeName(bytes: number): string {
   }
   return `${bytes}`;
 }
+
+/** Whether `code` (a UTF-16 unit) is a control character: C0, DEL or C1 (a terminal acts on these). */
+function isControl(code: number): boolean {
+  return code < 0x20 || (code >= 0x7f && code < 0xa0);
+}
+
+/** `text` with its control characters written as `\u000a`, for quoting input in a one-line message. */
+export function printable(text: string): string {
+  let out = "";
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    out += isControl(code) ? `\\u${code.toString(16).padStart(4, "0")}` : text[i];
+  }
+  return out;
+}

@@ -3,8 +3,11 @@
  * plus the machine's TLB shape and the selftest's vCPU release, each with a unit and a source.
  * No parameter names a kernel version, a stage or a backing type.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { S2simError } from "../common/error.js";
+import { printable } from "../common/format.js";
+import { readSmallFile } from "../common/small-file.js";
 import { WORK_COUNT, WORK_ITEMS } from "../common/work.js";
 import type { EngineCosts } from "./engine.js";
 import type { TlbShape } from "./mmu.js";
@@ -118,19 +121,41 @@ const MAX_TLB_WAYS = 128;
 /** Directory holding the bundled profiles. */
 const PROFILE_DIR = new URL("../../../profiles/", import.meta.url);
 
-/** Loads a profile by bundled name (e.g. "kunpeng920") or from a .json path. */
+/** The largest profile file read: the bundled one is under 8 KiB; this stops a runaway input. */
+const MAX_PROFILE_BYTES = 2 ** 20;
+
+/** The bundled profiles' names, sorted. */
+function bundledProfiles(): string[] {
+  return readdirSync(PROFILE_DIR)
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => f.slice(0, -".json".length))
+    .sort();
+}
+
+/**
+ * Loads a profile by bundled name (e.g. "kunpeng920") or from a path (one with a "/" or ending in
+ * .json): a regular file, or a pipe such as /dev/stdin, read once.
+ */
 export function loadProfile(nameOrPath: string): CostProfile {
+  const shown = printable(nameOrPath);
   const isPath = nameOrPath.includes("/") || nameOrPath.endsWith(".json");
-  if (!isPath && !/^[a-z0-9-]+$/i.test(nameOrPath)) {
-    throw new S2simError("bad-profile", `profile name '${nameOrPath}' is not a bundled name or a .json path`);
+  const bundled = isPath ? [] : bundledProfiles();
+  if (!isPath && !bundled.includes(nameOrPath)) {
+    // A bare name is never read as a path, so say how to name a file that has it.
+    const file = existsSync(nameOrPath) ? `; for the file '${shown}', give ./${shown}` : "";
+    throw new S2simError(
+      "bad-profile",
+      `no bundled profile '${shown}' (bundled: ${bundled.join(", ")})${file}`,
+    );
   }
-  const url = isPath ? nameOrPath : new URL(`${nameOrPath}.json`, PROFILE_DIR);
-  let text: string;
-  try {
-    text = readFileSync(url, "utf8");
-  } catch {
-    throw new S2simError("bad-profile", `cannot read profile '${nameOrPath}'`);
+  const path = isPath ? nameOrPath : fileURLToPath(new URL(`${nameOrPath}.json`, PROFILE_DIR));
+  const read = readSmallFile(path, MAX_PROFILE_BYTES);
+  if ("why" in read) throw new S2simError("bad-profile", `cannot read profile '${shown}': ${read.why}`);
+  if (read.bytes.length === 0) {
+    const pipe = read.pipe ? " (a pipe read to its end: nothing was written to it)" : "";
+    throw new S2simError("bad-profile", `profile '${shown}' is empty${pipe}`);
   }
+  const text = read.bytes.toString("utf8");
   let json: unknown;
   try {
     json = JSON.parse(text);

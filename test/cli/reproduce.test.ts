@@ -302,7 +302,7 @@ describe("s2sim reproduce", () => {
   for (const [name, args, re] of [
     ["a --mem-scale above 1", ["--mem-scale", "2"], /memory scale "2"/],
     ["a --mem-scale of 0", ["--mem-scale", "0"], /memory scale "0"/],
-    ["an unreadable profile", ["--profile", "no-such-profile"], /cannot read profile 'no-such-profile'/],
+    ["an unknown profile", ["--profile", "no-such-profile"], /no bundled profile 'no-such-profile'/],
     ["an unknown option", ["-v", "4"], /unknown option '-v'/],
     ["a --src that is not a published run", ["--src", "shmem"], /--src: "shmem" is not one of/],
     ["a --src naming a run twice", ["--src", "anonymous,anonymous"], /names a run twice/],

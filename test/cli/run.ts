@@ -21,12 +21,27 @@ export function runNode(
   nodeArgs: readonly string[],
   args: readonly string[],
 ): Promise<CliResult> {
+  return runNodeIn(undefined, script, nodeArgs, args);
+}
+
+/** {@link runNode} in directory `cwd` (default: this process's). */
+function runNodeIn(
+  cwd: string | undefined,
+  script: string,
+  nodeArgs: readonly string[],
+  args: readonly string[],
+): Promise<CliResult> {
+  return runIn(cwd, process.execPath, [...nodeArgs, script, ...args]);
+}
+
+/** Runs `file ...args` in `cwd` and collects its exit status and output. */
+function runIn(cwd: string | undefined, file: string, args: readonly string[]): Promise<CliResult> {
   return new Promise((resolve) => {
-    const options = { maxBuffer: 64 << 20, timeout: CHILD_TIMEOUT_MS };
-    execFile(process.execPath, [...nodeArgs, script, ...args], options, (err, stdout, stderr) => {
+    const options = { maxBuffer: 64 << 20, timeout: CHILD_TIMEOUT_MS, cwd };
+    execFile(file, args, options, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
       const killed =
-        err?.killed === true ? `\n[killed after ${CHILD_TIMEOUT_MS} ms: ${script} ${args.join(" ")}]` : "";
+        err?.killed === true ? `\n[killed after ${CHILD_TIMEOUT_MS} ms: ${file} ${args.join(" ")}]` : "";
       resolve({ code, stdout, stderr: stderr + killed });
     });
   });
@@ -40,4 +55,21 @@ export function runMain(nodeArgs: readonly string[], args: readonly string[]): P
 /** Runs `s2sim ...args` with the V8 flag already given (one process; stderr is not a TTY). */
 export function s2sim(...args: string[]): Promise<CliResult> {
   return runMain([NODE_FLAG], args);
+}
+
+/** How {@link s2simWith} runs the CLI. */
+export interface RunOptions {
+  readonly cwd?: string;
+  /**
+   * A file given to the CLI on its standard input through a pipe (`cat file | s2sim ...`): a
+   * real pipe, as a shell makes (Node's own stdin pipes are sockets).
+   */
+  readonly pipeFrom?: string;
+}
+
+/** {@link s2sim} with `options`. */
+export function s2simWith(options: RunOptions, ...args: string[]): Promise<CliResult> {
+  if (options.pipeFrom === undefined) return runNodeIn(options.cwd, MAIN, [NODE_FLAG], args);
+  const cli = [process.execPath, NODE_FLAG, MAIN, ...args];
+  return runIn(options.cwd, "sh", ["-c", 'cat "$0" | "$@"', options.pipeFrom, ...cli]);
 }

@@ -193,6 +193,9 @@ describe("simulated kvm_page_table_test", () => {
         ),
       /unknown parameter 'bogus'/,
     );
-    assert.throws(() => loadProfile("no-such-profile"), /cannot read profile/);
+    assert.throws(
+      () => loadProfile("no-such-profile"),
+      /no bundled profile .no-such-profile. \(bundled: kunpeng920\)/,
+    );
   });
 });

@@ -1,0 +1,106 @@
+/**
+ * Reading a small input file (a cost profile) whole and once, whatever the path names: a regular
+ * file, or a pipe (`/dev/stdin`, a shell's `<(...)`), read to its end. Anything else is refused
+ * before it is opened, so a device cannot stream forever (`/dev/zero`) or wait for a terminal.
+ */
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
+import { getSystemErrorMap } from "node:util";
+
+/**
+ * A file's bytes (`pipe`: read from a pipe, to its end), or why they could not be read (for people:
+ * "no such file or directory").
+ */
+export type SmallFile = { readonly bytes: Buffer; readonly pipe: boolean } | { readonly why: string };
+
+/** How long to wait before reading again a pipe whose writer has written nothing yet. */
+const PIPE_POLL_MS = 5;
+
+/** How long a pipe with no writer is given for one to open it. */
+const PIPE_WRITER_WAIT_MS = 2000;
+
+/**
+ * Reads all of `path`, a regular file or a pipe, if it holds at most `maxBytes` bytes. A pipe is
+ * opened without waiting for a writer: one with none after {@link PIPE_WRITER_WAIT_MS} reads as
+ * empty instead of hanging; else it is read until its writer closes it.
+ */
+export function readSmallFile(path: string, maxBytes: number): SmallFile {
+  let fd: number;
+  try {
+    // stat first: opening a device can wait (a terminal) or act (a tape rewinds).
+    const refused = refusal(statSync(path), maxBytes);
+    if (refused !== null) return { why: refused };
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    return { why: systemReason(err) };
+  }
+  try {
+    // The path may have changed between stat and open.
+    const st = fstatSync(fd);
+    const refused = refusal(st, maxBytes);
+    if (refused !== null) return { why: refused };
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    // A named pipe opened this way may have no writer yet (one blocked in open is woken by ours):
+    // it reads as at its end until one comes, so an end before any writer is waited out a while.
+    const writerDeadline = Date.now() + PIPE_WRITER_WAIT_MS;
+    let writer = false;
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buffer, length, buffer.length - length, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return { why: systemReason(err) };
+        // A pipe whose writer has written nothing yet.
+        writer = true;
+        sleep(PIPE_POLL_MS);
+        continue;
+      }
+      if (n === 0) {
+        if (st.isFIFO() && !writer && Date.now() < writerDeadline) {
+          sleep(PIPE_POLL_MS);
+          continue;
+        }
+        return { bytes: buffer.subarray(0, length), pipe: st.isFIFO() };
+      }
+      writer = true;
+      length += n;
+      if (length > maxBytes) return { why: tooLarge(maxBytes) };
+    }
+  } catch (err) {
+    return { why: systemReason(err) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Why a file of this type and size is not read, or null if it is. */
+function refusal(st: Stats, maxBytes: number): string | null {
+  if (st.isFile()) return st.size > maxBytes ? tooLarge(maxBytes) : null;
+  if (st.isFIFO()) return null;
+  const kind = st.isDirectory()
+    ? "a directory"
+    : st.isCharacterDevice()
+      ? "a character device"
+      : st.isBlockDevice()
+        ? "a block device"
+        : st.isSocket()
+          ? "a socket"
+          : "not a file";
+  return `it is ${kind}, not a regular file or a pipe`;
+}
+
+function tooLarge(maxBytes: number): string {
+  return `it is larger than ${maxBytes >= 2 ** 20 ? `${maxBytes / 2 ** 20} MiB` : `${maxBytes} bytes`}`;
+}
+
+/** Blocks this thread for `ms` milliseconds (the read is synchronous, as the profile's loading is). */
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** The system's wording of a failed call ("permission denied"), else its message. */
+function systemReason(err: unknown): string {
+  const errno = (err as NodeJS.ErrnoException).errno;
+  const known = errno === undefined ? undefined : getSystemErrorMap().get(errno);
+  return known?.[1] ?? (err instanceof Error ? err.message : String(err));
+}

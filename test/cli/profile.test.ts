@@ -1,0 +1,96 @@
+/** `--profile` and `--set` on the command line: which files are read, and one-line errors. */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { execFileSync } from "node:child_process";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { repoRoot } from "../repo-root.js";
+import { type CliResult, s2sim, s2simWith } from "./run.js";
+
+const dir = mkdtempSync(join(tmpdir(), "s2sim-profile-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const BUNDLED_PATH = join(repoRoot(), "profiles", "kunpeng920.json");
+const BUNDLED = readFileSync(BUNDLED_PATH);
+/** A quick command that loads the profile and stops. */
+const DRY = ["page-table-test", "-b", "4M", "--dry-run"];
+
+/** Asserts `r` is one `s2sim: ` line matching `re`, with exit status 2 and nothing on stdout. */
+function assertUserError(r: CliResult, re: RegExp): void {
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stdout, "");
+  assert.match(r.stderr, /^s2sim: [^\n]+\n$/);
+  assert.match(r.stderr, re);
+}
+
+describe("--profile files", { timeout: 60_000 }, () => {
+  it("says which names are bundled when a bare name is not one", async () => {
+    assertUserError(
+      await s2sim(...DRY, "--profile", "nope"),
+      /^s2sim: no bundled profile 'nope' \(bundled: kunpeng920\)$/m,
+    );
+    // A bare name is never a path; the error says how to name the file of that name.
+    writeFileSync(join(dir, "mine"), BUNDLED);
+    const r = await s2simWith({ cwd: dir }, ...DRY, "--profile", "mine");
+    assertUserError(r, /no bundled profile 'mine' .*; for the file 'mine', give \.\/mine$/m);
+  });
+
+  it("gives the system's reason a path cannot be read", async () => {
+    assertUserError(
+      await s2sim(...DRY, "--profile", "/nonexistent/profile.json"),
+      /^s2sim: cannot read profile '\/nonexistent\/profile\.json': no such file or directory$/m,
+    );
+    assertUserError(
+      await s2sim(...DRY, "--profile", `${dir}/`),
+      /cannot read profile '.*': it is a directory, not a regular file or a pipe$/m,
+    );
+  });
+
+  it("refuses a device without reading it: /dev/zero would never end", async () => {
+    assertUserError(
+      await s2sim(...DRY, "--profile", "/dev/zero"),
+      /^s2sim: cannot read profile '\/dev\/zero': it is a character device, not a regular file or a pipe$/m,
+    );
+  });
+
+  it("refuses a file or a pipe larger than 1 MiB", async () => {
+    const big = Buffer.alloc(2 ** 20 + 1, " ");
+    writeFileSync(join(dir, "big.json"), big);
+    assertUserError(
+      await s2sim(...DRY, "--profile", join(dir, "big.json")),
+      /cannot read profile '.*big\.json': it is larger than 1 MiB$/m,
+    );
+    assertUserError(
+      await s2simWith({ pipeFrom: join(dir, "big.json") }, ...DRY, "--profile", "/dev/stdin"),
+      /cannot read profile '\/dev\/stdin': it is larger than 1 MiB$/m,
+    );
+  });
+
+  it("reads a pipe once, to its end: /dev/stdin or a shell's <(...)", async () => {
+    const r = await s2simWith({ pipeFrom: BUNDLED_PATH }, ...DRY, "--profile", "/dev/stdin", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
+  });
+
+  it("reads a named pipe from a writer that opens it after s2sim does", async () => {
+    const fifo = join(dir, "fifo-written");
+    execFileSync("mkfifo", [fifo]);
+    const run = s2sim(...DRY, "--profile", fifo, "--json");
+    // This open waits for s2sim's; s2sim then reads before the write, and waits for it.
+    const writer = createWriteStream(fifo);
+    writer.end(BUNDLED);
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
+  });
+
+  it("reads a named pipe nobody writes to as empty, without waiting for a writer for ever", async () => {
+    const fifo = join(dir, "fifo");
+    execFileSync("mkfifo", [fifo]);
+    assertUserError(
+      await s2sim(...DRY, "--profile", fifo),
+      /profile '.*fifo' is empty \(a pipe read to its end: nothing was written to it\)$/m,
+    );
+  });
+});
