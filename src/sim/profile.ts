@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { S2simError } from "../common/error.js";
 import { printable } from "../common/format.js";
+import { jsonSyntaxError } from "../common/json-error.js";
 import { readSmallFile } from "../common/small-file.js";
 import { WORK_COUNT, WORK_ITEMS } from "../common/work.js";
 import type { EngineCosts } from "./engine.js";
@@ -155,14 +156,23 @@ export function loadProfile(nameOrPath: string): CostProfile {
     const pipe = read.pipe ? " (a pipe read to its end: nothing was written to it)" : "";
     throw new S2simError("bad-profile", `profile '${shown}' is empty${pipe}`);
   }
-  const text = read.bytes.toString("utf8");
+  let text: string;
+  try {
+    // The decoder drops a leading BOM (some editors write one) and refuses bytes that are not UTF-8.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(read.bytes);
+  } catch {
+    throw new S2simError("bad-profile", `profile '${shown}' is not UTF-8 text`);
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch (e) {
-    throw new S2simError("bad-profile", `profile '${nameOrPath}' is not valid JSON: ${(e as Error).message}`);
+  } catch {
+    // JSON.parse's message quotes the file; say where instead.
+    const e = jsonSyntaxError(text);
+    const where = e === null ? "" : ` at line ${e.line}, column ${e.column}: ${e.what}`;
+    throw new S2simError("bad-profile", `profile '${shown}' is not valid JSON${where}`);
   }
-  return parseProfile(json, nameOrPath);
+  return parseProfile(json, shown);
 }
 
 /** Validates a parsed profile document. */

@@ -94,3 +94,26 @@ describe("--profile files", { timeout: 60_000 }, () => {
     );
   });
 });
+
+describe("--profile contents", { timeout: 60_000 }, () => {
+  /** Runs the quick command on a profile file holding `bytes`. */
+  const withFile = (name: string, bytes: string | Buffer): Promise<CliResult> => {
+    writeFileSync(join(dir, name), bytes);
+    return s2sim(...DRY, "--profile", join(dir, name));
+  };
+
+  it("says where a file stops being JSON, in one line that quotes none of it", async () => {
+    const r = await withFile("broken.json", '{\n  "name": "x",\n  "machine": \u0000\n}\n');
+    assertUserError(
+      r,
+      /profile '.*broken\.json' is not valid JSON at line 3, column 14: expected a value, found U\+0000$/m,
+    );
+    const binary = await withFile("binary.json", Buffer.from([0x7b, 0x0a, 0xff, 0xfe, 0x00]));
+    assertUserError(binary, /^s2sim: profile '.*binary\.json' is not UTF-8 text$/m);
+  });
+
+  it("takes a file that starts with a UTF-8 byte-order mark", async () => {
+    const r = await withFile("bom.json", Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), BUNDLED]));
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
