@@ -4,17 +4,18 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { S2simError } from "../common/error.js";
-import { loadProfile, parseSetting, withOverrides } from "../sim/profile.js";
+import type { CostProfile } from "../sim/profile.js";
 import type { PageTableTestConfig } from "../workloads/page-table-test.js";
 import { type SimReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 
 /** What the main thread hands a worker. */
 export interface WorkerJob {
   readonly config: PageTableTestConfig;
-  /** Profile name or path, as given to --profile. */
-  readonly profile: string;
-  /** The `--set` changes to it, as given. */
-  readonly sets: readonly string[];
+  /**
+   * The profile the main thread loaded, validated, with the `--set` changes applied: a worker
+   * never reads it again (a pipe can be read once), and a structured clone keeps every number.
+   */
+  readonly profile: CostProfile;
 }
 
 /** What a worker posts back. */
@@ -32,9 +33,8 @@ export type WorkerMessage =
 function run(port: NonNullable<typeof parentPort>, job: WorkerJob): void {
   const post = (m: WorkerMessage): void => port.postMessage(m);
   try {
-    const profile = withOverrides(loadProfile(job.profile), job.sets.map(parseSetting));
     let last = -1;
-    const report = simulatePageTableTest(job.config, profile, (_stage, fraction) => {
+    const report = simulatePageTableTest(job.config, job.profile, (_stage, fraction) => {
       // The runner reports every 64Ki accesses; pass on changes of at least 0.1 %.
       if (fraction - last >= 0.001 || fraction >= 1) {
         last = fraction;

@@ -19,7 +19,6 @@ import {
   HOST_PAGE,
   backingPageSize,
   columns,
-  DEFAULT_PROFILE,
   FWB_NOTE,
   fwbVmOptions,
   overridesText,
@@ -198,10 +197,9 @@ export async function simulateReproduce(
 ): Promise<ReproduceRun> {
   const started = performance.now();
   const memScale = opts.memScale === undefined ? 1 : parseMemScale(opts.memScale);
-  const profileName = opts.profile ?? DEFAULT_PROFILE;
-  // Load once here so that a bad profile is one error line before any worker starts.
-  const sets = opts.set ?? [];
-  const profile = profileOption(profileName, sets);
+  // Loaded once, here: a bad profile is one error line before any worker starts, and the
+  // workers take it as loaded.
+  const profile = profileOption(opts.profile, opts.set ?? []);
   const runs = selectRuns(opts.src);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder ?? "fifo");
   const seed = parseSeed(opts.seed ?? "1");
@@ -240,7 +238,7 @@ export async function simulateReproduce(
     opts.maxMemory,
   );
 
-  const done = await runAll(jobs, profileName, sets, workers, (overall, n) =>
+  const done = await runAll(jobs, profile, workers, (overall, n) =>
     hooks.onProgress?.(overall, n, jobs.length),
   );
   const host_s = (performance.now() - started) / 1000;
@@ -331,8 +329,7 @@ function expectedAccesses(size: number, large: number, vcpus: number): number {
  */
 function runAll(
   jobs: readonly Job[],
-  profile: string,
-  sets: readonly string[],
+  profile: CostProfile,
   workers: number,
   onProgress: (overall: number, done: number) => void,
 ): Promise<Array<{ report: SimReport; host_s: number }>> {
@@ -359,7 +356,7 @@ function runAll(
     const startNext = (): void => {
       const i = queue.shift();
       if (i === undefined || failed) return;
-      const job: WorkerJob = { config: jobs[i]!.config, profile, sets };
+      const job: WorkerJob = { config: jobs[i]!.config, profile };
       const begun = performance.now();
       const worker = new Worker(new URL("./reproduce-worker.js", import.meta.url), { workerData: job });
       running.add(worker);

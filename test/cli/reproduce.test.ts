@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { PUBLISHED } from "../../src/cli/published.js";
 import { type ReproduceRow, renderText } from "../../src/cli/reproduce.js";
-import { s2sim } from "./run.js";
+import { join } from "node:path";
+import { repoRoot } from "../repo-root.js";
+import { s2sim, s2simWith } from "./run.js";
 
 /** The cover letter's table, typed in again here to check src/cli/published.ts against it. */
 const COVER_LETTER: Array<[string, number, string, number, number]> = [
@@ -227,6 +229,24 @@ describe("s2sim reproduce", () => {
       }
       const text = await s2sim("reproduce", "--mem-scale", "1/20", "--src", "anonymous_hugetlb_1gb", ...set);
       assert.match(text.stdout, /^ {2}changed with --set: dc-civac-line 4 ns \(the profile's: 7\.75 ns\)$/m);
+    },
+  );
+
+  it(
+    "reads --profile once: the workers take the loaded profile, so a pipe gives the bundled file's rows",
+    { timeout: 120_000 },
+    async () => {
+      const args = ["reproduce", "--json", "--mem-scale", "1/1024", "--src", "anonymous_thp"];
+      const set = ["--set", "lock-handoff=800ns"];
+      const bundled = await s2sim(...args, ...set);
+      assert.equal(bundled.code, 0, bundled.stderr);
+      const file = join(repoRoot(), "profiles", "kunpeng920.json");
+      const piped = await s2simWith({ pipeFrom: file }, ...args, ...set, "--profile", "/dev/stdin");
+      assert.equal(piped.code, 0, piped.stderr);
+      type Out = { rows: ReproduceRow[]; profile_overrides: unknown };
+      const [b, p] = [bundled, piped].map((r) => JSON.parse(r.stdout) as Out);
+      assert.deepEqual(p!.rows, b!.rows);
+      assert.deepEqual(p!.profile_overrides, b!.profile_overrides);
     },
   );
 
