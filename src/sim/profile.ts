@@ -54,7 +54,8 @@ export interface ProfileSetting {
 
 /** Parses one `--set` argument: `lock-handoff=800ns`, `zero-byte=10GB/s`, `tlb-entries=2048`. */
 export function parseSetting(text: string): ProfileSetting {
-  const m = /^\s*([a-z0-9-]+)\s*=\s*(\d+(?:\.\d+)?(?:e-?\d+)?)\s*([a-zA-Z/]*)\s*$/i.exec(text);
+  // Any name: one the profile lacks is withOverrides' "no parameter" error.
+  const m = /^\s*([^=\s]+)\s*=\s*(\d+(?:\.\d+)?(?:e-?\d+)?)\s*([a-zA-Z/]*)\s*$/i.exec(text);
   if (m === null) {
     throw new S2simError(
       "bad-setting",
@@ -74,11 +75,14 @@ export function withOverrides(profile: CostProfile, settings: readonly ProfileSe
   const parameters: Record<string, ProfileParameter> = { ...profile.parameters };
   const overrides: ProfileOverride[] = [...profile.overrides];
   for (const set of settings) {
-    const was = profile.parameters[set.parameter];
+    // Own properties only: `toString` or `__proto__` is no parameter.
+    const was = Object.hasOwn(profile.parameters, set.parameter)
+      ? profile.parameters[set.parameter]
+      : undefined;
     if (was === undefined) {
       throw new S2simError(
         "bad-setting",
-        `--set: profile '${profile.name}' has no parameter '${set.parameter}'; it has ${Object.keys(profile.parameters).join(", ")}`,
+        `--set: profile '${profile.name}' has no parameter '${printable(set.parameter)}'; it has ${Object.keys(profile.parameters).join(", ")}`,
       );
     }
     if (overrides.some((o) => o.parameter === set.parameter)) {
@@ -100,14 +104,25 @@ export function withOverrides(profile: CostProfile, settings: readonly ProfileSe
   return { ...changed, overrides };
 }
 
-/** Parameters besides the work items, with the units each accepts. */
-const EXTRA: Readonly<Record<string, readonly string[]>> = {
-  "tlb-entries": ["entries"],
-  "tlb-ways": ["ways"],
-  "vcpu-release": ["ns", "us", "ms"],
-};
+// Maps, not object literals: a name from a file or the command line (`toString`, `__proto__`)
+// must not find an Object.prototype property.
 
-const TIME_UNITS: Readonly<Record<string, number>> = { ps: 1, ns: 1e3, us: 1e6, ms: 1e9 };
+/** Parameters besides the work items, with the units each accepts. */
+const EXTRA: ReadonlyMap<string, readonly string[]> = new Map([
+  ["tlb-entries", ["entries"]],
+  ["tlb-ways", ["ways"]],
+  ["vcpu-release", ["ns", "us", "ms"]],
+]);
+
+/** Every parameter a profile has. */
+const PARAMETERS: ReadonlySet<string> = new Set([...WORK_ITEMS, ...EXTRA.keys()]);
+
+const TIME_UNITS: ReadonlyMap<string, number> = new Map([
+  ["ps", 1],
+  ["ns", 1e3],
+  ["us", 1e6],
+  ["ms", 1e9],
+]);
 
 /**
  * Bounds that keep a run's arithmetic exact and finite: one item's cost at most a second (a
@@ -181,35 +196,38 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
     throw new S2simError("bad-profile", `profile '${where}': ${msg}`);
   };
   if (!isObject(doc)) return fail("must be a JSON object");
-  const name = typeof doc["name"] === "string" ? doc["name"] : fail("needs a string 'name'");
-  const machine = typeof doc["machine"] === "string" ? doc["machine"] : fail("needs a string 'machine'");
-  const raw = doc["parameters"];
+  const string = (o: Record<string, unknown>, key: string, what: string): string => {
+    const v = own(o, key);
+    return typeof v === "string" ? v : fail(`${what}needs a string '${key}'`);
+  };
+  const name = string(doc, "name", "");
+  const machine = string(doc, "machine", "");
+  const raw = own(doc, "parameters");
   if (!isObject(raw)) return fail("needs a 'parameters' object");
-  const params: Record<string, ProfileParameter> = {};
+  const params = new Map<string, ProfileParameter>();
   for (const [key, p] of Object.entries(raw)) {
-    if (!(WORK_ITEMS as readonly string[]).includes(key) && !(key in EXTRA))
-      fail(`unknown parameter '${key}'`);
+    if (!PARAMETERS.has(key)) fail(`unknown parameter '${printable(key)}'`);
     if (!isObject(p)) return fail(`parameter '${key}' must be an object with value, unit and source`);
-    const value = p["value"];
-    const unit = p["unit"];
-    const source = p["source"];
+    const value = own(p, "value");
+    const source = own(p, "source");
     if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
       fail(`parameter '${key}' needs a finite, non-negative number 'value'`);
     }
-    if (typeof unit !== "string") return fail(`parameter '${key}' needs a string 'unit'`);
+    const unit = string(p, "unit", `parameter '${key}' `);
     if (typeof source !== "string" || source.trim() === "") {
       return fail(`parameter '${key}' needs a 'source' saying where its value comes from`);
     }
-    params[key] = { value: value as number, unit, source };
+    params.set(key, { value: value as number, unit, source });
   }
-  const need = (key: string): ProfileParameter => params[key] ?? fail(`missing parameter '${key}'`);
+  const need = (key: string): ProfileParameter => params.get(key) ?? fail(`missing parameter '${key}'`);
   const workCost = new Float64Array(WORK_COUNT);
   WORK_ITEMS.forEach((item, i) => {
     workCost[i] = toPicoseconds(need(item), item, fail);
   });
   const countOf = (key: string): number => {
     const p = need(key);
-    if (!EXTRA[key]!.includes(p.unit)) fail(`parameter '${key}' must be in ${EXTRA[key]!.join(" or ")}`);
+    const units = EXTRA.get(key)!;
+    if (!units.includes(p.unit)) fail(`parameter '${key}' must be in ${units.join(" or ")}`);
     if (!Number.isInteger(p.value) || p.value < 1) fail(`parameter '${key}' must be a positive integer`);
     return p.value;
   };
@@ -224,7 +242,7 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
   return {
     name,
     machine,
-    parameters: params,
+    parameters: Object.fromEntries(params),
     workCost,
     engine: {
       lockAcquire: at("lock-acquire"),
@@ -240,7 +258,7 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
 
 /** A parameter's cost per unit in picoseconds (a time, or for byte items also a GB/s rate). */
 function toPicoseconds(p: ProfileParameter, key: string, fail: (m: string) => never): number {
-  const scale = TIME_UNITS[p.unit];
+  const scale = TIME_UNITS.get(p.unit);
   const perByte = key.endsWith("-byte");
   const max = perByte ? MAX_BYTE_PS : MAX_ITEM_PS;
   if (scale !== undefined) {
@@ -259,4 +277,9 @@ function toPicoseconds(p: ProfileParameter, key: string, fail: (m: string) => ne
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** `o[key]` if `o` has that property itself, not from Object.prototype; else undefined. */
+function own(o: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(o, key) ? o[key] : undefined;
 }

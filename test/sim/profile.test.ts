@@ -1,8 +1,11 @@
 /** Profile parameters changed from the command line (`--set name=value[unit]`). */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { W } from "../../src/common/work.js";
-import { loadProfile, parseSetting, withOverrides } from "../../src/sim/profile.js";
+import { repoRoot } from "../repo-root.js";
+import { loadProfile, parseProfile, parseSetting, withOverrides } from "../../src/sim/profile.js";
 
 const base = loadProfile("kunpeng920");
 
@@ -74,5 +77,23 @@ describe("profile --set", () => {
     // The bounds themselves are fine.
     assert.equal(withOverrides(base, [parseSetting("exit=1000ms")]).workCost[W.exit], 1e12);
     assert.equal(withOverrides(base, [parseSetting("zero-byte=0.001GB/s")]).workCost[W["zero-byte"]], 1e6);
+  });
+
+  it("knows no parameter or unit by the name of an Object.prototype property", () => {
+    const text = readFileSync(join(repoRoot(), "profiles", "kunpeng920.json"), "utf8");
+    const exit = JSON.stringify(base.parameters["exit"]);
+    for (const name of ["hasOwnProperty", "toString", "constructor", "valueOf", "__proto__"]) {
+      assert.throws(
+        () => withOverrides(base, [parseSetting(`${name}=1ns`)]),
+        new RegExp(`has no parameter '${name}'; it has guest-access`),
+        name,
+      );
+      // JSON.parse makes "__proto__" an own property, as a file's reader sees it.
+      const doc: unknown = JSON.parse(text.replace('"parameters": {', `"parameters": {"${name}": ${exit},`));
+      assert.throws(() => parseProfile(doc, "t"), new RegExp(`unknown parameter '${name}'`), name);
+    }
+    // A unit of that name was NaN picoseconds.
+    assert.throws(() => withOverrides(base, [parseSetting("exit=1toString")]), /has unit 'toString'/);
+    assert.throws(() => withOverrides(base, [parseSetting("exit=1constructor")]), /has unit 'constructor'/);
   });
 });
