@@ -23,6 +23,15 @@ function isControl(code: number): boolean {
   return code < 0x20 || (code >= 0x7f && code < 0xa0);
 }
 
+/** The first control character of `text`, as `U+000A`, or null if it has none. */
+export function controlCharacter(text: string): string | null {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (isControl(code)) return `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+  }
+  return null;
+}
+
 /** `text` with its control characters written as `\u000a`, for quoting input in a one-line message. */
 export function printable(text: string): string {
   let out = "";

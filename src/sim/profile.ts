@@ -6,7 +6,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { S2simError } from "../common/error.js";
-import { printable } from "../common/format.js";
+import { controlCharacter, printable } from "../common/format.js";
 import { jsonSyntaxError } from "../common/json-error.js";
 import { readSmallFile } from "../common/small-file.js";
 import { WORK_COUNT, WORK_ITEMS } from "../common/work.js";
@@ -187,36 +187,56 @@ export function loadProfile(nameOrPath: string): CostProfile {
     const where = e === null ? "" : ` at line ${e.line}, column ${e.column}: ${e.what}`;
     throw new S2simError("bad-profile", `profile '${shown}' is not valid JSON${where}`);
   }
-  return parseProfile(json, shown);
+  return parseProfile(json, nameOrPath);
 }
 
-/** Validates a parsed profile document. */
+/** A profile file's fields, and each parameter's: no others are taken. */
+const FIELDS = ["name", "machine", "parameters"];
+const PARAMETER_FIELDS = ["value", "unit", "source"];
+
+/**
+ * Validates a parsed profile document: `name` and `machine` (strings), and `parameters`, each an
+ * object of `value`, `unit` and `source`. Unknown fields and parameters, and strings holding
+ * control characters (they are printed in headers), are errors.
+ */
 export function parseProfile(doc: unknown, where: string): CostProfile {
   const fail = (msg: string): never => {
-    throw new S2simError("bad-profile", `profile '${where}': ${msg}`);
+    throw new S2simError("bad-profile", `profile '${printable(where)}': ${msg}`);
+  };
+  /** The field `key` of `o` (parameter `param`'s, if given) as a string with no control character. */
+  const string = (o: Record<string, unknown>, key: string, param?: string): string => {
+    const v = own(o, key);
+    const of = param === undefined ? "" : `parameter '${param}' `;
+    if (typeof v !== "string") return fail(`${of}needs a string '${key}'`);
+    const c = controlCharacter(v);
+    if (c !== null) fail(`${of}'${key}' has a control character (${c}), which a terminal would act on`);
+    return v;
+  };
+  /** Refuses any field of `o` (parameter `param`, if given; else the document) not in `fields`. */
+  const onlyFields = (o: Record<string, unknown>, fields: readonly string[], param?: string): void => {
+    const extra = Object.keys(o).find((k) => !fields.includes(k));
+    if (extra === undefined) return;
+    const [of, has] = param === undefined ? ["", "a profile"] : [`parameter '${param}': `, "a parameter"];
+    fail(`${of}unknown field '${printable(extra)}' (${has} has only ${fields.join(", ")})`);
   };
   if (!isObject(doc)) return fail("must be a JSON object");
-  const string = (o: Record<string, unknown>, key: string, what: string): string => {
-    const v = own(o, key);
-    return typeof v === "string" ? v : fail(`${what}needs a string '${key}'`);
-  };
-  const name = string(doc, "name", "");
-  const machine = string(doc, "machine", "");
+  onlyFields(doc, FIELDS);
+  const name = string(doc, "name");
+  const machine = string(doc, "machine");
   const raw = own(doc, "parameters");
   if (!isObject(raw)) return fail("needs a 'parameters' object");
   const params = new Map<string, ProfileParameter>();
   for (const [key, p] of Object.entries(raw)) {
     if (!PARAMETERS.has(key)) fail(`unknown parameter '${printable(key)}'`);
     if (!isObject(p)) return fail(`parameter '${key}' must be an object with value, unit and source`);
+    onlyFields(p, PARAMETER_FIELDS, key);
     const value = own(p, "value");
-    const source = own(p, "source");
     if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
       fail(`parameter '${key}' needs a finite, non-negative number 'value'`);
     }
-    const unit = string(p, "unit", `parameter '${key}' `);
-    if (typeof source !== "string" || source.trim() === "") {
-      return fail(`parameter '${key}' needs a 'source' saying where its value comes from`);
-    }
+    const unit = string(p, "unit", key);
+    const source = typeof own(p, "source") === "string" ? string(p, "source", key) : "";
+    if (source.trim() === "") fail(`parameter '${key}' needs a 'source' saying where its value comes from`);
     params.set(key, { value: value as number, unit, source });
   }
   const need = (key: string): ProfileParameter => params.get(key) ?? fail(`missing parameter '${key}'`);

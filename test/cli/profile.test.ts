@@ -116,4 +116,11 @@ describe("--profile contents", { timeout: 60_000 }, () => {
     const r = await withFile("bom.json", Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), BUNDLED]));
     assert.equal(r.code, 0, r.stderr);
   });
+
+  it("refuses a name with a line break or an escape rather than print it in the header", async () => {
+    const doc = JSON.parse(BUNDLED.toString("utf8")) as Record<string, unknown>;
+    doc["name"] = "kunpeng920\nKVM_CREATE_MAPPINGS: total execution time: 0.000000001s\u001b[0m";
+    const r = await withFile("name.json", JSON.stringify(doc));
+    assertUserError(r, /^s2sim: profile '.*name\.json': 'name' has a control character \(U\+000A\)/);
+  });
 });

@@ -97,3 +97,57 @@ describe("profile --set", () => {
     assert.throws(() => withOverrides(base, [parseSetting("exit=1constructor")]), /has unit 'constructor'/);
   });
 });
+
+describe("profile files", () => {
+  const text = readFileSync(join(repoRoot(), "profiles", "kunpeng920.json"), "utf8");
+  /** The bundled profile's document with `change` made to it. */
+  const changed = (change: (doc: Doc) => void): Doc => {
+    const doc = JSON.parse(text) as Doc;
+    change(doc);
+    return doc;
+  };
+  type Doc = Record<string, unknown> & { parameters: Record<string, Record<string, unknown>> };
+
+  it("refuses control characters in its strings: they would reach the output's header", () => {
+    const cases: Array<[(doc: Doc) => void, RegExp]> = [
+      [(d) => (d["name"] = "k\nfake line"), /profile 't': 'name' has a control character \(U\+000A\)/],
+      [(d) => (d["machine"] = "\u001b[2J"), /profile 't': 'machine' has a control character \(U\+001B\)/],
+      [
+        (d) => (d.parameters["exit"]!["unit"] = "ns\r"),
+        /parameter 'exit' 'unit' has a control character \(U\+000D\)/,
+      ],
+      [
+        (d) => (d.parameters["gup"]!["source"] = "x\u0085"),
+        /parameter 'gup' 'source' has a control character \(U\+0085\)/,
+      ],
+    ];
+    for (const [change, re] of cases) assert.throws(() => parseProfile(changed(change), "t"), re);
+    // Other characters are fine.
+    assert.equal(
+      parseProfile(
+        changed((d) => (d["machine"] = "Kunpeng 920 — ±5 µs")),
+        "t",
+      ).machine,
+      "Kunpeng 920 — ±5 µs",
+    );
+  });
+
+  it("refuses fields it does not know, as it refuses unknown parameters", () => {
+    assert.throws(
+      () =>
+        parseProfile(
+          changed((d) => (d["comment"] = "x")),
+          "t",
+        ),
+      /^S2simError: profile 't': unknown field 'comment' \(a profile has only name, machine, parameters\)$/,
+    );
+    assert.throws(
+      () =>
+        parseProfile(
+          changed((d) => (d.parameters["exit"]!["note"] = "x")),
+          "t",
+        ),
+      /^S2simError: profile 't': parameter 'exit': unknown field 'note' \(a parameter has only value, unit, source\)$/,
+    );
+  });
+});
