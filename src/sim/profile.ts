@@ -52,17 +52,30 @@ export interface ProfileSetting {
   readonly unit: string | null;
 }
 
-/** Parses one `--set` argument: `lock-handoff=800ns`, `zero-byte=10GB/s`, `tlb-entries=2048`. */
+/**
+ * Parses one `--set` argument: `lock-handoff=800ns`, `zero-byte=10GB/s`, `tlb-entries=2048`. The
+ * value is a decimal number (`.5`, `5.` and exponents too); a negative or non-finite one is an
+ * error of its own.
+ */
 export function parseSetting(text: string): ProfileSetting {
-  // Any name: one the profile lacks is withOverrides' "no parameter" error.
-  const m = /^\s*([^=\s]+)\s*=\s*(\d+(?:\.\d+)?(?:e-?\d+)?)\s*([a-zA-Z/]*)\s*$/i.exec(text);
+  // Any name: one the profile lacks is withOverrides' "no parameter" error. Signs, infinities
+  // and NaN are matched only to be refused by what is wrong with them.
+  const m =
+    /^\s*([^=\s]+)\s*=\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|[+-]?(?:infinity|inf|nan))\s*([a-z/]*)\s*$/i.exec(
+      text,
+    );
   if (m === null) {
     throw new S2simError(
       "bad-setting",
-      `--set "${text}" is not name=value[unit] (e.g. lock-handoff=800ns, zero-byte=10GB/s, tlb-entries=2048)`,
+      `--set "${printable(text)}" is not name=value[unit] (e.g. lock-handoff=800ns, zero-byte=10GB/s, tlb-entries=2048)`,
     );
   }
-  return { parameter: m[1]!, value: Number(m[2]), unit: m[3] === "" ? null : m[3]! };
+  const value = Number(m[2]);
+  if (!Number.isFinite(value) || value < 0) {
+    throw new S2simError("bad-setting", `--set "${printable(text)}": the value must be a finite number >= 0`);
+  }
+  // -0 is 0: it would print as 0 and is no other cost.
+  return { parameter: m[1]!, value: value === 0 ? 0 : value, unit: m[3] === "" ? null : m[3]! };
 }
 
 /**

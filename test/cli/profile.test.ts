@@ -124,3 +124,23 @@ describe("--profile contents", { timeout: 60_000 }, () => {
     assertUserError(r, /^s2sim: profile '.*name\.json': 'name' has a control character \(U\+000A\)/);
   });
 });
+
+describe("--set values", { timeout: 60_000 }, () => {
+  it("says what is wrong with a negative or non-finite value", async () => {
+    for (const value of ["-1", "NaN", "Infinity"]) {
+      assertUserError(
+        await s2sim(...DRY, "--set", `lock-handoff=${value}`),
+        new RegExp(`^s2sim: --set "lock-handoff=${value}": the value must be a finite number >= 0$`, "m"),
+      );
+    }
+  });
+
+  it("takes .5 and 5. as numbers", async () => {
+    const r = await s2sim("page-table-test", "-b", "4M", "--set", "lock-handoff=.5us", "--set", "exit=5.");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^changed with --set: lock-handoff 0\.5 us \(the profile's: 1100 ns\), exit 5 ns \(the profile's: 750 ns\)$/m,
+    );
+  });
+});

@@ -23,8 +23,35 @@ describe("profile --set", () => {
     });
     assert.deepEqual(parseSetting("tlb-entries=2048"), { parameter: "tlb-entries", value: 2048, unit: null });
     assert.deepEqual(parseSetting("exit=1.5e0us"), { parameter: "exit", value: 1.5, unit: "us" });
-    for (const bad of ["lock-handoff", "=5ns", "lock-handoff=", "lock-handoff=-1ns", "lock-handoff=x"]) {
+    for (const bad of [
+      "lock-handoff",
+      "=5ns",
+      "lock-handoff=",
+      "lock-handoff=x",
+      "exit=0x10",
+      "exit=1.2.3",
+    ]) {
       assert.throws(() => parseSetting(bad), /is not name=value\[unit\]/, bad);
+    }
+  });
+
+  it("takes any decimal form of a number, and says what is wrong with a negative or non-finite one", () => {
+    const value = (text: string): number => parseSetting(text).value;
+    assert.equal(value("exit=.5us"), 0.5);
+    assert.equal(value("exit=5."), 5);
+    assert.equal(value("exit=+5ns"), 5);
+    assert.equal(value("exit=2.5E+2ns"), 250);
+    assert.ok(Object.is(value("exit=-0"), 0));
+    assert.equal(parseSetting("exit=.5us").unit, "us");
+    for (const bad of ["lock-handoff=-1", "lock-handoff=-1ns", "lock-handoff=NaN", "lock-handoff=Infinity"]) {
+      assert.throws(
+        () => parseSetting(bad),
+        new RegExp(`^S2simError: --set "${bad}": the value must be a finite number >= 0$`),
+        bad,
+      );
+    }
+    for (const bad of ["exit=-inf", "exit=1e999ns", "exit=-.5us"]) {
+      assert.throws(() => parseSetting(bad), /the value must be a finite number >= 0$/, bad);
     }
   });
 
