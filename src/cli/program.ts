@@ -52,6 +52,15 @@ function maxMemoryOption(): Option {
   );
 }
 
+/** `--profile`, as the simulating commands take it. */
+function profileOption(): Option {
+  return new Option(
+    "--profile <name|path>",
+    "cost profile: a bundled name, or a path (with a '/' or ending in .json) to a file or a pipe " +
+      "such as /dev/stdin, read once (format: docs/calibration.md)",
+  ).default(DEFAULT_PROFILE);
+}
+
 /** `--set`, as page-table-test and reproduce take it (repeatable). */
 function setOption(): Option {
   return new Option(
@@ -131,11 +140,7 @@ export function buildProgram(out: (s: string) => void): Command {
       new Option("-p, --gpa <addr>", "test GPA, hex (0x...) or decimal (default: top of the IPA space)"),
     )
     .addOption(new Option("--kernel <version>", "kernel to model").choices(KERNEL_CHOICES).default("v5.14"))
-    .addOption(
-      new Option("--profile <name|path>", "cost profile: bundled name or .json path").default(
-        DEFAULT_PROFILE,
-      ),
-    )
+    .addOption(profileOption())
     .addOption(releaseOrderOption())
     .addOption(seedOption())
     .option(
@@ -192,11 +197,7 @@ export function buildProgram(out: (s: string) => void): Command {
         "with its report on stderr; without --check every checker runs and every violation is listed. " +
         "Any violation makes the exit status 1",
     )
-    .addOption(
-      new Option("--profile <name|path>", "cost profile: bundled name or .json path").default(
-        DEFAULT_PROFILE,
-      ),
-    )
+    .addOption(profileOption())
     .action((name: string | undefined, opts: ScenarioOptions) => out(scenarioCommand(name, opts)));
 
   program
@@ -206,11 +207,7 @@ export function buildProgram(out: (s: string) => void): Command {
         "in parallel worker threads and compare the simulated stage times (model predictions) with " +
         "the published measurements",
     )
-    .addOption(
-      new Option("--profile <name|path>", "cost profile: bundled name or .json path").default(
-        DEFAULT_PROFILE,
-      ),
-    )
+    .addOption(profileOption())
     .option(
       "--src <list>",
       "only these command lines, by their -s (comma-separated: anonymous, anonymous_thp, " +
