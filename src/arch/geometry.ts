@@ -44,7 +44,9 @@ export function stage2Geometry(g: Granule, ipaBits: number): Stage2Geometry {
   if (!Number.isInteger(ipaBits) || ipaBits < MIN_IPA_BITS || ipaBits > max) {
     throw new S2simError(
       "bad-ipa-size",
-      `IPA size ${ipaBits} bits is not supported with ${g.name} pages: use ${MIN_IPA_BITS}..${max}`,
+      // In digits, as it was typed (a number past 1e21 would print in exponent form).
+      `IPA size ${ipaBits.toLocaleString("en-US", { useGrouping: false, maximumFractionDigits: 20 })} bits ` +
+        `is not supported with ${g.name} pages: use ${MIN_IPA_BITS}..${max}`,
     );
   }
   const levels = stage2Levels(g, ipaBits);

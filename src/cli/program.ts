@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { CheckFailure } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
+import { printable } from "../common/format.js";
 import { withJsonCheckFailure } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { geometryCommand } from "./geometry.js";
@@ -246,7 +247,11 @@ export function buildProgram(out: (s: string) => void): Command {
  * line of its own ("\n(Did you mean --profile?)"), joined to the message.
  */
 function commanderErrorLine(text: string): string {
-  return text.replace(/^error: /, "").replace(/\n\(Did you mean (.*)\?\)/, " (did you mean $1?)");
+  const line = text
+    .replace(/^error: /, "")
+    .replace(/\n\(Did you mean (.*)\?\)/, " (did you mean $1?)")
+    .replace(/\n$/, "");
+  return `${printable(line)}\n`;
 }
 
 /** Runs the CLI and returns the exit status. */
@@ -270,7 +275,8 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     if (err instanceof S2simError) {
-      process.stderr.write(`s2sim: ${err.message}\n`);
+      // One line, whatever the input it quotes holds (a newline, a terminal's escape sequence).
+      process.stderr.write(`s2sim: ${printable(err.message)}\n`);
       return 2;
     }
     throw err;

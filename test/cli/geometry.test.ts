@@ -32,6 +32,10 @@ describe("s2sim geometry", () => {
     [["--ipa", "65"], /^s2sim: IPA size 65 bits is not supported with 4K pages: use 32\.\.48$/m],
     [["--ipa", "20"], /^s2sim: IPA size 20 bits is not supported with 4K pages: use 32\.\.48$/m],
     [["-g", "64K", "-i", "99"], /^s2sim: IPA size 99 bits is not supported with 64K pages: use 32\.\.52$/m],
+    [
+      ["--ipa", "100000000000000000000000"],
+      /^s2sim: IPA size 100000000000000000000000 bits is not supported/m,
+    ],
   ] as Array<[string[], RegExp]>) {
     it(`rejects ${args.join(" ")} with one line and exit status 2`, async () => {
       const r = await s2sim("geometry", ...args);

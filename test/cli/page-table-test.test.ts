@@ -230,6 +230,10 @@ describe("s2sim page-table-test", () => {
       /KVM_CREATE_MAPPINGS passed the 2\.5 simulated hours .* \(stopped at 18\.2 hours\)/,
     ],
     ["unparsable --timeline", ["--timeline", "often"], /"often" is not a size/],
+    // Input quoted in a message cannot break its line or reach the terminal as an escape sequence.
+    ["a size holding a terminal escape", ["-b", "64\u001b[31mM"], /"64\\u001b\[31mM" is not a size/],
+    ["a backing name holding a newline", ["-s", "x\ny"], /unknown backing source "x\\u000ay"/],
+    ["an unknown option holding a newline", ["--bo\ngus"], /unknown option '--bo\\u000agus'/],
     [
       "a --timeline chunk that is not a whole number of pages",
       ["-s", "anonymous_thp", "--timeline", "1M"],
