@@ -3,6 +3,7 @@
  * (control characters, line breaks and all) and, in Node 20, give no position for an unexpected
  * character.
  */
+import { printable } from "./format.js";
 
 /** The first syntax error of a JSON text: its line and column (from 1) and what is wrong there. */
 export interface JsonSyntaxError {
@@ -18,11 +19,15 @@ const HEX4 = /[0-9a-fA-F]{4}/y;
 
 /**
  * The first syntax error of `text` as RFC 8259 JSON, or null if it has none (then JSON.parse
- * accepts it). Iterative, so deep nesting costs no stack.
+ * accepts it). With `duplicates`, a property name an object already has is an error too: RFC 8259
+ * leaves such objects' meaning open and JSON.parse silently keeps the last value. Iterative, so
+ * deep nesting costs no stack.
  */
-export function jsonSyntaxError(text: string): JsonSyntaxError | null {
+export function jsonSyntaxError(text: string, duplicates = false): JsonSyntaxError | null {
   let i = 0;
   const stack: string[] = []; // the closing bracket of each open array or object
+  // With `duplicates`: the property names seen in each open object (null for an array).
+  const names: Array<Set<string> | null> = [];
   const at = (what: string): JsonSyntaxError => {
     const before = text.slice(0, i);
     const lineStart = before.lastIndexOf("\n") + 1;
@@ -58,8 +63,20 @@ export function jsonSyntaxError(text: string): JsonSyntaxError | null {
   const key = (): JsonSyntaxError | null => {
     space();
     if (text[i] !== '"') return expected("a property name in double quotes");
+    const start = i;
     const bad = string();
     if (bad !== null) return bad;
+    const seen = names.at(-1);
+    if (duplicates && seen) {
+      const name = JSON.parse(text.slice(start, i)) as string;
+      if (seen.has(name)) {
+        i = start;
+        return at(
+          `property name "${printable(name)}" given twice in one object (JSON keeps only the last value)`,
+        );
+      }
+      seen.add(name);
+    }
     space();
     if (text[i] !== ":") return expected("':' after a property name");
     i++;
@@ -77,6 +94,7 @@ export function jsonSyntaxError(text: string): JsonSyntaxError | null {
         i++;
       } else {
         stack.push(close);
+        if (duplicates) names.push(c === "{" ? new Set() : null);
         if (c === "{") {
           const bad = key();
           if (bad !== null) return bad;
@@ -111,6 +129,7 @@ export function jsonSyntaxError(text: string): JsonSyntaxError | null {
       if (text[i] !== close) return expected(`',' or '${close}'`);
       i++;
       stack.pop();
+      if (duplicates) names.pop();
     }
   }
 }

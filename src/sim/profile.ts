@@ -200,6 +200,14 @@ export function loadProfile(nameOrPath: string): CostProfile {
     const where = e === null ? "" : ` at line ${e.line}, column ${e.column}: ${e.what}`;
     throw new S2simError("bad-profile", `profile '${shown}' is not valid JSON${where}`);
   }
+  // A name given twice is valid JSON, but which value was meant is anyone's guess.
+  const twice = jsonSyntaxError(text, true);
+  if (twice !== null) {
+    throw new S2simError(
+      "bad-profile",
+      `profile '${shown}' is ambiguous at line ${twice.line}, column ${twice.column}: ${twice.what}`,
+    );
+  }
   return parseProfile(json, nameOrPath);
 }
 

@@ -112,6 +112,15 @@ describe("--profile contents", { timeout: 60_000 }, () => {
     assertUserError(binary, /^s2sim: profile '.*binary\.json' is not UTF-8 text$/m);
   });
 
+  it("refuses a property named twice in one object, which JSON.parse would silently resolve", async () => {
+    const text = BUNDLED.toString("utf8").replace('"exit": {', '"exit": {\n      "value": 1,');
+    const r = await withFile("twice.json", text);
+    assertUserError(
+      r,
+      /^s2sim: profile '.*twice\.json' is ambiguous at line \d+, column \d+: property name "value" given twice in one object \(JSON keeps only the last value\)$/m,
+    );
+  });
+
   it("takes a file that starts with a UTF-8 byte-order mark", async () => {
     const r = await withFile("bom.json", Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), BUNDLED]));
     assert.equal(r.code, 0, r.stderr);

@@ -62,4 +62,24 @@ describe("jsonSyntaxError", () => {
       what: "expected a value, found the end of the text",
     });
   });
+
+  it("with duplicates, finds a property name given twice in one object, and only then", () => {
+    // The same name in different objects, nested or side by side, is fine.
+    assert.equal(jsonSyntaxError('{"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}]}', true), null);
+    const e = jsonSyntaxError('{"a": 1,\n "b": {"c": 2, "c": 3}}', true);
+    assert.deepEqual(e, {
+      line: 2,
+      column: 16,
+      what: 'property name "c" given twice in one object (JSON keeps only the last value)',
+    });
+    // Names are compared as JSON decodes them: "\u0061" is "a".
+    assert.notEqual(jsonSyntaxError('{"a": 1, "\\u0061": 2}', true), null);
+    // After a nested object closes, its names are forgotten and the outer object's come back.
+    assert.notEqual(jsonSyntaxError('{"x": {"y": 1}, "x": 2}', true), null);
+    assert.equal(jsonSyntaxError('{"x": {"y": 1}, "y": 2}', true), null);
+    // Without the option duplicates are valid JSON, as JSON.parse has them.
+    assert.equal(jsonSyntaxError('{"a": 1, "a": 2}'), null);
+    // Any document JSON.stringify writes (it never repeats a name in an object) passes.
+    fc.assert(fc.property(fc.json(), (text) => jsonSyntaxError(text, true) === null));
+  });
 });
