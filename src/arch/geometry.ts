@@ -44,7 +44,7 @@ export function stage2Geometry(g: Granule, ipaBits: number): Stage2Geometry {
   if (!Number.isInteger(ipaBits) || ipaBits < MIN_IPA_BITS || ipaBits > max) {
     throw new S2simError(
       "bad-ipa-size",
-      // In digits, as it was typed (a number past 1e21 would print in exponent form).
+      // In digits (a number past 1e21 would print in exponent form), as near as a double holds it.
       `IPA size ${ipaBits.toLocaleString("en-US", { useGrouping: false, maximumFractionDigits: 20 })} bits ` +
         `is not supported with ${g.name} pages: use ${MIN_IPA_BITS}..${max}`,
     );

@@ -9,8 +9,9 @@
  * covering TLBI inside the kvm_pgtable operation that broke the entry, so an entry still owed one
  * when that operation returns, when it is made valid again or when its table page is freed is a
  * violation (destroy, with its VMID retired, is exempt). An entry made valid again with the value
- * it was broken from (up to the bits that may change in place) owes nothing: every copy a TLB may
- * still hold is a copy of the new value.
+ * it was broken from (up to the bits that may change in place) owes no break: a copy a TLB may still
+ * hold differs from it only as an in-place change would (whether such a copy is then used stale is
+ * the stale-TLB checker's to judge).
  */
 import {
   ATTR_HI_DBM,
@@ -99,7 +100,7 @@ export class BbmChecker {
     if (newValid && c.key < this.at.length && this.at[c.key]! > 0) {
       const i = this.at[c.key]! - 1;
       if (sameTranslation(this.oldLos[i]!, this.oldHis[i]!, c.newLo, c.newHi)) {
-        // Back to what it was: a cached copy of the old value is a copy of this one.
+        // Back to what it was, up to in-place bits: as if it had been changed in place.
         this.remove(i);
         return;
       }

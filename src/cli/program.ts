@@ -231,7 +231,6 @@ export function buildProgram(out: (s: string) => void): Command {
     .command("help")
     .description("display help for command")
     .argument("[command]", "the command to describe")
-    .helpOption(false)
     .action((name: string | undefined) => {
       if (name === undefined) program.help();
       const command = program.commands.find((c) => c.name() === name);

@@ -2,7 +2,16 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { execFileSync } from "node:child_process";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  createWriteStream,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../repo-root.js";
@@ -80,7 +89,11 @@ describe("--profile files", { timeout: 60_000 }, () => {
     // This open waits for s2sim's; s2sim then reads before the write, and waits for it.
     const writer = createWriteStream(fifo);
     writer.end(BUNDLED);
+    writer.on("error", () => {});
     const r = await run;
+    // Had s2sim ended without opening the pipe, the writer's open would wait for a reader for
+    // ever and keep this process alive: be that reader, so the test fails instead of hanging.
+    closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
   });

@@ -50,6 +50,10 @@ describe("s2sim", () => {
     assert.equal(bogus.code, 2);
     assert.equal(bogus.stdout, "");
     assert.equal(bogus.stderr, "s2sim: unknown command 'bogus'\n");
+    // help's own --help, as every command has one.
+    const own = await s2sim("help", "--help");
+    assert.equal(own.code, 0, own.stderr);
+    assert.match(own.stdout, /^Usage: s2sim help /);
   });
 
   it("ends quietly, with status 0, when the reader of its output goes away (s2sim ... | head -1)", async () => {
