@@ -45,7 +45,7 @@ describe("s2sim", () => {
     assert.match(scenario.stdout, /^Usage: s2sim scenario /);
     const all = await s2sim("help");
     assert.equal(all.code, 0, all.stderr);
-    assert.match(all.stdout, /^ {2}help \[command\] +display help for command$/m);
+    assert.match(all.stdout, /^ {2}help \[options\] \[command\] +display help for command$/m);
     const bogus = await s2sim("help", "bogus");
     assert.equal(bogus.code, 2);
     assert.equal(bogus.stdout, "");
