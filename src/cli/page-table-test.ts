@@ -198,7 +198,10 @@ function smallerRun(
   // What the options that do not change the run's results add: the same run without them.
   const { traceEvents: trace, timelineChunk: chunk, ...bare } = config;
   if (trace !== undefined && fits({ ...config, traceEvents: 1 })) return "use a smaller --trace";
-  if (chunk !== undefined && fits(bare)) return "use a larger --timeline chunk, or none";
+  if (chunk !== undefined && fits({ ...bare, ...(trace === undefined ? {} : { traceEvents: trace }) }))
+    return "use a larger --timeline chunk, or none";
+  if (trace !== undefined && chunk !== undefined && fits(bare))
+    return "use a smaller --trace and a larger --timeline chunk, or none";
   // The smallest region, at the same GPA if one was given (a smaller region stays inside the IPA space).
   const smallest: PageTableTestConfig = {
     ...config,

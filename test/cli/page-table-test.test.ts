@@ -260,6 +260,11 @@ describe("s2sim page-table-test", () => {
       /more than the 150 MiB --max-memory allows: use a larger --timeline chunk, or none,/,
     ],
     [
+      "a run whose --trace and --timeline together do not fit",
+      ["-b", "1G", "--timeline", "16K", "--trace", "200000", "--max-memory", "200M"],
+      /allows: use a smaller --trace and a larger --timeline chunk, or none,/,
+    ],
+    [
       "a run whose vCPUs do not fit",
       ["-b", "64M", "-v", "512", "--max-memory", "150M"],
       /-b 64M -v 512 needs about \d+ MiB of memory, more than the 150 MiB --max-memory allows: use fewer vCPUs \(-v\),/,
