@@ -3,7 +3,16 @@
  * file, or a pipe (`/dev/stdin`, a shell's `<(...)`), read to its end. Anything else is refused
  * before it is opened, so a device cannot stream forever (`/dev/zero`) or wait for a terminal.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readSync,
+  realpathSync,
+  statSync,
+  type Stats,
+} from "node:fs";
 import { getSystemErrorMap } from "node:util";
 
 /**
@@ -42,6 +51,8 @@ export function readSmallFile(path: string, maxBytes: number): SmallFile {
     let length = 0;
     // A named pipe opened this way may have no writer yet (one blocked in open is woken by ours):
     // it reads as at its end until one comes, so an end before any writer is waited out a while.
+    // An anonymous pipe (a shell's `|` or `<(...)`) had its writer from the start: its end is real.
+    const named = st.isFIFO() && isNamedPipe(path);
     const writerDeadline = Date.now() + PIPE_WRITER_WAIT_MS;
     let writer = false;
     for (;;) {
@@ -56,7 +67,7 @@ export function readSmallFile(path: string, maxBytes: number): SmallFile {
         continue;
       }
       if (n === 0) {
-        if (st.isFIFO() && !writer && Date.now() < writerDeadline) {
+        if (named && !writer && Date.now() < writerDeadline) {
           sleep(PIPE_POLL_MS);
           continue;
         }
@@ -70,6 +81,18 @@ export function readSmallFile(path: string, maxBytes: number): SmallFile {
     return { why: systemReason(err) };
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Whether `path` leads to a pipe in the file system (made by mkfifo). A path to an anonymous pipe
+ * (`/dev/stdin`, `/dev/fd/63`) resolves to no file: its link reads `pipe:[inode]`.
+ */
+function isNamedPipe(path: string): boolean {
+  try {
+    return statSync(realpathSync(path)).isFIFO();
+  } catch {
+    return false;
   }
 }
 

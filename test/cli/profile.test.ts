@@ -98,6 +98,14 @@ describe("--profile files", { timeout: 60_000 }, () => {
     assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
   });
 
+  it("reads a shell pipe whose writer wrote nothing as empty", async () => {
+    writeFileSync(join(dir, "nothing"), "");
+    assertUserError(
+      await s2simWith({ pipeFrom: join(dir, "nothing") }, ...DRY, "--profile", "/dev/stdin"),
+      /profile '\/dev\/stdin' is empty \(a pipe read to its end: nothing was written to it\)$/m,
+    );
+  });
+
   it("reads a named pipe nobody writes to as empty, without waiting for a writer for ever", async () => {
     const fifo = join(dir, "fifo");
     execFileSync("mkfifo", [fifo]);
