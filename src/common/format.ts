@@ -18,9 +18,21 @@ export function sizeName(bytes: number): string {
   return `${bytes}`;
 }
 
-/** Whether `code` (a UTF-16 unit) is a control character: C0, DEL or C1 (a terminal acts on these). */
+/**
+ * Whether `code` (a UTF-16 unit) is a control character (C0, DEL or C1: a terminal acts on these)
+ * or an invisible format character that reorders or hides text: the bidirectional marks, embeddings,
+ * overrides and isolates, zero-width characters, line and paragraph separators, and the BOM.
+ */
 function isControl(code: number): boolean {
-  return code < 0x20 || (code >= 0x7f && code < 0xa0);
+  return (
+    code < 0x20 ||
+    (code >= 0x7f && code < 0xa0) ||
+    code === 0x061c ||
+    (code >= 0x200b && code <= 0x200f) ||
+    (code >= 0x2028 && code <= 0x202e) ||
+    (code >= 0x2060 && code <= 0x2069) ||
+    code === 0xfeff
+  );
 }
 
 /** The first control character of `text`, as `U+000A`, or null if it has none. */

@@ -147,6 +147,8 @@ describe("profile files", () => {
         (d) => (d.parameters["gup"]!["source"] = "x\u0085"),
         /parameter 'gup' 'source' has a control character \(U\+0085\)/,
       ],
+      // A right-to-left override would show the header's text reordered.
+      [(d) => (d["name"] = "k\u202efake"), /profile 't': 'name' has a control character \(U\+202E\)/],
     ];
     for (const [change, re] of cases) assert.throws(() => parseProfile(changed(change), "t"), re);
     // Other characters are fine.
