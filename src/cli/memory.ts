@@ -45,29 +45,29 @@ export function heapLimit(): number {
 
 /**
  * Why `need` does not fit in `budget` or in V8's heap limit, as one line (`what` names the run and
- * `smaller` says how to make it smaller), or null when it fits.
+ * `advice` says how to make it smaller, worked out only for a run that does not fit), or null when
+ * it fits.
  */
 export function memoryProblem(
   need: Footprint,
   budget: MemoryBudget,
   what: string,
-  smaller: string,
+  advice: string | (() => string),
 ): string | null {
+  const limit = heapLimit();
+  if (need.bytes <= budget.bytes && need.heapBytes <= limit) return null;
+  const smaller = typeof advice === "string" ? advice : advice();
   if (need.bytes > budget.bytes) {
     return (
       `${what} needs about ${humanBytes(need.bytes)} of memory, more than the ${humanBytes(budget.bytes)} ` +
       `${budget.source}: ${smaller}, or set --max-memory if you know better`
     );
   }
-  const limit = heapLimit();
-  if (need.heapBytes > limit) {
-    const mib = Math.ceil((need.heapBytes * 1.25) / 2 ** 20);
-    return (
-      `${what} needs about ${humanBytes(need.heapBytes)} of JavaScript heap, more than Node's limit of ` +
-      `${humanBytes(limit)}: ${smaller}, or raise the limit (NODE_OPTIONS=--max-old-space-size=${mib})`
-    );
-  }
-  return null;
+  const mib = Math.ceil((need.heapBytes * 1.25) / 2 ** 20);
+  return (
+    `${what} needs about ${humanBytes(need.heapBytes)} of JavaScript heap, more than Node's limit of ` +
+    `${humanBytes(limit)}: ${smaller}, or raise the limit (NODE_OPTIONS=--max-old-space-size=${mib})`
+  );
 }
 
 /** Throws {@link memoryProblem} as a one-line {@link S2simError} ("too-large") if there is one. */

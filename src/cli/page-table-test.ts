@@ -119,7 +119,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const need = pageTableTestFootprint(config, profile);
   const budget = memoryBudget(opts.maxMemory);
   const what = `page-table-test -s ${config.backing} -b ${opts.mem} -v ${vcpus}`;
-  const problem = memoryProblem(need, budget, what, smallerRun(config, profile, budget, pageSize));
+  const problem = memoryProblem(need, budget, what, () => smallerRun(config, profile, budget, pageSize));
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
   // With checkers the run stops at the first violation (a CheckFailure carrying the report).
