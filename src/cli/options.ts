@@ -94,7 +94,7 @@ export function parseMemScale(text: string): number {
  * Loads `--profile` (bundled name or .json path) with the `--set` changes applied; failures are
  * S2simErrors.
  */
-export function profileOption(nameOrPath: string | undefined, sets: readonly string[] = []): CostProfile {
+export function loadProfileOption(nameOrPath: string | undefined, sets: readonly string[] = []): CostProfile {
   return withOverrides(loadProfile(nameOrPath ?? DEFAULT_PROFILE), sets.map(parseSetting));
 }
 

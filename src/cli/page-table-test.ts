@@ -34,7 +34,7 @@ import {
   parseMode,
   parseSeed,
   releaseOrderText,
-  profileOption,
+  loadProfileOption,
   seconds,
   timespec,
 } from "./options.js";
@@ -85,7 +85,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const gpa = opts.gpa === undefined ? undefined : parseGpa(opts.gpa);
   const seed = parseSeed(opts.seed);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder);
-  const profile = profileOption(opts.profile, opts.set);
+  const profile = loadProfileOption(opts.profile, opts.set);
   const timelineChunk =
     opts.timeline === undefined ? undefined : timelineOption(opts.timeline, pageSize, memBytes);
   const traceEvents =

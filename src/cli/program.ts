@@ -57,8 +57,8 @@ function maxMemoryOption(): Option {
 function profileOption(): Option {
   return new Option(
     "--profile <name|path>",
-    "cost profile: a bundled name, or a path (with a '/' or ending in .json) to a file or a pipe " +
-      "such as /dev/stdin, read once (format: docs/calibration.md)",
+    "cost profile: a bundled name; a path (with a directory separator or ending in .json) to a " +
+      "file or a pipe; or - (or /dev/stdin) for standard input; read once (format: docs/calibration.md)",
   ).default(DEFAULT_PROFILE);
 }
 
@@ -232,13 +232,51 @@ export function buildProgram(out: (s: string) => void): Command {
     .description("display help for command")
     .argument("[command]", "the command to describe")
     .action((name: string | undefined) => {
-      if (name === undefined) program.help();
+      if (name === undefined) return program.help();
       const command = program.commands.find((c) => c.name() === name);
-      if (command === undefined) throw new S2simError("unknown-command", `unknown command '${name}'`);
+      if (command === undefined)
+        throw unknownCommand(
+          name,
+          program.commands.map((c) => c.name()),
+        );
       command.help();
     });
 
   return program;
+}
+
+/**
+ * `help NAME` for a NAME that is no command: as commander says it for `s2sim NAME`, with the
+ * closest command's name when one is close (a typo), else the list of commands.
+ */
+function unknownCommand(name: string, commands: readonly string[]): S2simError {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const c of commands) {
+    const d = editDistance(name, c);
+    // Close: at most a third of the longer name's letters differ (commander's suggestions are
+    // of about that reach).
+    if (d < bestDistance && d <= Math.max(name.length, c.length) / 3) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  const hint = best !== null ? `did you mean ${best}?` : `commands: ${commands.join(", ")}`;
+  return new S2simError("unknown-command", `unknown command '${name}' (${hint})`);
+}
+
+/** Levenshtein distance of `a` and `b` (insertions, deletions and substitutions). */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + cost));
+    }
+    row = next;
+  }
+  return row[b.length]!;
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   overridesText,
   parseMemScale,
   parseSeed,
-  profileOption,
+  loadProfileOption,
   releaseOrderText,
   seconds,
 } from "./options.js";
@@ -199,7 +199,7 @@ export async function simulateReproduce(
   const memScale = opts.memScale === undefined ? 1 : parseMemScale(opts.memScale);
   // Loaded once, here: a bad profile is one error line before any worker starts, and the
   // workers take it as loaded.
-  const profile = profileOption(opts.profile, opts.set ?? []);
+  const profile = loadProfileOption(opts.profile, opts.set ?? []);
   const runs = selectRuns(opts.src);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder ?? "fifo");
   const seed = parseSeed(opts.seed ?? "1");

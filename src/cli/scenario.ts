@@ -10,7 +10,7 @@ import type { KernelVersion } from "../pgtable/kernel.js";
 import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/check-scenarios.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
-import { columns, profileOption } from "./options.js";
+import { columns, loadProfileOption } from "./options.js";
 import { formatTime } from "../check/history.js";
 
 /** The command's options as commander hands them over. */
@@ -42,7 +42,7 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   if (name === undefined) throw missingName(opts.check);
   const s = checkScenario(name);
   const checks = checksOption(opts.check ?? true)!;
-  const profile = profileOption(opts.profile);
+  const profile = loadProfileOption(opts.profile);
   const failFast = opts.check !== undefined && opts.check !== false;
   const result = runCheckScenario(s, profile, {
     kernel: opts.kernel,

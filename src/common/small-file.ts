@@ -1,7 +1,8 @@
 /**
  * Reading a small input file (a cost profile) whole and once, whatever the path names: a regular
- * file, or a pipe (`/dev/stdin`, a shell's `<(...)`), read to its end. Anything else is refused
- * before it is opened, so a device cannot stream forever (`/dev/zero`) or wait for a terminal.
+ * file, or a pipe (a shell's `<(...)`), read to its end; or the process's standard input, which
+ * may also be a socket. Anything else is refused before it is opened or read, so a device cannot
+ * stream forever (`/dev/zero`) or wait for a terminal.
  */
 import {
   closeSync,
@@ -13,6 +14,7 @@ import {
   statSync,
   type Stats,
 } from "node:fs";
+import { isatty } from "node:tty";
 import { getSystemErrorMap } from "node:util";
 
 /**
@@ -47,40 +49,69 @@ export function readSmallFile(path: string, maxBytes: number): SmallFile {
     const st = fstatSync(fd);
     const refused = refusal(st, maxBytes);
     if (refused !== null) return { why: refused };
-    const buffer = Buffer.alloc(maxBytes + 1);
-    let length = 0;
     // A named pipe opened this way may have no writer yet (one blocked in open is woken by ours):
     // it reads as at its end until one comes, so an end before any writer is waited out a while.
     // An anonymous pipe (a shell's `|` or `<(...)`) had its writer from the start: its end is real.
-    const named = st.isFIFO() && isNamedPipe(path);
-    const writerDeadline = Date.now() + PIPE_WRITER_WAIT_MS;
-    let writer = false;
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buffer, length, buffer.length - length, null);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return { why: systemReason(err) };
-        // A pipe whose writer has written nothing yet.
-        writer = true;
-        sleep(PIPE_POLL_MS);
-        continue;
-      }
-      if (n === 0) {
-        if (named && !writer && Date.now() < writerDeadline) {
-          sleep(PIPE_POLL_MS);
-          continue;
-        }
-        return { bytes: buffer.subarray(0, length), pipe: st.isFIFO() };
-      }
-      writer = true;
-      length += n;
-      if (length > maxBytes) return { why: tooLarge(maxBytes) };
-    }
+    return readAll(fd, st.isFIFO(), st.isFIFO() && isNamedPipe(path), maxBytes);
   } catch (err) {
     return { why: systemReason(err) };
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Reads all of this process's standard input if it holds at most `maxBytes` bytes: a regular
+ * file, a pipe, or a socket (what a Node parent's `stdio: "pipe"` gives, which no path opens),
+ * read until its writer closes it; a terminal or another device is refused.
+ */
+export function readSmallStdin(maxBytes: number): SmallFile {
+  try {
+    if (isatty(STDIN_FD))
+      return { why: "standard input is a terminal; pipe the profile in, or give its path" };
+    const st = fstatSync(STDIN_FD);
+    const refused = st.isSocket() ? null : refusal(st, maxBytes);
+    if (refused !== null) return { why: `standard input: ${refused}` };
+    // An anonymous pipe or a socket: its writer came with it, so its end is real.
+    return readAll(STDIN_FD, st.isFIFO() || st.isSocket(), false, maxBytes);
+  } catch (err) {
+    return { why: systemReason(err) };
+  }
+}
+
+const STDIN_FD = 0;
+
+/**
+ * Reads `fd` to its end, or until it gives more than `maxBytes` bytes. `stream`: a pipe or a
+ * socket (for the result); `named`: a named pipe, whose end before any writer came is waited out
+ * for {@link PIPE_WRITER_WAIT_MS}. A descriptor that would block (opened non-blocking) is polled.
+ */
+function readAll(fd: number, stream: boolean, named: boolean, maxBytes: number): SmallFile {
+  const buffer = Buffer.alloc(maxBytes + 1);
+  let length = 0;
+  const writerDeadline = Date.now() + PIPE_WRITER_WAIT_MS;
+  let writer = false;
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, buffer, length, buffer.length - length, null);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return { why: systemReason(err) };
+      // A pipe whose writer has written nothing yet.
+      writer = true;
+      sleep(PIPE_POLL_MS);
+      continue;
+    }
+    if (n === 0) {
+      if (named && !writer && Date.now() < writerDeadline) {
+        sleep(PIPE_POLL_MS);
+        continue;
+      }
+      return { bytes: buffer.subarray(0, length), pipe: stream };
+    }
+    writer = true;
+    length += n;
+    if (length > maxBytes) return { why: tooLarge(maxBytes) };
   }
 }
 

@@ -4,11 +4,12 @@
  * No parameter names a kernel version, a stage or a backing type.
  */
 import { existsSync, readdirSync } from "node:fs";
+import { sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { S2simError } from "../common/error.js";
 import { controlCharacter, printable } from "../common/format.js";
 import { jsonSyntaxError } from "../common/json-error.js";
-import { readSmallFile } from "../common/small-file.js";
+import { readSmallFile, readSmallStdin, type SmallFile } from "../common/small-file.js";
 import { WORK_COUNT, WORK_ITEMS } from "../common/work.js";
 import type { EngineCosts } from "./engine.js";
 import type { TlbShape } from "./mmu.js";
@@ -162,12 +163,17 @@ function bundledProfiles(): string[] {
 }
 
 /**
- * Loads a profile by bundled name (e.g. "kunpeng920") or from a path (one with a "/" or ending in
- * .json): a regular file, or a pipe such as /dev/stdin, read once.
+ * Loads a profile by bundled name (e.g. "kunpeng920"), from a path (one with a "/", or the
+ * platform's separator, or ending in .json: a regular file or a pipe), or from standard input
+ * ("-" or "/dev/stdin": a file, a pipe or a socket), read once.
  */
 export function loadProfile(nameOrPath: string): CostProfile {
   const shown = printable(nameOrPath);
-  const isPath = nameOrPath.includes("/") || nameOrPath.endsWith(".json");
+  // Standard input is read as it is, not opened by path: a socket (a Node parent's pipe) has none.
+  if (nameOrPath === "-" || nameOrPath === "/dev/stdin") {
+    return profileFromBytes(readSmallStdin(MAX_PROFILE_BYTES), nameOrPath);
+  }
+  const isPath = nameOrPath.includes("/") || nameOrPath.includes(sep) || nameOrPath.endsWith(".json");
   const bundled = isPath ? [] : bundledProfiles();
   if (!isPath && !bundled.includes(nameOrPath)) {
     // A bare name is never read as a path, so say how to name a file that has it.
@@ -178,7 +184,12 @@ export function loadProfile(nameOrPath: string): CostProfile {
     );
   }
   const path = isPath ? nameOrPath : fileURLToPath(new URL(`${nameOrPath}.json`, PROFILE_DIR));
-  const read = readSmallFile(path, MAX_PROFILE_BYTES);
+  return profileFromBytes(readSmallFile(path, MAX_PROFILE_BYTES), nameOrPath);
+}
+
+/** The profile in `read`, the contents of `nameOrPath` (as given, for messages). */
+function profileFromBytes(read: SmallFile, nameOrPath: string): CostProfile {
+  const shown = printable(nameOrPath);
   if ("why" in read) throw new S2simError("bad-profile", `cannot read profile '${shown}': ${read.why}`);
   if (read.bytes.length === 0) {
     const pipe = read.pipe ? " (a pipe read to its end: nothing was written to it)" : "";

@@ -82,6 +82,21 @@ describe("--profile files", { timeout: 60_000 }, () => {
     assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
   });
 
+  it("reads standard input as - or /dev/stdin, a shell's pipe or a Node parent's socket", async () => {
+    for (const name of ["-", "/dev/stdin"]) {
+      for (const via of [{ pipeFrom: BUNDLED_PATH }, { input: BUNDLED }]) {
+        const r = await s2simWith(via, ...DRY, "--profile", name, "--json");
+        assert.equal(r.code, 0, `${name} ${Object.keys(via)[0]}: ${r.stderr}`);
+        assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
+      }
+    }
+    // A pipe nothing was written to is empty, from standard input as from a path.
+    assertUserError(
+      await s2simWith({ pipeFrom: "/dev/null" }, ...DRY, "--profile", "-"),
+      /^s2sim: profile '-' is empty \(a pipe read to its end: nothing was written to it\)$/m,
+    );
+  });
+
   it("reads a named pipe from a writer that opens it after s2sim does", async () => {
     const fifo = join(dir, "fifo-written");
     execFileSync("mkfifo", [fifo]);

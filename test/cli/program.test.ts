@@ -49,7 +49,14 @@ describe("s2sim", () => {
     const bogus = await s2sim("help", "bogus");
     assert.equal(bogus.code, 2);
     assert.equal(bogus.stdout, "");
-    assert.equal(bogus.stderr, "s2sim: unknown command 'bogus'\n");
+    assert.equal(
+      bogus.stderr,
+      "s2sim: unknown command 'bogus' (commands: geometry, trace, page-table-test, scenario, reproduce, help)\n",
+    );
+    // A typo gets the closest name, as `s2sim reprodce` does from commander.
+    const typo = await s2sim("help", "reprodce");
+    assert.equal(typo.code, 2);
+    assert.equal(typo.stderr, "s2sim: unknown command 'reprodce' (did you mean reproduce?)\n");
     // help's own --help, as every command has one.
     const own = await s2sim("help", "--help");
     assert.equal(own.code, 0, own.stderr);

@@ -34,16 +34,25 @@ function runNodeIn(
   return runIn(cwd, process.execPath, [...nodeArgs, script, ...args]);
 }
 
-/** Runs `file ...args` in `cwd` and collects its exit status and output. */
-function runIn(cwd: string | undefined, file: string, args: readonly string[]): Promise<CliResult> {
+/**
+ * Runs `file ...args` in `cwd` and collects its exit status and output; `input`, if given, is
+ * written to its standard input (Node's pipe: a socket), which is then closed.
+ */
+function runIn(
+  cwd: string | undefined,
+  file: string,
+  args: readonly string[],
+  input?: Buffer,
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const options = { maxBuffer: 64 << 20, timeout: CHILD_TIMEOUT_MS, cwd };
-    execFile(file, args, options, (err, stdout, stderr) => {
+    const child = execFile(file, args, options, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
       const killed =
         err?.killed === true ? `\n[killed after ${CHILD_TIMEOUT_MS} ms: ${file} ${args.join(" ")}]` : "";
       resolve({ code, stdout, stderr: stderr + killed });
     });
+    if (input !== undefined) child.stdin?.end(input);
   });
 }
 
@@ -65,10 +74,15 @@ export interface RunOptions {
    * real pipe, as a shell makes (Node's own stdin pipes are sockets).
    */
   readonly pipeFrom?: string;
+  /** Bytes given on standard input through Node's own pipe, which is a socket. */
+  readonly input?: Buffer;
 }
 
 /** {@link s2sim} with `options`. */
 export function s2simWith(options: RunOptions, ...args: string[]): Promise<CliResult> {
+  if (options.input !== undefined) {
+    return runIn(options.cwd, process.execPath, [NODE_FLAG, MAIN, ...args], options.input);
+  }
   if (options.pipeFrom === undefined) return runNodeIn(options.cwd, MAIN, [NODE_FLAG], args);
   const cli = [process.execPath, NODE_FLAG, MAIN, ...args];
   return runIn(options.cwd, "sh", ["-c", 'cat "$0" | "$@"', options.pipeFrom, ...cli]);
