@@ -314,14 +314,6 @@ export class GuestAccessPath {
   ranInSync = false;
 
   /**
-   * Whether an access's walks may run ahead of other CPUs at all: no MMU observer (told of walks
-   * in time order), and stage-2 walk levels of whole picoseconds (see {@link attemptAhead}).
-   */
-  mayWalkAhead(): boolean {
-    return this.mmu.observer === null && this.walksWhole;
-  }
-
-  /**
    * Executes the access at `now` as {@link attempt} would, ahead of other CPUs, if it completes
    * without a fault; otherwise does nothing and returns false. The caller must know that no other
    * CPU can store a descriptor or issue a TLBI at or before `now` (Engine.mayRunAhead: both happen
@@ -335,7 +327,7 @@ export class GuestAccessPath {
    */
   attemptAhead(cpu: number, access: PendingAccess, now: number, fault: MutableGuestAccess): boolean {
     const mmu = this.mmu;
-    if (!this.mayWalkAhead()) return false;
+    if (mmu.observer !== null || !this.walksWhole) return false;
     const { ipa, write, tables, nTables } = access;
     const page = Math.floor(ipa * this.pageInv);
     const walk = page !== this.lastPage[cpu] || mmu.log.seq !== this.lastSeq[cpu];

@@ -179,27 +179,6 @@ export class SimVcpu implements SimCode {
   }
 
   /**
-   * At the return to the guest, not the earliest: whether the replay may go on at once, ahead of
-   * the CPUs that are earlier, whatever it meets. It reads only this vCPU's TLB and the stage-2
-   * tables, which no other CPU can change before its time (Engine.mayRunAhead); if it faults, the
-   * exit and kvm_handle_guest_abort's bookkeeping read nothing another CPU writes, and the handler
-   * waits at S_HANDLER for whatever host state it needs. So where the in-order run yields twice,
-   * here and at S_HANDLER, this one yields once. Not with an MMU observer, which is told of the
-   * walk's reads in time order, nor where a walk level's cost is not whole picoseconds (as for
-   * GuestAccessPath.attemptAhead).
-   */
-  private replayMayRunAhead(): boolean {
-    if (!this.path.mayWalkAhead() || !this.engine.mayRunAhead()) return false;
-    // Where the in-order run would have yielded (rounding its time so far).
-    this.engine.endSegmentHere();
-    this.replayAhead = true;
-    return true;
-  }
-
-  /** Set by {@link replayMayRunAhead} for the S_ATTEMPT it goes on to. */
-  private replayAhead = false;
-
-  /**
    * Completes the current access ahead of other CPUs if the engine allows it and it needs no
    * fault: from the TLB alone, tried while accesses keep hitting, else with walks, tried while
    * accesses keep completing without faults (a failed try is work thrown away). Out of resume's
@@ -372,12 +351,7 @@ export class SimVcpu implements SimCode {
         case S_ATTEMPT: {
           const s = this.stream;
           const walks = this.mmu.walks;
-          // A replay let run ahead (S_RESYNC) reads stores in flight as of its time.
-          const ahead = this.replayAhead;
-          this.replayAhead = false;
-          this.mmu.ahead = ahead;
           const ok = this.path.attempt(this.vcpu.id, s, this.engine.timeNow(), this.fault);
-          this.mmu.ahead = false;
           if (ok) {
             this.hitting = this.mmu.walks === walks;
             this.flowing = this.faults === 0;
@@ -475,7 +449,7 @@ export class SimVcpu implements SimCode {
           // Back into the guest (every handler path ends here), which replays the instruction.
           this.meter.charge(W_ENTRY, 1);
           this.state = S_ATTEMPT;
-          if (!this.engine.inSync() && !this.replayMayRunAhead()) return SCHED;
+          if (!this.engine.inSync()) return SCHED;
           continue;
         default:
           throw new Error(`vCPU ${this.vcpu.id}: bad state ${this.state}`);
