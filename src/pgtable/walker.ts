@@ -169,8 +169,9 @@ export class Walker {
     const endDown = alignDownExact(endRaw, pageSize, pageInv);
     const end = endDown === endRaw ? endRaw : endDown + pageSize;
     const limit = this.limit;
-    // The kernel takes u64 addresses: a negative one wraps far above the limit.
-    if (!(start >= 0) || start > limit || end > limit) return E_RANGE;
+    // The kernel takes u64 addresses: a negative one wraps far above the limit (tested before
+    // aligning, which takes one in (-page, 0) to 0).
+    if (!(addr >= 0) || start > limit || end > limit) return E_RANGE;
     if (pgd < 0) return E_INVAL;
     if (this.visitor !== null) throw new Error("kvm_pgtable_walk: nested walks are not supported");
     this.addr = start;

@@ -267,6 +267,9 @@ test("a negative or out-of-space address is -ERANGE, as a wrapped u64 would be",
   const { ERANGE } = await import("../../src/common/errno.js");
   const { pgt } = executePgtableScenario("map-page", "v5.14");
   assert.equal(pgt.unmap(-4096, 4096), ERANGE);
+  // Within a page below 0: aligning down would give page 0; a wrapped u64 is still out of range.
+  assert.equal(pgt.unmap(-1, 4096), ERANGE);
+  assert.equal(pgt.wrprotect(-4095, 8192), ERANGE);
   assert.equal(pgt.wrprotect(2 ** 40, 4096), ERANGE);
   assert.equal(pgt.unmap(2 ** 40 - 4096, 4096), 0);
 });
