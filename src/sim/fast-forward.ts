@@ -644,8 +644,9 @@ export class FastForward {
       behind = Math.max(behind, Math.ceil(-d));
       k = Math.min(k, v.pageRun());
     }
-    // NaN (a vCPU without an access) or beyond the snapshot's pages: no skip.
-    if (!(ahead <= SPAN && behind <= SPAN)) return 0;
+    // NaN (a vCPU without an access) or beyond the snapshot's pages: no skip. Nor when a vCPU is
+    // on a page of the table before the boundary's: the snapshot's descriptors stop at its table.
+    if (!(ahead <= SPAN && behind <= SPAN) || index - behind < 0) return 0;
     this.ahead = ahead;
     this.behind = behind;
     k = Math.min(k, this.vm.geo.granule.ptrsPerTable - 1 - index - ahead);
