@@ -274,7 +274,9 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
   const need = (key: string): ProfileParameter => params.get(key) ?? fail(`missing parameter '${key}'`);
   const workCost = new Float64Array(WORK_COUNT);
   WORK_ITEMS.forEach((item, i) => {
-    workCost[i] = toPicoseconds(need(item), item, fail);
+    const ps = toPicoseconds(need(item), item, fail);
+    // The engine adds these to its integer clock as they are, not through a segment's rounded sum.
+    workCost[i] = CLOCK_COSTS.has(item) ? Math.round(ps) : ps;
   });
   const countOf = (key: string): number => {
     const p = need(key);
@@ -303,10 +305,21 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
       mutexWakeup: at("mutex-wakeup"),
     },
     tlb,
-    vcpuRelease: toPicoseconds(need("vcpu-release"), "vcpu-release", fail),
+    vcpuRelease: Math.round(toPicoseconds(need("vcpu-release"), "vcpu-release", fail)),
     overrides: [],
   };
 }
+
+/**
+ * The work items whose costs the engine puts on its clock directly (lock acquisitions and
+ * handoffs); with `vcpu-release`, rounded to whole picoseconds so that virtual time stays integral.
+ */
+const CLOCK_COSTS: ReadonlySet<(typeof WORK_ITEMS)[number]> = new Set<(typeof WORK_ITEMS)[number]>([
+  "lock-acquire",
+  "lock-handoff",
+  "host-lock-handoff",
+  "mutex-wakeup",
+]);
 
 /** A parameter's cost per unit in picoseconds (a time, or for byte items also a GB/s rate). */
 function toPicoseconds(p: ProfileParameter, key: string, fail: (m: string) => never): number {

@@ -76,6 +76,23 @@ describe("profile --set", () => {
     assert.deepEqual(base.overrides, []);
   });
 
+  it("rounds the costs the engine puts on its clock to whole picoseconds (virtual time stays integral)", () => {
+    const p = withOverrides(
+      base,
+      ["lock-handoff=1104.285ps", "host-lock-handoff=92.601ps", "lock-acquire=64.5ps", "mutex-wakeup=0.4ps"]
+        .concat(["vcpu-release=2735.245ps", "exit=544.25ps"])
+        .map(parseSetting),
+    );
+    assert.deepEqual(
+      [p.engine.lockHandoff, p.engine.hostLockHandoff, p.engine.lockAcquire, p.engine.mutexWakeup],
+      [1104, 93, 65, 0],
+    );
+    assert.equal(p.workCost[W["lock-handoff"]], 1104);
+    assert.equal(p.vcpuRelease, 2735);
+    // A cost charged through a segment's total (rounded there) keeps its fraction.
+    assert.equal(p.workCost[W["exit"]], 544.25);
+  });
+
   it("refuses unknown parameters, a parameter set twice and values the file could not hold", () => {
     assert.throws(
       () => withOverrides(base, [parseSetting("nope=1ns")]),
