@@ -563,18 +563,17 @@ export class Engine {
             this.advanceEnd = this.now;
             return NONE;
           }
-          // Taken free, after its cost: the section starts then, so what other CPUs do before
-          // that time runs first (they find the lock held).
-          if (heap.size > 0 && !heap.before(id, this.now)) {
-            this.advanceEnd = this.now;
-            this.parked(task);
-            const other = heap.exchange(id, this.now);
-            this.now = heap.exchangedTime;
-            this.unparked(this.tasks[other]!);
-            return other;
-          }
-        } else if (step.kind === "unlock") {
-          this.release(id, step.lock);
+        } else if (step.kind === "unlock") this.release(id, step.lock);
+        // Taken free, after its cost, the section starts then, so what other CPUs do before that
+        // time runs first (they find the lock held); and a lock handed at no cost to a waiter
+        // numbered before this task makes the waiter the earliest.
+        if (step.kind !== "sched" && heap.size > 0 && !heap.before(id, this.now)) {
+          this.advanceEnd = this.now;
+          this.parked(task);
+          const other = heap.exchange(id, this.now);
+          this.now = heap.exchangedTime;
+          this.unparked(this.tasks[other]!);
+          return other;
         }
       }
       // Resume the code for one segment.

@@ -54,6 +54,33 @@ describe("sim engine", () => {
     assert.equal(s.waitPs, 1015 - 10 + 2115 - 20);
   });
 
+  it("a lock handed over at no cost to a waiter numbered first runs its section before the releaser goes on", () => {
+    const meter = meterWith(1);
+    const lock: LockId = { name: "L", kind: "spinlock", domain: "kvm" };
+    const e = new Engine(meter, { ...costs, lockAcquire: 0, lockHandoff: 0 }, 4);
+    const seen: Array<[string, number]> = [];
+    function* holder(): Blocking<void> {
+      yield { kind: "lock", lock };
+      meter.charge(W["pgt-call"], 100);
+      yield { kind: "unlock", lock };
+      seen.push(["releaser goes on", e.timeNow()]);
+    }
+    function* waiter(): Blocking<void> {
+      meter.charge(W["pgt-call"], 10);
+      yield { kind: "lock", lock };
+      seen.push(["waiter's section", e.timeNow()]);
+      yield { kind: "unlock", lock };
+    }
+    e.spawn(waiter(), 0);
+    e.spawn(holder(), 0);
+    e.run();
+    // Both at 100: the tie goes to the lower number, CPU 0.
+    assert.deepEqual(seen, [
+      ["waiter's section", 100],
+      ["releaser goes on", 100],
+    ]);
+  });
+
   it("a section after a free lock runs at its time: what other CPUs do before it comes first", () => {
     const meter = meterWith(1);
     const lock: LockId = { name: "ptl", kind: "spinlock", domain: "host" };
