@@ -24,6 +24,11 @@ interface Unlink {
   hinted: number;
   /** The IPAs of the TLBIs by IPA since the cut that cover table entries, in its range. */
   readonly covered: number[];
+  /**
+   * Taken over from an ancestor freed first (the cut was the ancestor's way, or above it): only a
+   * TLBI in this page's own range covers it.
+   */
+  readonly inherited: boolean;
 }
 
 /** The table-page lifetime checker. */
@@ -50,7 +55,14 @@ export class TableFreeChecker {
     const newChild = isTableDesc(c.newLo, c.level) ? mem.pageOf(pteOa(g, c.newLo, c.newHi)) : -1;
     if (oldChild === newChild) return;
     if (oldChild >= 0) {
-      this.owed.set(oldChild, { ipa: c.ipa, size: c.size, level: c.level, hinted: 0, covered: [] });
+      this.owed.set(oldChild, {
+        ipa: c.ipa,
+        size: c.size,
+        level: c.level,
+        hinted: 0,
+        covered: [],
+        inherited: false,
+      });
     }
     if (newChild >= 0) this.owed.delete(newChild);
   }
@@ -79,10 +91,36 @@ export class TableFreeChecker {
   }
 
   pageFree(page: number): void {
-    if (!this.destroying) this.checkFree(page);
+    if (!this.destroying) {
+      this.checkFree(page);
+      this.handDown(page);
+    }
     const now = this.env.now();
     this.freedAt.set(page, Number.isNaN(now) ? -Infinity : now);
     this.owed.delete(page);
+  }
+
+  /**
+   * A page freed while still owed a TLBI for its unlink hands the debt to the table pages its
+   * entries still link: walk caches may hold the way through it to them, so each needs a TLBI in
+   * its own range before it is freed, whichever of them is freed first.
+   */
+  private handDown(page: number): void {
+    const u = this.owed.get(page);
+    if (u === undefined) return;
+    const mem = this.env.vm.tableMem;
+    const words = mem.pages[page]!;
+    const g = this.env.granule;
+    const level = this.links.levelOf(page);
+    if (level < 0) return;
+    for (let i = 0; i < this.env.ptrsPerTable; i++) {
+      const lo = words[2 * i]!;
+      const hi = words[2 * i + 1]!;
+      if (!isTableDesc(lo, level)) continue;
+      const child = mem.pageOf(pteOa(g, lo, hi));
+      if (child < 0 || mem.refcount[child]! <= 0 || this.owed.has(child)) continue;
+      this.owed.set(child, { ...u, covered: [...u.covered], inherited: true });
+    }
   }
 
   /** A hardware walk by `cpu` read table page `page` at `now`. */
@@ -116,8 +154,13 @@ export class TableFreeChecker {
         // Its own entry's cached copies are gone after any TLBI by IPA in its range; a descendant's
         // need one in the descendant's range.
         const { ipa, ipaEnd } = this.links.focus(page);
-        if (u.covered.some((x) => cur === page || (x >= ipa && x < ipaEnd))) return;
-        const whose = cur === page ? "its entry" : `the entry of its ancestor ${hex(mem.pa(cur))}`;
+        const own = cur === page && !u.inherited;
+        if (u.covered.some((x) => own || (x >= ipa && x < ipaEnd))) return;
+        const whose = own
+          ? "its entry"
+          : u.inherited
+            ? "the entry that cut off an ancestor freed before it"
+            : `the entry of its ancestor ${hex(mem.pa(cur))}`;
         const why =
           u.covered.length > 0
             ? `: the TLBI by IPA ${hex(u.covered[0]!)} it got removes the cached walk of that address only, ` +

@@ -2,7 +2,8 @@
  * Rules a review found the checkers applying too loosely: the stale-TLB checker on a block entry
  * (a hit that agrees with the tables at one address must not count for the rest of the block),
  * and the table-free checker on the descendants of a cut table (a TLBI by IPA removes the cached
- * walk of that address only), and the break-before-make checker on an entry remade with the value
+ * walk of that address only, whichever of a cut-off table and its descendants is freed first), and
+ * the break-before-make checker on an entry remade with the value
  * it was broken from (nothing is owed then).
  */
 import assert from "node:assert/strict";
@@ -18,8 +19,13 @@ import {
 } from "../../src/arch/descriptor.js";
 import { GRANULES, levelSize } from "../../src/arch/granule.js";
 import { BbmChecker } from "../../src/check/bbm.js";
+import { Checkers } from "../../src/check/checkers.js";
 import type { CheckEnv } from "../../src/check/env.js";
 import { parseChecks } from "../../src/check/rules.js";
+import { hex } from "../../src/common/format.js";
+import { runToCompletion } from "../../src/common/steps.js";
+import { guestAccess } from "../../src/kvm/fault.js";
+import { Vm } from "../../src/kvm/vm.js";
 import { KERNEL_VERSIONS } from "../../src/pgtable/kernel.js";
 import { loadProfile } from "../../src/sim/profile.js";
 import { simulatePageTableTest } from "../../src/workloads/page-table-sim.js";
@@ -84,6 +90,48 @@ for (const kernel of KERNEL_VERSIONS) {
     const found = run("coalesce-tlbi-ipa");
     assert.ok(found.length > 0, "the freed L3 tables of the coalesced GiB are reported");
     assert.match(found[0]!.what, /removes the cached walk of that address only, not the way to this page/);
+  });
+}
+
+// A kernel that cuts a GiB's L1 entry, issues one TLBI by IPA outside the L3 table's range and
+// frees the L2 and L3 tables: the L3 table is reported whichever of the two it frees first.
+for (const order of ["the L3 table first", "the L2 table first"] as const) {
+  test(`table-free: a table freed after its cut-off parent still needs a TLBI in its own range (${order})`, () => {
+    const GPA = 2 ** 30;
+    const vm = new Vm({ kernel: "v5.14", vcpus: 1, hostBytes: 8 << 20 });
+    vm.addMemory(1, GPA, 8 << 20, 0x4000_0000_0000, "anonymous");
+    const checkers = new Checkers(vm, { checks: parseChecks("table-free"), mode: "collect" });
+    runToCompletion(guestAccess(vm, vm.vcpus[0]!, { ipa: GPA, write: true, exec: false, s1ptw: false }));
+    const mem = vm.tableMem;
+    const level = vm.geo.startLevel;
+    // The start-level entry for the GiB, the L2 table it links and the L3 table below.
+    const top = vm.pgt.pgd;
+    const idx = GPA / levelSize(vm.geo.granule, level);
+    const [lo, hi] = [mem.pages[top]![2 * idx]!, mem.pages[top]![2 * idx + 1]!];
+    const l2 = mem.pageOfPte(lo, hi);
+    const l3 = mem.pageOfPte(mem.pages[l2]![0]!, mem.pages[l2]![1]!);
+    // The leaf goes properly (store, TLBI at its address), then the GiB's entry is cut with a TLBI
+    // by IPA 4 MiB in: inside the L2 table's range, outside the L3 table's.
+    checkers.op("unmap");
+    const [llo, lhi] = [mem.pages[l3]![0]!, mem.pages[l3]![1]!];
+    mem.pages[l3]!.fill(0, 0, 2);
+    checkers.pte(l3, 0, 3, GPA, llo, lhi, 0, 0);
+    checkers.tlbiIpa(GPA, 0);
+    mem.pages[top]!.fill(0, 2 * idx, 2 * idx + 2);
+    checkers.pte(top, idx, level, GPA, lo, hi, 0, 0);
+    checkers.tlbiIpa(GPA + (4 << 20), 0);
+    const free = (page: number): void => {
+      mem.refcount[page] = 1;
+      vm.pgt.mmOps.putPage(page);
+    };
+    if (order === "the L3 table first") [l3, l2].forEach(free);
+    else [l2, l3].forEach(free);
+    checkers.opDone("unmap");
+    const found = checkers.violations.filter((v) => v.check === "table-free");
+    assert.equal(found.length, 1);
+    assert.match(found[0]!.what, new RegExp(`table page ${hex(mem.pa(l3))} was freed before a TLBI covered`));
+    assert.match(found[0]!.what, /not the way to this page \(IPA 0x40000000-0x401fffff\)/);
+    checkers.detach();
   });
 }
 
