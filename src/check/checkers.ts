@@ -86,7 +86,8 @@ export class Checkers implements MmuObserver, PgtableTap {
       cpu: () => this.cpu(),
       now: () => this.now(),
       global: (t) => this.global(t),
-      report: (check, what, ipa, level, focus, cpu) => this.report(check, what, ipa, level, focus, cpu),
+      report: (check, what, ipa, level, focus, cpu, timePs) =>
+        this.report(check, what, ipa, level, focus, cpu, timePs),
     };
     const on = opts.checks;
     this.bbm = on.has("bbm") ? new BbmChecker(this.env) : null;
@@ -239,13 +240,14 @@ export class Checkers implements MmuObserver, PgtableTap {
     level: number,
     focus: Focus,
     cpu?: number,
+    timePs?: number,
   ): void {
     this.found++;
     const v: Violation = {
       check,
       what,
       vcpu: cpu ?? this.env.cpu(),
-      timePs: this.env.now(),
+      timePs: timePs ?? this.env.now(),
       ipa,
       level,
       history: this.history.lines(focus),

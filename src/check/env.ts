@@ -34,7 +34,15 @@ export interface CheckEnv {
   /** Machine time of engine time `t` of the current run. */
   global(t: number): number;
   /** Reports a violation about the entry or range in `focus` (throws in fail-fast mode). */
-  report(check: CheckName, what: string, ipa: number, level: number, focus: Focus, cpu?: number): void;
+  report(
+    check: CheckName,
+    what: string,
+    ipa: number,
+    level: number,
+    focus: Focus,
+    cpu?: number,
+    timePs?: number,
+  ): void;
 }
 
 /** Whether `lo` is a valid table descriptor at `level`. */

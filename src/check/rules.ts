@@ -19,8 +19,9 @@ export const CHECKS: readonly CheckInfo[] = [
   {
     name: "bbm",
     rule:
-      "break-before-make: a valid entry goes valid -> invalid -> TLBI -> valid; a change of output " +
-      "address, block size or memory type between two valid values is not allowed",
+      "break-before-make: a valid entry goes valid -> invalid -> TLBI -> valid, the TLBI inside the " +
+      "operation that broke it; two valid values may differ only in permissions, XN, AF, DBM and " +
+      "software bits, never in output address, table/block, memory type, shareability or contiguity",
   },
   {
     name: "tlb-conflict",
@@ -35,8 +36,8 @@ export const CHECKS: readonly CheckInfo[] = [
   {
     name: "table-free",
     rule:
-      "a table page is freed only once no table entry reaches it and a TLBI has followed the store " +
-      "that unlinked it; no walk reads a freed table page",
+      "a table page is freed only once no table entry reaches it and a TLBI covering the way to it " +
+      "(its own range) has followed the store that unlinked it; no walk reads a freed table page",
   },
   {
     name: "refcount",

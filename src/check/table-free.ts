@@ -138,6 +138,7 @@ export class TableFreeChecker {
       level,
       focus,
       cpu,
+      now,
     );
   }
 
@@ -160,7 +161,7 @@ export class TableFreeChecker {
           ? "its entry"
           : u.inherited
             ? "the entry that cut off an ancestor freed before it"
-            : `the entry of its ancestor ${hex(mem.pa(cur))}`;
+            : `the entry linking its ancestor ${hex(mem.pa(cur))}`;
         const why =
           u.covered.length > 0
             ? `: the TLBI by IPA ${hex(u.covered[0]!)} it got removes the cached walk of that address only, ` +

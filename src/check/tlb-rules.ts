@@ -126,6 +126,7 @@ export class TlbChecker {
         fillBases: [base, other.base],
       },
       cpu,
+      this.env.global(now),
     );
   }
 
@@ -200,6 +201,7 @@ export class TlbChecker {
       tlb.hitLevel,
       { ipa: base, ipaEnd: base + entrySize, level: 3, cpu },
       cpu,
+      this.env.global(now),
     );
   }
 }

@@ -61,7 +61,7 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   ];
   if (result.violations.length === 0) out.push("no violation");
   else out.push(...result.violations.slice(0, 5).map(formatViolation));
-  if (result.violations.length > 5) out.push(`... and ${result.violations.length - 5} more`);
+  if (result.found > 5) out.push(`... and ${result.found - 5} more`);
   // Every checker runs without --check too, so a violation found fails the run as a checked one does.
   if (result.violations.length > 0) throw new AnswerWithStatus(out.join("\n"), 1);
   return out.join("\n");

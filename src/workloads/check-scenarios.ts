@@ -139,7 +139,10 @@ export interface ScenarioRunOptions {
 
 /** What a scenario run saw. */
 export interface ScenarioResult {
+  /** The violations kept (the checkers keep the first 100). */
   readonly violations: Violation[];
+  /** How many were found, kept or not. */
+  readonly found: number;
   /** Per step: what it did and the machine time it ended at (ps). */
   readonly steps: Array<{ readonly what: string; readonly endPs: number }>;
 }
@@ -172,7 +175,7 @@ export function runCheckScenario(
     }
   }
   checkers.detach();
-  return { violations: checkers.violations, steps };
+  return { violations: checkers.violations, found: checkers.found, steps };
 }
 
 /** A vCPU's accesses of one step. */
