@@ -12,7 +12,7 @@ import type { MmuObserver } from "../sim/observer.js";
 import { BbmChecker } from "./bbm.js";
 import { CoherenceChecker } from "./coherence.js";
 import type { CheckEnv, PteChange } from "./env.js";
-import { EventHistory, type Focus } from "./history.js";
+import { EventHistory } from "./history.js";
 import { RefcountChecker } from "./refcount.js";
 import type { CheckName } from "./rules.js";
 import { TableFreeChecker } from "./table-free.js";
@@ -86,8 +86,7 @@ export class Checkers implements MmuObserver, PgtableTap {
       cpu: () => this.cpu(),
       now: () => this.now(),
       global: (t) => this.global(t),
-      report: (check, what, ipa, level, focus, cpu, timePs) =>
-        this.report(check, what, ipa, level, focus, cpu, timePs),
+      report: this.report,
     };
     const on = opts.checks;
     this.bbm = on.has("bbm") ? new BbmChecker(this.env) : null;
@@ -233,15 +232,8 @@ export class Checkers implements MmuObserver, PgtableTap {
     this.history.addCmo(this.now(), this.cpu(), op, pa, size);
   }
 
-  private report(
-    check: CheckName,
-    what: string,
-    ipa: number,
-    level: number,
-    focus: Focus,
-    cpu?: number,
-    timePs?: number,
-  ): void {
+  /** CheckEnv.report. */
+  private readonly report: CheckEnv["report"] = (check, what, ipa, level, focus, cpu, timePs) => {
     this.found++;
     const v: Violation = {
       check,
@@ -254,5 +246,5 @@ export class Checkers implements MmuObserver, PgtableTap {
     };
     if (this.failFast) throw new CheckFailure(v);
     if (this.violations.length < this.max) this.violations.push(v);
-  }
+  };
 }
