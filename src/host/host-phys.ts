@@ -124,12 +124,15 @@ export class HostPhys {
     this.mark(this.icacheStale, pa, size, 1);
   }
 
-  /** Records a clean+invalidate to the PoC of [pa, pa + size). */
+  /**
+   * Records a clean+invalidate to the PoC of [pa, pa + size). Marks are per page: only the pages it
+   * covers whole become clean (part of a page cleaned leaves the rest of its writes in the cache).
+   */
   cleanToPoc(pa: number, size: number): void {
     this.mark(this.unclean, pa, size, 0);
   }
 
-  /** Records an I-cache invalidation by address over [pa, pa + size). */
+  /** Records an I-cache invalidation by address over [pa, pa + size) (whole pages, as cleans). */
   invalidateIcache(pa: number, size: number): void {
     this.mark(this.icacheStale, pa, size, 0);
   }
@@ -161,11 +164,16 @@ export class HostPhys {
     return -1;
   }
 
-  /** Sets the pages of [pa, pa + size) to `v` in `marks`. */
+  /**
+   * Sets to `v` in `marks` the pages of [pa, pa + size): for a mark (1) every page it touches, for
+   * a clearing (0) only the pages it covers whole.
+   */
   private mark(marks: Uint8Array, pa: number, size: number, v: number): void {
     const page = this.granule.size;
-    const first = Math.max(0, Math.floor((pa - this.base) / page));
-    const end = Math.min(marks.length, Math.ceil((pa + size - this.base) / page));
+    const lo = (pa - this.base) / page;
+    const hi = (pa + size - this.base) / page;
+    const first = Math.max(0, v !== 0 ? Math.floor(lo) : Math.ceil(lo));
+    const end = Math.min(marks.length, v !== 0 ? Math.ceil(hi) : Math.floor(hi));
     // Mostly one page (a 4 KiB write or clean): a store, not a call of the fill builtin.
     if (end === first + 1) marks[first] = v;
     else if (end > first) marks.fill(v, first, end);
