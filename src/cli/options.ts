@@ -3,6 +3,7 @@ import { type CpuFeatures, KUNPENG_920 } from "../arch/cpu.js";
 import { granuleOf } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import { hex, sizeName } from "../common/format.js";
+import { rejectOctal } from "../common/size.js";
 import { backingSource } from "../host/backing.js";
 import { vmIpaBits } from "../kvm/vm.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
@@ -46,6 +47,7 @@ export function parseGpa(text: string, ipaBits = vmIpaBits(undefined)): number {
   if (value === null) {
     throw new S2simError("bad-gpa", `test GPA "${text}" is not a hex (0x...) or decimal address`);
   }
+  rejectOctal(t, text, "test GPA");
   const limit = 2n ** BigInt(ipaBits);
   if (value >= limit) {
     const shown = /^0x/i.test(t) ? hex(value) : `${t} (${hex(value)})`;

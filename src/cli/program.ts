@@ -128,8 +128,15 @@ export function buildProgram(out: (s: string) => void): Command {
         "profile; prints the selftest's lines, each stage's simulated time (a model prediction, not a " +
         "measurement) and what the fault path did",
     )
-    .addOption(new Option("-m, --mode <mode>", "guest mode; only 4 (PA-bits:40, VA-bits:48, 4K pages)"))
-    .addOption(new Option("-b, --mem <size>", "test memory size, e.g. 64M, 1G, 20G").default("1G"))
+    .addOption(
+      new Option(
+        "-m, --mode <mode>",
+        "guest mode; only 4 (PA-bits:40, VA-bits:48, 4K pages), also the default",
+      ),
+    )
+    .addOption(
+      new Option("-b, --mem <size>", "test memory size, e.g. 64M, 1G, 20G or 0x40000000").default("1G"),
+    )
     .addOption(new Option("-v, --vcpus <n>", "number of vCPUs, 1..512").default("1"))
     .addOption(
       new Option(

@@ -1,4 +1,7 @@
-/** Parsing of sizes as the selftests and the CLI accept them: `4096`, `4K`, `2M`, `1G`, `20G`, `1T`. */
+/**
+ * Parsing of sizes as the selftests and the CLI accept them: `4096`, `4K`, `2M`, `1G`, `20G`, `1T`,
+ * and in hex (`0x40000000`, `0x10M`), as the selftests' strtoull(..., 0) reads them.
+ */
 import { S2simError } from "./error.js";
 
 const SCALE: Readonly<Record<string, number>> = {
@@ -14,18 +17,39 @@ const SCALE: Readonly<Record<string, number>> = {
   TB: 2 ** 40,
 };
 
-/** Parses a size; anything else (negative, fractional bytes, unknown unit, > 2^52) is a clear error. */
+/**
+ * Parses a size; anything else (negative, fractional bytes, unknown unit, > 2^52) is a clear error,
+ * and so is a decimal number with a leading zero, which the selftests would read as octal.
+ */
 export function parseSize(text: string, what = "size"): number {
-  const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(text);
+  // Hex digits run on as far as they go (`0x1B` is 27 bytes), as strtoull reads them.
+  const m = /^\s*(0x[0-9a-f]+|\d+)\s*([a-z]*)\s*$/i.exec(text);
   const scale = m ? SCALE[m[2]!.toUpperCase()] : undefined;
   if (!m || scale === undefined) {
-    throw new S2simError("bad-size", `${what} "${text}" is not a size (examples: 4096, 4K, 2M, 1G, 20G)`);
+    throw new S2simError(
+      "bad-size",
+      `${what} "${text}" is not a size (examples: 4096, 4K, 2M, 1G, 20G, 0x400000)`,
+    );
   }
+  rejectOctal(m[1]!, text, what);
   const value = Number(m[1]) * scale;
   if (!Number.isSafeInteger(value) || value > 2 ** 52) {
     throw new S2simError("bad-size", `${what} "${text}" is too large`);
   }
   return value;
+}
+
+/**
+ * Refuses `digits` when it is decimal with a leading zero: the selftests' strtoull(..., 0) reads
+ * `010` as octal 8, and taking it as 10 would run another size than the selftest for the same line.
+ */
+export function rejectOctal(digits: string, text: string, what: string): void {
+  if (/^0\d/.test(digits)) {
+    throw new S2simError(
+      "bad-number",
+      `${what} "${text.trim()}" has a leading zero, which the selftest reads as octal; write it without the zero, or in hex (0x...)`,
+    );
+  }
 }
 
 /** Parses a non-negative integer option such as a vCPU count. */

@@ -214,6 +214,16 @@ describe("s2sim page-table-test", () => {
       /'sideways' is invalid.*fifo, id, reverse, random/,
     ],
     ["bad GPA", ["-p", "0xg"], /test GPA "0xg"/],
+    [
+      "a GPA the selftest would read as octal",
+      ["-p", "0100000000"],
+      /test GPA "0100000000" has a leading zero/,
+    ],
+    [
+      "a size the selftest would read as octal",
+      ["-b", "010M"],
+      /"010M" has a leading zero, which the selftest reads as octal/,
+    ],
     ["a CMO bug with --fwb", ["--fwb", "--inject", "install-no-cmo"], /with --fwb it changes nothing/],
     ["a --timeline chunk of 0", ["--timeline", "0"], /--timeline\) must not be 0/],
     ["a profile value over its bound", ["--set", "exit=1e9ms"], /'exit' must be at most 1 s/],
