@@ -118,7 +118,8 @@ export class Checkers implements MmuObserver, PgtableTap {
   /** The running vCPU (-1: host code between timed runs, or no machine). */
   private cpu(): number {
     const m = this.machine;
-    return m !== null ? m.currentCpu() : -1;
+    const cpu = m !== null ? m.currentCpu() : -1;
+    return cpu >= 0 ? cpu : this.vm.untimedVcpu;
   }
 
   /** Machine time now (NaN between timed runs, or without a machine). */

@@ -94,6 +94,11 @@ export class Vm {
   readonly faultStats = new FaultStats();
   /** Where every layer counts the work it does (priced by the simulator). */
   readonly meter: WorkMeter;
+  /**
+   * The vCPU whose guest access runs outside the simulated machine's timed runs (the selftest's
+   * untimed first entry), or -1: who the checkers name for what happens then.
+   */
+  untimedVcpu = -1;
   /** kvm->mmu_notifier_seq. */
   mmuNotifierSeq = 0;
   /** kvm->mmu_notifier_count. */

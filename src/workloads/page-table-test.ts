@@ -308,7 +308,9 @@ export class PageTableTest {
     for (const vcpu of this.vm.vcpus) {
       const i = vcpu.id;
       const ipa = i < below ? GUEST_DATA_MIN_PADDR + i * GUEST_PAGE : after + (i - below) * GUEST_PAGE;
+      this.vm.untimedVcpu = i;
       runToCompletion(guestAccess(this.vm, vcpu, { ipa, write: true, exec: false, s1ptw: false }));
+      this.vm.untimedVcpu = -1;
     }
   }
 

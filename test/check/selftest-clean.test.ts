@@ -72,6 +72,22 @@ describe("kvm_page_table_test under every checker", () => {
     }
   });
 
+  it("a report about the untimed first entry names the vCPU whose fault it is, not the host", () => {
+    const r = simulatePageTableTest(
+      { kernel: "v5.14", backing: "anonymous", memBytes: 4 << 20, vcpus: 2, inject: "install-no-cmo" },
+      profile,
+      undefined,
+      1,
+      { checks: parseChecks("coherence"), mode: "collect" },
+    );
+    const first = r.check!.violations[0]!;
+    // vCPU 0's stack page in memslot 0, faulted before CREATE.
+    assert.equal(first.ipa, 0x2000);
+    assert.equal(first.vcpu, 0);
+    assert.ok(Number.isNaN(first.timePs));
+    assert.match(formatViolation(first), /^coherence violation at untimed on vCPU 0: /);
+  });
+
   it("checking changes nothing the model computes", () => {
     const config = { kernel: "v5.12" as const, backing: "anonymous_hugetlb", memBytes: 8 << 20, vcpus: 4 };
     const plain = simulatePageTableTest(config, profile);
