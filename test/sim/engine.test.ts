@@ -8,6 +8,26 @@ import { TaskHeap } from "../../src/sim/heap.js";
 
 const costs = { lockAcquire: 10, lockHandoff: 100, hostLockHandoff: 40, mutexWakeup: 1000 };
 
+/**
+ * A CPU that works `before` ps, takes `lock`, notes `label` with the time its section starts,
+ * runs `inside` and releases the lock.
+ */
+function* noteSection(
+  e: Engine,
+  meter: WorkMeter,
+  lock: LockId,
+  before: number,
+  label: string,
+  seen: Array<[string, number]>,
+  inside = (): void => {},
+): Blocking<void> {
+  meter.charge(W["pgt-call"], before);
+  yield { kind: "lock", lock };
+  seen.push([label, e.timeNow()]);
+  inside();
+  yield { kind: "unlock", lock };
+}
+
 function meterWith(itemCost: number): WorkMeter {
   const m = new WorkMeter();
   m.cost[W["pgt-call"]] = itemCost;
@@ -65,13 +85,7 @@ describe("sim engine", () => {
       yield { kind: "unlock", lock };
       seen.push(["releaser goes on", e.timeNow()]);
     }
-    function* waiter(): Blocking<void> {
-      meter.charge(W["pgt-call"], 10);
-      yield { kind: "lock", lock };
-      seen.push(["waiter's section", e.timeNow()]);
-      yield { kind: "unlock", lock };
-    }
-    e.spawn(waiter(), 0);
+    e.spawn(noteSection(e, meter, lock, 10, "waiter's section", seen), 0);
     e.spawn(holder(), 0);
     e.run();
     // Both at 100: the tie goes to the lower number, CPU 0.
@@ -87,14 +101,10 @@ describe("sim engine", () => {
     const e = new Engine(meter, costs, 4);
     let shared = "old";
     const seen: Array<[string, number]> = [];
-    function* taker(): Blocking<void> {
-      meter.charge(W["pgt-call"], 100);
-      // Taken free at 100, after CPU 2 held it last: the section starts at 140 (host-lock-handoff).
-      yield { kind: "lock", lock };
-      seen.push(["section", e.timeNow()]);
+    // Taken free at 100, after CPU 2 held it last: the section starts at 140 (host-lock-handoff).
+    const taker = noteSection(e, meter, lock, 100, "section", seen, () => {
       shared = "new";
-      yield { kind: "unlock", lock };
-    }
+    });
     function* first(): Blocking<void> {
       yield { kind: "lock", lock };
       yield { kind: "unlock", lock };
@@ -105,7 +115,7 @@ describe("sim engine", () => {
       // At 120 the taker's section (from 140) has not run: the old value.
       seen.push([shared, e.timeNow()]);
     }
-    e.spawn(taker(), 0);
+    e.spawn(taker, 0);
     e.spawn(reader(), 0);
     e.spawn(first(), 0);
     e.run();
