@@ -23,7 +23,7 @@ export interface BenchOptions {
 export class UsageError extends Error {}
 
 export const USAGE =
-  "usage: npm run bench -- [pgtable|native|all|check|reproduce] [--json] [--size <bytes|4K|2M|1G|20G>] " +
+  "usage: npm run bench -- [pgtable|native|all|check|reproduce] [--json] [--size <bytes|2M|1G|20G>] " +
   "[--kernel v5.12|v5.14] [--runs N] [--backing anonymous|anonymous_thp|...] [--mem-scale <f>]";
 
 const TWO_MIB = 2 ** 21;

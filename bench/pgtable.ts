@@ -20,6 +20,7 @@ import type { BenchOptions, WalkFigures } from "./options.js";
 import { checkMemory, memoryBudget } from "../src/cli/memory.js";
 import { heapFootprint, scaleFootprint, sumFootprints } from "../src/common/footprint.js";
 import { tablePagesFootprint } from "../src/pgtable/phys-mem.js";
+import { sizeName } from "../src/common/format.js";
 
 const PAGE = 4096;
 /** IPA bits of the benchmark VM: 3 levels of 4K tables starting at level 1 (2 concatenated pages). */
@@ -249,8 +250,8 @@ export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number
   );
   checkMemory(
     need,
-    memoryBudget(undefined),
-    `the pgtable benchmark at --size ${opts.size / 2 ** 30}G`,
+    memoryBudget(undefined, process.platform, null),
+    `the pgtable benchmark at --size ${sizeName(opts.size)}`,
     "use a smaller --size",
   );
   const peak = new MemPeak();

@@ -135,7 +135,7 @@ export function formatReproduce(r: ReproduceBenchResult): string {
   const m = (n: number): string => `${(n / 1e6).toFixed(2)} M`;
   // The limit and the goal are for the published sizes.
   const verdict =
-    r.mem_scale_text !== null
+    r.mem_scale !== 1
       ? "scaled: the limit and goal are for the published sizes"
       : `limit ${r.limit_s} s: ${r.host_s <= r.limit_s ? "met" : "NOT met"}; goal ${r.goal_s} s: ` +
         (r.host_s <= r.goal_s ? "met" : "not met");

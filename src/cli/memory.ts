@@ -13,10 +13,13 @@ import { humanBytes } from "./options.js";
 export interface MemoryBudget {
   readonly bytes: number;
   readonly source: string;
+  /** How to allow a run more, appended to a refusal's advice ("": the command has no way). */
+  readonly raise: string;
 }
 
 /**
- * `--max-memory` parsed, or else the memory available now. On Linux that is what the kernel
+ * `--max-memory` parsed, or else the memory available now (`option`: the command's name for that
+ * option, or null when it has none). On Linux that is what the kernel
  * estimates can be allocated without swapping (MemAvailable), or, in a cgroup with a limit, what is
  * left of it if that is less (process.availableMemory). Elsewhere Node reports only free pages (on
  * macOS a few hundred MiB of a busy machine whose inactive and cached pages could be had), so the
@@ -25,17 +28,19 @@ export interface MemoryBudget {
 export function memoryBudget(
   maxMemory: string | undefined,
   platform: NodeJS.Platform = process.platform,
+  option: string | null = "--max-memory",
 ): MemoryBudget {
   if (maxMemory !== undefined) {
     const bytes = parseSize(maxMemory, "memory limit (--max-memory)");
     if (bytes === 0) throw new S2simError("bad-size", "memory limit (--max-memory) must not be 0");
-    return { bytes, source: "--max-memory allows" };
+    return { bytes, source: "--max-memory allows", raise: ", or a larger --max-memory" };
   }
-  if (platform !== "linux") return { bytes: totalmem(), source: "this machine has in all" };
+  const raise = option === null ? "" : `, or set ${option} if you know better`;
+  if (platform !== "linux") return { bytes: totalmem(), source: "this machine has in all", raise };
   const free = freemem();
   const available = process.availableMemory();
-  if (available < free) return { bytes: available, source: "this process's cgroup has left" };
-  return { bytes: free, source: "this machine has available" };
+  if (available < free) return { bytes: available, source: "this process's cgroup has left", raise };
+  return { bytes: free, source: "this machine has available", raise };
 }
 
 /** V8's limit on this process's JavaScript heap, in bytes. */
@@ -60,7 +65,7 @@ export function memoryProblem(
   if (need.bytes > budget.bytes) {
     return (
       `${what} needs about ${humanBytes(need.bytes)} of memory, more than the ${humanBytes(budget.bytes)} ` +
-      `${budget.source}: ${smaller}, or set --max-memory if you know better`
+      `${budget.source}: ${smaller}${budget.raise}`
     );
   }
   const mib = Math.ceil((need.heapBytes * 1.25) / 2 ** 20);

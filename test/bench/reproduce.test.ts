@@ -4,7 +4,7 @@ import { describe, it, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { NODE_FLAG } from "../../src/cli/node-flag.js";
 import { runNode } from "../cli/run.js";
-import type { ReproduceBenchResult } from "../../bench/reproduce.js";
+import { type ReproduceBenchResult, formatReproduce } from "../../bench/reproduce.js";
 import { parseBenchSize } from "../../bench/options.js";
 
 const BENCH = fileURLToPath(new URL("../../bench/main.js", import.meta.url));
@@ -36,6 +36,10 @@ describe("bench reproduce", () => {
       );
       assert.ok(b.cpu_s > 0 && b.host_s > 0 && b.peak_rss_bytes > 0);
       assert.deepEqual([b.limit_s, b.goal_s], [150, 60]);
+      // A scaled run gets no verdict; --mem-scale 1 is the published sizes and does.
+      assert.match(formatReproduce(b), /scaled: the limit and goal are for the published sizes/);
+      const full = formatReproduce({ ...b, mem_scale: 1, mem_scale_text: "1", host_s: 100 });
+      assert.match(full, /limit 150 s: met; goal 60 s: not met/);
     },
   );
 

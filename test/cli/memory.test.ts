@@ -9,7 +9,11 @@ const G = 2 ** 30;
 
 describe("memory budget", () => {
   it("is --max-memory when given", () => {
-    assert.deepEqual(memoryBudget("2G"), { bytes: 2 * G, source: "--max-memory allows" });
+    assert.deepEqual(memoryBudget("2G"), {
+      bytes: 2 * G,
+      source: "--max-memory allows",
+      raise: ", or a larger --max-memory",
+    });
     assert.throws(() => memoryBudget("0"), /must not be 0/);
     assert.throws(() => memoryBudget("lots"), /"lots" is not a size/);
   });
@@ -22,15 +26,23 @@ describe("memory budget", () => {
     assert.deepEqual(memoryBudget(undefined, "darwin"), {
       bytes: totalmem(),
       source: "this machine has in all",
+      raise: ", or set --max-memory if you know better",
     });
+    // A command without the option (the benchmarks) gives no advice it would refuse.
+    assert.equal(memoryBudget(undefined, "darwin", null).raise, "");
   });
 
   it("refuses a run over the budget, or over V8's heap limit, in one line", () => {
-    const budget = { bytes: 1 * G, source: "--max-memory allows" };
+    const budget = memoryBudget("1G");
     checkMemory({ bytes: G / 2, heapBytes: G / 4 }, budget, "run", "smaller");
     assert.throws(
       () => checkMemory({ bytes: 2 * G, heapBytes: G / 4 }, budget, "run", "use less"),
-      /^S2simError: run needs about 2 GiB of memory, more than the 1 GiB --max-memory allows: use less, or set --max-memory if you know better$/,
+      /^S2simError: run needs about 2 GiB of memory, more than the 1 GiB --max-memory allows: use less, or a larger --max-memory$/,
+    );
+    const measured = memoryBudget(undefined, "darwin");
+    assert.throws(
+      () => checkMemory({ bytes: measured.bytes * 2, heapBytes: G / 4 }, measured, "run", "use less"),
+      /this machine has in all: use less, or set --max-memory if you know better$/,
     );
     const heap = getHeapStatistics().heap_size_limit;
     assert.throws(
