@@ -1,5 +1,5 @@
 /** The native C baseline (bench/native/walk.c): compiled with gcc -O2 into a temp dir and run. */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,11 +46,59 @@ export function benchNative(opts: BenchOptions): NativeResult {
     if (cc.status !== 0) {
       throw new NativeUnavailable(`native baseline: gcc failed: ${cc.stderr.trim().split("\n")[0] ?? ""}`);
     }
-    const out = execFileSync(exe, [String(opts.size), String(opts.runs)], { encoding: "utf8" });
-    return { ...(JSON.parse(out) as Omit<NativeResult, "compiler">), compiler };
+    const run = spawnSync(exe, [String(opts.size), String(opts.runs)], {
+      encoding: "utf8",
+      maxBuffer: 1 << 20,
+    });
+    if (run.error !== undefined || run.status !== 0) {
+      const why =
+        run.error?.message ??
+        (run.signal !== null ? `killed by ${run.signal}` : `exit status ${String(run.status)}`);
+      const said = run.stderr.trim().split("\n")[0] ?? "";
+      throw new NativeUnavailable(`native baseline: walk failed (${why})${said === "" ? "" : `: ${said}`}`);
+    }
+    return { ...parseWalkOutput(run.stdout), compiler };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The fields walk.c prints, each a finite number. */
+const WALK_FIELDS = [
+  "map_ns_per_page",
+  "map_cmo_ns_per_page",
+  "map_per_call_ns_per_page",
+  "wrprotect_ns_per_page",
+  "unmap_ns_per_page",
+  "table_bytes_per_page",
+  "table_pages",
+  "size_bytes",
+  "pages",
+  "runs",
+  "ipa_bits",
+] as const;
+
+/** walk.c's JSON line, checked: a {@link NativeUnavailable} names what is wrong with it. */
+export function parseWalkOutput(text: string): Omit<NativeResult, "compiler"> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new NativeUnavailable(
+      `native baseline: walk printed no JSON object: ${JSON.stringify(text.slice(0, 80))}`,
+    );
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new NativeUnavailable("native baseline: walk printed no JSON object");
+  const o = value as Record<string, unknown>;
+  if (o["benchmark"] !== "native")
+    throw new NativeUnavailable('native baseline: walk\'s "benchmark" is not "native"');
+  for (const f of WALK_FIELDS) {
+    const v = o[f];
+    if (typeof v !== "number" || !Number.isFinite(v))
+      throw new NativeUnavailable(`native baseline: walk printed no number for "${f}"`);
+  }
+  return o as unknown as Omit<NativeResult, "compiler">;
 }
 
 /** The human-readable rendering of a {@link NativeResult}. */

@@ -62,6 +62,8 @@ export interface PgtableResult extends WalkFigures {
   readonly cpu_features: string;
   readonly memcache: string;
   readonly timing: string;
+  /** Whether a full GC ran between rounds (only when Node was started with --expose-gc). */
+  readonly gc_between_rounds: boolean;
   readonly node: string;
   readonly cpu_model: string;
   readonly cpu_cores: number;
@@ -113,6 +115,11 @@ function now(): bigint {
 function gc(): void {
   const g = (globalThis as { gc?: () => void }).gc;
   if (g !== undefined) g();
+}
+
+/** Whether {@link gc} can collect (Node started with --expose-gc, as `npm run bench` does). */
+function gcAvailable(): boolean {
+  return typeof (globalThis as { gc?: unknown }).gc === "function";
 }
 
 function check(ret: number, what: string): void {
@@ -341,6 +348,7 @@ export function benchPgtable(opts: BenchOptions, cpuModel: string, cores: number
       "but not 2M-aligned (4K leaves only); per-call map is one map() per 4K page; the *_per_call_ns " +
       "figures are ns per call: map of a new leaf into an existing level-3 table, map returning " +
       "-EAGAIN (identical leaf present), relaxPerms(R|W) on a write-protected page",
+    gc_between_rounds: gcAvailable(),
     node: process.version,
     cpu_model: cpuModel,
     cpu_cores: cores,
@@ -372,5 +380,13 @@ export function formatPgtable(r: PgtableResult): string {
     `${mib(r.size_bytes)} = ${r.pages} pages, best of ${r.runs}\n` +
     `${r.cpu_model} (${r.cpu_cores} cores), node ${r.node}, ${r.date}\n`;
   const w = Math.max(...rows.map(([k]) => k.length));
-  return head + rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join("\n") + `\n  memcache: ${r.memcache}\n`;
+  const gcNote = r.gc_between_rounds
+    ? ""
+    : "  note: no GC between rounds (run Node with --expose-gc, as npm run bench does): rounds may pay for earlier ones' garbage\n";
+  return (
+    head +
+    rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join("\n") +
+    `\n  memcache: ${r.memcache}\n` +
+    gcNote
+  );
 }

@@ -233,14 +233,14 @@ function dryRun(
   json: boolean,
 ): string {
   const fits = problem === null;
-  const text = json ? dryRunJson(need, budget, fits) : dryRunText(what, need, budget, problem);
+  const text = json ? dryRunJson(need, budget, problem) : dryRunText(what, need, budget, problem);
   // The answer "it would be refused" is exit status 1: a script can test it (the run itself exits 2).
   if (!fits) throw new AnswerWithStatus(text, 1);
   return text;
 }
 
-/** `--dry-run --json`'s object. */
-function dryRunJson(need: Footprint, budget: MemoryBudget, fits: boolean): string {
+/** `--dry-run --json`'s object; `refused` says why when it would not fit (null when it would). */
+function dryRunJson(need: Footprint, budget: MemoryBudget, problem: string | null): string {
   return JSON.stringify(
     {
       dry_run: true,
@@ -249,7 +249,8 @@ function dryRunJson(need: Footprint, budget: MemoryBudget, fits: boolean): strin
       budget_bytes: budget.bytes,
       budget_source: budget.source,
       heap_limit_bytes: heapLimit(),
-      fits,
+      fits: problem === null,
+      refused: problem,
     },
     null,
     2,

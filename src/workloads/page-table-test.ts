@@ -309,8 +309,12 @@ export class PageTableTest {
       const i = vcpu.id;
       const ipa = i < below ? GUEST_DATA_MIN_PADDR + i * GUEST_PAGE : after + (i - below) * GUEST_PAGE;
       this.vm.untimedVcpu = i;
-      runToCompletion(guestAccess(this.vm, vcpu, { ipa, write: true, exec: false, s1ptw: false }));
-      this.vm.untimedVcpu = -1;
+      try {
+        runToCompletion(guestAccess(this.vm, vcpu, { ipa, write: true, exec: false, s1ptw: false }));
+      } finally {
+        // A failed access must not leave later reports naming this vCPU.
+        this.vm.untimedVcpu = -1;
+      }
     }
   }
 

@@ -371,11 +371,14 @@ describe("s2sim page-table-test", () => {
       estimated_bytes: number;
       budget_bytes: number;
       fits: boolean;
+      refused: string | null;
     };
     assert.equal(j.dry_run, true);
     assert.equal(j.budget_bytes, 64 * 2 ** 20);
     assert.ok(j.estimated_bytes > j.budget_bytes);
     assert.equal(j.fits, false);
+    // The JSON says why, as the text does.
+    assert.match(j.refused ?? "", /needs about .* more than the 64 MiB --max-memory allows/);
     const refused = await s2sim("page-table-test", "-b", "1G", "--dry-run", "--max-memory", "64M");
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(
