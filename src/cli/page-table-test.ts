@@ -20,7 +20,7 @@ import { type CheckOption, checkListText, checksOption, injectListText } from ".
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
 import type { Footprint } from "../common/footprint.js";
 import type { CostProfile } from "../sim/profile.js";
-import { heapLimit, type MemoryBudget, memoryBudget, memoryProblem } from "./memory.js";
+import { type Advice, heapLimit, type MemoryBudget, memoryBudget, memoryProblem } from "./memory.js";
 import { simProgress } from "./progress.js";
 import {
   backingPageSize,
@@ -118,7 +118,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   }
   const need = pageTableTestFootprint(config, profile);
   const budget = memoryBudget(opts.maxMemory);
-  const what = `page-table-test -s ${config.backing} -b ${opts.mem} -v ${vcpus}`;
+  // The size as parsed, not as typed (which may carry spaces or control characters).
+  const what = `page-table-test -s ${config.backing} -b ${sizeName(config.memBytes)} -v ${vcpus}`;
   const problem = memoryProblem(need, budget, what, () => smallerRun(config, profile, budget, pageSize));
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
@@ -175,6 +176,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     out.push("");
     for (const line of stageBlock(stage, report)) out.push(line);
   }
+  const bug = report.injected_bug;
+  if (bug !== undefined) out.push("", injectedBugLine(bug.name, bug.departures));
   if (report.check !== undefined) {
     out.push("", `checkers ${report.check.checkers.join(", ")}: no violation in any stage`);
   }
@@ -192,7 +195,7 @@ function smallerRun(
   profile: CostProfile,
   budget: MemoryBudget,
   pageSize: number,
-): string {
+): Advice {
   const fits = (c: PageTableTestConfig): boolean =>
     memoryProblem(pageTableTestFootprint(c, profile), budget, "", "") === null;
   // What the options that do not change the run's results add: the same run without them.
@@ -217,7 +220,7 @@ function smallerRun(
     least.bytes > budget.bytes
       ? `${humanBytes(least.bytes)} of memory`
       : `${humanBytes(least.heapBytes)} of JavaScript heap`;
-  return `even the smallest run (-b ${sizeName(pageSize)} -v 1) would need about ${need}`;
+  return { nothingSmaller: `even the smallest run (-b ${sizeName(pageSize)} -v 1) would need about ${need}` };
 }
 
 /**
@@ -266,6 +269,18 @@ function dryRunText(what: string, need: Footprint, budget: MemoryBudget, problem
     `budget: ${humanBytes(budget.bytes)} (${budget.source}); heap limit ${humanBytes(heapLimit())}`,
     fits ? "it would run" : `it would be refused: ${problem}`,
   ].join("\n");
+}
+
+/**
+ * What the injected bug did in the run: how often the code departed from the kernel's, or, never,
+ * that there was nothing to catch (and where to see it caught).
+ */
+export function injectedBugLine(name: string, departures: number): string {
+  if (departures > 0) return `injected bug ${name}: the code departed from the kernel's ${departures} times`;
+  return (
+    `injected bug ${name}: this run never reached the code it changes, so there was nothing to catch ` +
+    `('s2sim scenario list' names a scenario that provokes it)`
+  );
 }
 
 /** The selftest's timing line and the compact per-stage summary. */

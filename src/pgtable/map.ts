@@ -278,10 +278,9 @@ export class MapVisitor implements Visitor {
       noBreak = this.breakLeaf(addr, level, table, idx);
     }
     // The series' CMOs: only the walker that stores a new valid leaf pays.
-    if (this.bug === null || !this.cmoInjectedAway()) {
-      this.cmoPhys = phys;
-      this.leafCmos(newLo, newHi, level);
-    }
+    this.cmoPhys = phys;
+    if (this.bug === null || !this.cmoInjectedAway()) this.leafCmos(newLo, newHi, level);
+    else if (this.owesCmos(newLo, newHi)) pgt.bugDepartures++;
     pgt.writePte(table, idx, newLo, newHi, addr, level);
     // Injected "no-break": the old leaf's reference carries over to the new one; TLBI after.
     if (noBreak) pgt.tlbFlushVmidIpa(addr, level);
@@ -295,7 +294,10 @@ export class MapVisitor implements Visitor {
    * with the injected "no-break" leave it; returns whether it was left.
    */
   private breakLeaf(addr: number, level: number, table: number, idx: number): boolean {
-    if (this.bug === "no-break") return true;
+    if (this.bug === "no-break") {
+      this.pgt.bugDepartures++;
+      return true;
+    }
     this.pgt.putPte(table, idx, addr, level);
     return false;
   }
@@ -315,6 +317,16 @@ export class MapVisitor implements Visitor {
     if (mm.icacheInvalPou !== null && pteExecutable(newHi)) {
       mm.icacheInvalPou(mm.physToVirt(phys), granule);
     }
+  }
+
+  /** Whether {@link leafCmos} would issue a CMO for this leaf (what an injected bug leaves out). */
+  private owesCmos(newLo: number, newHi: number): boolean {
+    const pgt = this.pgt;
+    const mm = pgt.mmOps;
+    return (
+      (mm.dcacheCleanInvalPoc !== null && pteCacheable(newLo, pgt.fwb)) ||
+      (mm.icacheInvalPou !== null && pteExecutable(newHi))
+    );
   }
 
   /** Whether an injected bug drops this leaf's CMOs. */
@@ -359,6 +371,7 @@ export class MapVisitor implements Visitor {
     if (pgt.isCounted(oldLo, oldHi)) {
       if (this.bug === "no-break") {
         // Injected: the table replaces the block in one store; the block's reference carries over.
+        pgt.bugDepartures++;
         pgt.writePte(table, idx, tableLo(pgt.granule, childPa), oaHi(childPa), addr, level);
         pgt.tlbFlushVmidIpa(addr, level);
         return 0;
@@ -393,9 +406,11 @@ export class MapVisitor implements Visitor {
     // Numerous leaves may sit below: invalidate the whole VMID.
     switch (this.bug) {
       case "coalesce-tlbi-ipa":
+        pgt.bugDepartures++;
         pgt.tlbFlushVmidIpa(addr, level);
         break;
       case "free-before-tlbi":
+        pgt.bugDepartures++;
         break; // issued once the block is in (tablePost)
       default:
         pgt.tlbFlushVmid();

@@ -148,6 +148,11 @@ export class Stage2Pgtable implements Stage2Env {
   pgd = -1;
   /** Table pages installed below the start level so far (taken from a memcache by a map). */
   tablesInstalled = 0;
+  /**
+   * Times the kernel's injected bug (bugs.ts) made the code depart from the kernel's so far: 0
+   * with none, or when the run never reached the place it changes (nothing for a checker to catch).
+   */
+  bugDepartures = 0;
 
   private readonly walker: Walker;
   /** mem.pages (the array never changes; pages are only added to it). */
@@ -554,6 +559,7 @@ export class Stage2Pgtable implements Stage2Env {
   putValidPte(table: number, idx: number, addr: number, level: number): void {
     this.invalidatePte(table, idx, addr, level);
     if (this.tlbiOnBreak) this.tlbFlushVmidIpa(addr, level);
+    else this.bugDepartures++;
     this.mmOps.putPage(table);
   }
 

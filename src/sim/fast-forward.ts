@@ -373,6 +373,7 @@ export class FastForward {
     out.push(slot.dirtyPages);
     out.push(this.mmu.walks);
     out.push(this.accesses());
+    out.push(this.vm.pgt.bugDepartures);
     out.push(this.vm.pgt.tablesInstalled);
     // Each TLB's fills of the same entry again, then its other fills (last).
     for (const tlb of this.mmu.tlbs) out.push(tlb.refills);
@@ -895,6 +896,7 @@ export class FastForward {
     this.engine.fastForward(dt, k, this.prevEngineDelta);
     this.mmu.walks += k * delta[n++]!;
     this.addAccesses(k * delta[n++]!);
+    vm.pgt.bugDepartures += k * delta[n++]!;
     n++; // tables installed (0)
     // The refills (of the entry each replayed fill made: fillRun counted one fill per period).
     for (const tlb of this.mmu.tlbs) {

@@ -145,6 +145,8 @@ export interface ScenarioResult {
   readonly found: number;
   /** Per step: what it did and the machine time it ended at (ps). */
   readonly steps: Array<{ readonly what: string; readonly endPs: number }>;
+  /** Times an injected bug made the code depart from the kernel's (Stage2Pgtable.bugDepartures). */
+  readonly bugDepartures: number;
 }
 
 /** Runs `s` on the simulated machine of `profile` with the checkers of `opts`. */
@@ -175,7 +177,12 @@ export function runCheckScenario(
     }
   }
   checkers.detach();
-  return { violations: checkers.violations, found: checkers.found, steps };
+  return {
+    violations: checkers.violations,
+    found: checkers.found,
+    steps,
+    bugDepartures: vm.pgt.bugDepartures,
+  };
 }
 
 /** A vCPU's accesses of one step. */

@@ -117,6 +117,11 @@ export interface SimReport {
   /** How the vCPUs were released for each stage (see release-order.ts). */
   readonly release_order: ReleaseOrder;
   readonly stages: SimStageReport[];
+  /**
+   * With `--inject`: the bug, and how many times the run's code departed from the kernel's because
+   * of it (0: the run never reached the place it changes, so no checker could catch it).
+   */
+  readonly injected_bug?: { readonly name: string; readonly departures: number };
   /** With checkers: which ran and what they found (fail-fast runs throw at the first instead). */
   readonly check?: {
     readonly checkers: string[];
@@ -181,6 +186,9 @@ export function simulatePageTableTest(
     profile: profile.name,
     release_order: order,
     stages,
+    ...(config.inject === undefined
+      ? {}
+      : { injected_bug: { name: config.inject, departures: test.vm.pgt.bugDepartures } }),
     ...(checkers !== null
       ? {
           check: {

@@ -38,6 +38,7 @@ describe("checker scenarios", () => {
       it(`${s.name} on unmodified ${kernel}: no violation`, () => {
         const r = runCheckScenario(s, profile, { kernel, checks: ALL, mode: "collect" });
         assert.deepEqual(r.violations.map(formatViolation), []);
+        assert.equal(r.bugDepartures, 0);
       });
     }
   }
@@ -47,6 +48,8 @@ describe("checker scenarios", () => {
     it(`${key}: caught by ${BUG_CAUGHT_BY[bug]} (golden report)`, () => {
       const r = runCheckScenario(scenario, profile, { kernel, inject: bug, checks: ALL, mode: "collect" });
       assert.ok(r.violations.length > 0, "the bug went unnoticed");
+      // The run reached the code the bug changes, and counted it.
+      assert.ok(r.bugDepartures > 0, "no departure counted");
       const first = r.violations[0]!;
       assert.equal(first.check, BUG_CAUGHT_BY[bug]);
       const actual = formatViolation(first) + "\n";

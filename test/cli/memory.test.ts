@@ -13,6 +13,7 @@ describe("memory budget", () => {
       bytes: 2 * G,
       source: "--max-memory allows",
       raise: ", or a larger --max-memory",
+      raiseAlone: "allow more with --max-memory",
     });
     assert.throws(() => memoryBudget("0"), /must not be 0/);
     assert.throws(() => memoryBudget("lots"), /"lots" is not a size/);
@@ -27,9 +28,11 @@ describe("memory budget", () => {
       bytes: totalmem(),
       source: "this machine has in all",
       raise: ", or set --max-memory if you know better",
+      raiseAlone: "set --max-memory if you know better",
     });
     // A command without the option (the benchmarks) gives no advice it would refuse.
     assert.equal(memoryBudget(undefined, "darwin", null).raise, "");
+    assert.equal(memoryBudget(undefined, "darwin", null).raiseAlone, "");
   });
 
   it("refuses a run over the budget, or over V8's heap limit, in one line", () => {
@@ -48,6 +51,29 @@ describe("memory budget", () => {
     assert.throws(
       () => checkMemory({ bytes: G / 2, heapBytes: heap + G }, budget, "run", "use less"),
       /needs about [\d.]+ GiB of JavaScript heap, more than Node's limit of [\d.]+ GiB: use less, or raise the limit \(NODE_OPTIONS=--max-old-space-size=\d+\)$/,
+    );
+  });
+
+  it("after a finding that nothing smaller fits, says how to allow more as a sentence of its own", () => {
+    const none = { nothingSmaller: "even the least would need 1.5 GiB" };
+    assert.throws(
+      () => checkMemory({ bytes: 2 * G, heapBytes: G / 4 }, memoryBudget("1G"), "run", none),
+      /allows: even the least would need 1\.5 GiB; allow more with --max-memory$/,
+    );
+    assert.throws(
+      () =>
+        checkMemory(
+          { bytes: 2 * totalmem(), heapBytes: G / 4 },
+          memoryBudget(undefined, "darwin", null),
+          "run",
+          none,
+        ),
+      /has in all: even the least would need 1\.5 GiB$/,
+    );
+    const heap = getHeapStatistics().heap_size_limit;
+    assert.throws(
+      () => checkMemory({ bytes: G / 2, heapBytes: heap + G }, memoryBudget("1G"), "run", none),
+      /GiB: even the least would need 1\.5 GiB; raise the limit \(NODE_OPTIONS=--max-old-space-size=\d+\)$/,
     );
   });
 });

@@ -252,7 +252,7 @@ describe("s2sim page-table-test", () => {
     [
       "a run larger than --max-memory",
       ["-b", "1G", "--max-memory", "64M"],
-      /-b 1G -v 1 needs about \d+ MiB of memory, more than the 64 MiB --max-memory allows: even the smallest run \(-b 4K -v 1\) would need about \d+ MiB/,
+      /-b 1G -v 1 needs about \d+ MiB of memory, more than the 64 MiB --max-memory allows: even the smallest run \(-b 4K -v 1\) would need about \d+ MiB of memory; allow more with --max-memory\n/,
     ],
     [
       "a run that a smaller region would let fit",
@@ -349,6 +349,10 @@ describe("s2sim page-table-test", () => {
     );
     assert.match(text.stdout, /^estimated peak memory: about [\d.]+ GiB \(JavaScript heap [\d.]+ MiB\)$/m);
     assert.match(text.stdout, /^it would run$/m);
+    // The size as parsed: what was typed may hold a line break (accepted around a number, as strtoull does).
+    const spaced = await s2sim("page-table-test", "-b", " 2M\n", "--dry-run");
+    assert.equal(spaced.code, 0, spaced.stderr);
+    assert.match(spaced.stdout, /^page-table-test -s anonymous -b 2M -v 1: the options are valid/);
     // A long --trace of a tiny run needs only the lines such a run can make.
     const tiny = await s2sim(
       "page-table-test",
@@ -578,4 +582,24 @@ describe("s2sim page-table-test", () => {
       assert.match(r.stderr, re);
     });
   }
+  it("--inject says whether the run reached the code the bug changes", async () => {
+    const noBreak = (src: string, ...extra: string[]) =>
+      s2sim("page-table-test", ...["-s", src, "-b", "4M", "-v", "2", "--inject", "no-break"], ...extra);
+    // THP memory never splits a block or replaces a valid leaf: no-break has nothing to change.
+    const thp = await noBreak("anonymous_thp", "--check");
+    assert.equal(thp.code, 0, thp.stderr);
+    const never =
+      /^injected bug no-break: this run never reached the code it changes, so there was nothing to catch/m;
+    assert.match(thp.stdout, never);
+    // hugetlb splits its blocks for dirty logging: the checkers catch it (exit 1).
+    const hugetlb = await noBreak("anonymous_hugetlb");
+    assert.equal(hugetlb.code, 0, hugetlb.stderr);
+    assert.match(hugetlb.stdout, /^injected bug no-break: the code departed from the kernel's \d+ times$/m);
+    const json = JSON.parse((await noBreak("anonymous_hugetlb", "--json")).stdout) as {
+      injected_bug: { name: string; departures: number };
+    };
+    assert.equal(json.injected_bug.name, "no-break");
+    assert.ok(json.injected_bug.departures > 0);
+    assert.equal((await noBreak("anonymous_hugetlb", "--check")).code, 1);
+  });
 });

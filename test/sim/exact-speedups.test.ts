@@ -67,6 +67,8 @@ interface Case {
   readonly granule?: number;
   readonly prof?: CostProfile;
   readonly random?: boolean;
+  /** An injected bug whose departures from the kernel (counted) the skips replay. */
+  readonly inject?: string;
 }
 
 /** A case's run configuration and a name for it. */
@@ -78,6 +80,7 @@ function setUp(c: Case, more: Partial<PageTableTestConfig> = {}): [PageTableTest
     vcpus: c.vcpus,
     ...(c.granule !== undefined ? { vmOptions: { granule: c.granule } } : {}),
     ...(c.random === true ? { releaseOrder: "random" as const, seed: 7 } : {}),
+    ...(c.inject !== undefined ? { inject: c.inject } : {}),
     ...more,
   };
   const what =
@@ -85,6 +88,7 @@ function setUp(c: Case, more: Partial<PageTableTestConfig> = {}): [PageTableTest
     (c.prof === fractional ? ", fractional guest-access cost" : "") +
     (c.prof === fractionalLocks ? ", fractional lock costs" : "") +
     (c.random === true ? ", random release" : "") +
+    (c.inject !== undefined ? `, injected ${c.inject}` : "") +
     (more.lookahead === false ? ", no lookahead" : "");
   return [config, what];
 }
@@ -112,6 +116,8 @@ const cases: Case[] = [
   { kernel: "v5.12", backing: "anonymous", mem: 8 * M, vcpus: 12 },
   { kernel: "v5.14", backing: "anonymous", mem: 8 * M, vcpus: 9 },
   { kernel: "v5.14", backing: "anonymous", mem: 8 * M, vcpus: 6, random: true },
+  // A bug departing from the kernel at every new leaf: the skipped leaves count too.
+  { kernel: "v5.14", backing: "anonymous_thp", mem: 16 * M, vcpus: 8, inject: "install-no-cmo" },
 ];
 
 describe("the convoy fast-forward", () => {
