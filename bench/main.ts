@@ -7,7 +7,7 @@ import { cpus } from "node:os";
 import { S2simError } from "../src/common/error.js";
 import { benchCheck, formatCheck } from "./check.js";
 import { benchNative, formatNative, NativeUnavailable, type NativeResult } from "./native.js";
-import { parseBenchArgs, UsageError, type BenchOptions } from "./options.js";
+import { HelpRequest, parseBenchArgs, UsageError, type BenchOptions } from "./options.js";
 import { benchPgtable, formatPgtable, type PgtableResult } from "./pgtable.js";
 import { benchReproduce, formatReproduce } from "./reproduce.js";
 
@@ -88,7 +88,9 @@ async function run(opts: BenchOptions): Promise<void> {
 try {
   await run(parseBenchArgs(process.argv.slice(2)));
 } catch (e) {
-  if (e instanceof UsageError || e instanceof NativeUnavailable || e instanceof S2simError) {
+  if (e instanceof HelpRequest) {
+    process.stdout.write(`${e.message}\n`);
+  } else if (e instanceof UsageError || e instanceof NativeUnavailable || e instanceof S2simError) {
     // S2simError: what the simulator refuses (e.g. a reproduce too large for the memory available).
     process.stderr.write(`bench: ${e.message}\n`);
     process.exitCode = e instanceof NativeUnavailable ? 1 : 2;

@@ -22,6 +22,9 @@ export interface BenchOptions {
 /** A mistake on the command line; main prints its message and exits with code 2. */
 export class UsageError extends Error {}
 
+/** `-h` or `--help`: main prints the usage on standard output and exits with code 0. */
+export class HelpRequest extends Error {}
+
 export const USAGE =
   "usage: npm run bench -- [pgtable|native|all|check|reproduce] [--json] [--size <bytes|2M|1G|20G>] " +
   "[--kernel v5.12|v5.14] [--runs N] [--backing anonymous|anonymous_thp|...] [--mem-scale <f>]";
@@ -137,7 +140,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         break;
       case "-h":
       case "--help":
-        throw new UsageError(USAGE);
+        throw new HelpRequest(USAGE);
       default:
         throw new UsageError(
           arg.startsWith("-")

@@ -5,8 +5,25 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { NODE_FLAG } from "../../src/cli/node-flag.js";
 import { NativeUnavailable, parseWalkOutput } from "../../bench/native.js";
+import { HelpRequest, parseBenchArgs, USAGE, UsageError } from "../../bench/options.js";
 
 const BENCH = fileURLToPath(new URL("../../bench/main.js", import.meta.url));
+
+/** Runs the bench harness with `args` (and `env`, if given) and collects its exit status and output. */
+function runBench(
+  args: readonly string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [NODE_FLAG, BENCH, ...args],
+      { env, timeout: 120_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 /** A line as walk.c prints it. */
 const GOOD =
@@ -36,15 +53,7 @@ describe("bench native", () => {
 
   it("`all` without gcc prints the model's half in all's shape, names the missing half, and exits 1", async () => {
     // No PATH: gcc cannot be found (node is run by its absolute path).
-    const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [NODE_FLAG, BENCH, "all", "--size", "2M", "--runs", "1", "--json"],
-        { env: { PATH: "" }, timeout: 120_000 },
-        (err, stdout, stderr) =>
-          resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
-      );
-    });
+    const r = await runBench(["all", "--size", "2M", "--runs", "1", "--json"], { PATH: "" });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^bench: native baseline skipped: gcc not found/m);
     const o = JSON.parse(r.stdout) as {
@@ -59,5 +68,14 @@ describe("bench native", () => {
     assert.equal(o.pgtable.gc_between_rounds, false);
     assert.equal(o.native, null);
     assert.match(o.native_unavailable, /gcc not found/);
+  });
+
+  it("--help is an answer (usage on stdout, exit 0), not a usage error", async () => {
+    assert.throws(() => parseBenchArgs(["--help"]), HelpRequest);
+    assert.throws(() => parseBenchArgs(["-h"]), HelpRequest);
+    assert.throws(() => parseBenchArgs(["--bogus"]), UsageError);
+    const r = await runBench(["--help"]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, USAGE + "\n");
   });
 });
