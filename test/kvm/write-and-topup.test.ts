@@ -73,6 +73,24 @@ describe("user_mem_abort's memcache top-up (spec 4.5 step 5)", () => {
       assert.deepEqual(leaf(vm, slot.gpa), { level: 3, perm: "rw", xn: true });
     });
   }
+  it("tops up whenever fewer pages are held than a walk from the start level can need", () => {
+    const t = makeTest("v5.14", "anonymous", 4 * K4, 1);
+    const { vm, slot } = t;
+    // 4K pages, 40-bit IPA: three levels from L1, so a first fault may need two tables (L2, L3).
+    assert.equal(vm.geo.cacheMinPages, 2);
+    const mc = vm.vcpus[0]!.memcache;
+    mc.free();
+    mc.topup(1);
+    while (mc.count > 1) mc.alloc();
+    const tables = vm.pgt.tablesInstalled;
+    // With one page held and no top-up, the map would run out of table pages (-ENOMEM).
+    const w = access(vm, { ipa: slot.gpa, write: true });
+    assert.equal(vm.pgt.tablesInstalled - tables, 2);
+    assert.ok(
+      w.events.some((e) => e.kind === "memcache-topup"),
+      "no top-up",
+    );
+  });
 });
 
 describe("v5.12's exec fault (spec 4.5 step 14)", () => {
