@@ -2,7 +2,7 @@
 import { type CpuFeatures, KUNPENG_920 } from "../arch/cpu.js";
 import { granuleOf } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
-import { hex, sizeName } from "../common/format.js";
+import { hex, printable, sizeName } from "../common/format.js";
 import { rejectOctal } from "../common/size.js";
 import { backingSource } from "../host/backing.js";
 import { vmIpaBits } from "../kvm/vm.js";
@@ -97,7 +97,14 @@ export function parseMemScale(text: string): number {
  * S2simErrors.
  */
 export function loadProfileOption(nameOrPath: string | undefined, sets: readonly string[] = []): CostProfile {
-  return withOverrides(loadProfile(nameOrPath ?? DEFAULT_PROFILE), sets.map(parseSetting));
+  const name = nameOrPath ?? DEFAULT_PROFILE;
+  // A pipe whose writer sends nothing is waited for (as cat would); say so rather than seem hung.
+  const onWait = (): void => {
+    process.stderr.write(
+      `s2sim: waiting for profile '${printable(name)}': its writer has sent nothing yet\n`,
+    );
+  };
+  return withOverrides(loadProfile(name, onWait), sets.map(parseSetting));
 }
 
 /** The `--set` changes of `profile` for people, or null if none. */

@@ -29,12 +29,17 @@ const PIPE_POLL_MS = 5;
 /** How long a pipe with no writer is given for one to open it. */
 const PIPE_WRITER_WAIT_MS = 2000;
 
+/** How long a pipe's writer may send nothing before the reader is told (`onWait`). */
+export const PIPE_SILENT_MS = 2000;
+
 /**
  * Reads all of `path`, a regular file or a pipe, if it holds at most `maxBytes` bytes. A pipe is
  * opened without waiting for a writer: one with none after {@link PIPE_WRITER_WAIT_MS} reads as
- * empty instead of hanging; else it is read until its writer closes it.
+ * empty instead of hanging; else it is read until its writer closes it, and `onWait` is called
+ * once if the writer has sent nothing for {@link PIPE_SILENT_MS} (so a person can be told why
+ * nothing happens).
  */
-export function readSmallFile(path: string, maxBytes: number): SmallFile {
+export function readSmallFile(path: string, maxBytes: number, onWait?: () => void): SmallFile {
   let fd: number;
   try {
     // stat first: opening a device can wait (a terminal) or act (a tape rewinds).
@@ -52,7 +57,7 @@ export function readSmallFile(path: string, maxBytes: number): SmallFile {
     // A named pipe opened this way may have no writer yet (one blocked in open is woken by ours):
     // it reads as at its end until one comes, so an end before any writer is waited out a while.
     // An anonymous pipe (a shell's `|` or `<(...)`) had its writer from the start: its end is real.
-    return readAll(fd, st.isFIFO(), st.isFIFO() && isNamedPipe(path), maxBytes);
+    return readAll(fd, st.isFIFO(), st.isFIFO() && isNamedPipe(path), maxBytes, onWait);
   } catch (err) {
     return { why: systemReason(err) };
   } finally {
@@ -86,11 +91,19 @@ const STDIN_FD = 0;
  * socket (for the result); `named`: a named pipe, whose end before any writer came is waited out
  * for {@link PIPE_WRITER_WAIT_MS}. A descriptor that would block (opened non-blocking) is polled.
  */
-function readAll(fd: number, stream: boolean, named: boolean, maxBytes: number): SmallFile {
+function readAll(
+  fd: number,
+  stream: boolean,
+  named: boolean,
+  maxBytes: number,
+  onWait?: () => void,
+): SmallFile {
   const buffer = Buffer.alloc(maxBytes + 1);
   let length = 0;
   const writerDeadline = Date.now() + PIPE_WRITER_WAIT_MS;
   let writer = false;
+  let silentSince = Date.now();
+  let told = onWait === undefined;
   for (;;) {
     let n: number;
     try {
@@ -99,6 +112,10 @@ function readAll(fd: number, stream: boolean, named: boolean, maxBytes: number):
       if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return { why: systemReason(err) };
       // A pipe whose writer has written nothing yet.
       writer = true;
+      if (!told && Date.now() - silentSince >= PIPE_SILENT_MS) {
+        told = true;
+        onWait!();
+      }
       sleep(PIPE_POLL_MS);
       continue;
     }
@@ -110,6 +127,7 @@ function readAll(fd: number, stream: boolean, named: boolean, maxBytes: number):
       return { bytes: buffer.subarray(0, length), pipe: stream };
     }
     writer = true;
+    silentSince = Date.now();
     length += n;
     if (length > maxBytes) return { why: tooLarge(maxBytes) };
   }

@@ -15,6 +15,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../repo-root.js";
+import { PIPE_SILENT_MS } from "../../src/common/small-file.js";
 import { type CliResult, s2sim, s2simWith } from "./run.js";
 
 const dir = mkdtempSync(join(tmpdir(), "s2sim-profile-"));
@@ -110,6 +111,22 @@ describe("--profile files", { timeout: 60_000 }, () => {
     // ever and keep this process alive: be that reader, so the test fails instead of hanging.
     closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
     assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
+  });
+
+  it("says it is waiting when a named pipe's writer sends nothing for a while", async () => {
+    const fifo = join(dir, "fifo-slow");
+    execFileSync("mkfifo", [fifo]);
+    const run = s2sim(...DRY, "--profile", fifo, "--json");
+    const writer = createWriteStream(fifo);
+    writer.on("error", () => {});
+    // Silent for longer than PIPE_SILENT_MS, then the profile.
+    await new Promise((resolve) => setTimeout(resolve, PIPE_SILENT_MS + 1000));
+    writer.end(BUNDLED);
+    const r = await run;
+    closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^s2sim: waiting for profile '.*fifo-slow': its writer has sent nothing yet$/m);
     assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
   });
 
