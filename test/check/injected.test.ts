@@ -85,6 +85,9 @@ describe("checker scenarios", () => {
     assert.match(bbm[0]!.what, /made valid again \(leaf .*\) with 2 valid leaves of the table it held/);
     const conflict = run("tlb-conflict");
     assert.equal(conflict.length, 1);
+    // Under its own rule's name, whichever checkers are on.
+    assert.equal(conflict[0]!.check, "tlb-conflict");
+    assert.equal(bbm[0]!.check, "bbm");
     assert.ok(conflict[0]!.timePs > bbm[0]!.timePs, "the conflict shows only when vCPU 1 caches the block");
   });
 

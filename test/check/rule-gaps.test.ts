@@ -13,6 +13,7 @@ import {
   ATTR_LO_MEMATTR_SHIFT,
   ATTR_LO_S2AP_R,
   ATTR_LO_S2AP_W,
+  MEMATTR_DEVICE_NGNRE,
   MEMATTR_NORMAL,
   PTE_TYPE,
   PTE_VALID,
@@ -179,4 +180,25 @@ test("bbm: an entry made valid again with the value it was broken from owes noth
     reports[0]!,
     /was made valid again \(leaf -> 0x80001000 .*\) with no TLBI since it was broken/,
   );
+  // Broken, then a TLBI by IPA for the next page only (outside the entry's range), then remade
+  // to another page: still owed, reported.
+  bbm.op("map");
+  bbm.pte(change(page(0x8000_0000, rw), 0));
+  bbm.tlbiIpa(0x1000_6000, 3);
+  bbm.pte(change(0, page(0x8000_2000, rw)));
+  bbm.opDone("map");
+  assert.equal(reports.length, 2);
+  assert.match(
+    reports[1]!,
+    /was made valid again \(leaf -> 0x80002000 .*\) with no TLBI since it was broken/,
+  );
+  // A valid leaf's memory type changed in place (Normal to Device), with no break: reported.
+  const device =
+    (page(0x8000_0000, rw) & ~(0xf << ATTR_LO_MEMATTR_SHIFT)) |
+    (MEMATTR_DEVICE_NGNRE << ATTR_LO_MEMATTR_SHIFT);
+  bbm.op("map");
+  bbm.pte(change(page(0x8000_0000, rw), device));
+  bbm.opDone("map");
+  assert.equal(reports.length, 3);
+  assert.match(reports[2]!, /without a break/);
 });
