@@ -163,35 +163,28 @@ test("bbm: an entry made valid again with the value it was broken from owes noth
     newLo,
     newHi: 0,
   });
+  /** One map operation: the entry broken from `from` (with a TLBI by IPA at `tlbi`), then made `to`. */
+  const breakAndMake = (from: number, to: number, tlbi?: number): void => {
+    bbm.op("map");
+    bbm.pte(change(from, 0));
+    if (tlbi !== undefined) bbm.tlbiIpa(tlbi, 3);
+    bbm.pte(change(0, to));
+    bbm.opDone("map");
+  };
+  const remadeWithoutTlbi = (pa: string): RegExp =>
+    new RegExp(`was made valid again \\(leaf -> ${pa} .*\\) with no TLBI since it was broken`);
   // Broken, then remade with the same output address and attributes (fewer permissions: an
   // in-place change), with no TLBI between: nothing owed, nothing reported.
-  bbm.op("map");
-  bbm.pte(change(page(0x8000_0000, rw), 0));
-  bbm.pte(change(0, page(0x8000_0000, ATTR_LO_S2AP_R)));
-  bbm.opDone("map");
+  breakAndMake(page(0x8000_0000, rw), page(0x8000_0000, ATTR_LO_S2AP_R));
   assert.deepEqual(reports, []);
   // Broken, then remade to another page with no TLBI between: reported.
-  bbm.op("map");
-  bbm.pte(change(page(0x8000_0000, rw), 0));
-  bbm.pte(change(0, page(0x8000_1000, rw)));
-  bbm.opDone("map");
+  breakAndMake(page(0x8000_0000, rw), page(0x8000_1000, rw));
   assert.equal(reports.length, 1);
-  assert.match(
-    reports[0]!,
-    /was made valid again \(leaf -> 0x80001000 .*\) with no TLBI since it was broken/,
-  );
-  // Broken, then a TLBI by IPA for the next page only (outside the entry's range), then remade
-  // to another page: still owed, reported.
-  bbm.op("map");
-  bbm.pte(change(page(0x8000_0000, rw), 0));
-  bbm.tlbiIpa(0x1000_6000, 3);
-  bbm.pte(change(0, page(0x8000_2000, rw)));
-  bbm.opDone("map");
+  assert.match(reports[0]!, remadeWithoutTlbi("0x80001000"));
+  // A TLBI by IPA for the next page only (outside the entry's range) leaves it owed: reported.
+  breakAndMake(page(0x8000_0000, rw), page(0x8000_2000, rw), 0x1000_6000);
   assert.equal(reports.length, 2);
-  assert.match(
-    reports[1]!,
-    /was made valid again \(leaf -> 0x80002000 .*\) with no TLBI since it was broken/,
-  );
+  assert.match(reports[1]!, remadeWithoutTlbi("0x80002000"));
   // A valid leaf's memory type changed in place (Normal to Device), with no break: reported.
   const device =
     (page(0x8000_0000, rw) & ~(0xf << ATTR_LO_MEMATTR_SHIFT)) |
