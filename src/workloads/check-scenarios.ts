@@ -25,10 +25,15 @@ export interface ScenarioAccess {
   readonly write: boolean;
 }
 
-/** A step: every vCPU runs its list of accesses (concurrently), or dirty logging changes. */
+/**
+ * A step: every vCPU runs its list of accesses (concurrently), dirty logging changes, or (for
+ * checker tests) a store into the stage-2 tables that no kernel path makes, with nothing after it
+ * (no TLBI): what a buggy kernel could do that no injectable bug does.
+ */
 export type ScenarioStep =
   | { readonly kind: "run"; readonly what: string; readonly vcpus: readonly (readonly ScenarioAccess[])[] }
-  | { readonly kind: "dirty-log"; readonly on: boolean };
+  | { readonly kind: "dirty-log"; readonly on: boolean }
+  | { readonly kind: "store"; readonly what: string; readonly store: (vm: Vm) => void };
 
 /** A scenario. */
 export interface CheckScenario {
@@ -173,6 +178,10 @@ export function runCheckScenario(
         if (step.on) runToCompletion(enableDirtyLogging(vm, slot));
         else disableDirtyLogging(vm, slot);
         steps.push({ what: `dirty logging ${step.on ? "on" : "off"}`, endPs: machine.timeBase });
+        break;
+      case "store":
+        step.store(vm);
+        steps.push({ what: step.what, endPs: machine.timeBase });
         break;
     }
   }
