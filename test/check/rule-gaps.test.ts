@@ -196,8 +196,11 @@ test("bbm: an entry made valid again with the value it was broken from owes noth
   assert.match(reports[2]!, /without a break/);
 });
 
-/** Where the stage-2 tables hold the leaf for `ipa`: its table page, index and level. */
-function leafSlot(vm: Vm, ipa: number): { table: number; index: number; level: number } {
+/**
+ * Where the stage-2 tables hold the leaf for `ipa` (or, with `stop`, the entry at that level on the
+ * way): its table page, index and level.
+ */
+function leafSlot(vm: Vm, ipa: number, stop = 3): { table: number; index: number; level: number } {
   const pgt = vm.pgt;
   const mask = pgt.granule.ptrsPerTable - 1;
   let level = pgt.geo.startLevel;
@@ -205,7 +208,7 @@ function leafSlot(vm: Vm, ipa: number): { table: number; index: number; level: n
   for (;;) {
     const index = Math.floor(ipa * pgt.sizes.inv[level + 1]!) & mask;
     const words = pgt.mem.pages[table]!;
-    if (level === 3 || (words[2 * index]! & 3) !== 3) return { table, index, level };
+    if (level === stop || (words[2 * index]! & 3) !== 3) return { table, index, level };
     table = pgt.follow(words[2 * index]!, words[2 * index + 1]!);
     level++;
   }
@@ -214,10 +217,12 @@ function leafSlot(vm: Vm, ipa: number): { table: number; index: number; level: n
 // A cached page whose leaf a kernel changes with no TLBI after (a store no kernel path makes, so
 // no injectable bug does it), then hit: the hit is stale. With the TLBI, nothing is reported.
 const STALE_CHANGES = [
-  ["write-protected", (lo: number) => lo & ~ATTR_LO_S2AP_W, /but the tables grant only R-?-?,/],
-  ["remapped to the next page", (lo: number) => lo + 0x1000, /but the tables map it to PA 0x[0-9a-f]+,/],
+  ["write-protected", 3, (lo: number) => lo & ~ATTR_LO_S2AP_W, /but the tables grant only R-?-?,/],
+  ["remapped to the next page", 3, (lo: number) => lo + 0x1000, /but the tables map it to PA 0x[0-9a-f]+,/],
+  // The level-1 entry linking the page's tables cleared: a store far above the cached leaf.
+  ["cut off at level 1", 1, () => 0, /but the tables no longer map it,/],
 ] as const;
-for (const [what, change, report] of STALE_CHANGES) {
+for (const [what, at, change, report] of STALE_CHANGES) {
   for (const tlbi of [false, true]) {
     test(`stale-tlb: a cached page ${what} ${tlbi ? "and invalidated" : "with no TLBI"}, then written`, () => {
       const ipa = SCENARIO_GPA;
@@ -234,16 +239,10 @@ for (const [what, change, report] of STALE_CHANGES) {
             kind: "store",
             what: `page 0's leaf ${what}`,
             store: (vm) => {
-              const { table, index, level } = leafSlot(vm, ipa);
+              const { table, index, level } = leafSlot(vm, ipa, at);
               const words = vm.pgt.mem.pages[table]!;
-              vm.pgt.writePte(
-                table,
-                index,
-                change(words[2 * index]!) >>> 0,
-                words[2 * index + 1]!,
-                ipa,
-                level,
-              );
+              const hi = at === 3 ? words[2 * index + 1]! : 0;
+              vm.pgt.writePte(table, index, change(words[2 * index]!) >>> 0, hi, ipa, level);
               if (tlbi) vm.pgt.tlbFlushVmidIpa(ipa, level);
             },
           },
