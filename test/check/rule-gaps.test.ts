@@ -24,6 +24,7 @@ import { Checkers } from "../../src/check/checkers.js";
 import type { CheckEnv } from "../../src/check/env.js";
 import { parseChecks } from "../../src/check/rules.js";
 import { hex } from "../../src/common/format.js";
+import type { Violation } from "../../src/check/violation.js";
 import { runToCompletion } from "../../src/common/steps.js";
 import { guestAccess } from "../../src/kvm/fault.js";
 import { Vm } from "../../src/kvm/vm.js";
@@ -263,3 +264,44 @@ for (const [what, at, change, report] of STALE_CHANGES) {
     });
   }
 }
+
+test("tlb-conflict: a cached read-only page remapped writable to another page with no TLBI, then written", () => {
+  const ipa = SCENARIO_GPA;
+  const run = (tlbi: boolean): readonly Violation[] =>
+    runCheckScenario(
+      {
+        name: "conflict-after-remap",
+        summary: "a page read, its leaf remapped RW elsewhere behind the vCPU's back, then written",
+        backing: "anonymous",
+        vcpus: 1,
+        memBytes: 4 * 4096,
+        provokes: [],
+        steps: [
+          { kind: "run", what: "vCPU 0 reads page 0 (caches the zero page RO)", vcpus: [[r(0)]] },
+          {
+            kind: "store",
+            what: "page 0's leaf remapped RW to the next page",
+            store: (vm) => {
+              const { table, index, level } = leafSlot(vm, ipa);
+              const words = vm.pgt.mem.pages[table]!;
+              const lo = (words[2 * index]! + 0x1000) | ATTR_LO_S2AP_W;
+              vm.pgt.writePte(table, index, lo >>> 0, words[2 * index + 1]!, ipa, level);
+              if (tlbi) vm.pgt.tlbFlushVmidIpa(ipa, level);
+            },
+          },
+          // The RO entry hits without the permission: the walk finds the new leaf and caches it.
+          { kind: "run", what: "vCPU 0 writes page 0", vcpus: [[w(0)]] },
+        ],
+      },
+      profile,
+      { kernel: "v5.14", checks: parseChecks("tlb-conflict"), mode: "collect" },
+    ).violations;
+  assert.deepEqual(run(true), []);
+  const found = run(false);
+  assert.equal(found.length, 1);
+  assert.equal(found[0]!.check, "tlb-conflict");
+  assert.match(
+    found[0]!.what,
+    /caches L3 4K IPA 0x40000000 -> PA 0x[0-9a-f]+ while it still holds L3 4K IPA 0x40000000/,
+  );
+});
