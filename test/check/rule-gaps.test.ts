@@ -305,3 +305,40 @@ test("tlb-conflict: a cached read-only page remapped writable to another page wi
     /caches L3 4K IPA 0x40000000 -> PA 0x[0-9a-f]+ while it still holds L3 4K IPA 0x40000000/,
   );
 });
+
+// The "split" scenario, but vCPU 1 then writes page 0: its cached RO block hits without the write
+// permission, and the walk caches the new 4K RW page inside the block it still holds.
+const SPLIT_THEN_WRITE: CheckScenario = {
+  ...SPLIT_THEN_ELSEWHERE,
+  name: "split-then-write",
+  summary: "a block split with its TLBI left out, then written through the split by the vCPU caching it",
+  steps: [
+    ...SPLIT_THEN_ELSEWHERE.steps.slice(0, 4),
+    { kind: "run", what: "vCPU 1 writes page 0", vcpus: [[], [w(0)]] },
+  ],
+};
+
+for (const kernel of KERNEL_VERSIONS) {
+  test(`tlb-conflict: a 4K fill inside a block entry still cached (${kernel})`, () => {
+    const checks = parseChecks("tlb-conflict");
+    const run = (inject?: string) =>
+      runCheckScenario(SPLIT_THEN_WRITE, profile, {
+        kernel,
+        checks,
+        mode: "collect",
+        ...(inject === undefined ? {} : { inject }),
+      }).violations;
+    assert.deepEqual(run(), []);
+    // Both vCPUs: vCPU 0's own RO block stayed cached through its split too.
+    const found = run("no-tlbi-after-break").map((v) => v.what);
+    assert.deepEqual(
+      found.map((what) =>
+        what.replace(
+          /^vCPU (\d) caches L3 4K IPA 0x40000000 -> PA 0x[0-9a-f]+ while it still holds L2 2M IPA 0x40000000 -> PA 0x[0-9a-f]+$/,
+          "$1",
+        ),
+      ),
+      ["0", "1"],
+    );
+  });
+}
