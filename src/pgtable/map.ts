@@ -279,8 +279,8 @@ export class MapVisitor implements Visitor {
     }
     // The series' CMOs: only the walker that stores a new valid leaf pays.
     this.cmoPhys = phys;
-    if (this.bug === null || !this.cmoInjectedAway()) this.leafCmos(newLo, newHi, level);
-    else if (this.owesCmos(newLo, newHi)) pgt.bugDepartures++;
+    const dropped = this.bug !== null && this.cmoInjectedAway();
+    if (this.leafCmos(newLo, newHi, level, dropped) && dropped) pgt.bugDepartures++;
     pgt.writePte(table, idx, newLo, newHi, addr, level);
     // Injected "no-break": the old leaf's reference carries over to the new one; TLBI after.
     if (noBreak) pgt.tlbFlushVmidIpa(addr, level);
@@ -304,29 +304,20 @@ export class MapVisitor implements Visitor {
 
   /**
    * stage2_map_walker_try_leaf's CMOs on the new leaf's granule at {@link cmoPhys} (v5.12's mm_ops
-   * have no CMO callbacks, so there are none there).
+   * have no CMO callbacks, so there are none there); with `dropped` (an injected bug) none is
+   * issued. Returns whether the leaf owes any.
    */
-  private leafCmos(newLo: number, newHi: number, level: number): void {
+  private leafCmos(newLo: number, newHi: number, level: number, dropped: boolean): boolean {
     const pgt = this.pgt;
     const mm = pgt.mmOps;
+    const clean = mm.dcacheCleanInvalPoc !== null && pteCacheable(newLo, pgt.fwb);
+    const inval = mm.icacheInvalPou !== null && pteExecutable(newHi);
+    if (dropped) return clean || inval;
     const phys = this.cmoPhys;
     const granule = pgt.sizes.size[level + 1]!;
-    if (mm.dcacheCleanInvalPoc !== null && pteCacheable(newLo, pgt.fwb)) {
-      mm.dcacheCleanInvalPoc(mm.physToVirt(phys), granule);
-    }
-    if (mm.icacheInvalPou !== null && pteExecutable(newHi)) {
-      mm.icacheInvalPou(mm.physToVirt(phys), granule);
-    }
-  }
-
-  /** Whether {@link leafCmos} would issue a CMO for this leaf (what an injected bug leaves out). */
-  private owesCmos(newLo: number, newHi: number): boolean {
-    const pgt = this.pgt;
-    const mm = pgt.mmOps;
-    return (
-      (mm.dcacheCleanInvalPoc !== null && pteCacheable(newLo, pgt.fwb)) ||
-      (mm.icacheInvalPou !== null && pteExecutable(newHi))
-    );
+    if (clean) mm.dcacheCleanInvalPoc!(mm.physToVirt(phys), granule);
+    if (inval) mm.icacheInvalPou!(mm.physToVirt(phys), granule);
+    return clean || inval;
   }
 
   /** Whether an injected bug drops this leaf's CMOs. */

@@ -1,29 +1,16 @@
 /** The native baseline's harness: what it accepts from walk.c, and `bench all` without a compiler. */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { NODE_FLAG } from "../../src/cli/node-flag.js";
+import { runNode } from "../cli/run.js";
 import { NativeUnavailable, parseWalkOutput } from "../../bench/native.js";
 import { HelpRequest, parseBenchArgs, USAGE, UsageError } from "../../bench/options.js";
 
 const BENCH = fileURLToPath(new URL("../../bench/main.js", import.meta.url));
 
-/** Runs the bench harness with `args` (and `env`, if given) and collects its exit status and output. */
-function runBench(
-  args: readonly string[],
-  env?: NodeJS.ProcessEnv,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [NODE_FLAG, BENCH, ...args],
-      { env, timeout: 120_000 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
-    );
-  });
-}
+/** Runs the bench harness with `args` (and `env` as its whole environment, if given). */
+const runBench = (args: readonly string[], env?: NodeJS.ProcessEnv) => runNode(BENCH, [NODE_FLAG], args, env);
 
 /** A line as walk.c prints it. */
 const GOOD =

@@ -15,13 +15,17 @@ export interface CliResult {
 /** A child still running after this long is killed: a hang fails its test instead of stalling CI. */
 const CHILD_TIMEOUT_MS = 240_000;
 
-/** Runs `node ...nodeArgs script ...args` and collects its exit status and output. */
+/**
+ * Runs `node ...nodeArgs script ...args` (with `env` as its whole environment, if given) and
+ * collects its exit status and output.
+ */
 export function runNode(
   script: string,
   nodeArgs: readonly string[],
   args: readonly string[],
+  env?: NodeJS.ProcessEnv,
 ): Promise<CliResult> {
-  return runNodeIn(undefined, script, nodeArgs, args);
+  return runIn(undefined, process.execPath, [...nodeArgs, script, ...args], undefined, env);
 }
 
 /** {@link runNode} in directory `cwd` (default: this process's). */
@@ -35,17 +39,18 @@ function runNodeIn(
 }
 
 /**
- * Runs `file ...args` in `cwd` and collects its exit status and output; `input`, if given, is
- * written to its standard input (Node's pipe: a socket), which is then closed.
+ * Runs `file ...args` in `cwd` (with `env`, if given) and collects its exit status and output;
+ * `input`, if given, is written to its standard input (Node's pipe: a socket), which is then closed.
  */
 function runIn(
   cwd: string | undefined,
   file: string,
   args: readonly string[],
   input?: Buffer,
+  env?: NodeJS.ProcessEnv,
 ): Promise<CliResult> {
   return new Promise((resolve) => {
-    const options = { maxBuffer: 64 << 20, timeout: CHILD_TIMEOUT_MS, cwd };
+    const options = { maxBuffer: 64 << 20, timeout: CHILD_TIMEOUT_MS, cwd, env };
     const child = execFile(file, args, options, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
       const killed =
