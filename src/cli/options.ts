@@ -22,9 +22,12 @@ export const KERNEL_CHOICES: readonly KernelVersion[] = ["v5.12", "v5.14"];
 /** The only guest mode modelled: VM_MODE_P40V48_4K, as vm_guest_mode_string prints it. */
 export const MODE_4 = { id: 4, name: "PA-bits:40,  VA-bits:48,  4K pages" } as const;
 
-/** Checks `-m`: only mode 4 is modelled. */
+/**
+ * Checks `-m`: only mode 4 is modelled. The selftest reads the ID in base 10 (strtoul), so leading
+ * zeros and a plus sign name the same mode.
+ */
 export function parseMode(text: string | undefined): typeof MODE_4 {
-  if (text === undefined || /^\s*4\s*$/.test(text)) return MODE_4;
+  if (text === undefined || /^\s*\+?0*4\s*$/.test(text)) return MODE_4;
   throw new S2simError(
     "bad-mode",
     `guest mode "${text}" is not supported: only -m 4 (PA-bits:40, VA-bits:48, 4K pages) is modelled`,

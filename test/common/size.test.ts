@@ -1,7 +1,7 @@
 /** Sizes and numbers as the selftests' command lines give them. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseGpa } from "../../src/cli/options.js";
+import { parseGpa, parseMode } from "../../src/cli/options.js";
 import { parseSize } from "../../src/common/size.js";
 
 test("a size may be decimal or hex with a unit, as strtoull(..., 0) and the selftest's scale read it", () => {
@@ -25,4 +25,11 @@ test("a decimal number with a leading zero is refused: the selftest would read i
   assert.throws(() => parseGpa("0100000000"), /test GPA "0100000000" has a leading zero/);
   assert.equal(parseGpa("0x100000000"), 2 ** 32);
   assert.equal(parseGpa("0"), 0);
+});
+
+test("-m is read in base 10, as the selftest's strtoul(..., 10) does: 04 is mode 4", () => {
+  for (const text of ["4", "04", "+4", " 004 "]) assert.equal(parseMode(text).id, 4, text);
+  for (const text of ["3", "40", "0x4", "4abc", ""]) {
+    assert.throws(() => parseMode(text), /is not supported: only -m 4/, text);
+  }
 });
