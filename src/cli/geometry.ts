@@ -1,8 +1,9 @@
 /** `s2sim geometry`: the stage-2 shape KVM would build. */
 import { KUNPENG_920 } from "../arch/cpu.js";
-import { stage2Geometry } from "../arch/geometry.js";
+import { MIN_IPA_BITS, maxIpaBits, stage2Geometry } from "../arch/geometry.js";
 import { granuleOf, leafLevels, levelSize } from "../arch/granule.js";
 import { vtcrEl2 } from "../arch/vtcr.js";
+import { S2simError } from "../common/error.js";
 import { hex, sizeName } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
 
@@ -10,7 +11,15 @@ import { parseCount, parseSize } from "../common/size.js";
 export function geometryCommand(opts: { granule: string; ipa: string; json?: boolean }): string {
   const g = granuleOf(parseSize(opts.granule, "granule"));
   // No range here: stage2Geometry refuses what the granule does not allow, naming the range it does.
-  const geo = stage2Geometry(g, parseCount(opts.ipa, "IPA size", 0, Number.POSITIVE_INFINITY));
+  const bits = parseCount(opts.ipa, "IPA size", 0, Number.POSITIVE_INFINITY);
+  if (!Number.isSafeInteger(bits)) {
+    // Past 2^53 a double no longer holds the digits given: quote them rather than a rounded number.
+    throw new S2simError(
+      "bad-ipa-size",
+      `IPA size ${opts.ipa.trim()} bits is not supported with ${g.name} pages: use ${MIN_IPA_BITS}..${maxIpaBits(g)}`,
+    );
+  }
+  const geo = stage2Geometry(g, bits);
   const cpu = { ...KUNPENG_920, paRangeBits: g.size === 65536 ? (52 as const) : (48 as const) };
   const vtcr = vtcrEl2(cpu, geo);
   // Leaves only at levels the tables have: none above the start level (e.g. no 1G at start level 2).

@@ -36,6 +36,11 @@ describe("s2sim geometry", () => {
       ["--ipa", "100000000000000000000000"],
       /^s2sim: IPA size 100000000000000000000000 bits is not supported/m,
     ],
+    // Digits a double cannot hold are quoted as given, not rounded (99...9 would print as 1e20).
+    [
+      ["--ipa", "99999999999999999999"],
+      /^s2sim: IPA size 99999999999999999999 bits is not supported with 4K pages: use 32\.\.48$/m,
+    ],
   ] as Array<[string[], RegExp]>) {
     it(`rejects ${args.join(" ")} with one line and exit status 2`, async () => {
       const r = await s2sim("geometry", ...args);
