@@ -68,9 +68,10 @@ export function readSmallFile(path: string, maxBytes: number, onWait?: () => voi
 /**
  * Reads all of this process's standard input if it holds at most `maxBytes` bytes: a regular
  * file, a pipe, or a socket (what a Node parent's `stdio: "pipe"` gives, which no path opens),
- * read until its writer closes it; a terminal or another device is refused.
+ * read until its writer closes it; a terminal or another device is refused. `onWait`: as for
+ * {@link readSmallFile}, for a pipe.
  */
-export function readSmallStdin(maxBytes: number): SmallFile {
+export function readSmallStdin(maxBytes: number, onWait?: () => void): SmallFile {
   try {
     if (isatty(STDIN_FD))
       return { why: "standard input is a terminal; pipe the profile in, or give its path" };
@@ -78,6 +79,16 @@ export function readSmallStdin(maxBytes: number): SmallFile {
     const refused = st.isSocket() ? null : refusal(st, maxBytes);
     if (refused !== null) return { why: `standard input: ${refused}` };
     // An anonymous pipe or a socket: its writer came with it, so its end is real.
+    if (st.isFIFO()) {
+      const fd = reopenNonBlocking(st);
+      if (fd !== null) {
+        try {
+          return readAll(fd, true, false, maxBytes, onWait);
+        } finally {
+          closeSync(fd);
+        }
+      }
+    }
     return readAll(STDIN_FD, st.isFIFO() || st.isSocket(), false, maxBytes);
   } catch (err) {
     return { why: systemReason(err) };
@@ -85,6 +96,25 @@ export function readSmallStdin(maxBytes: number): SmallFile {
 }
 
 const STDIN_FD = 0;
+
+/**
+ * The pipe on standard input opened again, non-blocking, so that a silent writer can be waited
+ * out with a word to the user; null where that cannot be done (no /dev/stdin, or it no longer
+ * leads to the same pipe). Setting O_NONBLOCK on descriptor 0 itself would change it for the
+ * process that shares it.
+ */
+function reopenNonBlocking(stdin: Stats): number | null {
+  let fd: number;
+  try {
+    fd = openSync("/dev/stdin", constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  const st = fstatSync(fd);
+  if (st.ino === stdin.ino && st.dev === stdin.dev) return fd;
+  closeSync(fd);
+  return null;
+}
 
 /**
  * Reads `fd` to its end, or until it gives more than `maxBytes` bytes. `stream`: a pipe or a

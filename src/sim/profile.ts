@@ -166,13 +166,14 @@ function bundledProfiles(): string[] {
  * Loads a profile by bundled name (e.g. "kunpeng920"), from a path (one with a "/", or the
  * platform's separator, or ending in .json: a regular file or a pipe), or from standard input
  * ("-" or "/dev/stdin": a file, a pipe or a socket), read once. `onWait`: called once if a pipe
- * named by path has a writer that sends nothing for a while (readSmallFile).
+ * (named by path, or on standard input) has a writer that sends nothing for a while
+ * (readSmallFile).
  */
 export function loadProfile(nameOrPath: string, onWait?: () => void): CostProfile {
   const shown = printable(nameOrPath);
   // Standard input is read as it is, not opened by path: a socket (a Node parent's pipe) has none.
   if (nameOrPath === "-" || nameOrPath === "/dev/stdin") {
-    return profileFromBytes(readSmallStdin(MAX_PROFILE_BYTES), nameOrPath);
+    return profileFromBytes(readSmallStdin(MAX_PROFILE_BYTES, onWait), nameOrPath);
   }
   const isPath = nameOrPath.includes("/") || nameOrPath.includes(sep) || nameOrPath.endsWith(".json");
   const bundled = isPath ? [] : bundledProfiles();

@@ -130,6 +130,19 @@ describe("--profile files", { timeout: 60_000 }, () => {
     assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
   });
 
+  it("says it is waiting when standard input's writer sends nothing for a while", async () => {
+    const r = await s2simWith(
+      { pipeFrom: BUNDLED_PATH, pipeSilentS: PIPE_SILENT_MS / 1000 + 1 },
+      ...DRY,
+      "--profile",
+      "-",
+      "--json",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^s2sim: waiting for profile '-': its writer has sent nothing yet$/m);
+    assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
+  });
+
   it("reads a shell pipe whose writer wrote nothing as empty", async () => {
     writeFileSync(join(dir, "nothing"), "");
     assertUserError(

@@ -79,6 +79,8 @@ export interface RunOptions {
    * real pipe, as a shell makes (Node's own stdin pipes are sockets).
    */
   readonly pipeFrom?: string;
+  /** Seconds the writer of `pipeFrom`'s pipe stays silent before it writes the file. */
+  readonly pipeSilentS?: number;
   /** Bytes given on standard input through Node's own pipe, which is a socket. */
   readonly input?: Buffer;
 }
@@ -90,5 +92,6 @@ export function s2simWith(options: RunOptions, ...args: string[]): Promise<CliRe
   }
   if (options.pipeFrom === undefined) return runNodeIn(options.cwd, MAIN, [NODE_FLAG], args);
   const cli = [process.execPath, NODE_FLAG, MAIN, ...args];
-  return runIn(options.cwd, "sh", ["-c", 'cat "$0" | "$@"', options.pipeFrom, ...cli]);
+  const silent = options.pipeSilentS === undefined ? "" : `sleep ${options.pipeSilentS}; `;
+  return runIn(options.cwd, "sh", ["-c", `(${silent}cat "$0") | "$@"`, options.pipeFrom, ...cli]);
 }
