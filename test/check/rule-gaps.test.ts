@@ -21,7 +21,7 @@ import {
 import { GRANULES, levelSize } from "../../src/arch/granule.js";
 import { BbmChecker } from "../../src/check/bbm.js";
 import { Checkers } from "../../src/check/checkers.js";
-import type { CheckEnv } from "../../src/check/env.js";
+import type { CheckEnv, PteChange } from "../../src/check/env.js";
 import { parseChecks } from "../../src/check/rules.js";
 import { hex } from "../../src/common/format.js";
 import type { Violation } from "../../src/check/violation.js";
@@ -137,22 +137,33 @@ for (const order of ["the L3 table first", "the L2 table first"] as const) {
   });
 }
 
-test("bbm: an entry made valid again with the value it was broken from owes nothing; another value owes its TLBI", () => {
+/** A 4K page descriptor: valid page, Normal memory, permissions `perms`, AF, output address `oa`. */
+const page = (oa: number, perms: number): number =>
+  oa | PTE_VALID | PTE_TYPE | (MEMATTR_NORMAL << ATTR_LO_MEMATTR_SHIFT) | perms | ATTR_LO_AF | 0;
+const rw = ATTR_LO_S2AP_R | ATTR_LO_S2AP_W;
+
+/**
+ * A break-before-make checker on its own (CPU with FEAT_TTL or not), fed one level-3 entry's stores
+ * by hand: `breakAndMake` is one map operation that breaks the entry from `from`, issues a TLBI by
+ * IPA at `tlbi` with level hint `hint` (none if `tlbi` is undefined) and makes it `to`.
+ */
+function lonelyBbm(ttl: boolean): {
+  reports: string[];
+  bbm: BbmChecker;
+  change: (oldLo: number, newLo: number) => PteChange;
+  breakAndMake: (from: number, to: number, tlbi?: number, hint?: number) => void;
+} {
   const reports: string[] = [];
   const granule = GRANULES[4096];
   const env = {
-    vm: { cpu: { ttl: false }, tableMem: { pa: (page: number) => 0x4000_0000 + page * 4096 } },
+    vm: { cpu: { ttl }, tableMem: { pa: (page: number) => 0x4000_0000 + page * 4096 } },
     granule,
     ptrsPerTable: 512,
     levelSize: [0, 1, 2, 3].map((l) => levelSize(granule, l)),
     report: (_check: string, what: string) => reports.push(what),
   } as unknown as CheckEnv;
   const bbm = new BbmChecker(env);
-  // A 4K page descriptor: valid page, Normal memory, R/W, AF, output address 0x8000_0000.
-  const page = (oa: number, perms: number): number =>
-    oa | PTE_VALID | PTE_TYPE | (MEMATTR_NORMAL << ATTR_LO_MEMATTR_SHIFT) | perms | ATTR_LO_AF | 0;
-  const rw = ATTR_LO_S2AP_R | ATTR_LO_S2AP_W;
-  const change = (oldLo: number, newLo: number) => ({
+  const change = (oldLo: number, newLo: number): PteChange => ({
     page: 1,
     index: 5,
     key: 512 + 5,
@@ -164,14 +175,18 @@ test("bbm: an entry made valid again with the value it was broken from owes noth
     newLo,
     newHi: 0,
   });
-  /** One map operation: the entry broken from `from` (with a TLBI by IPA at `tlbi`), then made `to`. */
-  const breakAndMake = (from: number, to: number, tlbi?: number): void => {
+  const breakAndMake = (from: number, to: number, tlbi?: number, hint = 3): void => {
     bbm.op("map");
     bbm.pte(change(from, 0));
-    if (tlbi !== undefined) bbm.tlbiIpa(tlbi, 3);
+    if (tlbi !== undefined) bbm.tlbiIpa(tlbi, hint);
     bbm.pte(change(0, to));
     bbm.opDone("map");
   };
+  return { reports, bbm, change, breakAndMake };
+}
+
+test("bbm: an entry made valid again with the value it was broken from owes nothing; another value owes its TLBI", () => {
+  const { reports, bbm, change, breakAndMake } = lonelyBbm(false);
   const remadeWithoutTlbi = (pa: string): RegExp =>
     new RegExp(`was made valid again \\(leaf -> ${pa} .*\\) with no TLBI since it was broken`);
   // Broken, then remade with the same output address and attributes (fewer permissions: an
@@ -195,6 +210,25 @@ test("bbm: an entry made valid again with the value it was broken from owes noth
   bbm.opDone("map");
   assert.equal(reports.length, 3);
   assert.match(reports[2]!, /without a break/);
+});
+
+test("bbm: with FEAT_TTL a TLBI by IPA removes a broken leaf only if its hint is 0 or the leaf's level", () => {
+  const [from, to, at] = [page(0x8000_0000, rw), page(0x8000_1000, rw), 0x1000_5000];
+  const ttl = lonelyBbm(true);
+  ttl.breakAndMake(from, to, at, 3);
+  ttl.breakAndMake(from, to, at, 0);
+  assert.deepEqual(ttl.reports, []);
+  // Hinted level 2 (a 2M block's level): the L3 entry is left in the TLB.
+  ttl.breakAndMake(from, to, at, 2);
+  assert.equal(ttl.reports.length, 1);
+  assert.match(
+    ttl.reports[0]!,
+    /was made valid again \(leaf -> 0x80001000 .*\) with no TLBI covering it since it was broken \(TLBI by IPA hinted L2, the entry is L3\)/,
+  );
+  // Without FEAT_TTL the hint is ignored: the same TLBI removes the entry.
+  const plain = lonelyBbm(false);
+  plain.breakAndMake(from, to, at, 2);
+  assert.deepEqual(plain.reports, []);
 });
 
 /**
@@ -341,4 +375,47 @@ for (const kernel of KERNEL_VERSIONS) {
       ["0", "1"],
     );
   });
+}
+
+// The refcount invariant is checked on every table page an operation stores to, not only on those
+// whose count it changes: a page left with a wrong count (here by a step outside any kvm_pgtable
+// operation, where nothing checks) is reported by the next operation that touches it, even one
+// whose stores change no count (dirty logging's write-protect).
+for (const kernel of KERNEL_VERSIONS) {
+  for (const corrupt of [false, true]) {
+    test(`refcount: a write-protect after a table page's count ${corrupt ? "went wrong" : "stayed right"} (${kernel})`, () => {
+      const found = runCheckScenario(
+        {
+          name: "refcount-then-wrprotect",
+          summary: "a page written, its level-3 table's refcount raised by one, then dirty logging on",
+          backing: "anonymous",
+          vcpus: 1,
+          memBytes: 4 * 4096,
+          provokes: [],
+          steps: [
+            { kind: "run", what: "vCPU 0 writes page 0", vcpus: [[w(0)]] },
+            {
+              kind: "store",
+              what: "page 0's level-3 table gains a reference nothing holds",
+              store: (vm) => {
+                if (corrupt) vm.tableMem.refcount[leafSlot(vm, SCENARIO_GPA).table]! += 1;
+              },
+            },
+            { kind: "dirty-log", on: true },
+          ],
+        },
+        profile,
+        { kernel, checks: parseChecks("refcount"), mode: "collect" },
+      ).violations;
+      if (!corrupt) assert.deepEqual(found, []);
+      else {
+        assert.equal(found.length, 1);
+        assert.equal(found[0]!.check, "refcount");
+        assert.match(
+          found[0]!.what,
+          /^after wrprotect, table page 0x[0-9a-f]+ has refcount (\d+), expected 1 \+ \d+ counted entries$/,
+        );
+      }
+    });
+  }
 }
