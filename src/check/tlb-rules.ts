@@ -148,6 +148,9 @@ export class TlbChecker {
     const tlb = this.mmu.tlbs[cpu]!;
     const checked = this.checked[cpu]!;
     const slot = tlb.lastSlot;
+    // The region's serial speaks for a level 2 or 3 entry only. For a larger one it would be enough
+    // too, as things stand (a store below a cached level-1 leaf needs that leaf replaced first, a
+    // `wide` store), but that is an argument about the tables' shape, not a rule: walk instead.
     if (tlb.hitLevel >= 2 && checked[slot]! >= this.needed(ipa)) return;
     this.verify(cpu, tlb, checked, slot, ipa, now);
   }
