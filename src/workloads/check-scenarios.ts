@@ -27,13 +27,15 @@ export interface ScenarioAccess {
 
 /**
  * A step: every vCPU runs its list of accesses (concurrently), dirty logging changes, or (for
- * checker tests) a store into the stage-2 tables that no kernel path makes, with nothing after it
- * (no TLBI): what a buggy kernel could do that no injectable bug does.
+ * checker tests) host code run between the runs with no vCPU in the guest: a store into the
+ * stage-2 tables that no kernel path makes, with nothing after it (no TLBI), what a buggy kernel
+ * could do that no injectable bug does; a kvm_pgtable call that no KVM path of the workloads makes;
+ * a count changed behind the checkers' back.
  */
 export type ScenarioStep =
   | { readonly kind: "run"; readonly what: string; readonly vcpus: readonly (readonly ScenarioAccess[])[] }
   | { readonly kind: "dirty-log"; readonly on: boolean }
-  | { readonly kind: "store"; readonly what: string; readonly store: (vm: Vm) => void };
+  | { readonly kind: "host"; readonly what: string; readonly run: (vm: Vm) => void };
 
 /** A scenario. */
 export interface CheckScenario {
@@ -179,8 +181,8 @@ export function runCheckScenario(
         else disableDirtyLogging(vm, slot);
         steps.push({ what: `dirty logging ${step.on ? "on" : "off"}`, endPs: machine.timeBase });
         break;
-      case "store":
-        step.store(vm);
+      case "host":
+        step.run(vm);
         steps.push({ what: step.what, endPs: machine.timeBase });
         break;
     }

@@ -271,9 +271,9 @@ for (const [what, at, change, report] of STALE_CHANGES) {
         steps: [
           { kind: "run", what: "vCPU 0 writes page 0 (caches it RW)", vcpus: [[w(0)]] },
           {
-            kind: "store",
+            kind: "host",
             what: `page 0's leaf ${what}`,
-            store: (vm) => {
+            run: (vm) => {
               const { table, index, level } = leafSlot(vm, ipa, at);
               const words = vm.pgt.mem.pages[table]!;
               const hi = at === 3 ? words[2 * index + 1]! : 0;
@@ -313,9 +313,9 @@ test("tlb-conflict: a cached read-only page remapped writable to another page wi
         steps: [
           { kind: "run", what: "vCPU 0 reads page 0 (caches the zero page RO)", vcpus: [[r(0)]] },
           {
-            kind: "store",
+            kind: "host",
             what: "page 0's leaf remapped RW to the next page",
-            store: (vm) => {
+            run: (vm) => {
               const { table, index, level } = leafSlot(vm, ipa);
               const words = vm.pgt.mem.pages[table]!;
               const lo = (words[2 * index]! + 0x1000) | ATTR_LO_S2AP_W;
@@ -395,9 +395,9 @@ for (const kernel of KERNEL_VERSIONS) {
           steps: [
             { kind: "run", what: "vCPU 0 writes page 0", vcpus: [[w(0)]] },
             {
-              kind: "store",
+              kind: "host",
               what: "page 0's level-3 table gains a reference nothing holds",
-              store: (vm) => {
+              run: (vm) => {
                 if (corrupt) vm.tableMem.refcount[leafSlot(vm, SCENARIO_GPA).table]! += 1;
               },
             },
