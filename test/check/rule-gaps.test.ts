@@ -155,8 +155,17 @@ function lonelyBbm(ttl: boolean): {
 } {
   const reports: string[] = [];
   const granule = GRANULES[4096];
+  // Table page 2 (level 3) holds two valid leaves, at indexes 0 and 1; a table entry links to it.
+  const leaves = new Uint32Array(1024);
+  leaves[0] = page(0x8000_0000, rw);
+  leaves[2] = page(0x8000_1000, rw);
+  const tableMem = {
+    pa: (p: number) => 0x4000_0000 + p * 4096,
+    pages: [undefined, undefined, leaves],
+    pageOfPte: () => 2,
+  };
   const env = {
-    vm: { cpu: { ttl }, tableMem: { pa: (page: number) => 0x4000_0000 + page * 4096 } },
+    vm: { cpu: { ttl }, tableMem },
     granule,
     ptrsPerTable: 512,
     levelSize: [0, 1, 2, 3].map((l) => levelSize(granule, l)),
@@ -229,6 +238,30 @@ test("bbm: with FEAT_TTL a TLBI by IPA removes a broken leaf only if its hint is
   const plain = lonelyBbm(false);
   plain.breakAndMake(from, to, at, 2);
   assert.deepEqual(plain.reports, []);
+});
+
+test("bbm: with FEAT_TTL the leaves below a broken table entry are covered only by TLBIs hinted 0 or 3", () => {
+  // A level-2 table entry over IPA 0x1000_0000 (2M), linking the level-3 table with two leaves.
+  const tableEntry = (0x4000_2000 | 3) >>> 0;
+  const unlink = (ttl: boolean, secondHint: number): string[] => {
+    const { reports, bbm } = lonelyBbm(ttl);
+    const base = { page: 1, index: 128, key: 512 + 128, level: 2, ipa: 0x1000_0000, size: 2 ** 21 };
+    bbm.op("unmap");
+    bbm.pte({ ...base, oldLo: tableEntry, oldHi: 0, newLo: 0, newHi: 0 });
+    // Unhinted at the first leaf: the table entry and that leaf.
+    bbm.tlbiIpa(0x1000_0000, 0);
+    bbm.tlbiIpa(0x1000_1000, secondHint);
+    bbm.opDone("unmap");
+    return reports;
+  };
+  assert.deepEqual(unlink(true, 3), []);
+  assert.deepEqual(unlink(false, 2), []);
+  const reports = unlink(true, 2);
+  assert.equal(reports.length, 1);
+  assert.match(
+    reports[0]!,
+    /^unmap returned leaving L2 entry .* \(IPA 0x10000000, 2M\) with 1 valid leaves of the table it held \(first: L3 IPA 0x10001000, 4K\) not covered by any TLBI since it was broken/,
+  );
 });
 
 /**
