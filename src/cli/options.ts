@@ -1,5 +1,4 @@
 /** Option parsing and number formatting shared by the simulating commands (page-table-test, reproduce). */
-import { type CpuFeatures, KUNPENG_920 } from "../arch/cpu.js";
 import { granuleOf } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import { hex, printable, sizeName } from "../common/format.js";
@@ -181,16 +180,3 @@ export function releaseOrderText(order: ReleaseOrder): string {
       return "a random order per stage (from the seed)";
   }
 }
-
-/**
- * The VM options of `--fwb`: the profile's machine is the Kunpeng 920, here with FEAT_S2FWB (the
- * profile prices work; the CPU's features decide which work the kernels do).
- */
-export function fwbVmOptions(fwb: boolean | undefined): { vmOptions?: { cpu: CpuFeatures } } {
-  return fwb === true ? { vmOptions: { cpu: { ...KUNPENG_920, fwb: true } } } : {};
-}
-
-/** What `--fwb` changes, for the output's header. */
-export const FWB_NOTE =
-  "CPU changed by --fwb: with FEAT_S2FWB, stage 2 forces write-back memory, so KVM's D-cache " +
-  "clean+invalidate calls do nothing";

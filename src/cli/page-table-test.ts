@@ -26,8 +26,6 @@ import {
   backingPageSize,
   columns,
   count,
-  FWB_NOTE,
-  fwbVmOptions,
   humanBytes,
   overridesText,
   parseGpa,
@@ -38,6 +36,7 @@ import {
   seconds,
   timespec,
 } from "./options.js";
+import { cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
 
 /** The command's options as commander hands them over (all strings until parsed). */
 export interface PageTableTestOptions {
@@ -55,7 +54,10 @@ export interface PageTableTestOptions {
   inject?: string;
   timeline?: string;
   maxMemory?: string;
+  /** `--fwb`: the same as `--cpu fwb`. */
   fwb?: boolean;
+  /** `--cpu`: CPU features changed from the profile's machine. */
+  cpu?: string;
   /** `--set name=value[unit]` changes to the profile, in order. */
   set?: string[];
   /** How many of the timed stages to run, from the first. */
@@ -85,6 +87,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const gpa = opts.gpa === undefined ? undefined : parseGpa(opts.gpa);
   const seed = parseSeed(opts.seed);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder);
+  const cpu = parseCpu(opts.cpu, opts.fwb);
   const profile = loadProfileOption(opts.profile, opts.set);
   const timelineChunk =
     opts.timeline === undefined ? undefined : timelineOption(opts.timeline, pageSize, memBytes);
@@ -103,16 +106,16 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     ...(opts.inject === undefined ? {} : { inject: opts.inject }),
     ...(timelineChunk === undefined ? {} : { timelineChunk }),
     ...(traceEvents === undefined ? {} : { traceEvents }),
-    ...fwbVmOptions(opts.fwb),
+    ...cpuVmOptions(cpu),
   };
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
   if (opts.inject !== undefined) {
     withInjectedBug(kvmKernel(opts.kernel), opts.inject);
-    if (opts.fwb === true && injectedBugInfo(opts.inject)?.cmo === true) {
+    if (cpu.cpu.fwb && injectedBugInfo(opts.inject)?.cmo === true) {
       throw new S2simError(
         "bad-inject",
         `bug '${opts.inject}' leaves out a leaf's CMOs: with FEAT_S2FWB the D-cache clean is a no-op and ` +
-          `the selftest maps nothing executable, so with --fwb it changes nothing`,
+          `the selftest maps nothing executable, so on a CPU with FEAT_S2FWB (--fwb) it changes nothing`,
       );
     }
   }
@@ -143,7 +146,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
         ...report,
         seed,
         inject: opts.inject ?? null,
-        fwb: opts.fwb === true,
+        fwb: cpu.cpu.fwb,
+        cpu_changes: cpu.changes,
         profile_overrides: profile.overrides,
       },
       null,
@@ -156,7 +160,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     `s2sim page-table-test: kvm_page_table_test on kernel ${report.kernel}, simulated`,
     `profile ${report.profile}: ${profile.machine}`,
     ...(changes === null ? [] : [changes]),
-    ...(opts.fwb === true ? [FWB_NOTE] : []),
+    ...cpuNotes(cpu),
     `vCPUs released in ${releaseOrderText(releaseOrder)}; seed ${seed} (same seed, same result)`,
     "Execution times below are model predictions for the profile's machine, not measurements.",
     "",

@@ -8,6 +8,7 @@ import { CheckFailure } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
 import { printable } from "../common/format.js";
 import { withJsonCheckFailure } from "./check.js";
+import { CPU_CHANGE_NAMES } from "./cpu.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { geometryCommand } from "./geometry.js";
 import { DEFAULT_PROFILE, KERNEL_CHOICES } from "./options.js";
@@ -40,7 +41,16 @@ function seedOption(): Option {
 function fwbOption(): Option {
   return new Option(
     "--fwb",
-    "give the CPU FEAT_S2FWB (the Kunpeng 920 has none): KVM's D-cache maintenance becomes a no-op",
+    "give the CPU FEAT_S2FWB (the Kunpeng 920 has none): KVM's D-cache maintenance becomes a no-op " +
+      "(the same as --cpu fwb)",
+  );
+}
+
+/** `--cpu`, as page-table-test, scenario and reproduce take it. */
+function cpuOption(): Option {
+  return new Option(
+    "--cpu <features>",
+    `change the profile machine's CPU (the Kunpeng 920), same costs: a comma list of ${CPU_CHANGE_NAMES.join(", ")}`,
   );
 }
 
@@ -164,6 +174,7 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .addOption(setOption())
     .addOption(fwbOption())
+    .addOption(cpuOption())
     .option(
       "--stages <n>",
       "run only the first n timed stages (1: KVM_CREATE_MAPPINGS alone; each stage starts from the one before)",
@@ -180,7 +191,7 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .option(
       "--json",
-      "print one JSON object: the simulation report plus seed, inject, fwb and profile_overrides " +
+      "print one JSON object: the simulation report plus seed, inject, fwb, cpu_changes and profile_overrides " +
         '(a --check violation: {"check_failed": {...}}, exit status 1)',
     )
     .action((opts: PageTableTestOptions) =>
@@ -206,6 +217,7 @@ export function buildProgram(out: (s: string) => void): Command {
         "Any violation makes the exit status 1",
     )
     .addOption(profileOption())
+    .addOption(cpuOption())
     .action((name: string | undefined, opts: ScenarioOptions) => out(scenarioCommand(name, opts)));
 
   program
@@ -225,6 +237,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(seedOption())
     .addOption(setOption())
     .addOption(fwbOption())
+    .addOption(cpuOption())
     .addOption(maxMemoryOption())
     .option("--json", 'print one JSON object: {"rows": [...], "host_s": ...}')
     .option(

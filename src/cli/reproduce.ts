@@ -19,8 +19,6 @@ import {
   HOST_PAGE,
   backingPageSize,
   columns,
-  FWB_NOTE,
-  fwbVmOptions,
   overridesText,
   parseMemScale,
   parseSeed,
@@ -28,6 +26,7 @@ import {
   releaseOrderText,
   seconds,
 } from "./options.js";
+import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
 import { checkMemory, memoryBudget } from "./memory.js";
 import { simProgress } from "./progress.js";
 import { PUBLISHED, PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
@@ -46,8 +45,10 @@ export interface ReproduceOptions {
   maxMemory?: string;
   /** `--set name=value[unit]` changes to the profile, in order. */
   set?: string[];
-  /** Give the CPU FEAT_S2FWB (the published machine has none). */
+  /** Give the CPU FEAT_S2FWB (the published machine has none): the same as `--cpu fwb`. */
   fwb?: boolean;
+  /** `--cpu`: CPU features changed from the profile's machine. */
+  cpu?: string;
 }
 
 /** One row of `--json`: one stage of one run on one kernel. */
@@ -119,6 +120,8 @@ export interface ReproduceRun {
   /** Simulations run at once (worker threads). */
   readonly workers: number;
   readonly profile: CostProfile;
+  /** The CPU the simulations ran on (`--cpu`, `--fwb`). */
+  readonly cpu: CpuChoice;
   /** The cover letter's command lines that ran. */
   readonly runs: readonly PublishedRun[];
   readonly memScale: number;
@@ -149,7 +152,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   } finally {
     bar?.stop();
   }
-  const { rows, host_s, memScale, releaseOrder, seed, profile, scaledWarning } = r;
+  const { rows, host_s, memScale, releaseOrder, seed, profile, scaledWarning, cpu } = r;
   if (opts.json) {
     return JSON.stringify(
       {
@@ -159,7 +162,8 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
         // Only off the selftest's order, as --mem-scale: a row set to compare with another.
         ...(releaseOrder === "fifo" ? {} : { release_order: releaseOrder, seed }),
         ...(profile.overrides.length === 0 ? {} : { profile_overrides: profile.overrides }),
-        ...(opts.fwb === true ? { fwb: true } : {}),
+        ...(cpu.changes.length === 0 ? {} : { cpu_changes: cpu.changes }),
+        ...(cpu.cpu.fwb ? { fwb: true } : {}),
       },
       null,
       2,
@@ -170,7 +174,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     machine: profile.machine,
     profile: profile.name,
     overrides: overridesText(profile),
-    fwb: opts.fwb === true,
+    cpu,
     scaledWarning,
     host_s,
     workers: r.workers,
@@ -203,6 +207,7 @@ export async function simulateReproduce(
   const runs = selectRuns(opts.src);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder ?? "fifo");
   const seed = parseSeed(opts.seed ?? "1");
+  const cpu = parseCpu(opts.cpu, opts.fwb);
   const kernels: KernelVersion[] = [PUBLISHED_SOURCE.before, PUBLISHED_SOURCE.after];
   const jobs: Job[] = runs.flatMap((run) => {
     const page = backingPageSize(run.src);
@@ -217,7 +222,7 @@ export async function simulateReproduce(
         vcpus: run.vcpus,
         releaseOrder,
         seed,
-        ...fwbVmOptions(opts.fwb),
+        ...cpuVmOptions(cpu),
       },
       weight: expectedAccesses(memBytes, page, run.vcpus),
     }));
@@ -273,6 +278,7 @@ export async function simulateReproduce(
     host_s,
     workers,
     profile,
+    cpu,
     runs,
     memScale,
     releaseOrder,
@@ -435,8 +441,8 @@ export function renderText(
     profile: string;
     /** The profile's `--set` changes for people (overridesText), if any. */
     overrides?: string | null;
-    /** The CPU has FEAT_S2FWB (`--fwb`). */
-    fwb?: boolean;
+    /** The CPU, when `--cpu` or `--fwb` changed it. */
+    cpu?: CpuChoice;
     scaledWarning: string | null;
     host_s: number;
     workers: number;
@@ -452,7 +458,7 @@ export function renderText(
     `Simulated seconds are model predictions for the profile's machine, not measurements.`,
     `  profile ${ctx.profile}: ${ctx.machine}`,
     ...(ctx.overrides ? [`  ${ctx.overrides}`] : []),
-    ...(ctx.fwb === true ? [`  ${FWB_NOTE}`] : []),
+    ...(ctx.cpu === undefined ? [] : cpuNotes(ctx.cpu).map((n) => `  ${n}`)),
     `Published seconds: ${src.author}, "${src.title}", ${src.list}, ${src.date};`,
     `  ${src.note}; measured on a ${src.machine}, host kernel ${src.hostKernel}.`,
     `  before = ${src.before}, after = ${src.after}.`,
@@ -542,8 +548,10 @@ export function renderText(
     ...notes,
     ...(ctx.scaledWarning
       ? []
-      : ctx.fwb === true
-        ? ["No verdict against the published figures: --fwb changed the CPU they were measured on."]
+      : ctx.cpu !== undefined && ctx.cpu.changes.length > 0
+        ? [
+            `No verdict against the published figures: --cpu ${ctx.cpu.changes.join(",")} changed the CPU they were measured on.`,
+          ]
         : [
             ...(ctx.overrides
               ? ["With the profile changed by --set (a sensitivity run, not the profile's predictions):"]

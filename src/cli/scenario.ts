@@ -11,6 +11,7 @@ import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/c
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { columns, loadProfileOption } from "./options.js";
+import { cpuNotes, parseCpu } from "./cpu.js";
 import { formatTime } from "../check/history.js";
 
 /** The command's options as commander hands them over. */
@@ -19,6 +20,8 @@ export interface ScenarioOptions {
   inject?: string;
   check?: CheckOption;
   profile: string;
+  /** `--cpu`: CPU features changed from the profile's machine. */
+  cpu?: string;
 }
 
 /**
@@ -42,6 +45,7 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   if (name === undefined) throw missingName(opts.check);
   const s = checkScenario(name);
   const checks = checksOption(opts.check ?? true)!;
+  const cpu = parseCpu(opts.cpu, false);
   const profile = loadProfileOption(opts.profile);
   const failFast = opts.check !== undefined && opts.check !== false;
   const result = runCheckScenario(s, profile, {
@@ -49,10 +53,12 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
     ...(opts.inject === undefined ? {} : { inject: opts.inject }),
     checks,
     mode: failFast ? "fail-fast" : "collect",
+    ...(cpu.changes.length === 0 ? {} : { cpu: cpu.cpu }),
   });
   const out = [
     `scenario ${s.name} on kernel ${opts.kernel}${opts.inject ? ` with injected bug ${opts.inject}` : ""}: ${s.summary}`,
     `${s.vcpus} vCPU(s), ${sizeName(s.memBytes)} ${s.backing}; profile ${profile.name}; checkers ${[...checks].join(", ")}`,
+    ...cpuNotes(cpu),
     ...columns(
       result.steps.map((st, i) => [`${i + 1}.`, st.what, `done at ${formatTime(st.endPs)}`]),
       [true, false, false],

@@ -5,6 +5,7 @@
  * the broken rule reports it. They are the golden good/bad programs of the checker tests, and a
  * way to watch a rule being broken (`s2sim scenario`).
  */
+import type { CpuFeatures } from "../arch/cpu.js";
 import { Checkers } from "../check/checkers.js";
 import type { CheckName } from "../check/rules.js";
 import type { Violation } from "../check/violation.js";
@@ -142,6 +143,8 @@ export interface ScenarioRunOptions {
   readonly checks: ReadonlySet<CheckName>;
   /** Stop at the first violation (throws CheckFailure), or collect them all. */
   readonly mode: "fail-fast" | "collect";
+  /** The host CPU (default: the Kunpeng 920's features). */
+  readonly cpu?: CpuFeatures;
 }
 
 /** What a scenario run saw. */
@@ -165,7 +168,13 @@ export function runCheckScenario(
   const kernel =
     opts.inject !== undefined ? withInjectedBug(kvmKernel(opts.kernel), opts.inject) : kvmKernel(opts.kernel);
   const machine = new SimMachine(profile, PAGE / 8);
-  const vm = new Vm({ kernel, vcpus: s.vcpus, hostBytes: s.memBytes, ...machine.vmHooks() });
+  const vm = new Vm({
+    kernel,
+    vcpus: s.vcpus,
+    hostBytes: s.memBytes,
+    ...(opts.cpu === undefined ? {} : { cpu: opts.cpu }),
+    ...machine.vmHooks(),
+  });
   const slot = vm.addMemory(1, SCENARIO_GPA, s.memBytes, HVA, s.backing);
   machine.attach(vm);
   const checkers = new Checkers(vm, { checks: opts.checks, mode: opts.mode, machine });

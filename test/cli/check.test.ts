@@ -138,4 +138,15 @@ describe("s2sim checkers on the command line", () => {
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /^s2sim: check failed: table-free violation/);
   });
+
+  it("scenario --cpu runs on the changed CPU and says so", async () => {
+    const r = await s2sim("scenario", "split", "--cpu", "ttl,dic");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^CPU changed, ttl: with FEAT_TTL/m);
+    assert.match(r.stdout, /^CPU changed, dic: with CTR_EL0\.DIC/m);
+    assert.match(r.stdout, /^no violation$/m);
+    const bad = await s2sim("scenario", "split", "--cpu", "sve");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^s2sim: --cpu: unknown CPU feature 'sve'/);
+  });
 });

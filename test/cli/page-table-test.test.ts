@@ -224,8 +224,22 @@ describe("s2sim page-table-test", () => {
       ["-b", "010M"],
       /"010M" has a leading zero, which the selftest reads as octal/,
     ],
-    ["a CMO bug with --fwb", ["--fwb", "--inject", "install-no-cmo"], /with --fwb it changes nothing/],
+    [
+      "a CMO bug with --fwb",
+      ["--fwb", "--inject", "install-no-cmo"],
+      /on a CPU with FEAT_S2FWB \(--fwb\) it changes nothing/,
+    ],
     ["a --timeline chunk of 0", ["--timeline", "0"], /--timeline\) must not be 0/],
+    [
+      "an unknown --cpu feature",
+      ["--cpu", "ttl,bogus"],
+      /--cpu: unknown CPU feature 'bogus'; known: fwb, ttl/,
+    ],
+    [
+      "a CMO bug with --cpu fwb",
+      ["--cpu", "fwb", "--inject", "install-no-cmo"],
+      /FEAT_S2FWB \(--fwb\) it changes nothing/,
+    ],
     ["a profile value over its bound", ["--set", "exit=1e9ms"], /'exit' must be at most 1 s/],
     [
       "a stage longer than the exact virtual time",
@@ -549,7 +563,26 @@ describe("s2sim page-table-test", () => {
     assert.ok(plain.stages[0]!.cmo_bytes.dcache >= 4 * 2 ** 30);
     assert.ok(plain.stages[0]!.simulated_s > 5 * pre.stages[0]!.simulated_s);
     const text = await s2sim("page-table-test", "-b", "4M", "--fwb");
-    assert.match(text.stdout, /^CPU changed by --fwb: with FEAT_S2FWB/m);
+    assert.match(text.stdout, /^CPU changed, fwb: with FEAT_S2FWB/m);
+  });
+
+  it("--cpu ttl: the checkers report the kernels' level-hinted TLBI of an unlinked table", async () => {
+    const args = ["-s", "anonymous_thp", "-b", "64M", "-v", "4", "--check", "table-free"];
+    const [plain, ttl] = await Promise.all([
+      s2sim("page-table-test", ...args),
+      s2sim("page-table-test", ...args, "--cpu", "ttl"),
+    ]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(ttl.code, 1, ttl.stderr);
+    assert.match(
+      ttl.stderr,
+      /^s2sim: check failed: table-free violation .*: the TLBI by IPA hinted L\d it got removes only leaf entries on a FEAT_TTL CPU$/m,
+    );
+    const json = await s2sim("page-table-test", "-b", "4M", "--cpu", "dic", "--fwb", "--json");
+    assert.equal(json.code, 0, json.stderr);
+    const r = JSON.parse(json.stdout) as { fwb: boolean; cpu_changes: string[] };
+    assert.equal(r.fwb, true);
+    assert.deepEqual(r.cpu_changes, ["fwb", "dic"]);
   });
 
   it("refuses a configuration too large for the machine at once, before allocating it", async () => {

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { parseCpu } from "../../src/cli/cpu.js";
 import { PUBLISHED } from "../../src/cli/published.js";
 import { type ReproduceRow, renderText } from "../../src/cli/reproduce.js";
 import { join } from "node:path";
@@ -295,13 +296,19 @@ describe("s2sim reproduce", () => {
     assert.match(lines[1]!, /more than the 1 MiB --max-memory allows/);
   });
 
-  it("gives no verdict against the published figures when --fwb changed the CPU", () => {
+  it("gives no verdict against the published figures when --fwb or --cpu changed the CPU", () => {
     const rows = EXPECTED.map((e) => ({ ...e, mem: "1G", simulated_s: e.published_s })) as ReproduceRow[];
     const ctx = { machine: "m", profile: "p", scaledWarning: null, host_s: 1, workers: 1 };
-    const text = renderText(rows, { ...ctx, fwb: true });
+    const text = renderText(rows, { ...ctx, cpu: parseCpu(undefined, true) });
     assert.doesNotMatch(text, /Times within/);
-    assert.match(text, /^No verdict against the published figures: --fwb changed the CPU/m);
-    assert.match(text, /^ {2}CPU changed by --fwb/m);
+    assert.match(text, /^No verdict against the published figures: --cpu fwb changed the CPU/m);
+    assert.match(text, /^ {2}CPU changed, fwb: with FEAT_S2FWB/m);
+    const ttl = renderText(rows, { ...ctx, cpu: parseCpu("ttl,icache=vipt", false) });
+    assert.match(ttl, /^No verdict against the published figures: --cpu ttl,icache=vipt changed the CPU/m);
+    assert.match(ttl, /^ {2}CPU changed, ttl: with FEAT_TTL/m);
+    assert.match(ttl, /^ {2}CPU changed, icache=vipt: a VIPT I-cache/m);
+    // The profile's own CPU: a verdict as usual.
+    assert.match(renderText(rows, { ...ctx, cpu: parseCpu("icache=pipt", false) }), /Times within/);
   });
 
   it("says in the text when the vCPUs start in another order than the selftest's", () => {

@@ -1,0 +1,114 @@
+/**
+ * `--cpu` (and its shorthand `--fwb`): the profile's machine, the Kunpeng 920, with some of the CPU
+ * features the stage-2 code consults changed. The profile prices work; the features decide which
+ * work the kernels do (and what the checkers allow), so a changed CPU runs on the same costs.
+ */
+import { type CpuFeatures, type IcachePolicy, KUNPENG_920 } from "../arch/cpu.js";
+import { S2simError } from "../common/error.js";
+import { printable } from "../common/format.js";
+
+/** One feature `--cpu` may change: its name on the command line, what it does, and a note for people. */
+interface CpuChange {
+  readonly name: string;
+  readonly apply: (cpu: CpuFeatures) => CpuFeatures;
+  readonly note: string;
+}
+
+const ICACHE_POLICIES: readonly IcachePolicy[] = ["pipt", "vipt", "vpipt"];
+
+/** The changes `--cpu` knows, in the order they are listed and applied. */
+const CPU_CHANGES: readonly CpuChange[] = [
+  {
+    name: "fwb",
+    apply: (c) => ({ ...c, fwb: true }),
+    note:
+      "with FEAT_S2FWB, stage 2 forces write-back memory, so KVM's D-cache clean+invalidate calls " +
+      "do nothing",
+  },
+  {
+    name: "ttl",
+    apply: (c) => ({ ...c, ttl: true }),
+    note:
+      "with FEAT_TTL, a TLBI by IPA's level hint names the only leaf level it removes, and a hinted " +
+      "one leaves the walk caches' entries of a table (--check reports the kernels' hinted TLBI of " +
+      "an unlinked table)",
+  },
+  {
+    name: "dic",
+    apply: (c) => ({ ...c, dic: true }),
+    note:
+      "with CTR_EL0.DIC, no I-cache invalidation is needed for D/I coherence: KVM maps normal " +
+      "memory executable from the start",
+  },
+  {
+    name: "nvhe",
+    apply: (c) => ({ ...c, vhe: false }),
+    note:
+      "KVM in nVHE mode (the host kernel at EL1; decides the VPIPT I-cache's maintenance); the " +
+      "profile's exit and entry costs are still those of VHE",
+  },
+  ...ICACHE_POLICIES.map((p): CpuChange => ({
+    name: `icache=${p}`,
+    apply: (c) => ({ ...c, icache: p }),
+    note: `a ${p.toUpperCase()} I-cache (CTR_EL0.L1Ip)${p === "vipt" ? ", treated as aliasing" : ""}`,
+  })),
+];
+
+/** The CPU a run uses, and the changes from the profile's machine that made it (in list order). */
+export interface CpuChoice {
+  readonly cpu: CpuFeatures;
+  /** Canonical names of the features changed ("fwb", "ttl", "icache=vipt"...); empty: the Kunpeng 920. */
+  readonly changes: readonly string[];
+}
+
+/**
+ * Parses `--cpu` (a comma-separated list of changes, e.g. `ttl,icache=vipt`) with `--fwb` (the
+ * same as `fwb` in the list). Unknown names, and two I-cache policies, are S2simErrors.
+ */
+export function parseCpu(list: string | undefined, fwb: boolean | undefined): CpuChoice {
+  const asked = new Set<string>(fwb === true ? ["fwb"] : []);
+  for (const item of list === undefined ? [] : list.split(",")) {
+    const name = item.trim().toLowerCase();
+    if (!CPU_CHANGES.some((c) => c.name === name)) {
+      throw new S2simError(
+        "bad-cpu",
+        `--cpu: unknown CPU feature '${printable(item.trim())}'; known: ${CPU_CHANGES.map((c) => c.name).join(", ")}`,
+      );
+    }
+    asked.add(name);
+  }
+  const icache = [...asked].filter((n) => n.startsWith("icache="));
+  if (icache.length > 1) {
+    throw new S2simError("bad-cpu", `--cpu: one I-cache policy at most, not ${icache.join(" and ")}`);
+  }
+  let cpu = KUNPENG_920;
+  const changes: string[] = [];
+  for (const c of CPU_CHANGES) {
+    if (!asked.has(c.name)) continue;
+    const next = c.apply(cpu);
+    // What the Kunpeng 920 already has (its PIPT I-cache) changes nothing, and is not listed.
+    if (sameCpu(next, cpu)) continue;
+    cpu = next;
+    changes.push(c.name);
+  }
+  return { cpu, changes };
+}
+
+function sameCpu(a: CpuFeatures, b: CpuFeatures): boolean {
+  return (Object.keys(a) as Array<keyof CpuFeatures>).every((k) => a[k] === b[k]);
+}
+
+/** The VM options of a CPU choice (none for the profile's own machine). */
+export function cpuVmOptions(choice: CpuChoice): { vmOptions?: { cpu: CpuFeatures } } {
+  return choice.changes.length === 0 ? {} : { vmOptions: { cpu: choice.cpu } };
+}
+
+/** What the choice changes, a line per feature for the output's header (none when nothing is). */
+export function cpuNotes(choice: CpuChoice): string[] {
+  return choice.changes.map(
+    (name) => `CPU changed, ${name}: ${CPU_CHANGES.find((c) => c.name === name)!.note}`,
+  );
+}
+
+/** The `--cpu` values, for help texts. */
+export const CPU_CHANGE_NAMES: readonly string[] = CPU_CHANGES.map((c) => c.name);

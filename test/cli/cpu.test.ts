@@ -1,0 +1,36 @@
+/** `--cpu`: the profile machine's CPU with some features changed. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { KUNPENG_920 } from "../../src/arch/cpu.js";
+import { cpuNotes, cpuVmOptions, parseCpu } from "../../src/cli/cpu.js";
+
+test("--cpu changes the named features of the Kunpeng 920, listed in a fixed order", () => {
+  const c = parseCpu(" TTL ,icache=vipt,fwb", undefined);
+  assert.deepEqual(c.changes, ["fwb", "ttl", "icache=vipt"]);
+  assert.deepEqual(c.cpu, { ...KUNPENG_920, fwb: true, ttl: true, icache: "vipt" });
+  assert.deepEqual(cpuVmOptions(c), { vmOptions: { cpu: c.cpu } });
+  assert.deepEqual(
+    cpuNotes(c).map((n) => n.split(":")[0]),
+    ["CPU changed, fwb", "CPU changed, ttl", "CPU changed, icache=vipt"],
+  );
+  assert.deepEqual(parseCpu("nvhe,dic", false).cpu, { ...KUNPENG_920, vhe: false, dic: true });
+});
+
+test("--fwb is --cpu fwb; what the Kunpeng 920 already has changes nothing", () => {
+  assert.deepEqual(parseCpu(undefined, true), parseCpu("fwb", false));
+  assert.deepEqual(parseCpu("fwb", true).changes, ["fwb"]);
+  const none = parseCpu("icache=pipt", undefined);
+  assert.deepEqual(none.changes, []);
+  assert.equal(none.cpu, KUNPENG_920);
+  assert.deepEqual(cpuVmOptions(none), {});
+  assert.deepEqual(parseCpu(undefined, undefined), { cpu: KUNPENG_920, changes: [] });
+});
+
+test("--cpu refuses unknown features and two I-cache policies", () => {
+  assert.throws(
+    () => parseCpu("ttl,lpa2", false),
+    /^S2simError: --cpu: unknown CPU feature 'lpa2'; known: fwb, ttl, dic, nvhe, icache=pipt, icache=vipt, icache=vpipt$/,
+  );
+  assert.throws(() => parseCpu("", false), /unknown CPU feature ''/);
+  assert.throws(() => parseCpu("icache=vipt,icache=vpipt", false), /one I-cache policy at most/);
+});
