@@ -46,7 +46,7 @@ function fwbOption(): Option {
   );
 }
 
-/** `--cpu`, as page-table-test, scenario and reproduce take it. */
+/** `--cpu`, as trace, page-table-test, scenario and reproduce take it. */
 function cpuOption(): Option {
   return new Option(
     "--cpu <features>",
@@ -126,8 +126,9 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(
       new Option("-k, --kernel <version>", "kernel").choices(["v5.12", "v5.14", "both"]).default("both"),
     )
-    .option("--fwb", "CPU with FEAT_S2FWB")
-    .action((scenario: string, opts: { kernel: "v5.12" | "v5.14" | "both"; fwb?: boolean }) =>
+    .option("--fwb", "CPU with FEAT_S2FWB (the same as --cpu fwb)")
+    .addOption(cpuOption())
+    .action((scenario: string, opts: { kernel: "v5.12" | "v5.14" | "both"; fwb?: boolean; cpu?: string }) =>
       out(traceCommand(scenario, opts)),
     );
 

@@ -1,19 +1,26 @@
 /** `s2sim trace`: the event trace of a named page-table scenario. */
 import { KERNEL_VERSIONS, type KernelVersion } from "../pgtable/kernel.js";
 import { PGTABLE_SCENARIOS, pgtableScenario, runPgtableScenario } from "../workloads/pgtable-scenarios.js";
+import { cpuNotes, parseCpu } from "./cpu.js";
 
 /** Renders `s2sim trace <scenario>` (or the list of scenarios for `list`). */
-export function traceCommand(name: string, opts: { kernel: KernelVersion | "both"; fwb?: boolean }): string {
+export function traceCommand(
+  name: string,
+  opts: { kernel: KernelVersion | "both"; fwb?: boolean; cpu?: string },
+): string {
   if (name === "list") {
     const width = Math.max(...PGTABLE_SCENARIOS.map((s) => s.name.length));
     return PGTABLE_SCENARIOS.map((s) => `${s.name.padEnd(width)}  ${s.description}`).join("\n");
   }
   const scenario = pgtableScenario(name);
+  const cpu = parseCpu(opts.cpu, opts.fwb);
   const kernels = opts.kernel === "both" ? KERNEL_VERSIONS : [opts.kernel];
-  const out: string[] = [`# ${scenario.name}: ${scenario.description}`];
+  // A scenario that fixes FWB itself runs with its own (its description says which).
+  const notes = cpuNotes(cpu).filter((n) => scenario.fwb === undefined || !n.startsWith("CPU changed, fwb:"));
+  const out: string[] = [`# ${scenario.name}: ${scenario.description}`, ...notes.map((n) => `# ${n}`)];
   for (const k of kernels) {
     out.push(`\n== ${k} ==`);
-    out.push(...runPgtableScenario(name, k, { fwb: opts.fwb ?? false }));
+    out.push(...runPgtableScenario(name, k, { fwb: cpu.cpu.fwb, cpu: cpu.cpu }));
   }
   return out.join("\n");
 }

@@ -68,6 +68,8 @@ export interface PgtableScenario {
 export interface PgtableScenarioOptions {
   /** Host FEAT_S2FWB, for scenarios that do not fix it themselves (default false). */
   readonly fwb?: boolean;
+  /** The host CPU's other features (default: the Kunpeng 920's); `fwb` above decides FWB. */
+  readonly cpu?: CpuFeatures;
 }
 
 /** Everything a scenario run produced, for tests and tools that inspect the final state. */
@@ -356,7 +358,7 @@ export function executePgtableScenario(
       `unknown kernel '${String(kernel)}': use ${KERNEL_VERSIONS.join(" or ")}`,
     );
   }
-  const cpu: CpuFeatures = { ...KUNPENG_920, fwb: scenario.fwb ?? opts.fwb ?? false };
+  const cpu: CpuFeatures = { ...(opts.cpu ?? KUNPENG_920), fwb: scenario.fwb ?? opts.fwb ?? false };
   const g = GRANULES[4096];
   const geo = stage2Geometry(g, SCENARIO_IPA_BITS);
   const mem = new PhysMem(g);

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { KUNPENG_920 } from "../../src/arch/cpu.js";
 import { cpuNotes, cpuVmOptions, parseCpu } from "../../src/cli/cpu.js";
+import { traceCommand } from "../../src/cli/trace.js";
 
 test("--cpu changes the named features of the Kunpeng 920, listed in a fixed order", () => {
   const c = parseCpu(" TTL ,icache=vipt,fwb", undefined);
@@ -33,4 +34,18 @@ test("--cpu refuses unknown features and two I-cache policies", () => {
   );
   assert.throws(() => parseCpu("", false), /unknown CPU feature ''/);
   assert.throws(() => parseCpu("icache=vipt,icache=vpipt", false), /one I-cache policy at most/);
+});
+
+test("trace --cpu: a VPIPT I-cache under nVHE is invalidated whole after the TLBI, not by line", () => {
+  const plain = traceCommand("relax-perms-x", { kernel: "v5.14" });
+  assert.match(plain, /^ {2}cmo ic-ivau pa=0x[0-9a-f]+ size=2M$/m);
+  assert.doesNotMatch(plain, /ic-ialluis/);
+  const vpipt = traceCommand("relax-perms-x", { kernel: "v5.14", cpu: "nvhe,icache=vpipt" });
+  assert.match(vpipt, /^# CPU changed, icache=vpipt: a VPIPT I-cache/m);
+  assert.doesNotMatch(vpipt, /ic-ivau/);
+  assert.match(vpipt, /^ {2}tlbi vmid-ipa .*\n {2}cmo ic-ialluis/m);
+  // DIC: no I-cache maintenance at all.
+  assert.doesNotMatch(traceCommand("relax-perms-x", { kernel: "v5.14", cpu: "dic" }), /cmo ic-/);
+  // A scenario that fixes FWB itself says nothing of --fwb.
+  assert.doesNotMatch(traceCommand("flush-with-fwb", { kernel: "v5.14", fwb: true }), /CPU changed/);
 });
