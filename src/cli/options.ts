@@ -27,6 +27,13 @@ export const MODE_4 = { id: 4, name: "PA-bits:40,  VA-bits:48,  4K pages" } as c
  */
 export function parseMode(text: string | undefined): typeof MODE_4 {
   if (text === undefined || /^\s*\+?0*4\s*$/.test(text)) return MODE_4;
+  // strtoul would stop at the first non-digit ("4.0" as 4): a typo is named rather than guessed at.
+  if (!/^\s*\+?\d+\s*$/.test(text)) {
+    throw new S2simError(
+      "bad-mode",
+      `guest mode "${text}" is not a mode ID (a whole number): only -m 4 (PA-bits:40, VA-bits:48, 4K pages) is modelled`,
+    );
+  }
   throw new S2simError(
     "bad-mode",
     `guest mode "${text}" is not supported: only -m 4 (PA-bits:40, VA-bits:48, 4K pages) is modelled`,
