@@ -3,6 +3,7 @@ import { granuleOf } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import { hex, printable, sizeName } from "../common/format.js";
 import { rejectOctal } from "../common/size.js";
+import { PIPE_SILENT_MS } from "../common/small-file.js";
 import { backingSource } from "../host/backing.js";
 import { vmIpaBits } from "../kvm/vm.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
@@ -26,9 +27,9 @@ export const MODE_4 = { id: 4, name: "PA-bits:40,  VA-bits:48,  4K pages" } as c
  * zeros and a plus sign name the same mode.
  */
 export function parseMode(text: string | undefined): typeof MODE_4 {
-  if (text === undefined || /^\s*\+?0*4\s*$/.test(text)) return MODE_4;
+  if (text === undefined || /^[ \t]*\+?0*4[ \t]*$/.test(text)) return MODE_4;
   // strtoul would stop at the first non-digit ("4.0" as 4): a typo is named rather than guessed at.
-  if (!/^\s*\+?\d+\s*$/.test(text)) {
+  if (!/^[ \t]*\+?\d+[ \t]*$/.test(text)) {
     throw new S2simError(
       "bad-mode",
       `guest mode "${text}" is not a mode ID (a whole number): only -m 4 (PA-bits:40, VA-bits:48, 4K pages) is modelled`,
@@ -108,10 +109,10 @@ export function parseMemScale(text: string): number {
 export function loadProfileOption(nameOrPath: string | undefined, sets: readonly string[] = []): CostProfile {
   const name = nameOrPath ?? DEFAULT_PROFILE;
   // A pipe whose writer sends nothing is waited for (as cat would); say so rather than seem hung.
-  const onWait = (): void => {
-    process.stderr.write(
-      `s2sim: waiting for profile '${printable(name)}': its writer has sent nothing yet\n`,
-    );
+  const onWait = (received: number): void => {
+    const sent =
+      received === 0 ? "nothing yet" : `${received} bytes, then nothing for ${PIPE_SILENT_MS / 1000} s`;
+    process.stderr.write(`s2sim: waiting for profile '${printable(name)}': its writer has sent ${sent}\n`);
   };
   return withOverrides(loadProfile(name, onWait), sets.map(parseSetting));
 }

@@ -9,6 +9,7 @@ import {
   constants,
   fstatSync,
   openSync,
+  readFileSync,
   readSync,
   realpathSync,
   statSync,
@@ -36,10 +37,14 @@ export const PIPE_SILENT_MS = 2000;
  * Reads all of `path`, a regular file or a pipe, if it holds at most `maxBytes` bytes. A pipe is
  * opened without waiting for a writer: one with none after {@link PIPE_WRITER_WAIT_MS} reads as
  * empty instead of hanging; else it is read until its writer closes it, and `onWait` is called
- * once if the writer has sent nothing for {@link PIPE_SILENT_MS} (so a person can be told why
- * nothing happens).
+ * once, with the bytes received so far, if the writer has sent nothing for {@link PIPE_SILENT_MS}
+ * (so a person can be told why nothing happens).
  */
-export function readSmallFile(path: string, maxBytes: number, onWait?: () => void): SmallFile {
+export function readSmallFile(
+  path: string,
+  maxBytes: number,
+  onWait?: (received: number) => void,
+): SmallFile {
   let fd: number;
   try {
     // stat first: opening a device can wait (a terminal) or act (a tape rewinds).
@@ -71,7 +76,7 @@ export function readSmallFile(path: string, maxBytes: number, onWait?: () => voi
  * read until its writer closes it; a terminal or another device is refused. `onWait`: as for
  * {@link readSmallFile}, for a pipe.
  */
-export function readSmallStdin(maxBytes: number, onWait?: () => void): SmallFile {
+export function readSmallStdin(maxBytes: number, onWait?: (received: number) => void): SmallFile {
   try {
     if (isatty(STDIN_FD))
       return { why: "standard input is a terminal; pipe the profile in, or give its path" };
@@ -104,16 +109,36 @@ const STDIN_FD = 0;
  * process that shares it.
  */
 function reopenNonBlocking(stdin: Stats): number | null {
+  // Descriptor 0 may be a pipe's write end (`0>&1`): opened again for reading it would be a read
+  // end whose only writer is this process, never ending. Only a descriptor open for reading is.
+  if (!openForReading(STDIN_FD)) return null;
   let fd: number;
   try {
     fd = openSync("/dev/stdin", constants.O_RDONLY | constants.O_NONBLOCK);
   } catch {
     return null;
   }
-  const st = fstatSync(fd);
-  if (st.ino === stdin.ino && st.dev === stdin.dev) return fd;
-  closeSync(fd);
-  return null;
+  let same = false;
+  try {
+    const st = fstatSync(fd);
+    same = st.ino === stdin.ino && st.dev === stdin.dev;
+  } finally {
+    if (!same) closeSync(fd);
+  }
+  return same ? fd : null;
+}
+
+/** Whether descriptor `fd` is open for reading, from /proc (false where that cannot be read). */
+function openForReading(fd: number): boolean {
+  try {
+    const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "latin1"));
+    if (flags === null) return false;
+    // O_ACCMODE is 3 on Linux (Node does not export it); /proc is Linux's anyway.
+    const access = parseInt(flags[1]!, 8) & 3;
+    return access === constants.O_RDONLY || access === constants.O_RDWR;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -126,7 +151,7 @@ function readAll(
   stream: boolean,
   named: boolean,
   maxBytes: number,
-  onWait?: () => void,
+  onWait?: (received: number) => void,
 ): SmallFile {
   const buffer = Buffer.alloc(maxBytes + 1);
   let length = 0;
@@ -144,7 +169,7 @@ function readAll(
       writer = true;
       if (!told && Date.now() - silentSince >= PIPE_SILENT_MS) {
         told = true;
-        onWait!();
+        onWait!(length);
       }
       sleep(PIPE_POLL_MS);
       continue;

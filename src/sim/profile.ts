@@ -169,7 +169,7 @@ function bundledProfiles(): string[] {
  * (named by path, or on standard input) has a writer that sends nothing for a while
  * (readSmallFile).
  */
-export function loadProfile(nameOrPath: string, onWait?: () => void): CostProfile {
+export function loadProfile(nameOrPath: string, onWait?: (received: number) => void): CostProfile {
   const shown = printable(nameOrPath);
   // Standard input is read as it is, not opened by path: a socket (a Node parent's pipe) has none.
   if (nameOrPath === "-" || nameOrPath === "/dev/stdin") {

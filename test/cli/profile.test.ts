@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../repo-root.js";
 import { PIPE_SILENT_MS } from "../../src/common/small-file.js";
-import { type CliResult, s2sim, s2simWith } from "./run.js";
+import { type CliResult, S2SIM_ARGV, s2sim, s2simWith, sh } from "./run.js";
 
 const dir = mkdtempSync(join(tmpdir(), "s2sim-profile-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -141,6 +141,26 @@ describe("--profile files", { timeout: 60_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^s2sim: waiting for profile '-': its writer has sent nothing yet$/m);
     assert.equal((JSON.parse(r.stdout) as { fits: boolean }).fits, true);
+    // Silent after part of the file: the line says how much came.
+    const part = await s2simWith(
+      { pipeFrom: BUNDLED_PATH, pipeSilentS: PIPE_SILENT_MS / 1000 + 1, pipeSilentAfter: 100 },
+      ...DRY,
+      "--profile",
+      "-",
+      "--json",
+    );
+    assert.equal(part.code, 0, part.stderr);
+    assert.match(
+      part.stderr,
+      /^s2sim: waiting for profile '-': its writer has sent 100 bytes, then nothing for 2 s$/m,
+    );
+  });
+
+  it("refuses standard input open for writing only, instead of waiting on itself", async () => {
+    // `0>&1` with stdout a pipe: descriptor 0 is the write end of the pipe s2sim writes to.
+    const r = await sh(`timeout 30 "$@" 0>&1 | cat`, ...S2SIM_ARGV, ...DRY, "--profile", "-");
+    assert.match(r.stderr, /^s2sim: cannot read profile '-': bad file descriptor$/m);
+    assert.doesNotMatch(r.stderr, /waiting for profile/);
   });
 
   it("reads a shell pipe whose writer wrote nothing as empty", async () => {

@@ -79,8 +79,10 @@ export interface RunOptions {
    * real pipe, as a shell makes (Node's own stdin pipes are sockets).
    */
   readonly pipeFrom?: string;
-  /** Seconds the writer of `pipeFrom`'s pipe stays silent before it writes the file. */
+  /** Seconds the writer of `pipeFrom`'s pipe stays silent, before it writes the file (or the rest of it). */
   readonly pipeSilentS?: number;
+  /** Bytes of the file written before the silence (default 0). */
+  readonly pipeSilentAfter?: number;
   /** Bytes given on standard input through Node's own pipe, which is a socket. */
   readonly input?: Buffer;
 }
@@ -92,6 +94,18 @@ export function s2simWith(options: RunOptions, ...args: string[]): Promise<CliRe
   }
   if (options.pipeFrom === undefined) return runNodeIn(options.cwd, MAIN, [NODE_FLAG], args);
   const cli = [process.execPath, NODE_FLAG, MAIN, ...args];
-  const silent = options.pipeSilentS === undefined ? "" : `sleep ${options.pipeSilentS}; `;
-  return runIn(options.cwd, "sh", ["-c", `(${silent}cat "$0") | "$@"`, options.pipeFrom, ...cli]);
+  const n = options.pipeSilentAfter ?? 0;
+  const writer =
+    options.pipeSilentS === undefined
+      ? 'cat "$0"'
+      : `head -c ${n} "$0"; sleep ${options.pipeSilentS}; tail -c +${n + 1} "$0"`;
+  return runIn(options.cwd, "sh", ["-c", `(${writer}) | "$@"`, options.pipeFrom, ...cli]);
 }
+
+/** Runs the shell script `script` with `args` as its $1... (for redirections a test needs). */
+export function sh(script: string, ...args: string[]): Promise<CliResult> {
+  return runIn(undefined, "sh", ["-c", script, "sh", ...args]);
+}
+
+/** The command line that runs the CLI, for {@link sh}: node, the V8 flag, main.js. */
+export const S2SIM_ARGV: readonly string[] = [process.execPath, NODE_FLAG, MAIN];
