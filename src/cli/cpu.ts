@@ -6,6 +6,7 @@
 import { type CpuFeatures, type IcachePolicy, KUNPENG_920 } from "../arch/cpu.js";
 import { S2simError } from "../common/error.js";
 import { printable } from "../common/format.js";
+import { injectedBugInfo } from "../pgtable/bugs.js";
 
 /** One feature `--cpu` may change: its name on the command line, what it does, and a note for people. */
 interface CpuChange {
@@ -30,8 +31,7 @@ const CPU_CHANGES: readonly CpuChange[] = [
     apply: (c) => ({ ...c, ttl: true }),
     note:
       "with FEAT_TTL, a TLBI by IPA's level hint names the only leaf level it removes, and a hinted " +
-      "one leaves the walk caches' entries of a table (--check reports the kernels' hinted TLBI of " +
-      "an unlinked table)",
+      "one leaves the walk caches' entries of a table",
   },
   {
     name: "dic",
@@ -44,8 +44,8 @@ const CPU_CHANGES: readonly CpuChange[] = [
     name: "nvhe",
     apply: (c) => ({ ...c, vhe: false }),
     note:
-      "KVM in nVHE mode (the host kernel at EL1; decides the VPIPT I-cache's maintenance); the " +
-      "profile's exit and entry costs are still those of VHE",
+      "KVM in nVHE mode (the host kernel at EL1), which decides a VPIPT I-cache's maintenance; " +
+      "exits and entries keep the profile's costs, which are those of VHE",
   },
   ...ICACHE_POLICIES.map((p): CpuChange => ({
     name: `icache=${p}`,
@@ -62,13 +62,16 @@ export interface CpuChoice {
 }
 
 /**
- * Parses `--cpu` (a comma-separated list of changes, e.g. `ttl,icache=vipt`) with `--fwb` (the
- * same as `fwb` in the list). Unknown names, and two I-cache policies, are S2simErrors.
+ * Parses `--cpu` (a comma-separated list of changes, e.g. `ttl,icache=vipt`; the lists of several
+ * `--cpu` joined by commas) with `--fwb` (the same as `fwb` in the list). Unknown names, empty
+ * items and two I-cache policies are S2simErrors.
  */
 export function parseCpu(list: string | undefined, fwb: boolean | undefined): CpuChoice {
   const asked = new Set<string>(fwb === true ? ["fwb"] : []);
   for (const item of list === undefined ? [] : list.split(",")) {
     const name = item.trim().toLowerCase();
+    if (name === "")
+      throw new S2simError("bad-cpu", `--cpu: an empty item in the list '${printable(list!)}'`);
     if (!CPU_CHANGES.some((c) => c.name === name)) {
       throw new S2simError(
         "bad-cpu",
@@ -107,6 +110,20 @@ export function cpuVmOptions(choice: CpuChoice): { vmOptions?: { cpu: CpuFeature
 export function cpuNotes(choice: CpuChoice): string[] {
   return choice.changes.map(
     (name) => `CPU changed, ${name}: ${CPU_CHANGES.find((c) => c.name === name)!.note}`,
+  );
+}
+
+/**
+ * Refuses an injected bug that only leaves out D-cache maintenance on a CPU with FEAT_S2FWB, where
+ * that maintenance is a no-op: the run could not tell the bug from the kernel. (Its I-cache part
+ * needs something mapped executable, which neither the selftest nor the scenarios do.)
+ */
+export function refuseCmoBugWithFwb(inject: string | undefined, choice: CpuChoice): void {
+  if (inject === undefined || !choice.cpu.fwb || injectedBugInfo(inject)?.cmo !== true) return;
+  throw new S2simError(
+    "bad-inject",
+    `bug '${inject}' leaves out a leaf's CMOs: with FEAT_S2FWB (fwb) the D-cache clean is a no-op and ` +
+      `nothing is mapped executable, so on this CPU it changes nothing`,
   );
 }
 

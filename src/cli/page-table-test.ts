@@ -8,7 +8,6 @@ import { hex, sizeName } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { S2simError } from "../common/error.js";
-import { injectedBugInfo } from "../pgtable/bugs.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig } from "../workloads/page-table-test.js";
 import { parseReleaseOrder } from "../workloads/release-order.js";
@@ -36,7 +35,7 @@ import {
   seconds,
   timespec,
 } from "./options.js";
-import { cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
+import { cpuNotes, cpuVmOptions, parseCpu, refuseCmoBugWithFwb } from "./cpu.js";
 
 /** The command's options as commander hands them over (all strings until parsed). */
 export interface PageTableTestOptions {
@@ -111,13 +110,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
   if (opts.inject !== undefined) {
     withInjectedBug(kvmKernel(opts.kernel), opts.inject);
-    if (cpu.cpu.fwb && injectedBugInfo(opts.inject)?.cmo === true) {
-      throw new S2simError(
-        "bad-inject",
-        `bug '${opts.inject}' leaves out a leaf's CMOs: with FEAT_S2FWB the D-cache clean is a no-op and ` +
-          `the selftest maps nothing executable, so on a CPU with FEAT_S2FWB (--fwb) it changes nothing`,
-      );
-    }
+    refuseCmoBugWithFwb(opts.inject, cpu);
   }
   const need = pageTableTestFootprint(config, profile);
   const budget = memoryBudget(opts.maxMemory);

@@ -50,7 +50,9 @@ function fwbOption(): Option {
 function cpuOption(): Option {
   return new Option(
     "--cpu <features>",
-    `change the profile machine's CPU (the Kunpeng 920), same costs: a comma list of ${CPU_CHANGE_NAMES.join(", ")}`,
+    `change the profile machine's CPU (the Kunpeng 920), same costs: a comma list of ${CPU_CHANGE_NAMES.join(", ")} (repeatable)`,
+  ).argParser((value: string, previous: string | undefined) =>
+    previous === undefined ? value : `${previous},${value}`,
   );
 }
 
@@ -218,6 +220,7 @@ export function buildProgram(out: (s: string) => void): Command {
         "Any violation makes the exit status 1",
     )
     .addOption(profileOption())
+    .addOption(fwbOption())
     .addOption(cpuOption())
     .action((name: string | undefined, opts: ScenarioOptions) => out(scenarioCommand(name, opts)));
 

@@ -550,7 +550,7 @@ export function renderText(
       ? []
       : ctx.cpu !== undefined && ctx.cpu.changes.length > 0
         ? [
-            `No verdict against the published figures: --cpu ${ctx.cpu.changes.join(",")} changed the CPU they were measured on.`,
+            `No verdict against the published figures: the CPU they were measured on was changed (${ctx.cpu.changes.join(", ")}).`,
           ]
         : [
             ...(ctx.overrides

@@ -11,7 +11,7 @@ import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/c
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { columns, loadProfileOption } from "./options.js";
-import { cpuNotes, parseCpu } from "./cpu.js";
+import { cpuNotes, parseCpu, refuseCmoBugWithFwb } from "./cpu.js";
 import { formatTime } from "../check/history.js";
 
 /** The command's options as commander hands them over. */
@@ -20,6 +20,8 @@ export interface ScenarioOptions {
   inject?: string;
   check?: CheckOption;
   profile: string;
+  /** `--fwb`: the same as `--cpu fwb`. */
+  fwb?: boolean;
   /** `--cpu`: CPU features changed from the profile's machine. */
   cpu?: string;
 }
@@ -45,7 +47,8 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   if (name === undefined) throw missingName(opts.check);
   const s = checkScenario(name);
   const checks = checksOption(opts.check ?? true)!;
-  const cpu = parseCpu(opts.cpu, false);
+  const cpu = parseCpu(opts.cpu, opts.fwb);
+  refuseCmoBugWithFwb(opts.inject, cpu);
   const profile = loadProfileOption(opts.profile);
   const failFast = opts.check !== undefined && opts.check !== false;
   const result = runCheckScenario(s, profile, {

@@ -16,7 +16,10 @@ export function traceCommand(
   const cpu = parseCpu(opts.cpu, opts.fwb);
   const kernels = opts.kernel === "both" ? KERNEL_VERSIONS : [opts.kernel];
   // A scenario that fixes FWB itself runs with its own (its description says which).
-  const notes = cpuNotes(cpu).filter((n) => scenario.fwb === undefined || !n.startsWith("CPU changed, fwb:"));
+  const notes = cpuNotes({
+    cpu: cpu.cpu,
+    changes: cpu.changes.filter((c) => scenario.fwb === undefined || c !== "fwb"),
+  });
   const out: string[] = [`# ${scenario.name}: ${scenario.description}`, ...notes.map((n) => `# ${n}`)];
   for (const k of kernels) {
     out.push(`\n== ${k} ==`);

@@ -68,7 +68,7 @@ export interface PgtableScenario {
 export interface PgtableScenarioOptions {
   /** Host FEAT_S2FWB, for scenarios that do not fix it themselves (default false). */
   readonly fwb?: boolean;
-  /** The host CPU's other features (default: the Kunpeng 920's); `fwb` above decides FWB. */
+  /** The host CPU's features (default: the Kunpeng 920's); `fwb` above, if given, decides FWB. */
   readonly cpu?: CpuFeatures;
 }
 
@@ -358,7 +358,10 @@ export function executePgtableScenario(
       `unknown kernel '${String(kernel)}': use ${KERNEL_VERSIONS.join(" or ")}`,
     );
   }
-  const cpu: CpuFeatures = { ...(opts.cpu ?? KUNPENG_920), fwb: scenario.fwb ?? opts.fwb ?? false };
+  const cpu: CpuFeatures = {
+    ...(opts.cpu ?? KUNPENG_920),
+    fwb: scenario.fwb ?? opts.fwb ?? opts.cpu?.fwb ?? false,
+  };
   const g = GRANULES[4096];
   const geo = stage2Geometry(g, SCENARIO_IPA_BITS);
   const mem = new PhysMem(g);

@@ -32,7 +32,8 @@ test("--cpu refuses unknown features and two I-cache policies", () => {
     () => parseCpu("ttl,lpa2", false),
     /^S2simError: --cpu: unknown CPU feature 'lpa2'; known: fwb, ttl, dic, nvhe, icache=pipt, icache=vipt, icache=vpipt$/,
   );
-  assert.throws(() => parseCpu("", false), /unknown CPU feature ''/);
+  assert.throws(() => parseCpu("", false), /^S2simError: --cpu: an empty item in the list ''$/);
+  assert.throws(() => parseCpu("ttl,,dic", false), /an empty item in the list 'ttl,,dic'/);
   assert.throws(() => parseCpu("icache=vipt,icache=vpipt", false), /one I-cache policy at most/);
 });
 
