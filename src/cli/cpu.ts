@@ -116,14 +116,15 @@ export function cpuNotes(choice: CpuChoice): string[] {
 /**
  * Refuses an injected bug that only leaves out D-cache maintenance on a CPU with FEAT_S2FWB, where
  * that maintenance is a no-op: the run could not tell the bug from the kernel. (Its I-cache part
- * needs something mapped executable, which neither the selftest nor the scenarios do.)
+ * matters only to code the guest executes, and neither the selftest nor the scenarios execute
+ * anything from guest memory: without DIC nothing is mapped executable, with it none is owed.)
  */
 export function refuseCmoBugWithFwb(inject: string | undefined, choice: CpuChoice): void {
   if (inject === undefined || !choice.cpu.fwb || injectedBugInfo(inject)?.cmo !== true) return;
   throw new S2simError(
     "bad-inject",
     `bug '${inject}' leaves out a leaf's CMOs: with FEAT_S2FWB (fwb) the D-cache clean is a no-op and ` +
-      `nothing is mapped executable, so on this CPU it changes nothing`,
+      `the guest executes nothing here, so on this CPU it changes nothing`,
   );
 }
 

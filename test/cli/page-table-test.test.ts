@@ -238,7 +238,7 @@ describe("s2sim page-table-test", () => {
     [
       "a CMO bug with --cpu fwb",
       ["--cpu", "fwb", "--inject", "install-no-cmo"],
-      /FEAT_S2FWB \(fwb\) the D-cache clean is a no-op and nothing is mapped executable, so on this CPU it changes nothing/,
+      /FEAT_S2FWB \(fwb\) the D-cache clean is a no-op and the guest executes nothing here, so on this CPU it changes nothing/,
     ],
     ["a profile value over its bound", ["--set", "exit=1e9ms"], /'exit' must be at most 1 s/],
     [
