@@ -28,6 +28,8 @@ import {
   humanBytes,
   overridesText,
   parseGpa,
+  KERNEL_CHOICES,
+  type MODE_4,
   parseMode,
   parseSeed,
   releaseOrderText,
@@ -35,7 +37,10 @@ import {
   seconds,
   timespec,
 } from "./options.js";
-import { cpuNotes, cpuVmOptions, parseCpu, refuseCmoBugWithFwb } from "./cpu.js";
+import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu, refuseCmoBugWithFwb } from "./cpu.js";
+import { CheckFailure } from "../check/violation.js";
+import type { CheckName } from "../check/rules.js";
+import type { ReleaseOrder } from "../workloads/release-order.js";
 
 /** The command's options as commander hands them over (all strings until parsed). */
 export interface PageTableTestOptions {
@@ -44,7 +49,8 @@ export interface PageTableTestOptions {
   vcpus: string;
   src: string;
   gpa?: string;
-  kernel: KernelVersion;
+  /** A kernel, or "both": v5.12 then v5.14, with a comparison of the two. */
+  kernel: KernelVersion | "both";
   profile: string;
   releaseOrder: string;
   seed: string;
@@ -94,8 +100,9 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     opts.trace === undefined
       ? undefined
       : parseCount(opts.trace, "event count (--trace)", 1, MAX_TRACE_EVENTS);
+  const kernels: readonly KernelVersion[] = opts.kernel === "both" ? KERNEL_CHOICES : [opts.kernel];
   const config: PageTableTestConfig = {
-    kernel: opts.kernel,
+    kernel: kernels[0]!,
     backing: opts.src,
     memBytes,
     vcpus,
@@ -109,45 +116,88 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   };
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
   if (opts.inject !== undefined) {
-    withInjectedBug(kvmKernel(opts.kernel), opts.inject);
+    for (const k of kernels) withInjectedBug(kvmKernel(k), opts.inject);
     refuseCmoBugWithFwb(opts.inject, cpu);
   }
-  const need = pageTableTestFootprint(config, profile);
+  // With two kernels the first run's report, trace lines and all, is kept while the second runs.
+  const need = pageTableTestFootprint(
+    kernels.length > 1 && traceEvents !== undefined ? { ...config, traceEvents: 2 * traceEvents } : config,
+    profile,
+  );
   const budget = memoryBudget(opts.maxMemory);
   // The size as parsed, not as typed (which may carry spaces or control characters).
   const what = `page-table-test -s ${config.backing} -b ${sizeName(config.memBytes)} -v ${vcpus}`;
   const problem = memoryProblem(need, budget, what, () => smallerRun(config, profile, budget, pageSize));
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
-  // With checkers the run stops at the first violation (a CheckFailure carrying the report).
-  const bar = simProgress(opts.json !== true, TEST_STAGES[0]);
-  let report: SimReport;
-  try {
-    report = simulatePageTableTest(
-      config,
-      profile,
-      bar === null ? undefined : (stage, fraction) => bar.update(fraction, stage),
-      stageCount,
-      checks === null ? undefined : { checks, mode: "fail-fast" },
+  // One run after the other (the peak is one run's): with --kernel both, v5.12 then v5.14.
+  const reports = kernels.map((kernel) => {
+    const bar = simProgress(
+      opts.json !== true,
+      kernels.length > 1 ? `${kernel} ${TEST_STAGES[0]}` : TEST_STAGES[0],
     );
-  } finally {
-    bar?.stop();
-  }
+    try {
+      // With checkers the run stops at the first violation (a CheckFailure carrying the report).
+      return simulatePageTableTest(
+        { ...config, kernel },
+        profile,
+        bar === null
+          ? undefined
+          : (stage, fraction) => bar.update(fraction, kernels.length > 1 ? `${kernel} ${stage}` : stage),
+        stageCount,
+        checks === null ? undefined : { checks, mode: "fail-fast" },
+      );
+    } catch (err) {
+      // Which of the two kernels broke the rule.
+      if (kernels.length > 1 && err instanceof CheckFailure) {
+        throw new CheckFailure({ ...err.violation, what: `(kernel ${kernel}) ${err.violation.what}` });
+      }
+      throw err;
+    } finally {
+      bar?.stop();
+    }
+  });
+  const extras = {
+    seed,
+    inject: opts.inject ?? null,
+    fwb: cpu.cpu.fwb,
+    cpu_changes: cpu.changes,
+    profile_overrides: profile.overrides,
+  };
   if (opts.json) {
-    return JSON.stringify(
-      {
-        ...report,
-        seed,
-        inject: opts.inject ?? null,
-        fwb: cpu.cpu.fwb,
-        cpu_changes: cpu.changes,
-        profile_overrides: profile.overrides,
-      },
-      null,
-      2,
-    );
+    const json =
+      reports.length === 1
+        ? { ...reports[0]!, ...extras }
+        : {
+            before: kernels[0],
+            after: kernels[1],
+            runs: reports.map((r) => ({ ...r, ...extras })),
+            comparison: comparison(reports[0]!, reports[1]!),
+          };
+    return JSON.stringify(json, null, 2);
   }
+  const text = reports.map((report) =>
+    runText(report, { opts, profile, cpu, releaseOrder, seed, mode, pageSize, checks }),
+  );
+  if (reports.length === 1) return text[0]!;
+  return [...text, comparisonText(reports[0]!, reports[1]!)].join("\n\n");
+}
 
+/** What {@link runText} needs besides the report: the parsed options. */
+interface RunTextContext {
+  readonly opts: PageTableTestOptions;
+  readonly profile: CostProfile;
+  readonly cpu: CpuChoice;
+  readonly releaseOrder: ReleaseOrder;
+  readonly seed: number;
+  readonly mode: typeof MODE_4;
+  readonly pageSize: number;
+  readonly checks: ReadonlySet<CheckName> | null;
+}
+
+/** One run's text: the selftest's lines, then each stage's block. */
+function runText(report: SimReport, ctx: RunTextContext): string {
+  const { opts, profile, cpu, releaseOrder, seed, mode, pageSize, checks } = ctx;
   const changes = overridesText(profile);
   const out: string[] = [
     `s2sim page-table-test: kvm_page_table_test on kernel ${report.kernel}, simulated`,
@@ -179,6 +229,52 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     out.push("", `checkers ${report.check.checkers.join(", ")}: no violation in any stage`);
   }
   return out.join("\n");
+}
+
+/** One stage of `--kernel both`'s comparison (JSON). */
+interface StageComparison {
+  readonly name: string;
+  readonly before_s: number;
+  readonly after_s: number;
+  /** (before - after) / before, as in the cover letter. */
+  readonly gain: number;
+  readonly dcache_bytes_before: number;
+  readonly dcache_bytes_after: number;
+}
+
+/** The stages of two runs of the same options on two kernels, side by side. */
+function comparison(before: SimReport, after: SimReport): StageComparison[] {
+  return before.stages.map((b, i) => {
+    const a = after.stages[i]!;
+    return {
+      name: b.name,
+      before_s: b.simulated_s,
+      after_s: a.simulated_s,
+      gain: (b.simulated_s - a.simulated_s) / b.simulated_s,
+      dcache_bytes_before: b.cmo_bytes.dcache,
+      dcache_bytes_after: a.cmo_bytes.dcache,
+    };
+  });
+}
+
+/** `--kernel both`'s closing table. */
+function comparisonText(before: SimReport, after: SimReport): string {
+  const [kb, ka] = [before.kernel, after.kernel];
+  const rows = comparison(before, after).map((c) => [
+    c.name,
+    seconds(c.before_s),
+    seconds(c.after_s),
+    Number.isFinite(c.gain) ? `${c.gain < 0 ? "" : "+"}${(c.gain * 100).toFixed(2)} %` : "n/a",
+    humanBytes(c.dcache_bytes_before),
+    humanBytes(c.dcache_bytes_after),
+  ]);
+  return [
+    `${kb} (before) against ${ka} (after), simulated (model predictions); gain = (before - after) / before:`,
+    ...columns(
+      [["stage", `${kb} s`, `${ka} s`, "gain", `D-cache cleaned ${kb}`, `D-cache cleaned ${ka}`], ...rows],
+      [false, true, true, true, true, true],
+    ),
+  ].join("\n");
 }
 
 /**

@@ -160,7 +160,14 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(
       new Option("-p, --gpa <addr>", "test GPA, hex (0x...) or decimal (default: top of the IPA space)"),
     )
-    .addOption(new Option("--kernel <version>", "kernel to model").choices(KERNEL_CHOICES).default("v5.14"))
+    .addOption(
+      new Option(
+        "--kernel <version>",
+        "kernel to model; both: v5.12 then v5.14, and a table comparing their stages",
+      )
+        .choices([...KERNEL_CHOICES, "both"])
+        .default("v5.14"),
+    )
     .addOption(profileOption())
     .addOption(releaseOrderOption())
     .addOption(seedOption())
@@ -195,7 +202,8 @@ export function buildProgram(out: (s: string) => void): Command {
     .option(
       "--json",
       "print one JSON object: the simulation report plus seed, inject, fwb, cpu_changes and profile_overrides " +
-        '(a --check violation: {"check_failed": {...}}, exit status 1)',
+        '(--kernel both: {"before", "after", "runs": [two of them], "comparison"}; a --check violation: ' +
+        '{"check_failed": {...}}, exit status 1)',
     )
     .action((opts: PageTableTestOptions) =>
       out(withJsonCheckFailure(opts.json, () => pageTableTestCommand(opts))),

@@ -596,6 +596,60 @@ describe("s2sim page-table-test", () => {
     assert.deepEqual(r.cpu_changes, ["fwb", "ttl", "dic"]);
   });
 
+  it("--kernel both: v5.12 then v5.14, each as it runs alone, and a table comparing their stages", async () => {
+    const args = ["page-table-test", "-s", "anonymous_hugetlb_1gb", "-b", "2G", "-v", "4"];
+    type Report = { kernel: string; stages: Array<{ name: string; simulated_s: number }> };
+    type Both = {
+      before: string;
+      after: string;
+      runs: Report[];
+      comparison: Array<{ name: string; before_s: number; after_s: number; gain: number }>;
+    };
+    const [both, v12, v14, text] = await Promise.all([
+      s2sim(...args, "--kernel", "both", "--json"),
+      s2sim(...args, "--kernel", "v5.12", "--json"),
+      s2sim(...args, "--kernel", "v5.14", "--json"),
+      s2sim(...args, "--kernel", "both"),
+    ]);
+    for (const r of [both, v12, v14, text]) assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(both.stdout) as Both;
+    assert.deepEqual([j.before, j.after], ["v5.12", "v5.14"]);
+    const alone = [v12, v14].map((r) => JSON.parse(r.stdout) as Report);
+    assert.deepEqual(
+      j.runs.map((r) => r.stages.map((st) => st.simulated_s)),
+      alone.map((r) => r.stages.map((st) => st.simulated_s)),
+    );
+    assert.deepEqual(
+      j.comparison.map((c) => c.name),
+      ["KVM_CREATE_MAPPINGS", "KVM_UPDATE_MAPPINGS", "KVM_ADJUST_MAPPINGS"],
+    );
+    for (const [i, c] of j.comparison.entries()) {
+      assert.equal(c.before_s, alone[0]!.stages[i]!.simulated_s);
+      assert.equal(c.after_s, alone[1]!.stages[i]!.simulated_s);
+      assert.equal(c.gain, (c.before_s - c.after_s) / c.before_s);
+    }
+    // The text: both runs in full, then the table (CREATE: a GiB clean per vCPU fault before the series).
+    assert.match(text.stdout, /^s2sim page-table-test: kvm_page_table_test on kernel v5\.12, simulated$/m);
+    assert.match(text.stdout, /^s2sim page-table-test: kvm_page_table_test on kernel v5\.14, simulated$/m);
+    assert.match(
+      text.stdout,
+      /^v5\.12 \(before\) against v5\.14 \(after\), simulated \(model predictions\)/m,
+    );
+    assert.match(
+      text.stdout,
+      /^ {2}KVM_CREATE_MAPPINGS +[\d.]+ +[\d.]+ +\+\d+\.\d\d % +8\.00 GiB +2\.00 GiB$/m,
+    );
+  });
+
+  it("--kernel both --check names the kernel whose run broke a rule", async () => {
+    const r = await s2sim(
+      ...["page-table-test", "-s", "anonymous_hugetlb", "-b", "64M", "-v", "4", "--kernel", "both"],
+      ...["--inject", "no-tlbi-after-break", "--check"],
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^s2sim: check failed: bbm violation at .*: \(kernel v5\.12\) L2 entry /m);
+  });
+
   it("refuses a configuration too large for the machine at once, before allocating it", async () => {
     // The largest THP region the IPA space allows: several GiB of simulator state.
     const r = await s2sim("page-table-test", "-s", "anonymous_thp", "-b", "1020G", "--max-memory", "2G");
