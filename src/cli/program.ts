@@ -219,7 +219,11 @@ export function buildProgram(out: (s: string) => void): Command {
     // takes 'split' as --check's value, and only the command can say so.
     .argument("[name]", "scenario name, or 'list'")
     .usage("[options] <name>")
-    .addOption(new Option("--kernel <version>", "kernel to model").choices(KERNEL_CHOICES).default("v5.14"))
+    .addOption(
+      new Option("--kernel <version>", "kernel to model; both: v5.12, then v5.14")
+        .choices([...KERNEL_CHOICES, "both"])
+        .default("v5.14"),
+    )
     .option("--inject <bug>", "run the kernel with a named bug (see page-table-test --inject list)")
     .option(
       "--check [names]",

@@ -3,11 +3,17 @@
  * simulated machine, optionally with an injected bug, and prints its steps and what the checkers
  * found.
  */
-import { formatViolation } from "../check/violation.js";
+import { CheckFailure, formatViolation } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
 import { sizeName } from "../common/format.js";
-import type { KernelVersion } from "../pgtable/kernel.js";
-import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/check-scenarios.js";
+import { KERNEL_VERSIONS, type KernelVersion } from "../pgtable/kernel.js";
+import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
+import {
+  CHECK_SCENARIOS,
+  checkScenario,
+  runCheckScenario,
+  type ScenarioResult,
+} from "../workloads/check-scenarios.js";
 import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { columns, loadProfileOption } from "./options.js";
@@ -16,7 +22,8 @@ import { formatTime } from "../check/history.js";
 
 /** The command's options as commander hands them over. */
 export interface ScenarioOptions {
-  kernel: KernelVersion;
+  /** A kernel, or "both" (v5.12, then v5.14). */
+  kernel: KernelVersion | "both";
   inject?: string;
   check?: CheckOption;
   profile: string;
@@ -35,7 +42,7 @@ export interface ScenarioOptions {
 export function scenarioCommand(name: string | undefined, opts: ScenarioOptions): string {
   if (name === "list") {
     return [
-      "scenarios (s2sim scenario NAME [--kernel v5.12|v5.14] [--inject BUG] [--check]):",
+      "scenarios (s2sim scenario NAME [--kernel v5.12|v5.14|both] [--inject BUG] [--check]):",
       ...columns(
         CHECK_SCENARIOS.map((s) => [s.name, `provokes ${s.provokes.join(", ")}`, s.summary]),
         [false, false, false],
@@ -51,29 +58,47 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   refuseCmoBugWithFwb(opts.inject, cpu);
   const profile = loadProfileOption(opts.profile);
   const failFast = opts.check !== undefined && opts.check !== false;
-  const result = runCheckScenario(s, profile, {
-    kernel: opts.kernel,
-    ...(opts.inject === undefined ? {} : { inject: opts.inject }),
-    checks,
-    mode: failFast ? "fail-fast" : "collect",
-    ...(cpu.changes.length === 0 ? {} : { cpu: cpu.cpu }),
+  const kernels: readonly KernelVersion[] = opts.kernel === "both" ? KERNEL_VERSIONS : [opts.kernel];
+  // An injected bug must exist in every kernel asked for: say so before anything runs.
+  if (opts.inject !== undefined) for (const k of kernels) withInjectedBug(kvmKernel(k), opts.inject);
+  let violated = false;
+  const blocks = kernels.map((kernel) => {
+    let result: ScenarioResult;
+    try {
+      result = runCheckScenario(s, profile, {
+        kernel,
+        ...(opts.inject === undefined ? {} : { inject: opts.inject }),
+        checks,
+        mode: failFast ? "fail-fast" : "collect",
+        ...(cpu.changes.length === 0 ? {} : { cpu: cpu.cpu }),
+      });
+    } catch (err) {
+      // Which of the two kernels broke the rule.
+      if (kernels.length > 1 && err instanceof CheckFailure) {
+        throw new CheckFailure({ ...err.violation, what: `(kernel ${kernel}) ${err.violation.what}` });
+      }
+      throw err;
+    }
+    const out = [
+      `scenario ${s.name} on kernel ${kernel}${opts.inject ? ` with injected bug ${opts.inject}` : ""}: ${s.summary}`,
+      `${s.vcpus} vCPU(s), ${sizeName(s.memBytes)} ${s.backing}; profile ${profile.name}; checkers ${[...checks].join(", ")}`,
+      ...cpuNotes(cpu),
+      ...columns(
+        result.steps.map((st, i) => [`${i + 1}.`, st.what, `done at ${formatTime(st.endPs)}`]),
+        [true, false, false],
+      ),
+      "",
+    ];
+    if (result.violations.length === 0) out.push("no violation");
+    else out.push(...result.violations.slice(0, 5).map(formatViolation));
+    if (result.found > 5) out.push(`... and ${result.found - 5} more`);
+    violated ||= result.violations.length > 0;
+    return out.join("\n");
   });
-  const out = [
-    `scenario ${s.name} on kernel ${opts.kernel}${opts.inject ? ` with injected bug ${opts.inject}` : ""}: ${s.summary}`,
-    `${s.vcpus} vCPU(s), ${sizeName(s.memBytes)} ${s.backing}; profile ${profile.name}; checkers ${[...checks].join(", ")}`,
-    ...cpuNotes(cpu),
-    ...columns(
-      result.steps.map((st, i) => [`${i + 1}.`, st.what, `done at ${formatTime(st.endPs)}`]),
-      [true, false, false],
-    ),
-    "",
-  ];
-  if (result.violations.length === 0) out.push("no violation");
-  else out.push(...result.violations.slice(0, 5).map(formatViolation));
-  if (result.found > 5) out.push(`... and ${result.found - 5} more`);
+  const text = blocks.join("\n\n");
   // Every checker runs without --check too, so a violation found fails the run as a checked one does.
-  if (result.violations.length > 0) throw new AnswerWithStatus(out.join("\n"), 1);
-  return out.join("\n");
+  if (violated) throw new AnswerWithStatus(text, 1);
+  return text;
 }
 
 /**

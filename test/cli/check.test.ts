@@ -139,6 +139,39 @@ describe("s2sim checkers on the command line", () => {
     assert.match(failed.stderr, /^s2sim: check failed: table-free violation/);
   });
 
+  it("scenario --kernel both runs it on v5.12 then v5.14; a --check failure names its kernel", async () => {
+    const r = await s2sim("scenario", "coalesce", "--kernel", "both", "--inject", "coalesce-tlbi-ipa");
+    assert.equal(r.code, 1, r.stderr);
+    const heads = r.stdout.split("\n").filter((l) => l.startsWith("scenario coalesce on kernel"));
+    assert.deepEqual(
+      heads.map((l) => /on kernel (v5\.1\d)/.exec(l)![1]),
+      ["v5.12", "v5.14"],
+    );
+    assert.equal(r.stdout.split("\nbbm violation at ").length - 1, 2, "one bbm report per kernel");
+    const checked = await s2sim(
+      "scenario",
+      "coalesce",
+      "--kernel",
+      "both",
+      "--inject",
+      "coalesce-tlbi-ipa",
+      "--check",
+    );
+    assert.equal(checked.code, 1);
+    assert.match(checked.stderr, /^s2sim: check failed: bbm violation at .*: \(kernel v5\.12\) L2 entry/);
+    // A bug only one kernel has cannot run on both.
+    const one = await s2sim(
+      "scenario",
+      "coalesce-unclean",
+      "--kernel",
+      "both",
+      "--inject",
+      "coalesce-no-cmo",
+    );
+    assert.equal(one.code, 2);
+    assert.match(one.stderr, /^s2sim: bug 'coalesce-no-cmo' changes code that only v5\.14 has, not v5\.12$/m);
+  });
+
   it("scenario --cpu runs on the changed CPU and says so", async () => {
     const r = await s2sim("scenario", "split", "--cpu", "ttl,dic");
     assert.equal(r.code, 0, r.stderr);
