@@ -68,3 +68,18 @@ function violationJson(v: Violation): Record<string, unknown> {
     history: v.history.map((line) => line.trimStart()),
   };
 }
+
+/**
+ * Runs `run`; a CheckFailure it throws names `kernel` when `named` (a command running several
+ * kernels says which one broke the rule).
+ */
+export function namingKernel<T>(kernel: string, named: boolean, run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    if (named && err instanceof CheckFailure) {
+      throw new CheckFailure({ ...err.violation, what: `(kernel ${kernel}) ${err.violation.what}` });
+    }
+    throw err;
+  }
+}

@@ -15,7 +15,7 @@ import { TEST_HVA, TEST_STAGES } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 import type { StageTimeline } from "../workloads/timeline.js";
 import type { StageTrace } from "../workloads/event-trace.js";
-import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
+import { type CheckOption, checkListText, checksOption, injectListText, namingKernel } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
 import type { Footprint } from "../common/footprint.js";
 import type { CostProfile } from "../sim/profile.js";
@@ -38,7 +38,6 @@ import {
   timespec,
 } from "./options.js";
 import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu, refuseCmoBugWithFwb } from "./cpu.js";
-import { CheckFailure } from "../check/violation.js";
 import type { CheckName } from "../check/rules.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
@@ -138,21 +137,17 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     );
     try {
       // With checkers the run stops at the first violation (a CheckFailure carrying the report).
-      return simulatePageTableTest(
-        { ...config, kernel },
-        profile,
-        bar === null
-          ? undefined
-          : (stage, fraction) => bar.update(fraction, kernels.length > 1 ? `${kernel} ${stage}` : stage),
-        stageCount,
-        checks === null ? undefined : { checks, mode: "fail-fast" },
+      return namingKernel(kernel, kernels.length > 1, () =>
+        simulatePageTableTest(
+          { ...config, kernel },
+          profile,
+          bar === null
+            ? undefined
+            : (stage, fraction) => bar.update(fraction, kernels.length > 1 ? `${kernel} ${stage}` : stage),
+          stageCount,
+          checks === null ? undefined : { checks, mode: "fail-fast" },
+        ),
       );
-    } catch (err) {
-      // Which of the two kernels broke the rule.
-      if (kernels.length > 1 && err instanceof CheckFailure) {
-        throw new CheckFailure({ ...err.violation, what: `(kernel ${kernel}) ${err.violation.what}` });
-      }
-      throw err;
     } finally {
       bar?.stop();
     }

@@ -3,18 +3,13 @@
  * simulated machine, optionally with an injected bug, and prints its steps and what the checkers
  * found.
  */
-import { CheckFailure, formatViolation } from "../check/violation.js";
+import { formatViolation } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
 import { sizeName } from "../common/format.js";
 import { KERNEL_VERSIONS, type KernelVersion } from "../pgtable/kernel.js";
 import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
-import {
-  CHECK_SCENARIOS,
-  checkScenario,
-  runCheckScenario,
-  type ScenarioResult,
-} from "../workloads/check-scenarios.js";
-import { type CheckOption, checkListText, checksOption, injectListText } from "./check.js";
+import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/check-scenarios.js";
+import { type CheckOption, checkListText, checksOption, injectListText, namingKernel } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { columns, loadProfileOption } from "./options.js";
 import { cpuNotes, parseCpu, refuseCmoBugWithFwb } from "./cpu.js";
@@ -63,22 +58,15 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   if (opts.inject !== undefined) for (const k of kernels) withInjectedBug(kvmKernel(k), opts.inject);
   let violated = false;
   const blocks = kernels.map((kernel) => {
-    let result: ScenarioResult;
-    try {
-      result = runCheckScenario(s, profile, {
+    const result = namingKernel(kernel, kernels.length > 1, () =>
+      runCheckScenario(s, profile, {
         kernel,
         ...(opts.inject === undefined ? {} : { inject: opts.inject }),
         checks,
         mode: failFast ? "fail-fast" : "collect",
         ...(cpu.changes.length === 0 ? {} : { cpu: cpu.cpu }),
-      });
-    } catch (err) {
-      // Which of the two kernels broke the rule.
-      if (kernels.length > 1 && err instanceof CheckFailure) {
-        throw new CheckFailure({ ...err.violation, what: `(kernel ${kernel}) ${err.violation.what}` });
-      }
-      throw err;
-    }
+      }),
+    );
     const out = [
       `scenario ${s.name} on kernel ${kernel}${opts.inject ? ` with injected bug ${opts.inject}` : ""}: ${s.summary}`,
       `${s.vcpus} vCPU(s), ${sizeName(s.memBytes)} ${s.backing}; profile ${profile.name}; checkers ${[...checks].join(", ")}`,
