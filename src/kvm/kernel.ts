@@ -17,6 +17,11 @@ export interface KvmKernel {
    * before mapping it) or gfn-range based (v5.13+: no bump, no clean outside the walker).
    */
   readonly notifierApi: "hva" | "gfn";
+  /**
+   * kvm_arch_prepare_memory_region cleans a new memslot's stage-2 range to the PoC
+   * (stage2_flush_memslot) on a CPU without FWB (v5.12; gone by v5.14, spec 5.6).
+   */
+  readonly flushNewMemslot: boolean;
 }
 
 /** Linux v5.12 (before the series). */
@@ -25,6 +30,7 @@ export const KVM_V5_12: KvmKernel = {
   pgtable: pgtableKernel("v5.12"),
   faultCmos: "user_mem_abort",
   notifierApi: "hva",
+  flushNewMemslot: true,
 };
 
 /** Linux v5.14 (after the series). */
@@ -33,6 +39,7 @@ export const KVM_V5_14: KvmKernel = {
   pgtable: pgtableKernel("v5.14"),
   faultCmos: "pgtable",
   notifierApi: "gfn",
+  flushNewMemslot: false,
 };
 
 /** The KVM profile of a kernel version. */

@@ -183,6 +183,10 @@ export class Vm {
     }
     const slot = this.memslots.add(id, gpa, size, hva, flags);
     this.host.mmap(hva, size, src);
+    // kvm_arch_prepare_memory_region (v5.12) for a new slot: stage2_flush_memslot. A new slot's
+    // range maps nothing yet, so the walk cleans nothing; it is the VMM's setup, before any timed
+    // run, so mmu_lock is not modelled around it.
+    if (this.kernel.flushNewMemslot && !this.cpu.fwb) this.pgt.flush(gpa, size);
     return slot;
   }
 

@@ -1,6 +1,7 @@
 /** Memslot flags at creation: KVM_MEM_READONLY and KVM_MEM_LOG_DIRTY_PAGES. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { KUNPENG_920 } from "../../src/arch/cpu.js";
 import { ATTR_LO_S2AP_W } from "../../src/arch/descriptor.js";
 import { runToCompletion } from "../../src/common/steps.js";
 import { guestAccess } from "../../src/kvm/fault.js";
@@ -49,4 +50,22 @@ for (const kernel of KERNELS) {
       assert.equal(slot.isDirty(M2 + K4), false);
     });
   });
+}
+
+// kvm_arch_prepare_memory_region: v5.12 cleans a new slot's stage-2 range (stage2_flush_memslot)
+// unless the CPU has FWB; v5.14 does not (spec 5.6). Nothing is mapped there yet: a walk, no CMO.
+for (const kernel of KERNELS) {
+  for (const fwb of [false, true]) {
+    it(`${kernel}${fwb ? " with FWB" : ""}: creating a memslot ${kernel === "v5.12" && !fwb ? "walks it with kvm_pgtable_stage2_flush" : "walks nothing"}`, () => {
+      const v = new Vm({ kernel, vcpus: 1, hostBytes: 4 * M2, cpu: { ...KUNPENG_920, fwb } });
+      const ops: string[] = [];
+      const off = v.events.subscribe(
+        (e) => ops.push(e.kind === "op" ? `${e.op} ${e.addr} ${e.size}` : e.kind),
+        ["op", "cmo", "pte", "tlbi"],
+      );
+      v.addMemory(1, M2, M2, HVA, "anonymous");
+      off();
+      assert.deepEqual(ops, kernel === "v5.12" && !fwb ? [`flush ${M2} ${M2}`] : []);
+    });
+  }
 }
