@@ -382,6 +382,14 @@ export class HostMm {
     this.notifiers.push(n);
   }
 
+  /** mmu_notifier_unregister while the mm lives: the notifier's release, then it is gone. */
+  *unregisterNotifier(n: MmuNotifier): Blocking<void> {
+    const i = this.notifiers.indexOf(n);
+    if (i < 0) return;
+    yield* n.release();
+    this.notifiers.splice(this.notifiers.indexOf(n), 1);
+  }
+
   /** kvm_is_transparent_hugepage's view: a THP page, or the huge zero page. */
   isTransparentHugepage(pa: number): boolean {
     const base = Math.floor(pa * this.thpInv) * this.thpSize;

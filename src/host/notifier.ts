@@ -15,4 +15,6 @@ export interface MmuNotifier {
   clearYoung(start: number, end: number): Blocking<boolean>;
   /** test_young. */
   testYoung(start: number, end: number): Blocking<boolean>;
+  /** release: the notifier leaves the mm (mmu_notifier_unregister while the mm lives, or exit). */
+  release(): Blocking<void>;
 }

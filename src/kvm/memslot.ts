@@ -124,6 +124,13 @@ export class Memslots {
     return null;
   }
 
+  /** Removes the slot with `id` (an unknown id is an error) and returns it. */
+  remove(id: number): Memslot {
+    const s = this.byId(id);
+    this.slots.splice(this.slots.indexOf(s), 1);
+    return s;
+  }
+
   /** The slot with `id`; an unknown id is an error. */
   byId(id: number): Memslot {
     const s = this.slots.find((x) => x.id === id);

@@ -34,7 +34,7 @@ export class KvmMmuNotifier implements MmuNotifier {
     vm.mmuNotifierCount++;
     this.forEachRange(start, end, (_slot, gpa, size) => {
       this.report("unmap", gpa, size);
-      this.unmapStage2Range(gpa, size);
+      vm.unmapStage2Range(gpa, size);
     });
     // kvm_unmap_hva_range / kvm_unmap_gfn_range report no flush needed on arm64.
     yield vm.unlockStep;
@@ -102,17 +102,16 @@ export class KvmMmuNotifier implements MmuNotifier {
     return young;
   }
 
-  /** __unmap_stage2_range → stage2_apply_range: unmap one top-level chunk at a time. */
-  private unmapStage2Range(gpa: number, size: number): void {
-    const pgt = this.vm.pgt;
-    const chunk = pgt.sizes.of(this.vm.geo.startLevel);
-    let addr = gpa;
-    const end = gpa + size;
-    while (addr < end) {
-      const next = Math.min(end, Math.floor(addr / chunk) * chunk + chunk);
-      pgt.unmap(addr, next - addr);
-      addr = next;
-    }
+  /**
+   * kvm_mmu_notifier_release → kvm_arch_flush_shadow_all → kvm_free_stage2_pgd: the stage-2 table
+   * is detached under mmu_lock and destroyed after it (no TLBI: the VMID goes with the VM).
+   */
+  *release(): Blocking<void> {
+    const vm = this.vm;
+    yield vm.lockStep;
+    const detached = vm.detachStage2();
+    yield vm.unlockStep;
+    if (detached) vm.pgt.destroy();
   }
 
   /** kvm_age_hva_handler / kvm_age_gfn and the test variants: the page at the range's start. */

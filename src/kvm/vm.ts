@@ -10,7 +10,7 @@ import { S2simError } from "../common/error.js";
 import { EventBus } from "../common/events.js";
 import { WorkMeter } from "../common/work.js";
 import { hex, sizeName } from "../common/format.js";
-import { HeldLocks, type LockId, type LockView, type Step } from "../common/steps.js";
+import { type Blocking, HeldLocks, type LockId, type LockView, type Step } from "../common/steps.js";
 import { type BackingSource, backingSource } from "../host/backing.js";
 import { HostPhys } from "../host/host-phys.js";
 import { HostMm } from "../host/mm.js";
@@ -86,6 +86,8 @@ export class Vm {
   /** The locks held during a fixed interleaving (pass it to `interleave`). */
   readonly heldLocks = new HeldLocks();
   /** The steps that take and release mmu_lock (shared, immutable). */
+  /** The MMU notifier KVM registered on the VMM's mm. */
+  private readonly notifier: KvmMmuNotifier;
   readonly lockStep: Step = { kind: "lock", lock: this.mmuLock };
   readonly unlockStep: Step = { kind: "unlock", lock: this.mmuLock };
   /** Mapping-size shifts for user_mem_abort. */
@@ -153,7 +155,8 @@ export class Vm {
     });
     this.memslots = new Memslots(this.geo.ipaLimit, granule.size);
     this.vcpus = Array.from({ length: vcpus }, (_, i) => new Vcpu(i, new MemoryCache(this.tableMem)));
-    this.host.registerNotifier(new KvmMmuNotifier(this));
+    this.notifier = new KvmMmuNotifier(this);
+    this.host.registerNotifier(this.notifier);
   }
 
   /**
@@ -188,6 +191,52 @@ export class Vm {
     // run, so mmu_lock is not modelled around it.
     if (this.kernel.flushNewMemslot && !this.cpu.fwb) this.pgt.flush(gpa, size);
     return slot;
+  }
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION of size 0 for slot `id` (KVM_MR_DELETE): the slot goes, then
+   * kvm_arch_flush_shadow_memslot unmaps its stage-2 range under mmu_lock.
+   */
+  *deleteMemory(id: number): Blocking<void> {
+    const slot = this.memslots.remove(id);
+    yield this.lockStep;
+    this.unmapStage2Range(slot.gpa, slot.size);
+    yield this.unlockStep;
+  }
+
+  /** __unmap_stage2_range → stage2_apply_range: unmap one start-level chunk at a time. */
+  unmapStage2Range(gpa: number, size: number): void {
+    const pgt = this.pgt;
+    const chunk = pgt.sizes.of(this.geo.startLevel);
+    let addr = gpa;
+    const end = gpa + size;
+    while (addr < end) {
+      const next = Math.min(end, Math.floor(addr / chunk) * chunk + chunk);
+      pgt.unmap(addr, next - addr);
+      addr = next;
+    }
+  }
+
+  /** Whether kvm_free_stage2_pgd already took the stage-2 table away (the VM is going). */
+  private stage2Detached = false;
+
+  /**
+   * kvm_free_stage2_pgd's part under mmu_lock: takes the stage-2 table from the VM; true the first
+   * time (the caller then destroys it), false once it is gone.
+   */
+  detachStage2(): boolean {
+    if (this.stage2Detached) return false;
+    this.stage2Detached = true;
+    return true;
+  }
+
+  /**
+   * kvm_destroy_vm, the stage-2 part: mmu_notifier_unregister (its release frees the stage-2
+   * tables), then each vCPU's kvm_arch_vcpu_destroy gives its memcache back.
+   */
+  *destroy(): Blocking<void> {
+    yield* this.host.unregisterNotifier(this.notifier);
+    for (const v of this.vcpus) v.memcache.free();
   }
 
   /** mmu_notifier_retry. */

@@ -177,6 +177,8 @@ export function simulatePageTableTest(
     finished = r.finishPs;
     return r.report;
   });
+  // The selftest's kvm_vm_free, after the timed stages (with any checkers still watching).
+  test.free();
   return {
     kernel: config.kernel,
     backing: config.backing,

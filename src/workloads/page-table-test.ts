@@ -318,6 +318,19 @@ export class PageTableTest {
     }
   }
 
+  /**
+   * kvm_vm_free at the selftest's end, as KVM sees it (untimed): each memslot deleted in id order
+   * (its stage-2 range unmapped), then the VM destroyed (the notifier's release frees the stage-2
+   * tables; the vCPUs' memcaches are given back). The VMM's munmap of the regions that follows
+   * reaches no memslot, so no KVM work; it is not modelled.
+   */
+  free(): void {
+    for (const id of this.vm.memslots.slots.map((s) => s.id).sort((a, b) => a - b)) {
+      runToCompletion(this.vm.deleteMemory(id));
+    }
+    runToCompletion(this.vm.destroy());
+  }
+
   /** Runs one stage with every vCPU, interleaved by `policy`, and counts what happened. */
   runStage(stage: TestStage, policy: InterleavePolicy): StageCounts {
     this.prepareStage(stage);

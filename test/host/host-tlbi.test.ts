@@ -57,6 +57,7 @@ function tlbisAtChangePte(meter: WorkMeter, seen: number[]): MmuNotifier {
     clearFlushYoung: never,
     clearYoung: never,
     testYoung: never,
+    release: none,
   };
 }
 

@@ -57,6 +57,7 @@ function recorder(mm: HostMm, hva: number, seen: number[]): MmuNotifier {
     *testYoung() {
       return false;
     },
+    *release() {},
   };
 }
 

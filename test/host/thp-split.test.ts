@@ -51,6 +51,7 @@ function lockingNotifier(lock: LockId, calls: string[]): MmuNotifier {
     *testYoung() {
       return false;
     },
+    *release() {},
   };
 }
 

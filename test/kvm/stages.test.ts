@@ -242,3 +242,38 @@ for (const kernel of KERNELS) {
     });
   });
 }
+
+// kvm_vm_free at the selftest's end: each memslot deleted (its range unmapped under mmu_lock,
+// leaf by leaf with a TLBI and, without FWB, a clean), then the notifier's release destroys what is
+// left of the stage-2 tables and the vCPUs' memcaches go back: no table page stays allocated.
+for (const kernel of KERNELS) {
+  it(`${kernel}: kvm_vm_free unmaps each memslot, destroys the tables and frees every table page`, () => {
+    const t = makeTest(kernel, "anonymous_hugetlb", 2 * M2, 2);
+    runStage(t, C);
+    runStage(t, U);
+    assert.ok(t.vm.tableMem.allocated > 0);
+    // What the unmap will clean: every leaf's whole granule (the Kunpeng 920 has no FWB).
+    const mapped = leaves(t.vm).reduce((a, n, level) => a + n * [0, G1, M2, K4][level]!, 0);
+    assert.ok(mapped > 0);
+    const ops: string[] = [];
+    let cleaned = 0;
+    let tlbis = 0;
+    const off = t.vm.events.subscribe(
+      (e) => {
+        if (e.kind === "op") ops.push(e.op);
+        else if (e.kind === "cmo") cleaned += e.size;
+        else if (e.kind === "tlbi") tlbis++;
+      },
+      ["op", "cmo", "tlbi"],
+    );
+    t.free();
+    off();
+    // One memslot (no memslot 0 here), inside one start-level chunk: one unmap, then the destroy.
+    assert.deepEqual(ops, ["unmap", "destroy"]);
+    assert.equal(cleaned, mapped);
+    assert.ok(tlbis > 0);
+    assert.equal(t.vm.memslots.slots.length, 0);
+    assert.equal(t.vm.tableMem.allocated, 0);
+    assert.ok(t.vm.vcpus.every((v) => v.memcache.count === 0));
+  });
+}
