@@ -118,14 +118,12 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     for (const k of kernels) withInjectedBug(kvmKernel(k), opts.inject);
     refuseCmoBugWithFwb(opts.inject, cpu);
   }
-  // With two kernels the first run's report, trace lines and all, is kept while the second runs.
-  const need = pageTableTestFootprint(
-    kernels.length > 1 && traceEvents !== undefined ? { ...config, traceEvents: 2 * traceEvents } : config,
-    profile,
-  );
+  const need = runsFootprint(config, profile, kernels.length);
   const budget = memoryBudget(opts.maxMemory);
   // The size as parsed, not as typed (which may carry spaces or control characters).
-  const what = `page-table-test -s ${config.backing} -b ${sizeName(config.memBytes)} -v ${vcpus}`;
+  const what =
+    `page-table-test -s ${config.backing} -b ${sizeName(config.memBytes)} -v ${vcpus}` +
+    (kernels.length > 1 ? " --kernel both" : "");
   const problem = memoryProblem(need, budget, what, () => smallerRun(config, profile, budget, pageSize));
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
@@ -219,11 +217,29 @@ function runText(report: SimReport, ctx: RunTextContext): string {
     for (const line of stageBlock(stage, report)) out.push(line);
   }
   const bug = report.injected_bug;
-  if (bug !== undefined) out.push("", injectedBugLine(bug.name, bug.departures));
+  if (bug !== undefined) out.push("", injectedBugLine(bug.name, bug.departures, bug.teardown_departures));
   if (report.check !== undefined) {
-    out.push("", `checkers ${report.check.checkers.join(", ")}: no violation in any stage`);
+    out.push(
+      "",
+      `checkers ${report.check.checkers.join(", ")}: no violation in any stage, nor in kvm_vm_free after them`,
+    );
   }
   return out.join("\n");
+}
+
+/**
+ * The peak of `runs` runs of `config` one after the other: one run's, plus, for each run before
+ * the last, the report it leaves while the next runs (its --trace lines and --timeline rows, the
+ * part of a run's footprint those options add).
+ */
+function runsFootprint(config: PageTableTestConfig, profile: CostProfile, runs: number): Footprint {
+  const one = pageTableTestFootprint(config, profile);
+  const { traceEvents: trace, timelineChunk: chunk, ...bare } = config;
+  if (runs === 1 || (trace === undefined && chunk === undefined)) return one;
+  const plain = pageTableTestFootprint(bare, profile);
+  const kept = (runs - 1) * (one.bytes - plain.bytes);
+  const keptHeap = (runs - 1) * (one.heapBytes - plain.heapBytes);
+  return { bytes: one.bytes + kept, heapBytes: one.heapBytes + keptHeap };
 }
 
 /** One stage of `--kernel both`'s comparison (JSON). */
@@ -363,8 +379,16 @@ function dryRunText(what: string, need: Footprint, budget: MemoryBudget, problem
  * What the injected bug did in the run: how often the code departed from the kernel's, or, never,
  * that there was nothing to catch (and where to see it caught).
  */
-export function injectedBugLine(name: string, departures: number): string {
-  if (departures > 0) return `injected bug ${name}: the code departed from the kernel's ${departures} times`;
+export function injectedBugLine(name: string, departures: number, teardown = 0): string {
+  const after = teardown > 0 ? ` (and ${teardown} more in kvm_vm_free, after the timed stages)` : "";
+  if (departures > 0)
+    return `injected bug ${name}: the code departed from the kernel's ${departures} times${after}`;
+  if (teardown > 0) {
+    return (
+      `injected bug ${name}: the timed stages never reached the code it changes; kvm_vm_free, after ` +
+      `them, departed from the kernel's ${teardown} times`
+    );
+  }
   return (
     `injected bug ${name}: this run never reached the code it changes, so there was nothing to catch ` +
     `('s2sim scenario list' names a scenario that provokes it)`

@@ -50,12 +50,13 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   const s = checkScenario(name);
   const checks = checksOption(opts.check ?? true)!;
   const cpu = parseCpu(opts.cpu, opts.fwb);
+  const kernels: readonly KernelVersion[] = opts.kernel === "both" ? KERNEL_VERSIONS : [opts.kernel];
+  // An injected bug must exist in every kernel asked for, and change something on this CPU: say so
+  // before anything runs (in page-table-test's order).
+  if (opts.inject !== undefined) for (const k of kernels) withInjectedBug(kvmKernel(k), opts.inject);
   refuseCmoBugWithFwb(opts.inject, cpu);
   const profile = loadProfileOption(opts.profile);
   const failFast = opts.check !== undefined && opts.check !== false;
-  const kernels: readonly KernelVersion[] = opts.kernel === "both" ? KERNEL_VERSIONS : [opts.kernel];
-  // An injected bug must exist in every kernel asked for: say so before anything runs.
-  if (opts.inject !== undefined) for (const k of kernels) withInjectedBug(kvmKernel(k), opts.inject);
   let violated = false;
   const blocks = kernels.map((kernel) => {
     const result = namingKernel(kernel, kernels.length > 1, () =>

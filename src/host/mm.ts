@@ -384,8 +384,7 @@ export class HostMm {
 
   /** mmu_notifier_unregister while the mm lives: the notifier's release, then it is gone. */
   *unregisterNotifier(n: MmuNotifier): Blocking<void> {
-    const i = this.notifiers.indexOf(n);
-    if (i < 0) return;
+    if (!this.notifiers.includes(n)) return;
     yield* n.release();
     this.notifiers.splice(this.notifiers.indexOf(n), 1);
   }

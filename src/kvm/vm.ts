@@ -85,9 +85,9 @@ export class Vm {
   readonly mmuLock: LockId = { name: "kvm->mmu_lock", kind: "spinlock", domain: "kvm" };
   /** The locks held during a fixed interleaving (pass it to `interleave`). */
   readonly heldLocks = new HeldLocks();
-  /** The steps that take and release mmu_lock (shared, immutable). */
   /** The MMU notifier KVM registered on the VMM's mm. */
   private readonly notifier: KvmMmuNotifier;
+  /** The steps that take and release mmu_lock (shared, immutable). */
   readonly lockStep: Step = { kind: "lock", lock: this.mmuLock };
   readonly unlockStep: Step = { kind: "unlock", lock: this.mmuLock };
   /** Mapping-size shifts for user_mem_abort. */

@@ -5,7 +5,7 @@
  * where the time went.
  */
 import { Checkers, type CheckOptions } from "../check/checkers.js";
-import type { Violation } from "../check/violation.js";
+import { CheckFailure, type Violation } from "../check/violation.js";
 import { W, type WorkItem } from "../common/work.js";
 import type { FaultCounts } from "../kvm/stats.js";
 import { SimMachine } from "../sim/machine.js";
@@ -121,7 +121,15 @@ export interface SimReport {
    * With `--inject`: the bug, and how many times the run's code departed from the kernel's because
    * of it (0: the run never reached the place it changes, so no checker could catch it).
    */
-  readonly injected_bug?: { readonly name: string; readonly departures: number };
+  /**
+   * The injected bug, and how often it made the code depart from the kernel's in the stages and
+   * in the teardown after them (kvm_vm_free).
+   */
+  readonly injected_bug?: {
+    readonly name: string;
+    readonly departures: number;
+    readonly teardown_departures: number;
+  };
   /** With checkers: which ran and what they found (fail-fast runs throw at the first instead). */
   readonly check?: {
     readonly checkers: string[];
@@ -177,8 +185,20 @@ export function simulatePageTableTest(
     finished = r.finishPs;
     return r.report;
   });
-  // The selftest's kvm_vm_free, after the timed stages (with any checkers still watching).
-  test.free();
+  // The selftest's kvm_vm_free, after the timed stages, with any checkers still watching: what they
+  // find there, and what an injected bug does there, is told apart from the stages'.
+  const stageDepartures = test.vm.pgt.bugDepartures;
+  const stageViolations = checkers?.violations.length ?? 0;
+  const inTeardown = (v: Violation): Violation => ({
+    ...v,
+    what: `in kvm_vm_free, after the timed stages: ${v.what}`,
+  });
+  try {
+    test.free();
+  } catch (err) {
+    if (err instanceof CheckFailure) throw new CheckFailure(inTeardown(err.violation));
+    throw err;
+  }
   return {
     kernel: config.kernel,
     backing: config.backing,
@@ -190,13 +210,19 @@ export function simulatePageTableTest(
     stages,
     ...(config.inject === undefined
       ? {}
-      : { injected_bug: { name: config.inject, departures: test.vm.pgt.bugDepartures } }),
+      : {
+          injected_bug: {
+            name: config.inject,
+            departures: stageDepartures,
+            teardown_departures: test.vm.pgt.bugDepartures - stageDepartures,
+          },
+        }),
     ...(checkers !== null
       ? {
           check: {
             checkers: [...check!.checks],
             found: checkers.found,
-            violations: checkers.violations,
+            violations: checkers.violations.map((v, i) => (i < stageViolations ? v : inTeardown(v))),
           },
         }
       : {}),
