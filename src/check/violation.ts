@@ -17,12 +17,15 @@ export interface Violation {
   readonly level: number;
   /** The recent events of the entry or page concerned, oldest first. */
   readonly history: readonly string[];
+  /** The kernel whose run broke the rule, when a command runs more than one. */
+  readonly kernel?: string;
 }
 
 /** The multi-line report of a violation. */
 export function formatViolation(v: Violation): string {
   const lines = [
-    `${v.check} violation at ${formatTime(v.timePs)} on ${formatCpu(v.vcpu)}: ${v.what}`,
+    `${v.check} violation${v.kernel === undefined ? "" : ` (kernel ${v.kernel})`} at ` +
+      `${formatTime(v.timePs)} on ${formatCpu(v.vcpu)}: ${v.what}`,
     `  rule: ${ruleOf(v.check)}`,
     `  where: IPA ${hex(v.ipa)}, level ${v.level}`,
     `  history (most recent last):`,

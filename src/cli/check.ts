@@ -66,6 +66,7 @@ function violationJson(v: Violation): Record<string, unknown> {
     ipa: v.ipa,
     level: v.level,
     history: v.history.map((line) => line.trimStart()),
+    ...(v.kernel === undefined ? {} : { kernel: v.kernel }),
   };
 }
 
@@ -78,7 +79,7 @@ export function namingKernel<T>(kernel: string, named: boolean, run: () => T): T
     return run();
   } catch (err) {
     if (named && err instanceof CheckFailure) {
-      throw new CheckFailure({ ...err.violation, what: `(kernel ${kernel}) ${err.violation.what}` });
+      throw new CheckFailure({ ...err.violation, kernel });
     }
     throw err;
   }

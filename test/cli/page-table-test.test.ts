@@ -647,7 +647,18 @@ describe("s2sim page-table-test", () => {
       ...["--inject", "no-tlbi-after-break", "--check"],
     );
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /^s2sim: check failed: bbm violation at .*: \(kernel v5\.12\) L2 entry /m);
+    assert.match(r.stderr, /^s2sim: check failed: bbm violation \(kernel v5\.12\) at [^:]*: L2 entry /m);
+    const j = await s2sim(
+      ...["page-table-test", "-s", "anonymous_hugetlb", "-b", "64M", "-v", "4", "--kernel", "both"],
+      ...["--inject", "no-tlbi-after-break", "--check", "--json"],
+    );
+    assert.equal(j.code, 1, j.stderr);
+    const failed = (
+      JSON.parse(j.stdout) as { check_failed: { check: string; kernel?: string; what: string } }
+    ).check_failed;
+    assert.equal(failed.kernel, "v5.12");
+    assert.equal(failed.check, "bbm");
+    assert.match(failed.what, /^L2 entry /);
   });
 
   it("refuses a configuration too large for the machine at once, before allocating it", async () => {
