@@ -56,7 +56,7 @@ export function withJsonCheckFailure(json: boolean | undefined, command: () => s
 }
 
 /** A violation as JSON: `vcpu` -1 is host code, `time_ps` null an untimed one; history lines unpadded. */
-function violationJson(v: Violation): Record<string, unknown> {
+export function violationJson(v: Violation): Record<string, unknown> {
   return {
     check: v.check,
     rule: ruleOf(v.check),

@@ -234,7 +234,13 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(profileOption())
     .addOption(fwbOption())
     .addOption(cpuOption())
-    .action((name: string | undefined, opts: ScenarioOptions) => out(scenarioCommand(name, opts)));
+    .option(
+      "--json",
+      'print one JSON object: the scenario, and per kernel its steps and violations (a --check violation: {"check_failed": {...}}); exit status as without it',
+    )
+    .action((name: string | undefined, opts: ScenarioOptions) =>
+      out(withJsonCheckFailure(opts.json, () => scenarioCommand(name, opts))),
+    );
 
   program
     .command("reproduce")

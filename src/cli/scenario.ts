@@ -9,7 +9,14 @@ import { sizeName } from "../common/format.js";
 import { KERNEL_VERSIONS, type KernelVersion } from "../pgtable/kernel.js";
 import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
 import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/check-scenarios.js";
-import { type CheckOption, checkListText, checksOption, injectListText, namingKernel } from "./check.js";
+import {
+  type CheckOption,
+  checkListText,
+  checksOption,
+  injectListText,
+  namingKernel,
+  violationJson,
+} from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { columns, loadProfileOption } from "./options.js";
 import { cpuNotes, parseCpu, refuseCmoBugWithFwb } from "./cpu.js";
@@ -26,6 +33,8 @@ export interface ScenarioOptions {
   fwb?: boolean;
   /** `--cpu`: CPU features changed from the profile's machine. */
   cpu?: string;
+  /** Print one JSON object instead of the text. */
+  json?: boolean;
 }
 
 /**
@@ -57,9 +66,8 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   refuseCmoBugWithFwb(opts.inject, cpu);
   const profile = loadProfileOption(opts.profile);
   const failFast = opts.check !== undefined && opts.check !== false;
-  let violated = false;
-  const blocks = kernels.map((kernel) => {
-    const result = namingKernel(kernel, kernels.length > 1, () =>
+  const results = kernels.map((kernel) =>
+    namingKernel(kernel, kernels.length > 1, () =>
       runCheckScenario(s, profile, {
         kernel,
         ...(opts.inject === undefined ? {} : { inject: opts.inject }),
@@ -67,7 +75,38 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
         mode: failFast ? "fail-fast" : "collect",
         ...(cpu.changes.length === 0 ? {} : { cpu: cpu.cpu }),
       }),
+    ),
+  );
+  // Every checker runs without --check too, so a violation found fails the run as a checked one does.
+  const violated = results.some((r) => r.violations.length > 0);
+  if (opts.json === true) {
+    const json = JSON.stringify(
+      {
+        scenario: s.name,
+        summary: s.summary,
+        backing: s.backing,
+        vcpus: s.vcpus,
+        mem_bytes: s.memBytes,
+        profile: profile.name,
+        inject: opts.inject ?? null,
+        cpu_changes: cpu.changes,
+        checkers: [...checks],
+        runs: results.map((r, i) => ({
+          kernel: kernels[i],
+          steps: r.steps.map((st) => ({ what: st.what, end_ps: st.endPs })),
+          found: r.found,
+          violations: r.violations.map(violationJson),
+          ...(opts.inject === undefined ? {} : { bug_departures: r.bugDepartures }),
+        })),
+      },
+      null,
+      2,
     );
+    if (violated) throw new AnswerWithStatus(json, 1);
+    return json;
+  }
+  const blocks = results.map((result, i) => {
+    const kernel = kernels[i]!;
     const out = [
       `scenario ${s.name} on kernel ${kernel}${opts.inject ? ` with injected bug ${opts.inject}` : ""}: ${s.summary}`,
       `${s.vcpus} vCPU(s), ${sizeName(s.memBytes)} ${s.backing}; profile ${profile.name}; checkers ${[...checks].join(", ")}`,
@@ -81,11 +120,9 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
     if (result.violations.length === 0) out.push("no violation");
     else out.push(...result.violations.slice(0, 5).map(formatViolation));
     if (result.found > 5) out.push(`... and ${result.found - 5} more`);
-    violated ||= result.violations.length > 0;
     return out.join("\n");
   });
   const text = blocks.join("\n\n");
-  // Every checker runs without --check too, so a violation found fails the run as a checked one does.
   if (violated) throw new AnswerWithStatus(text, 1);
   return text;
 }

@@ -172,6 +172,58 @@ describe("s2sim checkers on the command line", () => {
     assert.match(one.stderr, /^s2sim: bug 'coalesce-no-cmo' changes code that only v5\.14 has, not v5\.12$/m);
   });
 
+  it("scenario --json: the scenario, and per kernel its steps and violations, with the same exit status", async () => {
+    type Out = {
+      scenario: string;
+      checkers: string[];
+      runs: Array<{
+        kernel: string;
+        steps: Array<{ what: string; end_ps: number }>;
+        found: number;
+        violations: Array<{ check: string; kernel?: string }>;
+        bug_departures?: number;
+      }>;
+    };
+    const bad = await s2sim(
+      "scenario",
+      "coalesce",
+      "--kernel",
+      "both",
+      "--inject",
+      "free-before-tlbi",
+      "--json",
+    );
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.equal(bad.stderr, "");
+    const j = JSON.parse(bad.stdout) as Out;
+    assert.equal(j.scenario, "coalesce");
+    assert.deepEqual(
+      j.runs.map((r) => r.kernel),
+      ["v5.12", "v5.14"],
+    );
+    for (const r of j.runs) {
+      assert.equal(r.steps.length, 7);
+      assert.ok(r.steps.every((st, i) => i === 0 || st.end_ps >= r.steps[i - 1]!.end_ps));
+      assert.equal(r.violations[0]?.check, "table-free");
+      assert.ok(r.bug_departures! > 0);
+    }
+    const clean = await s2sim("scenario", "split", "--json");
+    assert.equal(clean.code, 0, clean.stderr);
+    const c = JSON.parse(clean.stdout) as Out;
+    assert.deepEqual(
+      c.runs.map((r) => [r.kernel, r.found, r.violations.length]),
+      [["v5.14", 0, 0]],
+    );
+    assert.equal("bug_departures" in c.runs[0]!, false);
+    // With --check the first violation is the answer, as page-table-test gives it.
+    const failed = await s2sim("scenario", "coalesce", "--inject", "free-before-tlbi", "--check", "--json");
+    assert.equal(failed.code, 1);
+    assert.equal(
+      (JSON.parse(failed.stdout) as { check_failed: { check: string } }).check_failed.check,
+      "table-free",
+    );
+  });
+
   it("scenario --cpu runs on the changed CPU and says so", async () => {
     const r = await s2sim("scenario", "split", "--cpu", "ttl,dic");
     assert.equal(r.code, 0, r.stderr);
