@@ -1,7 +1,10 @@
 /** The `--check` and `--inject` options: parsing and their `list` texts. */
 import { BUG_CAUGHT_BY, CHECKS, type CheckName, parseChecks, ruleOf } from "../check/rules.js";
 import { CheckFailure, type Violation } from "../check/violation.js";
+import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
 import { INJECTED_BUGS } from "../pgtable/bugs.js";
+import { KERNEL_VERSIONS, type KernelVersion } from "../pgtable/kernel.js";
+import { type CpuChoice, refuseCmoBugWithFwb } from "./cpu.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { columns } from "./options.js";
 
@@ -83,4 +86,23 @@ export function namingKernel<T>(kernel: string, named: boolean, run: () => T): T
     }
     throw err;
   }
+}
+
+/** The kernels `--kernel` names: one, or both ("both": v5.12, then v5.14). */
+export function kernelsOption(kernel: KernelVersion | "both"): readonly KernelVersion[] {
+  return kernel === "both" ? KERNEL_VERSIONS : [kernel];
+}
+
+/**
+ * Refuses `--inject`, before anything runs, unless the bug exists in every kernel asked for and
+ * changes something on this CPU (S2simErrors).
+ */
+export function checkInjection(
+  inject: string | undefined,
+  kernels: readonly KernelVersion[],
+  cpu: CpuChoice,
+): void {
+  if (inject === undefined) return;
+  for (const k of kernels) withInjectedBug(kvmKernel(k), inject);
+  refuseCmoBugWithFwb(inject, cpu);
 }

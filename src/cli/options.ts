@@ -166,6 +166,18 @@ export function columns(rows: readonly string[][], right: readonly boolean[], in
   );
 }
 
+/** A signed number with `digits` decimals; never `-0.00`. */
+export function signed(x: number, digits: number): string {
+  if (!Number.isFinite(x)) return "n/a";
+  const t = Math.abs(x).toFixed(digits);
+  return `${x < 0 && Number(t) !== 0 ? "-" : "+"}${t}`;
+}
+
+/** A signed percentage: `+13.35 %`. */
+export function pct(x: number, digits = 2): string {
+  return Number.isFinite(x) ? `${signed(x * 100, digits)} %` : "n/a";
+}
+
 /** Seconds with four significant digits, never in exponent form. */
 export function seconds(x: number): string {
   if (!Number.isFinite(x)) return String(x);

@@ -3,7 +3,6 @@
  * cost profile. Takes the selftest's options, prints its lines, then per timed stage the
  * simulated time (a model prediction, labelled as such) and what the fault path did.
  */
-import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
 import { hex, sizeName } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
 import { AnswerWithStatus } from "./exit-status.js";
@@ -15,7 +14,15 @@ import { TEST_HVA, TEST_STAGES } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 import type { StageTimeline } from "../workloads/timeline.js";
 import type { StageTrace } from "../workloads/event-trace.js";
-import { type CheckOption, checkListText, checksOption, injectListText, namingKernel } from "./check.js";
+import {
+  type CheckOption,
+  checkInjection,
+  checkListText,
+  checksOption,
+  injectListText,
+  kernelsOption,
+  namingKernel,
+} from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
 import type { Footprint } from "../common/footprint.js";
 import type { CostProfile } from "../sim/profile.js";
@@ -28,16 +35,16 @@ import {
   humanBytes,
   overridesText,
   parseGpa,
-  KERNEL_CHOICES,
   type MODE_4,
   parseMode,
   parseSeed,
+  pct,
   releaseOrderText,
   loadProfileOption,
   seconds,
   timespec,
 } from "./options.js";
-import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu, refuseCmoBugWithFwb } from "./cpu.js";
+import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
 import type { CheckName } from "../check/rules.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
@@ -99,7 +106,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     opts.trace === undefined
       ? undefined
       : parseCount(opts.trace, "event count (--trace)", 1, MAX_TRACE_EVENTS);
-  const kernels: readonly KernelVersion[] = opts.kernel === "both" ? KERNEL_CHOICES : [opts.kernel];
+  const kernels = kernelsOption(opts.kernel);
   const config: PageTableTestConfig = {
     kernel: kernels[0]!,
     backing: opts.src,
@@ -114,10 +121,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     ...cpuVmOptions(cpu),
   };
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
-  if (opts.inject !== undefined) {
-    for (const k of kernels) withInjectedBug(kvmKernel(k), opts.inject);
-    refuseCmoBugWithFwb(opts.inject, cpu);
-  }
+  checkInjection(opts.inject, kernels, cpu);
   const need = runsFootprint(config, profile, kernels.length);
   const budget = memoryBudget(opts.maxMemory);
   // The size as parsed, not as typed (which may carry spaces or control characters).
@@ -275,7 +279,7 @@ function comparisonText(before: SimReport, after: SimReport): string {
     c.name,
     seconds(c.before_s),
     seconds(c.after_s),
-    Number.isFinite(c.gain) ? `${c.gain < 0 ? "" : "+"}${(c.gain * 100).toFixed(2)} %` : "n/a",
+    pct(c.gain),
     humanBytes(c.dcache_bytes_before),
     humanBytes(c.dcache_bytes_after),
   ]);

@@ -22,6 +22,8 @@ import {
   overridesText,
   parseMemScale,
   parseSeed,
+  pct,
+  signed,
   loadProfileOption,
   releaseOrderText,
   seconds,
@@ -404,18 +406,6 @@ function runAll(
     report();
     for (let k = 0; k < workers; k++) startNext();
   });
-}
-
-/** A signed number with `digits` decimals; never `-0.00`. */
-function signed(x: number, digits: number): string {
-  if (!Number.isFinite(x)) return "n/a";
-  const t = Math.abs(x).toFixed(digits);
-  return `${x < 0 && Number(t) !== 0 ? "-" : "+"}${t}`;
-}
-
-/** A signed percentage: `+13.35 %`. */
-function pct(x: number, digits = 2): string {
-  return Number.isFinite(x) ? `${signed(x * 100, digits)} %` : "n/a";
 }
 
 /** (before - after) / before */

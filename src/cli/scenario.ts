@@ -6,20 +6,21 @@
 import { formatViolation } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
 import { sizeName } from "../common/format.js";
-import { KERNEL_VERSIONS, type KernelVersion } from "../pgtable/kernel.js";
-import { kvmKernel, withInjectedBug } from "../kvm/kernel.js";
+import type { KernelVersion } from "../pgtable/kernel.js";
 import { CHECK_SCENARIOS, checkScenario, runCheckScenario } from "../workloads/check-scenarios.js";
 import {
   type CheckOption,
+  checkInjection,
   checkListText,
   checksOption,
   injectListText,
+  kernelsOption,
   namingKernel,
   violationJson,
 } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { columns, loadProfileOption } from "./options.js";
-import { cpuNotes, parseCpu, refuseCmoBugWithFwb } from "./cpu.js";
+import { cpuNotes, parseCpu } from "./cpu.js";
 import { formatTime } from "../check/history.js";
 
 /** The command's options as commander hands them over. */
@@ -59,11 +60,8 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   const s = checkScenario(name);
   const checks = checksOption(opts.check ?? true)!;
   const cpu = parseCpu(opts.cpu, opts.fwb);
-  const kernels: readonly KernelVersion[] = opts.kernel === "both" ? KERNEL_VERSIONS : [opts.kernel];
-  // An injected bug must exist in every kernel asked for, and change something on this CPU: say so
-  // before anything runs (in page-table-test's order).
-  if (opts.inject !== undefined) for (const k of kernels) withInjectedBug(kvmKernel(k), opts.inject);
-  refuseCmoBugWithFwb(opts.inject, cpu);
+  const kernels = kernelsOption(opts.kernel);
+  checkInjection(opts.inject, kernels, cpu);
   const profile = loadProfileOption(opts.profile);
   const failFast = opts.check !== undefined && opts.check !== false;
   const results = kernels.map((kernel) =>

@@ -23,7 +23,7 @@ export function traceCommand(
   const out: string[] = [`# ${scenario.name}: ${scenario.description}`, ...notes.map((n) => `# ${n}`)];
   for (const k of kernels) {
     out.push(`\n== ${k} ==`);
-    out.push(...runPgtableScenario(name, k, { fwb: cpu.cpu.fwb, cpu: cpu.cpu }));
+    out.push(...runPgtableScenario(name, k, { cpu: cpu.cpu }));
   }
   return out.join("\n");
 }
