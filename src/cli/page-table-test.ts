@@ -380,17 +380,24 @@ function dryRunText(what: string, need: Footprint, budget: MemoryBudget, problem
 }
 
 /**
- * What the injected bug did in the run: how often the code departed from the kernel's, or, never,
- * that there was nothing to catch (and where to see it caught).
+ * What the injected bug did in the run: how often the code departed from the kernel's in `part`
+ * (the timed stages, or a scenario's steps) and in kvm_vm_free after it, or, never, that there was
+ * nothing to catch (and where to see it caught).
  */
-export function injectedBugLine(name: string, departures: number, teardown = 0): string {
-  const after = teardown > 0 ? ` (and ${teardown} more in kvm_vm_free, after the timed stages)` : "";
+export function injectedBugLine(
+  name: string,
+  departures: number,
+  teardown = 0,
+  part = "the timed stages",
+): string {
+  const times = (n: number): string => `${count(n)} time${n === 1 ? "" : "s"}`;
+  const after = teardown > 0 ? ` (and ${count(teardown)} more in kvm_vm_free, after ${part})` : "";
   if (departures > 0)
-    return `injected bug ${name}: the code departed from the kernel's ${departures} times${after}`;
+    return `injected bug ${name}: the code departed from the kernel's ${times(departures)}${after}`;
   if (teardown > 0) {
     return (
-      `injected bug ${name}: the timed stages never reached the code it changes; kvm_vm_free, after ` +
-      `them, departed from the kernel's ${teardown} times`
+      `injected bug ${name}: ${part} never reached the code it changes; kvm_vm_free, after ` +
+      `them, departed from the kernel's ${times(teardown)}`
     );
   }
   return (

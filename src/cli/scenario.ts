@@ -20,6 +20,7 @@ import {
 } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { columns, loadProfileOption } from "./options.js";
+import { injectedBugLine } from "./page-table-test.js";
 import { cpuNotes, parseCpu } from "./cpu.js";
 import { formatTime } from "../check/history.js";
 
@@ -94,7 +95,9 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
           steps: r.steps.map((st) => ({ what: st.what, end_ps: st.endPs })),
           found: r.found,
           violations: r.violations.map(violationJson),
-          ...(opts.inject === undefined ? {} : { bug_departures: r.bugDepartures }),
+          ...(opts.inject === undefined
+            ? {}
+            : { bug_departures: r.bugDepartures, teardown_departures: r.teardownDepartures }),
         })),
       },
       null,
@@ -115,6 +118,9 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
       ),
       "",
     ];
+    if (opts.inject !== undefined) {
+      out.push(injectedBugLine(opts.inject, result.bugDepartures, result.teardownDepartures, "the steps"));
+    }
     if (result.violations.length === 0) out.push("no violation");
     else out.push(...result.violations.slice(0, 5).map(formatViolation));
     if (result.found > 5) out.push(`... and ${result.found - 5} more`);

@@ -19,6 +19,7 @@ import type { KernelVersion } from "../pgtable/kernel.js";
 import { SimMachine } from "../sim/machine.js";
 import type { CostProfile } from "../sim/profile.js";
 import type { AccessStream } from "../sim/vcpu.js";
+import { freeWatched, inTeardown } from "./teardown.js";
 
 /** One guest access: a 4K page of the test region, read or written. */
 export interface ScenarioAccess {
@@ -124,6 +125,10 @@ export const CHECK_SCENARIOS: readonly CheckScenario[] = [
   },
 ];
 
+/** The last step of every scenario's run. */
+export const TEARDOWN_STEP = "kvm_vm_free: memslot 1 deleted (its range unmapped), then the VM destroyed";
+const TEARDOWN_AFTER = "after the steps";
+
 /** The scenario named `name`; a clear error listing the names otherwise. */
 export function checkScenario(name: string): CheckScenario {
   const s = CHECK_SCENARIOS.find((x) => x.name === name);
@@ -155,8 +160,13 @@ export interface ScenarioResult {
   readonly found: number;
   /** Per step: what it did and the machine time it ended at (ps). */
   readonly steps: Array<{ readonly what: string; readonly endPs: number }>;
-  /** Times an injected bug made the code depart from the kernel's (Stage2Pgtable.bugDepartures). */
+  /**
+   * Times an injected bug made the code depart from the kernel's in the steps
+   * (Stage2Pgtable.bugDepartures).
+   */
   readonly bugDepartures: number;
+  /** The same in kvm_vm_free, after the steps. */
+  readonly teardownDepartures: number;
 }
 
 /** Runs `s` on the simulated machine of `profile` with the checkers of `opts`. */
@@ -196,12 +206,19 @@ export function runCheckScenario(
         break;
     }
   }
+  // The VM ends as a selftest's does, with the checkers still watching; what they find there, and
+  // what an injected bug does there, is told apart from the steps'.
+  const stepDepartures = vm.pgt.bugDepartures;
+  const stepViolations = checkers.violations.length;
+  freeWatched(vm, TEARDOWN_AFTER);
+  steps.push({ what: TEARDOWN_STEP, endPs: machine.timeBase });
   checkers.detach();
   return {
-    violations: checkers.violations,
+    violations: checkers.violations.map((v, i) => (i < stepViolations ? v : inTeardown(v, TEARDOWN_AFTER))),
     found: checkers.found,
     steps,
-    bugDepartures: vm.pgt.bugDepartures,
+    bugDepartures: stepDepartures,
+    teardownDepartures: vm.pgt.bugDepartures - stepDepartures,
   };
 }
 

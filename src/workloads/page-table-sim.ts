@@ -5,7 +5,7 @@
  * where the time went.
  */
 import { Checkers, type CheckOptions } from "../check/checkers.js";
-import { CheckFailure, type Violation } from "../check/violation.js";
+import type { Violation } from "../check/violation.js";
 import { W, type WorkItem } from "../common/work.js";
 import type { FaultCounts } from "../kvm/stats.js";
 import { SimMachine } from "../sim/machine.js";
@@ -16,6 +16,7 @@ import { PageTableTest, type PageTableTestConfig, TEST_STAGES, type TestStage } 
 import { parseReleaseOrder, type ReleaseOrder, releaseOrder } from "./release-order.js";
 import { type StageTimeline, TimelineRecorder } from "./timeline.js";
 import { EventTraceRecorder, type StageTrace } from "./event-trace.js";
+import { freeWatched, inTeardown } from "./teardown.js";
 
 /** Where vCPU time goes, by category (each a set of work items, or waiting / idle). */
 const CATEGORIES: ReadonlyArray<readonly [string, readonly WorkItem[]]> = [
@@ -189,16 +190,8 @@ export function simulatePageTableTest(
   // find there, and what an injected bug does there, is told apart from the stages'.
   const stageDepartures = test.vm.pgt.bugDepartures;
   const stageViolations = checkers?.violations.length ?? 0;
-  const inTeardown = (v: Violation): Violation => ({
-    ...v,
-    what: `in kvm_vm_free, after the timed stages: ${v.what}`,
-  });
-  try {
-    test.free();
-  } catch (err) {
-    if (err instanceof CheckFailure) throw new CheckFailure(inTeardown(err.violation));
-    throw err;
-  }
+  const after = "after the timed stages";
+  freeWatched(test.vm, after);
   return {
     kernel: config.kernel,
     backing: config.backing,
@@ -222,7 +215,7 @@ export function simulatePageTableTest(
           check: {
             checkers: [...check!.checks],
             found: checkers.found,
-            violations: checkers.violations.map((v, i) => (i < stageViolations ? v : inTeardown(v))),
+            violations: checkers.violations.map((v, i) => (i < stageViolations ? v : inTeardown(v, after))),
           },
         }
       : {}),

@@ -11,6 +11,7 @@ import { granuleOf, type Granule } from "../arch/granule.js";
 import { stage2Geometry } from "../arch/geometry.js";
 import { type BackingSource, backingSource } from "../host/backing.js";
 import type { ReleaseOrder } from "./release-order.js";
+import { kvmVmFree } from "./teardown.js";
 import { disableDirtyLogging, enableDirtyLogging } from "../kvm/dirty-log.js";
 import type { VmEvent } from "../kvm/events.js";
 import { guestAccess, guestAccessWithTables } from "../kvm/fault.js";
@@ -318,17 +319,9 @@ export class PageTableTest {
     }
   }
 
-  /**
-   * kvm_vm_free at the selftest's end, as KVM sees it (untimed): each memslot deleted in id order
-   * (its stage-2 range unmapped), then the VM destroyed (the notifier's release frees the stage-2
-   * tables; the vCPUs' memcaches are given back). The VMM's munmap of the regions that follows
-   * reaches no memslot, so no KVM work; it is not modelled.
-   */
+  /** kvm_vm_free at the selftest's end (untimed; see {@link kvmVmFree}). */
   free(): void {
-    for (const id of this.vm.memslots.slots.map((s) => s.id).sort((a, b) => a - b)) {
-      runToCompletion(this.vm.deleteMemory(id));
-    }
-    runToCompletion(this.vm.destroy());
+    kvmVmFree(this.vm);
   }
 
   /** Runs one stage with every vCPU, interleaved by `policy`, and counts what happened. */

@@ -39,6 +39,8 @@ describe("checker scenarios", () => {
         const r = runCheckScenario(s, profile, { kernel, checks: ALL, mode: "collect" });
         assert.deepEqual(r.violations.map(formatViolation), []);
         assert.equal(r.bugDepartures, 0);
+        assert.equal(r.teardownDepartures, 0);
+        assert.match(r.steps.at(-1)!.what, /^kvm_vm_free: /);
       });
     }
   }
@@ -62,6 +64,34 @@ describe("checker scenarios", () => {
       assert.equal(actual, readFileSync(file, "utf8"));
     });
   }
+
+  it("the teardown is watched and told apart: no-tlbi-after-break in first-touch departs only there", () => {
+    const s = CHECK_SCENARIOS.find((x) => x.name === "first-touch")!;
+    const r = runCheckScenario(s, profile, {
+      kernel: "v5.14",
+      inject: "no-tlbi-after-break",
+      checks: ALL,
+      mode: "collect",
+    });
+    // A first write installs into invalid entries only; kvm_vm_free's unmap breaks the leaf and
+    // unlinks the tables.
+    assert.equal(r.bugDepartures, 0);
+    assert.ok(r.teardownDepartures > 0);
+    assert.ok(r.violations.length > 0);
+    for (const v of r.violations) assert.match(v.what, /^in kvm_vm_free, after the steps: /);
+    // In fail-fast mode too.
+    assert.throws(
+      () =>
+        runCheckScenario(s, profile, {
+          kernel: "v5.14",
+          inject: "no-tlbi-after-break",
+          checks: ALL,
+          mode: "fail-fast",
+        }),
+      (e: unknown) =>
+        e instanceof CheckFailure && /^in kvm_vm_free, after the steps: /.test(e.violation.what),
+    );
+  });
 
   it("in fail-fast mode the first violation throws a CheckFailure carrying its report", () => {
     const { scenario, kernel, bug } = CASES[0]!;
