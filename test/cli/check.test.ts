@@ -1,6 +1,8 @@
 /** `--check`, `--inject` and `s2sim scenario` on the command line. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { CheckFailure, type Violation } from "../../src/check/violation.js";
+import { namingKernel } from "../../src/cli/check.js";
 import { s2sim } from "./run.js";
 
 const SMALL = ["-s", "anonymous_hugetlb", "-b", "8M", "-v", "2"];
@@ -264,5 +266,49 @@ describe("s2sim checkers on the command line", () => {
     const bad = await s2sim("scenario", "split", "--cpu", "sve");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^s2sim: --cpu: unknown CPU feature 'sve'/);
+  });
+});
+
+describe("namingKernel", () => {
+  const violation: Violation = {
+    check: "bbm",
+    what: "a report",
+    vcpu: 0,
+    timePs: 1000,
+    ipa: 0x4000_0000,
+    level: 3,
+    history: [],
+  };
+  const failing = (): never => {
+    throw new CheckFailure(violation);
+  };
+
+  it("names the kernel whose run failed, the second of two too", () => {
+    // Each kernel's run is wrapped alone, so a failure in v5.14 after a clean v5.12 names v5.14.
+    assert.equal(
+      namingKernel("v5.12", true, () => 7),
+      7,
+    );
+    assert.throws(
+      () => namingKernel("v5.14", true, failing),
+      (e: unknown) =>
+        e instanceof CheckFailure &&
+        e.violation.kernel === "v5.14" &&
+        /^bbm violation \(kernel v5\.14\) at /.test(e.message),
+    );
+  });
+
+  it("leaves a one-kernel run's violation, and any other error, as they are", () => {
+    assert.throws(
+      () => namingKernel("v5.14", false, failing),
+      (e: unknown) => e instanceof CheckFailure && e.violation.kernel === undefined,
+    );
+    assert.throws(
+      () =>
+        namingKernel("v5.14", true, () => {
+          throw new RangeError("other");
+        }),
+      RangeError,
+    );
   });
 });
