@@ -2,6 +2,7 @@
 import { granuleOf } from "../arch/granule.js";
 import { S2simError } from "../common/error.js";
 import { hex, printable, sizeName } from "../common/format.js";
+import { isSeed, MAX_SEED } from "../common/random.js";
 import { rejectOctal } from "../common/size.js";
 import { PIPE_SILENT_MS } from "../common/small-file.js";
 import { backingSource } from "../host/backing.js";
@@ -69,16 +70,18 @@ export function parseGpa(text: string, ipaBits = vmIpaBits(undefined)): number {
   return Number(value);
 }
 
-/** Parses `--seed`: an integer a double holds exactly (|n| <= 2^53 - 1). */
+/**
+ * Parses `--seed`: an integer from 0 to 2^32 - 1, the generator's state (so that no two seeds
+ * give the same run).
+ */
 export function parseSeed(text: string): number {
   const t = text.trim();
-  if (!/^-?\d+$/.test(t)) throw new S2simError("bad-seed", `seed "${text}" is not an integer`);
+  if (!/^[-+]?\d+$/.test(t)) throw new S2simError("bad-seed", `seed "${text}" is not an integer`);
   const value = Number(t);
-  if (!Number.isSafeInteger(value)) {
-    const max = Number.MAX_SAFE_INTEGER;
+  if (!isSeed(value)) {
     throw new S2simError(
       "bad-seed",
-      `seed "${text}" is out of range: use an integer from -${max} to ${max} (2^53 - 1)`,
+      `seed "${text}" is out of range: use an integer from 0 to ${MAX_SEED} (the generator's 32-bit state)`,
     );
   }
   return value;

@@ -33,7 +33,8 @@ function releaseOrderOption(): Option {
 function seedOption(): Option {
   return new Option(
     "--seed <n>",
-    "integer seed of the run's random choices (only --release-order random makes any); same seed, same result",
+    "seed of the run's random choices, an integer from 0 to 4294967295 (only --release-order random " +
+      "makes any); same seed, same result",
   ).default("1");
 }
 
@@ -46,14 +47,53 @@ function fwbOption(): Option {
   );
 }
 
+/** A comma list option's parser that joins the lists of its repeats. */
+function joinRepeats(value: string, previous: string | undefined): string {
+  return previous === undefined ? value : `${previous},${value}`;
+}
+
 /** `--cpu`, as trace, page-table-test, scenario and reproduce take it. */
 function cpuOption(): Option {
   return new Option(
     "--cpu <features>",
     `change the profile machine's CPU (the Kunpeng 920), same costs: a comma list of ${CPU_CHANGE_NAMES.join(", ")} (repeatable)`,
-  ).argParser((value: string, previous: string | undefined) =>
-    previous === undefined ? value : `${previous},${value}`,
+  ).argParser(joinRepeats);
+}
+
+/**
+ * `--check [names]`, as page-table-test and scenario take it (repeatable: the checkers named by
+ * each, and all of them once one names none).
+ */
+function checkOption(description: string): Option {
+  return new Option("--check [names]", description).argParser(
+    (value: string, previous: string | boolean | undefined) =>
+      previous === undefined || previous === false
+        ? value
+        : previous === true
+          ? true
+          : `${previous},${value}`,
   );
+}
+
+/** Options whose values accumulate when given again (see each one's parser); no other may repeat. */
+const REPEATABLE = new Set(["check", "cpu", "set", "src"]);
+
+/**
+ * Makes `cmd` refuse a value-taking option given twice, of which commander would keep the last
+ * silently (`--inject a --inject b` would run only b), unless it is {@link REPEATABLE}.
+ */
+function refuseRepeats(cmd: Command): void {
+  const seen = new Set<string>();
+  for (const o of cmd.options) {
+    if (o.isBoolean() || REPEATABLE.has(o.name())) continue;
+    cmd.on(`option:${o.name()}`, () => {
+      if (seen.has(o.name())) {
+        const flag = [o.short, o.long].filter((f) => f !== undefined).join("/");
+        throw new S2simError("bad-option", `${flag} was given twice; give it once`);
+      }
+      seen.add(o.name());
+    });
+  }
 }
 
 /** `--max-memory`, as page-table-test and reproduce take it. */
@@ -171,10 +211,11 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(profileOption())
     .addOption(releaseOrderOption())
     .addOption(seedOption())
-    .option(
-      "--check [names]",
-      "run the architectural checkers (all, or a comma list; 'list' names them); the first violation " +
-        "fails the run with its report (exit status 1)",
+    .addOption(
+      checkOption(
+        "run the architectural checkers (all, or a comma list; 'list' names them; repeatable); the " +
+          "first violation fails the run with its report (exit status 1)",
+      ),
     )
     .option("--inject <bug>", "run a kernel with a named bug, for tests and teaching ('list' names them)")
     .option(
@@ -225,11 +266,12 @@ export function buildProgram(out: (s: string) => void): Command {
         .default("v5.14"),
     )
     .option("--inject <bug>", "run the kernel with a named bug (see page-table-test --inject list)")
-    .option(
-      "--check [names]",
-      "only these checkers (all, or a comma list; 'list' names them), and stop at the first violation " +
-        "with its report on stderr; without --check every checker runs and every violation is listed. " +
-        "Any violation makes the exit status 1",
+    .addOption(
+      checkOption(
+        "only these checkers (all, or a comma list; 'list' names them; repeatable), and stop at the " +
+          "first violation with its report on stderr; without --check every checker runs and every " +
+          "violation is listed. Any violation makes the exit status 1",
+      ),
     )
     .addOption(profileOption())
     .addOption(fwbOption())
@@ -250,10 +292,12 @@ export function buildProgram(out: (s: string) => void): Command {
         "the published measurements",
     )
     .addOption(profileOption())
-    .option(
-      "--src <list>",
-      "only these command lines, by their -s (comma-separated: anonymous, anonymous_thp, " +
-        "anonymous_hugetlb_1gb); default all three",
+    .addOption(
+      new Option(
+        "--src <list>",
+        "only these command lines, by their -s (comma-separated: anonymous, anonymous_thp, " +
+          "anonymous_hugetlb_1gb; repeatable); default all three",
+      ).argParser(joinRepeats),
     )
     .addOption(releaseOrderOption())
     .addOption(seedOption())
@@ -268,6 +312,8 @@ export function buildProgram(out: (s: string) => void): Command {
         "not comparable with the published ones",
     )
     .action(async (opts: ReproduceOptions) => out(await reproduceCommand(opts)));
+
+  for (const cmd of program.commands) refuseRepeats(cmd);
 
   program
     .command("help")

@@ -2,12 +2,21 @@
  * A small seeded pseudo-random generator (mulberry32), so that every random choice the model
  * makes is fixed by the run's seed: same seed, same sequence, on every machine.
  */
+/** The largest seed: the generator's state is 32 bits, and each seed is a state of its own. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+/** Whether `seed` is a seed {@link SeededRandom} takes (an integer from 0 to {@link MAX_SEED}). */
+export function isSeed(seed: number): boolean {
+  return Number.isInteger(seed) && seed >= 0 && seed <= MAX_SEED;
+}
+
 export class SeededRandom {
   private state: number;
 
-  /** `seed` is any safe integer; it is folded to 32 bits. */
+  /** `seed`: its 32-bit state, an integer from 0 to {@link MAX_SEED}. */
   constructor(seed: number) {
-    this.state = Number(BigInt.asUintN(32, BigInt(seed)));
+    if (!isSeed(seed)) throw new RangeError(`seed ${seed} is not an integer from 0 to ${MAX_SEED}`);
+    this.state = seed;
   }
 
   /** The next value, uniform in [0, 1). */

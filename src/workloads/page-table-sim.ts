@@ -11,7 +11,7 @@ import type { FaultCounts } from "../kvm/stats.js";
 import { SimMachine } from "../sim/machine.js";
 import type { CostProfile } from "../sim/profile.js";
 import { S2simError } from "../common/error.js";
-import { SeededRandom } from "../common/random.js";
+import { isSeed, MAX_SEED, SeededRandom } from "../common/random.js";
 import { PageTableTest, type PageTableTestConfig, TEST_STAGES, type TestStage } from "./page-table-test.js";
 import { parseReleaseOrder, type ReleaseOrder, releaseOrder } from "./release-order.js";
 import { type StageTimeline, TimelineRecorder } from "./timeline.js";
@@ -174,7 +174,9 @@ export function simulatePageTableTest(
   const grand = totals.reduce((a, b) => a + b, 0);
   const order = parseReleaseOrder(config.releaseOrder ?? "fifo");
   const seed = config.seed ?? 1;
-  if (!Number.isSafeInteger(seed)) throw new S2simError("bad-seed", `seed ${seed} is not an integer`);
+  if (!isSeed(seed)) {
+    throw new S2simError("bad-seed", `seed ${seed} is not an integer from 0 to ${MAX_SEED}`);
+  }
   const random = new SeededRandom(seed);
   let before = 0;
   let finished: readonly number[] | null = null;

@@ -26,6 +26,32 @@ describe("s2sim checkers on the command line", () => {
     assert.match(r.stderr, /^ {2}history \(most recent last\):$/m);
   });
 
+  it("--check given twice runs the checkers of both lists", async () => {
+    // The bbm violation of a split without a break is found whichever list names bbm.
+    for (const order of [
+      ["bbm", "refcount"],
+      ["refcount", "bbm"],
+    ]) {
+      const r = await s2sim(
+        "page-table-test",
+        ...SMALL,
+        "--inject",
+        "no-break",
+        "--check",
+        order[0]!,
+        "--check",
+        order[1]!,
+      );
+      assert.equal(r.code, 1, order.join(" "));
+      assert.match(r.stderr, /^s2sim: check failed: bbm violation/);
+    }
+    const both = await s2sim("scenario", "split", "--check", "bbm", "--check", "refcount", "--json");
+    assert.deepEqual((JSON.parse(both.stdout) as { checkers: string[] }).checkers, ["bbm", "refcount"]);
+    // A --check with no names asks for every checker, so the union is all of them.
+    const all = await s2sim("scenario", "split", "--check", "bbm", "--check", "--json");
+    assert.equal((JSON.parse(all.stdout) as { checkers: string[] }).checkers.length, 6);
+  });
+
   it("with --json, a checked run's violation is a JSON object on stdout, and still exit status 1", async () => {
     const r = await s2sim(
       "page-table-test",

@@ -47,6 +47,14 @@ test("trace --cpu: a VPIPT I-cache under nVHE is invalidated whole after the TLB
   assert.match(vpipt, /^ {2}tlbi vmid-ipa .*\n {2}cmo ic-ialluis/m);
   // DIC: no I-cache maintenance at all.
   assert.doesNotMatch(traceCommand("relax-perms-x", { kernel: "v5.14", cpu: "dic" }), /cmo ic-/);
-  // A scenario that fixes FWB itself says nothing of --fwb.
+  // A scenario that fixes FWB itself says nothing of --fwb when it has FWB; the one without FWB
+  // refuses it, pointing to the one with it.
   assert.doesNotMatch(traceCommand("flush-with-fwb", { kernel: "v5.14", fwb: true }), /CPU changed/);
+  for (const opts of [{ fwb: true }, { cpu: "ttl,fwb" }]) {
+    assert.throws(
+      () => traceCommand("flush", { kernel: "v5.14", ...opts }),
+      /^S2simError: trace flush is the case without FEAT_S2FWB, so it takes no --fwb or --cpu fwb; 'trace flush-with-fwb' shows it with FWB$/,
+    );
+  }
+  assert.match(traceCommand("flush", { kernel: "v5.14", cpu: "ttl" }), /cmo dc-civac/);
 });

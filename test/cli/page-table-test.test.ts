@@ -199,10 +199,11 @@ describe("s2sim page-table-test", () => {
     [
       "a seed out of range",
       ["--seed", "99999999999999999999"],
-      /is out of range: use an integer from -9007199254740991 to 9007199254740991 \(2\^53 - 1\)/,
+      /is out of range: use an integer from 0 to 4294967295 \(the generator's 32-bit state\)/,
     ],
-    // 16 digits, one past the range: the message names the bound, not a digit count.
-    ["a seed just below the range", ["--seed", "-9007199254740992"], /"-9007199254740992" is out of range/],
+    // One past either end: each seed is a state of the generator, so none may fold onto another.
+    ["a seed just above the range", ["--seed", "4294967296"], /"4294967296" is out of range/],
+    ["a negative seed", ["--seed", "-1"], /"-1" is out of range/],
     [
       "a test GPA inside memslot 0",
       ["-p", "0x1000"],
@@ -299,6 +300,22 @@ describe("s2sim page-table-test", () => {
       /cuts the region into 262,144 rows, more than 65,536: use a chunk of at least 16 KiB/,
     ],
     ["an unparsable --max-memory", ["--max-memory", "lots"], /memory limit \(--max-memory\) "lots"/],
+    // Commander would keep the last of two silently: a run of another kernel, size or bug.
+    [
+      "--kernel given twice",
+      ["--kernel", "v5.12", "--kernel", "v5.14"],
+      /^s2sim: --kernel was given twice; give it once$/m,
+    ],
+    [
+      "-b given again as --mem",
+      ["-b", "8M", "--mem", "8M"],
+      /^s2sim: -b\/--mem was given twice; give it once$/m,
+    ],
+    [
+      "--inject given twice",
+      ["--inject", "no-break", "--inject", "no-break"],
+      /^s2sim: --inject was given twice/m,
+    ],
     ["--stages 4", ["--stages", "4"], /stage count \(--stages\) must be between 1 and 3, got 4/],
     ["--trace 0", ["--trace", "0"], /event count \(--trace\) must be between 1 and 1000000, got 0/],
     [
@@ -338,8 +355,8 @@ describe("s2sim page-table-test", () => {
       /^s2sim: test GPA 18446744073709551616 \(0x10000000000000000\) is beyond the 40-bit IPA space/,
     ],
   ];
-  it("takes every seed a double holds exactly, 16 digits included", async () => {
-    for (const seed of ["-9007199254740991", "9007199254740991"]) {
+  it("takes every seed of the generator's 32-bit state, both ends included", async () => {
+    for (const seed of ["0", "4294967295"]) {
       const r = await s2sim("page-table-test", "-b", "4K", "--seed", seed, "--dry-run");
       assert.equal(r.code, 0, r.stderr);
     }
@@ -684,7 +701,9 @@ describe("s2sim page-table-test", () => {
 
   for (const [name, args, re] of errors) {
     it(`rejects ${name} with one line and exit status 2`, async () => {
-      const r = await s2sim("page-table-test", "-b", "4M", ...args);
+      // A small region unless the case gives its own (-b may be given once).
+      const size = args.some((a) => a === "-b" || a === "--mem") ? [] : ["-b", "4M"];
+      const r = await s2sim("page-table-test", ...size, ...args);
       assert.equal(r.code, 2);
       assert.equal(r.stdout, "");
       assert.match(r.stderr, /^s2sim: [^\n]+\n$/);

@@ -382,6 +382,13 @@ describe("s2sim reproduce", () => {
     ["an unknown option", ["-v", "4"], /unknown option '-v'/],
     ["a --src that is not a published run", ["--src", "shmem"], /--src: "shmem" is not one of/],
     ["a --src naming a run twice", ["--src", "anonymous,anonymous"], /names a run twice/],
+    // Repeated, --src lists join, so the same run named in two is caught as in one.
+    ["two --src naming the same run", ["--src", "anonymous", "--src", "anonymous"], /names a run twice/],
+    [
+      "a --seed given twice",
+      ["--seed", "1", "--seed", "2"],
+      /^s2sim: --seed was given twice; give it once$/m,
+    ],
     ["an unknown --release-order", ["--release-order", "sideways"], /argument 'sideways' is invalid/],
     ["a --seed that is not an integer", ["--seed", "1.5"], /seed "1.5" is not an integer/],
     ["an unknown --set parameter", ["--set", "nope=1"], /has no parameter 'nope'/],

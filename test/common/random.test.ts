@@ -10,7 +10,13 @@ test("same seed, same sequence; another seed, another", () => {
   };
   assert.deepEqual(draw(42), draw(42));
   assert.notDeepEqual(draw(42), draw(43));
-  for (const x of draw(-7)) assert.ok(x >= 0 && x < 1);
+  for (const x of draw(2 ** 32 - 1)) assert.ok(x >= 0 && x < 1);
+});
+
+test("a seed is a 32-bit state: no other number is taken, so no two seeds fold onto one", () => {
+  for (const bad of [-1, 2 ** 32, 1.5, Number.NaN]) {
+    assert.throws(() => new SeededRandom(bad), RangeError, String(bad));
+  }
 });
 
 test("below(n) covers [0, n) and shuffle returns a permutation", () => {
