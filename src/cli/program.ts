@@ -53,10 +53,10 @@ function joinRepeats(value: string, previous: string | undefined): string {
 }
 
 /** `--cpu`, as trace, page-table-test, scenario and reproduce take it. */
-function cpuOption(): Option {
+function cpuOption(what = "the profile machine's CPU (the Kunpeng 920), same costs"): Option {
   return new Option(
     "--cpu <features>",
-    `change the profile machine's CPU (the Kunpeng 920), same costs: a comma list of ${CPU_CHANGE_NAMES.join(", ")} (repeatable)`,
+    `change ${what}: a comma list of ${CPU_CHANGE_NAMES.join(", ")} (repeatable)`,
   ).argParser(joinRepeats);
 }
 
@@ -114,7 +114,7 @@ function profileOption(): Option {
   ).default(DEFAULT_PROFILE);
 }
 
-/** `--set`, as page-table-test and reproduce take it (repeatable). */
+/** `--set`, as page-table-test, scenario and reproduce take it (repeatable). */
 function setOption(): Option {
   return new Option(
     "--set <name=value>",
@@ -143,7 +143,20 @@ export function buildProgram(out: (s: string) => void): Command {
       writeOut: out,
       writeErr: (s) => process.stderr.write(s),
       // Commander's own errors (unknown option, bad choice, ...) in s2sim's one-line form.
-      outputError: (s, write) => write(`s2sim: ${commanderErrorLine(s)}`),
+      // An unknown command gets help's answer: the closest name, or the list of commands.
+      outputError: (s, write) => {
+        const unknown = /^error: unknown command '([^']*)'/.exec(s);
+        const line =
+          unknown === null
+            ? commanderErrorLine(s)
+            : `${printable(
+                unknownCommand(
+                  unknown[1]!,
+                  program.commands.map((c) => c.name()),
+                ).message,
+              )}\n`;
+        write(`s2sim: ${line}`);
+      },
     })
     .showHelpAfterError(false)
     // The command list shows each command's usage (scenario's name is optional to commander only).
@@ -169,7 +182,7 @@ export function buildProgram(out: (s: string) => void): Command {
       new Option("-k, --kernel <version>", "kernel").choices(["v5.12", "v5.14", "both"]).default("both"),
     )
     .option("--fwb", "CPU with FEAT_S2FWB (the same as --cpu fwb)")
-    .addOption(cpuOption())
+    .addOption(cpuOption("the CPU's features from the Kunpeng 920's"))
     .action((scenario: string, opts: { kernel: "v5.12" | "v5.14" | "both"; fwb?: boolean; cpu?: string }) =>
       out(traceCommand(scenario, opts)),
     );
@@ -274,6 +287,7 @@ export function buildProgram(out: (s: string) => void): Command {
       ),
     )
     .addOption(profileOption())
+    .addOption(setOption())
     .addOption(fwbOption())
     .addOption(cpuOption())
     .option(

@@ -19,7 +19,7 @@ import {
   violationJson,
 } from "./check.js";
 import { AnswerWithStatus } from "./exit-status.js";
-import { columns, loadProfileOption } from "./options.js";
+import { columns, loadProfileOption, overridesText } from "./options.js";
 import { injectedBugLine } from "./page-table-test.js";
 import { cpuNotes, parseCpu } from "./cpu.js";
 import { formatTime } from "../check/history.js";
@@ -31,6 +31,8 @@ export interface ScenarioOptions {
   inject?: string;
   check?: CheckOption;
   profile: string;
+  /** `--set name=value`: profile parameters changed for the run. */
+  set?: string[];
   /** `--fwb`: the same as `--cpu fwb`. */
   fwb?: boolean;
   /** `--cpu`: CPU features changed from the profile's machine. */
@@ -63,7 +65,7 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
   const cpu = parseCpu(opts.cpu, opts.fwb);
   const kernels = kernelsOption(opts.kernel);
   checkInjection(opts.inject, kernels, cpu);
-  const profile = loadProfileOption(opts.profile);
+  const profile = loadProfileOption(opts.profile, opts.set);
   const failFast = opts.check !== undefined && opts.check !== false;
   const results = kernels.map((kernel) =>
     namingKernel(kernel, kernels.length > 1, () =>
@@ -87,6 +89,7 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
         vcpus: s.vcpus,
         mem_bytes: s.memBytes,
         profile: profile.name,
+        profile_overrides: profile.overrides,
         inject: opts.inject ?? null,
         cpu_changes: cpu.changes,
         checkers: [...checks],
@@ -106,11 +109,13 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
     if (violated) throw new AnswerWithStatus(json, 1);
     return json;
   }
+  const changes = overridesText(profile);
   const blocks = results.map((result, i) => {
     const kernel = kernels[i]!;
     const out = [
       `scenario ${s.name} on kernel ${kernel}${opts.inject ? ` with injected bug ${opts.inject}` : ""}: ${s.summary}`,
       `${s.vcpus} vCPU(s), ${sizeName(s.memBytes)} ${s.backing}; profile ${profile.name}; checkers ${[...checks].join(", ")}`,
+      ...(changes === null ? [] : [changes]),
       ...cpuNotes(cpu),
       ...columns(
         result.steps.map((st, i) => [`${i + 1}.`, st.what, `done at ${formatTime(st.endPs)}`]),

@@ -226,6 +226,8 @@ function profileFromBytes(read: SmallFile, nameOrPath: string): CostProfile {
 
 /** A profile file's fields, and each parameter's: no others are taken. */
 const FIELDS = ["name", "machine", "parameters"];
+/** Longest profile name: it heads every run's output. */
+const MAX_NAME_LENGTH = 64;
 const PARAMETER_FIELDS = ["value", "unit", "source"];
 
 /**
@@ -256,7 +258,11 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
   if (!isObject(doc)) return fail("must be a JSON object");
   onlyFields(doc, FIELDS);
   const name = string(doc, "name");
+  // Printed at the head of every run, so one short line: no empty name, no page of text.
+  if (name.trim() === "") fail("needs a non-empty 'name'");
+  if (name.length > MAX_NAME_LENGTH) fail(`'name' must be at most ${MAX_NAME_LENGTH} characters`);
   const machine = string(doc, "machine");
+  if (machine.trim() === "") fail("needs a 'machine' describing the machine it prices");
   const raw = own(doc, "parameters");
   if (!isObject(raw)) return fail("needs a 'parameters' object");
   const params = new Map<string, ProfileParameter>();

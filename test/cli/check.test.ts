@@ -256,6 +256,22 @@ describe("s2sim checkers on the command line", () => {
     );
   });
 
+  it("scenario --set changes a profile parameter for the run and says so", async () => {
+    const [plain, set] = await Promise.all([
+      s2sim("scenario", "split"),
+      s2sim("scenario", "split", "--set", "dc-civac-line=20ns"),
+    ]);
+    assert.match(set.stdout, /^changed with --set: dc-civac-line 20 ns \(the profile's: [\d.]+ ns\)$/m);
+    const firstStep = (out: string): string => /^ {2}1\. .* done at (.*)$/m.exec(out)![1]!;
+    assert.notEqual(firstStep(set.stdout), firstStep(plain.stdout), "the 2M block's clean costs more");
+    const json = await s2sim("scenario", "split", "--set", "dc-civac-line=20ns", "--json");
+    const j = JSON.parse(json.stdout) as { profile_overrides: Array<{ parameter: string }> };
+    assert.deepEqual(
+      j.profile_overrides.map((o) => o.parameter),
+      ["dc-civac-line"],
+    );
+  });
+
   it("scenario --cpu runs on the changed CPU and says so", async () => {
     const r = await s2sim("scenario", "split", "--cpu", "ttl,dic");
     assert.equal(r.code, 1, r.stderr);

@@ -31,6 +31,11 @@ describe("s2sim", () => {
     for (const [args, line] of [
       [["page-table-test", "--profil", "x"], "unknown option '--profil' (did you mean --profile?)"],
       [["scenari", "list"], "unknown command 'scenari' (did you mean scenario?)"],
+      // Nothing close: the commands, as `help bogus` names them.
+      [
+        ["bogus"],
+        "unknown command 'bogus' (commands: geometry, trace, page-table-test, scenario, reproduce, help)",
+      ],
     ] as Array<[string[], string]>) {
       const r = await s2sim(...args);
       assert.equal(r.code, 2, args.join(" "));

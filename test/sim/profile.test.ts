@@ -178,6 +178,23 @@ describe("profile files", () => {
     );
   });
 
+  it("refuses an empty name or machine, and a name longer than a header's line", () => {
+    const cases: Array<[(doc: Doc) => void, RegExp]> = [
+      [(d) => (d["name"] = ""), /profile 't': needs a non-empty 'name'/],
+      [(d) => (d["name"] = "   "), /profile 't': needs a non-empty 'name'/],
+      [(d) => (d["name"] = "k".repeat(65)), /profile 't': 'name' must be at most 64 characters/],
+      [(d) => (d["machine"] = " "), /profile 't': needs a 'machine' describing the machine it prices/],
+    ];
+    for (const [change, re] of cases) assert.throws(() => parseProfile(changed(change), "t"), re);
+    assert.equal(
+      parseProfile(
+        changed((d) => (d["name"] = "k".repeat(64))),
+        "t",
+      ).name.length,
+      64,
+    );
+  });
+
   it("refuses fields it does not know, as it refuses unknown parameters", () => {
     assert.throws(
       () =>
