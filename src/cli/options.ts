@@ -24,11 +24,17 @@ export const KERNEL_CHOICES: readonly KernelVersion[] = ["v5.12", "v5.14"];
 export const MODE_4 = { id: 4, name: "PA-bits:40,  VA-bits:48,  4K pages" } as const;
 
 /**
- * Checks `-m`: only mode 4 is modelled. The selftest reads the ID in base 10 (strtoul), so leading
- * zeros and a plus sign name the same mode.
+ * Checks each `-m` (the selftest's -m may be repeated, each naming a mode to run; a mode named
+ * twice runs once): only mode 4 is modelled. The selftest reads the ID in base 10 (strtoul), so
+ * leading zeros and a plus sign name the same mode.
  */
-export function parseMode(text: string | undefined): typeof MODE_4 {
-  if (text === undefined || /^[ \t]*\+?0*4[ \t]*$/.test(text)) return MODE_4;
+export function parseMode(texts: readonly string[] | undefined): typeof MODE_4 {
+  for (const text of texts ?? []) checkMode(text);
+  return MODE_4;
+}
+
+function checkMode(text: string): void {
+  if (/^[ \t]*\+?0*4[ \t]*$/.test(text)) return;
   // strtoul would stop at the first non-digit ("4.0" as 4): a typo is named rather than guessed at.
   if (!/^[ \t]*\+?\d+[ \t]*$/.test(text)) {
     throw new S2simError(

@@ -50,7 +50,8 @@ import type { ReleaseOrder } from "../workloads/release-order.js";
 
 /** The command's options as commander hands them over (all strings until parsed). */
 export interface PageTableTestOptions {
-  mode?: string;
+  /** Each `-m` given (repeatable, as in the selftest). */
+  mode?: string[];
   mem: string;
   vcpus: string;
   src: string;

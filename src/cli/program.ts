@@ -52,6 +52,11 @@ function joinRepeats(value: string, previous: string | undefined): string {
   return previous === undefined ? value : `${previous},${value}`;
 }
 
+/** A repeatable option's parser that keeps each value given. */
+function appendRepeats(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 /** `--cpu`, as trace, page-table-test, scenario and reproduce take it. */
 function cpuOption(what = "the profile machine's CPU (the Kunpeng 920), same costs"): Option {
   return new Option(
@@ -76,7 +81,7 @@ function checkOption(description: string): Option {
 }
 
 /** Options whose values accumulate when given again (see each one's parser); no other may repeat. */
-const REPEATABLE = new Set(["check", "cpu", "set", "src"]);
+const REPEATABLE = new Set(["check", "cpu", "mode", "set", "src"]);
 
 /**
  * Makes `cmd` refuse a value-taking option given twice, of which commander would keep the last
@@ -120,7 +125,7 @@ function setOption(): Option {
     "--set <name=value>",
     "change one profile parameter for this run, e.g. lock-handoff=800ns or zero-byte=10GB/s " +
       "(repeatable; the unit defaults to the profile's)",
-  ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+  ).argParser(appendRepeats);
 }
 
 /** The package's version, from its package.json (dist/src/cli -> the package root). */
@@ -197,8 +202,9 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(
       new Option(
         "-m, --mode <mode>",
-        "guest mode; only 4 (PA-bits:40, VA-bits:48, 4K pages), also the default",
-      ),
+        "guest mode; only 4 (PA-bits:40, VA-bits:48, 4K pages), also the default (repeatable, as in " +
+          "the selftest: a mode named twice runs once)",
+      ).argParser(appendRepeats),
     )
     .addOption(
       new Option("-b, --mem <size>", "test memory size, e.g. 64M, 1G, 20G or 0x40000000").default("1G"),

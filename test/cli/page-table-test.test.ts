@@ -301,6 +301,12 @@ describe("s2sim page-table-test", () => {
     ],
     ["an unparsable --max-memory", ["--max-memory", "lots"], /memory limit \(--max-memory\) "lots"/],
     // Commander would keep the last of two silently: a run of another kernel, size or bug.
+    // -m may repeat, as in the selftest; each is checked.
+    [
+      "-m naming another mode the second time",
+      ["-m", "4", "-m", "5"],
+      /^s2sim: guest mode "5" is not supported/m,
+    ],
     [
       "--kernel given twice",
       ["--kernel", "v5.12", "--kernel", "v5.14"],
@@ -710,6 +716,11 @@ describe("s2sim page-table-test", () => {
       assert.match(r.stderr, re);
     });
   }
+  it("-m may be given more than once, as the selftest takes it: a mode named twice runs once", async () => {
+    const r = await s2sim("page-table-test", ...SMALL, "-m", "04", "--dry-run");
+    assert.equal(r.code, 0, r.stderr);
+  });
+
   it("--inject says whether the run reached the code the bug changes", async () => {
     const noBreak = (src: string, ...extra: string[]) =>
       s2sim("page-table-test", ...["-s", src, "-b", "4M", "-v", "2", "--inject", "no-break"], ...extra);

@@ -28,12 +28,16 @@ test("a decimal number with a leading zero is refused: the selftest would read i
 });
 
 test("-m is read in base 10, as the selftest's strtoul(..., 10) does: 04 is mode 4", () => {
-  for (const text of ["4", "04", "+4", " 004 "]) assert.equal(parseMode(text).id, 4, text);
+  for (const text of ["4", "04", "+4", " 004 "]) assert.equal(parseMode([text]).id, 4, text);
   for (const text of ["3", "40", "007"]) {
-    assert.throws(() => parseMode(text), /is not supported: only -m 4/, text);
+    assert.throws(() => parseMode([text]), /is not supported: only -m 4/, text);
   }
   // What strtoul would cut short is named, not read as 4.
   for (const text of ["4.0", "0x4", "4abc", ""]) {
-    assert.throws(() => parseMode(text), /is not a mode ID \(a whole number\): only -m 4/, text);
+    assert.throws(() => parseMode([text]), /is not a mode ID \(a whole number\): only -m 4/, text);
   }
+  // Repeated, as the selftest allows: each is checked; none given is mode 4, the default.
+  assert.equal(parseMode(["4", "04"]).id, 4);
+  assert.equal(parseMode(undefined).id, 4);
+  assert.throws(() => parseMode(["4", "5"]), /guest mode "5" is not supported/);
 });
