@@ -9,6 +9,13 @@ import { backingSource } from "../host/backing.js";
 import { vmIpaBits } from "../kvm/vm.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import { type CostProfile, loadProfile, parseSetting, withOverrides } from "../sim/profile.js";
+import {
+  DEFAULT_GUEST_MODE,
+  GUEST_MODES,
+  type GuestMode,
+  guestMode,
+  MODELLED_GUEST_MODES,
+} from "../workloads/guest-modes.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
 /** The model's host (and guest) page size. */
@@ -20,32 +27,53 @@ export const DEFAULT_PROFILE = "kunpeng920";
 /** The kernel versions --kernel accepts. */
 export const KERNEL_CHOICES: readonly KernelVersion[] = ["v5.12", "v5.14"];
 
-/** The only guest mode modelled: VM_MODE_P40V48_4K, as vm_guest_mode_string prints it. */
-export const MODE_4 = { id: 4, name: "PA-bits:40,  VA-bits:48,  4K pages" } as const;
-
 /**
- * Checks each `-m` (the selftest's -m may be repeated, each naming a mode to run; a mode named
- * twice runs once): only mode 4 is modelled. The selftest reads the ID in base 10 (strtoul), so
- * leading zeros and a plus sign name the same mode.
+ * Reads `-m` (the selftest's -m may be repeated, each naming a mode to run; a mode named twice runs
+ * once): the mode to run, 4 (the cover letter's) when none is given. The selftest reads the ID in
+ * base 10 (strtoul), so leading zeros and a plus sign name the same mode. One mode per run:
+ * s2sim runs them one command line at a time.
  */
-export function parseMode(texts: readonly string[] | undefined): typeof MODE_4 {
-  for (const text of texts ?? []) checkMode(text);
-  return MODE_4;
-}
-
-function checkMode(text: string): void {
-  if (/^[ \t]*\+?0*4[ \t]*$/.test(text)) return;
-  // strtoul would stop at the first non-digit ("4.0" as 4): a typo is named rather than guessed at.
-  if (!/^[ \t]*\+?\d+[ \t]*$/.test(text)) {
+export function parseMode(texts: readonly string[] | undefined): GuestMode {
+  const ids = [...new Set((texts ?? []).map(modeId))];
+  const modes = ids.map((id) => {
+    const mode = guestMode(id);
+    if (mode === undefined) {
+      throw new S2simError(
+        "bad-mode",
+        `guest mode ${id} does not exist (the selftests number theirs 0 to ${GUEST_MODES.length - 1}); ${MODELLED}`,
+      );
+    }
+    if (mode.notModelled !== null) {
+      throw new S2simError(
+        "bad-mode",
+        `guest mode ${id} (${squeeze(mode.name)}) is not modelled: ${mode.notModelled}; ${MODELLED}`,
+      );
+    }
+    return mode;
+  });
+  if (modes.length > 1) {
     throw new S2simError(
       "bad-mode",
-      `guest mode "${text}" is not a mode ID (a whole number): only -m 4 (PA-bits:40, VA-bits:48, 4K pages) is modelled`,
+      `-m names ${modes.length} guest modes (${ids.join(", ")}); the selftest runs each in turn, s2sim one per run: give one -m`,
     );
   }
-  throw new S2simError(
-    "bad-mode",
-    `guest mode "${text}" is not supported: only -m 4 (PA-bits:40, VA-bits:48, 4K pages) is modelled`,
-  );
+  return modes[0] ?? DEFAULT_GUEST_MODE;
+}
+
+/** The modes -m takes, for its errors. */
+const MODELLED = `modelled: ${MODELLED_GUEST_MODES.map((m) => `-m ${m.id} (${squeeze(m.name)})`).join(", ")}`;
+
+/** A mode's name with its column padding dropped, for a sentence. */
+function squeeze(name: string): string {
+  return name.replace(/ {2,}/g, " ");
+}
+
+/** The number one -m names; what strtoul would cut short is named, not guessed at. */
+function modeId(text: string): number {
+  if (!/^[ \t]*\+?\d+[ \t]*$/.test(text)) {
+    throw new S2simError("bad-mode", `guest mode "${text}" is not a mode ID (a whole number); ${MODELLED}`);
+  }
+  return Number(text.trim());
 }
 
 /** The backing page size of `-s <src>` on the model's 4K host; unknown names are S2simErrors. */

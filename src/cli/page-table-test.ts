@@ -14,6 +14,7 @@ import { TEST_HVA, TEST_STAGES } from "../workloads/page-table-test.js";
 import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
 import type { StageTimeline } from "../workloads/timeline.js";
 import type { StageTrace } from "../workloads/event-trace.js";
+import { DEFAULT_GUEST_MODE, type GuestMode } from "../workloads/guest-modes.js";
 import {
   type CheckOption,
   checkInjection,
@@ -35,7 +36,6 @@ import {
   humanBytes,
   overridesText,
   parseGpa,
-  type MODE_4,
   parseMode,
   parseSeed,
   pct,
@@ -111,6 +111,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const config: PageTableTestConfig = {
     kernel: kernels[0]!,
     backing: opts.src,
+    guestMode: mode.id,
     memBytes,
     vcpus,
     releaseOrder,
@@ -127,7 +128,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const budget = memoryBudget(opts.maxMemory);
   // The size as parsed, not as typed (which may carry spaces or control characters).
   const what =
-    `page-table-test -s ${config.backing} -b ${sizeName(config.memBytes)} -v ${vcpus}` +
+    `page-table-test${mode.id === DEFAULT_GUEST_MODE.id ? "" : ` -m ${mode.id}`} -s ${config.backing} ` +
+    `-b ${sizeName(config.memBytes)} -v ${vcpus}` +
     (kernels.length > 1 ? " --kernel both" : "");
   const problem = memoryProblem(need, budget, what, () => smallerRun(config, profile, budget, pageSize));
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
@@ -188,7 +190,7 @@ interface RunTextContext {
   readonly cpu: CpuChoice;
   readonly releaseOrder: ReleaseOrder;
   readonly seed: number;
-  readonly mode: typeof MODE_4;
+  readonly mode: GuestMode;
   readonly pageSize: number;
   readonly checks: ReadonlySet<CheckName> | null;
 }

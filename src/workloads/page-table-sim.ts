@@ -12,6 +12,7 @@ import { SimMachine } from "../sim/machine.js";
 import type { CostProfile } from "../sim/profile.js";
 import { S2simError } from "../common/error.js";
 import { isSeed, MAX_SEED, SeededRandom } from "../common/random.js";
+import { DEFAULT_GUEST_MODE } from "./guest-modes.js";
 import { PageTableTest, type PageTableTestConfig, TEST_STAGES, type TestStage } from "./page-table-test.js";
 import { parseReleaseOrder, type ReleaseOrder, releaseOrder } from "./release-order.js";
 import { type StageTimeline, TimelineRecorder } from "./timeline.js";
@@ -114,6 +115,9 @@ export interface SimReport {
   readonly vcpus: number;
   readonly mem_bytes: number;
   readonly gpa: number;
+  /** The selftest's guest mode (`-m`) and the VM's IPA size it gave. */
+  readonly guest_mode: number;
+  readonly ipa_bits: number;
   readonly profile: string;
   /** How the vCPUs were released for each stage (see release-order.ts). */
   readonly release_order: ReleaseOrder;
@@ -200,6 +204,8 @@ export function simulatePageTableTest(
     vcpus: config.vcpus,
     mem_bytes: test.size,
     gpa: test.slot.gpa,
+    guest_mode: config.guestMode ?? DEFAULT_GUEST_MODE.id,
+    ipa_bits: test.vm.geo.ipaBits,
     profile: profile.name,
     release_order: order,
     stages,

@@ -10,6 +10,7 @@ import { type Blocking, type InterleavePolicy, interleave, runToCompletion } fro
 import { granuleOf, type Granule } from "../arch/granule.js";
 import { stage2Geometry } from "../arch/geometry.js";
 import { type BackingSource, backingSource } from "../host/backing.js";
+import { DEFAULT_GUEST_MODE, GUEST_MODES, guestMode } from "./guest-modes.js";
 import type { ReleaseOrder } from "./release-order.js";
 import { kvmVmFree } from "./teardown.js";
 import { disableDirtyLogging, enableDirtyLogging } from "../kvm/dirty-log.js";
@@ -73,6 +74,11 @@ export interface PageTableTestConfig {
    * the IPA space minus the region, aligned.
    */
   readonly gpa?: number;
+  /**
+   * The selftest's guest mode (`-m`, workloads/guest-modes.ts; default 4): its PA bits are the
+   * VM's IPA size, unless `vmOptions.ipaBits` says otherwise. Only modes with 4K guest pages run.
+   */
+  readonly guestMode?: number;
   readonly vmOptions?: Partial<Omit<VmOptions, "kernel" | "vcpus">>;
   /**
    * Model the guest's own stage-1 tables (in memslot 0, as the selftest builds them) so that
@@ -144,6 +150,7 @@ export interface TestLayout {
  * region outside the IPA space or over memslot 0.
  */
 export function testLayout(config: PageTableTestConfig): TestLayout {
+  vmIpaOf(config);
   const granule = granuleOf(config.vmOptions?.granule ?? 4096);
   const src = backingSource(config.backing, granule);
   const align = Math.max(src.pageSize, granule.size);
@@ -154,7 +161,7 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
     GUEST_PT_MIN_PADDR +
     (GUEST_PT_PAGES_BEFORE + guestTablePages(size) + DEFAULT_GUEST_PHY_PAGES) * GUEST_PAGE;
   const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
-  const { ipaBits, ipaLimit } = stage2Geometry(granule, vmIpaBits(config.vmOptions?.ipaBits));
+  const { ipaBits, ipaLimit } = stage2Geometry(granule, vmIpaBits(vmIpaOf(config)));
   const page = granule.size;
   // The selftest's `if (!p->phys_offset)`: -p 0 means the default.
   const byDefault = config.gpa === undefined || config.gpa === 0;
@@ -178,6 +185,27 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
     );
   }
   return { src, granule, size, slot0Size, gpa };
+}
+
+/**
+ * The IPA size `config` creates its VM with, as the selftests' library does for its guest mode
+ * (vm_create: KVM_VM_TYPE_ARM_IPA_SIZE(pa_bits) unless 40 bits, type 0); `vmOptions.ipaBits`, if
+ * given, wins. Errors for a mode that does not exist or is not modelled.
+ */
+export function vmIpaOf(config: PageTableTestConfig): number | undefined {
+  const id = config.guestMode ?? DEFAULT_GUEST_MODE.id;
+  const mode = guestMode(id);
+  if (mode === undefined) {
+    throw new S2simError(
+      "bad-mode",
+      `guest mode ${id} does not exist (the selftests number theirs 0 to ${GUEST_MODES.length - 1})`,
+    );
+  }
+  if (mode.notModelled !== null) {
+    throw new S2simError("bad-mode", `guest mode ${id} (${mode.name}) is not modelled: ${mode.notModelled}`);
+  }
+  if (config.vmOptions?.ipaBits !== undefined) return config.vmOptions.ipaBits;
+  return mode.paBits === 40 ? undefined : mode.paBits;
 }
 
 /** Counts of what happened in one stage. */
@@ -223,8 +251,10 @@ export class PageTableTest {
       config.inject !== undefined
         ? withInjectedBug(kvmKernel(config.kernel), config.inject)
         : kvmKernel(config.kernel);
+    const ipaBits = vmIpaOf(config);
     this.vm = new Vm({
       ...config.vmOptions,
+      ...(ipaBits === undefined ? {} : { ipaBits }),
       kernel,
       vcpus: config.vcpus,
       hostBytes: this.size + slot0Size,

@@ -191,7 +191,7 @@ describe("s2sim page-table-test", () => {
     ["-v 0", ["-v", "0"], /vCPU count .* between 1 and 512/],
     ["-v 513", ["-v", "513"], /vCPU count .* between 1 and 512/],
     ["unknown -s", ["-s", "anonymous_bogus"], /unknown backing source "anonymous_bogus"/],
-    ["-m 3", ["-m", "3"], /guest mode "3" is not supported: only -m 4/],
+    ["-m 3", ["-m", "3"], /guest mode 3 \(PA-bits:48, VA-bits:48, 64K pages\) is not modelled: /],
     ["unknown kernel", ["--kernel", "v5.13"], /v5\.13.*v5\.12, v5\.14/],
     ["unreadable profile", ["--profile", "/nonexistent/profile.json"], /cannot read profile/],
     ["unknown option", ["--frobnicate"], /unknown option '--frobnicate'/],
@@ -305,7 +305,7 @@ describe("s2sim page-table-test", () => {
     [
       "-m naming another mode the second time",
       ["-m", "4", "-m", "5"],
-      /^s2sim: guest mode "5" is not supported/m,
+      /^s2sim: guest mode 5 .* is not modelled/m,
     ],
     [
       "--kernel given twice",
@@ -719,6 +719,16 @@ describe("s2sim page-table-test", () => {
   it("-m may be given more than once, as the selftest takes it: a mode named twice runs once", async () => {
     const r = await s2sim("page-table-test", ...SMALL, "-m", "04", "--dry-run");
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  it("-m 2 runs guest mode 2: a 48-bit guest PA space, so the VM's IPA is 48 bits", async () => {
+    const r = await s2sim("page-table-test", "-m", "2", "-b", "2M", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { guest_mode: number; ipa_bits: number; gpa: number };
+    assert.deepEqual([j.guest_mode, j.ipa_bits, j.gpa], [2, 48, 2 ** 48 - 2 ** 21 - 4096]);
+    const text = await s2sim("page-table-test", "-m", "2", "-b", "2M");
+    assert.match(text.stdout, /^Testing guest mode: PA-bits:48, {2}VA-bits:48, {2}4K pages$/m);
+    assert.match(text.stdout, /^Guest physical test memory offset: 0xffffffdff000$/m);
   });
 
   it("--inject says whether the run reached the code the bug changes", async () => {

@@ -29,15 +29,33 @@ test("a decimal number with a leading zero is refused: the selftest would read i
 
 test("-m is read in base 10, as the selftest's strtoul(..., 10) does: 04 is mode 4", () => {
   for (const text of ["4", "04", "+4", " 004 "]) assert.equal(parseMode([text]).id, 4, text);
-  for (const text of ["3", "40", "007"]) {
-    assert.throws(() => parseMode([text]), /is not supported: only -m 4/, text);
+  assert.equal(parseMode(["02"]).id, 2);
+  // Each mode the model does not run says why, and which it runs.
+  const modelled =
+    /; modelled: -m 2 \(PA-bits:48, VA-bits:48, 4K pages\), -m 4 \(PA-bits:40, VA-bits:48, 4K pages\)$/;
+  for (const [text, why] of [
+    ["0", /guest mode 0 \(PA-bits:52, VA-bits:48, 4K pages\) is not modelled: it needs a 52-bit IPA/],
+    ["1", /guest mode 1 .* is not modelled: it needs a 52-bit IPA/],
+    [
+      "3",
+      /guest mode 3 \(PA-bits:48, VA-bits:48, 64K pages\) is not modelled: the model's guest stage-1 tables use 4K pages only/,
+    ],
+    ["5", /guest mode 5 .* 64K pages\) is not modelled/],
+    ["6", /guest mode 6 .* is not modelled: it is an x86 mode/],
+    ["007", /guest mode 7 .* is not modelled: it is an s390x mode/],
+    ["40", /guest mode 40 does not exist \(the selftests number theirs 0 to 8\)/],
+  ] as Array<[string, RegExp]>) {
+    assert.throws(() => parseMode([text]), why, text);
+    assert.throws(() => parseMode([text]), modelled, text);
   }
   // What strtoul would cut short is named, not read as 4.
   for (const text of ["4.0", "0x4", "4abc", ""]) {
-    assert.throws(() => parseMode([text]), /is not a mode ID \(a whole number\): only -m 4/, text);
+    assert.throws(() => parseMode([text]), /is not a mode ID \(a whole number\); modelled: /, text);
   }
-  // Repeated, as the selftest allows: each is checked; none given is mode 4, the default.
+  // Repeated, as the selftest allows: each is checked, a mode named twice runs once, none given is
+  // mode 4 (the default); two modes are two runs, which s2sim makes one command line at a time.
   assert.equal(parseMode(["4", "04"]).id, 4);
   assert.equal(parseMode(undefined).id, 4);
-  assert.throws(() => parseMode(["4", "5"]), /guest mode "5" is not supported/);
+  assert.throws(() => parseMode(["4", "5"]), /guest mode 5 .* is not modelled/);
+  assert.throws(() => parseMode(["2", "4"]), /-m names 2 guest modes \(2, 4\); .* give one -m$/);
 });

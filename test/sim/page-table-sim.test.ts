@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { KernelVersion } from "../../src/pgtable/kernel.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseChecks } from "../../src/check/rules.js";
 import { loadProfile, parseProfile } from "../../src/sim/profile.js";
 import { repoRoot } from "../repo-root.js";
 import { reportWithoutSpeedFigures } from "../speed-figures.js";
@@ -24,6 +25,41 @@ describe("simulated kvm_page_table_test", () => {
     const a = JSON.stringify(sim("v5.12", "anonymous", 8 * M, 4));
     const b = JSON.stringify(sim("v5.12", "anonymous", 8 * M, 4));
     assert.equal(a, b);
+  });
+
+  it("guest mode 2 (48-bit PA) gives the VM a 48-bit IPA: four stage-2 levels, the same work above them", () => {
+    const run = (guestMode: number): SimReport =>
+      simulatePageTableTest(
+        { kernel: "v5.14", backing: "anonymous_thp", memBytes: 16 * M, vcpus: 2, guestMode },
+        profile,
+        undefined,
+        3,
+        { checks: parseChecks("all"), mode: "fail-fast" },
+      );
+    const [m2, m4] = [run(2), run(4)];
+    assert.deepEqual([m2.guest_mode, m2.ipa_bits, m4.guest_mode, m4.ipa_bits], [2, 48, 4, 40]);
+    // The selftest's default GPA: the top page of the guest's PA space less the region, 2 MiB-aligned.
+    assert.equal(m2.gpa, 2 ** 48 - 18 * M);
+    assert.equal(m4.gpa, 2 ** 40 - 18 * M);
+    // The first faults find no level-1 table under the one start page (level 0) in mode 2; mode 4's
+    // start level is 1. Below that, the same faults, maps and cleans.
+    const levels = (r: SimReport): string[] => Object.keys(r.stages[0]!.faults).sort();
+    assert.ok(
+      levels(m2).includes("translation-L0") && !levels(m2).includes("translation-L1"),
+      levels(m2).join(),
+    );
+    assert.ok(
+      levels(m4).includes("translation-L1") && !levels(m4).includes("translation-L0"),
+      levels(m4).join(),
+    );
+    m2.stages.forEach((s, i) => {
+      const t = m4.stages[i]!;
+      assert.deepEqual(
+        [s.maps, s.relaxes, s.eagain, s.cmo_bytes],
+        [t.maps, t.relaxes, t.eagain, t.cmo_bytes],
+        s.name,
+      );
+    });
   });
 
   it("accounts for every vCPU-second of a stage", () => {
