@@ -51,6 +51,11 @@ export class GuestAccessPath {
   private readonly lastSeq: Float64Array;
   private readonly pageInv: number;
   /**
+   * Guest pages per host page, when a whole number (the guest's pages no larger than the host's):
+   * the fast-forward's periods are host pages. NaN otherwise (see {@link fastForwardable}).
+   */
+  private readonly guestPerHost: number;
+  /**
    * chargesWholePs and walksChargeWholePs as of the last {@link reset} (the costs are fixed
    * during a run): accesses that only hit may run ahead with the first, accesses that walk only
    * with the second.
@@ -58,15 +63,29 @@ export class GuestAccessPath {
   private hitsWhole = false;
   private walksWhole = false;
 
+  /**
+   * `pageSize`: the guest's page size, what one cached stage-1 translation covers; `hostPage`: the
+   * stage-2 granule.
+   */
   constructor(
     vcpus: number,
     pageSize: number,
+    hostPage: number,
     private readonly mmu: SimMmu,
     private readonly meter: WorkMeter,
   ) {
     this.lastPage = new Float64Array(vcpus).fill(-1);
     this.lastSeq = new Float64Array(vcpus);
     this.pageInv = 1 / pageSize;
+    this.guestPerHost = hostPage % pageSize === 0 ? hostPage / pageSize : Number.NaN;
+  }
+
+  /**
+   * Whether the fast-forward may move the cached stage-1 translations: its periods are host pages,
+   * which must hold whole guest pages.
+   */
+  get fastForwardable(): boolean {
+    return !Number.isNaN(this.guestPerHost);
   }
 
   /**
@@ -85,12 +104,12 @@ export class GuestAccessPath {
   }
 
   /**
-   * vCPU `cpu`'s cached stage-1 translation relative to guest page `page`, and whether a TLBI has
+   * vCPU `cpu`'s cached stage-1 translation relative to host page `page`, and whether a TLBI has
    * been issued since (then it is not used: TLBI numbers only grow), appended to `out`.
    */
   periodicState(out: NumberList, cpu: number, page: number): void {
     const last = this.lastPage[cpu]!;
-    out.push(last < 0 ? -Infinity : last - page);
+    out.push(last < 0 ? -Infinity : last - page * this.guestPerHost);
     out.push(this.cachedSinceTlbi(cpu) ? 1 : 0);
   }
 
@@ -106,11 +125,11 @@ export class GuestAccessPath {
   }
 
   /**
-   * Moves vCPU `cpu`'s cached stage-1 translation `pages` guest pages on (the fast-forward), made
+   * Moves vCPU `cpu`'s cached stage-1 translation `pages` host pages on (the fast-forward), made
    * after the latest TLBI if `sinceTlbi`.
    */
   fastForward(cpu: number, pages: number, sinceTlbi: boolean): void {
-    if (this.lastPage[cpu]! >= 0) this.lastPage[cpu]! += pages;
+    if (this.lastPage[cpu]! >= 0) this.lastPage[cpu]! += pages * this.guestPerHost;
     if (sinceTlbi) this.lastSeq[cpu] = this.mmu.log.seq;
   }
 

@@ -97,8 +97,11 @@ export class SimMachine {
     return { meter: this.meter, pteObserver: this.visibility, hw, locks };
   }
 
-  /** Connects the VM built with {@link vmHooks}; call after its memslots exist. */
-  attach(vm: Vm): void {
+  /**
+   * Connects the VM built with {@link vmHooks}; call after its memslots exist. `guestPage`: the
+   * guest's page size, what one cached stage-1 translation covers (default the host's).
+   */
+  attach(vm: Vm, guestPage: number = vm.geo.granule.size): void {
     this.vmRef = vm;
     this.mmuRef = new SimMmu(
       vm.pgt,
@@ -110,7 +113,13 @@ export class SimMachine {
       vm.cpu.ttl,
     );
     for (const slot of vm.memslots.slots) this.mmuRef.log.track(slot.gpa, slot.size);
-    this.pathRef = new GuestAccessPath(vm.vcpus.length, vm.geo.granule.size, this.mmuRef, this.meter);
+    this.pathRef = new GuestAccessPath(
+      vm.vcpus.length,
+      guestPage,
+      vm.geo.granule.size,
+      this.mmuRef,
+      this.meter,
+    );
   }
 
   /**
@@ -209,19 +218,22 @@ export class SimMachine {
       (s, i) => new SimVcpu(vm, vm.vcpus[i]!, s, path, this.mmu, this.meter, engine, counted),
     );
     const ids = vcpus.map((v, i) => engine.spawn(v, startPs[i]!));
-    const ff = this.fastForward
-      ? new FastForward(
-          vm,
-          engine,
-          vcpus,
-          this.mmu,
-          path,
-          this.visibility,
-          this.meter,
-          () => accesses,
-          counted,
-        )
-      : null;
+    // The fast-forward moves each vCPU's cached stage-1 translation by whole guest pages per
+    // period, a period being a host page: with larger guest pages it does not run.
+    const ff =
+      this.fastForward && path.fastForwardable
+        ? new FastForward(
+            vm,
+            engine,
+            vcpus,
+            this.mmu,
+            path,
+            this.visibility,
+            this.meter,
+            () => accesses,
+            counted,
+          )
+        : null;
     this.periodsSkipped = 0;
     try {
       const elapsedPs = engine.run();

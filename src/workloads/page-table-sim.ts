@@ -171,7 +171,7 @@ export function simulatePageTableTest(
     guestTables: true,
     vmOptions: { ...config.vmOptions, ...machine.vmHooks() },
   });
-  machine.attach(test.vm);
+  machine.attach(test.vm, test.guestTables.page);
   const checkers = check !== undefined ? new Checkers(test.vm, { ...check, machine }) : null;
   const run = TEST_STAGES.slice(0, stageCount);
   const totals = run.map((s) => expectedAccesses(test, s));

@@ -10,7 +10,7 @@ import { type Blocking, type InterleavePolicy, interleave, runToCompletion } fro
 import { granuleOf, type Granule } from "../arch/granule.js";
 import { stage2Geometry } from "../arch/geometry.js";
 import { type BackingSource, backingSource } from "../host/backing.js";
-import { DEFAULT_GUEST_MODE, GUEST_MODES, guestMode } from "./guest-modes.js";
+import { DEFAULT_GUEST_MODE, GUEST_MODES, type GuestMode, guestMode } from "./guest-modes.js";
 import type { ReleaseOrder } from "./release-order.js";
 import { kvmVmFree } from "./teardown.js";
 import { disableDirtyLogging, enableDirtyLogging } from "../kvm/dirty-log.js";
@@ -51,15 +51,72 @@ const GUEST_PT_MIN_PADDR = 0x180000;
 const GUEST_PT_PAGES_BEFORE = 16;
 
 /**
- * KVM_UTIL_MIN_PFN's address: the guest's code, data and stacks are allocated from here up, below
- * the page tables (GUEST_PT_MIN_PADDR).
+ * KVM_UTIL_MIN_PFN (2): the guest's code, data and stacks are allocated from its address up (in
+ * guest pages), below the page tables (GUEST_PT_MIN_PADDR).
  */
-const GUEST_DATA_MIN_PADDR = 0x2000;
+const KVM_UTIL_MIN_PFN = 2;
 
-/** Guest page size and stage-1 geometry of mode 4 (VM_MODE_P40V48_4K). */
-const GUEST_PAGE = 4096;
-const GUEST_L3_SPAN = 2 ** 21;
-const GUEST_L2_SPAN = 2 ** 30;
+/** The bytes of a guest table page that one stage-2 translation of an S1PTW covers at least. */
+const DESCRIPTOR_PIECE = 4096;
+
+/**
+ * The guest's stage-1 tables of the test region as virt_map builds them (48-bit VA, the region at
+ * GVA 0xc0000000), for a guest page size: which table pages it allocates, and which the walk of a
+ * region offset reads that the guest's earlier walks (of its code, data and stacks) did not.
+ */
+interface GuestTables {
+  /** The guest's page size. */
+  readonly page: number;
+  /** Guest table pages virt_map allocates for a region of `size` bytes. */
+  pages(size: number): number;
+  /**
+   * The IPAs the walk of offset `off` reads first, the tables allocated from `base`: for each
+   * table page, the 4 KiB of it holding the descriptor (what its S1PTW translates). Returns how
+   * many (at most 2).
+   */
+  walked(base: number, off: number, out: Float64Array): number;
+  /** Region bytes, from a multiple of it, over which {@link walked} gives the same pages. */
+  readonly span: number;
+}
+
+/**
+ * 4K guest pages: four levels (39, 30, 21, 12). The region's level-1 entries share the code's
+ * level-1 table; each GiB gets a level-2 table, then its 512 level-3 tables, one per 2 MiB.
+ */
+const GUEST_TABLES_4K: GuestTables = {
+  page: 4096,
+  pages: (size) => Math.ceil(size / 2 ** 30) + Math.ceil(size / 2 ** 21),
+  walked(base, off, out) {
+    const first = base + Math.floor(off / 2 ** 30) * 513 * 4096;
+    out[0] = first;
+    out[1] = first + (1 + Math.floor((off % 2 ** 30) / 2 ** 21)) * 4096;
+    return 2;
+  },
+  span: 2 ** 21,
+};
+
+/**
+ * 64K guest pages: three levels (42, 29, 16). The region's level-2 entries (index 6 on) share the
+ * code's level-2 table, and the 4 KiB of it that holds them (indexes 0-511); each 512 MiB gets a
+ * level-3 table of 8,192 descriptors, whose 4 KiB pieces each map 32 MiB.
+ */
+const GUEST_TABLES_64K: GuestTables = {
+  page: 65536,
+  pages: (size) => Math.ceil(size / 2 ** 29),
+  walked(base, off, out) {
+    out[0] =
+      base + Math.floor(off / 2 ** 29) * 65536 + Math.floor((off % 2 ** 29) / 2 ** 25) * DESCRIPTOR_PIECE;
+    return 1;
+  },
+  span: 2 ** 25,
+};
+
+/** The guest table layout of a guest page size. */
+function guestTables(pageSize: number): GuestTables {
+  if (pageSize === 4096) return GUEST_TABLES_4K;
+  if (pageSize === 65536) return GUEST_TABLES_64K;
+  throw new Error(`no guest table layout for ${pageSize}-byte guest pages`);
+}
 
 /** A page-table-test configuration (the selftest's -s, -b, -v, -p plus the kernel). */
 export interface PageTableTestConfig {
@@ -126,9 +183,20 @@ export interface PageTableTestConfig {
   readonly traceEvents?: number;
 }
 
-/** Guest page-table pages of the test region: one L2 table per GiB and one L3 table per 2 MiB. */
-function guestTablePages(size: number): number {
-  return Math.ceil(size / GUEST_L2_SPAN) + Math.ceil(size / GUEST_L3_SPAN);
+/** The guest mode of `config` (default 4); errors for one that does not exist or is not modelled. */
+function modeOf(config: PageTableTestConfig): GuestMode {
+  const id = config.guestMode ?? DEFAULT_GUEST_MODE.id;
+  const mode = guestMode(id);
+  if (mode === undefined) {
+    throw new S2simError(
+      "bad-mode",
+      `guest mode ${id} does not exist (the selftests number theirs 0 to ${GUEST_MODES.length - 1})`,
+    );
+  }
+  if (mode.notModelled !== null) {
+    throw new S2simError("bad-mode", `guest mode ${id} (${mode.name}) is not modelled: ${mode.notModelled}`);
+  }
+  return mode;
 }
 
 /** The sizes a configuration gives the selftest's VM, before anything is allocated. */
@@ -143,6 +211,8 @@ export interface TestLayout {
   readonly slot0Size: number;
   /** The test region's guest-physical base. */
   readonly gpa: number;
+  /** The guest's stage-1 tables of the region (its guest mode's page size). */
+  readonly tables: GuestTables;
 }
 
 /**
@@ -150,16 +220,16 @@ export interface TestLayout {
  * region outside the IPA space or over memslot 0.
  */
 export function testLayout(config: PageTableTestConfig): TestLayout {
-  vmIpaOf(config);
+  const tables = guestTables(modeOf(config).pageSize);
   const granule = granuleOf(config.vmOptions?.granule ?? 4096);
   const src = backingSource(config.backing, granule);
-  const align = Math.max(src.pageSize, granule.size);
+  // The selftest rounds the region up to the larger of the backing's and the guest's page sizes.
+  const align = Math.max(src.pageSize, tables.page, granule.size);
   const size = Math.ceil(config.memBytes / align) * align;
   if (size <= 0) throw new S2simError("bad-size", "the test region must not be empty");
   // Memslot 0: the guest's own pages plus the test region's page tables.
   const slot0Raw =
-    GUEST_PT_MIN_PADDR +
-    (GUEST_PT_PAGES_BEFORE + guestTablePages(size) + DEFAULT_GUEST_PHY_PAGES) * GUEST_PAGE;
+    GUEST_PT_MIN_PADDR + (GUEST_PT_PAGES_BEFORE + tables.pages(size) + DEFAULT_GUEST_PHY_PAGES) * tables.page;
   const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
   const { ipaBits, ipaLimit } = stage2Geometry(granule, vmIpaBits(vmIpaOf(config)));
   const page = granule.size;
@@ -184,7 +254,7 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
         `own pages and its page tables for the region up to GPA ${hex(slot0Size)}`,
     );
   }
-  return { src, granule, size, slot0Size, gpa };
+  return { src, granule, size, slot0Size, gpa, tables };
 }
 
 /**
@@ -193,17 +263,7 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
  * given, wins. Errors for a mode that does not exist or is not modelled.
  */
 export function vmIpaOf(config: PageTableTestConfig): number | undefined {
-  const id = config.guestMode ?? DEFAULT_GUEST_MODE.id;
-  const mode = guestMode(id);
-  if (mode === undefined) {
-    throw new S2simError(
-      "bad-mode",
-      `guest mode ${id} does not exist (the selftests number theirs 0 to ${GUEST_MODES.length - 1})`,
-    );
-  }
-  if (mode.notModelled !== null) {
-    throw new S2simError("bad-mode", `guest mode ${id} (${mode.name}) is not modelled: ${mode.notModelled}`);
-  }
+  const mode = modeOf(config);
   if (config.vmOptions?.ipaBits !== undefined) return config.vmOptions.ipaBits;
   return mode.paBits === 40 ? undefined : mode.paBits;
 }
@@ -242,11 +302,14 @@ export class PageTableTest {
   readonly slot0: Memslot | null = null;
   /** IPA of the first page-table page of the test region (the L2 table of its first GiB). */
   private readonly tablesIpa: number = -1;
+  /** The guest's stage-1 tables of the region (its page size). */
+  readonly guestTables: GuestTables;
 
   constructor(readonly config: PageTableTestConfig) {
-    const { src, granule, size, slot0Size, gpa } = testLayout(config);
+    const { src, granule, size, slot0Size, gpa, tables } = testLayout(config);
     this.size = size;
-    const tablePages = guestTablePages(size);
+    this.guestTables = tables;
+    const tablePages = tables.pages(size);
     const kernel: KvmKernel =
       config.inject !== undefined
         ? withInjectedBug(kvmKernel(config.kernel), config.inject)
@@ -261,9 +324,9 @@ export class PageTableTest {
     });
     if (config.guestTables) {
       this.slot0 = this.vm.addMemory(0, 0, slot0Size, SLOT0_HVA, "anonymous");
-      this.tablesIpa = GUEST_PT_MIN_PADDR + GUEST_PT_PAGES_BEFORE * GUEST_PAGE;
+      this.tablesIpa = GUEST_PT_MIN_PADDR + GUEST_PT_PAGES_BEFORE * tables.page;
       // The VMM wrote the guest's page tables before the guest ran: those host pages are present.
-      this.vm.host.populate(SLOT0_HVA + this.tablesIpa, tablePages * GUEST_PAGE);
+      this.vm.host.populate(SLOT0_HVA + this.tablesIpa, tablePages * tables.page);
     }
     this.slot = this.vm.addMemory(1, gpa, this.size, TEST_HVA, src);
     this.largePage = src.pageSize;
@@ -290,17 +353,13 @@ export class PageTableTest {
 
   /**
    * The guest page-table pages the stage-1 walk of region offset `off` reads that the earlier
-   * stage (KVM_BEFORE_MAPPINGS) did not: its GiB's L2 table and its 2 MiB's L3 table, allocated in
-   * the order virt_map maps the region (an L2 table, then its L3 tables). Returns how many.
+   * stage (KVM_BEFORE_MAPPINGS) did not (with 4K guest pages its GiB's L2 table and its 2 MiB's
+   * L3 table, allocated in the order virt_map maps the region: an L2 table, then its L3 tables;
+   * see {@link GuestTables}). Returns how many.
    */
   s1Tables(off: number, out: Float64Array): number {
     if (this.tablesIpa < 0) return 0;
-    const gib = Math.floor(off / GUEST_L2_SPAN);
-    const chunk = Math.floor((off % GUEST_L2_SPAN) / GUEST_L3_SPAN);
-    const first = this.tablesIpa + gib * 513 * GUEST_PAGE;
-    out[0] = first;
-    out[1] = first + (1 + chunk) * GUEST_PAGE;
-    return 2;
+    return this.guestTables.walked(this.tablesIpa, off, out);
   }
 
   /**
@@ -334,11 +393,13 @@ export class PageTableTest {
    */
   private beforeMappings(): void {
     if (this.slot0 === null) return;
-    const below = (GUEST_PT_MIN_PADDR - GUEST_DATA_MIN_PADDR) / GUEST_PAGE;
-    const after = this.tablesIpa + guestTablePages(this.size) * GUEST_PAGE;
+    const page = this.guestTables.page;
+    const dataMin = KVM_UTIL_MIN_PFN * page;
+    const below = (GUEST_PT_MIN_PADDR - dataMin) / page;
+    const after = this.tablesIpa + this.guestTables.pages(this.size) * page;
     for (const vcpu of this.vm.vcpus) {
       const i = vcpu.id;
-      const ipa = i < below ? GUEST_DATA_MIN_PADDR + i * GUEST_PAGE : after + (i - below) * GUEST_PAGE;
+      const ipa = i < below ? dataMin + i * page : after + (i - below) * page;
       this.vm.untimedVcpu = i;
       try {
         runToCompletion(guestAccess(this.vm, vcpu, { ipa, write: true, exec: false, s1ptw: false }));
@@ -470,7 +531,8 @@ export class GuestAccessCursor {
     const P = t.hostPage;
     if (this.off < 0) return 0;
     let left = (t.size - this.off) / P - 1;
-    const inChunk = (GUEST_L3_SPAN - (this.off % GUEST_L3_SPAN)) / P - 1;
+    const span = t.guestTables.span;
+    const inChunk = (span - (this.off % span)) / P - 1;
     if (inChunk < left) left = inChunk;
     switch (this.stage) {
       case "KVM_CREATE_MAPPINGS":

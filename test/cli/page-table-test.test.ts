@@ -191,7 +191,11 @@ describe("s2sim page-table-test", () => {
     ["-v 0", ["-v", "0"], /vCPU count .* between 1 and 512/],
     ["-v 513", ["-v", "513"], /vCPU count .* between 1 and 512/],
     ["unknown -s", ["-s", "anonymous_bogus"], /unknown backing source "anonymous_bogus"/],
-    ["-m 3", ["-m", "3"], /guest mode 3 \(PA-bits:48, VA-bits:48, 64K pages\) is not modelled: /],
+    [
+      "-m 6",
+      ["-m", "6"],
+      /guest mode 6 \(PA-bits:ANY, VA-bits:48, 4K pages\) is not modelled: it is an x86 mode/,
+    ],
     ["unknown kernel", ["--kernel", "v5.13"], /v5\.13.*v5\.12, v5\.14/],
     ["unreadable profile", ["--profile", "/nonexistent/profile.json"], /cannot read profile/],
     ["unknown option", ["--frobnicate"], /unknown option '--frobnicate'/],
@@ -304,8 +308,8 @@ describe("s2sim page-table-test", () => {
     // -m may repeat, as in the selftest; each is checked.
     [
       "-m naming another mode the second time",
-      ["-m", "4", "-m", "5"],
-      /^s2sim: guest mode 5 .* is not modelled/m,
+      ["-m", "4", "-m", "7"],
+      /^s2sim: guest mode 7 .* is not modelled/m,
     ],
     [
       "--kernel given twice",

@@ -69,6 +69,8 @@ interface Case {
   readonly random?: boolean;
   /** An injected bug whose departures from the kernel (counted) the skips replay. */
   readonly inject?: string;
+  /** The selftest's guest mode (default 4). */
+  readonly guestMode?: number;
 }
 
 /** A case's run configuration and a name for it. */
@@ -81,6 +83,7 @@ function setUp(c: Case, more: Partial<PageTableTestConfig> = {}): [PageTableTest
     ...(c.granule !== undefined ? { vmOptions: { granule: c.granule } } : {}),
     ...(c.random === true ? { releaseOrder: "random" as const, seed: 7 } : {}),
     ...(c.inject !== undefined ? { inject: c.inject } : {}),
+    ...(c.guestMode !== undefined ? { guestMode: c.guestMode } : {}),
     ...more,
   };
   const what =
@@ -89,6 +92,7 @@ function setUp(c: Case, more: Partial<PageTableTestConfig> = {}): [PageTableTest
     (c.prof === fractionalLocks ? ", fractional lock costs" : "") +
     (c.random === true ? ", random release" : "") +
     (c.inject !== undefined ? `, injected ${c.inject}` : "") +
+    (c.guestMode !== undefined ? `, guest mode ${c.guestMode}` : "") +
     (more.lookahead === false ? ", no lookahead" : "");
   return [config, what];
 }
@@ -141,6 +145,17 @@ describe("the convoy fast-forward", () => {
 });
 
 describe("the convoy fast-forward's reach", () => {
+  it("does not run with guest pages larger than the host's (it moves the stage-1 cache a page a period)", () => {
+    const r = simulatePageTableTest(
+      { kernel: "v5.14", backing: "anonymous_thp", memBytes: 16 * M, vcpus: 10, guestMode: 5 },
+      profile,
+    );
+    assert.deepEqual(
+      r.stages.map((s) => s.fast_forward_leaves),
+      [0, 0, 0],
+    );
+  });
+
   it("simulates only a region's first and last few periods in full (THP UPDATE and ADJUST)", () => {
     // 8 regions of 2 MiB; each UPDATE region maps its first page and 256 read pages, each ADJUST
     // region its first 255 pages. The convoy forms over the first few periods and ends with the
@@ -172,6 +187,9 @@ const runCases: Case[] = [
   { kernel: "v5.12", backing: "anonymous", mem: 4 * M, vcpus: 6 },
   { kernel: "v5.14", backing: "shmem", mem: 4 * M, vcpus: 5, random: true },
   { kernel: "v5.12", backing: "anonymous_thp", mem: 16 * M, vcpus: 7, prof: fractional },
+  // 64K guest pages: a cached stage-1 translation covers 16 host pages (and no fast-forward).
+  { kernel: "v5.14", backing: "anonymous_thp", mem: 16 * M, vcpus: 10, guestMode: 5 },
+  { kernel: "v5.12", backing: "anonymous", mem: 4 * M, vcpus: 6, guestMode: 3 },
 ];
 
 describe("runs of accesses made together", () => {
@@ -228,6 +246,7 @@ describe("the speed-ups on random configurations", () => {
     sets: fc.constantFrom(16, 64, 256),
     handoff: fc.constantFrom(100, 1100, 3000),
     walkLevel: fc.constantFrom(1, 8, 40),
+    guestMode: fc.constantFrom(4, 4, 2, 5),
   });
   /** A random configuration's run set-up. */
   const configOf = (
@@ -261,6 +280,7 @@ describe("the speed-ups on random configurations", () => {
       releaseOrder: c.release,
       seed: c.seed,
       vmOptions: { granule },
+      guestMode: c.guestMode,
       stateDigest: true,
     };
     return [config, prof];

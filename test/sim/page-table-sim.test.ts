@@ -62,6 +62,41 @@ describe("simulated kvm_page_table_test", () => {
     });
   });
 
+  it("guest modes 3 and 5 (64K guest pages): one S1PTW per 32 MiB, one stage-1 walk per 64 KiB", () => {
+    const run = (guestMode: number): SimReport =>
+      simulatePageTableTest(
+        { kernel: "v5.14", backing: "anonymous", memBytes: 64 * M, vcpus: 1, guestMode },
+        profile,
+      );
+    const [m4, m5, m3] = [run(4), run(5), run(3)];
+    // 4K guest pages: the region's level-2 table and its 32 level-3 tables; 64K: the two 4 KiB
+    // pieces of its one level-3 table that hold its descriptors (8 bytes per 64 KiB page).
+    assert.deepEqual(
+      [m4, m5, m3].map((r) => r.stages.map((s) => s.s1ptw_faults)),
+      [
+        [33, 0, 0],
+        [2, 0, 0],
+        [2, 0, 0],
+      ],
+    );
+    // The default GPA is aligned to the guest's page: the top 64 KiB page of the PA space less
+    // the region.
+    assert.deepEqual([m5.gpa, m3.gpa, m3.ipa_bits], [2 ** 40 - 64 * M - 65536, 2 ** 48 - 64 * M - 65536, 48]);
+    // The same accesses and maps of the data (one vCPU: a map per S1PTW fault besides); fewer
+    // stage-1 walks make each stage shorter (ADJUST, every access a TLB miss on a mapped page,
+    // takes half the time).
+    m5.stages.forEach((s, i) => {
+      const t = m4.stages[i]!;
+      assert.deepEqual(
+        [s.accesses, s.maps - s.s1ptw_faults, s.relaxes],
+        [t.accesses, t.maps - t.s1ptw_faults, t.relaxes],
+        s.name,
+      );
+      assert.ok(s.simulated_s < t.simulated_s, `${s.name}: ${s.simulated_s} vs ${t.simulated_s}`);
+    });
+    assert.ok(m5.stages[2]!.simulated_s < 0.6 * m4.stages[2]!.simulated_s);
+  });
+
   it("accounts for every vCPU-second of a stage", () => {
     const r = sim("v5.14", "anonymous_thp", 32 * M, 6);
     for (const s of r.stages) {
