@@ -17,8 +17,9 @@ export function checksOption(opt: CheckOption): ReadonlySet<CheckName> | null {
   return parseChecks(opt === true ? "all" : opt);
 }
 
-/** `--check list`: the checkers and their rules. */
-export function checkListText(): string {
+/** `--check list`: the checkers and their rules (with `json`, as `{"checkers": [...]}`). */
+export function checkListText(json = false): string {
+  if (json) return JSON.stringify({ checkers: CHECKS.map((c) => ({ name: c.name, rule: c.rule })) }, null, 2);
   return [
     "checkers (--check NAME[,NAME...], or --check / --check all for every one):",
     ...columns(
@@ -28,8 +29,20 @@ export function checkListText(): string {
   ].join("\n");
 }
 
-/** `--inject list`: the injectable bugs, the kernels they apply to and the checker that catches them. */
-export function injectListText(): string {
+/**
+ * `--inject list`: the injectable bugs, the kernels they apply to and the checker that catches
+ * them (with `json`, as `{"injectable_bugs": [...]}`).
+ */
+export function injectListText(json = false): string {
+  if (json) {
+    const bugs = INJECTED_BUGS.map((b) => ({
+      name: b.name,
+      kernels: b.kernels,
+      caught_by: BUG_CAUGHT_BY[b.name],
+      summary: b.summary,
+    }));
+    return JSON.stringify({ injectable_bugs: bugs }, null, 2);
+  }
   return [
     "injectable bugs (--inject NAME; add --check to catch them):",
     ...columns(

@@ -85,8 +85,8 @@ const MIN_SHARE = 0.001;
 
 /** Runs the simulated selftest and renders it as text or JSON. */
 export function pageTableTestCommand(opts: PageTableTestOptions): string {
-  if (opts.inject === "list") return injectListText();
-  if (opts.check === "list") return checkListText();
+  if (opts.inject === "list") return injectListText(opts.json);
+  if (opts.check === "list") return checkListText(opts.json);
   const checks = checksOption(opts.check);
   const mode = parseMode(opts.mode);
   const memBytes = parseSize(opts.mem, "test memory size (-b)");

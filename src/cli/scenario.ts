@@ -49,6 +49,14 @@ export interface ScenarioOptions {
  */
 export function scenarioCommand(name: string | undefined, opts: ScenarioOptions): string {
   if (name === "list") {
+    if (opts.json === true) {
+      const scenarios = CHECK_SCENARIOS.map((s) => ({
+        name: s.name,
+        provokes: s.provokes,
+        summary: s.summary,
+      }));
+      return JSON.stringify({ scenarios }, null, 2);
+    }
     return [
       "scenarios (s2sim scenario NAME [--kernel v5.12|v5.14|both] [--inject BUG] [--check]):",
       ...columns(
@@ -57,8 +65,8 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
       ),
     ].join("\n");
   }
-  if (opts.inject === "list") return injectListText();
-  if (opts.check === "list") return checkListText();
+  if (opts.inject === "list") return injectListText(opts.json);
+  if (opts.check === "list") return checkListText(opts.json);
   if (name === undefined) throw missingName(opts.check);
   const s = checkScenario(name);
   const checks = checksOption(opts.check ?? true)!;

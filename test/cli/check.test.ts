@@ -26,6 +26,28 @@ describe("s2sim checkers on the command line", () => {
     assert.match(r.stderr, /^ {2}history \(most recent last\):$/m);
   });
 
+  it("the lists are JSON with --json", async () => {
+    const bugs = await s2sim("page-table-test", "--inject", "list", "--json");
+    assert.equal(bugs.code, 0, bugs.stderr);
+    const b = JSON.parse(bugs.stdout) as {
+      injectable_bugs: Array<{ name: string; kernels: string[]; caught_by: string; summary: string }>;
+    };
+    assert.deepEqual(b.injectable_bugs.find((x) => x.name === "coalesce-no-cmo")?.kernels, ["v5.14"]);
+    assert.equal(b.injectable_bugs.find((x) => x.name === "free-before-tlbi")?.caught_by, "table-free");
+    for (const cmd of ["page-table-test", "scenario"]) {
+      const checks = await s2sim(cmd, "--check", "list", "--json");
+      const c = JSON.parse(checks.stdout) as { checkers: Array<{ name: string; rule: string }> };
+      assert.equal(c.checkers.length, 6, cmd);
+      assert.equal(c.checkers[0]!.name, "bbm");
+    }
+    const scenarios = await s2sim("scenario", "list", "--json");
+    const s = JSON.parse(scenarios.stdout) as { scenarios: Array<{ name: string; provokes: string[] }> };
+    assert.deepEqual(
+      s.scenarios.map((x) => x.name),
+      ["first-touch", "split", "coalesce", "coalesce-unclean"],
+    );
+  });
+
   it("--check given twice runs the checkers of both lists", async () => {
     // The bbm violation of a split without a break is found whichever list names bbm.
     for (const order of [
