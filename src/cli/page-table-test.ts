@@ -96,7 +96,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const stageCount =
     opts.stages === undefined ? TEST_STAGES.length : parseCount(opts.stages, "stage count (--stages)", 1, 3);
   const pageSize = backingPageSize(opts.src);
-  const gpa = opts.gpa === undefined ? undefined : parseGpa(opts.gpa);
+  // -p is checked against the IPA space of the mode's VM (48 bits in modes 2 and 3).
+  const gpa = opts.gpa === undefined ? undefined : parseGpa(opts.gpa, mode.paBits);
   const seed = parseSeed(opts.seed);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder);
   const cpu = parseCpu(opts.cpu, opts.fwb);

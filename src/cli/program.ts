@@ -57,12 +57,27 @@ function appendRepeats(value: string, previous: string[] | undefined): string[] 
   return [...(previous ?? []), value];
 }
 
+/**
+ * The options whose values accumulate when given again (each has a parser that joins or keeps
+ * them); {@link refuseRepeats} lets no other repeat. Kept per option, not per name: `--src` is a
+ * list in reproduce but page-table-test's `-s, --src` takes one backing.
+ */
+const REPEATABLE = new WeakSet<Option>();
+
+/** Marks `o` as repeatable (see {@link REPEATABLE}). */
+function repeatable(o: Option): Option {
+  REPEATABLE.add(o);
+  return o;
+}
+
 /** `--cpu`, as trace, page-table-test, scenario and reproduce take it. */
 function cpuOption(what = "the profile machine's CPU (the Kunpeng 920), same costs"): Option {
-  return new Option(
-    "--cpu <features>",
-    `change ${what}: a comma list of ${CPU_CHANGE_NAMES.join(", ")} (repeatable)`,
-  ).argParser(joinRepeats);
+  return repeatable(
+    new Option(
+      "--cpu <features>",
+      `change ${what}: a comma list of ${CPU_CHANGE_NAMES.join(", ")} (repeatable)`,
+    ).argParser(joinRepeats),
+  );
 }
 
 /**
@@ -70,18 +85,13 @@ function cpuOption(what = "the profile machine's CPU (the Kunpeng 920), same cos
  * each, and all of them once one names none).
  */
 function checkOption(description: string): Option {
-  return new Option("--check [names]", description).argParser(
-    (value: string, previous: string | boolean | undefined) =>
-      previous === undefined || previous === false
-        ? value
-        : previous === true
-          ? true
-          : `${previous},${value}`,
+  return repeatable(
+    new Option("--check [names]", description).argParser(
+      (value: string, previous: string | true | undefined) =>
+        previous === undefined ? value : previous === true ? true : `${previous},${value}`,
+    ),
   );
 }
-
-/** Options whose values accumulate when given again (see each one's parser); no other may repeat. */
-const REPEATABLE = new Set(["check", "cpu", "mode", "set", "src"]);
 
 /**
  * Makes `cmd` refuse a value-taking option given twice, of which commander would keep the last
@@ -90,7 +100,7 @@ const REPEATABLE = new Set(["check", "cpu", "mode", "set", "src"]);
 function refuseRepeats(cmd: Command): void {
   const seen = new Set<string>();
   for (const o of cmd.options) {
-    if (o.isBoolean() || REPEATABLE.has(o.name())) continue;
+    if (o.isBoolean() || REPEATABLE.has(o)) continue;
     cmd.on(`option:${o.name()}`, () => {
       if (seen.has(o.name())) {
         const flag = [o.short, o.long].filter((f) => f !== undefined).join("/");
@@ -121,11 +131,13 @@ function profileOption(): Option {
 
 /** `--set`, as page-table-test, scenario and reproduce take it (repeatable). */
 function setOption(): Option {
-  return new Option(
-    "--set <name=value>",
-    "change one profile parameter for this run, e.g. lock-handoff=800ns or zero-byte=10GB/s " +
-      "(repeatable; the unit defaults to the profile's)",
-  ).argParser(appendRepeats);
+  return repeatable(
+    new Option(
+      "--set <name=value>",
+      "change one profile parameter for this run, e.g. lock-handoff=800ns or zero-byte=10GB/s " +
+        "(repeatable; the unit defaults to the profile's)",
+    ).argParser(appendRepeats),
+  );
 }
 
 /** The package's version, from its package.json (dist/src/cli -> the package root). */
@@ -200,13 +212,15 @@ export function buildProgram(out: (s: string) => void): Command {
         "measurement) and what the fault path did",
     )
     .addOption(
-      new Option(
-        "-m, --mode <mode>",
-        "guest mode: 4 (PA-bits:40, VA-bits:48, 4K pages; the default, the cover letter's), 5 (the " +
-          "same with 64K guest pages), 2 or 3 (PA-bits:48, 4K or 64K pages: a 48-bit IPA, so a " +
-          "stage 2 of four levels); one per run (repeatable as in the selftest, but a mode named " +
-          "twice runs once)",
-      ).argParser(appendRepeats),
+      repeatable(
+        new Option(
+          "-m, --mode <mode>",
+          "guest mode: 4 (PA-bits:40, VA-bits:48, 4K pages; the default, the cover letter's), 5 (the " +
+            "same with 64K guest pages), 2 or 3 (PA-bits:48, 4K or 64K pages: a 48-bit IPA, so a " +
+            "stage 2 of four levels); one per run (repeatable as in the selftest, but a mode named " +
+            "twice runs once)",
+        ).argParser(appendRepeats),
+      ),
     )
     .addOption(
       new Option("-b, --mem <size>", "test memory size, e.g. 64M, 1G, 20G or 0x40000000").default("1G"),
@@ -315,11 +329,13 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .addOption(profileOption())
     .addOption(
-      new Option(
-        "--src <list>",
-        "only these command lines, by their -s (comma-separated: anonymous, anonymous_thp, " +
-          "anonymous_hugetlb_1gb; repeatable); default all three",
-      ).argParser(joinRepeats),
+      repeatable(
+        new Option(
+          "--src <list>",
+          "only these command lines, by their -s (comma-separated: anonymous, anonymous_thp, " +
+            "anonymous_hugetlb_1gb; repeatable); default all three",
+        ).argParser(joinRepeats),
+      ),
     )
     .addOption(releaseOrderOption())
     .addOption(seedOption())

@@ -150,11 +150,13 @@ export function scenarioCommand(name: string | undefined, opts: ScenarioOptions)
  */
 function missingName(check: CheckOption): S2simError {
   const names = CHECK_SCENARIOS.map((s) => s.name);
-  if (typeof check === "string" && names.includes(check)) {
+  // Repeated --check values are joined: the name may be any item of the list.
+  const taken = typeof check === "string" ? check.split(",").find((c) => names.includes(c)) : undefined;
+  if (taken !== undefined) {
     return new S2simError(
       "bad-scenario",
-      `scenario: '${check}' was read as --check's value; put the scenario name first: ` +
-        `s2sim scenario ${check} --check`,
+      `scenario: '${taken}' was read as --check's value; put the scenario name first: ` +
+        `s2sim scenario ${taken} --check`,
     );
   }
   return new S2simError(

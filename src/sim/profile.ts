@@ -226,8 +226,9 @@ function profileFromBytes(read: SmallFile, nameOrPath: string): CostProfile {
 
 /** A profile file's fields, and each parameter's: no others are taken. */
 const FIELDS = ["name", "machine", "parameters"];
-/** Longest profile name: it heads every run's output. */
+/** Longest profile name and machine description: they head every run's output. */
 const MAX_NAME_LENGTH = 64;
+const MAX_MACHINE_LENGTH = 300;
 const PARAMETER_FIELDS = ["value", "unit", "source"];
 
 /**
@@ -263,6 +264,7 @@ export function parseProfile(doc: unknown, where: string): CostProfile {
   if (name.length > MAX_NAME_LENGTH) fail(`'name' must be at most ${MAX_NAME_LENGTH} characters`);
   const machine = string(doc, "machine");
   if (machine.trim() === "") fail("needs a 'machine' describing the machine it prices");
+  if (machine.length > MAX_MACHINE_LENGTH) fail(`'machine' must be at most ${MAX_MACHINE_LENGTH} characters`);
   const raw = own(doc, "parameters");
   if (!isObject(raw)) return fail("needs a 'parameters' object");
   const params = new Map<string, ProfileParameter>();

@@ -44,11 +44,10 @@ const DEFAULT_GUEST_PHY_PAGES = 512;
 const GUEST_PT_MIN_PADDR = 0x180000;
 
 /**
- * Guest page-table pages allocated before the test region is mapped (the PGD and the tables of
- * the code, data and stack mappings). An estimate: the selftest does not print it; it only moves
- * the region's tables within memslot 0.
+ * DEFAULT_STACK_PGS: a vCPU's stack, in guest pages, with 4K guest pages (aarch64's
+ * vm_vcpu_add_default; with larger guest pages a stack is one page).
  */
-const GUEST_PT_PAGES_BEFORE = 16;
+const DEFAULT_STACK_PGS = 5;
 
 /**
  * KVM_UTIL_MIN_PFN (2): the guest's code, data and stacks are allocated from its address up (in
@@ -62,11 +61,21 @@ const DESCRIPTOR_PIECE = 4096;
 /**
  * The guest's stage-1 tables of the test region as virt_map builds them (48-bit VA, the region at
  * GVA 0xc0000000), for a guest page size: which table pages it allocates, and which the walk of a
- * region offset reads that the guest's earlier walks (of its code, data and stacks) did not.
+ * region offset reads that the guest's earlier walks (of its code, data and stacks) did not. Past
+ * 509 GiB of region (4K pages: a new level-1 table) or 253 GiB (64K: another 4 KiB of the level-2
+ * table) the walk reads one more new page, which is not modelled: one S1PTW fault missed per
+ * 512 or 256 GiB.
  */
 interface GuestTables {
   /** The guest's page size. */
   readonly page: number;
+  /**
+   * Table pages the library allocated before the region's: the PGD and the tables of the code,
+   * data and stack mappings. With 4K pages an estimate (the selftest does not print it; it only
+   * moves the region's tables within memslot 0); with 64K pages the PGD, one level-2 and one
+   * level-3 table.
+   */
+  readonly before: number;
   /** Guest table pages virt_map allocates for a region of `size` bytes. */
   pages(size: number): number;
   /**
@@ -85,6 +94,7 @@ interface GuestTables {
  */
 const GUEST_TABLES_4K: GuestTables = {
   page: 4096,
+  before: 16,
   pages: (size) => Math.ceil(size / 2 ** 30) + Math.ceil(size / 2 ** 21),
   walked(base, off, out) {
     const first = base + Math.floor(off / 2 ** 30) * 513 * 4096;
@@ -102,6 +112,7 @@ const GUEST_TABLES_4K: GuestTables = {
  */
 const GUEST_TABLES_64K: GuestTables = {
   page: 65536,
+  before: 3,
   pages: (size) => Math.ceil(size / 2 ** 29),
   walked(base, off, out) {
     out[0] =
@@ -183,6 +194,36 @@ export interface PageTableTestConfig {
   readonly traceEvents?: number;
 }
 
+/**
+ * Where the selftest's library puts the guest's own pages in memslot 0, as far as the model needs
+ * them: the vCPUs' stacks, allocated page by page from KVM_UTIL_MIN_PFN up (the program image before
+ * them is left out: its size is not known), those that do not fit below the page tables after the
+ * tables allocated so far; then the test region's tables, which virt_map allocates after the vCPUs
+ * exist.
+ */
+interface Slot0Layout {
+  /** The IPA of vCPU `i`'s stack's top page, its first store's. */
+  stackTop(i: number): number;
+  /** The IPA of the region's first table page. */
+  readonly tablesIpa: number;
+  /** Bytes used up to the end of the region's tables. */
+  readonly used: number;
+}
+
+function slot0Layout(tables: GuestTables, vcpus: number, size: number): Slot0Layout {
+  const page = tables.page;
+  const stack = (page === 4096 ? DEFAULT_STACK_PGS : 1) * page;
+  const dataMin = KVM_UTIL_MIN_PFN * page;
+  const below = Math.floor((GUEST_PT_MIN_PADDR - dataMin) / stack);
+  const early = GUEST_PT_MIN_PADDR + tables.before * page;
+  const tablesIpa = early + Math.max(0, vcpus - below) * stack;
+  return {
+    stackTop: (i) => (i < below ? dataMin + i * stack : early + (i - below) * stack) + stack - page,
+    tablesIpa,
+    used: tablesIpa + tables.pages(size) * page,
+  };
+}
+
 /** The guest mode of `config` (default 4); errors for one that does not exist or is not modelled. */
 function modeOf(config: PageTableTestConfig): GuestMode {
   const id = config.guestMode ?? DEFAULT_GUEST_MODE.id;
@@ -213,6 +254,8 @@ export interface TestLayout {
   readonly gpa: number;
   /** The guest's stage-1 tables of the region (its guest mode's page size). */
   readonly tables: GuestTables;
+  /** Where the guest's stacks and the region's tables are in memslot 0. */
+  readonly slot0: Slot0Layout;
 }
 
 /**
@@ -227,9 +270,9 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
   const align = Math.max(src.pageSize, tables.page, granule.size);
   const size = Math.ceil(config.memBytes / align) * align;
   if (size <= 0) throw new S2simError("bad-size", "the test region must not be empty");
-  // Memslot 0: the guest's own pages plus the test region's page tables.
-  const slot0Raw =
-    GUEST_PT_MIN_PADDR + (GUEST_PT_PAGES_BEFORE + tables.pages(size) + DEFAULT_GUEST_PHY_PAGES) * tables.page;
+  // Memslot 0: the guest's own pages, the test region's page tables, then the library's pages.
+  const slot0 = slot0Layout(tables, config.vcpus, size);
+  const slot0Raw = slot0.used + DEFAULT_GUEST_PHY_PAGES * tables.page;
   const slot0Size = config.guestTables ? Math.ceil(slot0Raw / 2 ** 21) * 2 ** 21 : 0;
   const { ipaBits, ipaLimit } = stage2Geometry(granule, vmIpaBits(vmIpaOf(config)));
   const page = granule.size;
@@ -254,7 +297,7 @@ export function testLayout(config: PageTableTestConfig): TestLayout {
         `own pages and its page tables for the region up to GPA ${hex(slot0Size)}`,
     );
   }
-  return { src, granule, size, slot0Size, gpa, tables };
+  return { src, granule, size, slot0Size, gpa, tables, slot0 };
 }
 
 /**
@@ -304,9 +347,12 @@ export class PageTableTest {
   private readonly tablesIpa: number = -1;
   /** The guest's stage-1 tables of the region (its page size). */
   readonly guestTables: GuestTables;
+  /** Where the guest's stacks and the region's tables are in memslot 0. */
+  private readonly slot0Layout: Slot0Layout;
 
   constructor(readonly config: PageTableTestConfig) {
-    const { src, granule, size, slot0Size, gpa, tables } = testLayout(config);
+    const { src, granule, size, slot0Size, gpa, tables, slot0 } = testLayout(config);
+    this.slot0Layout = slot0;
     this.size = size;
     this.guestTables = tables;
     const tablePages = tables.pages(size);
@@ -324,7 +370,7 @@ export class PageTableTest {
     });
     if (config.guestTables) {
       this.slot0 = this.vm.addMemory(0, 0, slot0Size, SLOT0_HVA, "anonymous");
-      this.tablesIpa = GUEST_PT_MIN_PADDR + GUEST_PT_PAGES_BEFORE * tables.page;
+      this.tablesIpa = slot0.tablesIpa;
       // The VMM wrote the guest's page tables before the guest ran: those host pages are present.
       this.vm.host.populate(SLOT0_HVA + this.tablesIpa, tablePages * tables.page);
     }
@@ -384,22 +430,17 @@ export class PageTableTest {
    * KVM_BEFORE_MAPPINGS, as far as later stages can tell: each vCPU's first entry runs guest_code
    * from memslot 0, whose first stage-2 fault on its own stack tops up its memcache and, for the
    * first vCPU, builds the stage-2 tables of memslot 0's first 2 MiB. Modelled as one write per
-   * vCPU, in id order, to a page of memslot 0 of its own below the page tables (the code and data
-   * pages it also touches are shared and change nothing later stages see; the vCPUs past the 382
-   * pages there take pages after the region's tables). Untimed, as in the selftest, and only with
-   * memslot 0 modelled (`guestTables`). With 16K or 64K host pages several vCPUs' pages share one
-   * host page, and only the first of them faults there, as vCPU stacks 4K-packed in one host page
-   * would; the others top up at their first fault in CREATE.
+   * vCPU, in id order, to the top page of its stack ({@link Slot0Layout}; the code and data pages
+   * it also touches are shared and change nothing later stages see). Untimed, as in the selftest,
+   * and only with memslot 0 modelled (`guestTables`). With 16K or 64K host pages several vCPUs'
+   * stack tops may share one host page, and only the first of them faults there; the others top up
+   * at their first fault in CREATE.
    */
   private beforeMappings(): void {
     if (this.slot0 === null) return;
-    const page = this.guestTables.page;
-    const dataMin = KVM_UTIL_MIN_PFN * page;
-    const below = (GUEST_PT_MIN_PADDR - dataMin) / page;
-    const after = this.tablesIpa + this.guestTables.pages(this.size) * page;
     for (const vcpu of this.vm.vcpus) {
       const i = vcpu.id;
-      const ipa = i < below ? dataMin + i * page : after + (i - below) * page;
+      const ipa = this.slot0Layout.stackTop(i);
       this.vm.untimedVcpu = i;
       try {
         runToCompletion(guestAccess(this.vm, vcpu, { ipa, write: true, exec: false, s1ptw: false }));
@@ -522,9 +563,9 @@ export class GuestAccessCursor {
 
   /**
    * How many of the accesses after the current one each step one host page on from the one
-   * before, in the same direction and with the same stage-1 tables (within the guest's 2 MiB
-   * level-3 table and the region, and in UPDATE within the large page's reads), for the
-   * simulator's fast-forward; 0 before the first access.
+   * before, in the same direction and with the same stage-1 tables (within the span of region
+   * the guest's tables read for it, GuestTables.span, and the region, and in UPDATE within the
+   * large page's reads), for the simulator's fast-forward; 0 before the first access.
    */
   pageRun(): number {
     const t = this.test;

@@ -88,8 +88,9 @@ describe("kvm_page_table_test under every checker", () => {
       { checks: parseChecks("coherence"), mode: "collect" },
     );
     const first = r.check!.violations[0]!;
-    // vCPU 0's stack page in memslot 0, faulted before CREATE.
-    assert.equal(first.ipa, 0x2000);
+    // The top page of vCPU 0's stack (five pages from KVM_UTIL_MIN_PFN) in memslot 0, faulted
+    // before CREATE.
+    assert.equal(first.ipa, 0x6000);
     assert.equal(first.vcpu, 0);
     assert.ok(Number.isNaN(first.timePs));
     assert.match(formatViolation(first), /^coherence violation at untimed on vCPU 0: /);

@@ -164,6 +164,11 @@ describe("s2sim checkers on the command line", () => {
         ["--check", "split"],
         "scenario: 'split' was read as --check's value; put the scenario name first: s2sim scenario split --check",
       ],
+      // A repeated --check joins its lists, the name among them.
+      [
+        ["--check", "bbm", "--check", "split"],
+        "scenario: 'split' was read as --check's value; put the scenario name first: s2sim scenario split --check",
+      ],
       [[], "scenario: missing the scenario name; scenarios: first-touch, split, coalesce, coalesce-unclean"],
     ] as Array<[string[], string]>) {
       const r = await s2sim("scenario", ...args);

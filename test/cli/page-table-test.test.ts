@@ -311,6 +311,12 @@ describe("s2sim page-table-test", () => {
       ["-m", "4", "-m", "7"],
       /^s2sim: guest mode 7 .* is not modelled/m,
     ],
+    // page-table-test's -s takes one backing (reproduce's --src is a list that may repeat).
+    [
+      "-s given twice",
+      ["-s", "anonymous_thp", "-s", "anonymous"],
+      /^s2sim: -s\/--src was given twice; give it once$/m,
+    ],
     [
       "--kernel given twice",
       ["--kernel", "v5.12", "--kernel", "v5.14"],
@@ -730,6 +736,11 @@ describe("s2sim page-table-test", () => {
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout) as { guest_mode: number; ipa_bits: number; gpa: number };
     assert.deepEqual([j.guest_mode, j.ipa_bits, j.gpa], [2, 48, 2 ** 48 - 2 ** 21 - 4096]);
+    // -p is checked against the mode's 48-bit IPA space, not mode 4's 40 bits.
+    const high = await s2sim("page-table-test", "-m", "2", "-b", "8M", "-p", "0x100000000000", "--dry-run");
+    assert.equal(high.code, 0, high.stderr);
+    const beyond = await s2sim("page-table-test", "-m", "2", "-b", "8M", "-p", "0x1000000000000");
+    assert.match(beyond.stderr, /is beyond the 48-bit IPA space/);
     const text = await s2sim("page-table-test", "-m", "2", "-b", "2M");
     assert.match(text.stdout, /^Testing guest mode: PA-bits:48, {2}VA-bits:48, {2}4K pages$/m);
     assert.match(text.stdout, /^Guest physical test memory offset: 0xffffffdff000$/m);

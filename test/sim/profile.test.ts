@@ -184,6 +184,7 @@ describe("profile files", () => {
       [(d) => (d["name"] = "   "), /profile 't': needs a non-empty 'name'/],
       [(d) => (d["name"] = "k".repeat(65)), /profile 't': 'name' must be at most 64 characters/],
       [(d) => (d["machine"] = " "), /profile 't': needs a 'machine' describing the machine it prices/],
+      [(d) => (d["machine"] = "m".repeat(301)), /profile 't': 'machine' must be at most 300 characters/],
     ];
     for (const [change, re] of cases) assert.throws(() => parseProfile(changed(change), "t"), re);
     assert.equal(
