@@ -511,9 +511,13 @@ function timelineOption(text: string, pageSize: number, memBytes: number): numbe
 function timelineBlock(t: StageTimeline, report: SimReport): string[] {
   const page = backingPageSize(report.backing);
   const unit = t.chunk_bytes === page ? "" : ` (per ${humanBytes(page)} page)`;
-  const lines = [
-    `  along the region, per ${humanBytes(t.chunk_bytes)}${unit}: done = when the last fault there was handled`,
-  ];
+  // A chunk as large as the region or larger is the whole region: say so rather than name a size
+  // no row has.
+  const per =
+    t.chunk_bytes >= report.mem_bytes
+      ? `in one chunk, the whole ${humanBytes(report.mem_bytes)} region`
+      : `per ${humanBytes(t.chunk_bytes)}`;
+  const lines = [`  along the region, ${per}${unit}: done = when the last fault there was handled`];
   let before = 0;
   const rows = t.rows.map((r) => {
     const took = r.done_s === null ? "-" : `${((r.done_s - before) * 1e3).toFixed(2)}`;

@@ -237,7 +237,7 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .addOption(
       new Option(
-        "--kernel <version>",
+        "-k, --kernel <version>",
         "kernel to model; both: v5.12 then v5.14, and a table comparing their stages",
       )
         .choices([...KERNEL_CHOICES, "both"])
@@ -296,7 +296,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .argument("[name]", "scenario name, or 'list'")
     .usage("[options] <name>")
     .addOption(
-      new Option("--kernel <version>", "kernel to model; both: v5.12, then v5.14")
+      new Option("-k, --kernel <version>", "kernel to model; both: v5.12, then v5.14")
         .choices([...KERNEL_CHOICES, "both"])
         .default("v5.14"),
     )

@@ -183,6 +183,12 @@ describe("s2sim page-table-test", () => {
     for (const offset of ["0x0", "0x400000", "0x800000", "0xc00000"]) {
       assert.match(r.stdout, new RegExp(`^ +${offset} +\\d`, "m"), offset);
     }
+    // A chunk the size of the region or larger: one row, named as the whole region.
+    const whole = await s2sim("page-table-test", ...SMALL, "--timeline", "64M");
+    assert.match(
+      whole.stdout,
+      /^ {2}along the region, in one chunk, the whole 16 MiB region \(per 4 KiB page\): /m,
+    );
   });
 
   const errors: Array<[string, string[], RegExp]> = [
@@ -318,9 +324,9 @@ describe("s2sim page-table-test", () => {
       /^s2sim: -s\/--src was given twice; give it once$/m,
     ],
     [
-      "--kernel given twice",
-      ["--kernel", "v5.12", "--kernel", "v5.14"],
-      /^s2sim: --kernel was given twice; give it once$/m,
+      "--kernel given twice, once as -k (as trace and scenario take it)",
+      ["-k", "v5.12", "--kernel", "v5.14"],
+      /^s2sim: -k\/--kernel was given twice; give it once$/m,
     ],
     [
       "-b given again as --mem",
