@@ -461,3 +461,44 @@ for (const kernel of KERNEL_VERSIONS) {
     });
   }
 }
+
+// Coherence is judged per host page: a clean covering all of a page but its last line leaves the
+// page unclean, and a leaf installed over it without its CMO (install-no-cmo) is reported; the
+// whole page cleaned, it is not. (HostPhys's unit test states the marks; this states the checker.)
+for (const partial of [true, false]) {
+  test(`coherence: a page cleaned ${partial ? "all but its last line" : "whole"} by the host, then mapped without the CMO`, () => {
+    const found = runCheckScenario(
+      {
+        name: "host-cleaned-page",
+        summary: "the VMM writes page 0 and cleans it to the PoC itself, then a vCPU reads it",
+        backing: "anonymous",
+        vcpus: 1,
+        memBytes: 4 * 4096,
+        provokes: [],
+        steps: [
+          {
+            kind: "host",
+            what: `the VMM writes page 0, then cleans ${partial ? "all but its last line" : "it"}`,
+            run: (vm) => {
+              const hva = vm.memslots.slots.find((s) => s.id === 1)!.hvaOf(SCENARIO_GPA);
+              vm.host.populate(hva, 4096);
+              assert.ok(vm.host.gupNoFault(hva, false, false));
+              vm.hostPhys.cleanToPoc(vm.host.gupPa, partial ? 4096 - 64 : 4096);
+            },
+          },
+          { kind: "run", what: "vCPU 0 reads page 0", vcpus: [[r(0)]] },
+        ],
+      },
+      profile,
+      { kernel: "v5.14", inject: "install-no-cmo", checks: parseChecks("coherence"), mode: "collect" },
+    ).violations;
+    if (!partial) assert.deepEqual(found, []);
+    else {
+      assert.equal(found.length, 1);
+      assert.match(
+        found[0]!.what,
+        /^L3 leaf IPA 0x40000000 -> PA 0x[0-9a-f]+ \(4K\) becomes guest-visible while host page 0x[0-9a-f]+ holds host writes not cleaned to the PoC$/,
+      );
+    }
+  });
+}
