@@ -66,7 +66,7 @@ const DESCRIPTOR_PIECE = 4096;
  * table) the walk reads one more new page, which is not modelled: one S1PTW fault missed per
  * 512 or 256 GiB.
  */
-interface GuestTables {
+export interface GuestTables {
   /** The guest's page size. */
   readonly page: number;
   /**
@@ -123,7 +123,7 @@ const GUEST_TABLES_64K: GuestTables = {
 };
 
 /** The guest table layout of a guest page size. */
-function guestTables(pageSize: number): GuestTables {
+export function guestTables(pageSize: number): GuestTables {
   if (pageSize === 4096) return GUEST_TABLES_4K;
   if (pageSize === 65536) return GUEST_TABLES_64K;
   throw new Error(`no guest table layout for ${pageSize}-byte guest pages`);

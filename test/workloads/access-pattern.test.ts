@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { PageTableTest, type TestStage, testLayout } from "../../src/workloads/page-table-test.js";
+import fc from "fast-check";
+import {
+  guestTables,
+  PageTableTest,
+  type TestStage,
+  testLayout,
+} from "../../src/workloads/page-table-test.js";
 
 const K4 = 4096;
 const M2 = 2 ** 21;
@@ -104,4 +110,43 @@ test("KVM_BEFORE_MAPPINGS (untimed, before CREATE): every memcache topped up, me
     assert.equal(walked[0], 0x190000 + (vcpus === 400 ? 324 * 0x5000 : 0));
     assert.equal(t.vm.pgt.lookup(walked[0]!).level, 3);
   }
+});
+
+// The guest's tables against a plain model of virt_map's walk (48-bit VA, region at GVA
+// 0xc0000000): for 4K pages the level-2 table of the offset's GiB and its level-3 table (a GiB's
+// tables are allocated together: the level-2 table, then its 512 level-3 ones); for 64K pages the
+// 4 KiB of the 512 MiB's level-3 table holding the descriptor (8 bytes a page). Every page read
+// was allocated, and the pages read stay the same over each span.
+test("the guest's table pages each region offset's walk reads, for 4K and 64K guest pages", () => {
+  const base = 0x190000;
+  const reference = (page: number, off: number): number[] => {
+    if (page === 4096) {
+      const gib = Math.floor(off / 2 ** 30);
+      const l2 = base + gib * 513 * 4096;
+      return [l2, l2 + 4096 + Math.floor((off % 2 ** 30) / 4096 / 512) * 4096];
+    }
+    const l3 = base + Math.floor(off / 2 ** 29) * 65536;
+    const descriptor = (Math.floor((off % 2 ** 29) / 65536) * 8) >>> 0;
+    return [l3 + Math.floor(descriptor / 4096) * 4096];
+  };
+  fc.assert(
+    fc.property(
+      fc.constantFrom(4096, 65536),
+      fc.integer({ min: 1, max: 4096 }),
+      fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+      (page, mib, at) => {
+        const t = guestTables(page);
+        const size = mib * 2 ** 20;
+        const off = Math.floor((at * size) / 4096) * 4096;
+        const out = new Float64Array(2);
+        const n = t.walked(base, off, out);
+        assert.deepEqual([...out.subarray(0, n)], reference(page, off));
+        for (const ipa of out.subarray(0, n)) assert.ok(ipa >= base && ipa < base + t.pages(size) * page);
+        const start = new Float64Array(2);
+        t.walked(base, Math.floor(off / t.span) * t.span, start);
+        assert.deepEqual(start, out);
+      },
+    ),
+    { numRuns: 500, seed: 20261207 },
+  );
 });
