@@ -5,12 +5,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import {
-  guestTables,
-  PageTableTest,
-  type TestStage,
-  testLayout,
-} from "../../src/workloads/page-table-test.js";
+import { guestTables } from "../../src/workloads/guest-layout.js";
+import { PageTableTest, type TestStage, testLayout } from "../../src/workloads/page-table-test.js";
 
 const K4 = 4096;
 const M2 = 2 ** 21;
