@@ -44,6 +44,11 @@ export interface ProfileOverride {
   readonly unit: string;
   /** The file's value and unit, for reports. */
   readonly was: { readonly value: number; readonly unit: string };
+  /**
+   * For a cost the engine adds to its integer clock (a lock's), the whole picoseconds it uses,
+   * when the value given is not a whole number of them.
+   */
+  readonly rounded_ps?: number;
 }
 
 /** `name=value[unit]` as the command line gives it; the unit defaults to the profile's. */
@@ -115,7 +120,16 @@ export function withOverrides(profile: CostProfile, settings: readonly ProfileSe
     { name: profile.name, machine: profile.machine, parameters },
     `${profile.name} with --set`,
   );
-  return { ...changed, overrides };
+  // The value as given, in picoseconds (a clock cost's unit is a time: parseProfile checked it).
+  const told = overrides.map((o) => {
+    if (!CLOCK_COSTS.has(o.parameter as (typeof WORK_ITEMS)[number]) && o.parameter !== "vcpu-release")
+      return o;
+    const ps = o.value * TIME_UNITS.get(o.unit)!;
+    const whole = Math.round(ps);
+    // Not a whole number beyond a unit conversion's rounding error (1.1 us is 1100000.0000000002 ps).
+    return Math.abs(ps - whole) <= 1e-9 * Math.max(1, ps) ? o : { ...o, rounded_ps: whole };
+  });
+  return { ...changed, overrides: told };
 }
 
 // Maps, not object literals: a name from a file or the command line (`toString`, `__proto__`)

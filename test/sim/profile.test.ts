@@ -91,6 +91,24 @@ describe("profile --set", () => {
     assert.equal(p.vcpuRelease, 2735);
     // A cost charged through a segment's total (rounded there) keeps its fraction.
     assert.equal(p.workCost[W["exit"]], 544.25);
+    // The overrides say what the clock takes where it is not what was given (for the header),
+    // and not for a value whole but for a unit conversion's rounding (1.1 us).
+    assert.deepEqual(
+      p.overrides.map((o) => [o.parameter, o.rounded_ps]),
+      [
+        ["lock-handoff", 1104],
+        ["host-lock-handoff", 93],
+        ["lock-acquire", 65],
+        ["mutex-wakeup", 0],
+        ["vcpu-release", 2735],
+        ["exit", undefined],
+      ],
+    );
+    const whole = withOverrides(base, ["lock-handoff=1.1us", "lock-acquire=1e-9ns"].map(parseSetting));
+    assert.deepEqual(
+      whole.overrides.map((o) => o.rounded_ps),
+      [undefined, 0],
+    );
   });
 
   it("refuses unknown parameters, a parameter set twice and values the file could not hold", () => {
