@@ -40,6 +40,24 @@ describe("kvm_page_table_test under every checker", () => {
     }
   }
 
+  // The other guest modes: a 48-bit IPA (four stage-2 levels from level 0) and 64K guest pages.
+  for (const [guestMode, backing] of [
+    [2, "anonymous_thp"],
+    [3, "anonymous"],
+    [5, "anonymous_hugetlb"],
+  ] as const) {
+    it(`v5.14 ${backing} in guest mode ${guestMode}: no violation`, () => {
+      const r = simulatePageTableTest(
+        { kernel: "v5.14", backing, memBytes: 8 << 20, vcpus: 3, guestMode },
+        profile,
+        undefined,
+        3,
+        { checks: parseChecks("all"), mode: "collect" },
+      );
+      assert.deepEqual(r.check!.violations.map(formatViolation), []);
+    });
+  }
+
   it("a CPU with FEAT_TTL: the level hint on a table unlink is reported (a known bug of both kernels)", () => {
     // v5.12 and v5.14 unmap an empty table with a TLBI by IPA hinted at the table's level; with
     // FEAT_TTL a hint names a leaf level, so the walk caches may keep the way to the freed table
