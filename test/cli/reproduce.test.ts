@@ -353,6 +353,26 @@ describe("s2sim reproduce", () => {
     );
   });
 
+  it(
+    "shows what the stages did: the D-cache cleaned, and the cleaning against the stage's time",
+    { timeout: 120_000 },
+    async () => {
+      const r = await s2sim("reproduce", "--mem-scale", "1/1024", "--src", "anonymous_hugetlb_1gb");
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^What the simulated stages did: the D-cache cleaned to the PoC \(DC CIVAC\)/m);
+      // One 1 GiB page (the scaled region rounds up to it), 40 vCPUs: before the series each of the
+      // 40 vCPUs' faults cleans the whole block under mmu_lock, after it only the installer does;
+      // the cleaning is nearly all of the stage before.
+      const create =
+        /^-m 4 -s anonymous_hugetlb_1gb -b 20G -v 40 \[-b 1G\] +KVM_CREATE_MAPPINGS +(\S+ \S+) +(\S+ \S+) +([\d.]+) % +([\d.]+) %$/m.exec(
+          r.stdout,
+        );
+      assert.ok(create !== null, r.stdout);
+      assert.deepEqual([create[1], create[2]], ["40.0 GiB", "1.00 GiB"]);
+      assert.ok(Number(create[3]) > 95 && Number(create[4]) < Number(create[3]), create[0]);
+    },
+  );
+
   it("renders a subset of the runs with the verdict over those rows only", () => {
     const rows: ReproduceRow[] = EXPECTED.filter((e) => e.src === "anonymous_thp").map((e) => ({
       ...e,
