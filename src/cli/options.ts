@@ -159,9 +159,9 @@ export function overridesText(profile: CostProfile): string | null {
   if (profile.overrides.length === 0) return null;
   const each = profile.overrides.map(
     (o) =>
-      `${o.parameter} ${o.value} ${o.unit}` +
-      (o.rounded_ps === undefined ? "" : ` (the engine's clock takes ${o.rounded_ps} ps)`) +
-      ` (the profile's: ${o.was.value} ${o.was.unit})`,
+      `${o.parameter} ${o.value} ${o.unit} (` +
+      (o.rounded_ps === undefined ? "" : `the engine's clock takes ${o.rounded_ps} ps; `) +
+      `the profile's: ${o.was.value} ${o.was.unit})`,
   );
   return `changed with --set: ${each.join(", ")}`;
 }

@@ -120,14 +120,20 @@ export function withOverrides(profile: CostProfile, settings: readonly ProfileSe
     { name: profile.name, machine: profile.machine, parameters },
     `${profile.name} with --set`,
   );
-  // The value as given, in picoseconds (a clock cost's unit is a time: parseProfile checked it).
+  // What the engine's clock takes (parseProfile rounded it), against the value as given in
+  // picoseconds (a clock cost's unit is a time: parseProfile checked it).
   const told = overrides.map((o) => {
-    if (!CLOCK_COSTS.has(o.parameter as (typeof WORK_ITEMS)[number]) && o.parameter !== "vcpu-release")
-      return o;
-    const ps = o.value * TIME_UNITS.get(o.unit)!;
-    const whole = Math.round(ps);
-    // Not a whole number beyond a unit conversion's rounding error (1.1 us is 1100000.0000000002 ps).
-    return Math.abs(ps - whole) <= 1e-9 * Math.max(1, ps) ? o : { ...o, rounded_ps: whole };
+    const item = WORK_ITEMS.indexOf(o.parameter as (typeof WORK_ITEMS)[number]);
+    const used =
+      o.parameter === "vcpu-release"
+        ? changed.vcpuRelease
+        : item >= 0 && CLOCK_COSTS.has(WORK_ITEMS[item]!)
+          ? changed.workCost[item]!
+          : null;
+    if (used === null) return o;
+    const given = o.value * TIME_UNITS.get(o.unit)!;
+    // Equal but for a unit conversion's rounding error (1.1 us is 1100000.0000000002 ps).
+    return Math.abs(given - used) <= 1e-12 * Math.max(1, given) ? o : { ...o, rounded_ps: used };
   });
   return { ...changed, overrides: told };
 }

@@ -55,6 +55,12 @@ describe("kvm_page_table_test under every checker", () => {
         { checks: parseChecks("all"), mode: "collect" },
       );
       assert.deepEqual(r.check!.violations.map(formatViolation), []);
+      // The mode ran: its IPA size, and its guest pages' S1PTW faults (8 MiB: 5 with 4K pages,
+      // an L2 table and 4 L3 tables; 1 with 64K, a 4 KiB piece of one L3 table; per vCPU at most).
+      assert.equal(r.ipa_bits, guestMode === 5 ? 40 : 48);
+      const s1ptw = r.stages.reduce((a, s) => a + s.s1ptw_faults, 0);
+      if (guestMode === 2) assert.ok(s1ptw >= 5, `${s1ptw}`);
+      else assert.ok(s1ptw >= 1 && s1ptw <= 3, `${s1ptw}`);
     });
   }
 

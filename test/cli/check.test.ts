@@ -289,6 +289,12 @@ describe("s2sim checkers on the command line", () => {
       s2sim("scenario", "split", "--set", "dc-civac-line=20ns"),
     ]);
     assert.match(set.stdout, /^changed with --set: dc-civac-line 20 ns \(the profile's: [\d.]+ ns\)$/m);
+    // A lock cost the engine's clock takes in whole picoseconds says what it takes.
+    const lock = await s2sim("scenario", "split", "--set", "lock-handoff=2.4996ps");
+    assert.match(
+      lock.stdout,
+      /^changed with --set: lock-handoff 2\.4996 ps \(the engine's clock takes 3 ps; the profile's: 1100 ns\)$/m,
+    );
     const firstStep = (out: string): string => /^ {2}1\. .* done at (.*)$/m.exec(out)![1]!;
     assert.notEqual(firstStep(set.stdout), firstStep(plain.stdout), "the 2M block's clean costs more");
     const json = await s2sim("scenario", "split", "--set", "dc-civac-line=20ns", "--json");

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { W } from "../../src/common/work.js";
 import { repoRoot } from "../repo-root.js";
 import { loadProfile, parseProfile, parseSetting, withOverrides } from "../../src/sim/profile.js";
@@ -108,6 +109,37 @@ describe("profile --set", () => {
     assert.deepEqual(
       whole.overrides.map((o) => o.rounded_ps),
       [undefined, 0],
+    );
+  });
+
+  it("names what the engine's clock takes, whatever the value and unit (a property)", () => {
+    const units: Array<[string, number]> = [
+      ["ps", 1],
+      ["ns", 1e3],
+      ["us", 1e6],
+      ["ms", 1e9],
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom("lock-handoff", "host-lock-handoff", "lock-acquire", "mutex-wakeup", "vcpu-release"),
+        fc.constantFrom(...units),
+        fc.oneof(
+          fc.double({ min: 0, max: 1e6, noNaN: true }),
+          fc.integer({ min: 0, max: 10_000 }).map((n) => n + 0.4995),
+          fc.integer({ min: 0, max: 10_000 }).map((n) => n + 0.5),
+        ),
+        (param, [unit, scale], ps) => {
+          if (param === "vcpu-release" && unit === "ps") return;
+          const value = ps / scale;
+          const p = withOverrides(base, [parseSetting(`${param}=${value}${unit}`)]);
+          const used = param === "vcpu-release" ? p.vcpuRelease : p.workCost[W[param as "lock-handoff"]]!;
+          const o = p.overrides[0]!;
+          // The note, when there is one, is what runs; without one, what was given runs.
+          if (o.rounded_ps !== undefined) assert.equal(o.rounded_ps, used);
+          else assert.ok(Math.abs(value * scale - used) <= 1e-12 * Math.max(1, used), `${value}${unit}`);
+        },
+      ),
+      { numRuns: 400, seed: 20261207 },
     );
   });
 
