@@ -145,7 +145,7 @@ export function withOverrides(profile: CostProfile, settings: readonly ProfileSe
 const EXTRA: ReadonlyMap<string, readonly string[]> = new Map([
   ["tlb-entries", ["entries"]],
   ["tlb-ways", ["ways"]],
-  ["vcpu-release", ["ns", "us", "ms"]],
+  ["vcpu-release", ["ps", "ns", "us", "ms"]],
 ]);
 
 /** Every parameter a profile has. */

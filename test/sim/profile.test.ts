@@ -129,7 +129,6 @@ describe("profile --set", () => {
           fc.integer({ min: 0, max: 10_000 }).map((n) => n + 0.5),
         ),
         (param, [unit, scale], ps) => {
-          if (param === "vcpu-release" && unit === "ps") return;
           const value = ps / scale;
           const p = withOverrides(base, [parseSetting(`${param}=${value}${unit}`)]);
           const used = param === "vcpu-release" ? p.vcpuRelease : p.workCost[W[param as "lock-handoff"]]!;
