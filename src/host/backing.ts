@@ -106,9 +106,16 @@ export function backingSource(name: string, g: Granule): BackingSource {
   const m = /^anonymous_hugetlb_(\w+)$/.exec(name);
   const entry = m ? HUGETLB_SIZES.find(([n]) => n === m[1]) : undefined;
   if (!entry) {
+    // The names this host runs first; the selftest's others need other hugetlb page sizes.
+    const runs = backingNames().filter((n) => {
+      const hugetlb = HUGETLB_SIZES.find(([s]) => n === `anonymous_hugetlb_${s}`);
+      return hugetlb === undefined || hugetlbSizes(g).includes(hugetlb[1]);
+    });
+    const others = backingNames().filter((n) => !runs.includes(n));
     throw new S2simError(
       "unknown-backing",
-      `unknown backing source "${name}"; known: ${backingNames().join(", ")}`,
+      `unknown backing source "${name}"; on this ${g.name}-page host: ${runs.join(", ")}` +
+        (others.length > 0 ? ` (the selftest also names ${others.join(", ")}, for other page sizes)` : ""),
     );
   }
   if (!hugetlbSizes(g).includes(entry[1])) unsupported(entry[1]);

@@ -196,7 +196,11 @@ describe("s2sim page-table-test", () => {
     ["unparsable -b", ["-b", "lots"], /"lots" is not a size/],
     ["-v 0", ["-v", "0"], /vCPU count .* between 1 and 512/],
     ["-v 513", ["-v", "513"], /vCPU count .* between 1 and 512/],
-    ["unknown -s", ["-s", "anonymous_bogus"], /unknown backing source "anonymous_bogus"/],
+    [
+      "unknown -s",
+      ["-s", "anonymous_bogus"],
+      /unknown backing source "anonymous_bogus"; on this 4K-page host: anonymous, anonymous_thp, anonymous_hugetlb, anonymous_hugetlb_64kb, anonymous_hugetlb_2mb, anonymous_hugetlb_32mb, anonymous_hugetlb_1gb, shmem, shared_hugetlb \(the selftest also names anonymous_hugetlb_16kb, .*, for other page sizes\)$/m,
+    ],
     [
       "-m 6",
       ["-m", "6"],
