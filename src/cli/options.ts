@@ -187,6 +187,11 @@ export function timespec(seconds: number): string {
   return `${s}.${String(ns - s * 1e9).padStart(9, "0")}s`;
 }
 
+/** A fraction as an unsigned percentage with one decimal (`99.0 %`), or `-` for NaN. */
+export function share(fraction: number): string {
+  return Number.isNaN(fraction) ? "-" : `${(100 * fraction).toFixed(1)} %`;
+}
+
 /** A whole number with thousands separators (stable across locales). */
 export function count(n: number): string {
   return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");

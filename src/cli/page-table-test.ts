@@ -11,7 +11,12 @@ import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig } from "../workloads/page-table-test.js";
 import { parseReleaseOrder } from "../workloads/release-order.js";
 import { TEST_HVA, TEST_STAGES } from "../workloads/page-table-test.js";
-import { type SimReport, type SimStageReport, simulatePageTableTest } from "../workloads/page-table-sim.js";
+import {
+  cleaningShare,
+  type SimReport,
+  type SimStageReport,
+  simulatePageTableTest,
+} from "../workloads/page-table-sim.js";
 import type { StageTimeline } from "../workloads/timeline.js";
 import type { StageTrace } from "../workloads/event-trace.js";
 import { DEFAULT_GUEST_MODE, type GuestMode } from "../workloads/guest-modes.js";
@@ -42,6 +47,7 @@ import {
   releaseOrderText,
   loadProfileOption,
   seconds,
+  share,
   timespec,
 } from "./options.js";
 import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
@@ -259,6 +265,9 @@ interface StageComparison {
   readonly gain: number;
   readonly dcache_bytes_before: number;
   readonly dcache_bytes_after: number;
+  /** The cleaning's CPU time against the stage's (cleaningShare; null for a stage of no time). */
+  readonly cleaning_share_before: number | null;
+  readonly cleaning_share_after: number | null;
 }
 
 /** The stages of two runs of the same options on two kernels, side by side. */
@@ -272,8 +281,15 @@ function comparison(before: SimReport, after: SimReport): StageComparison[] {
       gain: (b.simulated_s - a.simulated_s) / b.simulated_s,
       dcache_bytes_before: b.cmo_bytes.dcache,
       dcache_bytes_after: a.cmo_bytes.dcache,
+      cleaning_share_before: orNull(cleaningShare(b)),
+      cleaning_share_after: orNull(cleaningShare(a)),
     };
   });
+}
+
+/** NaN as null, for JSON. */
+function orNull(x: number): number | null {
+  return Number.isNaN(x) ? null : x;
 }
 
 /** `--kernel both`'s closing table. */
@@ -286,12 +302,26 @@ function comparisonText(before: SimReport, after: SimReport): string {
     pct(c.gain),
     humanBytes(c.dcache_bytes_before),
     humanBytes(c.dcache_bytes_after),
+    share(c.cleaning_share_before ?? Number.NaN),
+    share(c.cleaning_share_after ?? Number.NaN),
   ]);
   return [
     `${kb} (before) against ${ka} (after), simulated (model predictions); gain = (before - after) / before:`,
     ...columns(
-      [["stage", `${kb} s`, `${ka} s`, "gain", `D-cache cleaned ${kb}`, `D-cache cleaned ${ka}`], ...rows],
-      [false, true, true, true, true, true],
+      [
+        [
+          "stage",
+          `${kb} s`,
+          `${ka} s`,
+          "gain",
+          `D-cache cleaned ${kb}`,
+          `D-cache cleaned ${ka}`,
+          `cleaning / stage ${kb}`,
+          `cleaning / stage ${ka}`,
+        ],
+        ...rows,
+      ],
+      [false, true, true, true, true, true, true, true],
     ),
   ].join("\n");
 }

@@ -11,7 +11,7 @@ import { S2simError } from "../common/error.js";
 import { sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig, TestStage } from "../workloads/page-table-test.js";
-import type { SimReport } from "../workloads/page-table-sim.js";
+import { cleaningShare, type SimReport } from "../workloads/page-table-sim.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
 import type { CostProfile } from "../sim/profile.js";
 import { parseReleaseOrder, type ReleaseOrder } from "../workloads/release-order.js";
@@ -28,6 +28,7 @@ import {
   loadProfileOption,
   releaseOrderText,
   seconds,
+  share,
 } from "./options.js";
 import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
 import { checkMemory, memoryBudget } from "./memory.js";
@@ -197,11 +198,6 @@ function mechanismTable(
   reports: ReadonlyArray<{ src: string; kernel: KernelVersion; report: SimReport }>,
 ): string[] {
   const src = PUBLISHED_SOURCE;
-  type Stage = SimReport["stages"][number];
-  const cleaning = (s: Stage): string => {
-    const t = s.attribution.find((a) => a.category.startsWith("D-cache"))?.vcpu_s ?? 0;
-    return s.simulated_s > 0 ? `${((100 * t) / s.simulated_s).toFixed(1)} %` : "-";
-  };
   const table: string[][] = [
     ["command line", "stage", "D-cache cleaned", "", "cleaning / stage time", ""],
     ["", "", "before", "after", "before", "after"],
@@ -222,8 +218,8 @@ function mechanismTable(
         p.label,
         humanBytes(b.cmo_bytes.dcache),
         humanBytes(a.cmo_bytes.dcache),
-        cleaning(b),
-        cleaning(a),
+        share(cleaningShare(b)),
+        share(cleaningShare(a)),
       ]);
     });
   }
