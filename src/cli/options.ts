@@ -11,10 +11,9 @@ import type { KernelVersion } from "../pgtable/kernel.js";
 import { type CostProfile, loadProfile, parseSetting, withOverrides } from "../sim/profile.js";
 import {
   DEFAULT_GUEST_MODE,
-  GUEST_MODES,
   type GuestMode,
-  guestMode,
-  MODELLED_GUEST_MODES,
+  MODELLED_HINT,
+  modelledGuestMode,
 } from "../workloads/guest-modes.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
@@ -35,22 +34,7 @@ export const KERNEL_CHOICES: readonly KernelVersion[] = ["v5.12", "v5.14"];
  */
 export function parseMode(texts: readonly string[] | undefined): GuestMode {
   const ids = [...new Set((texts ?? []).map(modeId))];
-  const modes = ids.map((id) => {
-    const mode = guestMode(id);
-    if (mode === undefined) {
-      throw new S2simError(
-        "bad-mode",
-        `guest mode ${id} does not exist (the selftests number theirs 0 to ${GUEST_MODES.length - 1}); ${MODELLED}`,
-      );
-    }
-    if (mode.notModelled !== null) {
-      throw new S2simError(
-        "bad-mode",
-        `guest mode ${id} (${squeeze(mode.name)}) is not modelled: ${mode.notModelled}; ${MODELLED}`,
-      );
-    }
-    return mode;
-  });
+  const modes = ids.map(modelledGuestMode);
   if (modes.length > 1) {
     throw new S2simError(
       "bad-mode",
@@ -60,18 +44,13 @@ export function parseMode(texts: readonly string[] | undefined): GuestMode {
   return modes[0] ?? DEFAULT_GUEST_MODE;
 }
 
-/** The modes -m takes, for its errors. */
-const MODELLED = `modelled: ${MODELLED_GUEST_MODES.map((m) => `-m ${m.id} (${squeeze(m.name)})`).join(", ")}`;
-
-/** A mode's name with its column padding dropped, for a sentence. */
-function squeeze(name: string): string {
-  return name.replace(/ {2,}/g, " ");
-}
-
 /** The number one -m names; what strtoul would cut short is named, not guessed at. */
 function modeId(text: string): number {
   if (!/^[ \t]*\+?\d+[ \t]*$/.test(text)) {
-    throw new S2simError("bad-mode", `guest mode "${text}" is not a mode ID (a whole number); ${MODELLED}`);
+    throw new S2simError(
+      "bad-mode",
+      `guest mode "${text}" is not a mode ID (a whole number); ${MODELLED_HINT}`,
+    );
   }
   return Number(text.trim());
 }

@@ -4,6 +4,7 @@
  * size and its page size. `-m` picks one. The model runs the four a 4K arm64 host with a 48-bit IPA
  * offers (2 to 5; docs/model.md), and says why not the others.
  */
+import { S2simError } from "../common/error.js";
 
 /** One guest mode. */
 export interface GuestMode {
@@ -62,4 +63,33 @@ export const MODELLED_GUEST_MODES = GUEST_MODES.filter((m) => m.notModelled === 
 /** The mode numbered `id`, if there is one. */
 export function guestMode(id: number): GuestMode | undefined {
   return GUEST_MODES.find((m) => m.id === id);
+}
+
+/** A mode's name with its column padding dropped, for a sentence. */
+function squeeze(name: string): string {
+  return name.replace(/ {2,}/g, " ");
+}
+
+/** The modes the model runs, for errors: `modelled: -m 2 (...), ...`. */
+export const MODELLED_HINT = `modelled: ${MODELLED_GUEST_MODES.map((m) => `-m ${m.id} (${squeeze(m.name)})`).join(", ")}`;
+
+/**
+ * The mode numbered `id` if the model runs it; an S2simError naming why not (it does not exist, or
+ * is not modelled) and the modes it runs otherwise.
+ */
+export function modelledGuestMode(id: number): GuestMode {
+  const mode = guestMode(id);
+  if (mode === undefined) {
+    throw new S2simError(
+      "bad-mode",
+      `guest mode ${id} does not exist (the selftests number theirs 0 to ${GUEST_MODES.length - 1}); ${MODELLED_HINT}`,
+    );
+  }
+  if (mode.notModelled !== null) {
+    throw new S2simError(
+      "bad-mode",
+      `guest mode ${id} (${squeeze(mode.name)}) is not modelled: ${mode.notModelled}; ${MODELLED_HINT}`,
+    );
+  }
+  return mode;
 }

@@ -10,7 +10,7 @@ import { type Blocking, type InterleavePolicy, interleave, runToCompletion } fro
 import { granuleOf, type Granule } from "../arch/granule.js";
 import { stage2Geometry } from "../arch/geometry.js";
 import { type BackingSource, backingSource } from "../host/backing.js";
-import { DEFAULT_GUEST_MODE, GUEST_MODES, type GuestMode, guestMode } from "./guest-modes.js";
+import { DEFAULT_GUEST_MODE, type GuestMode, modelledGuestMode } from "./guest-modes.js";
 import type { ReleaseOrder } from "./release-order.js";
 import { kvmVmFree } from "./teardown.js";
 import {
@@ -111,18 +111,7 @@ export interface PageTableTestConfig {
 
 /** The guest mode of `config` (default 4); errors for one that does not exist or is not modelled. */
 function modeOf(config: PageTableTestConfig): GuestMode {
-  const id = config.guestMode ?? DEFAULT_GUEST_MODE.id;
-  const mode = guestMode(id);
-  if (mode === undefined) {
-    throw new S2simError(
-      "bad-mode",
-      `guest mode ${id} does not exist (the selftests number theirs 0 to ${GUEST_MODES.length - 1})`,
-    );
-  }
-  if (mode.notModelled !== null) {
-    throw new S2simError("bad-mode", `guest mode ${id} (${mode.name}) is not modelled: ${mode.notModelled}`);
-  }
-  return mode;
+  return modelledGuestMode(config.guestMode ?? DEFAULT_GUEST_MODE.id);
 }
 
 /** The sizes a configuration gives the selftest's VM, before anything is allocated. */
