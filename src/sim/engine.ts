@@ -748,16 +748,24 @@ export class Engine {
 
   /**
    * Moves every task but the running one (its time is the caller's) `dt` later and adds `times`
-   * x `delta` to the counters (`delta` as {@link periodCounters} lays them out), as `times` more
-   * periods would have (they count as seen: the next periodCounters leaves them out).
+   * x each of `deltas` to the counters (each as {@link periodCounters} lays them out), as `times`
+   * more cycles of those periods would have (they count as seen: the next periodCounters leaves
+   * them out).
    */
-  fastForward(dt: number, times: number, delta: NumberList): void {
+  fastForward(dt: number, times: number, deltas: readonly NumberList[]): void {
     this.heap.shiftTimes(dt);
     for (const task of this.tasks) if (!task.finished) task.waitSince += dt;
-    this.steps += times * delta.get(0);
-    this.stepsSeen += times * delta.get(0);
     // Held locks are all among the recent ones (periodicState never drops them).
     for (const s of this.recentLocks) if (s.owner !== NONE) s.since += dt;
+    for (const delta of deltas) this.addPeriods(times, delta);
+    this.tlbiQuiet.forget();
+    this.hostQuiet.forget();
+  }
+
+  /** Adds `times` x `delta` (one period's {@link periodCounters}) to the counters. */
+  private addPeriods(times: number, delta: NumberList): void {
+    this.steps += times * delta.get(0);
+    this.stepsSeen += times * delta.get(0);
     const m = delta.get(1);
     for (let j = 0; j < m; j++) {
       const o = 2 + 5 * j;
@@ -769,8 +777,6 @@ export class Engine {
       addStats(s.stats, times, acquisitions, contended, waitPs, holdPs);
       addStats(s.seen, times, acquisitions, contended, waitPs, holdPs);
     }
-    this.tlbiQuiet.forget();
-    this.hostQuiet.forget();
   }
 
   /** Steps as of the last {@link periodCounters}. */

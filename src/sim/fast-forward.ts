@@ -36,8 +36,12 @@ const REL = 2 ** 52;
 const SPAN = 4;
 /** Fewest periods worth skipping. */
 const MIN_SKIP = 2;
-/** Longest repeat, in pages, looked for (the TLBs' recent rings make 2 and 3 common). */
+/**
+ * Longest repeat, in pages, looked for (the TLBs' recent rings make 2 and 3 common) where every
+ * period is alike, and in cycles where periods repeat in cycles (larger guest pages).
+ */
 const LAG_MAX = 6;
+const LAG_MAX_CYCLES = 3;
 
 /** A boundary: the moment a map or a relax has just stored a last-level leaf. */
 interface Boundary {
@@ -84,22 +88,38 @@ export class FastForward {
   /** Every counter of simulated work at the last boundary (see {@link counters}), and scratch. */
   private last = new NumberList();
   private cur = new NumberList();
-  /** The last period's length and counter deltas (between the last two boundaries). */
-  private prevPeriod = 0;
-  private prevDelta: number[] = [];
-  private delta: number[] = [];
-  /** What the engine's counters grew by in the last period and the one before (Engine.periodCounters). */
-  private engineDelta = new NumberList(16);
-  private prevEngineDelta = new NumberList(16);
+  /**
+   * Periods per cycle: 1 where every period (host page) may be alike; with guest pages of several
+   * host pages a stage-1 walk comes every `cycle` periods, so periods are compared with the one a
+   * cycle back, repeats are looked for a whole number of cycles back, and a skip replays whole
+   * cycles.
+   */
+  private readonly cycle: number;
+  /** Longest repeat looked for, in pages (LAG_MAX, or LAG_MAX_CYCLES cycles). */
+  private readonly lagLimit: number;
+  /**
+   * The last `cycle` + 1 periods (between consecutive boundaries), in rings indexed by
+   * {@link at} (the newest): their lengths, counter deltas, what the engine's counters grew by
+   * (Engine.periodCounters) and their TLBIs by IPA (per TLBI, whether its IPA is in the convoy's
+   * memslot, the IPA, then relative to the period's page, and the level hint).
+   */
+  private readonly periods: Float64Array;
+  private readonly deltas: number[][];
+  private readonly engineDeltas: NumberList[];
+  private readonly patterns: NumberList[];
+  private at = 0;
+  /** Periods in a row recorded since the last break (those in the rings that are this run's). */
+  private run = 0;
+  /**
+   * The engine's lock clock at this run's last {@link lagLimit} + 1 boundaries, by their place in
+   * the run (the run's first at 0, modulo the length), snapshots taken or not.
+   */
+  private readonly clocks: Float64Array;
+  /** Scratch: a cycle's counter deltas summed, and its engine deltas. */
+  private readonly cycleDelta: number[] = [];
+  private readonly cycleEngine: NumberList[] = [];
   /** The TLBIs recorded since the last boundary. */
   private readonly tlbis = new TlbiRecord();
-  /**
-   * The last period's TLBIs by IPA, and the one's before it (two arrays that trade places): per
-   * TLBI, whether its IPA is in the convoy's memslot, the IPA (then relative to the period's
-   * page) and the level hint.
-   */
-  private pattern = new NumberList(16);
-  private prevPattern = new NumberList(16);
   /** Host addresses of the pages around and ahead of a boundary ({@link periodsAhead}). */
   private readonly hostPas: Float64Array;
   /**
@@ -145,6 +165,14 @@ export class FastForward {
     private readonly addAccesses: (n: number) => void,
   ) {
     this.page = vm.geo.granule.size;
+    this.cycle = path.periodsPerWalk;
+    this.lagLimit = this.cycle === 1 ? LAG_MAX : LAG_MAX_CYCLES * this.cycle;
+    const ring = this.cycle + 1;
+    this.periods = new Float64Array(ring);
+    this.deltas = Array.from({ length: ring }, () => []);
+    this.engineDeltas = Array.from({ length: ring }, () => new NumberList(16));
+    this.patterns = Array.from({ length: ring }, () => new NumberList(16));
+    this.clocks = new Float64Array(this.lagLimit + 1);
     const top = 2 ** 53 - this.page;
     this.oaMaskLo = oaLo(vm.geo.granule, top);
     this.oaMaskHi = oaHi(top);
@@ -200,9 +228,13 @@ export class FastForward {
     }
     const table = Math.floor(leaf / P);
     const index = leaf % P;
+    const C = this.cycle;
+    const R = C + 1;
+    const at = (this.at + 1) % R;
+    this.at = at;
     // This period's TLBIs by IPA, relative to the page (addresses outside the slot as they are).
     const b0 = page * P;
-    const pattern = this.pattern;
+    const pattern = this.patterns[at]!;
     pattern.clear();
     for (let i = 0; i < tlbis.ipa.length; i++) {
       const ipa = tlbis.ipa.get(i);
@@ -213,42 +245,42 @@ export class FastForward {
     }
     tlbis.clear();
     const counters = this.counters(this.cur, ctx.slot);
-    const engineDelta = this.engineDelta;
+    const engineDelta = this.engineDeltas[at]!;
     engineDelta.clear();
     this.engine.periodCounters(engineDelta);
     const prev = this.prev;
-    let period = 0;
-    const delta = this.delta;
+    const delta = this.deltas[at]!;
     if (prev !== null && prev.page === page - 1 && prev.table === table && prev.index === index - 1) {
-      period = end - prev.end;
+      const period = end - prev.end;
+      this.periods[at] = period;
       const last = this.last;
       delta.length = counters.length;
       for (let i = 0; i < counters.length; i++) delta[i] = counters.get(i) - last.get(i);
+      // Compared with the period a cycle back, once the rings hold it.
+      this.run++;
+      const c = (at + 1) % R;
       const same =
-        this.stable >= 0 &&
-        period === this.prevPeriod &&
-        sameNumbers(delta, this.prevDelta) &&
-        engineDelta.equals(this.prevEngineDelta) &&
-        pattern.equals(this.prevPattern);
+        this.run > C &&
+        period === this.periods[c] &&
+        sameNumbers(delta, this.deltas[c]!) &&
+        engineDelta.equals(this.engineDeltas[c]!) &&
+        pattern.equals(this.patterns[c]!);
       this.stable = same ? this.stable + 1 : 0;
-    } else this.stable = -1;
+    } else {
+      this.run = 0;
+      this.stable = -1;
+    }
     this.prev = { page, table, index, end };
-    this.prevPeriod = period;
-    // The counters and deltas are kept in two pairs of arrays that trade places.
+    this.clocks[this.run % this.clocks.length] = this.engine.lockTime;
+    // The counters are kept in two arrays that trade places.
     this.cur = this.last;
     this.last = counters;
-    this.delta = this.prevDelta;
-    this.prevDelta = delta;
-    this.engineDelta = this.prevEngineDelta;
-    this.prevEngineDelta = engineDelta;
-    this.pattern = this.prevPattern;
-    this.prevPattern = pattern;
     if (this.stable < 0) {
       this.forgetHistory();
       return 0;
     }
     // Skips of fewer than MIN_SKIP pages are not worth a snapshot.
-    const cap = this.skipLimit(page, index, delta);
+    const cap = this.skipLimit(page, index);
     if (cap < MIN_SKIP) {
       this.forgetHistory();
       return 0;
@@ -265,21 +297,26 @@ export class FastForward {
       this.forgetHistory();
       return 0;
     }
-    const lagMax = Math.min(this.stable + 1, LAG_MAX, this.history.length);
+    // A repeat `lag` pages back makes every period from here like the one `lag` back, and the
+    // skip adds whole cycles: the last `lag` - C periods must each be like the one a cycle back.
+    const lagMax = Math.min(this.stable + C, this.lagLimit, this.history.length);
     let keyRepeats = false;
-    for (let lag = 1; lag <= lagMax && !keyRepeats; lag++) {
+    for (let lag = C; lag <= lagMax && !keyRepeats; lag += C) {
       const h = this.history[this.history.length - lag]!;
       keyRepeats = h.page === page - lag && key.equals(h.key);
     }
     const ring = this.mmu.tlbs.map((t) => t.recentPosition);
-    if (!keyRepeats) {
+    // In cycles the whole state is taken where its key does not repeat yet too: a repeat a cycle
+    // back is then found a cycle after the first one of the key, not two.
+    if (!keyRepeats && C === 1) {
       this.remember({ page, clock: this.engine.lockTime, key, state: null, ring });
       return 0;
     }
     const out = this.pool.pop() ?? new NumberList(1024);
-    // Locks are compared as far back as the oldest boundary this state may be compared with.
-    const since = this.history[this.history.length - lagMax]!.clock;
-    const state = this.relativeState(id, page, end, ctx.slot, key, out, since, this.history[0]!.clock);
+    // Locks are compared as far back as the longest lag (or this run's start): states compared
+    // then list the locks of windows of the same length, and no later state looks further back.
+    const since = this.clocks[(this.run - Math.min(this.run, this.lagLimit)) % this.clocks.length]!;
+    const state = this.relativeState(id, page, end, ctx.slot, key, out, since, since);
     if (state === null) {
       this.pool.push(out);
       this.keyPool.push(key);
@@ -289,20 +326,24 @@ export class FastForward {
     // The last `stable` pages each took the same time and work. If the state is what it was
     // `lag` pages ago, the simulation repeats every `lag` pages from here.
     let skipped = 0;
-    for (let lag = 1; lag <= lagMax; lag++) {
+    let skippedPs = 0;
+    for (let lag = C; keyRepeats && lag <= lagMax; lag += C) {
       const h = this.history[this.history.length - lag]!;
       // NaN (an address relative to a host page that is not there) equals nothing: such states
       // do not say where the pages are, so they never match.
       if (h.page !== page - lag || h.state === null || !state.equals(h.state)) continue;
-      let k = this.periodsAhead(page, table, index, ctx.slot, cap, delta, pattern);
+      let k = this.periodsAhead(page, table, index, ctx.slot, cap);
       k -= k % lag;
       if (k < Math.max(MIN_SKIP, lag)) break;
       // Each TLB's recent ring turns k / lag times as far as it did over the last `lag` pages.
       const turn = ring.map((r, i) => ((k / lag) * (r - h.ring[i]! + RECENT)) % RECENT);
       const turned = ring.map((r, i) => (r + turn[i]!) % RECENT);
-      this.skip(k, page, table, index, period, delta, ctx.slot, turned, pattern);
-      this.prev = { page: page + k, table, index: index + k, end: end + k * period };
-      for (let i = 0; i < counters.length; i++) counters.set(i, counters.get(i) + k * delta[i]!);
+      const dt = this.skip(k, page, table, index, ctx.slot, turned);
+      skippedPs = dt;
+      this.prev = { page: page + k, table, index: index + k, end: end + dt };
+      const cycles = k / C;
+      const sum = this.cycleDelta;
+      for (let i = 0; i < counters.length; i++) counters.set(i, counters.get(i) + cycles * sum[i]!);
       // The pattern's addresses are relative to the page, so it is that of the next period too.
       // Only the snapshots of the repeat just found (from `lag` pages back) are the state k pages
       // on; older ones may predate it.
@@ -316,13 +357,40 @@ export class FastForward {
       break;
     }
     if (skipped === 0) this.remember({ page, clock: this.engine.lockTime, key, state, ring });
-    return skipped * period;
+    return skippedPs;
   }
 
-  /** Keeps snapshot `e`, the newest, and drops the oldest beyond LAG_MAX. */
+  /** Keeps snapshot `e`, the newest, and drops the oldest beyond the longest lag looked for. */
   private remember(e: Snapshot): void {
     this.history.push(e);
-    if (this.history.length > LAG_MAX) this.drop(this.history.shift()!);
+    if (this.history.length > this.lagLimit) this.drop(this.history.shift()!);
+  }
+
+  /** The ring index of the period `j` before the newest (0: the newest). */
+  private ringAt(j: number): number {
+    const R = this.cycle + 1;
+    return (this.at - j + R) % R;
+  }
+
+  /**
+   * The last cycle's counter deltas summed into {@link cycleDelta}, and its engine deltas listed
+   * in {@link cycleEngine}; its length (ps).
+   */
+  private sumCycle(): number {
+    const sum = this.cycleDelta;
+    const first = this.deltas[this.at]!;
+    sum.length = first.length;
+    sum.fill(0);
+    this.cycleEngine.length = 0;
+    let length = 0;
+    for (let j = 0; j < this.cycle; j++) {
+      const r = this.ringAt(j);
+      const d = this.deltas[r]!;
+      for (let i = 0; i < sum.length; i++) sum[i]! += d[i]!;
+      this.cycleEngine.push(this.engineDeltas[r]!);
+      length += this.periods[r]!;
+    }
+    return length;
   }
 
   /** Gives a dropped snapshot's lists back for the next ones. */
@@ -626,15 +694,25 @@ export class FastForward {
    * repeating state, so each period's boundary finds them where this one does, relative to its
    * page, and none goes past a page before that page is mapped.
    */
-  private skipLimit(page: number, index: number, delta: readonly number[]): number {
+  private skipLimit(page: number, index: number): number {
     const nv = this.vcpus.length;
-    // One new entry per vCPU per period (the counters end with the TLBs' fills other than
-    // refills of the entry just filled), nothing unrepeatable.
-    for (let i = 0; i < nv; i++) if (delta[delta.length - nv + i] !== 1) return 0;
-    for (const w of UNREPEATABLE) if (delta[w] !== 0) return 0;
-    if (delta[W["pte-write"]] !== 1 || delta[delta.length - 2 * nv - 1] !== 0) return 0;
-    const dirty = delta[this.dirtyCounter()]!;
+    const dirtyAt = this.dirtyCounter();
+    const dirty = this.deltas[this.at]![dirtyAt]!;
     if (dirty !== 0 && dirty !== 1) return 0;
+    // The m TLBIs of each period (a replayed fill's TLBI number grows by m a period).
+    const m = this.patterns[this.at]!.length;
+    // The periods of this run in the last cycle (all of it by the time a repeat a cycle back is
+    // found: the snapshots are this run's).
+    for (let j = 0; j < Math.min(this.run, this.cycle); j++) {
+      const delta = this.deltas[this.ringAt(j)]!;
+      // One new entry per vCPU per period (the counters end with the TLBs' fills other than
+      // refills of the entry just filled), nothing unrepeatable.
+      for (let i = 0; i < nv; i++) if (delta[delta.length - nv + i] !== 1) return 0;
+      for (const w of UNREPEATABLE) if (delta[w] !== 0) return 0;
+      if (delta[W["pte-write"]] !== 1 || delta[delta.length - 2 * nv - 1] !== 0) return 0;
+      // Every period of the cycle dirties its page, or none does.
+      if (delta[dirtyAt] !== dirty || this.patterns[this.ringAt(j)]!.length !== m) return 0;
+    }
     const P = this.page;
     let ahead = 0;
     let behind = 0;
@@ -663,15 +741,7 @@ export class FastForward {
    * evicts an entry the vCPUs will use; 0 when fewer than MIN_SKIP. Leaves the host addresses
    * of the pages from SPAN before to k + {@link ahead} after `page` in {@link hostPas}.
    */
-  private periodsAhead(
-    page: number,
-    table: number,
-    index: number,
-    slot: Memslot,
-    cap: number,
-    delta: readonly number[],
-    pattern: NumberList,
-  ): number {
+  private periodsAhead(page: number, table: number, index: number, slot: Memslot, cap: number): number {
     const P = this.page;
     const vm = this.vm;
     const nv = this.vcpus.length;
@@ -700,6 +770,7 @@ export class FastForward {
     if (valid && relOa !== pteOa(g, leafLo, words[2 * index + 1]!) - this.hostPa(slot, b)) return 0;
     // Dirty bits: each period dirtying its page (the boundary's, already marked) needs the pages
     // ahead clean; otherwise they must be alike.
+    const delta = this.deltas[this.at]!;
     const dirties = delta[this.dirtyCounter()] === 1;
     if (dirties && !slot.isDirty(b)) return 0;
     const dirtyAhead = dirties ? false : slot.isDirty(b + P);
@@ -747,13 +818,21 @@ export class FastForward {
       // Replayed fills copy its expiry: only one that never expires (TLBIs may have removed it:
       // each replayed fill gets the TLBI number it would have).
       if (tlb.expiryOf(from) !== Infinity) return 0;
-      const refills = delta[delta.length - 2 * nv + i]!;
-      const midway = this.midway(tlb, from, slot, pattern.length / 3);
-      if (midway < 0 || (midway === 1 && refills !== 1)) return 0;
+      const midway = this.midway(tlb, from, slot, this.patterns[this.at]!.length / 3);
+      if (midway < 0 || (midway === 1 && !this.refillsEachPeriod(i))) return 0;
       this.midwayOf[i] = midway;
       k = tlb.fillRunLimit(tlb.lastFillBase + P, LAST_LEVEL, k, keep);
     }
     return k >= MIN_SKIP ? k : 0;
+  }
+
+  /** Whether vCPU `i`'s TLB filled one entry again in every period of the last cycle (this run's). */
+  private refillsEachPeriod(i: number): boolean {
+    for (let j = 0; j < Math.min(this.run, this.cycle); j++) {
+      const delta = this.deltas[this.ringAt(j)]!;
+      if (delta[delta.length - 2 * this.vcpus.length + i] !== 1) return false;
+    }
+    return true;
   }
 
   /**
@@ -796,25 +875,25 @@ export class FastForward {
   }
 
   /**
-   * Moves the simulation `k` periods of `period` ps on from the boundary at guest page `page`,
-   * whose periods each issue the TLBIs of `pattern` (relative to their page).
+   * Moves the simulation `k` periods (whole cycles) on from the boundary at guest page `page`,
+   * repeating the last cycle's periods, each with its TLBIs (relative to its page); returns the
+   * time skipped (ps).
    */
   private skip(
     k: number,
     page: number,
     table: number,
     index: number,
-    period: number,
-    delta: readonly number[],
     slot: Memslot,
     ring: readonly number[],
-    pattern: NumberList,
-  ): void {
+  ): number {
     const P = this.page;
     const vm = this.vm;
     const g = vm.geo.granule;
     const shift = k * P;
-    const dt = k * period;
+    const cycles = k / this.cycle;
+    const dt = cycles * this.sumCycle();
+    const delta = this.cycleDelta;
     const lo = slot.gpa;
     const hi = slot.gpa + slot.size;
     const moves = (ipa: number): boolean => ipa >= lo && ipa < hi;
@@ -822,7 +901,7 @@ export class FastForward {
     // The host address of the guest page `d` pages from the boundary's.
     const hostPa = (d: number): number => this.hostPaAt(slot, b, d, k);
     const log = this.mmu.log;
-    const m = pattern.length / 3;
+    const m = this.patterns[this.at]!.length / 3;
     const pas = this.replayPas;
     // The TLB fills first (they read the entries' permissions before anything moves), each with
     // the TLBI number it would have: m more per period.
@@ -858,6 +937,8 @@ export class FastForward {
     const sinceTlbi = this.vcpus.map((_, i) => this.path.cachedSinceTlbi(i));
     log.recorder = null;
     for (let j = 1; j <= k; j++) {
+      // Period j is like the one a whole number of cycles before it in the rings.
+      const pattern = this.patterns[this.ringAt((this.cycle - (j % this.cycle)) % this.cycle)]!;
       for (let t = 0; t < pattern.length; t += 3) {
         const ipa = pattern.get(t + 1);
         log.invalidateIpa(pattern.get(t) === 1 ? b + j * P + ipa : ipa, pattern.get(t + 2));
@@ -865,7 +946,7 @@ export class FastForward {
     }
     log.recorder = this.tlbis;
     const dirtyAt = this.dirtyCounter();
-    if (delta[dirtyAt] === 1) for (let j = 1; j <= k; j++) slot.markDirty(b + j * P);
+    if (delta[dirtyAt] === this.cycle) for (let j = 1; j <= k; j++) slot.markDirty(b + j * P);
     for (let i = 0; i < this.vcpus.length; i++) {
       this.vcpus[i]!.fastForward(k, shift, moves);
       const c = vm.vcpus[i]!.fault;
@@ -886,25 +967,26 @@ export class FastForward {
     // The counters, in the order counters() lists them.
     const meter = this.meter;
     let n = 0;
-    for (let i = 0; i < meter.count.length; i++) meter.count[i]! += k * delta[n++]!;
+    for (let i = 0; i < meter.count.length; i++) meter.count[i]! += cycles * delta[n++]!;
     const fs = vm.faultStats;
-    for (let i = 0; i < fs.aborts.length; i++) fs.aborts[i]! += k * delta[n++]!;
-    for (let i = 0; i < fs.actions.length; i++) fs.actions[i]! += k * delta[n++]!;
-    for (let i = 0; i < fs.eagain.length; i++) fs.eagain[i]! += k * delta[n++]!;
-    fs.s1ptw += k * delta[n++]!;
+    for (let i = 0; i < fs.aborts.length; i++) fs.aborts[i]! += cycles * delta[n++]!;
+    for (let i = 0; i < fs.actions.length; i++) fs.actions[i]! += cycles * delta[n++]!;
+    for (let i = 0; i < fs.eagain.length; i++) fs.eagain[i]! += cycles * delta[n++]!;
+    fs.s1ptw += cycles * delta[n++]!;
     n++; // the dirty pages, counted by markDirty above
-    this.engine.fastForward(dt, k, this.prevEngineDelta);
-    this.mmu.walks += k * delta[n++]!;
-    this.addAccesses(k * delta[n++]!);
-    vm.pgt.bugDepartures += k * delta[n++]!;
+    this.engine.fastForward(dt, cycles, this.cycleEngine);
+    this.mmu.walks += cycles * delta[n++]!;
+    this.addAccesses(cycles * delta[n++]!);
+    vm.pgt.bugDepartures += cycles * delta[n++]!;
     n++; // tables installed (0)
     // The refills (of the entry each replayed fill made: fillRun counted one fill per period).
     for (const tlb of this.mmu.tlbs) {
-      tlb.refills += k * delta[n]!;
-      tlb.fills += k * delta[n++]!;
+      tlb.refills += cycles * delta[n]!;
+      tlb.fills += cycles * delta[n++]!;
     }
     this.periodsSkipped += k;
     this.skips++;
+    return dt;
   }
 }
 

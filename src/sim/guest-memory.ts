@@ -51,10 +51,15 @@ export class GuestAccessPath {
   private readonly lastSeq: Float64Array;
   private readonly pageInv: number;
   /**
-   * Guest pages per host page, when a whole number (the guest's pages no larger than the host's):
-   * the fast-forward's periods are host pages. NaN otherwise (see {@link fastForwardable}).
+   * Guest pages per host page (1/16 for 64K guest pages on a 4K host): the fast-forward's periods
+   * are host pages, and it moves the cached translations by whole guest pages.
    */
   private readonly guestPerHost: number;
+  /**
+   * Host pages per guest page, at least 1: with larger guest pages a stage-1 walk comes every
+   * `periodsPerWalk` host pages, so the fast-forward's periods repeat in cycles of that many.
+   */
+  readonly periodsPerWalk: number;
   /**
    * chargesWholePs and walksChargeWholePs as of the last {@link reset} (the costs are fixed
    * during a run): accesses that only hit may run ahead with the first, accesses that walk only
@@ -77,15 +82,13 @@ export class GuestAccessPath {
     this.lastPage = new Float64Array(vcpus).fill(-1);
     this.lastSeq = new Float64Array(vcpus);
     this.pageInv = 1 / pageSize;
-    this.guestPerHost = hostPage % pageSize === 0 ? hostPage / pageSize : Number.NaN;
-  }
-
-  /**
-   * Whether the fast-forward may move the cached stage-1 translations: its periods are host pages,
-   * which must hold whole guest pages.
-   */
-  get fastForwardable(): boolean {
-    return !Number.isNaN(this.guestPerHost);
+    this.guestPerHost = hostPage / pageSize;
+    this.periodsPerWalk = Math.max(1, pageSize / hostPage);
+    if (!Number.isInteger(this.periodsPerWalk) || !Number.isInteger(Math.max(1, this.guestPerHost))) {
+      throw new Error(
+        `guest pages of ${pageSize} bytes on host pages of ${hostPage}: neither divides the other`,
+      );
+    }
   }
 
   /**
@@ -125,8 +128,8 @@ export class GuestAccessPath {
   }
 
   /**
-   * Moves vCPU `cpu`'s cached stage-1 translation `pages` host pages on (the fast-forward), made
-   * after the latest TLBI if `sinceTlbi`.
+   * Moves vCPU `cpu`'s cached stage-1 translation `pages` host pages on (the fast-forward; a
+   * multiple of {@link periodsPerWalk}), made after the latest TLBI if `sinceTlbi`.
    */
   fastForward(cpu: number, pages: number, sinceTlbi: boolean): void {
     if (this.lastPage[cpu]! >= 0) this.lastPage[cpu]! += pages * this.guestPerHost;

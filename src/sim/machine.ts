@@ -218,22 +218,19 @@ export class SimMachine {
       (s, i) => new SimVcpu(vm, vm.vcpus[i]!, s, path, this.mmu, this.meter, engine, counted),
     );
     const ids = vcpus.map((v, i) => engine.spawn(v, startPs[i]!));
-    // The fast-forward moves each vCPU's cached stage-1 translation by whole guest pages per
-    // period, a period being a host page: with larger guest pages it does not run.
-    const ff =
-      this.fastForward && path.fastForwardable
-        ? new FastForward(
-            vm,
-            engine,
-            vcpus,
-            this.mmu,
-            path,
-            this.visibility,
-            this.meter,
-            () => accesses,
-            counted,
-          )
-        : null;
+    const ff = this.fastForward
+      ? new FastForward(
+          vm,
+          engine,
+          vcpus,
+          this.mmu,
+          path,
+          this.visibility,
+          this.meter,
+          () => accesses,
+          counted,
+        )
+      : null;
     this.periodsSkipped = 0;
     try {
       const elapsedPs = engine.run();

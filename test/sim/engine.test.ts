@@ -305,9 +305,13 @@ describe("sim engine", () => {
     assert.deepEqual(periods[2], [0, 0]);
     const delta = new NumberList();
     for (const x of periods[1]!) delta.push(x);
-    e.fastForward(0, 5, delta);
+    e.fastForward(0, 5, [delta]);
     assert.equal(e.lockStats(c).acquisitions, 2 + 5);
     assert.equal(e.lockStats(c).holdPs, 7 + 3 + 5 * 3);
+    // A cycle of periods (here twice the same one) adds each of them `times` times.
+    e.fastForward(0, 2, [delta, delta]);
+    assert.equal(e.lockStats(c).acquisitions, 2 + 5 + 4);
+    assert.equal(e.lockStats(c).holdPs, 7 + 3 + 5 * 3 + 4 * 3);
     const after = new NumberList();
     e.periodCounters(after);
     assert.deepEqual(after.toArray(), [0, 0]);
