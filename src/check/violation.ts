@@ -19,13 +19,23 @@ export interface Violation {
   readonly history: readonly string[];
   /** The kernel whose run broke the rule, when a command runs more than one. */
   readonly kernel?: string;
+  /** The selftest's guest mode of that run, when a command runs more than one. */
+  readonly guestMode?: number;
+}
+
+/** " (kernel v5.14, guest mode 3)": the run that broke the rule, as far as the command ran several. */
+function runNamed(v: Violation): string {
+  const parts = [
+    ...(v.kernel === undefined ? [] : [`kernel ${v.kernel}`]),
+    ...(v.guestMode === undefined ? [] : [`guest mode ${v.guestMode}`]),
+  ];
+  return parts.length === 0 ? "" : ` (${parts.join(", ")})`;
 }
 
 /** The multi-line report of a violation. */
 export function formatViolation(v: Violation): string {
   const lines = [
-    `${v.check} violation${v.kernel === undefined ? "" : ` (kernel ${v.kernel})`} at ` +
-      `${formatTime(v.timePs)} on ${formatCpu(v.vcpu)}: ${v.what}`,
+    `${v.check} violation${runNamed(v)} at ` + `${formatTime(v.timePs)} on ${formatCpu(v.vcpu)}: ${v.what}`,
     `  rule: ${ruleOf(v.check)}`,
     `  where: IPA ${hex(v.ipa)}, level ${v.level}`,
     `  history (most recent last):`,

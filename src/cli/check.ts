@@ -83,6 +83,7 @@ export function violationJson(v: Violation): Record<string, unknown> {
     level: v.level,
     history: v.history.map((line) => line.trimStart()),
     ...(v.kernel === undefined ? {} : { kernel: v.kernel }),
+    ...(v.guestMode === undefined ? {} : { guest_mode: v.guestMode }),
   };
 }
 
@@ -91,11 +92,24 @@ export function violationJson(v: Violation): Record<string, unknown> {
  * kernels says which one broke the rule).
  */
 export function namingKernel<T>(kernel: string, named: boolean, run: () => T): T {
+  return naming(named ? { kernel } : {}, run);
+}
+
+/**
+ * Runs `run`; a CheckFailure it throws names guest mode `mode` when `named` (page-table-test
+ * running several modes says which one broke the rule).
+ */
+export function namingGuestMode<T>(mode: number, named: boolean, run: () => T): T {
+  return naming(named ? { guestMode: mode } : {}, run);
+}
+
+/** Runs `run`; a CheckFailure it throws is thrown again with `names` added to its violation. */
+function naming<T>(names: Pick<Violation, "kernel" | "guestMode">, run: () => T): T {
   try {
     return run();
   } catch (err) {
-    if (named && err instanceof CheckFailure) {
-      throw new CheckFailure({ ...err.violation, kernel });
+    if (Object.keys(names).length > 0 && err instanceof CheckFailure) {
+      throw new CheckFailure({ ...err.violation, ...names });
     }
     throw err;
   }

@@ -28,20 +28,14 @@ export const KERNEL_CHOICES: readonly KernelVersion[] = ["v5.12", "v5.14"];
 
 /**
  * Reads `-m` (the selftest's -m may be repeated, each naming a mode to run; a mode named twice runs
- * once): the mode to run, 4 (the cover letter's) when none is given. The selftest reads the ID in
- * base 10 (strtoul), so leading zeros and a plus sign name the same mode. One mode per run:
- * s2sim runs them one command line at a time.
+ * once): the modes to run in the order the selftest runs them (by number), mode 4 (the cover
+ * letter's) when none is given. The selftest reads the ID in base 10 (strtoul), so leading zeros
+ * and a plus sign name the same mode.
  */
-export function parseMode(texts: readonly string[] | undefined): GuestMode {
-  const ids = [...new Set((texts ?? []).map(modeId))];
+export function parseModes(texts: readonly string[] | undefined): readonly GuestMode[] {
+  const ids = [...new Set((texts ?? []).map(modeId))].sort((a, b) => a - b);
   const modes = ids.map(modelledGuestMode);
-  if (modes.length > 1) {
-    throw new S2simError(
-      "bad-mode",
-      `-m names ${modes.length} guest modes (${ids.join(", ")}); the selftest runs each in turn, s2sim one per run: give one -m`,
-    );
-  }
-  return modes[0] ?? DEFAULT_GUEST_MODE;
+  return modes.length > 0 ? modes : [DEFAULT_GUEST_MODE];
 }
 
 /** The number one -m names; what strtoul would cut short is named, not guessed at. */

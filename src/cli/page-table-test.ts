@@ -27,6 +27,7 @@ import {
   checksOption,
   injectListText,
   kernelsOption,
+  namingGuestMode,
   namingKernel,
 } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
@@ -41,7 +42,7 @@ import {
   humanBytes,
   overridesText,
   parseGpa,
-  parseMode,
+  parseModes,
   parseSeed,
   pct,
   releaseOrderText,
@@ -94,7 +95,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   if (opts.inject === "list") return injectListText(opts.json);
   if (opts.check === "list") return checkListText(opts.json);
   const checks = checksOption(opts.check);
-  const mode = parseMode(opts.mode);
+  const modes = parseModes(opts.mode);
   const memBytes = parseSize(opts.mem, "test memory size (-b)");
   if (memBytes === 0) throw new S2simError("bad-size", "test memory size (-b) must not be 0");
   const vcpus = parseCount(opts.vcpus, "vCPU count (-v)", 1, 512);
@@ -102,8 +103,10 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const stageCount =
     opts.stages === undefined ? TEST_STAGES.length : parseCount(opts.stages, "stage count (--stages)", 1, 3);
   const pageSize = backingPageSize(opts.src);
-  // -p is checked against the IPA space of the mode's VM (48 bits in modes 2 and 3).
-  const gpa = opts.gpa === undefined ? undefined : parseGpa(opts.gpa, mode.paBits);
+  // -p is checked against the IPA space of each mode's VM (48 bits in modes 2 and 3).
+  const gpas = modes.map((m) =>
+    opts.gpa === undefined ? undefined : modeGpa(opts.gpa, m, modes.length > 1),
+  );
   const seed = parseSeed(opts.seed);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder);
   const cpu = parseCpu(opts.cpu, opts.fwb);
@@ -115,54 +118,70 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
       ? undefined
       : parseCount(opts.trace, "event count (--trace)", 1, MAX_TRACE_EVENTS);
   const kernels = kernelsOption(opts.kernel);
-  const config: PageTableTestConfig = {
-    kernel: kernels[0]!,
-    backing: opts.src,
-    guestMode: mode.id,
-    memBytes,
-    vcpus,
-    releaseOrder,
-    seed,
-    ...(gpa === undefined ? {} : { gpa }),
-    ...(opts.inject === undefined ? {} : { inject: opts.inject }),
-    ...(timelineChunk === undefined ? {} : { timelineChunk }),
-    ...(traceEvents === undefined ? {} : { traceEvents }),
-    ...cpuVmOptions(cpu),
-  };
+  // One configuration per guest mode, in the order the selftest runs them.
+  const configs = modes.map((mode, i): PageTableTestConfig => {
+    const gpa = gpas[i];
+    return {
+      kernel: kernels[0]!,
+      backing: opts.src,
+      guestMode: mode.id,
+      memBytes,
+      vcpus,
+      releaseOrder,
+      seed,
+      ...(gpa === undefined ? {} : { gpa }),
+      ...(opts.inject === undefined ? {} : { inject: opts.inject }),
+      ...(timelineChunk === undefined ? {} : { timelineChunk }),
+      ...(traceEvents === undefined ? {} : { traceEvents }),
+      ...cpuVmOptions(cpu),
+    };
+  });
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
   checkInjection(opts.inject, kernels, cpu);
-  const need = runsFootprint(config, profile, kernels.length);
+  // The runs go one after the other, so the peak is that of the mode whose runs need the most.
+  const runs = modes.length * kernels.length;
+  const needs = configs.map((c) => runsFootprint(c, profile, runs));
+  const largest = needs.reduce((m, n, i) => (n.bytes > needs[m]!.bytes ? i : m), 0);
+  const need = needs[largest]!;
+  const config = configs[largest]!;
   const budget = memoryBudget(opts.maxMemory);
   // The size as parsed, not as typed (which may carry spaces or control characters).
+  const modeArgs =
+    modes.length === 1 && modes[0]!.id === DEFAULT_GUEST_MODE.id ? [] : modes.map((m) => ` -m ${m.id}`);
   const what =
-    `page-table-test${mode.id === DEFAULT_GUEST_MODE.id ? "" : ` -m ${mode.id}`} -s ${config.backing} ` +
+    `page-table-test${modeArgs.join("")} -s ${config.backing} ` +
     `-b ${sizeName(config.memBytes)} -v ${vcpus}` +
     (kernels.length > 1 ? " --kernel both" : "");
   const problem = memoryProblem(need, budget, what, () => smallerRun(config, profile, budget, pageSize));
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
-  // One run after the other (the peak is one run's): with --kernel both, v5.12 then v5.14.
-  const reports = kernels.map((kernel) => {
-    const bar = simProgress(
-      opts.json !== true,
-      kernels.length > 1 ? `${kernel} ${TEST_STAGES[0]}` : TEST_STAGES[0],
-    );
-    try {
-      // With checkers the run stops at the first violation (a CheckFailure carrying the report).
-      return namingKernel(kernel, kernels.length > 1, () =>
-        simulatePageTableTest(
-          { ...config, kernel },
-          profile,
-          bar === null
-            ? undefined
-            : (stage, fraction) => bar.update(fraction, kernels.length > 1 ? `${kernel} ${stage}` : stage),
-          stageCount,
-          checks === null ? undefined : { checks, mode: "fail-fast" },
-        ),
-      );
-    } finally {
-      bar?.stop();
-    }
+  // One run after the other (the peak is one run's): each mode in turn, and with --kernel both,
+  // v5.12 then v5.14.
+  const byMode = configs.map((modeConfig, i) => {
+    const mode = modes[i]!;
+    const reports = kernels.map((kernel) => {
+      // The run's name in the progress bar, as far as the command runs several.
+      const label = (stage: string): string =>
+        (modes.length > 1 ? `-m ${mode.id} ` : "") + (kernels.length > 1 ? `${kernel} ` : "") + stage;
+      const bar = simProgress(opts.json !== true, label(TEST_STAGES[0]));
+      try {
+        // With checkers the run stops at the first violation (a CheckFailure carrying the report).
+        return namingGuestMode(mode.id, modes.length > 1, () =>
+          namingKernel(kernel, kernels.length > 1, () =>
+            simulatePageTableTest(
+              { ...modeConfig, kernel },
+              profile,
+              bar === null ? undefined : (stage, fraction) => bar.update(fraction, label(stage)),
+              stageCount,
+              checks === null ? undefined : { checks, mode: "fail-fast" },
+            ),
+          ),
+        );
+      } finally {
+        bar?.stop();
+      }
+    });
+    return { mode, reports };
   });
   const extras = {
     seed,
@@ -172,7 +191,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     profile_overrides: profile.overrides,
   };
   if (opts.json) {
-    const json =
+    const modeJson = (reports: readonly SimReport[]): object =>
       reports.length === 1
         ? { ...reports[0]!, ...extras }
         : {
@@ -181,13 +200,37 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
             runs: reports.map((r) => ({ ...r, ...extras })),
             comparison: comparison(reports[0]!, reports[1]!),
           };
+    const json =
+      byMode.length === 1
+        ? modeJson(byMode[0]!.reports)
+        : { guest_modes: byMode.map(({ mode, reports }) => ({ guest_mode: mode.id, ...modeJson(reports) })) };
     return JSON.stringify(json, null, 2);
   }
-  const text = reports.map((report) =>
-    runText(report, { opts, profile, cpu, releaseOrder, seed, mode, pageSize, checks }),
-  );
-  if (reports.length === 1) return text[0]!;
-  return [...text, comparisonText(reports[0]!, reports[1]!)].join("\n\n");
+  return byMode
+    .map(({ mode, reports }) => {
+      const text = reports.map((report) =>
+        runText(report, { opts, profile, cpu, releaseOrder, seed, mode, pageSize, checks }),
+      );
+      return reports.length === 1
+        ? text[0]!
+        : [...text, comparisonText(reports[0]!, reports[1]!)].join("\n\n");
+    })
+    .join("\n\n");
+}
+
+/**
+ * `-p` read for guest mode `mode`, inside its VM's IPA space; with several modes (`named`) an
+ * error names the mode it does not fit.
+ */
+function modeGpa(text: string, mode: GuestMode, named: boolean): number {
+  try {
+    return parseGpa(text, mode.paBits);
+  } catch (err) {
+    if (named && err instanceof S2simError) {
+      throw new S2simError(err.code, `guest mode ${mode.id} (${mode.paBits}-bit PA): ${err.message}`);
+    }
+    throw err;
+  }
 }
 
 /** What {@link runText} needs besides the report: the parsed options. */

@@ -217,8 +217,8 @@ export function buildProgram(out: (s: string) => void): Command {
           "-m, --mode <mode>",
           "guest mode: 4 (PA-bits:40, VA-bits:48, 4K pages; the default, the cover letter's), 5 (the " +
             "same with 64K guest pages), 2 or 3 (PA-bits:48, 4K or 64K pages: a 48-bit IPA, so a " +
-            "stage 2 of four levels); one per run (repeatable as in the selftest, but a mode named " +
-            "twice runs once)",
+            "stage 2 of four levels); repeatable as in the selftest: each mode named runs in turn, " +
+            "in the selftest's order (a mode named twice runs once)",
         ).argParser(appendRepeats),
       ),
     )

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CheckFailure, type Violation } from "../../src/check/violation.js";
-import { namingKernel } from "../../src/cli/check.js";
+import { namingGuestMode, namingKernel, violationJson } from "../../src/cli/check.js";
 import { s2sim } from "./run.js";
 
 const SMALL = ["-s", "anonymous_hugetlb", "-b", "8M", "-v", "2"];
@@ -370,6 +370,25 @@ describe("namingKernel", () => {
         e instanceof CheckFailure &&
         e.violation.kernel === "v5.14" &&
         /^bbm violation \(kernel v5\.14\) at /.test(e.message),
+    );
+  });
+
+  it("names the guest mode too when several run (page-table-test -m 2 -m 3 --kernel both)", () => {
+    assert.throws(
+      () => namingGuestMode(3, true, () => namingKernel("v5.14", true, failing)),
+      (e: unknown) =>
+        e instanceof CheckFailure &&
+        e.violation.guestMode === 3 &&
+        violationJson(e.violation)["guest_mode"] === 3 &&
+        /^bbm violation \(kernel v5\.14, guest mode 3\) at /.test(e.message),
+    );
+    assert.throws(
+      () => namingGuestMode(3, true, failing),
+      (e: unknown) => e instanceof CheckFailure && /^bbm violation \(guest mode 3\) at /.test(e.message),
+    );
+    assert.throws(
+      () => namingGuestMode(3, false, failing),
+      (e: unknown) => e instanceof CheckFailure && e.violation.guestMode === undefined,
     );
   });
 

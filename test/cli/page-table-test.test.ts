@@ -750,6 +750,48 @@ describe("s2sim page-table-test", () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
+  it("several -m run each mode in turn, in the selftest's order, each as it runs alone", async () => {
+    const args = ["-s", "anonymous_thp", "-b", "4M", "-v", "3"];
+    const both = await s2sim("page-table-test", "-m", "5", "-m", "2", ...args, "--json");
+    assert.equal(both.code, 0, both.stderr);
+    const j = JSON.parse(both.stdout) as { guest_modes: Array<{ guest_mode: number; ipa_bits: number }> };
+    assert.deepEqual(
+      j.guest_modes.map((m) => [m.guest_mode, m.ipa_bits]),
+      [
+        [2, 48],
+        [5, 40],
+      ],
+    );
+    for (const [i, id] of [2, 5].entries()) {
+      const alone = await s2sim("page-table-test", "-m", String(id), ...args, "--json");
+      assert.deepEqual(j.guest_modes[i], JSON.parse(alone.stdout), `mode ${id}`);
+    }
+    // Text: each mode's lines in turn; with --kernel both, each mode's comparison after its runs.
+    const text = await s2sim("page-table-test", "-m", "5", "-m", "2", ...args, "--kernel", "both");
+    assert.equal(text.code, 0, text.stderr);
+    const order = [...text.stdout.matchAll(/^(Testing guest mode: .*|v5\.12 \(before\) against.*)$/gm)].map(
+      (m) => m[1]!.slice(0, 30),
+    );
+    assert.deepEqual(order, [
+      "Testing guest mode: PA-bits:48",
+      "Testing guest mode: PA-bits:48",
+      "v5.12 (before) against v5.14 (",
+      "Testing guest mode: PA-bits:40",
+      "Testing guest mode: PA-bits:40",
+      "v5.12 (before) against v5.14 (",
+    ]);
+    // -p must fit every mode: the error names the one it does not.
+    const high = await s2sim("page-table-test", "-m", "2", "-m", "4", ...args, "-p", "0x100000000000");
+    assert.equal(high.code, 2);
+    assert.match(
+      high.stderr,
+      /^s2sim: guest mode 4 \(40-bit PA\): test GPA 0x100000000000 is beyond the 40-bit IPA space/,
+    );
+    // The dry run's estimate is the peak of the mode whose runs need the most.
+    const dry = await s2sim("page-table-test", "-m", "5", "-m", "2", ...args, "--dry-run");
+    assert.match(dry.stdout, /^page-table-test -m 2 -m 5 -s anonymous_thp -b 4M -v 3: the options are valid/);
+  });
+
   it("-m 2 runs guest mode 2: a 48-bit guest PA space, so the VM's IPA is 48 bits", async () => {
     const r = await s2sim("page-table-test", "-m", "2", "-b", "2M", "--json");
     assert.equal(r.code, 0, r.stderr);
