@@ -278,8 +278,8 @@ export function buildProgram(out: (s: string) => void): Command {
     .option(
       "--json",
       "print one JSON object: the simulation report plus seed, inject, fwb, cpu_changes and profile_overrides " +
-        '(--kernel both: {"before", "after", "runs": [two of them], "comparison"}; a --check violation: ' +
-        '{"check_failed": {...}}, exit status 1)',
+        '(--kernel both: {"before", "after", "runs": [two of them], "comparison"}; several -m: ' +
+        '{"guest_modes": [one of those per mode]}; a --check violation: {"check_failed": {...}}, exit status 1)',
     )
     .action((opts: PageTableTestOptions) =>
       out(withJsonCheckFailure(opts.json, () => pageTableTestCommand(opts))),
