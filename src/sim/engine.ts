@@ -685,8 +685,9 @@ export class Engine {
 
   private lockClock = 0;
   /**
-   * The locks changed after the oldest boundary the fast-forward keeps, and every lock held or
-   * waited for: what {@link periodicState} lists. Other locks (the host's page-table locks of
+   * The locks changed after the earliest lock clock a snapshot still to come may list from (the
+   * fast-forward's `keepSince`), and every lock held or waited for: what {@link periodicState}
+   * lists. Other locks (the host's page-table locks of
    * regions the run has left: thousands) are left out of every snapshot.
    */
   private readonly recentLocks: LockState[] = [];

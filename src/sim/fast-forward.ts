@@ -56,8 +56,6 @@ interface Boundary {
 /** A boundary's relative state, kept for the last few boundaries of a stable run. */
 interface Snapshot {
   page: number;
-  /** The engine's lock clock at the boundary (Engine.lockTime). */
-  readonly clock: number;
   /** The stores in flight and the descriptors around the leaf (part of its state, see atBoundary). */
   readonly key: NumberList;
   /** The whole relative state, or null where it was not taken. */
@@ -137,7 +135,7 @@ export class FastForward {
   private readonly midwayOf: number[] = [];
   /** Scratch: the output addresses of a skip's replayed fills and leaves. */
   private readonly replayPas: Float64Array;
-  /** Boundaries in a row whose period and work equal the one before. */
+  /** Boundaries in a row whose period and work equal the one a cycle before (-1: after a break). */
   private stable = 0;
   /** Snapshots of the last boundaries of the stable run, oldest first. */
   private readonly history: Snapshot[] = [];
@@ -306,10 +304,11 @@ export class FastForward {
       keyRepeats = h.page === page - lag && key.equals(h.key);
     }
     const ring = this.mmu.tlbs.map((t) => t.recentPosition);
-    // In cycles the whole state is taken where its key does not repeat yet too: a repeat a cycle
-    // back is then found a cycle after the first one of the key, not two.
-    if (!keyRepeats && C === 1) {
-      this.remember({ page, clock: this.engine.lockTime, key, state: null, ring });
+    // In cycles the first cycle's whole states are taken where their key has not repeated too: a
+    // repeat a cycle back is then found a cycle after the first boundary, not two. (With a cycle
+    // of 1 that saves one period, not worth a state at every boundary that never repeats.)
+    if (!keyRepeats && (C === 1 || this.history.length >= C)) {
+      this.remember({ page, key, state: null, ring });
       return 0;
     }
     const out = this.pool.pop() ?? new NumberList(1024);
@@ -352,11 +351,11 @@ export class FastForward {
         e.page += k;
         e.ring = e.ring.map((r, i) => (r + turn[i]!) % RECENT);
       }
-      this.remember({ page: page + k, clock: this.engine.lockTime, key, state, ring: turned });
+      this.remember({ page: page + k, key, state, ring: turned });
       skipped = k;
       break;
     }
-    if (skipped === 0) this.remember({ page, clock: this.engine.lockTime, key, state, ring });
+    if (skipped === 0) this.remember({ page, key, state, ring });
     return skippedPs;
   }
 
@@ -684,15 +683,16 @@ export class FastForward {
 
   /**
    * The most periods a skip from the leaf at `index` (guest page `page`) could take, from what
-   * costs little to check: the period's work (`delta`: one TLB fill per vCPU and one descriptor
-   * store, at most one page newly dirty, nothing unrepeatable), the table's end and every vCPU's
-   * page run; 0 when no skip. (The TLBs' sets are {@link periodsAhead}'s: a skip may fill a set
-   * more than once, as the real periods would.)
+   * costs little to check: the work of each period of the last cycle (one TLB fill per vCPU and
+   * one descriptor store, at most one page newly dirty, alike in all, the same number of TLBIs,
+   * nothing unrepeatable), the table's end and every vCPU's page run; 0 when no skip. (The TLBs'
+   * sets are {@link periodsAhead}'s: a skip may fill a set more than once, as the real periods
+   * would.)
    *
    * Over k periods a vCPU moves k accesses on its page run, and the furthest page any period
    * touches is the boundary's plus k plus {@link ahead}: the vCPUs' programs are part of the
-   * repeating state, so each period's boundary finds them where this one does, relative to its
-   * page, and none goes past a page before that page is mapped.
+   * repeating state, so the boundary k pages on finds them where this one does, relative to its
+   * page, and a vCPU only moves forward, so at no phase in between is one further on.
    */
   private skipLimit(page: number, index: number): number {
     const nv = this.vcpus.length;
@@ -818,8 +818,11 @@ export class FastForward {
       // Replayed fills copy its expiry: only one that never expires (TLBIs may have removed it:
       // each replayed fill gets the TLBI number it would have).
       if (tlb.expiryOf(from) !== Infinity) return 0;
-      const midway = this.midway(tlb, from, slot, this.patterns[this.at]!.length / 3);
+      const m = this.patterns[this.at]!.length / 3;
+      const midway = this.midway(tlb, from, slot, m);
       if (midway < 0 || (midway === 1 && !this.refillsEachPeriod(i))) return 0;
+      // The replay fills every page alike, m TLBIs apart: so were the last cycle's pages.
+      if (!this.settledAlike(tlb, tlb.entry(from).base - midway * P, slot, m)) return 0;
       this.midwayOf[i] = midway;
       k = tlb.fillRunLimit(tlb.lastFillBase + P, LAST_LEVEL, k, keep);
     }
@@ -851,6 +854,21 @@ export class FastForward {
     const before = tlb.slotOf(base - 2 * P, LAST_LEVEL);
     if (before < 0 || !this.alike(tlb, before, prev, slot, m)) return -1;
     return tlb.expiryOf(prev) === Infinity ? 1 : -1;
+  }
+
+  /**
+   * Whether the entries of the cycle's pages up to the one at `base` (as they will stay) are each
+   * like the one of the page before (see {@link midway}), which {@link midway} checks only for the
+   * last page; true with a cycle of 1.
+   */
+  private settledAlike(tlb: Stage2Tlb, base: number, slot: Memslot, m: number): boolean {
+    const P = this.page;
+    for (let j = 1; j < this.cycle; j++) {
+      const b = tlb.slotOf(base - j * P, LAST_LEVEL);
+      const a = tlb.slotOf(base - (j + 1) * P, LAST_LEVEL);
+      if (a < 0 || b < 0 || !this.alike(tlb, a, b, slot, m)) return false;
+    }
+    return true;
   }
 
   /** Whether slot `b`'s entry (a page on from slot `a`'s) is like `a`'s (see {@link midway}). */
