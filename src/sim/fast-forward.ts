@@ -331,6 +331,7 @@ export class FastForward {
       // NaN (an address relative to a host page that is not there) equals nothing: such states
       // do not say where the pages are, so they never match.
       if (h.page !== page - lag || h.state === null || !state.equals(h.state)) continue;
+      if (!this.cycleRepeatable) break;
       let k = this.periodsAhead(page, table, index, ctx.slot, cap);
       k -= k % lag;
       if (k < Math.max(MIN_SKIP, lag)) break;
@@ -695,24 +696,13 @@ export class FastForward {
    * page, and a vCPU only moves forward, so at no phase in between is one further on.
    */
   private skipLimit(page: number, index: number): number {
-    const nv = this.vcpus.length;
-    const dirtyAt = this.dirtyCounter();
-    const dirty = this.deltas[this.at]![dirtyAt]!;
-    if (dirty !== 0 && dirty !== 1) return 0;
-    // The m TLBIs of each period (a replayed fill's TLBI number grows by m a period).
-    const m = this.patterns[this.at]!.length;
-    // The periods of this run in the last cycle (all of it by the time a repeat a cycle back is
-    // found: the snapshots are this run's).
-    for (let j = 0; j < Math.min(this.run, this.cycle); j++) {
-      const delta = this.deltas[this.ringAt(j)]!;
-      // One new entry per vCPU per period (the counters end with the TLBs' fills other than
-      // refills of the entry just filled), nothing unrepeatable.
-      for (let i = 0; i < nv; i++) if (delta[delta.length - nv + i] !== 1) return 0;
-      for (const w of UNREPEATABLE) if (delta[w] !== 0) return 0;
-      if (delta[W["pte-write"]] !== 1 || delta[delta.length - 2 * nv - 1] !== 0) return 0;
-      // Every period of the cycle dirties its page, or none does.
-      if (delta[dirtyAt] !== dirty || this.patterns[this.ringAt(j)]!.length !== m) return 0;
-    }
+    const dirty = this.deltas[this.at]![this.dirtyCounter()]!;
+    if ((dirty !== 0 && dirty !== 1) || !this.repeatable(0, dirty)) return 0;
+    // The other periods of the cycle are needed alike only by a skip (see cycleRepeatable): the
+    // snapshot taken here may be the older one of a repeat a cycle on, past them.
+    let j = 1;
+    while (j < Math.min(this.run, this.cycle) && this.repeatable(j, dirty)) j++;
+    this.cycleRepeatable = j >= Math.min(this.run, this.cycle);
     const P = this.page;
     let ahead = 0;
     let behind = 0;
@@ -828,6 +818,30 @@ export class FastForward {
     }
     return k >= MIN_SKIP ? k : 0;
   }
+
+  /**
+   * Whether the period `j` before the newest did what a skip can replay: one new TLB entry per
+   * vCPU (the counters end with the TLBs' fills other than refills of the entry just filled), one
+   * descriptor store and no table installed, nothing unrepeatable, `dirty` pages newly dirty and
+   * as many TLBIs as the newest (a replayed fill's TLBI number grows by that many a period).
+   */
+  private repeatable(j: number, dirty: number): boolean {
+    const nv = this.vcpus.length;
+    const delta = this.deltas[this.ringAt(j)]!;
+    for (let i = 0; i < nv; i++) if (delta[delta.length - nv + i] !== 1) return false;
+    for (const w of UNREPEATABLE) if (delta[w] !== 0) return false;
+    if (delta[W["pte-write"]] !== 1 || delta[delta.length - 2 * nv - 1] !== 0) return false;
+    return (
+      delta[this.dirtyCounter()] === dirty &&
+      this.patterns[this.ringAt(j)]!.length === this.patterns[this.at]!.length
+    );
+  }
+
+  /**
+   * Whether every period of the last cycle (this run's) passed {@link repeatable}, as of the last
+   * {@link skipLimit}: a skip replays them.
+   */
+  private cycleRepeatable = false;
 
   /** Whether vCPU `i`'s TLB filled one entry again in every period of the last cycle (this run's). */
   private refillsEachPeriod(i: number): boolean {
