@@ -103,10 +103,13 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const stageCount =
     opts.stages === undefined ? TEST_STAGES.length : parseCount(opts.stages, "stage count (--stages)", 1, 3);
   const pageSize = backingPageSize(opts.src);
+  // With several modes, what does not fit one of them names it.
+  const named = modes.length > 1;
   // -p is checked against the IPA space of each mode's VM (48 bits in modes 2 and 3).
-  const gpas = modes.map((m) =>
-    opts.gpa === undefined ? undefined : modeGpa(opts.gpa, m, modes.length > 1),
-  );
+  const gpas = modes.map((mode) => ({
+    mode,
+    gpa: opts.gpa === undefined ? undefined : inMode(mode, named, () => parseGpa(opts.gpa!, mode.paBits)),
+  }));
   const seed = parseSeed(opts.seed);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder);
   const cpu = parseCpu(opts.cpu, opts.fwb);
@@ -119,9 +122,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
       : parseCount(opts.trace, "event count (--trace)", 1, MAX_TRACE_EVENTS);
   const kernels = kernelsOption(opts.kernel);
   // One configuration per guest mode, in the order the selftest runs them.
-  const configs = modes.map((mode, i): PageTableTestConfig => {
-    const gpa = gpas[i];
-    return {
+  const plans = gpas.map(({ mode, gpa }) => {
+    const config: PageTableTestConfig = {
       kernel: kernels[0]!,
       backing: opts.src,
       guestMode: mode.id,
@@ -135,15 +137,18 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
       ...(traceEvents === undefined ? {} : { traceEvents }),
       ...cpuVmOptions(cpu),
     };
+    return { mode, config };
   });
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
   checkInjection(opts.inject, kernels, cpu);
   // The runs go one after the other, so the peak is that of the mode whose runs need the most.
+  // Estimating lays each mode's region out, which refuses one that does not fit the mode.
   const runs = modes.length * kernels.length;
-  const needs = configs.map((c) => runsFootprint(c, profile, runs));
-  const largest = needs.reduce((m, n, i) => (n.bytes > needs[m]!.bytes ? i : m), 0);
-  const need = needs[largest]!;
-  const config = configs[largest]!;
+  const needs = plans.map(({ mode, config }) => ({
+    config,
+    need: inMode(mode, named, () => runsFootprint(config, profile, runs)),
+  }));
+  const { config, need } = needs.reduce((a, b) => (b.need.bytes > a.need.bytes ? b : a));
   const budget = memoryBudget(opts.maxMemory);
   // The size as parsed, not as typed (which may carry spaces or control characters).
   const modeArgs =
@@ -157,16 +162,15 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   if (problem !== null) throw new S2simError("too-large", problem);
   // One run after the other (the peak is one run's): each mode in turn, and with --kernel both,
   // v5.12 then v5.14.
-  const byMode = configs.map((modeConfig, i) => {
-    const mode = modes[i]!;
+  const byMode = plans.map(({ mode, config: modeConfig }) => {
     const reports = kernels.map((kernel) => {
       // The run's name in the progress bar, as far as the command runs several.
       const label = (stage: string): string =>
-        (modes.length > 1 ? `-m ${mode.id} ` : "") + (kernels.length > 1 ? `${kernel} ` : "") + stage;
+        (named ? `-m ${mode.id} ` : "") + (kernels.length > 1 ? `${kernel} ` : "") + stage;
       const bar = simProgress(opts.json !== true, label(TEST_STAGES[0]));
       try {
         // With checkers the run stops at the first violation (a CheckFailure carrying the report).
-        return namingGuestMode(mode.id, modes.length > 1, () =>
+        return namingGuestMode(mode.id, named, () =>
           namingKernel(kernel, kernels.length > 1, () =>
             simulatePageTableTest(
               { ...modeConfig, kernel },
@@ -191,7 +195,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     profile_overrides: profile.overrides,
   };
   if (opts.json) {
-    const modeJson = (reports: readonly SimReport[]): object =>
+    const modeJson = (reports: readonly SimReport[]): Record<string, unknown> =>
       reports.length === 1
         ? { ...reports[0]!, ...extras }
         : {
@@ -219,12 +223,12 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
 }
 
 /**
- * `-p` read for guest mode `mode`, inside its VM's IPA space; with several modes (`named`) an
- * error names the mode it does not fit.
+ * Runs `check`, a step of guest mode `mode`'s setup; with several modes (`named`) an S2simError it
+ * throws names the mode (what fits one mode's IPA space may not fit another's).
  */
-function modeGpa(text: string, mode: GuestMode, named: boolean): number {
+function inMode<T>(mode: GuestMode, named: boolean, check: () => T): T {
   try {
-    return parseGpa(text, mode.paBits);
+    return check();
   } catch (err) {
     if (named && err instanceof S2simError) {
       throw new S2simError(err.code, `guest mode ${mode.id} (${mode.paBits}-bit PA): ${err.message}`);

@@ -278,7 +278,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .option(
       "--json",
       "print one JSON object: the simulation report plus seed, inject, fwb, cpu_changes and profile_overrides " +
-        '(--kernel both: {"before", "after", "runs": [two of them], "comparison"}; several -m: ' +
+        '(--kernel both: {"before", "after", "runs": [two of them], "comparison"}; several modes: ' +
         '{"guest_modes": [one of those per mode]}; a --check violation: {"check_failed": {...}}, exit status 1)',
     )
     .action((opts: PageTableTestOptions) =>

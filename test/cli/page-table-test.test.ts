@@ -780,9 +780,38 @@ describe("s2sim page-table-test", () => {
       "Testing guest mode: PA-bits:40",
       "v5.12 (before) against v5.14 (",
     ]);
-    // -p must fit every mode: the error names the one it does not.
+    // -p, and the region from it, must fit every mode: the error names the one it does not.
     const high = await s2sim("page-table-test", "-m", "2", "-m", "4", ...args, "-p", "0x100000000000");
     assert.equal(high.code, 2);
+    const top = await s2sim("page-table-test", "-m", "2", "-m", "4", "-b", "2M", "-p", "0xfffffff000");
+    assert.equal(top.code, 2);
+    assert.match(
+      top.stderr,
+      /^s2sim: guest mode 4 \(40-bit PA\): the 2M test region at GPA 0xfffffff000\.\.0x100001fefff does not fit in the 40-bit IPA space/,
+    );
+    // 64K guest pages make memslot 0 larger: a GPA mode 4 takes overlaps it in mode 5.
+    const low = await s2sim("page-table-test", "-m", "4", "-m", "5", "-b", "2M", "-p", "0x400000");
+    assert.equal(low.code, 2);
+    assert.match(
+      low.stderr,
+      /^s2sim: guest mode 5 \(40-bit PA\): the test region \(GPA 0x400000, 2M\) overlaps memslot 0/,
+    );
+    // A checker's violation names the mode whose run broke the rule (here the first, mode 4).
+    const bug = await s2sim(
+      "page-table-test",
+      "-m",
+      "5",
+      "-m",
+      "4",
+      ...args,
+      "--inject",
+      "install-no-cmo",
+      "--check",
+      "--json",
+    );
+    assert.equal(bug.code, 1);
+    const failed = JSON.parse(bug.stdout) as { check_failed: { check: string; guest_mode: number } };
+    assert.deepEqual([failed.check_failed.check, failed.check_failed.guest_mode], ["coherence", 4]);
     assert.match(
       high.stderr,
       /^s2sim: guest mode 4 \(40-bit PA\): test GPA 0x100000000000 is beyond the 40-bit IPA space/,

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseGpa, parseModes } from "../../src/cli/options.js";
+import { parseSize } from "../../src/common/size.js";
 
 /** The one mode `-m` texts name. */
 const parseMode = (texts: readonly string[] | undefined): { id: number } => {
@@ -9,7 +10,6 @@ const parseMode = (texts: readonly string[] | undefined): { id: number } => {
   assert.equal(modes.length, 1);
   return modes[0]!;
 };
-import { parseSize } from "../../src/common/size.js";
 
 test("a size may be decimal or hex with a unit, as strtoull(..., 0) and the selftest's scale read it", () => {
   assert.equal(parseSize("4096"), 4096);
