@@ -106,9 +106,10 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   // With several modes, what does not fit one of them names it.
   const named = modes.length > 1;
   // -p is checked against the IPA space of each mode's VM (48 bits in modes 2 and 3).
+  const gpaText = opts.gpa;
   const gpas = modes.map((mode) => ({
     mode,
-    gpa: opts.gpa === undefined ? undefined : inMode(mode, named, () => parseGpa(opts.gpa!, mode.paBits)),
+    gpa: gpaText === undefined ? undefined : inMode(mode, named, () => parseGpa(gpaText, mode.paBits)),
   }));
   const seed = parseSeed(opts.seed);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder);
