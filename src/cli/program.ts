@@ -345,6 +345,11 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(maxMemoryOption())
     .option("--json", 'print one JSON object: {"rows": [...], "host_s": ...}')
     .option(
+      "--html <file>",
+      "also write the report as a self-contained web page with charts of the stage times and gains " +
+        "(the model's beside the published ones) to <file>",
+    )
+    .option(
       "--mem-scale <f>",
       "multiply every -b by f (0 < f <= 1, e.g. 1/64) for a smaller, quicker run; its figures are " +
         "not comparable with the published ones",

@@ -34,6 +34,7 @@ import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
 import { checkMemory, memoryBudget } from "./memory.js";
 import { simProgress } from "./progress.js";
 import { PUBLISHED, PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
+import { checkHtmlPath, htmlStageRows, reproduceHtml, writeHtml } from "./html-report.js";
 import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
 
 /** The command's options as commander hands them over. */
@@ -53,6 +54,8 @@ export interface ReproduceOptions {
   fwb?: boolean;
   /** `--cpu`: CPU features changed from the profile's machine. */
   cpu?: string;
+  /** `--html <file>`: also write the report as a web page with charts there. */
+  html?: string;
 }
 
 /** One row of `--json`: one stage of one run on one kernel. */
@@ -136,6 +139,8 @@ export interface ReproduceRun {
 
 /** Runs the six simulations and renders the comparison as text or JSON. */
 export async function reproduceCommand(opts: ReproduceOptions): Promise<string> {
+  // A page that could not be written is refused before the simulations, not after.
+  if (opts.html !== undefined) checkHtmlPath(opts.html);
   // The bar appears once the simulations start (bad options are an error line without one).
   let started = false;
   // Set in the callback, which TypeScript's narrowing does not see.
@@ -157,6 +162,31 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     bar?.stop();
   }
   const { rows, host_s, memScale, releaseOrder, seed, profile, scaledWarning, cpu } = r;
+  const text = renderText(rows, {
+    runs: r.runs,
+    machine: profile.machine,
+    profile: profile.name,
+    overrides: overridesText(profile),
+    cpu,
+    scaledWarning,
+    host_s,
+    workers: r.workers,
+    releaseOrder,
+    seed,
+    reports: r.jobs.map((j) => ({ src: j.run.src, kernel: j.kernel, report: j.report })),
+  });
+  if (opts.html !== undefined) {
+    const warnings = [
+      ...(scaledWarning === null ? [] : [scaledWarning]),
+      ...(profile.overrides.length === 0
+        ? []
+        : [`The profile was ${overridesText(profile)}. A sensitivity run, not the profile's predictions.`]),
+      ...(cpu.changes.length === 0
+        ? []
+        : [`The CPU was changed (${cpu.changes.join(", ")}): not the machine the figures were measured on.`]),
+    ];
+    writeHtml(opts.html, reproduceHtml(htmlStageRows(r.runs, rows), text, warnings));
+  }
   if (opts.json) {
     return JSON.stringify(
       {
@@ -173,19 +203,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
       2,
     );
   }
-  return renderText(rows, {
-    runs: r.runs,
-    machine: profile.machine,
-    profile: profile.name,
-    overrides: overridesText(profile),
-    cpu,
-    scaledWarning,
-    host_s,
-    workers: r.workers,
-    releaseOrder,
-    seed,
-    reports: r.jobs.map((j) => ({ src: j.run.src, kernel: j.kernel, report: j.report })),
-  });
+  return opts.html === undefined ? text : `${text}\nthe report as a web page with charts: ${opts.html}`;
 }
 
 /**

@@ -226,7 +226,7 @@ function sleep(ms: number): void {
 }
 
 /** The system's wording of a failed call ("permission denied"), else its message. */
-function systemReason(err: unknown): string {
+export function systemReason(err: unknown): string {
   const errno = (err as NodeJS.ErrnoException).errno;
   const known = errno === undefined ? undefined : getSystemErrorMap().get(errno);
   return known?.[1] ?? (err instanceof Error ? err.message : String(err));

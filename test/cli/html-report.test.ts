@@ -1,0 +1,119 @@
+/**
+ * `s2sim reproduce --html`: the page's rows and charts, its escaping and determinism, and the
+ * paths it refuses before anything runs.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { htmlStageRows, reproduceHtml } from "../../src/cli/html-report.js";
+import { PUBLISHED } from "../../src/cli/published.js";
+import { s2sim } from "./run.js";
+
+/** The two chart configurations a page passes to `new Chart(...)`, parsed. */
+function chartConfigs(html: string): Array<{
+  type: string;
+  data: { labels: string[]; datasets: Array<{ label: string; data: number[] }> };
+}> {
+  return [...html.matchAll(/^new Chart\(document\.getElementById\("\w+"\), (.*)\);$/gm)].map(
+    (m) => JSON.parse(m[1]!) as ReturnType<typeof chartConfigs>[number],
+  );
+}
+
+/** Rows of every published stage, with simulated times made up for the test. */
+const rows = PUBLISHED.flatMap((run) =>
+  run.stages.flatMap((p, k) =>
+    (["v5.12", "v5.14"] as const).map((kernel) => ({
+      src: run.src,
+      stage: p.stage,
+      kernel,
+      simulated_s: kernel === "v5.12" ? 100 + k : 50 + k,
+    })),
+  ),
+);
+
+describe("reproduce --html", () => {
+  it("charts each stage's published and simulated times and gains, in the cover letter's order", () => {
+    const page = reproduceHtml(htmlStageRows(PUBLISHED, rows), "the text <report> & more");
+    const [times, gains] = chartConfigs(page);
+    assert.deepEqual(times!.data.labels, [
+      "anonymous CREATE",
+      "anonymous UPDATE",
+      "anonymous_thp CREATE",
+      "anonymous_thp UPDATE",
+      "anonymous_thp REBUILD_BLOCKS",
+      "anonymous_hugetlb_1gb CREATE",
+      "anonymous_hugetlb_1gb UPDATE",
+      "anonymous_hugetlb_1gb REBUILD_BLOCKS",
+    ]);
+    const byLabel = Object.fromEntries(times!.data.datasets.map((d) => [d.label, d.data]));
+    assert.deepEqual(byLabel["published v5.12 (measured)"]!.slice(0, 3), [104.35, 78.64, 15.66]);
+    assert.deepEqual(byLabel["s2sim v5.12 (model prediction)"]!.slice(0, 3), [100, 101, 100]);
+    assert.deepEqual(byLabel["s2sim v5.14 (model prediction)"]!.slice(0, 3), [50, 51, 50]);
+    // Gains in per cent: the published +13.35 %, the made-up (100 - 50) / 100.
+    assert.deepEqual(
+      gains!.data.datasets.map((d) => d.data[0]),
+      [13.35, 50],
+    );
+    // The text is escaped, the page the same for the same input.
+    assert.match(page, /<pre>the text &lt;report&gt; &amp; more<\/pre>/);
+    assert.equal(page, reproduceHtml(htmlStageRows(PUBLISHED, rows), "the text <report> & more"));
+    // Chart.js inline (offline), and no script ended early.
+    assert.match(page, /<script>\/\*!\n \* Chart\.js v4/);
+    assert.equal(page.match(/<\/script>/g)!.length, 2);
+    assert.match(page, /model predictions for the profile's machine, not measurements/);
+  });
+
+  it("shows what makes the figures something else than the profile's predictions", () => {
+    const page = reproduceHtml(htmlStageRows(PUBLISHED, rows), "", ["WARNING: <scaled>"]);
+    assert.match(page, /<p style="color:#a00"><strong>WARNING: &lt;scaled&gt;<\/strong><\/p>/);
+  });
+
+  it("is written by a reproduce run, which prints its usual output too", { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "s2sim-html-"));
+    try {
+      const file = join(dir, "report.html");
+      const args = ["--mem-scale", "1/1024", "--src", "anonymous_thp"];
+      const r = await s2sim("reproduce", ...args, "--html", file);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^the report as a web page with charts: ${file}$`, "m"));
+      const page = readFileSync(file, "utf8");
+      const [times] = chartConfigs(page);
+      assert.deepEqual(times!.data.labels, [
+        "anonymous_thp CREATE",
+        "anonymous_thp UPDATE",
+        "anonymous_thp REBUILD_BLOCKS",
+      ]);
+      // The scaled run's warning stands out on the page, above the charts.
+      assert.match(page, /<p style="color:#a00"><strong>WARNING: --mem-scale 1\/1024 multiplies every -b/);
+      // The page holds the text report, and with --json stdout stays one JSON object.
+      assert.ok(page.includes("KVM_REBUILD_BLOCKS"));
+      const j = await s2sim("reproduce", ...args, "--json", "--html", file);
+      assert.equal(j.code, 0, j.stderr);
+      assert.equal((JSON.parse(j.stdout) as { rows: unknown[] }).rows.length, 6);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a path it could not write to before anything runs", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "s2sim-html-"));
+    try {
+      for (const [path, why] of [
+        [dir, /^s2sim: --html .*: it is a directory\n$/],
+        [
+          join(dir, "missing", "r.html"),
+          /^s2sim: --html .*: cannot write there \(no such file or directory\)\n$/,
+        ],
+      ] as Array<[string, RegExp]>) {
+        const r = await s2sim("reproduce", "--html", path);
+        assert.equal(r.code, 2);
+        assert.equal(r.stdout, "");
+        assert.match(r.stderr, why);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
