@@ -1,8 +1,9 @@
 /**
- * `reproduce --html`: the reproduce's report as one self-contained web page, for people to look at
- * and pass around: two charts (the stage times on a log scale, and the gains), each model figure
- * beside the published one, then the text report as the command prints it. The page carries
- * Chart.js (MIT) inline, so it opens offline and from a mail attachment.
+ * `--html`: a command's report as one self-contained web page, for people to look at and pass
+ * around: charts, then the text report as the command prints it. The page carries Chart.js (MIT)
+ * inline, so it opens offline and from a mail attachment. reproduce charts the stage times (log
+ * scale) and the gains, each model figure beside the published one; page-table-test charts where
+ * each stage's time went and when each vCPU finished it (the convoys).
  */
 import { accessSync, constants, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -11,6 +12,7 @@ import type { ChartConfiguration } from "chart.js";
 import { S2simError } from "../common/error.js";
 import { systemReason } from "../common/small-file.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
+import type { SimReport } from "../workloads/page-table-sim.js";
 import { PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
 
 /** What the page shows of one stage of one command line, before and after the series. */
@@ -40,7 +42,7 @@ export function htmlStageRows(runs: readonly PublishedRun[], rows: readonly Simu
   };
   return runs.flatMap((run) =>
     run.stages.map((p) => ({
-      label: `${run.src} ${p.label.replace(/^KVM_/, "").replace(/_MAPPINGS$/, "")}`,
+      label: `${run.src} ${shortStage(p.label)}`,
       publishedBefore: p.before_s,
       publishedAfter: p.after_s,
       simulatedBefore: simulated(run.src, p.stage, PUBLISHED_SOURCE.before),
@@ -144,39 +146,35 @@ function chartJsSource(): string {
   return chartJs;
 }
 
+/** One chart of a page: its element id and its Chart.js configuration. */
+type PageChart = readonly [id: string, config: ChartConfiguration];
+
 /**
- * The page: a title, `warnings` (what makes the figures other than the profile's predictions for
- * the published command lines: --mem-scale, --set, --cpu), the charts of `rows` and the text
- * report `text` (the command's output), with Chart.js inline. The same arguments give the same
- * page, byte for byte.
+ * A page: `title` (its heading), `intro` (HTML), `warnings` in red, `charts`, then the text report
+ * `text` (the command's output), with Chart.js inline. The same arguments give the same page,
+ * byte for byte.
  */
-export function reproduceHtml(
-  rows: readonly HtmlStageRow[],
+function htmlPage(
+  title: string,
+  intro: string,
+  warnings: readonly string[],
+  charts: readonly PageChart[],
   text: string,
-  warnings: readonly string[] = [],
 ): string {
-  const src = PUBLISHED_SOURCE;
-  const charts = [
-    ["times", timesChart(rows)],
-    ["gains", gainsChart(rows)],
-  ] as const;
   return [
     "<!doctype html>",
     '<html lang="en">',
     "<head>",
     '<meta charset="utf-8">',
-    "<title>s2sim reproduce: KVM arm64 stage-2 CMOs, v5.12 against v5.14</title>",
+    `<title>${escapeHtml(title)}</title>`,
     "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}" +
       "pre{font-size:12px;overflow-x:auto;background:#f6f6f6;padding:1em}" +
       ".chart{position:relative;height:420px;margin:2em 0}</style>",
     "</head>",
     "<body>",
-    "<h1>s2sim reproduce</h1>",
-    `<p>The kvm_page_table_test runs of ${escapeHtml(src.author)}'s cover letter "${escapeHtml(src.title)}" ` +
-      `(${escapeHtml(src.list)}, ${escapeHtml(src.date)}), before (${src.before}) and after (${src.after}) the series. ` +
-      "<strong>The s2sim figures are model predictions for the profile's machine, not measurements</strong>; " +
-      "the published ones were measured on a " +
-      `${escapeHtml(src.machine)}.</p>`,
+    `<h1>${escapeHtml(title)}</h1>`,
+    `<p>${intro} <strong>The s2sim figures are model predictions for the profile's machine, not ` +
+      "measurements.</strong></p>",
     ...warnings.map((w) => `<p style="color:#a00"><strong>${escapeHtml(w)}</strong></p>`),
     ...charts.map(([id]) => `<div class="chart"><canvas id="${id}"></canvas></div>`),
     "<h2>The report</h2>",
@@ -191,6 +189,132 @@ export function reproduceHtml(
     "</html>",
     "",
   ].join("\n");
+}
+
+/**
+ * reproduce's page: the charts of `rows`, `warnings` (what makes the figures other than the
+ * profile's predictions for the published command lines: --mem-scale, --set, --cpu) and the text
+ * report `text`.
+ */
+export function reproduceHtml(
+  rows: readonly HtmlStageRow[],
+  text: string,
+  warnings: readonly string[] = [],
+): string {
+  const src = PUBLISHED_SOURCE;
+  return htmlPage(
+    "s2sim reproduce",
+    `The kvm_page_table_test runs of ${escapeHtml(src.author)}'s cover letter "${escapeHtml(src.title)}" ` +
+      `(${escapeHtml(src.list)}, ${escapeHtml(src.date)}), before (${src.before}) and after (${src.after}) ` +
+      `the series; the published figures were measured on a ${escapeHtml(src.machine)}.`,
+    warnings,
+    [
+      ["times", timesChart(rows)],
+      ["gains", gainsChart(rows)],
+    ],
+    text,
+  );
+}
+
+/** One simulated run of page-table-test on a page, with its name there ("v5.12", "-m 3 v5.14"). */
+export interface HtmlRun {
+  readonly name: string;
+  readonly report: SimReport;
+}
+
+/** A stage's name, short: CREATE, UPDATE, ADJUST. */
+function shortStage(name: string): string {
+  return name.replace(/^KVM_/, "").replace(/_MAPPINGS$/, "");
+}
+
+/** A palette for a chart's categories (as many as the attribution has, and more, cycled). */
+const PALETTE = [
+  "#4e79a7",
+  "#f28e2b",
+  "#e15759",
+  "#76b7b2",
+  "#59a14f",
+  "#edc948",
+  "#b07aa1",
+  "#ff9da7",
+  "#9c755f",
+  "#bab0ac",
+  "#1f3b73",
+  "#8cd17d",
+  "#d4a6c8",
+  "#86bcb6",
+  "#f1ce63",
+  "#a0cbe8",
+];
+
+/** Where each stage's time went: one stacked bar per run and stage, vCPU-seconds per category. */
+function attributionChart(runs: readonly HtmlRun[]): ChartConfiguration<"bar"> {
+  const bars = runs.flatMap((run) => run.report.stages.map((stage) => ({ run, stage })));
+  const categories = [...new Set(bars.flatMap(({ stage }) => stage.attribution.map((a) => a.category)))];
+  return {
+    type: "bar",
+    data: {
+      labels: bars.map(({ run, stage }) => `${run.name} ${shortStage(stage.name)}`.trim()),
+      datasets: categories.map((category, i) => ({
+        label: category,
+        backgroundColor: PALETTE[i % PALETTE.length]!,
+        data: bars.map(({ stage }) => stage.attribution.find((a) => a.category === category)?.vcpu_s ?? 0),
+      })),
+    },
+    options: {
+      animation: false,
+      plugins: {
+        title: { display: true, text: "Where each stage's time went, vCPU-seconds (model prediction)" },
+      },
+      scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: "vCPU-seconds" } } },
+    },
+  };
+}
+
+/**
+ * When each vCPU finished each stage (seconds from the stage's start), by vCPU id: the convoys
+ * (in CREATE even ids write and odd ids read).
+ */
+function vcpuDoneChart(runs: readonly HtmlRun[]): ChartConfiguration<"scatter"> {
+  const sets = runs.flatMap((run) => run.report.stages.map((stage) => ({ run, stage })));
+  return {
+    type: "scatter",
+    data: {
+      datasets: sets.map(({ run, stage }, i) => ({
+        label: `${run.name} ${shortStage(stage.name)}`.trim(),
+        backgroundColor: PALETTE[i % PALETTE.length]!,
+        data: stage.vcpu_done_s.map((s, id) => ({ x: id, y: s })),
+      })),
+    },
+    options: {
+      animation: false,
+      plugins: { title: { display: true, text: "When each vCPU finished the stage (model prediction)" } },
+      scales: {
+        x: { title: { display: true, text: "vCPU id" } },
+        y: { title: { display: true, text: "seconds from the stage's start" } },
+      },
+    },
+  };
+}
+
+/** page-table-test's page: the charts of `runs` (one or more), `warnings` and the text report. */
+export function pageTableTestHtml(
+  runs: readonly HtmlRun[],
+  text: string,
+  warnings: readonly string[] = [],
+): string {
+  const first = runs[0]!.report;
+  return htmlPage(
+    "s2sim page-table-test",
+    `kvm_page_table_test with ${escapeHtml(first.backing)} memory and ${first.vcpus} vCPUs, simulated on ` +
+      `the ${escapeHtml(first.profile)} profile.`,
+    warnings,
+    [
+      ["attribution", attributionChart(runs)],
+      ["done", vcpuDoneChart(runs)],
+    ],
+    text,
+  );
 }
 
 /**
@@ -214,6 +338,21 @@ function statOrNull(path: string): ReturnType<typeof statSync> | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * What a page says in red when the run's machine is not the profile's as shipped: the profile's
+ * `--set` changes (`overrides`, overridesText's wording, or null) and `--cpu`'s (`cpuChanges`).
+ */
+export function changedMachineWarnings(overrides: string | null, cpuChanges: readonly string[]): string[] {
+  return [
+    ...(overrides === null
+      ? []
+      : [`The profile was ${overrides}: a sensitivity run, not the profile's predictions.`]),
+    ...(cpuChanges.length === 0
+      ? []
+      : [`The CPU was changed from the profile's machine (${cpuChanges.join(", ")}), on the same costs.`]),
+  ];
 }
 
 /** Writes the page to `path`; an S2simError if it cannot. */

@@ -31,6 +31,7 @@ import {
   namingKernel,
 } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
+import { changedMachineWarnings, checkHtmlPath, pageTableTestHtml, writeHtml } from "./html-report.js";
 import type { Footprint } from "../common/footprint.js";
 import type { CostProfile } from "../sim/profile.js";
 import { type Advice, heapLimit, type MemoryBudget, memoryBudget, memoryProblem } from "./memory.js";
@@ -85,6 +86,8 @@ export interface PageTableTestOptions {
   dryRun?: boolean;
   /** Show each stage's first n events. */
   trace?: string;
+  /** `--html <file>`: also write the report as a web page with charts there. */
+  html?: string;
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -161,6 +164,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const problem = memoryProblem(need, budget, what, () => smallerRun(config, profile, budget, pageSize));
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
+  // A page that could not be written is refused before the simulations, not after.
+  if (opts.html !== undefined) checkHtmlPath(opts.html);
   // One run after the other (the peak is one run's): each mode in turn, and with --kernel both,
   // v5.12 then v5.14.
   const byMode = plans.map(({ mode, config: modeConfig }) => {
@@ -195,6 +200,27 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     cpu_changes: cpu.changes,
     profile_overrides: profile.overrides,
   };
+  const text = (): string =>
+    byMode
+      .map(({ mode, reports }) => {
+        const texts = reports.map((report) =>
+          runText(report, { opts, profile, cpu, releaseOrder, seed, mode, pageSize, checks }),
+        );
+        return reports.length === 1
+          ? texts[0]!
+          : [...texts, comparisonText(reports[0]!, reports[1]!)].join("\n\n");
+      })
+      .join("\n\n");
+  if (opts.html !== undefined) {
+    const runs = byMode.flatMap(({ mode, reports }) =>
+      reports.map((report) => ({
+        name: [...(named ? [`-m ${mode.id}`] : []), ...(kernels.length > 1 ? [report.kernel] : [])].join(" "),
+        report,
+      })),
+    );
+    const warnings = changedMachineWarnings(overridesText(profile), cpu.changes);
+    writeHtml(opts.html, pageTableTestHtml(runs, text(), warnings));
+  }
   if (opts.json) {
     const modeJson = (reports: readonly SimReport[]): Record<string, unknown> =>
       reports.length === 1
@@ -211,16 +237,8 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
         : { guest_modes: byMode.map(({ mode, reports }) => ({ guest_mode: mode.id, ...modeJson(reports) })) };
     return JSON.stringify(json, null, 2);
   }
-  return byMode
-    .map(({ mode, reports }) => {
-      const text = reports.map((report) =>
-        runText(report, { opts, profile, cpu, releaseOrder, seed, mode, pageSize, checks }),
-      );
-      return reports.length === 1
-        ? text[0]!
-        : [...text, comparisonText(reports[0]!, reports[1]!)].join("\n\n");
-    })
-    .join("\n\n");
+  const out = text();
+  return opts.html === undefined ? out : `${out}\n\nthe report as a web page with charts: ${opts.html}`;
 }
 
 /**

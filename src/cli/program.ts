@@ -276,6 +276,11 @@ export function buildProgram(out: (s: string) => void): Command {
         "TLBIs, CMOs) and the host's, with their virtual time and CPU (slower until they are known; the same results)",
     )
     .option(
+      "--html <file>",
+      "also write the report as a self-contained web page with charts of where each stage's time " +
+        "went and when each vCPU finished it (the convoys) to <file>",
+    )
+    .option(
       "--json",
       "print one JSON object: the simulation report plus seed, inject, fwb, cpu_changes and profile_overrides " +
         '(--kernel both: {"before", "after", "runs": [two of them], "comparison"}; several modes: ' +

@@ -34,7 +34,13 @@ import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
 import { checkMemory, memoryBudget } from "./memory.js";
 import { simProgress } from "./progress.js";
 import { PUBLISHED, PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
-import { checkHtmlPath, htmlStageRows, reproduceHtml, writeHtml } from "./html-report.js";
+import {
+  changedMachineWarnings,
+  checkHtmlPath,
+  htmlStageRows,
+  reproduceHtml,
+  writeHtml,
+} from "./html-report.js";
 import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
 
 /** The command's options as commander hands them over. */
@@ -178,12 +184,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   if (opts.html !== undefined) {
     const warnings = [
       ...(scaledWarning === null ? [] : [scaledWarning]),
-      ...(profile.overrides.length === 0
-        ? []
-        : [`The profile was ${overridesText(profile)}. A sensitivity run, not the profile's predictions.`]),
-      ...(cpu.changes.length === 0
-        ? []
-        : [`The CPU was changed (${cpu.changes.join(", ")}): not the machine the figures were measured on.`]),
+      ...changedMachineWarnings(overridesText(profile), cpu.changes),
     ];
     writeHtml(opts.html, reproduceHtml(htmlStageRows(r.runs, rows), text, warnings));
   }

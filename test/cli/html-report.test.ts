@@ -97,6 +97,62 @@ describe("reproduce --html", () => {
     }
   });
 
+  it("page-table-test --html charts where each stage's time went and when each vCPU finished", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "s2sim-html-"));
+    try {
+      const file = join(dir, "run.html");
+      const args = ["-s", "anonymous", "-b", "4M", "-v", "3", "--kernel", "both", "--html", file];
+      const r = await s2sim("page-table-test", ...args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^the report as a web page with charts: ${file}$`, "m"));
+      const page = readFileSync(file, "utf8");
+      const [attribution, done] = chartConfigs(page);
+      const stages = ["CREATE", "UPDATE", "ADJUST"];
+      const names = ["v5.12", "v5.14"].flatMap((k) => stages.map((s) => `${k} ${s}`));
+      assert.deepEqual(attribution!.data.labels, names);
+      // Stacked categories: each bar sums to the stage's vCPUs x its time (the attribution's whole, to
+      // the rounding of its parts).
+      const json = await s2sim("page-table-test", ...args.slice(0, -2), "--json");
+      const runs = (JSON.parse(json.stdout) as { runs: Array<{ stages: Array<{ simulated_s: number }> }> })
+        .runs;
+      const totals = names.map((_, i) => attribution!.data.datasets.reduce((a, d) => a + d.data[i]!, 0));
+      const wanted = runs.flatMap((run) => run.stages.map((s) => 3 * s.simulated_s));
+      totals.forEach((t, i) =>
+        assert.ok(Math.abs(t - wanted[i]!) <= 1e-6 * wanted[i]!, `${names[i]}: ${t} vs ${wanted[i]}`),
+      );
+      // One point per vCPU and stage.
+      assert.deepEqual(
+        done!.data.datasets.map((d) => [d.label, d.data.length]),
+        names.map((n) => [n, 3]),
+      );
+      // Several modes: each run named by its mode.
+      const modes = await s2sim(
+        "page-table-test",
+        "-m",
+        "4",
+        "-m",
+        "2",
+        "-s",
+        "anonymous",
+        "-b",
+        "2M",
+        "-v",
+        "1",
+        "--stages",
+        "1",
+        "--html",
+        file,
+      );
+      assert.equal(modes.code, 0, modes.stderr);
+      assert.deepEqual(chartConfigs(readFileSync(file, "utf8"))[0]!.data.labels, [
+        "-m 2 CREATE",
+        "-m 4 CREATE",
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("refuses a path it could not write to before anything runs", async () => {
     const dir = mkdtempSync(join(tmpdir(), "s2sim-html-"));
     try {
