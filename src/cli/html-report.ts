@@ -297,6 +297,53 @@ function vcpuDoneChart(runs: readonly HtmlRun[]): ChartConfiguration<"scatter"> 
   };
 }
 
+/**
+ * With `--timeline`: when the last fault of each chunk of the region was handled in CREATE, along
+ * the region, per run (a race that changes regime along the run shows as a bend); null without.
+ */
+function timelineChart(runs: readonly HtmlRun[]): ChartConfiguration<"line"> | null {
+  const lines = runs.flatMap((run) =>
+    run.report.stages.flatMap((stage) =>
+      stage.timeline === undefined ? [] : [{ run, stage, timeline: stage.timeline }],
+    ),
+  );
+  if (lines.length === 0) return null;
+  const MiB = 2 ** 20;
+  return {
+    type: "line",
+    data: {
+      datasets: lines.map(({ run, stage, timeline }, i) => ({
+        label: `${run.name} ${shortStage(stage.name)}`.trim(),
+        borderColor: PALETTE[i % PALETTE.length]!,
+        backgroundColor: PALETTE[i % PALETTE.length]!,
+        pointRadius: 0,
+        data: timeline.rows.flatMap((row) =>
+          row.done_s === null ? [] : [{ x: (row.offset + timeline.chunk_bytes) / MiB, y: row.done_s }],
+        ),
+      })),
+    },
+    options: {
+      animation: false,
+      plugins: {
+        title: {
+          display: true,
+          text: "When each chunk's last fault was handled, along the region (model prediction)",
+        },
+      },
+      scales: {
+        x: { type: "linear", title: { display: true, text: "end of the chunk in the region, MiB" } },
+        y: { title: { display: true, text: "seconds from the stage's start" } },
+      },
+    },
+  };
+}
+
+/** The timeline chart of `runs` as a page's chart, if they have timelines. */
+function timeline(runs: readonly HtmlRun[]): PageChart[] {
+  const chart = timelineChart(runs);
+  return chart === null ? [] : [["timeline", chart]];
+}
+
 /** page-table-test's page: the charts of `runs` (one or more), `warnings` and the text report. */
 export function pageTableTestHtml(
   runs: readonly HtmlRun[],
@@ -309,10 +356,7 @@ export function pageTableTestHtml(
     `kvm_page_table_test with ${escapeHtml(first.backing)} memory and ${first.vcpus} vCPUs, simulated on ` +
       `the ${escapeHtml(first.profile)} profile.`,
     warnings,
-    [
-      ["attribution", attributionChart(runs)],
-      ["done", vcpuDoneChart(runs)],
-    ],
+    [["attribution", attributionChart(runs)], ["done", vcpuDoneChart(runs)], ...timeline(runs)],
     text,
   );
 }

@@ -278,7 +278,8 @@ export function buildProgram(out: (s: string) => void): Command {
     .option(
       "--html <file>",
       "also write the report as a self-contained web page with charts of where each stage's time " +
-        "went and when each vCPU finished it (the convoys) to <file>",
+        "went, when each vCPU finished it (the convoys) and, with --timeline, CREATE along the region, " +
+        "to <file>",
     )
     .option(
       "--json",

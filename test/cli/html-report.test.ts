@@ -125,6 +125,27 @@ describe("reproduce --html", () => {
         done!.data.datasets.map((d) => [d.label, d.data.length]),
         names.map((n) => [n, 3]),
       );
+      assert.equal(chartConfigs(page).length, 2, "no timeline chart without --timeline");
+      // With --timeline: CREATE's last fault per chunk along the region, a point per chunk.
+      const tl = await s2sim(
+        "page-table-test",
+        ...args.slice(0, -2),
+        "--timeline",
+        "1M",
+        "--stages",
+        "1",
+        "--html",
+        file,
+      );
+      assert.equal(tl.code, 0, tl.stderr);
+      const line = chartConfigs(readFileSync(file, "utf8"))[2]!;
+      assert.deepEqual(
+        line.data.datasets.map((d) => [d.label, d.data.length]),
+        [
+          ["v5.12 CREATE", 4],
+          ["v5.14 CREATE", 4],
+        ],
+      );
       // Several modes: each run named by its mode.
       const modes = await s2sim(
         "page-table-test",
