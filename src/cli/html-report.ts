@@ -5,14 +5,15 @@
  * scale) and the gains, each model figure beside the published one; page-table-test charts where
  * each stage's time went and when each vCPU finished it (the convoys).
  */
-import { accessSync, constants, readFileSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, type Stats, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import type { ChartConfiguration } from "chart.js";
 import { S2simError } from "../common/error.js";
+import { printable } from "../common/format.js";
 import { systemReason } from "../common/small-file.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
-import type { SimReport } from "../workloads/page-table-sim.js";
+import type { SimReport, SimStageReport } from "../workloads/page-table-sim.js";
 import { PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
 
 /** What the page shows of one stage of one command line, before and after the series. */
@@ -56,9 +57,13 @@ function gainPct(before: number, after: number): number {
   return Math.round(((before - after) / before) * 10000) / 100;
 }
 
-/** Seconds to the cover letter's precision (two decimals) for the charts' bars and tooltips. */
+/**
+ * Seconds to five significant figures (the published ones have at most five) for the charts' bars
+ * and tooltips; not to a fixed number of decimals: on a log axis a small time rounded to 0 would
+ * have no bar.
+ */
 function secs(x: number): number {
-  return Math.round(x * 100) / 100;
+  return Number(x.toPrecision(5));
 }
 
 /** Grey for the measurements, colour for the model; before lighter than after. */
@@ -104,7 +109,7 @@ function gainsChart(rows: readonly HtmlStageRow[]): ChartConfiguration<"bar"> {
       labels: rows.map((r) => r.label),
       datasets: [
         {
-          label: "published gain",
+          label: "published gain (measured)",
           backgroundColor: COLOURS.publishedAfter,
           data: rows.map((r) => gainPct(r.publishedBefore, r.publishedAfter)),
         },
@@ -150,7 +155,8 @@ function chartJsSource(): string {
 type PageChart = readonly [id: string, config: ChartConfiguration];
 
 /**
- * A page: `title` (its heading), `intro` (HTML), `warnings` in red, `charts`, then the text report
+ * A page: `title` (its heading), `intro` (HTML, as it is: callers escape what they put in it),
+ * `warnings` in red, `charts`, then the text report
  * `text` (the command's output), with Chart.js inline. The same arguments give the same page,
  * byte for byte.
  */
@@ -227,6 +233,22 @@ function shortStage(name: string): string {
   return name.replace(/^KVM_/, "").replace(/_MAPPINGS$/, "");
 }
 
+/** Every stage of every run, in order, with its label on the charts ("v5.14 CREATE"). */
+function runStages(runs: readonly HtmlRun[]): Array<{ label: string; stage: SimStageReport; mem: number }> {
+  return runs.flatMap((run) =>
+    run.report.stages.map((stage) => ({
+      label: `${run.name} ${shortStage(stage.name)}`,
+      stage,
+      mem: run.report.mem_bytes,
+    })),
+  );
+}
+
+/** The colour of a chart's `i`th category or run. */
+function colour(i: number): string {
+  return PALETTE[i % PALETTE.length]!;
+}
+
 /** A palette for a chart's categories (as many as the attribution has, and more, cycled). */
 const PALETTE = [
   "#4e79a7",
@@ -249,15 +271,20 @@ const PALETTE = [
 
 /** Where each stage's time went: one stacked bar per run and stage, vCPU-seconds per category. */
 function attributionChart(runs: readonly HtmlRun[]): ChartConfiguration<"bar"> {
-  const bars = runs.flatMap((run) => run.report.stages.map((stage) => ({ run, stage })));
-  const categories = [...new Set(bars.flatMap(({ stage }) => stage.attribution.map((a) => a.category)))];
+  const bars = runStages(runs);
+  // The categories some stage spent time in (the attribution lists every one).
+  const categories = [
+    ...new Set(
+      bars.flatMap(({ stage }) => stage.attribution.filter((a) => a.vcpu_s > 0).map((a) => a.category)),
+    ),
+  ];
   return {
     type: "bar",
     data: {
-      labels: bars.map(({ run, stage }) => `${run.name} ${shortStage(stage.name)}`.trim()),
+      labels: bars.map((b) => b.label),
       datasets: categories.map((category, i) => ({
         label: category,
-        backgroundColor: PALETTE[i % PALETTE.length]!,
+        backgroundColor: colour(i),
         data: bars.map(({ stage }) => stage.attribution.find((a) => a.category === category)?.vcpu_s ?? 0),
       })),
     },
@@ -276,13 +303,12 @@ function attributionChart(runs: readonly HtmlRun[]): ChartConfiguration<"bar"> {
  * (in CREATE even ids write and odd ids read).
  */
 function vcpuDoneChart(runs: readonly HtmlRun[]): ChartConfiguration<"scatter"> {
-  const sets = runs.flatMap((run) => run.report.stages.map((stage) => ({ run, stage })));
   return {
     type: "scatter",
     data: {
-      datasets: sets.map(({ run, stage }, i) => ({
-        label: `${run.name} ${shortStage(stage.name)}`.trim(),
-        backgroundColor: PALETTE[i % PALETTE.length]!,
+      datasets: runStages(runs).map(({ label, stage }, i) => ({
+        label,
+        backgroundColor: colour(i),
         data: stage.vcpu_done_s.map((s, id) => ({ x: id, y: s })),
       })),
     },
@@ -290,8 +316,8 @@ function vcpuDoneChart(runs: readonly HtmlRun[]): ChartConfiguration<"scatter"> 
       animation: false,
       plugins: { title: { display: true, text: "When each vCPU finished the stage (model prediction)" } },
       scales: {
-        x: { title: { display: true, text: "vCPU id" } },
-        y: { title: { display: true, text: "seconds from the stage's start" } },
+        x: { ticks: { precision: 0 }, title: { display: true, text: "vCPU id" } },
+        y: { beginAtZero: true, title: { display: true, text: "seconds from the stage's start" } },
       },
     },
   };
@@ -302,23 +328,24 @@ function vcpuDoneChart(runs: readonly HtmlRun[]): ChartConfiguration<"scatter"> 
  * the region, per run (a race that changes regime along the run shows as a bend); null without.
  */
 function timelineChart(runs: readonly HtmlRun[]): ChartConfiguration<"line"> | null {
-  const lines = runs.flatMap((run) =>
-    run.report.stages.flatMap((stage) =>
-      stage.timeline === undefined ? [] : [{ run, stage, timeline: stage.timeline }],
-    ),
+  const lines = runStages(runs).flatMap(({ label, stage, mem }) =>
+    stage.timeline === undefined ? [] : [{ label, timeline: stage.timeline, mem }],
   );
   if (lines.length === 0) return null;
   const MiB = 2 ** 20;
   return {
     type: "line",
     data: {
-      datasets: lines.map(({ run, stage, timeline }, i) => ({
-        label: `${run.name} ${shortStage(stage.name)}`.trim(),
-        borderColor: PALETTE[i % PALETTE.length]!,
-        backgroundColor: PALETTE[i % PALETTE.length]!,
+      datasets: lines.map(({ label, timeline, mem }, i) => ({
+        label,
+        borderColor: colour(i),
+        backgroundColor: colour(i),
         pointRadius: 0,
+        // Each chunk at its end, the last (which may be short) at the region's.
         data: timeline.rows.flatMap((row) =>
-          row.done_s === null ? [] : [{ x: (row.offset + timeline.chunk_bytes) / MiB, y: row.done_s }],
+          row.done_s === null
+            ? []
+            : [{ x: Math.min(row.offset + timeline.chunk_bytes, mem) / MiB, y: row.done_s }],
         ),
       })),
     },
@@ -366,17 +393,27 @@ export function pageTableTestHtml(
  * or a file in a folder that does not exist or is not writable.
  */
 export function checkHtmlPath(path: string): void {
+  const refuse = (why: string): never => {
+    throw new S2simError("bad-output", `--html ${printable(path)}: ${why}`);
+  };
+  if (path === "") refuse("no file named");
+  if (path.endsWith("/")) refuse("it names a directory");
   const full = resolve(path);
   const stat = statOrNull(full);
-  if (stat?.isDirectory()) throw new S2simError("bad-output", `--html ${path}: it is a directory`);
+  if (stat?.isDirectory()) refuse("it is a directory");
+  if (stat !== null && !stat.isFile()) refuse("it is not a regular file");
+  const folder = statOrNull(dirname(full));
+  if (folder === null) refuse("its folder does not exist");
+  else if (!folder.isDirectory()) refuse("its folder is not a directory");
   try {
     accessSync(stat === null ? dirname(full) : full, constants.W_OK);
   } catch (err) {
-    throw new S2simError("bad-output", `--html ${path}: cannot write there (${systemReason(err)})`);
+    refuse(`cannot write there (${systemReason(err)})`);
   }
 }
 
-function statOrNull(path: string): ReturnType<typeof statSync> | null {
+/** The file's status, or null when there is none (or it cannot be read). */
+function statOrNull(path: string): Stats | null {
   try {
     return statSync(path);
   } catch {
@@ -404,6 +441,6 @@ export function writeHtml(path: string, html: string): void {
   try {
     writeFileSync(path, html);
   } catch (err) {
-    throw new S2simError("bad-output", `--html ${path}: cannot write it (${systemReason(err)})`);
+    throw new S2simError("bad-output", `--html ${printable(path)}: cannot write it (${systemReason(err)})`);
   }
 }

@@ -3,7 +3,7 @@
  * cost profile. Takes the selftest's options, prints its lines, then per timed stage the
  * simulated time (a model prediction, labelled as such) and what the fault path did.
  */
-import { hex, sizeName } from "../common/format.js";
+import { hex, printable, sizeName } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { S2simError } from "../common/error.js";
@@ -162,10 +162,11 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     `-b ${sizeName(config.memBytes)} -v ${vcpus}` +
     (kernels.length > 1 ? " --kernel both" : "");
   const problem = memoryProblem(need, budget, what, () => smallerRun(config, profile, budget, pageSize));
+  // A page that could not be written is refused before the simulations, not after (nor passed by
+  // a dry run).
+  if (opts.html !== undefined) checkHtmlPath(opts.html);
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
-  // A page that could not be written is refused before the simulations, not after.
-  if (opts.html !== undefined) checkHtmlPath(opts.html);
   // One run after the other (the peak is one run's): each mode in turn, and with --kernel both,
   // v5.12 then v5.14.
   const byMode = plans.map(({ mode, config: modeConfig }) => {
@@ -214,11 +215,14 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   if (opts.html !== undefined) {
     const runs = byMode.flatMap(({ mode, reports }) =>
       reports.map((report) => ({
-        name: [...(named ? [`-m ${mode.id}`] : []), ...(kernels.length > 1 ? [report.kernel] : [])].join(" "),
+        name: [...(named ? [`-m ${mode.id}`] : []), report.kernel].join(" "),
         report,
       })),
     );
-    const warnings = changedMachineWarnings(overridesText(profile), cpu.changes);
+    const warnings = [
+      ...changedMachineWarnings(overridesText(profile), cpu.changes),
+      ...(opts.inject === undefined ? [] : [`The kernels run with the injected bug ${opts.inject}.`]),
+    ];
     writeHtml(opts.html, pageTableTestHtml(runs, text(), warnings));
   }
   if (opts.json) {
@@ -238,7 +242,9 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     return JSON.stringify(json, null, 2);
   }
   const out = text();
-  return opts.html === undefined ? out : `${out}\n\nthe report as a web page with charts: ${opts.html}`;
+  return opts.html === undefined
+    ? out
+    : `${out}\n\nthe report as a web page with charts: ${printable(opts.html)}`;
 }
 
 /**

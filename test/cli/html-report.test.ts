@@ -1,9 +1,9 @@
 /**
- * `s2sim reproduce --html`: the page's rows and charts, its escaping and determinism, and the
- * paths it refuses before anything runs.
+ * `--html` of reproduce and page-table-test: the pages' charts, their escaping and determinism,
+ * and the paths refused before anything runs.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -63,6 +63,13 @@ describe("reproduce --html", () => {
     assert.match(page, /<script>\/\*!\n \* Chart\.js v4/);
     assert.equal(page.match(/<\/script>/g)!.length, 2);
     assert.match(page, /model predictions for the profile's machine, not measurements/);
+  });
+
+  it("draws a bar for a time too small for the cover letter's two decimals (a log axis has no 0)", () => {
+    const tiny = rows.map((r) => ({ ...r, simulated_s: r.simulated_s / 25_000 }));
+    const [times] = chartConfigs(reproduceHtml(htmlStageRows(PUBLISHED, tiny), ""));
+    const model = times!.data.datasets.find((d) => d.label === "s2sim v5.14 (model prediction)")!;
+    assert.deepEqual(model.data.slice(0, 2), [0.002, 0.00204]);
   });
 
   it("shows what makes the figures something else than the profile's predictions", () => {
@@ -166,28 +173,37 @@ describe("reproduce --html", () => {
       );
       assert.equal(modes.code, 0, modes.stderr);
       assert.deepEqual(chartConfigs(readFileSync(file, "utf8"))[0]!.data.labels, [
-        "-m 2 CREATE",
-        "-m 4 CREATE",
+        "-m 2 v5.14 CREATE",
+        "-m 4 v5.14 CREATE",
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it("refuses a path it could not write to before anything runs", async () => {
+  it("refuses a path it could not write to before anything runs (a dry run too)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "s2sim-html-"));
     try {
+      const file = join(dir, "a-file");
+      writeFileSync(file, "");
       for (const [path, why] of [
-        [dir, /^s2sim: --html .*: it is a directory\n$/],
-        [
-          join(dir, "missing", "r.html"),
-          /^s2sim: --html .*: cannot write there \(no such file or directory\)\n$/,
-        ],
+        [dir, /: it is a directory\n$/],
+        ["", /^s2sim: --html : no file named\n$/],
+        [`${dir}/new/`, /: it names a directory\n$/],
+        [join(dir, "missing", "r.html"), /: its folder does not exist\n$/],
+        [join(file, "r.html"), /: its folder is not a directory\n$/],
       ] as Array<[string, RegExp]>) {
-        const r = await s2sim("reproduce", "--html", path);
-        assert.equal(r.code, 2);
-        assert.equal(r.stdout, "");
-        assert.match(r.stderr, why);
+        // Small runs, should a check ever let one through.
+        for (const args of [
+          ["reproduce", "--mem-scale", "1/1024", "--src", "anonymous_thp"],
+          ["page-table-test", "-b", "2M", "--dry-run"],
+        ]) {
+          const r = await s2sim(...args, "--html", path);
+          assert.equal(r.code, 2, `${args[0]} ${path}`);
+          assert.equal(r.stdout, "");
+          assert.match(r.stderr, /^s2sim: --html /);
+          assert.match(r.stderr, why);
+        }
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
