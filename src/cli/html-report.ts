@@ -96,7 +96,14 @@ function timesChart(rows: readonly HtmlStageRow[]): ChartConfiguration<"bar"> {
     options: {
       animation: false,
       plugins: { title: { display: true, text: "Stage time, seconds (log scale)" } },
-      scales: { y: { type: "logarithmic", title: { display: true, text: "seconds" } } },
+      scales: {
+        y: {
+          type: "logarithmic",
+          // The log axis's own labels print every decimal of 0.001 steps ("100.000").
+          ticks: { format: { maximumSignificantDigits: 3 } },
+          title: { display: true, text: "seconds" },
+        },
+      },
     },
   };
 }
