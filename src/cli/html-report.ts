@@ -24,6 +24,16 @@ export interface HtmlStageRow {
   readonly publishedAfter: number;
   readonly simulatedBefore: number;
   readonly simulatedAfter: number;
+  /** The D-cache the simulated stage cleaned to the PoC, bytes, when the runs' reports are known. */
+  readonly cleanedBefore?: number;
+  readonly cleanedAfter?: number;
+}
+
+/** A simulation of the reproduce and its report (ReproduceRun's jobs). */
+interface SimulatedRun {
+  readonly src: string;
+  readonly kernel: KernelVersion;
+  readonly report: SimReport;
 }
 
 /** A reproduce row as the page reads it (ReproduceRow's fields it needs). */
@@ -35,20 +45,35 @@ interface SimulatedRow {
 }
 
 /** The page's rows, in the cover letter's order, from the reproduce's rows of `runs`. */
-export function htmlStageRows(runs: readonly PublishedRun[], rows: readonly SimulatedRow[]): HtmlStageRow[] {
+export function htmlStageRows(
+  runs: readonly PublishedRun[],
+  rows: readonly SimulatedRow[],
+  reports: readonly SimulatedRun[] = [],
+): HtmlStageRow[] {
   const simulated = (src: string, stage: string, kernel: KernelVersion): number => {
     const row = rows.find((r) => r.src === src && r.stage === stage && r.kernel === kernel);
     if (row === undefined) throw new Error(`no simulated ${src} ${stage} on ${kernel}`);
     return row.simulated_s;
   };
+  // The D-cache a stage cleaned, from its run's report (undefined without one).
+  const cleaned = (src: string, stage: string, kernel: KernelVersion): number | undefined =>
+    reports.find((r) => r.src === src && r.kernel === kernel)?.report.stages.find((x) => x.name === stage)
+      ?.cmo_bytes.dcache;
   return runs.flatMap((run) =>
-    run.stages.map((p) => ({
-      label: `${run.src} ${shortStage(p.label)}`,
-      publishedBefore: p.before_s,
-      publishedAfter: p.after_s,
-      simulatedBefore: simulated(run.src, p.stage, PUBLISHED_SOURCE.before),
-      simulatedAfter: simulated(run.src, p.stage, PUBLISHED_SOURCE.after),
-    })),
+    run.stages.map((p) => {
+      const before = cleaned(run.src, p.stage, PUBLISHED_SOURCE.before);
+      const after = cleaned(run.src, p.stage, PUBLISHED_SOURCE.after);
+      return {
+        label: `${run.src} ${shortStage(p.label)}`,
+        publishedBefore: p.before_s,
+        publishedAfter: p.after_s,
+        simulatedBefore: simulated(run.src, p.stage, PUBLISHED_SOURCE.before),
+        simulatedAfter: simulated(run.src, p.stage, PUBLISHED_SOURCE.after),
+        ...(before === undefined || after === undefined
+          ? {}
+          : { cleanedBefore: before, cleanedAfter: after }),
+      };
+    }),
   );
 }
 
@@ -131,6 +156,50 @@ function gainsChart(rows: readonly HtmlStageRow[]): ChartConfiguration<"bar"> {
       animation: false,
       plugins: { title: { display: true, text: "Gain = (before - after) / before, %" } },
       scales: { y: { title: { display: true, text: "%" } } },
+    },
+  };
+}
+
+/**
+ * What the series changes: the D-cache each kernel's stage cleaned to the PoC, GiB on a log scale
+ * (a stage that cleaned nothing has no bar); null when the rows do not know it.
+ */
+function cleanedChart(rows: readonly HtmlStageRow[]): ChartConfiguration<"bar"> | null {
+  if (rows.some((r) => r.cleanedBefore === undefined || r.cleanedAfter === undefined)) return null;
+  const GiB = 2 ** 30;
+  const { before, after } = PUBLISHED_SOURCE;
+  return {
+    type: "bar",
+    data: {
+      labels: rows.map((r) => r.label),
+      datasets: [
+        {
+          label: `s2sim ${before}`,
+          backgroundColor: COLOURS.simulatedBefore,
+          data: rows.map((r) => secs((r.cleanedBefore ?? 0) / GiB)),
+        },
+        {
+          label: `s2sim ${after}`,
+          backgroundColor: COLOURS.simulatedAfter,
+          data: rows.map((r) => secs((r.cleanedAfter ?? 0) / GiB)),
+        },
+      ],
+    },
+    options: {
+      animation: false,
+      plugins: {
+        title: {
+          display: true,
+          text: "D-cache cleaned to the PoC (DC CIVAC), GiB, log scale (model; no bar: none)",
+        },
+      },
+      scales: {
+        y: {
+          type: "logarithmic",
+          ticks: { format: { maximumSignificantDigits: 3 } },
+          title: { display: true, text: "GiB" },
+        },
+      },
     },
   };
 }
@@ -221,10 +290,7 @@ export function reproduceHtml(
       `(${escapeHtml(src.list)}, ${escapeHtml(src.date)}), before (${src.before}) and after (${src.after}) ` +
       `the series; the published figures were measured on a ${escapeHtml(src.machine)}.`,
     warnings,
-    [
-      ["times", timesChart(rows)],
-      ["gains", gainsChart(rows)],
-    ],
+    [["times", timesChart(rows)], ["gains", gainsChart(rows)], ...optional("cleaned", cleanedChart(rows))],
     text,
   );
 }
@@ -372,10 +438,9 @@ function timelineChart(runs: readonly HtmlRun[]): ChartConfiguration<"line"> | n
   };
 }
 
-/** The timeline chart of `runs` as a page's chart, if they have timelines. */
-function timeline(runs: readonly HtmlRun[]): PageChart[] {
-  const chart = timelineChart(runs);
-  return chart === null ? [] : [["timeline", chart]];
+/** A page's chart `id`, if there is one. */
+function optional(id: string, chart: ChartConfiguration | null): PageChart[] {
+  return chart === null ? [] : [[id, chart]];
 }
 
 /** page-table-test's page: the charts of `runs` (one or more), `warnings` and the text report. */
@@ -390,7 +455,11 @@ export function pageTableTestHtml(
     `kvm_page_table_test with ${escapeHtml(first.backing)} memory and ${first.vcpus} vCPUs, simulated on ` +
       `the ${escapeHtml(first.profile)} profile.`,
     warnings,
-    [["attribution", attributionChart(runs)], ["done", vcpuDoneChart(runs)], ...timeline(runs)],
+    [
+      ["attribution", attributionChart(runs)],
+      ["done", vcpuDoneChart(runs)],
+      ...optional("timeline", timelineChart(runs)),
+    ],
     text,
   );
 }

@@ -168,6 +168,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     bar?.stop();
   }
   const { rows, host_s, memScale, releaseOrder, seed, profile, scaledWarning, cpu } = r;
+  const reports = r.jobs.map((j) => ({ src: j.run.src, kernel: j.kernel, report: j.report }));
   const text = renderText(rows, {
     runs: r.runs,
     machine: profile.machine,
@@ -179,14 +180,14 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     workers: r.workers,
     releaseOrder,
     seed,
-    reports: r.jobs.map((j) => ({ src: j.run.src, kernel: j.kernel, report: j.report })),
+    reports,
   });
   if (opts.html !== undefined) {
     const warnings = [
       ...(scaledWarning === null ? [] : [scaledWarning]),
       ...changedMachineWarnings(overridesText(profile), cpu.changes),
     ];
-    writeHtml(opts.html, reproduceHtml(htmlStageRows(r.runs, rows), text, warnings));
+    writeHtml(opts.html, reproduceHtml(htmlStageRows(r.runs, rows, reports), text, warnings));
   }
   if (opts.json) {
     return JSON.stringify(
