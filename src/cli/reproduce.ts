@@ -145,8 +145,6 @@ export interface ReproduceRun {
 
 /** Runs the six simulations and renders the comparison as text or JSON. */
 export async function reproduceCommand(opts: ReproduceOptions): Promise<string> {
-  // A page that could not be written is refused before the simulations, not after.
-  if (opts.html !== undefined) checkHtmlPath(opts.html);
   // The bar appears once the simulations start (bad options are an error line without one).
   let started = false;
   // Set in the callback, which TypeScript's narrowing does not see.
@@ -163,6 +161,10 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
       },
       // The text output carries the warning in its header; JSON readers get it on stderr, at once.
       onWarning: opts.json === true ? (w) => process.stderr.write(`s2sim: ${w}\n`) : undefined,
+      // A page that could not be written is refused before the simulations, not after.
+      beforeRun: () => {
+        if (opts.html !== undefined) checkHtmlPath(opts.html);
+      },
     });
   } finally {
     bar?.stop();
@@ -258,6 +260,8 @@ export interface ReproduceHooks {
   readonly onProgress?: (overall: number, done: number, total: number) => void;
   /** A warning about the run (--mem-scale), before the simulations start. */
   readonly onWarning?: ((text: string) => void) | undefined;
+  /** Called once the options are read and the run fits, before the simulations start. */
+  readonly beforeRun?: () => void;
 }
 
 /**
@@ -312,6 +316,7 @@ export async function simulateReproduce(
     opts.maxMemory,
   );
 
+  hooks.beforeRun?.();
   const done = await runAll(jobs, profile, workers, (overall, n) =>
     hooks.onProgress?.(overall, n, jobs.length),
   );
