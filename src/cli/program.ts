@@ -279,7 +279,7 @@ export function buildProgram(out: (s: string) => void): Command {
       "--html <file>",
       "also write the report as a self-contained web page with charts of where each stage's time " +
         "went, when each vCPU finished it (the convoys) and, with --timeline, CREATE along the region, " +
-        "to <file>",
+        "to <file> (not written when a --check violation stops the run)",
     )
     .option(
       "--json",
