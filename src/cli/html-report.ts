@@ -83,11 +83,11 @@ function gainPct(before: number, after: number): number {
 }
 
 /**
- * Seconds to five significant figures (the published ones have at most five) for the charts' bars
- * and tooltips; not to a fixed number of decimals: on a log axis a small time rounded to 0 would
- * have no bar.
+ * A figure to five significant figures (the published seconds have at most five) for the charts'
+ * bars and tooltips; not to a fixed number of decimals: on a log axis a small time rounded to 0
+ * would have no bar.
  */
-function secs(x: number): number {
+function fiveFigures(x: number): number {
   return Number(x.toPrecision(5));
 }
 
@@ -105,7 +105,7 @@ function timesChart(rows: readonly HtmlStageRow[]): ChartConfiguration<"bar"> {
   const set = (label: string, color: string, pick: (r: HtmlStageRow) => number) => ({
     label,
     backgroundColor: color,
-    data: rows.map((r) => secs(pick(r))),
+    data: rows.map((r) => fiveFigures(pick(r))),
   });
   return {
     type: "bar",
@@ -176,12 +176,12 @@ function cleanedChart(rows: readonly HtmlStageRow[]): ChartConfiguration<"bar"> 
         {
           label: `s2sim ${before}`,
           backgroundColor: COLOURS.simulatedBefore,
-          data: rows.map((r) => secs((r.cleanedBefore ?? 0) / GiB)),
+          data: rows.map((r) => fiveFigures((r.cleanedBefore ?? 0) / GiB)),
         },
         {
           label: `s2sim ${after}`,
           backgroundColor: COLOURS.simulatedAfter,
-          data: rows.map((r) => secs((r.cleanedAfter ?? 0) / GiB)),
+          data: rows.map((r) => fiveFigures((r.cleanedAfter ?? 0) / GiB)),
         },
       ],
     },
