@@ -2,8 +2,9 @@
  * `--html`: a command's report as one self-contained web page, for people to look at and pass
  * around: charts, then the text report as the command prints it. The page carries Chart.js (MIT)
  * inline, so it opens offline and from a mail attachment. reproduce charts the stage times (log
- * scale) and the gains, each model figure beside the published one; page-table-test charts where
- * each stage's time went and when each vCPU finished it (the convoys).
+ * scale), the gains and the D-cache cleaned, each model figure beside the published one;
+ * page-table-test charts each stage's time per run, where it went and when each vCPU finished it
+ * (the convoys).
  */
 import { accessSync, constants, readFileSync, type Stats, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -342,6 +343,29 @@ const PALETTE = [
   "#a0cbe8",
 ];
 
+/** Each stage's simulated time, one bar per run (kernel, mode) in each stage's group. */
+function stageTimesChart(runs: readonly HtmlRun[]): ChartConfiguration<"bar"> {
+  const stages = runs[0]!.report.stages.map((s) => s.name);
+  return {
+    type: "bar",
+    data: {
+      labels: stages.map(shortStage),
+      datasets: runs.map((run, i) => ({
+        label: run.name,
+        backgroundColor: colour(i),
+        data: stages.map((name) =>
+          fiveFigures(run.report.stages.find((s) => s.name === name)?.simulated_s ?? 0),
+        ),
+      })),
+    },
+    options: {
+      animation: false,
+      plugins: { title: { display: true, text: "Stage time, seconds (model prediction)" } },
+      scales: { y: { beginAtZero: true, title: { display: true, text: "seconds" } } },
+    },
+  };
+}
+
 /** Where each stage's time went: one stacked bar per run and stage, vCPU-seconds per category. */
 function attributionChart(runs: readonly HtmlRun[]): ChartConfiguration<"bar"> {
   const bars = runStages(runs);
@@ -456,6 +480,7 @@ export function pageTableTestHtml(
       `the ${escapeHtml(first.profile)} profile.`,
     warnings,
     [
+      ["times", stageTimesChart(runs)],
       ["attribution", attributionChart(runs)],
       ["done", vcpuDoneChart(runs)],
       ...optional("timeline", timelineChart(runs)),

@@ -277,8 +277,8 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .option(
       "--html <file>",
-      "also write the report as a self-contained web page with charts of where each stage's time " +
-        "went, when each vCPU finished it (the convoys) and, with --timeline, CREATE along the region, " +
+      "also write the report as a self-contained web page with charts of each stage's time per run, " +
+        "where it went, when each vCPU finished it (the convoys) and, with --timeline, CREATE along the region, " +
         "to <file> (not written when a --check violation stops the run)",
     )
     .option(

@@ -119,7 +119,13 @@ describe("reproduce --html", () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`^the report as a web page with charts: ${file}$`, "m"));
       const page = readFileSync(file, "utf8");
-      const [attribution, done] = chartConfigs(page);
+      const [times, attribution, done] = chartConfigs(page);
+      // Each stage's time, a bar per kernel (the runs' simulated_s, checked against --json below).
+      assert.deepEqual(times!.data.labels, ["CREATE", "UPDATE", "ADJUST"]);
+      assert.deepEqual(
+        times!.data.datasets.map((d) => d.label),
+        ["v5.12", "v5.14"],
+      );
       const stages = ["CREATE", "UPDATE", "ADJUST"];
       const names = ["v5.12", "v5.14"].flatMap((k) => stages.map((s) => `${k} ${s}`));
       assert.deepEqual(attribution!.data.labels, names);
@@ -130,6 +136,10 @@ describe("reproduce --html", () => {
         .runs;
       const totals = names.map((_, i) => attribution!.data.datasets.reduce((a, d) => a + d.data[i]!, 0));
       const wanted = runs.flatMap((run) => run.stages.map((s) => 3 * s.simulated_s));
+      assert.deepEqual(
+        times!.data.datasets.map((d) => d.data),
+        runs.map((run) => run.stages.map((s) => Number(s.simulated_s.toPrecision(5)))),
+      );
       totals.forEach((t, i) =>
         assert.ok(Math.abs(t - wanted[i]!) <= 1e-6 * wanted[i]!, `${names[i]}: ${t} vs ${wanted[i]}`),
       );
@@ -138,7 +148,7 @@ describe("reproduce --html", () => {
         done!.data.datasets.map((d) => [d.label, d.data.length]),
         names.map((n) => [n, 3]),
       );
-      assert.equal(chartConfigs(page).length, 2, "no timeline chart without --timeline");
+      assert.equal(chartConfigs(page).length, 3, "no timeline chart without --timeline");
       // With --timeline: CREATE's last fault per chunk along the region, a point per chunk.
       const tl = await s2sim(
         "page-table-test",
@@ -151,7 +161,7 @@ describe("reproduce --html", () => {
         file,
       );
       assert.equal(tl.code, 0, tl.stderr);
-      const line = chartConfigs(readFileSync(file, "utf8"))[2]!;
+      const line = chartConfigs(readFileSync(file, "utf8"))[3]!;
       assert.deepEqual(
         line.data.datasets.map((d) => [d.label, d.data.length]),
         [
@@ -178,7 +188,7 @@ describe("reproduce --html", () => {
         file,
       );
       assert.equal(modes.code, 0, modes.stderr);
-      assert.deepEqual(chartConfigs(readFileSync(file, "utf8"))[0]!.data.labels, [
+      assert.deepEqual(chartConfigs(readFileSync(file, "utf8"))[1]!.data.labels, [
         "-m 2 v5.14 CREATE",
         "-m 4 v5.14 CREATE",
       ]);
