@@ -537,6 +537,11 @@ export function changedMachineWarnings(overrides: string | null, cpuChanges: rea
   ];
 }
 
+/** The line a command ends its text with when it wrote its page to `path`. */
+export function pageWrittenLine(path: string): string {
+  return `the report as a web page with charts: ${printable(path)}`;
+}
+
 /** Writes the page to `path`; an S2simError if it cannot. */
 export function writeHtml(path: string, html: string): void {
   try {

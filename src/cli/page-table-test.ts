@@ -3,7 +3,7 @@
  * cost profile. Takes the selftest's options, prints its lines, then per timed stage the
  * simulated time (a model prediction, labelled as such) and what the fault path did.
  */
-import { hex, printable, sizeName } from "../common/format.js";
+import { hex, sizeName } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { S2simError } from "../common/error.js";
@@ -31,7 +31,13 @@ import {
   namingKernel,
 } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
-import { changedMachineWarnings, checkHtmlPath, pageTableTestHtml, writeHtml } from "./html-report.js";
+import {
+  changedMachineWarnings,
+  checkHtmlPath,
+  pageTableTestHtml,
+  pageWrittenLine,
+  writeHtml,
+} from "./html-report.js";
 import type { Footprint } from "../common/footprint.js";
 import type { CostProfile } from "../sim/profile.js";
 import { type Advice, heapLimit, type MemoryBudget, memoryBudget, memoryProblem } from "./memory.js";
@@ -201,17 +207,20 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     cpu_changes: cpu.changes,
     profile_overrides: profile.overrides,
   };
-  const text = (): string =>
-    byMode
-      .map(({ mode, reports }) => {
-        const texts = reports.map((report) =>
-          runText(report, { opts, profile, cpu, releaseOrder, seed, mode, pageSize, checks }),
-        );
-        return reports.length === 1
-          ? texts[0]!
-          : [...texts, comparisonText(reports[0]!, reports[1]!)].join("\n\n");
-      })
-      .join("\n\n");
+  // The text report, made once: printed, or put on the page, or both.
+  const text =
+    opts.json === true && opts.html === undefined
+      ? ""
+      : byMode
+          .map(({ mode, reports }) => {
+            const texts = reports.map((report) =>
+              runText(report, { opts, profile, cpu, releaseOrder, seed, mode, pageSize, checks }),
+            );
+            return reports.length === 1
+              ? texts[0]!
+              : [...texts, comparisonText(reports[0]!, reports[1]!)].join("\n\n");
+          })
+          .join("\n\n");
   if (opts.html !== undefined) {
     const runs = byMode.flatMap(({ mode, reports }) =>
       reports.map((report) => ({
@@ -223,7 +232,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
       ...changedMachineWarnings(overridesText(profile), cpu.changes),
       ...(opts.inject === undefined ? [] : [`The kernels run with the injected bug ${opts.inject}.`]),
     ];
-    writeHtml(opts.html, pageTableTestHtml(runs, text(), warnings));
+    writeHtml(opts.html, pageTableTestHtml(runs, text, warnings));
   }
   if (opts.json) {
     const modeJson = (reports: readonly SimReport[]): Record<string, unknown> =>
@@ -241,10 +250,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
         : { guest_modes: byMode.map(({ mode, reports }) => ({ guest_mode: mode.id, ...modeJson(reports) })) };
     return JSON.stringify(json, null, 2);
   }
-  const out = text();
-  return opts.html === undefined
-    ? out
-    : `${out}\n\nthe report as a web page with charts: ${printable(opts.html)}`;
+  return opts.html === undefined ? text : `${text}\n\n${pageWrittenLine(opts.html)}`;
 }
 
 /**

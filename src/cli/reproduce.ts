@@ -8,7 +8,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { S2simError } from "../common/error.js";
-import { printable, sizeName } from "../common/format.js";
+import { sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig, TestStage } from "../workloads/page-table-test.js";
 import { cleaningShare, type SimReport } from "../workloads/page-table-sim.js";
@@ -38,6 +38,7 @@ import {
   changedMachineWarnings,
   checkHtmlPath,
   htmlStageRows,
+  pageWrittenLine,
   reproduceHtml,
   writeHtml,
 } from "./html-report.js";
@@ -207,9 +208,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
       2,
     );
   }
-  return opts.html === undefined
-    ? text
-    : `${text}\nthe report as a web page with charts: ${printable(opts.html)}`;
+  return opts.html === undefined ? text : `${text}\n${pageWrittenLine(opts.html)}`;
 }
 
 /**

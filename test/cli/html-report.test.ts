@@ -11,7 +11,17 @@ import { htmlStageRows, reproduceHtml } from "../../src/cli/html-report.js";
 import { PUBLISHED } from "../../src/cli/published.js";
 import { s2sim } from "./run.js";
 
-/** The two chart configurations a page passes to `new Chart(...)`, parsed. */
+/** Runs `test` with a new temporary folder, removed afterwards. */
+async function inTempDir(test: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "s2sim-html-"));
+  try {
+    await test(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The chart configurations a page passes to `new Chart(...)`, parsed. */
 function chartConfigs(html: string): Array<{
   type: string;
   data: { labels: string[]; datasets: Array<{ label: string; data: number[] }> };
@@ -78,9 +88,8 @@ describe("reproduce --html", () => {
     assert.match(page, /<p style="color:#a00"><strong>WARNING: &lt;scaled&gt;<\/strong><\/p>/);
   });
 
-  it("is written by a reproduce run, which prints its usual output too", { timeout: 120_000 }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), "s2sim-html-"));
-    try {
+  it("is written by a reproduce run, which prints its usual output too", { timeout: 120_000 }, async () =>
+    inTempDir(async (dir) => {
       const file = join(dir, "report.html");
       const args = ["--mem-scale", "1/1024", "--src", "anonymous_thp"];
       const r = await s2sim("reproduce", ...args, "--html", file);
@@ -105,14 +114,11 @@ describe("reproduce --html", () => {
       const j = await s2sim("reproduce", ...args, "--json", "--html", file);
       assert.equal(j.code, 0, j.stderr);
       assert.equal((JSON.parse(j.stdout) as { rows: unknown[] }).rows.length, 6);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }),
+  );
 
-  it("page-table-test --html charts where each stage's time went and when each vCPU finished", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "s2sim-html-"));
-    try {
+  it("page-table-test --html charts where each stage's time went and when each vCPU finished", async () =>
+    inTempDir(async (dir) => {
       const file = join(dir, "run.html");
       const args = ["-s", "anonymous", "-b", "4M", "-v", "3", "--kernel", "both", "--html", file];
       const r = await s2sim("page-table-test", ...args);
@@ -192,14 +198,10 @@ describe("reproduce --html", () => {
         "-m 2 v5.14 CREATE",
         "-m 4 v5.14 CREATE",
       ]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it("refuses a path it could not write to before anything runs (a dry run too)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "s2sim-html-"));
-    try {
+  it("refuses a path it could not write to before anything runs (a dry run too)", async () =>
+    inTempDir(async (dir) => {
       const file = join(dir, "a-file");
       writeFileSync(file, "");
       for (const [path, why] of [
@@ -221,8 +223,5 @@ describe("reproduce --html", () => {
           assert.match(r.stderr, why);
         }
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 });
