@@ -10,6 +10,7 @@ import { accessSync, constants, readFileSync, type Stats, statSync, writeFileSyn
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import type { ChartConfiguration } from "chart.js";
+import { CheckFailure, type Violation } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
 import { printable } from "../common/format.js";
 import { systemReason } from "../common/small-file.js";
@@ -318,12 +319,17 @@ function runStages(runs: readonly HtmlRun[]): Array<{ label: string; stage: SimS
   );
 }
 
-/** The colour of a chart's `i`th category or run. */
-function colour(i: number): string {
-  return PALETTE[i % PALETTE.length]!;
+/**
+ * The colour of a chart's `i`th category or run: the palette's, then hues a golden angle apart
+ * (alternately darker and lighter), so that runs x stages past the palette do not repeat colours.
+ */
+export function colour(i: number): string {
+  if (i < PALETTE.length) return PALETTE[i]!;
+  const k = i - PALETTE.length;
+  return `hsl(${((k * 137.508) % 360).toFixed(1)}, 60%, ${k % 2 === 0 ? 40 : 62}%)`;
 }
 
-/** A palette for a chart's categories (as many as the attribution has, and more, cycled). */
+/** A palette for a chart's categories (as many as the attribution has, and more). */
 const PALETTE = [
   "#4e79a7",
   "#f28e2b",
@@ -467,24 +473,37 @@ function optional(id: string, chart: ChartConfiguration | null): PageChart[] {
   return chart === null ? [] : [[id, chart]];
 }
 
-/** page-table-test's page: the charts of `runs` (one or more), `warnings` and the text report. */
+/** What a page-table-test page says of the command line, whatever runs completed. */
+export interface HtmlRunSetup {
+  readonly backing: string;
+  readonly vcpus: number;
+  /** The profile's name. */
+  readonly profile: string;
+}
+
+/**
+ * page-table-test's page: the charts of `runs` (none when a checker stopped the first run),
+ * `warnings` and the text report.
+ */
 export function pageTableTestHtml(
+  setup: HtmlRunSetup,
   runs: readonly HtmlRun[],
   text: string,
   warnings: readonly string[] = [],
 ): string {
-  const first = runs[0]!.report;
   return htmlPage(
     "s2sim page-table-test",
-    `kvm_page_table_test with ${escapeHtml(first.backing)} memory and ${first.vcpus} vCPUs, simulated on ` +
-      `the ${escapeHtml(first.profile)} profile.`,
+    `kvm_page_table_test with ${escapeHtml(setup.backing)} memory and ${setup.vcpus} vCPUs, simulated on ` +
+      `the ${escapeHtml(setup.profile)} profile.`,
     warnings,
-    [
-      ["times", stageTimesChart(runs)],
-      ["attribution", attributionChart(runs)],
-      ["done", vcpuDoneChart(runs)],
-      ...optional("timeline", timelineChart(runs)),
-    ],
+    runs.length === 0
+      ? []
+      : [
+          ["times", stageTimesChart(runs)],
+          ["attribution", attributionChart(runs)],
+          ["done", vcpuDoneChart(runs)],
+          ...optional("timeline", timelineChart(runs)),
+        ],
     text,
   );
 }
@@ -540,6 +559,38 @@ export function changedMachineWarnings(overrides: string | null, cpuChanges: rea
 /** The line a command ends its text with when it wrote its page to `path`. */
 export function pageWrittenLine(path: string): string {
   return `the report as a web page with charts: ${printable(path)}`;
+}
+
+/**
+ * A checked run's violation when the command was to write a page: the page is written anyway, so
+ * no older one stays at the path looking like this run's, and the error says where it went.
+ */
+export class CheckFailureWithPage extends CheckFailure {
+  constructor(
+    violation: Violation,
+    /** Where the page went. */
+    readonly page: string,
+  ) {
+    super(violation);
+  }
+}
+
+/**
+ * Runs `run`; when a checker's violation stops it and `path` names a page to write, writes the
+ * page `pageOf` makes of the violation's report there, then fails with a CheckFailureWithPage.
+ */
+export function withPageOfViolation<T>(
+  path: string | undefined,
+  run: () => T,
+  pageOf: (violation: string) => string,
+): T {
+  try {
+    return run();
+  } catch (err) {
+    if (path === undefined || !(err instanceof CheckFailure)) throw err;
+    writeHtml(path, pageOf(`check failed: ${err.message}`));
+    throw new CheckFailureWithPage(err.violation, path);
+  }
 }
 
 /** Writes the page to `path`; an S2simError if it cannot. */

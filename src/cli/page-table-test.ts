@@ -34,8 +34,10 @@ import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
 import {
   changedMachineWarnings,
   checkHtmlPath,
+  type HtmlRun,
   pageTableTestHtml,
   pageWrittenLine,
+  withPageOfViolation,
   writeHtml,
 } from "./html-report.js";
 import type { Footprint } from "../common/footprint.js";
@@ -173,33 +175,59 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   if (opts.html !== undefined) checkHtmlPath(opts.html);
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
+  const textContext = { opts, profile, cpu, releaseOrder, seed, pageSize, checks };
+  const warnings = [
+    ...changedMachineWarnings(overridesText(profile), cpu.changes),
+    ...(opts.inject === undefined ? [] : [`The kernels run with the injected bug ${opts.inject}.`]),
+  ];
+  const setup = { backing: config.backing, vcpus, profile: profile.name };
+  // Each run as it completes, named as the page names it: a checker may stop a later one.
+  const completed: Array<HtmlRun & { readonly mode: GuestMode }> = [];
   // One run after the other (the peak is one run's): each mode in turn, and with --kernel both,
   // v5.12 then v5.14.
-  const byMode = plans.map(({ mode, config: modeConfig }) => {
-    const reports = kernels.map((kernel) => {
-      // The run's name in the progress bar, as far as the command runs several.
-      const label = (stage: string): string =>
-        (named ? `-m ${mode.id} ` : "") + (kernels.length > 1 ? `${kernel} ` : "") + stage;
-      const bar = simProgress(opts.json !== true, label(TEST_STAGES[0]));
-      try {
-        // With checkers the run stops at the first violation (a CheckFailure carrying the report).
-        return namingGuestMode(mode.id, named, () =>
-          namingKernel(kernel, kernels.length > 1, () =>
-            simulatePageTableTest(
-              { ...modeConfig, kernel },
-              profile,
-              bar === null ? undefined : (stage, fraction) => bar.update(fraction, label(stage)),
-              stageCount,
-              checks === null ? undefined : { checks, mode: "fail-fast" },
+  const simulateAll = (): Array<{ mode: GuestMode; reports: SimReport[] }> =>
+    plans.map(({ mode, config: modeConfig }) => {
+      const reports = kernels.map((kernel) => {
+        // The run's name in the progress bar, as far as the command runs several.
+        const label = (stage: string): string =>
+          (named ? `-m ${mode.id} ` : "") + (kernels.length > 1 ? `${kernel} ` : "") + stage;
+        const bar = simProgress(opts.json !== true, label(TEST_STAGES[0]));
+        try {
+          // With checkers the run stops at the first violation (a CheckFailure carrying the report).
+          const report = namingGuestMode(mode.id, named, () =>
+            namingKernel(kernel, kernels.length > 1, () =>
+              simulatePageTableTest(
+                { ...modeConfig, kernel },
+                profile,
+                bar === null ? undefined : (stage, fraction) => bar.update(fraction, label(stage)),
+                stageCount,
+                checks === null ? undefined : { checks, mode: "fail-fast" },
+              ),
             ),
-          ),
-        );
-      } finally {
-        bar?.stop();
-      }
+          );
+          completed.push({ name: [...(named ? [`-m ${mode.id}`] : []), kernel].join(" "), report, mode });
+          return report;
+        } finally {
+          bar?.stop();
+        }
+      });
+      return { mode, reports };
     });
-    return { mode, reports };
-  });
+  const byMode = withPageOfViolation(opts.html, simulateAll, (violation) =>
+    // The page a stopped run leaves: the runs before it, and the violation in red and in full.
+    pageTableTestHtml(
+      setup,
+      completed,
+      [...completed.map((run) => runText(run.report, { ...textContext, mode: run.mode })), violation].join(
+        "\n\n",
+      ),
+      [
+        ...warnings,
+        `A checker found a violation, which stopped the run${completed.length > 0 ? "s" : ""} there (exit status 1): ` +
+          "the report below ends with it.",
+      ],
+    ),
+  );
   const extras = {
     seed,
     inject: opts.inject ?? null,
@@ -213,27 +241,13 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
       ? ""
       : byMode
           .map(({ mode, reports }) => {
-            const texts = reports.map((report) =>
-              runText(report, { opts, profile, cpu, releaseOrder, seed, mode, pageSize, checks }),
-            );
+            const texts = reports.map((report) => runText(report, { ...textContext, mode }));
             return reports.length === 1
               ? texts[0]!
               : [...texts, comparisonText(reports[0]!, reports[1]!)].join("\n\n");
           })
           .join("\n\n");
-  if (opts.html !== undefined) {
-    const runs = byMode.flatMap(({ mode, reports }) =>
-      reports.map((report) => ({
-        name: [...(named ? [`-m ${mode.id}`] : []), report.kernel].join(" "),
-        report,
-      })),
-    );
-    const warnings = [
-      ...changedMachineWarnings(overridesText(profile), cpu.changes),
-      ...(opts.inject === undefined ? [] : [`The kernels run with the injected bug ${opts.inject}.`]),
-    ];
-    writeHtml(opts.html, pageTableTestHtml(runs, text, warnings));
-  }
+  if (opts.html !== undefined) writeHtml(opts.html, pageTableTestHtml(setup, completed, text, warnings));
   if (opts.json) {
     const modeJson = (reports: readonly SimReport[]): Record<string, unknown> =>
       reports.length === 1

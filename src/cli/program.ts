@@ -11,6 +11,7 @@ import { withJsonCheckFailure } from "./check.js";
 import { CPU_CHANGE_NAMES } from "./cpu.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { geometryCommand } from "./geometry.js";
+import { CheckFailureWithPage, pageWrittenLine } from "./html-report.js";
 import { DEFAULT_PROFILE, KERNEL_CHOICES } from "./options.js";
 import { type PageTableTestOptions, pageTableTestCommand } from "./page-table-test.js";
 import { type ReproduceOptions, reproduceCommand } from "./reproduce.js";
@@ -279,7 +280,7 @@ export function buildProgram(out: (s: string) => void): Command {
       "--html <file>",
       "also write the report as a self-contained web page with charts of each stage's time per run, " +
         "where it went, when each vCPU finished it (the convoys) and, with --timeline, CREATE along the region, " +
-        "to <file> (not written when a --check violation stops the run)",
+        "to <file> (when a --check violation stops the run: the runs before it and the violation)",
     )
     .option(
       "--json",
@@ -446,6 +447,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof CheckFailure) {
       process.stderr.write(`s2sim: check failed: ${err.message}\n`);
+      if (err instanceof CheckFailureWithPage) process.stderr.write(`s2sim: ${pageWrittenLine(err.page)}\n`);
       return 1;
     }
     if (err instanceof S2simError) {

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { htmlStageRows, reproduceHtml } from "../../src/cli/html-report.js";
+import { colour, htmlStageRows, reproduceHtml } from "../../src/cli/html-report.js";
 import { PUBLISHED } from "../../src/cli/published.js";
 import { s2sim } from "./run.js";
 
@@ -199,6 +199,43 @@ describe("reproduce --html", () => {
         "-m 4 v5.14 CREATE",
       ]);
     }));
+
+  it("page-table-test --html writes the page of a run a checker stopped: the violation, in red and in full", async () =>
+    inTempDir(async (dir) => {
+      const file = join(dir, "run.html");
+      // An older page at the path must not stay, looking like this run's.
+      writeFileSync(file, "an older page");
+      const args = ["-s", "anonymous", "-b", "2M", "-v", "2", "--inject", "install-no-cmo", "--check"];
+      const r = await s2sim("page-table-test", ...args, "--html", file);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^s2sim: check failed: coherence violation /);
+      assert.match(r.stderr, new RegExp(`\\ns2sim: the report as a web page with charts: ${file}\\n$`));
+      const page = readFileSync(file, "utf8");
+      assert.match(
+        page,
+        /<strong>A checker found a violation, which stopped the run there \(exit status 1\)/,
+      );
+      assert.match(page, /<strong>The kernels run with the injected bug install-no-cmo\.<\/strong>/);
+      assert.match(page, /<pre>check failed: coherence violation at untimed on vCPU 0: /);
+      // It stopped before the first stage ended: no run to chart.
+      assert.equal(chartConfigs(page).length, 0);
+      // With --json the violation is the answer on stdout, and the page is written the same.
+      rmSync(file);
+      const j = await s2sim("page-table-test", ...args, "--json", "--html", file);
+      assert.equal(j.code, 1, j.stderr);
+      assert.equal(
+        (JSON.parse(j.stdout) as { check_failed: { check: string } }).check_failed.check,
+        "coherence",
+      );
+      assert.equal(readFileSync(file, "utf8"), page);
+    }));
+
+  it("gives each of many runs x stages a colour of its own (the vCPU chart has one per pair)", () => {
+    const colours = Array.from({ length: 96 }, (_, i) => colour(i));
+    assert.equal(new Set(colours).size, colours.length);
+    assert.equal(colour(0), "#4e79a7");
+    assert.match(colour(16), /^hsl\(0\.0, 60%, 40%\)$/);
+  });
 
   it("refuses a path it could not write to before anything runs (a dry run too)", async () =>
     inTempDir(async (dir) => {
