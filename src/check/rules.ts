@@ -86,7 +86,12 @@ export function parseChecks(spec: string): ReadonlySet<CheckName> {
     }
     const info = CHECKS.find((c) => c.name === name);
     if (info === undefined) {
-      const what = name === "" ? `--check "${spec}" has an empty checker name` : `unknown checker '${name}'`;
+      const what =
+        name === ""
+          ? `--check "${spec}" has an empty checker name`
+          : name === "list"
+            ? "--check list names the checkers only on its own"
+            : `unknown checker '${name}'`;
       throw new S2simError("bad-check", `${what}; --check takes ${choices}`);
     }
     out.add(info.name);

@@ -35,7 +35,7 @@ function runNamed(v: Violation): string {
 /** The multi-line report of a violation. */
 export function formatViolation(v: Violation): string {
   const lines = [
-    `${v.check} violation${runNamed(v)} at ${formatTime(v.timePs)} on ${formatCpu(v.vcpu)}: ${v.what}`,
+    `${v.check} violation${runNamed(v)} ${Number.isNaN(v.timePs) ? "(untimed)" : `at ${formatTime(v.timePs)}`} on ${formatCpu(v.vcpu)}: ${v.what}`,
     `  rule: ${ruleOf(v.check)}`,
     `  where: IPA ${hex(v.ipa)}, level ${v.level}`,
     `  history (most recent last):`,

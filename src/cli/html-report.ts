@@ -6,7 +6,7 @@
  * page-table-test charts each stage's time per run, where it went and when each vCPU finished it
  * (the convoys).
  */
-import { accessSync, constants, readFileSync, type Stats, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, fstatSync, readFileSync, type Stats, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import type { ChartConfiguration } from "chart.js";
@@ -517,9 +517,21 @@ export function checkHtmlPath(path: string): void {
     throw new S2simError("bad-output", `--html ${printable(path)}: ${why}`);
   };
   if (path === "") refuse("no file named");
+  // Not standard output, as `-` means to --profile: that carries the text or JSON report.
+  if (path === "-") refuse("the page needs a file of its own (standard output carries the report)");
   if (path.endsWith("/")) refuse("it names a directory");
   const full = resolve(path);
   const stat = statOrNull(full);
+  // /dev/stdout and the like, when they are a file: the report would overwrite the page's start.
+  for (const [fd, stream] of [
+    [1, "standard output"],
+    [2, "standard error"],
+  ] as const) {
+    const open = fdStatOrNull(fd);
+    if (stat !== null && open !== null && stat.dev === open.dev && stat.ino === open.ino) {
+      refuse(`it is this command's ${stream} (the page needs a file of its own)`);
+    }
+  }
   if (stat?.isDirectory()) refuse("it is a directory");
   if (stat !== null && !stat.isFile()) refuse("it is not a regular file");
   const folder = statOrNull(dirname(full));
@@ -529,6 +541,15 @@ export function checkHtmlPath(path: string): void {
     accessSync(stat === null ? dirname(full) : full, constants.W_OK);
   } catch (err) {
     refuse(`cannot write there (${systemReason(err)})`);
+  }
+}
+
+/** The status of open file descriptor `fd`, or null when it is not open. */
+function fdStatOrNull(fd: number): Stats | null {
+  try {
+    return fstatSync(fd);
+  } catch {
+    return null;
   }
 }
 

@@ -14,6 +14,7 @@ import {
   type GuestMode,
   MODELLED_HINT,
   modelledGuestMode,
+  noSuchGuestMode,
 } from "../workloads/guest-modes.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
@@ -46,7 +47,11 @@ function modeId(text: string): number {
       `guest mode "${text}" is not a mode ID (a whole number); ${MODELLED_HINT}`,
     );
   }
-  return Number(text.trim());
+  const digits = text.trim().replace(/^\+/, "");
+  const id = Number(digits);
+  // Quoted as written where a double would round it (past 2^53).
+  if (!Number.isSafeInteger(id)) throw noSuchGuestMode(digits);
+  return id;
 }
 
 /** The backing page size of `-s <src>` on the model's 4K host; unknown names are S2simErrors. */

@@ -87,10 +87,13 @@ function cpuOption(what = "the profile machine's CPU (the Kunpeng 920), same cos
  */
 function checkOption(description: string): Option {
   return repeatable(
-    new Option("--check [names]", description).argParser(
-      (value: string, previous: string | true | undefined) =>
-        previous === undefined ? value : previous === true ? true : `${previous},${value}`,
-    ),
+    new Option("--check [names]", description)
+      // Given bare, "all": commander would set true without calling the parser, dropping the
+      // names of an earlier --check (and a later one could not be checked against it).
+      .preset("all")
+      .argParser((value: string, previous: string | undefined) =>
+        previous === undefined ? value : `${previous},${value}`,
+      ),
   );
 }
 
@@ -234,7 +237,10 @@ export function buildProgram(out: (s: string) => void): Command {
       ).default("anonymous"),
     )
     .addOption(
-      new Option("-p, --gpa <addr>", "test GPA, hex (0x...) or decimal (default: top of the IPA space)"),
+      new Option(
+        "-p, --gpa <addr>",
+        "test GPA, hex (0x...) or decimal (default, and 0 as in the selftest: the top of the IPA space less the region)",
+      ),
     )
     .addOption(
       new Option(

@@ -8,7 +8,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { S2simError } from "../common/error.js";
-import { sizeName } from "../common/format.js";
+import { printable, sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { PageTableTestConfig, TestStage } from "../workloads/page-table-test.js";
 import { cleaningShare, type SimReport } from "../workloads/page-table-sim.js";
@@ -110,7 +110,10 @@ function workersThatFit(
     { bytes: together(n), heapBytes: Math.max(...needs.map((f) => f.heapBytes)) },
     budget,
     `reproduce (its largest simulation)`,
-    "use --mem-scale to make the regions smaller (the figures are then not comparable)",
+    // Scaling cannot help once every region is one backing page.
+    jobs.every((j) => j.config.memBytes <= backingPageSize(j.config.backing))
+      ? { nothingSmaller: "every region is already one backing page, as small as --mem-scale makes it" }
+      : "use --mem-scale to make the regions smaller (the figures are then not comparable)",
   );
   return n;
 }
@@ -302,7 +305,7 @@ export async function simulateReproduce(
   const scaledWarning =
     memScale === 1
       ? null
-      : `WARNING: --mem-scale ${opts.memScale} multiplies every -b by ${memScale} (rounded up to the backing ` +
+      : `WARNING: --mem-scale ${printable(opts.memScale!.trim())} multiplies every -b by ${memScale} (rounded up to the backing ` +
         "page size): the simulated figures are NOT comparable to the published ones.";
 
   if (scaledWarning !== null) hooks.onWarning?.(scaledWarning);

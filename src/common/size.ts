@@ -47,7 +47,7 @@ export function rejectOctal(digits: string, text: string, what: string): void {
   if (/^0\d/.test(digits)) {
     throw new S2simError(
       "bad-number",
-      `${what} "${text.trim()}" has a leading zero, which the selftest reads as octal; write it without the zero, or in hex (0x...)`,
+      `${what} "${text.trim()}" has a leading zero, which C and the selftests read as octal; write it without the zero, or in hex (0x...)`,
     );
   }
 }

@@ -4,7 +4,7 @@
  * No parameter names a kernel version, a stage or a backing type.
  */
 import { existsSync, readdirSync } from "node:fs";
-import { sep } from "node:path";
+import { basename, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { S2simError } from "../common/error.js";
 import { controlCharacter, printable } from "../common/format.js";
@@ -108,6 +108,12 @@ export function withOverrides(profile: CostProfile, settings: readonly ProfileSe
       throw new S2simError("bad-setting", `--set: parameter '${set.parameter}' is set twice`);
     }
     const unit = set.unit ?? was.unit;
+    if (set.unit !== null && !knownUnit(set.unit, set.parameter)) {
+      throw new S2simError(
+        "bad-setting",
+        `--set ${set.parameter}: unit '${printable(set.unit)}' is not one s2sim knows; ${unitsText(set.parameter)} (as written: case matters)`,
+      );
+    }
     parameters[set.parameter] = { value: set.value, unit, source: "set on the command line (--set)" };
     overrides.push({
       parameter: set.parameter,
@@ -206,7 +212,16 @@ export function loadProfile(nameOrPath: string, onWait?: (received: number) => v
     );
   }
   const path = isPath ? nameOrPath : fileURLToPath(new URL(`${nameOrPath}.json`, PROFILE_DIR));
-  return profileFromBytes(readSmallFile(path, MAX_PROFILE_BYTES, onWait), nameOrPath);
+  const read = readSmallFile(path, MAX_PROFILE_BYTES, onWait);
+  // A path that is not there but names a bundled profile (kunpeng920.json, ./kunpeng920).
+  const named = basename(nameOrPath).replace(/\.json$/, "");
+  if ("why" in read && isPath && !existsSync(nameOrPath) && bundledProfiles().includes(named)) {
+    throw new S2simError(
+      "bad-profile",
+      `cannot read profile '${shown}': ${read.why}; the bundled one is named without a path: --profile ${named}`,
+    );
+  }
+  return profileFromBytes(read, nameOrPath);
 }
 
 /** The profile in `read`, the contents of `nameOrPath` (as given, for messages). */
@@ -365,9 +380,24 @@ function toPicoseconds(p: ProfileParameter, key: string, fail: (m: string) => ne
     if (!(1000 / p.value <= max)) fail(`parameter '${key}' must be a rate of at least 0.001 GB/s`);
     return 1000 / p.value;
   }
-  return fail(
-    `parameter '${key}' has unit '${p.unit}'; use ps, ns, us or ms${key.endsWith("-byte") ? " (per byte) or GB/s" : ""}`,
-  );
+  return fail(`parameter '${key}' has unit '${p.unit}'; ${unitsText(key)}`);
+}
+
+/**
+ * Whether parameter `key` may be given in `unit`: those {@link EXTRA} lists for it, else a time,
+ * or for a byte item also GB/s.
+ */
+function knownUnit(unit: string, key: string): boolean {
+  const extra = EXTRA.get(key);
+  if (extra !== undefined) return extra.includes(unit);
+  return TIME_UNITS.has(unit) || (unit === "GB/s" && key.endsWith("-byte"));
+}
+
+/** The units parameter `key` takes, for errors. */
+function unitsText(key: string): string {
+  const extra = EXTRA.get(key);
+  if (extra !== undefined && !extra.every((u) => TIME_UNITS.has(u))) return `use ${extra.join(" or ")}`;
+  return `use ps, ns, us or ms${key.endsWith("-byte") ? " (per byte) or GB/s" : ""}`;
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {

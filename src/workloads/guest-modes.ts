@@ -73,18 +73,21 @@ function squeeze(name: string): string {
 /** The modes the model runs, for errors: `modelled: -m 2 (...), ...`. */
 export const MODELLED_HINT = `modelled: ${MODELLED_GUEST_MODES.map((m) => `-m ${m.id} (${squeeze(m.name)})`).join(", ")}`;
 
+/** The error for a guest mode ID (`id`, as written) that names no mode of the selftests. */
+export function noSuchGuestMode(id: string): S2simError {
+  return new S2simError(
+    "bad-mode",
+    `guest mode ${id} does not exist (the selftests number theirs 0 to ${GUEST_MODES.length - 1}); ${MODELLED_HINT}`,
+  );
+}
+
 /**
  * The mode numbered `id` if the model runs it; an S2simError naming why not (it does not exist, or
  * is not modelled) and the modes it runs otherwise.
  */
 export function modelledGuestMode(id: number): GuestMode {
   const mode = guestMode(id);
-  if (mode === undefined) {
-    throw new S2simError(
-      "bad-mode",
-      `guest mode ${id} does not exist (the selftests number theirs 0 to ${GUEST_MODES.length - 1}); ${MODELLED_HINT}`,
-    );
-  }
+  if (mode === undefined) throw noSuchGuestMode(String(id));
   if (mode.notModelled !== null) {
     throw new S2simError(
       "bad-mode",

@@ -72,6 +72,18 @@ describe("s2sim checkers on the command line", () => {
     // A --check with no names asks for every checker, so the union is all of them.
     const all = await s2sim("scenario", "split", "--check", "bbm", "--check", "--json");
     assert.equal((JSON.parse(all.stdout) as { checkers: string[] }).checkers.length, 6);
+    // Every name given is checked, before or after a bare --check.
+    for (const args of [
+      ["--check", "--check", "bogus"],
+      ["--check", "bogus", "--check"],
+    ]) {
+      const bad = await s2sim("page-table-test", "-b", "1M", "-v", "2", ...args);
+      assert.equal(bad.code, 2, args.join(" "));
+      assert.match(bad.stderr, /^s2sim: unknown checker 'bogus'; --check takes all, or a comma list of /);
+    }
+    const list = await s2sim("page-table-test", "-b", "1M", "--check", "--check", "list");
+    assert.equal(list.code, 2);
+    assert.match(list.stderr, /^s2sim: --check list names the checkers only on its own; /);
   });
 
   it("with --json, a checked run's violation is a JSON object on stdout, and still exit status 1", async () => {
@@ -312,10 +324,10 @@ describe("s2sim checkers on the command line", () => {
     assert.match(r.stdout, /^CPU changed, dic: with CTR_EL0\.DIC/m);
     // The steps are clean; kvm_vm_free's unmap then unlinks the tables with TLBIs hinted at their
     // levels, which on a FEAT_TTL CPU remove only leaves (as in page-table-test --cpu ttl).
-    const reports = r.stdout.split("\n").filter((l) => / violation at /.test(l));
+    const reports = r.stdout.split("\n").filter((l) => / violation /.test(l));
     assert.ok(reports.length > 0);
     for (const l of reports) {
-      assert.match(l, /^(bbm|table-free) violation at untimed on host: in kvm_vm_free, after the steps: /);
+      assert.match(l, /^(bbm|table-free) violation \(untimed\) on host: in kvm_vm_free, after the steps: /);
     }
     const dic = await s2sim("scenario", "split", "--cpu", "dic");
     assert.equal(dic.code, 0, dic.stderr);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { colour, htmlStageRows, reproduceHtml } from "../../src/cli/html-report.js";
 import { PUBLISHED } from "../../src/cli/published.js";
-import { s2sim } from "./run.js";
+import { S2SIM_ARGV, s2sim, sh } from "./run.js";
 
 /** Runs `test` with a new temporary folder, removed afterwards. */
 async function inTempDir(test: (dir: string) => Promise<void>): Promise<void> {
@@ -216,7 +216,7 @@ describe("reproduce --html", () => {
         /<strong>A checker found a violation, which stopped the run there \(exit status 1\)/,
       );
       assert.match(page, /<strong>The kernels run with the injected bug install-no-cmo\.<\/strong>/);
-      assert.match(page, /<pre>check failed: coherence violation at untimed on vCPU 0: /);
+      assert.match(page, /<pre>check failed: coherence violation \(untimed\) on vCPU 0: /);
       // It stopped before the first stage ended: no run to chart.
       assert.equal(chartConfigs(page).length, 0);
       // With --json the violation is the answer on stdout, and the page is written the same.
@@ -237,6 +237,36 @@ describe("reproduce --html", () => {
     assert.match(colour(16), /^hsl\(0\.0, 60%, 40%\)$/);
   });
 
+  it("refuses the command's own standard output or error as the page's file, which the report would overwrite", async () =>
+    inTempDir(async (dir) => {
+      const out = join(dir, "out.txt");
+      // Both streams go to the file, as `> out 2>&1` sends them: each device is standard output.
+      for (const device of ["/dev/stdout", "/dev/stderr"]) {
+        const r = await sh(
+          'f="$1"; d="$2"; shift 2; "$@" page-table-test -b 1M --html "$d" > "$f" 2>&1',
+          out,
+          device,
+          ...S2SIM_ARGV,
+        );
+        assert.equal(r.code, 2, device);
+        assert.equal(
+          readFileSync(out, "utf8"),
+          `s2sim: --html ${device}: it is this command's standard output (the page needs a file of its own)\n`,
+        );
+      }
+      // Standard error alone in the file.
+      const e = await sh(
+        'f="$1"; shift; "$@" page-table-test -b 1M --html /dev/stderr 2> "$f"',
+        out,
+        ...S2SIM_ARGV,
+      );
+      assert.equal(e.code, 2);
+      assert.equal(
+        readFileSync(out, "utf8"),
+        "s2sim: --html /dev/stderr: it is this command's standard error (the page needs a file of its own)\n",
+      );
+    }));
+
   it("refuses a path it could not write to before anything runs (a dry run too)", async () =>
     inTempDir(async (dir) => {
       const file = join(dir, "a-file");
@@ -247,6 +277,7 @@ describe("reproduce --html", () => {
         [`${dir}/new/`, /: it names a directory\n$/],
         [join(dir, "missing", "r.html"), /: its folder does not exist\n$/],
         [join(file, "r.html"), /: its folder is not a directory\n$/],
+        ["-", /^s2sim: --html -: the page needs a file of its own \(standard output carries the report\)\n$/],
       ] as Array<[string, RegExp]>) {
         // Small runs, should a check ever let one through.
         for (const args of [

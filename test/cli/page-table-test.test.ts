@@ -237,7 +237,7 @@ describe("s2sim page-table-test", () => {
     [
       "a size the selftest would read as octal",
       ["-b", "010M"],
-      /"010M" has a leading zero, which the selftest reads as octal/,
+      /"010M" has a leading zero, which C and the selftests read as octal/,
     ],
     [
       "a CMO bug with --fwb",
@@ -891,7 +891,7 @@ describe("s2sim page-table-test", () => {
     assert.equal(checked.code, 1);
     assert.match(
       checked.stderr,
-      /^s2sim: check failed: \S+ violation at untimed on host: in kvm_vm_free, after the timed stages: /,
+      /^s2sim: check failed: \S+ violation \(untimed\) on host: in kvm_vm_free, after the timed stages: /,
     );
   });
 

@@ -46,6 +46,19 @@ describe("--profile files", { timeout: 60_000 }, () => {
     assertUserError(r, /no bundled profile 'mine' .*; for the file 'mine', give \.\/mine$/m);
   });
 
+  it("points a path that is not there but names the bundled profile to its name", async () => {
+    for (const path of ["kunpeng920.json", "./kunpeng920"]) {
+      assertUserError(
+        await s2simWith({ cwd: dir }, ...DRY, "--profile", path),
+        new RegExp(
+          `^s2sim: cannot read profile '${path.replace(".", "\\.")}': no such file or directory; ` +
+            "the bundled one is named without a path: --profile kunpeng920$",
+          "m",
+        ),
+      );
+    }
+  });
+
   it("gives the system's reason a path cannot be read", async () => {
     assertUserError(
       await s2sim(...DRY, "--profile", "/nonexistent/profile.json"),
@@ -226,6 +239,24 @@ describe("--set values", { timeout: 60_000 }, () => {
       assertUserError(
         await s2sim(...DRY, "--set", `lock-handoff=${value}`),
         new RegExp(`^s2sim: --set "lock-handoff=${value}": the value must be a finite number >= 0$`, "m"),
+      );
+    }
+  });
+
+  it("names a unit it does not know as --set's, with the units the parameter takes", async () => {
+    for (const [set, units] of [
+      ["lock-handoff=800NS", "use ps, ns, us or ms"],
+      ["zero-byte=10gb/s", "use ps, ns, us or ms \\(per byte\\) or GB/s"],
+      ["tlb-entries=2048x", "use entries"],
+    ] as const) {
+      const [name, value] = set.split("=") as [string, string];
+      const unit = value.replace(/^[\d.]+/, "");
+      assertUserError(
+        await s2sim(...DRY, "--set", set),
+        new RegExp(
+          `^s2sim: --set ${name}: unit '${unit}' is not one s2sim knows; ${units} \\(as written: case matters\\)$`,
+          "m",
+        ),
       );
     }
   });

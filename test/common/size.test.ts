@@ -27,7 +27,7 @@ test("a size may be decimal or hex with a unit, as strtoull(..., 0) and the self
 test("a decimal number with a leading zero is refused: the selftest would read it as octal", () => {
   assert.throws(
     () => parseSize("010M", "test memory size (-b)"),
-    /test memory size \(-b\) "010M" has a leading zero, which the selftest reads as octal; write it without the zero, or in hex/,
+    /test memory size \(-b\) "010M" has a leading zero, which C and the selftests read as octal; write it without the zero, or in hex/,
   );
   assert.throws(() => parseGpa("0100000000"), /test GPA "0100000000" has a leading zero/);
   assert.equal(parseGpa("0x100000000"), 2 ** 32);
@@ -46,6 +46,11 @@ test("-m is read in base 10, as the selftest's strtoul(..., 10) does: 04 is mode
     ["6", /guest mode 6 .* is not modelled: it is an x86 mode/],
     ["007", /guest mode 7 .* is not modelled: it is an s390x mode/],
     ["40", /guest mode 40 does not exist \(the selftests number theirs 0 to 8\)/],
+    // Quoted as written, not as a double rounds it.
+    [
+      "+9007199254740993",
+      /guest mode 9007199254740993 does not exist \(the selftests number theirs 0 to 8\)/,
+    ],
   ] as Array<[string, RegExp]>) {
     assert.throws(() => parseMode([text]), why, text);
     assert.throws(() => parseMode([text]), modelled, text);

@@ -186,8 +186,15 @@ describe("profile --set", () => {
       assert.throws(() => parseProfile(doc, "t"), new RegExp(`unknown parameter '${name}'`), name);
     }
     // A unit of that name was NaN picoseconds.
-    assert.throws(() => withOverrides(base, [parseSetting("exit=1toString")]), /has unit 'toString'/);
-    assert.throws(() => withOverrides(base, [parseSetting("exit=1constructor")]), /has unit 'constructor'/);
+    for (const unit of ["toString", "constructor"]) {
+      assert.throws(
+        () => withOverrides(base, [parseSetting(`exit=1${unit}`)]),
+        new RegExp(`unit '${unit}' is not one s2sim knows`),
+      );
+      const doc = JSON.parse(text) as { parameters: Record<string, { unit: string }> };
+      doc.parameters["exit"]!.unit = unit;
+      assert.throws(() => parseProfile(doc, "t"), new RegExp(`has unit '${unit}'`));
+    }
   });
 });
 
