@@ -21,13 +21,20 @@ export interface Violation {
   readonly kernel?: string;
   /** The selftest's guest mode of that run, when a command runs more than one. */
   readonly guestMode?: number;
+  /** The profile parameter's value of that run ("host-fault 500 ns"), when a command sweeps one. */
+  readonly setting?: string;
 }
 
-/** " (kernel v5.14, guest mode 3)": the run that broke the rule, as far as the command ran several. */
+/**
+ * " (kernel v5.14, guest mode 3, host-fault 500 ns)": the run that broke the rule, as far as the
+ * command ran several, and "untimed" for code outside the timed stages.
+ */
 function runNamed(v: Violation): string {
   const parts = [
     ...(v.kernel === undefined ? [] : [`kernel ${v.kernel}`]),
     ...(v.guestMode === undefined ? [] : [`guest mode ${v.guestMode}`]),
+    ...(v.setting === undefined ? [] : [v.setting]),
+    ...(Number.isNaN(v.timePs) ? ["untimed"] : []),
   ];
   return parts.length === 0 ? "" : ` (${parts.join(", ")})`;
 }
@@ -35,7 +42,7 @@ function runNamed(v: Violation): string {
 /** The multi-line report of a violation. */
 export function formatViolation(v: Violation): string {
   const lines = [
-    `${v.check} violation${runNamed(v)} ${Number.isNaN(v.timePs) ? "(untimed)" : `at ${formatTime(v.timePs)}`} on ${formatCpu(v.vcpu)}: ${v.what}`,
+    `${v.check} violation${runNamed(v)}${Number.isNaN(v.timePs) ? "" : ` at ${formatTime(v.timePs)}`} on ${formatCpu(v.vcpu)}: ${v.what}`,
     `  rule: ${ruleOf(v.check)}`,
     `  where: IPA ${hex(v.ipa)}, level ${v.level}`,
     `  history (most recent last):`,

@@ -84,6 +84,7 @@ export function violationJson(v: Violation): Record<string, unknown> {
     history: v.history.map((line) => line.trimStart()),
     ...(v.kernel === undefined ? {} : { kernel: v.kernel }),
     ...(v.guestMode === undefined ? {} : { guest_mode: v.guestMode }),
+    ...(v.setting === undefined ? {} : { setting: v.setting }),
   };
 }
 
@@ -103,8 +104,16 @@ export function namingGuestMode<T>(mode: number, named: boolean, run: () => T): 
   return naming(named ? { guestMode: mode } : {}, run);
 }
 
+/**
+ * Runs `run`; a CheckFailure it throws names `setting`, the swept parameter's value of the run
+ * (page-table-test --sweep), when given.
+ */
+export function namingSetting<T>(setting: string | undefined, run: () => T): T {
+  return naming(setting === undefined ? {} : { setting }, run);
+}
+
 /** Runs `run`; a CheckFailure it throws is thrown again with `names` added to its violation. */
-function naming<T>(names: Pick<Violation, "kernel" | "guestMode">, run: () => T): T {
+function naming<T>(names: Pick<Violation, "kernel" | "guestMode" | "setting">, run: () => T): T {
   try {
     return run();
   } catch (err) {

@@ -304,7 +304,7 @@ export interface HtmlRun {
 }
 
 /** A stage's name, short: CREATE, UPDATE, ADJUST. */
-function shortStage(name: string): string {
+export function shortStage(name: string): string {
   return name.replace(/^KVM_/, "").replace(/_MAPPINGS$/, "");
 }
 
@@ -481,15 +481,54 @@ export interface HtmlRunSetup {
   readonly profile: string;
 }
 
+/** A `--sweep`'s values and, per run line (mode, kernel, stage), its stage time at each value. */
+export interface HtmlSweep {
+  readonly parameter: string;
+  readonly values: readonly string[];
+  readonly lines: ReadonlyArray<{ readonly label: string; readonly seconds: readonly number[] }>;
+}
+
+/** Each stage's time against the swept parameter's value, a line per run and stage. */
+function sweepChart(sweep: HtmlSweep): ChartConfiguration<"line"> {
+  const times = sweep.lines.flatMap((l) => l.seconds).filter((t) => t > 0);
+  // Stages of very different lengths share the chart on a log axis (which has no 0).
+  const log = times.length > 0 && Math.max(...times) > 50 * Math.min(...times);
+  return {
+    type: "line",
+    data: {
+      labels: [...sweep.values],
+      datasets: sweep.lines.map((line, i) => ({
+        label: line.label,
+        borderColor: colour(i),
+        backgroundColor: colour(i),
+        data: line.seconds.map((t) => (log && t <= 0 ? null : fiveFigures(t))),
+      })),
+    },
+    options: {
+      animation: false,
+      plugins: {
+        title: { display: true, text: `Stage time against ${sweep.parameter}, seconds (model prediction)` },
+      },
+      scales: {
+        x: { title: { display: true, text: sweep.parameter } },
+        y: log
+          ? { type: "logarithmic", title: { display: true, text: "seconds (log scale)" } }
+          : { beginAtZero: true, title: { display: true, text: "seconds" } },
+      },
+    },
+  };
+}
+
 /**
- * page-table-test's page: the charts of `runs` (none when a checker stopped the first run),
- * `warnings` and the text report.
+ * page-table-test's page: the charts of `runs` (none when a checker stopped the first run), with
+ * `sweep` first when the runs are a `--sweep`'s, `warnings` and the text report.
  */
 export function pageTableTestHtml(
   setup: HtmlRunSetup,
   runs: readonly HtmlRun[],
   text: string,
   warnings: readonly string[] = [],
+  sweep?: HtmlSweep,
 ): string {
   return htmlPage(
     "s2sim page-table-test",
@@ -499,6 +538,7 @@ export function pageTableTestHtml(
     runs.length === 0
       ? []
       : [
+          ...(sweep === undefined ? [] : ([["sweep", sweepChart(sweep)]] as const)),
           ["times", stageTimesChart(runs)],
           ["attribution", attributionChart(runs)],
           ["done", vcpuDoneChart(runs)],

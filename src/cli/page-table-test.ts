@@ -29,6 +29,7 @@ import {
   kernelsOption,
   namingGuestMode,
   namingKernel,
+  namingSetting,
 } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
 import {
@@ -37,6 +38,7 @@ import {
   type HtmlRun,
   pageTableTestHtml,
   pageWrittenLine,
+  shortStage,
   withPageOfViolation,
   writeHtml,
 } from "./html-report.js";
@@ -61,6 +63,7 @@ import {
   timespec,
 } from "./options.js";
 import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
+import { parseSweep, type SweepPoint, sweepText } from "./sweep.js";
 import type { CheckName } from "../check/rules.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
@@ -96,6 +99,14 @@ export interface PageTableTestOptions {
   trace?: string;
   /** `--html <file>`: also write the report as a web page with charts there. */
   html?: string;
+  /** `--sweep name=v1,v2,...`: the runs once per value of one profile parameter. */
+  sweep?: string;
+}
+
+/** The runs of one guest mode: one report per kernel. */
+interface ModeRuns {
+  readonly mode: GuestMode;
+  readonly reports: SimReport[];
 }
 
 /** Attribution rows below this share are left out of the text table. */
@@ -132,6 +143,15 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     opts.trace === undefined
       ? undefined
       : parseCount(opts.trace, "event count (--trace)", 1, MAX_TRACE_EVENTS);
+  const sweep = opts.sweep === undefined ? null : parseSweep(opts.sweep, profile);
+  if (sweep !== null && (opts.timeline !== undefined || opts.trace !== undefined)) {
+    throw new S2simError(
+      "bad-sweep",
+      `--sweep compares runs in a table; --${opts.timeline !== undefined ? "timeline" : "trace"} shows one run: give it without --sweep`,
+    );
+  }
+  // The profiles the runs use: one, or one per value swept.
+  const profiles = sweep === null ? [profile] : sweep.points.map((p) => p.profile);
   const kernels = kernelsOption(opts.kernel);
   // One configuration per guest mode, in the order the selftest runs them.
   const plans = gpas.map(({ mode, gpa }) => {
@@ -156,11 +176,14 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   // The runs go one after the other, so the peak is that of the mode whose runs need the most.
   // Estimating lays each mode's region out, which refuses one that does not fit the mode.
   const runs = modes.length * kernels.length;
-  const needs = plans.map(({ mode, config }) => ({
-    config,
-    need: inMode(mode, named, () => runsFootprint(config, profile, runs)),
-  }));
-  const { config, need } = needs.reduce((a, b) => (b.need.bytes > a.need.bytes ? b : a));
+  const needs = plans.flatMap(({ mode, config }) =>
+    profiles.map((runProfile) => ({
+      config,
+      runProfile,
+      need: inMode(mode, named, () => runsFootprint(config, runProfile, runs)),
+    })),
+  );
+  const { config, runProfile: largest, need } = needs.reduce((a, b) => (b.need.bytes > a.need.bytes ? b : a));
   const budget = memoryBudget(opts.maxMemory);
   // The size as parsed, not as typed (which may carry spaces or control characters).
   const modeArgs =
@@ -168,8 +191,9 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const what =
     `page-table-test${modeArgs.join("")} -s ${config.backing} ` +
     `-b ${sizeName(config.memBytes)} -v ${vcpus}` +
-    (kernels.length > 1 ? " --kernel both" : "");
-  const problem = memoryProblem(need, budget, what, () => smallerRun(config, profile, budget, pageSize));
+    (kernels.length > 1 ? " --kernel both" : "") +
+    (sweep === null ? "" : ` --sweep ${sweep.parameter}=...`);
+  const problem = memoryProblem(need, budget, what, () => smallerRun(config, largest, budget, pageSize));
   // A page that could not be written is refused before the simulations, not after (nor passed by
   // a dry run).
   if (opts.html !== undefined) checkHtmlPath(opts.html);
@@ -182,30 +206,36 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   ];
   const setup = { backing: config.backing, vcpus, profile: profile.name };
   // Each run as it completes, named as the page names it: a checker may stop a later one.
-  const completed: Array<HtmlRun & { readonly mode: GuestMode }> = [];
+  const completed: Array<HtmlRun & { readonly mode: GuestMode; readonly profile: CostProfile }> = [];
   // One run after the other (the peak is one run's): each mode in turn, and with --kernel both,
-  // v5.12 then v5.14.
-  const simulateAll = (): Array<{ mode: GuestMode; reports: SimReport[] }> =>
+  // v5.12 then v5.14; with --sweep, all of that per value (`point`: the value's, else none).
+  const simulateAll = (runProfile: CostProfile, point?: SweepPoint): ModeRuns[] =>
     plans.map(({ mode, config: modeConfig }) => {
+      const setting = point === undefined ? undefined : `${sweep!.parameter} ${point.label}`;
       const reports = kernels.map((kernel) => {
-        // The run's name in the progress bar, as far as the command runs several.
-        const label = (stage: string): string =>
-          (named ? `-m ${mode.id} ` : "") + (kernels.length > 1 ? `${kernel} ` : "") + stage;
+        // The run's name on the page, and in the progress bar as far as the command runs several.
+        const runSetting = setting === undefined ? [] : [setting];
+        const runMode = named ? [`-m ${mode.id}`] : [];
+        const name = [...runSetting, ...runMode, kernel].join(" ");
+        const barName = [...runSetting, ...runMode, ...(kernels.length > 1 ? [kernel] : [])].join(" ");
+        const label = (stage: string): string => (barName === "" ? "" : `${barName} `) + stage;
         const bar = simProgress(opts.json !== true, label(TEST_STAGES[0]));
         try {
           // With checkers the run stops at the first violation (a CheckFailure carrying the report).
-          const report = namingGuestMode(mode.id, named, () =>
-            namingKernel(kernel, kernels.length > 1, () =>
-              simulatePageTableTest(
-                { ...modeConfig, kernel },
-                profile,
-                bar === null ? undefined : (stage, fraction) => bar.update(fraction, label(stage)),
-                stageCount,
-                checks === null ? undefined : { checks, mode: "fail-fast" },
+          const report = namingSetting(setting, () =>
+            namingGuestMode(mode.id, named, () =>
+              namingKernel(kernel, kernels.length > 1, () =>
+                simulatePageTableTest(
+                  { ...modeConfig, kernel },
+                  runProfile,
+                  bar === null ? undefined : (stage, fraction) => bar.update(fraction, label(stage)),
+                  stageCount,
+                  checks === null ? undefined : { checks, mode: "fail-fast" },
+                ),
               ),
             ),
           );
-          completed.push({ name: [...(named ? [`-m ${mode.id}`] : []), kernel].join(" "), report, mode });
+          completed.push({ name, report, mode, profile: runProfile });
           return report;
         } finally {
           bar?.stop();
@@ -213,28 +243,92 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
       });
       return { mode, reports };
     });
-  const byMode = withPageOfViolation(opts.html, simulateAll, (violation) =>
-    // The page a stopped run leaves: the runs before it, and the violation in red and in full.
+  // The page a stopped run leaves: the runs before it, and the violation in red and in full.
+  const pageOfViolation = (violation: string): string =>
     pageTableTestHtml(
       setup,
       completed,
-      [...completed.map((run) => runText(run.report, { ...textContext, mode: run.mode })), violation].join(
-        "\n\n",
-      ),
+      [
+        ...completed.map((run) =>
+          runText(run.report, { ...textContext, profile: run.profile, mode: run.mode }),
+        ),
+        violation,
+      ].join("\n\n"),
       [
         ...warnings,
         `A checker found a violation, which stopped the run${completed.length > 0 ? "s" : ""} there (exit status 1): ` +
           "the report below ends with it.",
       ],
-    ),
-  );
-  const extras = {
+    );
+  // What the JSON of each run adds to its report.
+  const extras = (runProfile: CostProfile): Record<string, unknown> => ({
     seed,
     inject: opts.inject ?? null,
     fwb: cpu.cpu.fwb,
     cpu_changes: cpu.changes,
-    profile_overrides: profile.overrides,
+    profile_overrides: runProfile.overrides,
+  });
+  // One value's runs as JSON: what page-table-test prints for them without --sweep.
+  const runsJson = (byMode: readonly ModeRuns[], runProfile: CostProfile): Record<string, unknown> => {
+    const modeJson = (reports: readonly SimReport[]): Record<string, unknown> =>
+      reports.length === 1
+        ? { ...reports[0]!, ...extras(runProfile) }
+        : {
+            before: kernels[0],
+            after: kernels[1],
+            runs: reports.map((r) => ({ ...r, ...extras(runProfile) })),
+            comparison: comparison(reports[0]!, reports[1]!),
+          };
+    return byMode.length === 1
+      ? modeJson(byMode[0]!.reports)
+      : { guest_modes: byMode.map(({ mode, reports }) => ({ guest_mode: mode.id, ...modeJson(reports) })) };
   };
+  if (sweep !== null) {
+    const results = withPageOfViolation(
+      opts.html,
+      () => sweep.points.map((point) => ({ point, byMode: simulateAll(point.profile, point) })),
+      pageOfViolation,
+    );
+    const text = sweepText(
+      sweep,
+      results.map(({ point, byMode }) => ({
+        point,
+        byMode: byMode.map(({ mode, reports }) => ({ mode: mode.id, reports })),
+      })),
+      sweepHeading({ ...textContext, modes, memBytes: config.memBytes, vcpus, backing: config.backing }),
+    );
+    if (opts.html !== undefined) {
+      const lines = results[0]!.byMode.flatMap(({ mode }, m) =>
+        kernels.flatMap((kernel, k) =>
+          results[0]!.byMode[m]!.reports[k]!.stages.map((stage, i) => ({
+            label: [...(named ? [`-m ${mode.id}`] : []), kernel, shortStage(stage.name)].join(" "),
+            seconds: results.map((r) => r.byMode[m]!.reports[k]!.stages[i]!.simulated_s),
+          })),
+        ),
+      );
+      const htmlSweep = { parameter: sweep.parameter, values: sweep.points.map((p) => p.label), lines };
+      writeHtml(opts.html, pageTableTestHtml(setup, completed, text, warnings, htmlSweep));
+    }
+    if (opts.json === true) {
+      return JSON.stringify(
+        {
+          sweep: {
+            parameter: sweep.parameter,
+            profile_value: sweep.profileValue,
+            values: sweep.points.map((p) => p.label),
+          },
+          runs: results.map(({ point, byMode }) => ({
+            value: point.label,
+            ...runsJson(byMode, point.profile),
+          })),
+        },
+        null,
+        2,
+      );
+    }
+    return opts.html === undefined ? text : `${text}\n\n${pageWrittenLine(opts.html)}`;
+  }
+  const byMode = withPageOfViolation(opts.html, () => simulateAll(profile), pageOfViolation);
   // The text report, made once: printed, or put on the page, or both.
   const text =
     opts.json === true && opts.html === undefined
@@ -248,22 +342,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
           })
           .join("\n\n");
   if (opts.html !== undefined) writeHtml(opts.html, pageTableTestHtml(setup, completed, text, warnings));
-  if (opts.json) {
-    const modeJson = (reports: readonly SimReport[]): Record<string, unknown> =>
-      reports.length === 1
-        ? { ...reports[0]!, ...extras }
-        : {
-            before: kernels[0],
-            after: kernels[1],
-            runs: reports.map((r) => ({ ...r, ...extras })),
-            comparison: comparison(reports[0]!, reports[1]!),
-          };
-    const json =
-      byMode.length === 1
-        ? modeJson(byMode[0]!.reports)
-        : { guest_modes: byMode.map(({ mode, reports }) => ({ guest_mode: mode.id, ...modeJson(reports) })) };
-    return JSON.stringify(json, null, 2);
-  }
+  if (opts.json) return JSON.stringify(runsJson(byMode, profile), null, 2);
   return opts.html === undefined ? text : `${text}\n\n${pageWrittenLine(opts.html)}`;
 }
 
@@ -292,6 +371,33 @@ interface RunTextContext {
   readonly mode: GuestMode;
   readonly pageSize: number;
   readonly checks: ReadonlySet<CheckName> | null;
+}
+
+/** What a sweep's heading says of the runs besides {@link RunTextContext}'s. */
+interface SweepHeadingContext extends Omit<RunTextContext, "mode"> {
+  readonly modes: readonly GuestMode[];
+  readonly backing: string;
+  readonly memBytes: number;
+  readonly vcpus: number;
+}
+
+/** The lines heading a `--sweep`'s tables: the runs' options and machine. */
+function sweepHeading(ctx: SweepHeadingContext): string[] {
+  const { opts, profile, cpu, releaseOrder, seed, checks } = ctx;
+  const changes = overridesText(profile);
+  return [
+    `s2sim page-table-test: kvm_page_table_test with ${ctx.backing} memory, ${sizeName(ctx.memBytes)}, ` +
+      `${ctx.vcpus} vCPUs, simulated once per value swept`,
+    `profile ${profile.name}: ${profile.machine}`,
+    ...(changes === null ? [] : [changes]),
+    ...cpuNotes(cpu),
+    `vCPUs released in ${releaseOrderText(releaseOrder)}; seed ${seed} (same seed, same result)`,
+    ...ctx.modes.map((m) => `Testing guest mode: ${m.name}`),
+    ...(opts.inject === undefined
+      ? []
+      : [`Injected bug: ${opts.inject}${checks === null ? " (no checkers: add --check to catch it)" : ""}`]),
+    ...(checks === null ? [] : [`checkers ${[...checks].join(", ")}: no violation in any run`]),
+  ];
 }
 
 /** One run's text: the selftest's lines, then each stage's block. */

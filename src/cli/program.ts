@@ -283,6 +283,12 @@ export function buildProgram(out: (s: string) => void): Command {
         "TLBIs, CMOs) and the host's, with their virtual time and CPU (slower until they are known; the same results)",
     )
     .option(
+      "--sweep <name=values>",
+      "run everything once per value of one profile parameter, e.g. host-fault=500ns,1us,2us (each value as " +
+        "--set takes it; at most 32), and print a table of each stage's time and what the fault path did per value " +
+        '(a sensitivity run; JSON: {"sweep", "runs": [one run\'s object per value]})',
+    )
+    .option(
       "--html <file>",
       "also write the report as a self-contained web page with charts of each stage's time per run, " +
         "where it went, when each vCPU finished it (the convoys) and, with --timeline, CREATE along the region, " +

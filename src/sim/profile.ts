@@ -144,6 +144,18 @@ export function withOverrides(profile: CostProfile, settings: readonly ProfileSe
   return { ...changed, overrides: told };
 }
 
+/** Whether profiles `a` and `b` price everything alike (whatever units their files use). */
+export function sameCosts(a: CostProfile, b: CostProfile): boolean {
+  return (
+    a.workCost.length === b.workCost.length &&
+    a.workCost.every((c, i) => c === b.workCost[i]) &&
+    a.vcpuRelease === b.vcpuRelease &&
+    a.tlb.entries === b.tlb.entries &&
+    a.tlb.ways === b.tlb.ways &&
+    (Object.keys(a.engine) as Array<keyof EngineCosts>).every((k) => a.engine[k] === b.engine[k])
+  );
+}
+
 // Maps, not object literals: a name from a file or the command line (`toString`, `__proto__`)
 // must not find an Object.prototype property.
 

@@ -1,0 +1,191 @@
+/**
+ * `page-table-test --sweep name=v1,v2,...`: the same runs once per value of one profile parameter,
+ * side by side: how much each stage's simulated time, and what the fault path did, moves with
+ * that cost (a sensitivity run, as docs/calibration.md's sweeps).
+ */
+import { S2simError } from "../common/error.js";
+import { printable } from "../common/format.js";
+import { type CostProfile, parseSetting, sameCosts, withOverrides } from "../sim/profile.js";
+import type { SimReport, SimStageReport } from "../workloads/page-table-sim.js";
+import { columns, count, humanBytes, pct, seconds } from "./options.js";
+
+/** The most values one sweep runs (each value is a whole run of every mode and kernel). */
+export const MAX_SWEEP_VALUES = 32;
+
+/** One value of a sweep: the profile with it, and how it reads. */
+export interface SweepPoint {
+  /** "500 ns": the value and unit as set (the profile's unit when none was given). */
+  readonly label: string;
+  /** Whether it is the profile's own value (in any unit: every cost the same). */
+  readonly isProfiles: boolean;
+  readonly profile: CostProfile;
+}
+
+/** A parsed `--sweep`. */
+export interface Sweep {
+  readonly parameter: string;
+  /** The profile's own value of it, e.g. "1000 ns". */
+  readonly profileValue: string;
+  readonly points: readonly SweepPoint[];
+}
+
+/** Runs `parse`, naming `--sweep` where its error names `--set` (the same syntax, another option). */
+function asSweep<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof S2simError && err.message.startsWith("--set")) {
+      throw new S2simError(err.code, `--sweep${err.message.slice("--set".length)}`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Parses `--sweep name=v1,v2,...` against `profile` (already changed by any `--set`): each value
+ * as `--set` takes it (a unit of its own, or the profile's), at most {@link MAX_SWEEP_VALUES}, none
+ * twice, and not a parameter `--set` also changes.
+ */
+export function parseSweep(text: string, profile: CostProfile): Sweep {
+  const eq = text.indexOf("=");
+  const parameter = eq < 0 ? "" : text.slice(0, eq).trim();
+  const values = eq < 0 ? [] : text.slice(eq + 1).split(",");
+  if (parameter === "" || values.every((v) => v.trim() === "")) {
+    throw new S2simError(
+      "bad-sweep",
+      `--sweep "${printable(text)}" is not name=value,value,... (e.g. host-fault=500ns,1us,2us)`,
+    );
+  }
+  if (values.length > MAX_SWEEP_VALUES) {
+    throw new S2simError("bad-sweep", `--sweep ${printable(parameter)}: at most ${MAX_SWEEP_VALUES} values`);
+  }
+  if (profile.overrides.some((o) => o.parameter === parameter)) {
+    throw new S2simError(
+      "bad-sweep",
+      `--sweep ${printable(parameter)}: --set changes it too; give one of them`,
+    );
+  }
+  const was = Object.hasOwn(profile.parameters, parameter) ? profile.parameters[parameter] : undefined;
+  const points = values.map((value): SweepPoint => {
+    if (value.trim() === "") {
+      throw new S2simError("bad-sweep", `--sweep "${printable(text)}" has an empty value`);
+    }
+    const changed = asSweep(() => withOverrides(profile, [parseSetting(`${parameter}=${value}`)]));
+    const o = changed.overrides[changed.overrides.length - 1]!;
+    return {
+      label: `${o.value} ${o.unit}`,
+      isProfiles: sameCosts(changed, profile),
+      profile: changed,
+    };
+  });
+  // The same cost twice, in any units (1us and 1000ns), is one run made twice.
+  points.forEach((p, i) => {
+    const same = points.findIndex((q) => sameCosts(q.profile, p.profile));
+    if (same < i) {
+      const also = points[same]!.label === p.label ? "" : ` (as ${points[same]!.label})`;
+      throw new S2simError(
+        "bad-sweep",
+        `--sweep ${printable(parameter)}: the value ${p.label} is given twice${also}`,
+      );
+    }
+  });
+  // `was` exists: withOverrides refused a parameter the profile lacks.
+  return { parameter, profileValue: `${was!.value} ${was!.unit}`, points };
+}
+
+/** The runs of one value of a sweep: per guest mode, the reports of its kernels. */
+export interface SweepResult {
+  readonly point: SweepPoint;
+  readonly byMode: ReadonlyArray<{ readonly mode: number; readonly reports: readonly SimReport[] }>;
+}
+
+/** A stage's guest aborts (every kind and level, S1PTW faults included). */
+function aborts(stage: SimStageReport): number {
+  return Object.values(stage.faults).reduce((a, n) => a + n, 0);
+}
+
+/**
+ * The sweep's tables: per value (with the guest mode when several run), kernel and stage, the
+ * simulated time and what moved it; with two kernels, each stage's gain per value.
+ */
+export function sweepText(sweep: Sweep, results: readonly SweepResult[], heading: readonly string[]): string {
+  const modes = results[0]!.byMode.length > 1;
+  const valueCell = (r: SweepResult): string => r.point.label + (r.point.isProfiles ? " (profile)" : "");
+  const rows: string[][] = [];
+  for (const r of results) {
+    for (const { mode, reports } of r.byMode) {
+      for (const report of reports) {
+        for (const stage of report.stages) {
+          rows.push([
+            valueCell(r),
+            ...(modes ? [String(mode)] : []),
+            report.kernel,
+            stage.name,
+            seconds(stage.simulated_s),
+            count(aborts(stage)),
+            count(stage.retries),
+            count(stage.maps),
+            count(stage.eagain),
+            count(stage.relaxes),
+            humanBytes(stage.cmo_bytes.dcache),
+          ]);
+        }
+      }
+    }
+  }
+  const head = [
+    sweep.parameter,
+    ...(modes ? ["mode"] : []),
+    "kernel",
+    "stage",
+    "simulated s",
+    "aborts",
+    "retries",
+    "maps",
+    "-EAGAIN",
+    "relaxes",
+    "D-cache cleaned",
+  ];
+  const out = [
+    ...heading,
+    `${sweep.parameter} swept over ${sweep.points.map((p) => p.label).join(", ")} (the profile's: ${sweep.profileValue}); every other cost as the profile`,
+    "Execution times below are model predictions for the profile's machine, not measurements;",
+    "retries are faults that failed mmu_notifier_retry.",
+    "",
+    ...columns(
+      [head, ...rows],
+      head.map((_, i) => i >= (modes ? 4 : 3)),
+    ),
+  ];
+  const pairs = results[0]!.byMode[0]!.reports.length === 2;
+  if (pairs) {
+    const [kb, ka] = results[0]!.byMode[0]!.reports.map((r) => r.kernel);
+    const gains: string[][] = [];
+    for (const r of results) {
+      for (const { mode, reports } of r.byMode) {
+        const [before, after] = reports as [SimReport, SimReport];
+        before.stages.forEach((b, i) => {
+          const a = after.stages[i]!;
+          gains.push([
+            valueCell(r),
+            ...(modes ? [String(mode)] : []),
+            b.name,
+            seconds(b.simulated_s),
+            seconds(a.simulated_s),
+            pct((b.simulated_s - a.simulated_s) / b.simulated_s),
+          ]);
+        });
+      }
+    }
+    const gainHead = [sweep.parameter, ...(modes ? ["mode"] : []), "stage", `${kb} s`, `${ka} s`, "gain"];
+    out.push(
+      "",
+      `${kb} (before) against ${ka} (after); gain = (before - after) / before:`,
+      ...columns(
+        [gainHead, ...gains],
+        gainHead.map((_, i) => i >= (modes ? 3 : 2)),
+      ),
+    );
+  }
+  return out.join("\n");
+}

@@ -1,0 +1,144 @@
+/**
+ * `page-table-test --sweep`: the runs once per value of one profile parameter, each the run that
+ * `--set` with that value makes, side by side; its errors.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { s2sim } from "./run.js";
+
+const RUN = ["page-table-test", "-s", "anonymous_thp", "-b", "4M", "-v", "4"];
+
+describe("page-table-test --sweep", { timeout: 120_000 }, () => {
+  it("runs each value as --set would, and says so in one JSON object", async () => {
+    const sweep = await s2sim(...RUN, "--kernel", "both", "--sweep", "host-fault=500ns,1us,2000ns", "--json");
+    assert.equal(sweep.code, 0, sweep.stderr);
+    const j = JSON.parse(sweep.stdout) as {
+      sweep: { parameter: string; profile_value: string; values: string[] };
+      runs: Array<Record<string, unknown> & { value: string }>;
+    };
+    assert.deepEqual(j.sweep, {
+      parameter: "host-fault",
+      profile_value: "1000 ns",
+      values: ["500 ns", "1 us", "2000 ns"],
+    });
+    for (const [i, set] of ["host-fault=500ns", "host-fault=1us", "host-fault=2000ns"].entries()) {
+      const one = await s2sim(...RUN, "--kernel", "both", "--set", set, "--json");
+      assert.equal(one.code, 0, one.stderr);
+      const { value, ...run } = j.runs[i]!;
+      assert.equal(value, j.sweep.values[i]);
+      assert.deepEqual(run, JSON.parse(one.stdout), set);
+    }
+  });
+
+  it("prints a row per value, kernel and stage, the profile's value marked, and each stage's gain", async () => {
+    const r = await s2sim(...RUN, "--kernel", "both", "--sweep", "lock-handoff=800ns,1.1us");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^lock-handoff swept over 800 ns, 1\.1 us \(the profile's: 1100 ns\); every other cost as the profile$/m,
+    );
+    const rows = r.stdout
+      .split("\n")
+      .filter((l) => /^ {2}(800 ns|1\.1 us \(profile\)) +v5\.1[24] +KVM_/.test(l));
+    assert.equal(rows.length, 2 * 2 * 3);
+    // The profile's own value, given in another unit, is marked.
+    assert.ok(rows.slice(6).every((l) => l.startsWith("  1.1 us (profile)")));
+    assert.ok(rows.slice(0, 6).every((l) => !l.includes("(profile)")));
+    assert.match(
+      r.stdout,
+      /^v5\.12 \(before\) against v5\.14 \(after\); gain = \(before - after\) \/ before:$/m,
+    );
+    assert.equal(
+      r.stdout.split("\n").filter((l) => / KVM_\w+ +[\d.]+ +[\d.]+ +[+-][\d.]+ %$/.test(l)).length,
+      6,
+    );
+  });
+
+  it("writes a page whose first chart is each stage's time against the value", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "s2sim-sweep-"));
+    try {
+      const file = join(dir, "sweep.html");
+      const r = await s2sim(...RUN, "-m", "4", "-m", "2", "--sweep", "exit=0.5us,1us,2us", "--html", file);
+      assert.equal(r.code, 0, r.stderr);
+      const charts = [
+        ...readFileSync(file, "utf8").matchAll(/^new Chart\(document\.getElementById\("(\w+)"\), (.*)\);$/gm),
+      ];
+      assert.equal(charts[0]![1], "sweep");
+      const line = JSON.parse(charts[0]![2]!) as {
+        data: { labels: string[]; datasets: Array<{ label: string; data: number[] }> };
+      };
+      assert.deepEqual(line.data.labels, ["0.5 us", "1 us", "2 us"]);
+      assert.deepEqual(
+        line.data.datasets.map((d) => [d.label, d.data.length]),
+        ["-m 2 v5.14 CREATE", "-m 2 v5.14 UPDATE", "-m 2 v5.14 ADJUST", "-m 4 v5.14 CREATE"]
+          .concat(["-m 4 v5.14 UPDATE", "-m 4 v5.14 ADJUST"])
+          .map((l) => [l, 3]),
+      );
+      // The other charts have a bar per run: each named by its value.
+      const times = JSON.parse(charts[1]![2]!) as { data: { datasets: Array<{ label: string }> } };
+      assert.equal(times.data.datasets[0]!.label, "exit 0.5 us -m 2 v5.14");
+      assert.equal(times.data.datasets.length, 6);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("names the value of a run a checker stops", async () => {
+    const r = await s2sim(...RUN, "--sweep", "exit=1us,2us", "--inject", "install-no-cmo", "--check");
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^s2sim: check failed: coherence violation \(exit 1 us, untimed\) on vCPU 0: /);
+    const j = await s2sim(
+      ...RUN,
+      "--sweep",
+      "exit=1us,2us",
+      "--inject",
+      "install-no-cmo",
+      "--check",
+      "--json",
+    );
+    assert.equal(j.code, 1);
+    assert.equal(
+      (JSON.parse(j.stdout) as { check_failed: { setting: string } }).check_failed.setting,
+      "exit 1 us",
+    );
+  });
+
+  it("refuses what is not a sweep with one line", async () => {
+    for (const [args, why] of [
+      [["--sweep", "host-fault"], /^s2sim: --sweep "host-fault" is not name=value,value,\.\.\. /],
+      [["--sweep", "host-fault=1us,"], /^s2sim: --sweep "host-fault=1us," has an empty value$/],
+      [
+        ["--sweep", "host-fault=1us,1000ns"],
+        /^s2sim: --sweep host-fault: the value 1000 ns is given twice \(as 1 us\)$/,
+      ],
+      [["--sweep", "nope=1us"], /^s2sim: --sweep: profile 'kunpeng920' has no parameter 'nope'; /],
+      [["--sweep", "exit=5xx"], /^s2sim: --sweep exit: unit 'xx' is not one s2sim knows; /],
+      [["--sweep", "exit=-1"], /^s2sim: --sweep "exit=-1": the value must be a finite number >= 0$/],
+      [
+        ["--sweep", `exit=${Array.from({ length: 33 }, (_, i) => i).join(",")}`],
+        /^s2sim: --sweep exit: at most 32 values$/,
+      ],
+      [
+        ["--set", "exit=1us", "--sweep", "exit=2us,3us"],
+        /^s2sim: --sweep exit: --set changes it too; give one of them$/,
+      ],
+      [
+        ["--timeline", "2M", "--sweep", "exit=2us,3us"],
+        /^s2sim: --sweep compares runs in a table; --timeline shows one run/,
+      ],
+      [
+        ["--trace", "5", "--sweep", "exit=2us,3us"],
+        /^s2sim: --sweep compares runs in a table; --trace shows one run/,
+      ],
+    ] as Array<[string[], RegExp]>) {
+      const r = await s2sim(...RUN, ...args);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr, /^s2sim: [^\n]+\n$/);
+      assert.match(r.stderr.trimEnd(), why, args.join(" "));
+    }
+  });
+});
