@@ -16,6 +16,7 @@ import { printable } from "../common/format.js";
 import { systemReason } from "../common/small-file.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
 import type { SimReport, SimStageReport } from "../workloads/page-table-sim.js";
+import { isProfilePath } from "../sim/profile.js";
 import { PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
 
 /** What the page shows of one stage of one command line, before and after the series. */
@@ -549,10 +550,14 @@ export function pageTableTestHtml(
 }
 
 /**
- * Refuses, before anything runs, an `--html` path the page could not be written to: a directory,
- * or a file in a folder that does not exist or is not writable.
+ * Refuses, before anything runs, an `--html` path the page could not be written to (a directory,
+ * or a file in a folder that does not exist or is not writable) or should not be: the command's
+ * own standard streams, or one of the files it reads (`inputs`: a path, and what it is for errors).
  */
-export function checkHtmlPath(path: string): void {
+export function checkHtmlPath(
+  path: string,
+  inputs: ReadonlyArray<{ path: string; what: string }> = [],
+): void {
   const refuse = (why: string): never => {
     throw new S2simError("bad-output", `--html ${printable(path)}: ${why}`);
   };
@@ -562,15 +567,19 @@ export function checkHtmlPath(path: string): void {
   if (path.endsWith("/")) refuse("it names a directory");
   const full = resolve(path);
   const stat = statOrNull(full);
-  // /dev/stdout and the like, when they are a file: the report would overwrite the page's start.
+  // /dev/stdout and the like, when they are a file: the report would overwrite the page's start;
+  // and what the command reads (its standard input, a profile file): the page would replace it.
+  const same = (other: Stats | null): boolean =>
+    stat !== null && other !== null && stat.dev === other.dev && stat.ino === other.ino;
   for (const [fd, stream] of [
+    [0, "standard input"],
     [1, "standard output"],
     [2, "standard error"],
   ] as const) {
-    const open = fdStatOrNull(fd);
-    if (stat !== null && open !== null && stat.dev === open.dev && stat.ino === open.ino) {
-      refuse(`it is this command's ${stream} (the page needs a file of its own)`);
-    }
+    if (same(fdStatOrNull(fd))) refuse(`it is this command's ${stream} (the page needs a file of its own)`);
+  }
+  for (const input of inputs) {
+    if (same(statOrNull(input.path))) refuse(`it is ${input.what}, which the command reads`);
   }
   if (stat?.isDirectory()) refuse("it is a directory");
   if (stat !== null && !stat.isFile()) refuse("it is not a regular file");
@@ -591,6 +600,13 @@ function fdStatOrNull(fd: number): Stats | null {
   } catch {
     return null;
   }
+}
+
+/** `--profile`'s file as an input of {@link checkHtmlPath}: none for a bundled name. */
+export function profileInput(profile: string | undefined): Array<{ path: string; what: string }> {
+  return profile !== undefined && isProfilePath(profile)
+    ? [{ path: profile, what: "the --profile file" }]
+    : [];
 }
 
 /** The file's status, or null when there is none (or it cannot be read). */

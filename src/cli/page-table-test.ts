@@ -38,6 +38,7 @@ import {
   type HtmlRun,
   pageTableTestHtml,
   pageWrittenLine,
+  profileInput,
   shortStage,
   withPageOfViolation,
   writeHtml,
@@ -196,7 +197,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   const problem = memoryProblem(need, budget, what, () => smallerRun(config, largest, budget, pageSize));
   // A page that could not be written is refused before the simulations, not after (nor passed by
   // a dry run).
-  if (opts.html !== undefined) checkHtmlPath(opts.html);
+  if (opts.html !== undefined) checkHtmlPath(opts.html, profileInput(opts.profile));
   if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
   if (problem !== null) throw new S2simError("too-large", problem);
   const textContext = { opts, profile, cpu, releaseOrder, seed, pageSize, checks };
@@ -289,14 +290,24 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
       () => sweep.points.map((point) => ({ point, byMode: simulateAll(point.profile, point) })),
       pageOfViolation,
     );
-    const text = sweepText(
-      sweep,
-      results.map(({ point, byMode }) => ({
-        point,
-        byMode: byMode.map(({ mode, reports }) => ({ mode: mode.id, reports })),
-      })),
-      sweepHeading({ ...textContext, modes, memBytes: config.memBytes, vcpus, backing: config.backing }),
-    );
+    // An injected bug: whether each run reached it, as a run alone says.
+    const bugLines = completed.flatMap(({ name, report }) => {
+      const bug = report.injected_bug;
+      return bug === undefined
+        ? []
+        : [`${name}: ${injectedBugLine(bug.name, bug.departures, bug.teardown_departures)}`];
+    });
+    const text = [
+      sweepText(
+        sweep,
+        results.map(({ point, byMode }) => ({
+          point,
+          byMode: byMode.map(({ mode, reports }) => ({ mode: mode.id, reports })),
+        })),
+        sweepHeading({ ...textContext, modes, memBytes: config.memBytes, vcpus, backing: config.backing }),
+      ),
+      ...(bugLines.length === 0 ? [] : [bugLines.join("\n")]),
+    ].join("\n\n");
     if (opts.html !== undefined) {
       const lines = results[0]!.byMode.flatMap(({ mode }, m) =>
         kernels.flatMap((kernel, k) =>

@@ -37,6 +37,7 @@ import { PUBLISHED, PUBLISHED_SOURCE, type PublishedRun } from "./published.js";
 import {
   changedMachineWarnings,
   checkHtmlPath,
+  profileInput,
   htmlStageRows,
   pageWrittenLine,
   reproduceHtml,
@@ -167,7 +168,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
       onWarning: opts.json === true ? (w) => process.stderr.write(`s2sim: ${w}\n`) : undefined,
       // A page that could not be written is refused before the simulations, not after.
       beforeRun: () => {
-        if (opts.html !== undefined) checkHtmlPath(opts.html);
+        if (opts.html !== undefined) checkHtmlPath(opts.html, profileInput(opts.profile));
       },
     });
   } finally {

@@ -5,7 +5,13 @@
  */
 import { S2simError } from "../common/error.js";
 import { printable } from "../common/format.js";
-import { type CostProfile, parseSetting, sameCosts, withOverrides } from "../sim/profile.js";
+import {
+  type CostProfile,
+  type ProfileSetting,
+  parseSetting,
+  sameCosts,
+  withOverrides,
+} from "../sim/profile.js";
 import type { SimReport, SimStageReport } from "../workloads/page-table-sim.js";
 import { columns, count, humanBytes, pct, seconds } from "./options.js";
 
@@ -14,10 +20,10 @@ export const MAX_SWEEP_VALUES = 32;
 
 /** One value of a sweep: the profile with it, and how it reads. */
 export interface SweepPoint {
-  /** "500 ns": the value and unit as set (the profile's unit when none was given). */
+  /** "500 ns": the value as a number and its unit (the profile's when none was given). */
   readonly label: string;
   /** Whether it is the profile's own value (in any unit: every cost the same). */
-  readonly isProfiles: boolean;
+  readonly isProfileValue: boolean;
   readonly profile: CostProfile;
 }
 
@@ -26,18 +32,38 @@ export interface Sweep {
   readonly parameter: string;
   /** The profile's own value of it, e.g. "1000 ns". */
   readonly profileValue: string;
+  /** Whether `--set` changed other parameters for every run. */
+  readonly otherChanges: boolean;
   readonly points: readonly SweepPoint[];
 }
 
-/** Runs `parse`, naming `--sweep` where its error names `--set` (the same syntax, another option). */
-function asSweep<T>(parse: () => T): T {
+/**
+ * `profile` with `parameter` set to `value` (one of a `--sweep`'s values, as `--set` takes it); an
+ * error names the sweep and the value, not `--set` (whose syntax and checks it shares).
+ */
+function withValue(profile: CostProfile, parameter: string, value: string): CostProfile {
+  const shown = `--sweep ${printable(parameter)}: the value "${printable(value.trim())}"`;
+  let setting: ProfileSetting;
   try {
-    return parse();
+    setting = parseSetting(`${parameter}=${value}`);
   } catch (err) {
-    if (err instanceof S2simError && err.message.startsWith("--set")) {
-      throw new S2simError(err.code, `--sweep${err.message.slice("--set".length)}`);
-    }
-    throw err;
+    if (!(err instanceof S2simError)) throw err;
+    const must = /: the value (must be .*)$/.exec(err.message);
+    throw new S2simError(
+      "bad-sweep",
+      `${shown} ${must !== null ? must[1]! : "is not a number with an optional unit (e.g. 500ns, 1us, 2us)"}`,
+    );
+  }
+  try {
+    return withOverrides(profile, [setting]);
+  } catch (err) {
+    if (!(err instanceof S2simError)) throw err;
+    // A parameter the profile lacks is the sweep's error, whatever the value.
+    if (err.message.startsWith("--set: "))
+      throw new S2simError("bad-sweep", `--sweep${err.message.slice(5)}`);
+    // Else what is wrong with this value: past `--set name: ` or the changed profile's name.
+    const what = err.message.replace(/^--set [^:]*: /, "").replace(/^profile '[^']*': /, "");
+    throw new S2simError("bad-sweep", `${shown}: ${what}`);
   }
 }
 
@@ -70,27 +96,26 @@ export function parseSweep(text: string, profile: CostProfile): Sweep {
     if (value.trim() === "") {
       throw new S2simError("bad-sweep", `--sweep "${printable(text)}" has an empty value`);
     }
-    const changed = asSweep(() => withOverrides(profile, [parseSetting(`${parameter}=${value}`)]));
+    const changed = withValue(profile, parameter, value);
     const o = changed.overrides[changed.overrides.length - 1]!;
-    return {
-      label: `${o.value} ${o.unit}`,
-      isProfiles: sameCosts(changed, profile),
-      profile: changed,
-    };
+    return { label: `${o.value} ${o.unit}`, isProfileValue: sameCosts(changed, profile), profile: changed };
   });
   // The same cost twice, in any units (1us and 1000ns), is one run made twice.
   points.forEach((p, i) => {
     const same = points.findIndex((q) => sameCosts(q.profile, p.profile));
     if (same < i) {
-      const also = points[same]!.label === p.label ? "" : ` (as ${points[same]!.label})`;
-      throw new S2simError(
-        "bad-sweep",
-        `--sweep ${printable(parameter)}: the value ${p.label} is given twice${also}`,
-      );
+      const what =
+        points[same]!.label === p.label ? "is given twice" : `costs the same as ${points[same]!.label}`;
+      throw new S2simError("bad-sweep", `--sweep ${printable(parameter)}: the value ${p.label} ${what}`);
     }
   });
   // `was` exists: withOverrides refused a parameter the profile lacks.
-  return { parameter, profileValue: `${was!.value} ${was!.unit}`, points };
+  return {
+    parameter,
+    profileValue: `${was!.value} ${was!.unit}`,
+    otherChanges: profile.overrides.length > 0,
+    points,
+  };
 }
 
 /** The runs of one value of a sweep: per guest mode, the reports of its kernels. */
@@ -110,7 +135,7 @@ function aborts(stage: SimStageReport): number {
  */
 export function sweepText(sweep: Sweep, results: readonly SweepResult[], heading: readonly string[]): string {
   const modes = results[0]!.byMode.length > 1;
-  const valueCell = (r: SweepResult): string => r.point.label + (r.point.isProfiles ? " (profile)" : "");
+  const valueCell = (r: SweepResult): string => r.point.label + (r.point.isProfileValue ? " (profile)" : "");
   const rows: string[][] = [];
   for (const r of results) {
     for (const { mode, reports } of r.byMode) {
@@ -148,7 +173,7 @@ export function sweepText(sweep: Sweep, results: readonly SweepResult[], heading
   ];
   const out = [
     ...heading,
-    `${sweep.parameter} swept over ${sweep.points.map((p) => p.label).join(", ")} (the profile's: ${sweep.profileValue}); every other cost as the profile`,
+    `${sweep.parameter} swept over ${sweep.points.map((p) => p.label).join(", ")} (the profile's: ${sweep.profileValue}); every other cost as the profile${sweep.otherChanges ? " with the --set changes above" : ""}`,
     "Execution times below are model predictions for the profile's machine, not measurements;",
     "retries are faults that failed mmu_notifier_retry.",
     "",

@@ -200,6 +200,11 @@ function bundledProfiles(): string[] {
     .sort();
 }
 
+/** Whether `--profile`'s `nameOrPath` names a file (with a "/", the platform's separator, or ending in .json). */
+export function isProfilePath(nameOrPath: string): boolean {
+  return nameOrPath.includes("/") || nameOrPath.includes(sep) || nameOrPath.endsWith(".json");
+}
+
 /**
  * Loads a profile by bundled name (e.g. "kunpeng920"), from a path (one with a "/", or the
  * platform's separator, or ending in .json: a regular file or a pipe), or from standard input
@@ -213,7 +218,7 @@ export function loadProfile(nameOrPath: string, onWait?: (received: number) => v
   if (nameOrPath === "-" || nameOrPath === "/dev/stdin") {
     return profileFromBytes(readSmallStdin(MAX_PROFILE_BYTES, onWait), nameOrPath);
   }
-  const isPath = nameOrPath.includes("/") || nameOrPath.includes(sep) || nameOrPath.endsWith(".json");
+  const isPath = isProfilePath(nameOrPath);
   const bundled = isPath ? [] : bundledProfiles();
   if (!isPath && !bundled.includes(nameOrPath)) {
     // A bare name is never read as a path, so say how to name a file that has it.

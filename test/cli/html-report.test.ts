@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { colour, htmlStageRows, reproduceHtml } from "../../src/cli/html-report.js";
 import { PUBLISHED } from "../../src/cli/published.js";
+import { repoRoot } from "../repo-root.js";
 import { S2SIM_ARGV, s2sim, sh } from "./run.js";
 
 /** Runs `test` with a new temporary folder, removed afterwards. */
@@ -254,6 +255,28 @@ describe("reproduce --html", () => {
           `s2sim: --html ${device}: it is this command's standard output (the page needs a file of its own)\n`,
         );
       }
+      // What the command reads: its standard input, or the --profile file.
+      const profile = join(dir, "mine.json");
+      writeFileSync(profile, readFileSync(join(repoRoot(), "profiles", "kunpeng920.json")));
+      const stdin = await sh(
+        'p="$1"; shift; "$@" page-table-test -b 1M --profile - --html /dev/stdin < "$p"',
+        profile,
+        ...S2SIM_ARGV,
+      );
+      assert.equal(stdin.code, 2);
+      assert.match(stdin.stderr, /^s2sim: --html \/dev\/stdin: it is this command's standard input /);
+      for (const command of [
+        ["page-table-test", "-b", "1M"],
+        ["reproduce", "--mem-scale", "1/4096"],
+      ]) {
+        const r = await s2sim(...command, "--profile", profile, "--html", profile);
+        assert.equal(r.code, 2, command[0]);
+        assert.equal(
+          r.stderr,
+          `s2sim: --html ${profile}: it is the --profile file, which the command reads\n`,
+        );
+      }
+      assert.match(readFileSync(profile, "utf8"), /^\{\n {2}"name": "kunpeng920"/);
       // Standard error alone in the file.
       const e = await sh(
         'f="$1"; shift; "$@" page-table-test -b 1M --html /dev/stderr 2> "$f"',

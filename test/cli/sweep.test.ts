@@ -106,17 +106,36 @@ describe("page-table-test --sweep", { timeout: 120_000 }, () => {
     );
   });
 
+  it("says for each run whether it reached an injected bug, as a run alone does", async () => {
+    const r = await s2sim(...RUN, "--inject", "no-break", "--sweep", "exit=1us,2us");
+    assert.equal(r.code, 0, r.stderr);
+    for (const value of ["1 us", "2 us"]) {
+      assert.match(
+        r.stdout,
+        new RegExp(`^exit ${value} v5\\.14: injected bug no-break: this run never reached`, "m"),
+      );
+    }
+  });
+
   it("refuses what is not a sweep with one line", async () => {
     for (const [args, why] of [
       [["--sweep", "host-fault"], /^s2sim: --sweep "host-fault" is not name=value,value,\.\.\. /],
       [["--sweep", "host-fault=1us,"], /^s2sim: --sweep "host-fault=1us," has an empty value$/],
       [
         ["--sweep", "host-fault=1us,1000ns"],
-        /^s2sim: --sweep host-fault: the value 1000 ns is given twice \(as 1 us\)$/,
+        /^s2sim: --sweep host-fault: the value 1000 ns costs the same as 1 us$/,
+      ],
+      [
+        ["--sweep", "exit=1us,5us=3"],
+        /^s2sim: --sweep exit: the value "5us=3" is not a number with an optional unit /,
+      ],
+      [
+        ["--sweep", "tlb-entries=4,6"],
+        /^s2sim: --sweep tlb-entries: the value "6": tlb-entries must be a multiple of tlb-ways$/,
       ],
       [["--sweep", "nope=1us"], /^s2sim: --sweep: profile 'kunpeng920' has no parameter 'nope'; /],
-      [["--sweep", "exit=5xx"], /^s2sim: --sweep exit: unit 'xx' is not one s2sim knows; /],
-      [["--sweep", "exit=-1"], /^s2sim: --sweep "exit=-1": the value must be a finite number >= 0$/],
+      [["--sweep", "exit=5xx"], /^s2sim: --sweep exit: the value "5xx": unit 'xx' is not one s2sim knows; /],
+      [["--sweep", "exit=-1"], /^s2sim: --sweep exit: the value "-1" must be a finite number >= 0$/],
       [
         ["--sweep", `exit=${Array.from({ length: 33 }, (_, i) => i).join(",")}`],
         /^s2sim: --sweep exit: at most 32 values$/,
