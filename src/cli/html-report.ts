@@ -298,6 +298,69 @@ export function reproduceHtml(
   );
 }
 
+/** A reproduce `--sweep`: per row of the table (command line, stage, kernel), its deviation per value. */
+export interface HtmlReproduceSweep {
+  readonly parameter: string;
+  readonly values: readonly string[];
+  /** (simulated - published) / published at each value. */
+  readonly lines: ReadonlyArray<{ readonly label: string; readonly deviations: readonly number[] }>;
+}
+
+/** Each row's deviation from its published time against the value swept, with the ±10 % band. */
+function deviationChart(sweep: HtmlReproduceSweep): ChartConfiguration<"line"> {
+  const band = (label: string, y: number): (typeof datasets)[number] => ({
+    label,
+    borderColor: "#888",
+    backgroundColor: "#888",
+    borderDash: [6, 4],
+    pointRadius: 0,
+    data: sweep.values.map(() => y),
+  });
+  const datasets = sweep.lines.map((line, i) => ({
+    label: line.label,
+    borderColor: colour(i),
+    backgroundColor: colour(i),
+    borderDash: [] as number[],
+    pointRadius: 3,
+    data: line.deviations.map((d) => fiveFigures(100 * d)),
+  }));
+  return {
+    type: "line",
+    data: { labels: [...sweep.values], datasets: [...datasets, band("+10 %", 10), band("-10 %", -10)] },
+    options: {
+      animation: false,
+      plugins: {
+        title: {
+          display: true,
+          text: `Each stage time's deviation from the published one against ${sweep.parameter} (model prediction against measurement)`,
+        },
+      },
+      scales: {
+        x: { title: { display: true, text: sweep.parameter } },
+        y: { title: { display: true, text: "(simulated - published) / published, %" } },
+      },
+    },
+  };
+}
+
+/** reproduce `--sweep`'s page: each row's deviation against the value, `warnings`, the text report. */
+export function reproduceSweepHtml(
+  sweep: HtmlReproduceSweep,
+  text: string,
+  warnings: readonly string[] = [],
+): string {
+  const src = PUBLISHED_SOURCE;
+  return htmlPage(
+    "s2sim reproduce --sweep",
+    `The kvm_page_table_test runs of ${escapeHtml(src.author)}'s cover letter "${escapeHtml(src.title)}", ` +
+      `simulated once per value of ${escapeHtml(sweep.parameter)}; the published figures were measured on a ` +
+      `${escapeHtml(src.machine)}.`,
+    warnings,
+    [["deviations", deviationChart(sweep)]],
+    text,
+  );
+}
+
 /** One simulated run of page-table-test on a page, with its name there ("v5.12", "-m 3 v5.14"). */
 export interface HtmlRun {
   readonly name: string;

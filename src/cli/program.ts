@@ -369,6 +369,12 @@ export function buildProgram(out: (s: string) => void): Command {
         "(the model's beside the published ones) to <file>",
     )
     .option(
+      "--sweep <name=values>",
+      "the whole table once per value of one profile parameter, e.g. host-fault=500ns,1us,2us (each value as " +
+        "--set takes it; at most 32; the simulations of every value share the worker threads): how many rows each " +
+        'value puts inside the bands, then each value\'s table (JSON: {"sweep", "runs": [{"value", "rows"}], "host_s"})',
+    )
+    .option(
       "--mem-scale <f>",
       "multiply every -b by f (0 < f <= 1, e.g. 1/64) for a smaller, quicker run; its figures are " +
         "not comparable with the published ones",

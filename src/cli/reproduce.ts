@@ -41,9 +41,11 @@ import {
   htmlStageRows,
   pageWrittenLine,
   reproduceHtml,
+  reproduceSweepHtml,
   writeHtml,
 } from "./html-report.js";
 import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
+import { parseSweep, type Sweep, type SweepPoint } from "./sweep.js";
 
 /** The command's options as commander hands them over. */
 export interface ReproduceOptions {
@@ -64,6 +66,8 @@ export interface ReproduceOptions {
   cpu?: string;
   /** `--html <file>`: also write the report as a web page with charts there. */
   html?: string;
+  /** `--sweep name=v1,v2,...`: the whole table once per value of one profile parameter. */
+  sweep?: string;
 }
 
 /** One row of `--json`: one stage of one run on one kernel. */
@@ -84,6 +88,10 @@ interface Job {
   readonly run: PublishedRun;
   readonly kernel: KernelVersion;
   readonly config: PageTableTestConfig;
+  /** The profile it runs on: the loaded one, or with `--sweep` its value's. */
+  readonly profile: CostProfile;
+  /** Its `--sweep` value's index (0 without a sweep). */
+  readonly value: number;
   /** Estimated guest accesses: the weight of this run in the overall progress. */
   readonly weight: number;
 }
@@ -96,13 +104,10 @@ const MAX_WORKERS = 6;
  * footprints fit in memory together. Refuses the runs before any starts if even the largest alone
  * does not fit (each worker thread has a heap of its own, so the heap limit bounds each run alone).
  */
-function workersThatFit(
-  jobs: readonly Job[],
-  profile: CostProfile,
-  workers: number,
-  maxMemory?: string,
-): number {
-  const needs = jobs.map((j) => pageTableTestFootprint(j.config, profile)).sort((a, b) => b.bytes - a.bytes);
+function workersThatFit(jobs: readonly Job[], workers: number, maxMemory?: string): number {
+  const needs = jobs
+    .map((j) => pageTableTestFootprint(j.config, j.profile))
+    .sort((a, b) => b.bytes - a.bytes);
   const budget = memoryBudget(maxMemory);
   const together = (n: number): number => needs.slice(0, n).reduce((a, f) => a + f.bytes, 0);
   let n = workers;
@@ -129,10 +134,24 @@ export interface ReproduceJob {
   readonly host_s: number;
 }
 
-/** What {@link simulateReproduce} did: the table's rows and each simulation. */
-export interface ReproduceRun {
+/** The table's rows and the simulations of one profile: the loaded one, or a `--sweep` value's. */
+export interface ReproduceValue {
+  /** The sweep's value, or null without a sweep. */
+  readonly point: SweepPoint | null;
+  readonly profile: CostProfile;
   readonly rows: readonly ReproduceRow[];
   readonly jobs: readonly ReproduceJob[];
+}
+
+/** What {@link simulateReproduce} did: the table's rows and each simulation. */
+export interface ReproduceRun {
+  /** The rows and simulations of the profile (the first value's, with `--sweep`). */
+  readonly rows: readonly ReproduceRow[];
+  readonly jobs: readonly ReproduceJob[];
+  /** `--sweep`: what it swept, else null. */
+  readonly sweep: Sweep | null;
+  /** Per value swept, its rows and simulations (one, the profile's, without `--sweep`). */
+  readonly values: readonly ReproduceValue[];
   /** Host seconds for the whole run. */
   readonly host_s: number;
   /** Simulations run at once (worker threads). */
@@ -174,7 +193,8 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   } finally {
     bar?.stop();
   }
-  const { rows, host_s, memScale, releaseOrder, seed, profile, scaledWarning, cpu } = r;
+  if (r.sweep !== null) return sweepReport(r, r.sweep, opts);
+  const { rows, host_s, releaseOrder, seed, profile, scaledWarning, cpu } = r;
   const reports = r.jobs.map((j) => ({ src: j.run.src, kernel: j.kernel, report: j.report }));
   const text = renderText(rows, {
     runs: r.runs,
@@ -197,22 +217,129 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     writeHtml(opts.html, reproduceHtml(htmlStageRows(r.runs, rows, reports), text, warnings));
   }
   if (opts.json) {
+    return JSON.stringify({ rows, host_s, ...runDifferences(r, profile) }, null, 2);
+  }
+  return opts.html === undefined ? text : `${text}\n${pageWrittenLine(opts.html)}`;
+}
+
+/** A run's JSON fields that say how it differs from the published runs (none when it does not). */
+function runDifferences(r: ReproduceRun, profile: CostProfile): Record<string, unknown> {
+  return {
+    ...(r.memScale === 1 ? {} : { mem_scale: r.memScale }),
+    // Only off the selftest's order, as --mem-scale: a row set to compare with another.
+    ...(r.releaseOrder === "fifo" ? {} : { release_order: r.releaseOrder, seed: r.seed }),
+    ...(profile.overrides.length === 0 ? {} : { profile_overrides: profile.overrides }),
+    ...(r.cpu.changes.length === 0 ? {} : { cpu_changes: r.cpu.changes }),
+    ...(r.cpu.cpu.fwb ? { fwb: true } : {}),
+  };
+}
+
+/**
+ * `reproduce --sweep`: a summary of the bands' verdict per value, then each value's table (the
+ * heading once), as text, JSON (`{"sweep", "runs": [{"value", "rows", ...}], "host_s"}`) or a page
+ * whose chart is each row's deviation from its published time against the value.
+ */
+function sweepReport(r: ReproduceRun, sweep: Sweep, opts: ReproduceOptions): string {
+  if (opts.json === true) {
     return JSON.stringify(
       {
-        rows,
-        host_s,
-        ...(memScale === 1 ? {} : { mem_scale: memScale }),
-        // Only off the selftest's order, as --mem-scale: a row set to compare with another.
-        ...(releaseOrder === "fifo" ? {} : { release_order: releaseOrder, seed }),
-        ...(profile.overrides.length === 0 ? {} : { profile_overrides: profile.overrides }),
-        ...(cpu.changes.length === 0 ? {} : { cpu_changes: cpu.changes }),
-        ...(cpu.cpu.fwb ? { fwb: true } : {}),
+        sweep: {
+          parameter: sweep.parameter,
+          profile_value: sweep.profileValue,
+          values: sweep.points.map((p) => p.label),
+        },
+        runs: r.values.map((v) => ({ value: v.point!.label, rows: v.rows, ...runDifferences(r, v.profile) })),
+        host_s: r.host_s,
       },
       null,
       2,
     );
   }
-  return opts.html === undefined ? text : `${text}\n${pageWrittenLine(opts.html)}`;
+  const text = reproduceSweepText(r, sweep);
+  if (opts.html !== undefined) {
+    const warnings = [
+      ...(r.scaledWarning === null ? [] : [r.scaledWarning]),
+      ...changedMachineWarnings(overridesText(r.profile), r.cpu.changes),
+    ];
+    const src = PUBLISHED_SOURCE;
+    const lines = r.runs.flatMap((run) =>
+      run.stages.flatMap((p) =>
+        [src.before, src.after].map((kernel) => ({
+          label: `${run.src} ${p.label} ${kernel}`,
+          deviations: r.values.map((v) => {
+            const row = v.rows.find((x) => x.src === run.src && x.stage === p.stage && x.kernel === kernel)!;
+            return row.simulated_s / row.published_s - 1;
+          }),
+        })),
+      ),
+    );
+    writeHtml(
+      opts.html,
+      reproduceSweepHtml(
+        { parameter: sweep.parameter, values: sweep.points.map((p) => p.label), lines },
+        text,
+        warnings,
+      ),
+    );
+    return `${text}\n${pageWrittenLine(opts.html)}`;
+  }
+  return text;
+}
+
+/** `reproduce --sweep`'s text: the verdict per value, then each value's table (exported for tests). */
+export function reproduceSweepText(r: ReproduceRun, sweep: Sweep): string {
+  const simulations = r.values.reduce((a, v) => a + v.jobs.length, 0);
+  const valueName = (v: ReproduceValue): string =>
+    `${sweep.parameter} ${v.point!.label}${v.point!.isProfileValue ? " (the profile's)" : ""}`;
+  const base = {
+    runs: r.runs,
+    machine: r.profile.machine,
+    profile: r.profile.name,
+    overrides: overridesText(r.profile),
+    cpu: r.cpu,
+    scaledWarning: r.scaledWarning,
+    workers: r.workers,
+    releaseOrder: r.releaseOrder,
+    seed: r.seed,
+  };
+  // A verdict per value only where the runs are the published ones (unscaled, on their CPU).
+  const judged = r.scaledWarning === null && r.cpu.changes.length === 0;
+  const summary = judged
+    ? columns(
+        [
+          [sweep.parameter, "times within ±10 %", "gains within ±5 points", "anonymous UPDATE gain"],
+          ...r.values.map((v) => {
+            const d = verdict(v.rows, r.runs);
+            return [
+              v.point!.label + (v.point!.isProfileValue ? " (profile)" : ""),
+              `${d.times - d.timesOut.length} of ${d.times}`,
+              `${d.gains - d.gainsOut.length} of ${d.gains}`,
+              Number.isNaN(d.anonUpdateGain) ? "-" : pct(d.anonUpdateGain),
+            ];
+          }),
+        ],
+        [false, true, true, true],
+      )
+    : [
+        `  No verdict per value: ${r.scaledWarning === null ? "the CPU was changed" : "the regions were scaled"}.`,
+      ];
+  return [
+    ...heading(base),
+    `${sweep.parameter} swept over ${sweep.points.map((p) => p.label).join(", ")} (the profile's: ${sweep.profileValue}); ` +
+      `every other cost as the profile${sweep.otherChanges ? " with the --set changes above" : ""}. Per value:`,
+    ...summary,
+    ...r.values.flatMap((v) => [
+      "",
+      `=== ${valueName(v)} ===`,
+      renderText(v.rows, {
+        ...base,
+        headless: true,
+        reports: v.jobs.map((j) => ({ src: j.run.src, kernel: j.kernel, report: j.report })),
+      }),
+    ]),
+    "",
+    hostTimeLine(r.host_s, simulations, r.workers),
+  ].join("\n");
 }
 
 /**
@@ -280,29 +407,35 @@ export async function simulateReproduce(
   // Loaded once, here: a bad profile is one error line before any worker starts, and the
   // workers take it as loaded.
   const profile = loadProfileOption(opts.profile, opts.set ?? []);
+  const sweep = opts.sweep === undefined ? null : parseSweep(opts.sweep, profile);
+  const points: ReadonlyArray<SweepPoint | null> = sweep === null ? [null] : sweep.points;
   const runs = selectRuns(opts.src);
   const releaseOrder = parseReleaseOrder(opts.releaseOrder ?? "fifo");
   const seed = parseSeed(opts.seed ?? "1");
   const cpu = parseCpu(opts.cpu, opts.fwb);
   const kernels: KernelVersion[] = [PUBLISHED_SOURCE.before, PUBLISHED_SOURCE.after];
-  const jobs: Job[] = runs.flatMap((run) => {
-    const page = backingPageSize(run.src);
-    const memBytes = Math.ceil((run.memBytes * memScale) / page) * page;
-    return kernels.map((kernel) => ({
-      run,
-      kernel,
-      config: {
+  const jobs: Job[] = points.flatMap((point, value) =>
+    runs.flatMap((run) => {
+      const page = backingPageSize(run.src);
+      const memBytes = Math.ceil((run.memBytes * memScale) / page) * page;
+      return kernels.map((kernel) => ({
+        run,
         kernel,
-        backing: run.src,
-        memBytes,
-        vcpus: run.vcpus,
-        releaseOrder,
-        seed,
-        ...cpuVmOptions(cpu),
-      },
-      weight: expectedAccesses(memBytes, page, run.vcpus),
-    }));
-  });
+        profile: point?.profile ?? profile,
+        value,
+        config: {
+          kernel,
+          backing: run.src,
+          memBytes,
+          vcpus: run.vcpus,
+          releaseOrder,
+          seed,
+          ...cpuVmOptions(cpu),
+        },
+        weight: expectedAccesses(memBytes, page, run.vcpus),
+      }));
+    }),
+  );
   const scaledWarning =
     memScale === 1
       ? null
@@ -314,44 +447,52 @@ export async function simulateReproduce(
   // As many at once as there are cores, and as fit in memory.
   const workers = workersThatFit(
     jobs,
-    profile,
     Math.min(availableParallelism(), MAX_WORKERS, jobs.length),
     opts.maxMemory,
   );
 
   hooks.beforeRun?.();
-  const done = await runAll(jobs, profile, workers, (overall, n) =>
-    hooks.onProgress?.(overall, n, jobs.length),
-  );
+  const done = await runAll(jobs, workers, (overall, n) => hooks.onProgress?.(overall, n, jobs.length));
   const host_s = (performance.now() - started) / 1000;
 
-  const rows: ReproduceRow[] = [];
-  jobs.forEach((job, i) => {
-    for (const p of job.run.stages) {
-      const stage = done[i]!.report.stages.find((s) => s.name === p.stage);
-      if (!stage) throw new Error(`the runner reported no ${p.stage} stage`);
-      rows.push({
-        src: job.run.src,
-        vcpus: job.run.vcpus,
-        mem: sizeName(job.config.memBytes),
-        stage: p.stage,
-        kernel: job.kernel,
-        simulated_s: stage.simulated_s,
-        published_s: job.kernel === PUBLISHED_SOURCE.before ? p.before_s : p.after_s,
-      });
+  const values = points.map((point, value): ReproduceValue => {
+    const mine = jobs.flatMap((job, i) => (job.value === value ? [{ job, done: done[i]! }] : []));
+    const rows: ReproduceRow[] = [];
+    for (const { job, done: d } of mine) {
+      for (const p of job.run.stages) {
+        const stage = d.report.stages.find((s) => s.name === p.stage);
+        if (!stage) throw new Error(`the runner reported no ${p.stage} stage`);
+        rows.push({
+          src: job.run.src,
+          vcpus: job.run.vcpus,
+          mem: sizeName(job.config.memBytes),
+          stage: p.stage,
+          kernel: job.kernel,
+          simulated_s: stage.simulated_s,
+          published_s: job.kernel === PUBLISHED_SOURCE.before ? p.before_s : p.after_s,
+        });
+      }
     }
+    // Rows in the cover letter's order: command line, stage, then before and after.
+    rows.sort((a, b) => order(a) - order(b));
+    return {
+      point,
+      profile: point?.profile ?? profile,
+      rows,
+      jobs: mine.map(({ job, done: d }) => ({
+        run: job.run,
+        kernel: job.kernel,
+        config: job.config,
+        report: d.report,
+        host_s: d.host_s,
+      })),
+    };
   });
-  // Rows in the cover letter's order: command line, stage, then before and after.
-  rows.sort((a, b) => order(a) - order(b));
   return {
-    rows,
-    jobs: jobs.map((job, i) => ({
-      run: job.run,
-      kernel: job.kernel,
-      config: job.config,
-      report: done[i]!.report,
-      host_s: done[i]!.host_s,
-    })),
+    rows: values[0]!.rows,
+    jobs: values[0]!.jobs,
+    sweep,
+    values,
     host_s,
     workers,
     profile,
@@ -412,7 +553,6 @@ function expectedAccesses(size: number, large: number, vcpus: number): number {
  */
 function runAll(
   jobs: readonly Job[],
-  profile: CostProfile,
   workers: number,
   onProgress: (overall: number, done: number) => void,
 ): Promise<Array<{ report: SimReport; host_s: number }>> {
@@ -439,7 +579,7 @@ function runAll(
     const startNext = (): void => {
       const i = queue.shift();
       if (i === undefined || failed) return;
-      const job: WorkerJob = { config: jobs[i]!.config, profile };
+      const job: WorkerJob = { config: jobs[i]!.config, profile: jobs[i]!.profile };
       const begun = performance.now();
       const worker = new Worker(new URL("./reproduce-worker.js", import.meta.url), { workerData: job });
       running.add(worker);
@@ -496,29 +636,80 @@ const ANON_UPDATE_GAIN_MAX = 0.06;
 /** Slack for the float error of a ratio, so that a figure exactly on a band's edge is inside. */
 const EDGE = 1e-12;
 
-/** The text report (exported for tests). */
-export function renderText(
-  rows: readonly ReproduceRow[],
-  ctx: {
-    /** The command lines that ran (default: all of the cover letter's). */
-    runs?: readonly PublishedRun[];
-    machine: string;
-    profile: string;
-    /** The profile's `--set` changes for people (overridesText), if any. */
-    overrides?: string | null;
-    /** The CPU, when `--cpu` or `--fwb` changed it. */
-    cpu?: CpuChoice;
-    scaledWarning: string | null;
-    host_s: number;
-    workers: number;
-    /** The vCPUs' start order when not the selftest's (fifo, the default). */
-    releaseOrder?: ReleaseOrder;
-    seed?: number;
-    /** Each simulation's report, for the table of what the stages did (left out without them). */
-    reports?: ReadonlyArray<{ src: string; kernel: KernelVersion; report: SimReport }>;
-  },
-): string {
-  const runs = ctx.runs ?? PUBLISHED;
+/** How many of a table's times and gains are inside the acceptance bands, and which are not. */
+export interface Verdict {
+  readonly times: number;
+  /** "anonymous CREATE after +19.19 %" for each time outside its band. */
+  readonly timesOut: readonly string[];
+  readonly gains: number;
+  readonly gainsOut: readonly string[];
+  /** The anonymous UPDATE gain (NaN when that command line did not run). */
+  readonly anonUpdateGain: number;
+}
+
+/** The bands' verdict on `rows`, the simulated stages of command lines `runs`. */
+export function verdict(rows: readonly ReproduceRow[], runs: readonly PublishedRun[]): Verdict {
+  const src = PUBLISHED_SOURCE;
+  const timesOut: string[] = [];
+  const gainsOut: string[] = [];
+  let times = 0;
+  let gains = 0;
+  let anonUpdateGain = Number.NaN;
+  for (const run of runs) {
+    for (const p of run.stages) {
+      const find = (kernel: KernelVersion): number =>
+        rows.find((r) => r.src === run.src && r.stage === p.stage && r.kernel === kernel)!.simulated_s;
+      const before = find(src.before);
+      const after = find(src.after);
+      const simGain = gain(before, after);
+      const diff = simGain - gain(p.before_s, p.after_s);
+      const name = `${run.src} ${p.label}`;
+      for (const [when, sim, pub] of [
+        ["before", before, p.before_s],
+        ["after", after, p.after_s],
+      ] as const) {
+        times++;
+        if (!(Math.abs(sim / pub - 1) <= TIME_BAND + EDGE))
+          timesOut.push(`${name} ${when} ${pct(sim / pub - 1)}`);
+      }
+      gains++;
+      if (!(Math.abs(diff) <= GAIN_BAND + EDGE)) gainsOut.push(`${name} ${signed(diff * 100, 2)} pp`);
+      if (run.src === "anonymous" && p.stage === "KVM_UPDATE_MAPPINGS") anonUpdateGain = simGain;
+    }
+  }
+  return { times, timesOut, gains, gainsOut, anonUpdateGain };
+}
+
+/** What the text report says besides its rows. */
+export interface RenderContext {
+  /** The command lines that ran (default: all of the cover letter's). */
+  runs?: readonly PublishedRun[];
+  machine: string;
+  profile: string;
+  /** The profile's `--set` changes for people (overridesText), if any. */
+  overrides?: string | null;
+  /** The CPU, when `--cpu` or `--fwb` changed it. */
+  cpu?: CpuChoice;
+  scaledWarning: string | null;
+  /** Host seconds of the run, for its last line (none: a sweep's value, which ends with its own). */
+  host_s?: number;
+  workers: number;
+  /** The vCPUs' start order when not the selftest's (fifo, the default). */
+  releaseOrder?: ReleaseOrder;
+  seed?: number;
+  /** Each simulation's report, for the table of what the stages did (left out without them). */
+  reports?: ReadonlyArray<{ src: string; kernel: KernelVersion; report: SimReport }>;
+  /** Without the heading (the machine, the published source, the notation): a sweep's later values. */
+  headless?: boolean;
+}
+
+/** The report's last line: what the run took on the host. */
+function hostTimeLine(host_s: number, simulations: number, workers: number): string {
+  return `host time: ${host_s.toFixed(1)} s for ${simulations} simulations on ${workers} worker thread(s)`;
+}
+
+/** The text report's heading: the machine, the published source, the notation. */
+function heading(ctx: RenderContext): string[] {
   const src = PUBLISHED_SOURCE;
   const out: string[] = [
     "s2sim reproduce: the cover letter's kvm_page_table_test runs, before (v5.12) and after (v5.14) the series",
@@ -539,6 +730,14 @@ export function renderText(
   }
   if (ctx.scaledWarning) out.push("", ctx.scaledWarning);
   out.push("");
+  return out;
+}
+
+/** The text report (exported for tests). */
+export function renderText(rows: readonly ReproduceRow[], ctx: RenderContext): string {
+  const runs = ctx.runs ?? PUBLISHED;
+  const src = PUBLISHED_SOURCE;
+  const out: string[] = ctx.headless === true ? [] : heading(ctx);
 
   const table: string[][] = [
     [
@@ -556,11 +755,7 @@ export function renderText(
     ],
   ];
   const notes: string[] = [];
-  const timesOut: string[] = [];
-  const gainsOut: string[] = [];
-  let times = 0;
-  let gains = 0;
-  let anonUpdateGain = Number.NaN;
+  const { times, timesOut, gains, gainsOut, anonUpdateGain } = verdict(rows, runs);
   for (const run of runs) {
     run.stages.forEach((p, k) => {
       const find = (kernel: KernelVersion): ReproduceRow =>
@@ -572,18 +767,6 @@ export function renderText(
       const scaledMem = find(src.before).mem;
       const cmd = k > 0 ? "" : run.mem === scaledMem ? run.cmdline : `${run.cmdline} [-b ${scaledMem}]`;
       const diff = simGain - pubGain;
-      const name = `${run.src} ${p.label}`;
-      for (const [when, sim, pub] of [
-        ["before", before, p.before_s],
-        ["after", after, p.after_s],
-      ] as const) {
-        times++;
-        if (!(Math.abs(sim / pub - 1) <= TIME_BAND + EDGE))
-          timesOut.push(`${name} ${when} ${pct(sim / pub - 1)}`);
-      }
-      gains++;
-      if (!(Math.abs(diff) <= GAIN_BAND + EDGE)) gainsOut.push(`${name} ${signed(diff * 100, 2)} pp`);
-      if (run.src === "anonymous" && p.stage === "KVM_UPDATE_MAPPINGS") anonUpdateGain = simGain;
       let mark = "";
       // Printed to the cover letter's precision, its figure and its times' differ.
       if (pct(pubGain) !== pct(p.gain_pct / 100)) {
@@ -610,7 +793,8 @@ export function renderText(
   }
   out.push(...columns(table, [false, false, true, true, true, true, true, true, true, true, true], ""));
   if (ctx.reports !== undefined) out.push("", ...mechanismTable(runs, ctx.reports));
-  const outside = (list: string[]): string => (list.length > 0 ? ` (outside: ${list.join(", ")})` : "");
+  const outside = (list: readonly string[]): string =>
+    list.length > 0 ? ` (outside: ${list.join(", ")})` : "";
   out.push(
     "",
     ...notes,
@@ -641,7 +825,7 @@ export function renderText(
             "(see s2sim page-table-test -s anonymous).",
         ]
       : []),
-    `host time: ${ctx.host_s.toFixed(1)} s for ${2 * runs.length} simulations on ${ctx.workers} worker thread(s)`,
+    ...(ctx.host_s === undefined ? [] : [hostTimeLine(ctx.host_s, 2 * runs.length, ctx.workers)]),
   );
   return out.join("\n");
 }

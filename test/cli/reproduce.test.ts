@@ -6,7 +6,16 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseCpu } from "../../src/cli/cpu.js";
 import { PUBLISHED } from "../../src/cli/published.js";
-import { type ReproduceRow, renderText } from "../../src/cli/reproduce.js";
+import {
+  type ReproduceRow,
+  type ReproduceRun,
+  renderText,
+  reproduceSweepText,
+} from "../../src/cli/reproduce.js";
+import type { SweepPoint } from "../../src/cli/sweep.js";
+import type { CostProfile } from "../../src/sim/profile.js";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../repo-root.js";
 import { s2sim, s2simWith } from "./run.js";
@@ -118,6 +127,102 @@ describe("s2sim reproduce", () => {
     assert.match(text, /host time: 1\.5 s/);
     // 1.1 x published is on the band's edge: inside.
     assert.match(text, /^Times within ±10 % of the published ones: 16 of 16$/m);
+  });
+
+  it(
+    "--sweep: each value's rows are those --set makes; the text judges each value, the page charts the deviations",
+    {
+      timeout: 240_000,
+    },
+    async () => {
+      const small = ["reproduce", "--mem-scale", "1/1024", "--src", "anonymous_thp"];
+      const sweep = await s2sim(...small, "--sweep", "lock-handoff=0.9us,1100ns", "--json");
+      assert.equal(sweep.code, 0, sweep.stderr);
+      const j = JSON.parse(sweep.stdout) as {
+        sweep: { parameter: string; values: string[] };
+        runs: Array<{ value: string; rows: ReproduceRow[]; profile_overrides: unknown; mem_scale: number }>;
+      };
+      assert.deepEqual(j.sweep.values, ["0.9 us", "1100 ns"]);
+      for (const [i, set] of ["lock-handoff=0.9us", "lock-handoff=1100ns"].entries()) {
+        const one = await s2sim(...small, "--set", set, "--json");
+        const o = JSON.parse(one.stdout) as { rows: ReproduceRow[]; profile_overrides: unknown };
+        assert.deepEqual(j.runs[i]!.rows, o.rows, set);
+        assert.deepEqual(j.runs[i]!.profile_overrides, o.profile_overrides, set);
+        assert.equal(j.runs[i]!.mem_scale, 1 / 1024);
+      }
+      const dir = mkdtempSync(join(tmpdir(), "s2sim-rsweep-"));
+      try {
+        const file = join(dir, "r.html");
+        const text = await s2sim(...small, "--sweep", "lock-handoff=0.9us,1100ns", "--html", file);
+        assert.equal(text.code, 0, text.stderr);
+        assert.match(text.stdout, /^ {2}No verdict per value: the regions were scaled\.$/m);
+        assert.match(text.stdout, /^=== lock-handoff 0\.9 us ===$/m);
+        assert.match(text.stdout, /^=== lock-handoff 1100 ns \(the profile's\) ===$/m);
+        assert.equal(text.stdout.split("\ns2sim reproduce: ").length, 1, "one heading");
+        assert.match(text.stdout, /^host time: [\d.]+ s for 4 simulations on \d worker thread\(s\)$/m);
+        const chart = /^new Chart\(document\.getElementById\("deviations"\), (.*)\);$/m.exec(
+          readFileSync(file, "utf8"),
+        );
+        const config = JSON.parse(chart![1]!) as {
+          data: { labels: string[]; datasets: Array<{ label: string; data: number[] }> };
+        };
+        assert.deepEqual(config.data.labels, ["0.9 us", "1100 ns"]);
+        assert.deepEqual(config.data.datasets.map((d) => d.label).slice(0, 2), [
+          "anonymous_thp KVM_CREATE_MAPPINGS v5.12",
+          "anonymous_thp KVM_CREATE_MAPPINGS v5.14",
+        ]);
+        assert.equal(config.data.datasets.length, 6 + 2);
+        const thpCreate = j.runs.map((r) => r.rows[0]!);
+        assert.deepEqual(
+          config.data.datasets[0]!.data,
+          thpCreate.map((r) => Number((100 * (r.simulated_s / r.published_s - 1)).toPrecision(5))),
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it("--sweep's text counts each value's rows inside the bands", () => {
+    const rowsAt = (factor: number): ReproduceRow[] =>
+      EXPECTED.map((e) => ({
+        ...e,
+        mem: e.src === "anonymous" ? "1G" : "20G",
+        simulated_s: e.published_s * factor,
+      })) as ReproduceRow[];
+    const profile = { name: "p", machine: "m", overrides: [] } as unknown as CostProfile;
+    const point = (label: string, isProfileValue: boolean): SweepPoint => ({
+      label,
+      isProfileValue,
+      profile,
+    });
+    const points = [point("1 us", false), point("2 us", true)];
+    const r = {
+      runs: PUBLISHED,
+      profile,
+      cpu: parseCpu(undefined, undefined),
+      scaledWarning: null,
+      workers: 2,
+      releaseOrder: "fifo",
+      seed: 1,
+      host_s: 3,
+      values: [
+        { point: points[0], profile, rows: rowsAt(1.2), jobs: [] },
+        { point: points[1], profile, rows: rowsAt(1.05), jobs: [] },
+      ],
+    } as unknown as ReproduceRun;
+    const text = reproduceSweepText(r, {
+      parameter: "exit",
+      profileValue: "2000 ns",
+      otherChanges: false,
+      points,
+    });
+    assert.match(
+      text,
+      /^exit swept over 1 us, 2 us \(the profile's: 2000 ns\); every other cost as the profile\. Per value:$/m,
+    );
+    assert.match(text, /^ {2}1 us +0 of 16 +8 of 8 +\+4\.06 %$/m);
+    assert.match(text, /^ {2}2 us \(profile\) +16 of 16 +8 of 8 +\+4\.06 %$/m);
   });
 
   it("counts the rows inside the acceptance bands and names the others", () => {
