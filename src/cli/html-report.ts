@@ -330,9 +330,11 @@ function deviationChart(sweep: HtmlReproduceSweep): ChartConfiguration<"line"> {
     options: {
       animation: false,
       plugins: {
+        // Eighteen lines: their names in a column beside the chart, not above it.
+        legend: { position: "right", labels: { boxWidth: 10, font: { size: 10 } } },
         title: {
           display: true,
-          text: `Each stage time's deviation from the published one against ${sweep.parameter} (model prediction against measurement)`,
+          text: `Deviation of each stage time (model prediction) from the published one, against ${sweep.parameter}`,
         },
       },
       scales: {

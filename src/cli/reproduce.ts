@@ -42,6 +42,7 @@ import {
   pageWrittenLine,
   reproduceHtml,
   reproduceSweepHtml,
+  shortStage,
   writeHtml,
 } from "./html-report.js";
 import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
@@ -234,6 +235,13 @@ function runDifferences(r: ReproduceRun, profile: CostProfile): Record<string, u
   };
 }
 
+/** The command lines' backings as a chart's legend names them. */
+const SHORT_SRC: Readonly<Record<string, string>> = {
+  anonymous: "anon",
+  anonymous_thp: "THP",
+  anonymous_hugetlb_1gb: "hugetlb 1G",
+};
+
 /**
  * `reproduce --sweep`: a summary of the bands' verdict per value, then each value's table (the
  * heading once), as text, JSON (`{"sweep", "runs": [{"value", "rows", ...}], "host_s"}`) or a page
@@ -265,7 +273,7 @@ function sweepReport(r: ReproduceRun, sweep: Sweep, opts: ReproduceOptions): str
     const lines = r.runs.flatMap((run) =>
       run.stages.flatMap((p) =>
         [src.before, src.after].map((kernel) => ({
-          label: `${run.src} ${p.label} ${kernel}`,
+          label: `${SHORT_SRC[run.src] ?? run.src} ${shortStage(p.label)} ${kernel}`,
           deviations: r.values.map((v) => {
             const row = v.rows.find((x) => x.src === run.src && x.stage === p.stage && x.kernel === kernel)!;
             return row.simulated_s / row.published_s - 1;

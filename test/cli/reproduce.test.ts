@@ -168,8 +168,8 @@ describe("s2sim reproduce", () => {
         };
         assert.deepEqual(config.data.labels, ["0.9 us", "1100 ns"]);
         assert.deepEqual(config.data.datasets.map((d) => d.label).slice(0, 2), [
-          "anonymous_thp KVM_CREATE_MAPPINGS v5.12",
-          "anonymous_thp KVM_CREATE_MAPPINGS v5.14",
+          "THP CREATE v5.12",
+          "THP CREATE v5.14",
         ]);
         assert.equal(config.data.datasets.length, 6 + 2);
         const thpCreate = j.runs.map((r) => r.rows[0]!);
