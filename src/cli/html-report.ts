@@ -698,9 +698,9 @@ export function changedMachineWarnings(overrides: string | null, cpuChanges: rea
   ];
 }
 
-/** The line a command ends its text with when it wrote its page to `path`. */
-export function pageWrittenLine(path: string): string {
-  return `the report as a web page with charts: ${printable(path)}`;
+/** The line a command ends its text with when it wrote its page to `path` (`charts`: with some). */
+export function pageWrittenLine(path: string, charts = true): string {
+  return `the report as a web page${charts ? " with charts" : ""}: ${printable(path)}`;
 }
 
 /**
@@ -710,8 +710,8 @@ export function pageWrittenLine(path: string): string {
 export class CheckFailureWithPage extends CheckFailure {
   constructor(
     violation: Violation,
-    /** Where the page went. */
-    readonly page: string,
+    /** Where the page went, as the command says it ({@link pageWrittenLine}). */
+    readonly pageLine: string,
   ) {
     super(violation);
   }
@@ -730,8 +730,10 @@ export function withPageOfViolation<T>(
     return run();
   } catch (err) {
     if (path === undefined || !(err instanceof CheckFailure)) throw err;
-    writeHtml(path, pageOf(`check failed: ${err.message}`));
-    throw new CheckFailureWithPage(err.violation, path);
+    const page = pageOf(`check failed: ${err.message}`);
+    writeHtml(path, page);
+    // A run stopped before any completed has nothing to chart.
+    throw new CheckFailureWithPage(err.violation, pageWrittenLine(path, page.includes("\nnew Chart(")));
   }
 }
 

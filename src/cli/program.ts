@@ -11,7 +11,7 @@ import { withJsonCheckFailure } from "./check.js";
 import { CPU_CHANGE_NAMES } from "./cpu.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { geometryCommand } from "./geometry.js";
-import { CheckFailureWithPage, pageWrittenLine } from "./html-report.js";
+import { CheckFailureWithPage } from "./html-report.js";
 import { DEFAULT_PROFILE, KERNEL_CHOICES } from "./options.js";
 import { type PageTableTestOptions, pageTableTestCommand } from "./page-table-test.js";
 import { type ReproduceOptions, reproduceCommand } from "./reproduce.js";
@@ -465,7 +465,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof CheckFailure) {
       process.stderr.write(`s2sim: check failed: ${err.message}\n`);
-      if (err instanceof CheckFailureWithPage) process.stderr.write(`s2sim: ${pageWrittenLine(err.page)}\n`);
+      if (err instanceof CheckFailureWithPage) process.stderr.write(`s2sim: ${err.pageLine}\n`);
       return 1;
     }
     if (err instanceof S2simError) {

@@ -210,7 +210,8 @@ describe("reproduce --html", () => {
       const r = await s2sim("page-table-test", ...args, "--html", file);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /^s2sim: check failed: coherence violation /);
-      assert.match(r.stderr, new RegExp(`\\ns2sim: the report as a web page with charts: ${file}\\n$`));
+      // Its page has no chart: the run stopped before a stage ended.
+      assert.match(r.stderr, new RegExp(`\\ns2sim: the report as a web page: ${file}\\n$`));
       const page = readFileSync(file, "utf8");
       assert.match(
         page,
