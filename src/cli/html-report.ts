@@ -304,9 +304,11 @@ export interface HtmlReproduceSweep {
   readonly values: readonly string[];
   /** (simulated - published) / published at each value. */
   readonly lines: ReadonlyArray<{ readonly label: string; readonly deviations: readonly number[] }>;
+  /** The acceptance band on a time, as a fraction (0.1: ±10 %). */
+  readonly band: number;
 }
 
-/** Each row's deviation from its published time against the value swept, with the ±10 % band. */
+/** Each row's deviation from its published time against the value swept, with the acceptance band. */
 function deviationChart(sweep: HtmlReproduceSweep): ChartConfiguration<"line"> {
   const band = (label: string, y: number): (typeof datasets)[number] => ({
     label,
@@ -326,7 +328,14 @@ function deviationChart(sweep: HtmlReproduceSweep): ChartConfiguration<"line"> {
   }));
   return {
     type: "line",
-    data: { labels: [...sweep.values], datasets: [...datasets, band("+10 %", 10), band("-10 %", -10)] },
+    data: {
+      labels: [...sweep.values],
+      datasets: [
+        ...datasets,
+        band(`+${100 * sweep.band} %`, 100 * sweep.band),
+        band(`-${100 * sweep.band} %`, -100 * sweep.band),
+      ],
+    },
     options: {
       animation: false,
       plugins: {

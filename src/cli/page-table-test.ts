@@ -64,7 +64,7 @@ import {
   timespec,
 } from "./options.js";
 import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
-import { parseSweep, type SweepPoint, sweepText } from "./sweep.js";
+import { parseSweep, sweepJson, type SweepPoint, sweepText } from "./sweep.js";
 import type { CheckName } from "../check/rules.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
@@ -323,11 +323,7 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
     if (opts.json === true) {
       return JSON.stringify(
         {
-          sweep: {
-            parameter: sweep.parameter,
-            profile_value: sweep.profileValue,
-            values: sweep.points.map((p) => p.label),
-          },
+          sweep: sweepJson(sweep),
           runs: results.map(({ point, byMode }) => ({
             value: point.label,
             ...runsJson(byMode, point.profile),

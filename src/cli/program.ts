@@ -362,7 +362,10 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(fwbOption())
     .addOption(cpuOption())
     .addOption(maxMemoryOption())
-    .option("--json", 'print one JSON object: {"rows": [...], "host_s": ...}')
+    .option(
+      "--json",
+      'print one JSON object: {"rows": [...], "host_s": ...} (with --sweep: {"sweep", "runs", "host_s"})',
+    )
     .option(
       "--html <file>",
       "also write the report as a self-contained web page with charts of the stage times and gains " +

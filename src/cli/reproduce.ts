@@ -46,7 +46,7 @@ import {
   writeHtml,
 } from "./html-report.js";
 import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
-import { parseSweep, type Sweep, type SweepPoint } from "./sweep.js";
+import { parseSweep, type Sweep, sweepJson, type SweepPoint, valueCell } from "./sweep.js";
 
 /** The command's options as commander hands them over. */
 export interface ReproduceOptions {
@@ -92,7 +92,7 @@ interface Job {
   /** The profile it runs on: the loaded one, or with `--sweep` its value's. */
   readonly profile: CostProfile;
   /** Its `--sweep` value's index (0 without a sweep). */
-  readonly value: number;
+  readonly valueIndex: number;
   /** Estimated guest accesses: the weight of this run in the overall progress. */
   readonly weight: number;
 }
@@ -196,7 +196,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
   }
   if (r.sweep !== null) return sweepReport(r, r.sweep, opts);
   const { rows, host_s, releaseOrder, seed, profile, scaledWarning, cpu } = r;
-  const reports = r.jobs.map((j) => ({ src: j.run.src, kernel: j.kernel, report: j.report }));
+  const reports = jobReports(r.jobs);
   const text = renderText(rows, {
     runs: r.runs,
     machine: profile.machine,
@@ -211,11 +211,7 @@ export async function reproduceCommand(opts: ReproduceOptions): Promise<string> 
     reports,
   });
   if (opts.html !== undefined) {
-    const warnings = [
-      ...(scaledWarning === null ? [] : [scaledWarning]),
-      ...changedMachineWarnings(overridesText(profile), cpu.changes),
-    ];
-    writeHtml(opts.html, reproduceHtml(htmlStageRows(r.runs, rows, reports), text, warnings));
+    writeHtml(opts.html, reproduceHtml(htmlStageRows(r.runs, rows, reports), text, pageWarnings(r)));
   }
   if (opts.json) {
     return JSON.stringify({ rows, host_s, ...runDifferences(r, profile) }, null, 2);
@@ -248,57 +244,71 @@ const SHORT_SRC: Readonly<Record<string, string>> = {
  * whose chart is each row's deviation from its published time against the value.
  */
 function sweepReport(r: ReproduceRun, sweep: Sweep, opts: ReproduceOptions): string {
-  if (opts.json === true) {
-    return JSON.stringify(
-      {
-        sweep: {
-          parameter: sweep.parameter,
-          profile_value: sweep.profileValue,
-          values: sweep.points.map((p) => p.label),
-        },
-        runs: r.values.map((v) => ({ value: v.point!.label, rows: v.rows, ...runDifferences(r, v.profile) })),
-        host_s: r.host_s,
-      },
-      null,
-      2,
-    );
-  }
-  const text = reproduceSweepText(r, sweep);
+  const values = sweptValues(r);
+  // The page, with the text report on it, whatever is printed.
+  const text = opts.json === true && opts.html === undefined ? "" : reproduceSweepText(r, sweep);
   if (opts.html !== undefined) {
-    const warnings = [
-      ...(r.scaledWarning === null ? [] : [r.scaledWarning]),
-      ...changedMachineWarnings(overridesText(r.profile), r.cpu.changes),
-    ];
     const src = PUBLISHED_SOURCE;
     const lines = r.runs.flatMap((run) =>
       run.stages.flatMap((p) =>
         [src.before, src.after].map((kernel) => ({
           label: `${SHORT_SRC[run.src] ?? run.src} ${shortStage(p.label)} ${kernel}`,
-          deviations: r.values.map((v) => {
+          deviations: values.map((v) => {
             const row = v.rows.find((x) => x.src === run.src && x.stage === p.stage && x.kernel === kernel)!;
             return row.simulated_s / row.published_s - 1;
           }),
         })),
       ),
     );
-    writeHtml(
-      opts.html,
-      reproduceSweepHtml(
-        { parameter: sweep.parameter, values: sweep.points.map((p) => p.label), lines },
-        text,
-        warnings,
-      ),
-    );
-    return `${text}\n${pageWrittenLine(opts.html)}`;
+    const chart = {
+      parameter: sweep.parameter,
+      values: sweep.points.map((p) => p.label),
+      lines,
+      band: TIME_BAND,
+    };
+    writeHtml(opts.html, reproduceSweepHtml(chart, text, pageWarnings(r)));
   }
-  return text;
+  if (opts.json === true) {
+    return JSON.stringify(
+      {
+        sweep: sweepJson(sweep),
+        runs: values.map((v) => ({ value: v.point.label, rows: v.rows, ...runDifferences(r, v.profile) })),
+        host_s: r.host_s,
+      },
+      null,
+      2,
+    );
+  }
+  return opts.html === undefined ? text : `${text}\n${pageWrittenLine(opts.html)}`;
+}
+
+/** A sweep's values, each with its point. */
+function sweptValues(r: ReproduceRun): Array<ReproduceValue & { readonly point: SweepPoint }> {
+  return r.values.map((v) => {
+    if (v.point === null) throw new Error("a reproduce value without its sweep point");
+    return { ...v, point: v.point };
+  });
+}
+
+/** What a page says in red of a run's figures: scaled regions, a changed profile or CPU. */
+function pageWarnings(r: ReproduceRun): string[] {
+  return [
+    ...(r.scaledWarning === null ? [] : [r.scaledWarning]),
+    ...changedMachineWarnings(overridesText(r.profile), r.cpu.changes),
+  ];
+}
+
+/** The simulations' reports, as the text's and the page's tables of what the stages did take them. */
+function jobReports(
+  jobs: readonly ReproduceJob[],
+): Array<{ src: string; kernel: KernelVersion; report: SimReport }> {
+  return jobs.map((j) => ({ src: j.run.src, kernel: j.kernel, report: j.report }));
 }
 
 /** `reproduce --sweep`'s text: the verdict per value, then each value's table (exported for tests). */
 export function reproduceSweepText(r: ReproduceRun, sweep: Sweep): string {
-  const simulations = r.values.reduce((a, v) => a + v.jobs.length, 0);
-  const valueName = (v: ReproduceValue): string =>
-    `${sweep.parameter} ${v.point!.label}${v.point!.isProfileValue ? " (the profile's)" : ""}`;
+  const values = sweptValues(r);
+  const simulations = values.reduce((a, v) => a + v.jobs.length, 0);
   const base = {
     runs: r.runs,
     machine: r.profile.machine,
@@ -315,11 +325,16 @@ export function reproduceSweepText(r: ReproduceRun, sweep: Sweep): string {
   const summary = judged
     ? columns(
         [
-          [sweep.parameter, "times within ±10 %", "gains within ±5 points", "anonymous UPDATE gain"],
-          ...r.values.map((v) => {
+          [
+            sweep.parameter,
+            `times within ±${TIME_BAND * 100} %`,
+            `gains within ±${GAIN_BAND * 100} points`,
+            "anonymous UPDATE gain",
+          ],
+          ...values.map((v) => {
             const d = verdict(v.rows, r.runs);
             return [
-              v.point!.label + (v.point!.isProfileValue ? " (profile)" : ""),
+              valueCell(v.point),
               `${d.times - d.timesOut.length} of ${d.times}`,
               `${d.gains - d.gainsOut.length} of ${d.gains}`,
               Number.isNaN(d.anonUpdateGain) ? "-" : pct(d.anonUpdateGain),
@@ -336,14 +351,10 @@ export function reproduceSweepText(r: ReproduceRun, sweep: Sweep): string {
     `${sweep.parameter} swept over ${sweep.points.map((p) => p.label).join(", ")} (the profile's: ${sweep.profileValue}); ` +
       `every other cost as the profile${sweep.otherChanges ? " with the --set changes above" : ""}. Per value:`,
     ...summary,
-    ...r.values.flatMap((v) => [
+    ...values.flatMap((v) => [
       "",
-      `=== ${valueName(v)} ===`,
-      renderText(v.rows, {
-        ...base,
-        headless: true,
-        reports: v.jobs.map((j) => ({ src: j.run.src, kernel: j.kernel, report: j.report })),
-      }),
+      `=== ${sweep.parameter} ${valueCell(v.point)} ===`,
+      renderText(v.rows, { ...base, headless: true, reports: jobReports(v.jobs) }),
     ]),
     "",
     hostTimeLine(r.host_s, simulations, r.workers),
@@ -422,7 +433,7 @@ export async function simulateReproduce(
   const seed = parseSeed(opts.seed ?? "1");
   const cpu = parseCpu(opts.cpu, opts.fwb);
   const kernels: KernelVersion[] = [PUBLISHED_SOURCE.before, PUBLISHED_SOURCE.after];
-  const jobs: Job[] = points.flatMap((point, value) =>
+  const jobs: Job[] = points.flatMap((point, valueIndex) =>
     runs.flatMap((run) => {
       const page = backingPageSize(run.src);
       const memBytes = Math.ceil((run.memBytes * memScale) / page) * page;
@@ -430,7 +441,7 @@ export async function simulateReproduce(
         run,
         kernel,
         profile: point?.profile ?? profile,
-        value,
+        valueIndex,
         config: {
           kernel,
           backing: run.src,
@@ -463,8 +474,8 @@ export async function simulateReproduce(
   const done = await runAll(jobs, workers, (overall, n) => hooks.onProgress?.(overall, n, jobs.length));
   const host_s = (performance.now() - started) / 1000;
 
-  const values = points.map((point, value): ReproduceValue => {
-    const mine = jobs.flatMap((job, i) => (job.value === value ? [{ job, done: done[i]! }] : []));
+  const values = points.map((point, valueIndex): ReproduceValue => {
+    const mine = jobs.flatMap((job, i) => (job.valueIndex === valueIndex ? [{ job, done: done[i]! }] : []));
     const rows: ReproduceRow[] = [];
     for (const { job, done: d } of mine) {
       for (const p of job.run.stages) {
@@ -699,7 +710,7 @@ export interface RenderContext {
   /** The CPU, when `--cpu` or `--fwb` changed it. */
   cpu?: CpuChoice;
   scaledWarning: string | null;
-  /** Host seconds of the run, for its last line (none: a sweep's value, which ends with its own). */
+  /** Host seconds of the run, for its last line (none for a sweep's value: the sweep has one at its end). */
   host_s?: number;
   workers: number;
   /** The vCPUs' start order when not the selftest's (fifo, the default). */
@@ -707,7 +718,7 @@ export interface RenderContext {
   seed?: number;
   /** Each simulation's report, for the table of what the stages did (left out without them). */
   reports?: ReadonlyArray<{ src: string; kernel: KernelVersion; report: SimReport }>;
-  /** Without the heading (the machine, the published source, the notation): a sweep's later values. */
+  /** Without the heading (the machine, the published source, the notation): a sweep's values, under one. */
   headless?: boolean;
 }
 

@@ -118,6 +118,20 @@ export function parseSweep(text: string, profile: CostProfile): Sweep {
   };
 }
 
+/** The sweep as a command's JSON says it: `{"parameter", "profile_value", "values"}`. */
+export function sweepJson(sweep: Sweep): Record<string, unknown> {
+  return {
+    parameter: sweep.parameter,
+    profile_value: sweep.profileValue,
+    values: sweep.points.map((p) => p.label),
+  };
+}
+
+/** A value as the tables name it: "500 ns", or "1000 ns (profile)" for the profile's own. */
+export function valueCell(point: SweepPoint): string {
+  return point.label + (point.isProfileValue ? " (profile)" : "");
+}
+
 /** The runs of one value of a sweep: per guest mode, the reports of its kernels. */
 export interface SweepResult {
   readonly point: SweepPoint;
@@ -135,14 +149,14 @@ function aborts(stage: SimStageReport): number {
  */
 export function sweepText(sweep: Sweep, results: readonly SweepResult[], heading: readonly string[]): string {
   const modes = results[0]!.byMode.length > 1;
-  const valueCell = (r: SweepResult): string => r.point.label + (r.point.isProfileValue ? " (profile)" : "");
+
   const rows: string[][] = [];
   for (const r of results) {
     for (const { mode, reports } of r.byMode) {
       for (const report of reports) {
         for (const stage of report.stages) {
           rows.push([
-            valueCell(r),
+            valueCell(r.point),
             ...(modes ? [String(mode)] : []),
             report.kernel,
             stage.name,
@@ -192,7 +206,7 @@ export function sweepText(sweep: Sweep, results: readonly SweepResult[], heading
         before.stages.forEach((b, i) => {
           const a = after.stages[i]!;
           gains.push([
-            valueCell(r),
+            valueCell(r.point),
             ...(modes ? [String(mode)] : []),
             b.name,
             seconds(b.simulated_s),

@@ -3,6 +3,8 @@
  * table, and errors. The full-size reproduce is far too slow for a unit test.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { describe, it } from "node:test";
 import { parseCpu } from "../../src/cli/cpu.js";
 import { PUBLISHED } from "../../src/cli/published.js";
@@ -14,8 +16,6 @@ import {
 } from "../../src/cli/reproduce.js";
 import type { SweepPoint } from "../../src/cli/sweep.js";
 import type { CostProfile } from "../../src/sim/profile.js";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../repo-root.js";
 import { s2sim, s2simWith } from "./run.js";
@@ -157,7 +157,7 @@ describe("s2sim reproduce", () => {
         assert.equal(text.code, 0, text.stderr);
         assert.match(text.stdout, /^ {2}No verdict per value: the regions were scaled\.$/m);
         assert.match(text.stdout, /^=== lock-handoff 0\.9 us ===$/m);
-        assert.match(text.stdout, /^=== lock-handoff 1100 ns \(the profile's\) ===$/m);
+        assert.match(text.stdout, /^=== lock-handoff 1100 ns \(profile\) ===$/m);
         assert.equal(text.stdout.split("\ns2sim reproduce: ").length, 1, "one heading");
         assert.match(text.stdout, /^host time: [\d.]+ s for 4 simulations on \d worker thread\(s\)$/m);
         const chart = /^new Chart\(document\.getElementById\("deviations"\), (.*)\);$/m.exec(
@@ -172,6 +172,12 @@ describe("s2sim reproduce", () => {
           "THP CREATE v5.14",
         ]);
         assert.equal(config.data.datasets.length, 6 + 2);
+        // With --json too, the page is written (and the JSON printed).
+        const both = join(dir, "both.html");
+        const j2 = await s2sim(...small, "--sweep", "lock-handoff=0.9us,1100ns", "--json", "--html", both);
+        assert.equal(j2.code, 0, j2.stderr);
+        assert.deepEqual(JSON.parse(j2.stdout).runs, j.runs);
+        assert.match(readFileSync(both, "utf8"), /getElementById\("deviations"\)/);
         const thpCreate = j.runs.map((r) => r.rows[0]!);
         assert.deepEqual(
           config.data.datasets[0]!.data,
