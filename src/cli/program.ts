@@ -369,7 +369,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .option(
       "--html <file>",
       "also write the report as a self-contained web page with charts of the stage times and gains " +
-        "(the model's beside the published ones) to <file>",
+        "(the model's beside the published ones; with --sweep, each row's deviation against the value) to <file>",
     )
     .option(
       "--sweep <name=values>",
