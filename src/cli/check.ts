@@ -64,11 +64,28 @@ export function withJsonCheckFailure(json: boolean | undefined, command: () => s
   try {
     return command();
   } catch (err) {
-    if (json === true && err instanceof CheckFailure) {
-      throw new AnswerWithStatus(JSON.stringify({ check_failed: violationJson(err.violation) }, null, 2), 1);
-    }
-    throw err;
+    return jsonCheckFailure(json, err);
   }
+}
+
+/** {@link withJsonCheckFailure} for a command that answers later. */
+export async function withJsonCheckFailureAsync(
+  json: boolean | undefined,
+  command: () => Promise<string>,
+): Promise<string> {
+  try {
+    return await command();
+  } catch (err) {
+    return jsonCheckFailure(json, err);
+  }
+}
+
+/** Throws `err` again: with `json`, a checker's violation as its JSON answer (exit status 1). */
+function jsonCheckFailure(json: boolean | undefined, err: unknown): never {
+  if (json === true && err instanceof CheckFailure) {
+    throw new AnswerWithStatus(JSON.stringify({ check_failed: violationJson(err.violation) }, null, 2), 1);
+  }
+  throw err;
 }
 
 /** A violation as JSON: `vcpu` -1 is host code, `time_ps` null an untimed one; history lines unpadded. */
@@ -104,16 +121,8 @@ export function namingGuestMode<T>(mode: number, named: boolean, run: () => T): 
   return naming(named ? { guestMode: mode } : {}, run);
 }
 
-/**
- * Runs `run`; a CheckFailure it throws names `setting`, the swept parameter's value of the run
- * (page-table-test --sweep), when given.
- */
-export function namingSetting<T>(setting: string | undefined, run: () => T): T {
-  return naming(setting === undefined ? {} : { setting }, run);
-}
-
 /** Runs `run`; a CheckFailure it throws is thrown again with `names` added to its violation. */
-function naming<T>(names: Pick<Violation, "kernel" | "guestMode" | "setting">, run: () => T): T {
+function naming<T>(names: Pick<Violation, "kernel" | "guestMode">, run: () => T): T {
   try {
     return run();
   } catch (err) {

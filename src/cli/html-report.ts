@@ -738,12 +738,34 @@ export function withPageOfViolation<T>(
   try {
     return run();
   } catch (err) {
-    if (path === undefined || !(err instanceof CheckFailure)) throw err;
-    const page = pageOf(`check failed: ${err.message}`);
-    writeHtml(path, page);
-    // A run stopped before any completed has nothing to chart.
-    throw new CheckFailureWithPage(err.violation, pageWrittenLine(path, page.includes("\nnew Chart(")));
+    return pageOfViolation(path, err, pageOf);
   }
+}
+
+/** {@link withPageOfViolation} for a run that settles later (simulations on worker threads). */
+export async function withPageOfViolationAsync<T>(
+  path: string | undefined,
+  run: () => Promise<T>,
+  pageOf: (violation: string) => string,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    return pageOfViolation(path, err, pageOf);
+  }
+}
+
+/** Throws `err` again; a checker's violation, when `path` names a page, once its page is written. */
+function pageOfViolation(
+  path: string | undefined,
+  err: unknown,
+  pageOf: (violation: string) => string,
+): never {
+  if (path === undefined || !(err instanceof CheckFailure)) throw err;
+  const page = pageOf(`check failed: ${err.message}`);
+  writeHtml(path, page);
+  // A run stopped before any completed has nothing to chart.
+  throw new CheckFailureWithPage(err.violation, pageWrittenLine(path, page.includes("\nnew Chart(")));
 }
 
 /** Writes the page to `path`; an S2simError if it cannot. */

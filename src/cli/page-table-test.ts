@@ -3,6 +3,7 @@
  * cost profile. Takes the selftest's options, prints its lines, then per timed stage the
  * simulated time (a model prediction, labelled as such) and what the fault path did.
  */
+import { availableParallelism } from "node:os";
 import { hex, sizeName } from "../common/format.js";
 import { parseCount, parseSize } from "../common/size.js";
 import { AnswerWithStatus } from "./exit-status.js";
@@ -29,7 +30,6 @@ import {
   kernelsOption,
   namingGuestMode,
   namingKernel,
-  namingSetting,
 } from "./check.js";
 import { pageTableTestFootprint } from "../workloads/memory-estimate.js";
 import {
@@ -41,6 +41,7 @@ import {
   profileInput,
   shortStage,
   withPageOfViolation,
+  withPageOfViolationAsync,
   writeHtml,
 } from "./html-report.js";
 import type { Footprint } from "../common/footprint.js";
@@ -64,7 +65,8 @@ import {
   timespec,
 } from "./options.js";
 import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
-import { parseSweep, sweepJson, type SweepPoint, sweepText } from "./sweep.js";
+import { parseSweep, sweepJson, sweepText } from "./sweep.js";
+import { type PoolJob, runPool } from "./sim-pool.js";
 import type { CheckName } from "../check/rules.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
@@ -110,11 +112,14 @@ interface ModeRuns {
   readonly reports: SimReport[];
 }
 
+/** At most this many worker threads for a --sweep's runs. */
+const MAX_SWEEP_WORKERS = 8;
+
 /** Attribution rows below this share are left out of the text table. */
 const MIN_SHARE = 0.001;
 
 /** Runs the simulated selftest and renders it as text or JSON. */
-export function pageTableTestCommand(opts: PageTableTestOptions): string {
+export async function pageTableTestCommand(opts: PageTableTestOptions): Promise<string> {
   if (opts.inject === "list") return injectListText(opts.json);
   if (opts.check === "list") return checkListText(opts.json);
   const checks = checksOption(opts.check);
@@ -209,30 +214,26 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
   // Each run as it completes, named as the page names it: a checker may stop a later one.
   const completed: Array<HtmlRun & { readonly mode: GuestMode; readonly profile: CostProfile }> = [];
   // One run after the other (the peak is one run's): each mode in turn, and with --kernel both,
-  // v5.12 then v5.14; with --sweep, all of that per value (`point`: the value's, else none).
-  const simulateAll = (runProfile: CostProfile, point?: SweepPoint): ModeRuns[] =>
+  // v5.12 then v5.14.
+  const simulateAll = (runProfile: CostProfile): ModeRuns[] =>
     plans.map(({ mode, config: modeConfig }) => {
-      const setting = point === undefined ? undefined : `${sweep!.parameter} ${point.label}`;
       const reports = kernels.map((kernel) => {
         // The run's name on the page, and in the progress bar as far as the command runs several.
-        const runSetting = setting === undefined ? [] : [setting];
         const runMode = named ? [`-m ${mode.id}`] : [];
-        const name = [...runSetting, ...runMode, kernel].join(" ");
-        const barName = [...runSetting, ...runMode, ...(kernels.length > 1 ? [kernel] : [])].join(" ");
+        const name = [...runMode, kernel].join(" ");
+        const barName = [...runMode, ...(kernels.length > 1 ? [kernel] : [])].join(" ");
         const label = (stage: string): string => (barName === "" ? "" : `${barName} `) + stage;
         const bar = simProgress(opts.json !== true, label(TEST_STAGES[0]));
         try {
           // With checkers the run stops at the first violation (a CheckFailure carrying the report).
-          const report = namingSetting(setting, () =>
-            namingGuestMode(mode.id, named, () =>
-              namingKernel(kernel, kernels.length > 1, () =>
-                simulatePageTableTest(
-                  { ...modeConfig, kernel },
-                  runProfile,
-                  bar === null ? undefined : (stage, fraction) => bar.update(fraction, label(stage)),
-                  stageCount,
-                  checks === null ? undefined : { checks, mode: "fail-fast" },
-                ),
+          const report = namingGuestMode(mode.id, named, () =>
+            namingKernel(kernel, kernels.length > 1, () =>
+              simulatePageTableTest(
+                { ...modeConfig, kernel },
+                runProfile,
+                bar === null ? undefined : (stage, fraction) => bar.update(fraction, label(stage)),
+                stageCount,
+                checks === null ? undefined : { checks, mode: "fail-fast" },
               ),
             ),
           );
@@ -285,11 +286,76 @@ export function pageTableTestCommand(opts: PageTableTestOptions): string {
       : { guest_modes: byMode.map(({ mode, reports }) => ({ guest_mode: mode.id, ...modeJson(reports) })) };
   };
   if (sweep !== null) {
-    const results = withPageOfViolation(
-      opts.html,
-      () => sweep.points.map((point) => ({ point, byMode: simulateAll(point.profile, point) })),
-      pageOfViolation,
+    // One simulation per value, mode and kernel, in that order, on worker threads.
+    const jobs = sweep.points.flatMap((point) =>
+      plans.flatMap(({ mode, config: modeConfig }) =>
+        kernels.map((kernel) => {
+          const setting = `${sweep.parameter} ${point.label}`;
+          const name = [setting, ...(named ? [`-m ${mode.id}`] : []), kernel].join(" ");
+          const job: PoolJob = {
+            config: { ...modeConfig, kernel },
+            profile: point.profile,
+            ...(stageCount === TEST_STAGES.length ? {} : { stageCount }),
+            ...(checks === null ? {} : { checks }),
+            name,
+            weight: 1,
+            names: {
+              setting,
+              ...(named ? { guestMode: mode.id } : {}),
+              ...(kernels.length > 1 ? { kernel } : {}),
+            },
+          };
+          return { point, mode, job };
+        }),
+      ),
     );
+    // As many at once as there are cores and as fit in memory (each a run's peak); with checkers
+    // one at a time, in order, so that the violation reported is the first run's, as without --sweep.
+    const fit = Math.max(1, Math.floor(budget.bytes / need.bytes));
+    const workers =
+      checks !== null ? 1 : Math.min(availableParallelism(), MAX_SWEEP_WORKERS, jobs.length, fit);
+    const bar = simProgress(opts.json !== true, `0/${jobs.length} runs`);
+    let reports: SimReport[];
+    try {
+      reports = await withPageOfViolationAsync(
+        opts.html,
+        async () =>
+          (
+            await runPool(
+              jobs.map((j) => j.job),
+              jobs.map((_, i) => i),
+              workers,
+              {
+                onProgress: (overall, done) => bar?.update(overall, `${done}/${jobs.length} runs`),
+                // With checkers they finish in job order: the page of a violation shows those before it.
+                onDone: (i, { report }) =>
+                  completed.push({
+                    name: jobs[i]!.job.name,
+                    report,
+                    mode: jobs[i]!.mode,
+                    profile: jobs[i]!.point.profile,
+                  }),
+              },
+            )
+          ).map((r) => r.report),
+        pageOfViolation,
+      );
+    } finally {
+      bar?.stop();
+    }
+    // The page's runs in job order, whatever order they finished in.
+    completed.length = 0;
+    jobs.forEach(({ job, mode, point }, i) =>
+      completed.push({ name: job.name, report: reports[i]!, mode, profile: point.profile }),
+    );
+    const perValue = plans.length * kernels.length;
+    const results = sweep.points.map((point, v) => ({
+      point,
+      byMode: plans.map(({ mode }, m) => ({
+        mode,
+        reports: kernels.map((_, k) => reports[v * perValue + m * kernels.length + k]!),
+      })),
+    }));
     // An injected bug: whether each run reached it, as a run alone says.
     const bugLines = completed.flatMap(({ name, report }) => {
       const bug = report.injected_bug;

@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from "commander";
 import { CheckFailure } from "../check/violation.js";
 import { S2simError } from "../common/error.js";
 import { printable } from "../common/format.js";
-import { withJsonCheckFailure } from "./check.js";
+import { withJsonCheckFailure, withJsonCheckFailureAsync } from "./check.js";
 import { CPU_CHANGE_NAMES } from "./cpu.js";
 import { AnswerWithStatus } from "./exit-status.js";
 import { geometryCommand } from "./geometry.js";
@@ -285,7 +285,8 @@ export function buildProgram(out: (s: string) => void): Command {
     .option(
       "--sweep <name=values>",
       "run everything once per value of one profile parameter, e.g. host-fault=500ns,1us,2us (each value as " +
-        "--set takes it; at most 32), and print a table of each stage's time and what the fault path did per value " +
+        "--set takes it; at most 32; the runs share worker threads, one at a time with --check), and print a " +
+        "table of each stage's time and what the fault path did per value " +
         '(a sensitivity run; JSON: {"sweep", "runs": [one run\'s object per value]})',
     )
     .option(
@@ -300,8 +301,8 @@ export function buildProgram(out: (s: string) => void): Command {
         '(--kernel both: {"before", "after", "runs": [two of them], "comparison"}; several modes: ' +
         '{"guest_modes": [one of those per mode]}; a --check violation: {"check_failed": {...}}, exit status 1)',
     )
-    .action((opts: PageTableTestOptions) =>
-      out(withJsonCheckFailure(opts.json, () => pageTableTestCommand(opts))),
+    .action(async (opts: PageTableTestOptions) =>
+      out(await withJsonCheckFailureAsync(opts.json, () => pageTableTestCommand(opts))),
     );
 
   program

@@ -6,7 +6,6 @@
  * next to the published figures.
  */
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
 import { S2simError } from "../common/error.js";
 import { printable, sizeName } from "../common/format.js";
 import type { KernelVersion } from "../pgtable/kernel.js";
@@ -45,7 +44,7 @@ import {
   shortStage,
   writeHtml,
 } from "./html-report.js";
-import type { WorkerJob, WorkerMessage } from "./reproduce-worker.js";
+import { type PoolResult, runPool } from "./sim-pool.js";
 import { parseSweep, type Sweep, sweepJson, type SweepPoint, valueCell } from "./sweep.js";
 
 /** The command's options as commander hands them over. */
@@ -562,84 +561,28 @@ function expectedAccesses(size: number, large: number, vcpus: number): number {
 }
 
 /**
- * Runs every job on its own worker thread, at most `workers` at a time: those with the most vCPUs
+ * Runs every job on the worker pool, at most `workers` at a time: those with the most vCPUs
  * first, then the heaviest (by weight). Guest accesses say little of a run's host time: the
  * fast-forward and the access runs make most of the large-page runs' accesses nearly free, while
  * every access of a run with many vCPUs racing over small pages is simulated (BENCHMARKS.md,
  * sixth round: anonymous 1G x 80 took 64-90 s, hugetlb 20G x 40 18 s), so this starts the longest
- * first, and the last to start ends about when the others do. The runs are deterministic, so
- * scheduling changes only the host time; the reports come back in job order.
+ * first, and the last to start ends about when the others do. The reports come back in job order.
  */
 function runAll(
   jobs: readonly Job[],
   workers: number,
   onProgress: (overall: number, done: number) => void,
-): Promise<Array<{ report: SimReport; host_s: number }>> {
-  const total = jobs.reduce((a, j) => a + j.weight, 0);
-  const fractions = jobs.map(() => 0);
-  const reports: Array<{ report: SimReport; host_s: number } | undefined> = jobs.map(() => undefined);
-  const queue = jobs
+): Promise<PoolResult[]> {
+  const order = jobs
     .map((_, i) => i)
     .sort((a, b) => jobs[b]!.run.vcpus - jobs[a]!.run.vcpus || jobs[b]!.weight - jobs[a]!.weight || a - b);
-  const running = new Set<Worker>();
-  let done = 0;
-  let failed = false;
-  const report = (): void =>
-    onProgress(total > 0 ? jobs.reduce((a, j, i) => a + j.weight * fractions[i]!, 0) / total : 0, done);
-
-  return new Promise((resolve, reject) => {
-    const fail = (err: Error): void => {
-      if (failed) return;
-      failed = true;
-      for (const w of running) void w.terminate();
-      running.clear();
-      reject(err);
-    };
-    const startNext = (): void => {
-      const i = queue.shift();
-      if (i === undefined || failed) return;
-      const job: WorkerJob = { config: jobs[i]!.config, profile: jobs[i]!.profile };
-      const begun = performance.now();
-      const worker = new Worker(new URL("./reproduce-worker.js", import.meta.url), { workerData: job });
-      running.add(worker);
-      let finished = false;
-      worker.on("message", (m: WorkerMessage) => {
-        if (m.type === "progress") {
-          fractions[i] = m.fraction;
-          report();
-        } else if (m.type === "done") {
-          finished = true;
-          reports[i] = { report: m.report, host_s: (performance.now() - begun) / 1000 };
-          fractions[i] = 1;
-          done++;
-          report();
-        } else {
-          finished = true;
-          const what = `${jobs[i]!.run.cmdline} on ${jobs[i]!.kernel}`;
-          fail(
-            m.code !== null
-              ? new S2simError(m.code, m.message)
-              : Object.assign(new Error(`simulation of ${what} failed: ${m.message}`), {
-                  stack: m.stack ?? undefined,
-                }),
-          );
-        }
-      });
-      worker.on("error", (err) => fail(err));
-      worker.on("exit", (code) => {
-        running.delete(worker);
-        if (failed) return;
-        if (!finished) {
-          fail(new Error(`the worker simulating ${jobs[i]!.run.cmdline} exited with code ${code}`));
-          return;
-        }
-        if (done === jobs.length) resolve(reports as Array<{ report: SimReport; host_s: number }>);
-        else startNext();
-      });
-    };
-    report();
-    for (let k = 0; k < workers; k++) startNext();
-  });
+  const poolJobs = jobs.map((j) => ({
+    config: j.config,
+    profile: j.profile,
+    name: `${j.run.cmdline} on ${j.kernel}`,
+    weight: j.weight,
+  }));
+  return runPool(poolJobs, order, workers, { onProgress });
 }
 
 /** (before - after) / before */

@@ -14,12 +14,7 @@ it("packs the CLI, its bundled profiles and package.json (read for --version)", 
   const [pack] = JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>;
   const files = new Set(pack!.files.map((f) => f.path));
   const profiles = readdirSync(`${repoRoot()}/profiles`).map((f) => `profiles/${f}`);
-  for (const need of [
-    "package.json",
-    "dist/src/cli/main.js",
-    "dist/src/cli/reproduce-worker.js",
-    ...profiles,
-  ]) {
+  for (const need of ["package.json", "dist/src/cli/main.js", "dist/src/cli/sim-worker.js", ...profiles]) {
     assert.ok(files.has(need), `the package lacks ${need}`);
   }
 });
