@@ -65,8 +65,8 @@ import {
   timespec,
 } from "./options.js";
 import { type CpuChoice, cpuNotes, cpuVmOptions, parseCpu } from "./cpu.js";
-import { parseSweep, sweepJson, sweepText } from "./sweep.js";
-import { type PoolJob, runPool } from "./sim-pool.js";
+import { parseSweep, sweepJson, type SweepPoint, sweepText } from "./sweep.js";
+import { MAX_WORKERS, type PoolJob, runPool, workersThatFit } from "./sim-pool.js";
 import type { CheckName } from "../check/rules.js";
 import type { ReleaseOrder } from "../workloads/release-order.js";
 
@@ -111,9 +111,6 @@ interface ModeRuns {
   readonly mode: GuestMode;
   readonly reports: SimReport[];
 }
-
-/** At most this many worker threads for a --sweep's runs. */
-const MAX_SWEEP_WORKERS = 8;
 
 /** Attribution rows below this share are left out of the text table. */
 const MIN_SHARE = 0.001;
@@ -179,7 +176,8 @@ export async function pageTableTestCommand(opts: PageTableTestOptions): Promise<
   });
   // Refused before anything is allocated if it cannot fit (an unknown bug is reported first).
   checkInjection(opts.inject, kernels, cpu);
-  // The runs go one after the other, so the peak is that of the mode whose runs need the most.
+  // The runs go one after the other (a --sweep's share worker threads as far as memory allows: see
+  // there), so the peak is that of the mode whose runs need the most.
   // Estimating lays each mode's region out, which refuses one that does not fit the mode.
   const runs = modes.length * kernels.length;
   const needs = plans.flatMap(({ mode, config }) =>
@@ -305,15 +303,20 @@ export async function pageTableTestCommand(opts: PageTableTestOptions): Promise<
               ...(kernels.length > 1 ? { kernel } : {}),
             },
           };
-          return { point, mode, job };
+          return { point, mode, kernel, job };
         }),
       ),
     );
     // As many at once as there are cores and as fit in memory (each a run's peak); with checkers
     // one at a time, in order, so that the violation reported is the first run's, as without --sweep.
-    const fit = Math.max(1, Math.floor(budget.bytes / need.bytes));
     const workers =
-      checks !== null ? 1 : Math.min(availableParallelism(), MAX_SWEEP_WORKERS, jobs.length, fit);
+      checks !== null
+        ? 1
+        : workersThatFit(
+            jobs.map(() => need.bytes),
+            budget.bytes,
+            Math.min(availableParallelism(), MAX_WORKERS),
+          );
     const bar = simProgress(opts.json !== true, `0/${jobs.length} runs`);
     let reports: SimReport[];
     try {
@@ -348,12 +351,13 @@ export async function pageTableTestCommand(opts: PageTableTestOptions): Promise<
     jobs.forEach(({ job, mode, point }, i) =>
       completed.push({ name: job.name, report: reports[i]!, mode, profile: point.profile }),
     );
-    const perValue = plans.length * kernels.length;
-    const results = sweep.points.map((point, v) => ({
+    const reportOf = (point: SweepPoint, mode: GuestMode, kernel: KernelVersion): SimReport =>
+      reports[jobs.findIndex((j) => j.point === point && j.mode === mode && j.kernel === kernel)]!;
+    const results = sweep.points.map((point) => ({
       point,
-      byMode: plans.map(({ mode }, m) => ({
+      byMode: plans.map(({ mode }) => ({
         mode,
-        reports: kernels.map((_, k) => reports[v * perValue + m * kernels.length + k]!),
+        reports: kernels.map((kernel) => reportOf(point, mode, kernel)),
       })),
     }));
     // An injected bug: whether each run reached it, as a run alone says.

@@ -44,7 +44,7 @@ import {
   shortStage,
   writeHtml,
 } from "./html-report.js";
-import { type PoolResult, runPool } from "./sim-pool.js";
+import { MAX_WORKERS, type PoolResult, runPool, workersThatFit } from "./sim-pool.js";
 import { parseSweep, type Sweep, sweepJson, type SweepPoint, valueCell } from "./sweep.js";
 
 /** The command's options as commander hands them over. */
@@ -96,22 +96,22 @@ interface Job {
   readonly weight: number;
 }
 
-/** At most this many worker threads (one per simulation). */
-const MAX_WORKERS = 6;
-
 /**
  * How many of at most `workers` simulations may run at once: the most whose largest estimated
  * footprints fit in memory together. Refuses the runs before any starts if even the largest alone
  * does not fit (each worker thread has a heap of its own, so the heap limit bounds each run alone).
  */
-function workersThatFit(jobs: readonly Job[], workers: number, maxMemory?: string): number {
+function workersForJobs(jobs: readonly Job[], workers: number, maxMemory?: string): number {
   const needs = jobs
     .map((j) => pageTableTestFootprint(j.config, j.profile))
     .sort((a, b) => b.bytes - a.bytes);
   const budget = memoryBudget(maxMemory);
   const together = (n: number): number => needs.slice(0, n).reduce((a, f) => a + f.bytes, 0);
-  let n = workers;
-  while (n > 1 && together(n) > budget.bytes) n--;
+  const n = workersThatFit(
+    needs.map((f) => f.bytes),
+    budget.bytes,
+    workers,
+  );
   checkMemory(
     { bytes: together(n), heapBytes: Math.max(...needs.map((f) => f.heapBytes)) },
     budget,
@@ -463,7 +463,7 @@ export async function simulateReproduce(
   if (scaledWarning !== null) hooks.onWarning?.(scaledWarning);
 
   // As many at once as there are cores, and as fit in memory.
-  const workers = workersThatFit(
+  const workers = workersForJobs(
     jobs,
     Math.min(availableParallelism(), MAX_WORKERS, jobs.length),
     opts.maxMemory,

@@ -1,6 +1,7 @@
 /**
  * Worker thread of the simulation pool (sim-pool.ts): runs one simulated selftest and posts back
- * its progress and its SimReport. Started with new URL("./sim-worker.js", import.meta.url).
+ * its progress and its SimReport, or its error (a checker's violation as data, thrown again by
+ * the pool). Started with new URL("./sim-worker.js", import.meta.url).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { CheckName } from "../check/rules.js";

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { workersThatFit } from "../../src/cli/sim-pool.js";
 import { s2sim } from "./run.js";
 
 const RUN = ["page-table-test", "-s", "anonymous_thp", "-b", "4M", "-v", "4"];
@@ -115,6 +116,24 @@ describe("page-table-test --sweep", { timeout: 120_000 }, () => {
         new RegExp(`^exit ${value} v5\\.14: injected bug no-break: this run never reached`, "m"),
       );
     }
+  });
+
+  it("reports the first failing run in job order, named, whichever worker fails first", async () => {
+    // Both runs pass the engine's exact time limit; the 1000 ms one gets there sooner on the host.
+    const r = await s2sim("page-table-test", "-b", "64M", "-v", "2", "--sweep", "exit=600ms,1000ms");
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^s2sim: exit 600 ms v5\.14: KVM_CREATE_MAPPINGS passed the 2\.5 simulated hours [^\n]*\n$/,
+    );
+  });
+
+  it("runs as many at once as the memory holds, at least one", () => {
+    assert.equal(workersThatFit([100, 100, 100], 250, 6), 2);
+    assert.equal(workersThatFit([100, 100, 100], 1000, 2), 2);
+    assert.equal(workersThatFit([300, 100], 350, 6), 1);
+    assert.equal(workersThatFit([300], 10, 6), 1);
+    assert.equal(workersThatFit([50, 300, 60], 370, 6), 2);
   });
 
   it("refuses what is not a sweep with one line", async () => {
