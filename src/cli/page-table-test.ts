@@ -201,7 +201,22 @@ export async function pageTableTestCommand(opts: PageTableTestOptions): Promise<
   // A page that could not be written is refused before the simulations, not after (nor passed by
   // a dry run).
   if (opts.html !== undefined) checkHtmlPath(opts.html, profileInput(opts.profile));
-  if (opts.dryRun === true) return dryRun(what, need, budget, problem, opts.json === true);
+  // A sweep's runs share worker threads: as many at once as the cores and the memory allow (each
+  // needs a run's peak); with checkers one at a time, in order, so that the violation reported is
+  // the first run's, as without --sweep.
+  const sweepRuns = sweep === null ? 0 : sweep.points.length * plans.length * kernels.length;
+  const sweepWorkers =
+    sweep === null || checks !== null
+      ? 1
+      : workersThatFit(
+          Array.from({ length: sweepRuns }, () => need.bytes),
+          budget.bytes,
+          Math.min(availableParallelism(), MAX_WORKERS),
+        );
+  if (opts.dryRun === true) {
+    const pool = sweep === null ? null : { runs: sweepRuns, workers: sweepWorkers };
+    return dryRun(what, need, budget, problem, opts.json === true, pool);
+  }
   if (problem !== null) throw new S2simError("too-large", problem);
   const textContext = { opts, profile, cpu, releaseOrder, seed, pageSize, checks };
   const warnings = [
@@ -307,16 +322,7 @@ export async function pageTableTestCommand(opts: PageTableTestOptions): Promise<
         }),
       ),
     );
-    // As many at once as there are cores and as fit in memory (each a run's peak); with checkers
-    // one at a time, in order, so that the violation reported is the first run's, as without --sweep.
-    const workers =
-      checks !== null
-        ? 1
-        : workersThatFit(
-            jobs.map(() => need.bytes),
-            budget.bytes,
-            Math.min(availableParallelism(), MAX_WORKERS),
-          );
+    const workers = sweepWorkers;
     const bar = simProgress(opts.json !== true, `0/${jobs.length} runs`);
     let reports: SimReport[];
     try {
@@ -645,25 +651,38 @@ function smallerRun(
  * `problem` that would refuse it (null: none). A run that would be refused is answered with exit
  * status 1 ({@link AnswerWithStatus}).
  */
+/** A `--sweep`'s simulations and how many would run at once (worker threads). */
+interface SweepPool {
+  readonly runs: number;
+  readonly workers: number;
+}
+
 function dryRun(
   what: string,
   need: Footprint,
   budget: MemoryBudget,
   problem: string | null,
   json: boolean,
+  pool: SweepPool | null,
 ): string {
   const fits = problem === null;
-  const text = json ? dryRunJson(need, budget, problem) : dryRunText(what, need, budget, problem);
+  const text = json ? dryRunJson(need, budget, problem, pool) : dryRunText(what, need, budget, problem, pool);
   // The answer "it would be refused" is exit status 1: a script can test it (the run itself exits 2).
   if (!fits) throw new AnswerWithStatus(text, 1);
   return text;
 }
 
 /** `--dry-run --json`'s object; `refused` says why when it would not fit (null when it would). */
-function dryRunJson(need: Footprint, budget: MemoryBudget, problem: string | null): string {
+function dryRunJson(
+  need: Footprint,
+  budget: MemoryBudget,
+  problem: string | null,
+  pool: SweepPool | null,
+): string {
   return JSON.stringify(
     {
       dry_run: true,
+      ...(pool === null ? {} : { sweep_runs: pool.runs, sweep_workers: pool.workers }),
       estimated_bytes: Math.round(need.bytes),
       estimated_heap_bytes: Math.round(need.heapBytes),
       budget_bytes: budget.bytes,
@@ -678,11 +697,22 @@ function dryRunJson(need: Footprint, budget: MemoryBudget, problem: string | nul
 }
 
 /** `--dry-run`'s text. */
-function dryRunText(what: string, need: Footprint, budget: MemoryBudget, problem: string | null): string {
+function dryRunText(
+  what: string,
+  need: Footprint,
+  budget: MemoryBudget,
+  problem: string | null,
+  pool: SweepPool | null,
+): string {
   const fits = problem === null;
   return [
     `${what}: the options are valid; not run (--dry-run)`,
-    `estimated peak memory: about ${humanBytes(need.bytes)} (JavaScript heap ${humanBytes(need.heapBytes)})`,
+    `estimated peak memory: about ${humanBytes(need.bytes)}${pool === null ? "" : " a run"} ` +
+      `(JavaScript heap ${humanBytes(need.heapBytes)})` +
+      (pool === null
+        ? ""
+        : `; the sweep's ${pool.runs} runs would go ${pool.workers} at a time, ` +
+          `about ${humanBytes(need.bytes * pool.workers)} together`),
     `budget: ${humanBytes(budget.bytes)} (${budget.source}); heap limit ${humanBytes(heapLimit())}`,
     fits ? "it would run" : `it would be refused: ${problem}`,
   ].join("\n");

@@ -128,6 +128,19 @@ describe("page-table-test --sweep", { timeout: 120_000 }, () => {
     );
   });
 
+  it("says in a dry run how many runs it would make and how many at once", async () => {
+    const r = await s2sim(...RUN, "--kernel", "both", "--sweep", "exit=1us,2us,3us", "--dry-run", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { sweep_runs: number; sweep_workers: number };
+    assert.equal(j.sweep_runs, 6);
+    assert.ok(j.sweep_workers >= 1 && j.sweep_workers <= 6);
+    const checked = await s2sim(...RUN, "--sweep", "exit=1us,2us", "--check", "--dry-run");
+    assert.match(
+      checked.stdout,
+      /^estimated peak memory: about [\d.]+ MiB a run \(JavaScript heap [^)]*\); the sweep's 2 runs would go 1 at a time, /m,
+    );
+  });
+
   it("runs as many at once as the memory holds, at least one", () => {
     assert.equal(workersThatFit([100, 100, 100], 250, 6), 2);
     assert.equal(workersThatFit([100, 100, 100], 1000, 2), 2);
