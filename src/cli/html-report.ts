@@ -310,13 +310,17 @@ export interface HtmlReproduceSweep {
 
 /** Each row's deviation from its published time against the value swept, with the acceptance band. */
 function deviationChart(sweep: HtmlReproduceSweep): ChartConfiguration<"line"> {
+  const axis = sweepAxis(sweep.parameter, sweep.values);
   const band = (label: string, y: number): (typeof datasets)[number] => ({
     label,
     borderColor: "#888",
     backgroundColor: "#888",
     borderDash: [6, 4],
     pointRadius: 0,
-    data: sweep.values.map(() => y),
+    data: sweepPoints(
+      axis,
+      sweep.values.map(() => y),
+    ),
   });
   const datasets = sweep.lines.map((line, i) => ({
     label: line.label,
@@ -324,12 +328,15 @@ function deviationChart(sweep: HtmlReproduceSweep): ChartConfiguration<"line"> {
     backgroundColor: colour(i),
     borderDash: [] as number[],
     pointRadius: 3,
-    data: line.deviations.map((d) => fiveFigures(100 * d)),
+    data: sweepPoints(
+      axis,
+      line.deviations.map((d) => fiveFigures(100 * d)),
+    ),
   }));
   return {
     type: "line",
     data: {
-      labels: [...sweep.values],
+      ...(axis.numbers === null ? { labels: [...sweep.values] } : {}),
       datasets: [
         ...datasets,
         band(`+${100 * sweep.band} %`, 100 * sweep.band),
@@ -347,7 +354,7 @@ function deviationChart(sweep: HtmlReproduceSweep): ChartConfiguration<"line"> {
         },
       },
       scales: {
-        x: { title: { display: true, text: sweep.parameter } },
+        x: sweepScale(axis),
         y: { title: { display: true, text: "(simulated - published) / published, %" } },
       },
     },
@@ -564,19 +571,61 @@ export interface HtmlSweep {
 }
 
 /** Each stage's time against the swept parameter's value, a line per run and stage. */
+/**
+ * A sweep's x axis: when every value is a number in one unit ("500 ns", "2000 ns"), a linear axis
+ * in that unit, the points in increasing order; else the values as categories, in the order given.
+ */
+interface SweepAxis {
+  /** The x of each value (its number), or null for categories. */
+  readonly numbers: readonly number[] | null;
+  readonly title: string;
+  /** The value indexes in the order the lines pass them. */
+  readonly order: readonly number[];
+}
+
+function sweepAxis(parameter: string, values: readonly string[]): SweepAxis {
+  const parsed = values.map((v) => /^(\S+) (\S+)$/.exec(v));
+  const unit = parsed[0]?.[2];
+  const numbers = parsed.map((m) => (m !== null && m[2] === unit ? Number(m[1]) : Number.NaN));
+  if (unit === undefined || numbers.some((n) => !Number.isFinite(n))) {
+    return { numbers: null, title: parameter, order: values.map((_, i) => i) };
+  }
+  const order = values.map((_, i) => i).sort((a, b) => numbers[a]! - numbers[b]!);
+  return { numbers, title: `${parameter} (${unit})`, order };
+}
+
+/** A line's points over a sweep's values: {x, y} on a numeric axis, else y per category. */
+function sweepPoints(
+  axis: SweepAxis,
+  ys: readonly (number | null)[],
+): Array<number | null | { x: number; y: number | null }> {
+  return axis.numbers === null ? [...ys] : axis.order.map((i) => ({ x: axis.numbers![i]!, y: ys[i]! }));
+}
+
+/** The x scale of a sweep's chart. */
+function sweepScale(axis: SweepAxis): Record<string, unknown> {
+  return axis.numbers === null
+    ? { title: { display: true, text: axis.title } }
+    : { type: "linear", title: { display: true, text: axis.title } };
+}
+
 function sweepChart(sweep: HtmlSweep): ChartConfiguration<"line"> {
   const times = sweep.lines.flatMap((l) => l.seconds).filter((t) => t > 0);
   // Stages of very different lengths share the chart on a log axis (which has no 0).
   const log = times.length > 0 && Math.max(...times) > 50 * Math.min(...times);
+  const axis = sweepAxis(sweep.parameter, sweep.values);
   return {
     type: "line",
     data: {
-      labels: [...sweep.values],
+      ...(axis.numbers === null ? { labels: [...sweep.values] } : {}),
       datasets: sweep.lines.map((line, i) => ({
         label: line.label,
         borderColor: colour(i),
         backgroundColor: colour(i),
-        data: line.seconds.map((t) => (log && t <= 0 ? null : fiveFigures(t))),
+        data: sweepPoints(
+          axis,
+          line.seconds.map((t) => (log && t <= 0 ? null : fiveFigures(t))),
+        ),
       })),
     },
     options: {
@@ -585,7 +634,7 @@ function sweepChart(sweep: HtmlSweep): ChartConfiguration<"line"> {
         title: { display: true, text: `Stage time against ${sweep.parameter}, seconds (model prediction)` },
       },
       scales: {
-        x: { title: { display: true, text: sweep.parameter } },
+        x: sweepScale(axis),
         y: log
           ? { type: "logarithmic", title: { display: true, text: "seconds (log scale)" } }
           : { beginAtZero: true, title: { display: true, text: "seconds" } },

@@ -62,16 +62,29 @@ describe("page-table-test --sweep", { timeout: 120_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), "s2sim-sweep-"));
     try {
       const file = join(dir, "sweep.html");
-      const r = await s2sim(...RUN, "-m", "4", "-m", "2", "--sweep", "exit=0.5us,1us,2us", "--html", file);
+      const r = await s2sim(...RUN, "-m", "4", "-m", "2", "--sweep", "exit=2us,0.5us,1us", "--html", file);
       assert.equal(r.code, 0, r.stderr);
       const charts = [
         ...readFileSync(file, "utf8").matchAll(/^new Chart\(document\.getElementById\("(\w+)"\), (.*)\);$/gm),
       ];
       assert.equal(charts[0]![1], "sweep");
       const line = JSON.parse(charts[0]![2]!) as {
-        data: { labels: string[]; datasets: Array<{ label: string; data: number[] }> };
+        data: {
+          labels?: string[];
+          datasets: Array<{ label: string; data: Array<{ x: number; y: number }> }>;
+        };
+        options: { scales: { x: { type?: string; title: { text: string } } } };
       };
-      assert.deepEqual(line.data.labels, ["0.5 us", "1 us", "2 us"]);
+      // Values in one unit: a numeric axis in it, the points in increasing order.
+      assert.equal(line.data.labels, undefined);
+      assert.deepEqual(line.options.scales.x, {
+        type: "linear",
+        title: { display: true, text: "exit (us)" },
+      });
+      assert.deepEqual(
+        line.data.datasets[0]!.data.map((p) => p.x),
+        [0.5, 1, 2],
+      );
       assert.deepEqual(
         line.data.datasets.map((d) => [d.label, d.data.length]),
         ["-m 2 v5.14 CREATE", "-m 2 v5.14 UPDATE", "-m 2 v5.14 ADJUST", "-m 4 v5.14 CREATE"]
@@ -80,7 +93,7 @@ describe("page-table-test --sweep", { timeout: 120_000 }, () => {
       );
       // The other charts have a bar per run: each named by its value.
       const times = JSON.parse(charts[1]![2]!) as { data: { datasets: Array<{ label: string }> } };
-      assert.equal(times.data.datasets[0]!.label, "exit 0.5 us -m 2 v5.14");
+      assert.equal(times.data.datasets[0]!.label, "exit 2 us -m 2 v5.14");
       assert.equal(times.data.datasets.length, 6);
     } finally {
       rmSync(dir, { recursive: true, force: true });
