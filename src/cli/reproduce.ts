@@ -356,6 +356,11 @@ export function reproduceSweepText(r: ReproduceRun, sweep: Sweep): string {
       renderText(v.rows, { ...base, headless: true, reports: jobReports(v.jobs) }),
     ]),
     "",
+    // The notes on the published figures, once for every value.
+    ...(() => {
+      const notes = publishedNotes(r.runs);
+      return [...notes.lines, ...notes.after];
+    })(),
     hostTimeLine(r.host_s, simulations, r.workers),
   ].join("\n");
 }
@@ -661,7 +666,7 @@ export interface RenderContext {
   seed?: number;
   /** Each simulation's report, for the table of what the stages did (left out without them). */
   reports?: ReadonlyArray<{ src: string; kernel: KernelVersion; report: SimReport }>;
-  /** Without the heading (the machine, the published source, the notation): a sweep's values, under one. */
+  /** Without the heading and the notes on the published figures: a sweep's values, which print them once. */
   headless?: boolean;
 }
 
@@ -695,6 +700,42 @@ function heading(ctx: RenderContext): string[] {
   return out;
 }
 
+/** The notes on the published figures a table of command lines `runs` needs. */
+interface PublishedNotes {
+  /** A footnote's mark per stage whose printed gain is not its times' ("anonymous_thp KVM_CREATE_MAPPINGS"). */
+  readonly marks: ReadonlyMap<string, string>;
+  /** Those footnotes, under the table. */
+  readonly lines: readonly string[];
+  /** What closes the report: the simulated stage without a published figure. */
+  readonly after: readonly string[];
+}
+
+function publishedNotes(runs: readonly PublishedRun[]): PublishedNotes {
+  const marks = new Map<string, string>();
+  const lines: string[] = [];
+  for (const run of runs) {
+    for (const p of run.stages) {
+      const pubGain = gain(p.before_s, p.after_s);
+      // Printed to the cover letter's precision, its figure and its times' differ.
+      if (pct(pubGain) !== pct(p.gain_pct / 100)) {
+        const mark = "*".repeat(lines.length + 1);
+        marks.set(`${run.src} ${p.stage}`, mark);
+        lines.push(
+          `${mark} the cover letter prints ${pct(p.gain_pct / 100)} for ${run.src} ${p.label}; ` +
+            `its own times give ${pct(pubGain)}, used here.`,
+        );
+      }
+    }
+  }
+  const after = runs.some((r) => r.src === "anonymous")
+    ? [
+        "The anonymous run's KVM_ADJUST_MAPPINGS is simulated too but has no published figure " +
+          "(see s2sim page-table-test -s anonymous).",
+      ]
+    : [];
+  return { marks, lines, after };
+}
+
 /** The text report (exported for tests). */
 export function renderText(rows: readonly ReproduceRow[], ctx: RenderContext): string {
   const runs = ctx.runs ?? PUBLISHED;
@@ -716,7 +757,7 @@ export function renderText(rows: readonly ReproduceRow[], ctx: RenderContext): s
       "diff",
     ],
   ];
-  const notes: string[] = [];
+  const notes = publishedNotes(runs);
   const { times, timesOut, gains, gainsOut, anonUpdateGain } = verdict(rows, runs);
   for (const run of runs) {
     run.stages.forEach((p, k) => {
@@ -729,15 +770,7 @@ export function renderText(rows: readonly ReproduceRow[], ctx: RenderContext): s
       const scaledMem = find(src.before).mem;
       const cmd = k > 0 ? "" : run.mem === scaledMem ? run.cmdline : `${run.cmdline} [-b ${scaledMem}]`;
       const diff = simGain - pubGain;
-      let mark = "";
-      // Printed to the cover letter's precision, its figure and its times' differ.
-      if (pct(pubGain) !== pct(p.gain_pct / 100)) {
-        mark = "*".repeat(notes.length + 1);
-        notes.push(
-          `${mark} the cover letter prints ${pct(p.gain_pct / 100)} for ${run.src} ${p.label}; ` +
-            `its own times give ${pct(pubGain)}, used here.`,
-        );
-      }
+      const mark = notes.marks.get(`${run.src} ${p.stage}`) ?? "";
       table.push([
         cmd,
         p.label,
@@ -757,9 +790,9 @@ export function renderText(rows: readonly ReproduceRow[], ctx: RenderContext): s
   if (ctx.reports !== undefined) out.push("", ...mechanismTable(runs, ctx.reports));
   const outside = (list: readonly string[]): string =>
     list.length > 0 ? ` (outside: ${list.join(", ")})` : "";
-  out.push(
-    "",
-    ...notes,
+  const tail = [
+    // A sweep prints them once, after its values.
+    ...(ctx.headless === true ? [] : notes.lines),
     ...(ctx.scaledWarning
       ? []
       : ctx.cpu !== undefined && ctx.cpu.changes.length > 0
@@ -781,13 +814,9 @@ export function renderText(rows: readonly ReproduceRow[], ctx: RenderContext): s
                     `${pct(anonUpdateGain)}${anonUpdateGain < ANON_UPDATE_GAIN_MAX ? "" : " (not below)"}`,
                 ]),
           ]),
-    ...(runs.some((r) => r.src === "anonymous")
-      ? [
-          "The anonymous run's KVM_ADJUST_MAPPINGS is simulated too but has no published figure " +
-            "(see s2sim page-table-test -s anonymous).",
-        ]
-      : []),
+    ...(ctx.headless === true ? [] : notes.after),
     ...(ctx.host_s === undefined ? [] : [hostTimeLine(ctx.host_s, 2 * runs.length, ctx.workers)]),
-  );
+  ];
+  if (tail.length > 0) out.push("", ...tail);
   return out.join("\n");
 }

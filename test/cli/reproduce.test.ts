@@ -159,6 +159,11 @@ describe("s2sim reproduce", () => {
         assert.match(text.stdout, /^=== lock-handoff 0\.9 us ===$/m);
         assert.match(text.stdout, /^=== lock-handoff 1100 ns \(profile\) ===$/m);
         assert.equal(text.stdout.split("\ns2sim reproduce: ").length, 1, "one heading");
+        // The notes on the published figures come once, after the values.
+        assert.equal(text.stdout.split("\n* the cover letter prints ").length, 2);
+        assert.ok(
+          text.stdout.indexOf("\n* the cover letter prints ") > text.stdout.lastIndexOf("=== lock-handoff"),
+        );
         assert.match(text.stdout, /^host time: [\d.]+ s for 4 simulations on \d worker thread\(s\)$/m);
         const chart = /^new Chart\(document\.getElementById\("deviations"\), (.*)\);$/m.exec(
           readFileSync(file, "utf8"),
