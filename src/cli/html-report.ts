@@ -276,6 +276,16 @@ function htmlPage(
   ].join("\n");
 }
 
+/** What a reproduce page opens with: the published runs it compares with, escaped. */
+function reproduceIntro(): string {
+  const src = PUBLISHED_SOURCE;
+  return (
+    `The kvm_page_table_test runs of ${escapeHtml(src.author)}'s cover letter "${escapeHtml(src.title)}" ` +
+    `(${escapeHtml(src.list)}, ${escapeHtml(src.date)}), before (${src.before}) and after (${src.after}) ` +
+    `the series; the published figures were measured on a ${escapeHtml(src.machine)}.`
+  );
+}
+
 /**
  * reproduce's page: the charts of `rows`, `warnings` (what makes the figures other than the
  * profile's predictions for the published command lines: --mem-scale, --set, --cpu) and the text
@@ -286,12 +296,9 @@ export function reproduceHtml(
   text: string,
   warnings: readonly string[] = [],
 ): string {
-  const src = PUBLISHED_SOURCE;
   return htmlPage(
     "s2sim reproduce",
-    `The kvm_page_table_test runs of ${escapeHtml(src.author)}'s cover letter "${escapeHtml(src.title)}" ` +
-      `(${escapeHtml(src.list)}, ${escapeHtml(src.date)}), before (${src.before}) and after (${src.after}) ` +
-      `the series; the published figures were measured on a ${escapeHtml(src.machine)}.`,
+    reproduceIntro(),
     warnings,
     [["times", timesChart(rows)], ["gains", gainsChart(rows)], ...optional("cleaned", cleanedChart(rows))],
     text,
@@ -367,12 +374,9 @@ export function reproduceSweepHtml(
   text: string,
   warnings: readonly string[] = [],
 ): string {
-  const src = PUBLISHED_SOURCE;
   return htmlPage(
     "s2sim reproduce --sweep",
-    `The kvm_page_table_test runs of ${escapeHtml(src.author)}'s cover letter "${escapeHtml(src.title)}", ` +
-      `simulated once per value of ${escapeHtml(sweep.parameter)}; the published figures were measured on a ` +
-      `${escapeHtml(src.machine)}.`,
+    `${reproduceIntro()} Simulated once per value of ${escapeHtml(sweep.parameter)}.`,
     warnings,
     [["deviations", deviationChart(sweep)]],
     text,

@@ -322,7 +322,6 @@ export async function pageTableTestCommand(opts: PageTableTestOptions): Promise<
         }),
       ),
     );
-    const workers = sweepWorkers;
     const bar = simProgress(opts.json !== true, `0/${jobs.length} runs`);
     let reports: SimReport[];
     try {
@@ -333,7 +332,7 @@ export async function pageTableTestCommand(opts: PageTableTestOptions): Promise<
             await runPool(
               jobs.map((j) => j.job),
               jobs.map((_, i) => i),
-              workers,
+              sweepWorkers,
               {
                 onProgress: (overall, done) => bar?.update(overall, `${done}/${jobs.length} runs`),
                 // With checkers they finish in job order: the page of a violation shows those before it.
@@ -376,10 +375,7 @@ export async function pageTableTestCommand(opts: PageTableTestOptions): Promise<
     const text = [
       sweepText(
         sweep,
-        results.map(({ point, byMode }) => ({
-          point,
-          byMode: byMode.map(({ mode, reports }) => ({ mode: mode.id, reports })),
-        })),
+        results,
         sweepHeading({ ...textContext, modes, memBytes: config.memBytes, vcpus, backing: config.backing }),
       ),
       ...(bugLines.length === 0 ? [] : [bugLines.join("\n")]),

@@ -308,6 +308,7 @@ function jobReports(
 export function reproduceSweepText(r: ReproduceRun, sweep: Sweep): string {
   const values = sweptValues(r);
   const simulations = values.reduce((a, v) => a + v.jobs.length, 0);
+  const notes = publishedNotes(r.runs);
   const base = {
     runs: r.runs,
     machine: r.profile.machine,
@@ -357,10 +358,8 @@ export function reproduceSweepText(r: ReproduceRun, sweep: Sweep): string {
     ]),
     "",
     // The notes on the published figures, once for every value.
-    ...(() => {
-      const notes = publishedNotes(r.runs);
-      return [...notes.lines, ...notes.after];
-    })(),
+    ...notes.lines,
+    ...notes.after,
     hostTimeLine(r.host_s, simulations, r.workers),
   ].join("\n");
 }

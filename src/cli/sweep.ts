@@ -135,7 +135,10 @@ export function valueCell(point: SweepPoint): string {
 /** The runs of one value of a sweep: per guest mode, the reports of its kernels. */
 export interface SweepResult {
   readonly point: SweepPoint;
-  readonly byMode: ReadonlyArray<{ readonly mode: number; readonly reports: readonly SimReport[] }>;
+  readonly byMode: ReadonlyArray<{
+    readonly mode: { readonly id: number };
+    readonly reports: readonly SimReport[];
+  }>;
 }
 
 /** A stage's guest aborts (every kind and level, S1PTW faults included). */
@@ -157,7 +160,7 @@ export function sweepText(sweep: Sweep, results: readonly SweepResult[], heading
         for (const stage of report.stages) {
           rows.push([
             valueCell(r.point),
-            ...(modes ? [String(mode)] : []),
+            ...(modes ? [String(mode.id)] : []),
             report.kernel,
             stage.name,
             seconds(stage.simulated_s),
@@ -207,7 +210,7 @@ export function sweepText(sweep: Sweep, results: readonly SweepResult[], heading
           const a = after.stages[i]!;
           gains.push([
             valueCell(r.point),
-            ...(modes ? [String(mode)] : []),
+            ...(modes ? [String(mode.id)] : []),
             b.name,
             seconds(b.simulated_s),
             seconds(a.simulated_s),
